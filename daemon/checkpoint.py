@@ -1,0 +1,54 @@
+"""One checkpoint format and one loader, for the CLI, the daemon and the tests.
+
+A checkpoint holds only tensors and plain data so it loads with `weights_only=True`
+(no pickled code runs on load), and carries everything needed to rebuild the model:
+its config, the vocabulary (MidiTok's tokenizer JSON included) and how it was trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from daemon.model import DrumTransformer, ModelConfig
+from daemon.vocab import Vocabulary
+
+FORMAT_VERSION = 1
+BUNDLED = Path(__file__).resolve().parent / "checkpoints" / "drumigen-gmd.pt"
+
+
+def save(path: Path, model: DrumTransformer, vocab: Vocabulary, meta: dict, optimizer=None) -> None:
+    state = {
+        "format_version": FORMAT_VERSION,
+        "model_config": asdict(model.config),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "vocab": vocab.to_dict(),
+        "meta": meta,
+    }
+    if optimizer is not None:
+        state["optimizer"] = optimizer.state_dict()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)  # never leave a half-written checkpoint behind
+
+
+def load_state(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    version = state.get("format_version") if isinstance(state, dict) else None
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path} has checkpoint format {version!r}; this MidiDrumiGen reads {FORMAT_VERSION}")
+    return state
+
+
+def load(path: Path, device: str | torch.device = "cpu") -> tuple[DrumTransformer, Vocabulary, dict]:
+    """The model in eval mode on `device`, its vocabulary and its training metadata."""
+    state = load_state(path)
+    model = DrumTransformer(ModelConfig(**state["model_config"]))
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    return model, Vocabulary.from_dict(state["vocab"]), state["meta"]

@@ -1,0 +1,75 @@
+"""Drum-kit pitch maps: what the model plays in, and what a user's instrument expects.
+
+GMD was recorded on a Roland TD-11. Its pitches mostly coincide with General MIDI; the
+exceptions are the hi-hat edge zones (22, 26) and the floor-tom rim (58), which GM and
+Live's drum racks do not have. The model therefore plays in a canonical GM kit, and a
+request may ask for the TD-11 layout back or for a user's own map.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+# TD-11 pitch -> canonical GM pitch. Pitches not listed pass through unchanged.
+GMD_TO_GM = {22: 42, 26: 46, 58: 43}
+
+# The pieces the canonical kit uses, with names a musician knows (for `show` and docs).
+PIECE_NAMES = {
+    36: "kick",
+    37: "side stick",
+    38: "snare",
+    40: "snare rim",
+    42: "closed hat",
+    44: "pedal hat",
+    46: "open hat",
+    43: "floor tom",
+    45: "low tom",
+    47: "mid tom",
+    48: "high-mid tom",
+    50: "high tom",
+    49: "crash",
+    57: "crash 2",
+    55: "splash",
+    52: "china",
+    51: "ride",
+    53: "ride bell",
+    59: "ride 2",
+}
+
+# After canonicalisation every piece sits where both GM and the TD-11 put it, so "gm" is
+# also the dataset's layout; other layouts (a user's Drum Rack) come as JSON maps.
+BUILTIN_MAPS = {"gm": {}}
+
+
+def to_canonical(pitch: int) -> int:
+    return GMD_TO_GM.get(pitch, pitch)
+
+
+def load_map(spec: str | dict) -> dict[int, int]:
+    """A kit map by built-in name, JSON file path, or inline {gm_pitch: target_pitch} map."""
+    if isinstance(spec, dict):
+        raw = spec
+    elif spec in BUILTIN_MAPS:
+        return BUILTIN_MAPS[spec]
+    else:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ValueError(f"unknown kit map {spec!r}: use 'gm' or a JSON file path")
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"kit map {path} is not valid JSON: {exc}") from None
+        raw = raw.get("map", raw) if isinstance(raw, dict) else raw
+    if not isinstance(raw, dict):
+        raise ValueError("a kit map must be a JSON object of {gm_pitch: target_pitch}")
+    mapping = {}
+    for key, value in raw.items():
+        try:
+            source, target = int(key), int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"kit map entry {key!r}: {value!r} is not pitch: pitch") from None
+        if not (0 <= source <= 127 and 0 <= target <= 127):
+            raise ValueError(f"kit map entry {key}: {value} is outside MIDI pitches 0..127")
+        mapping[source] = target
+    return mapping

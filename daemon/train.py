@@ -1,0 +1,178 @@
+"""Training, top to bottom: data, model, AdamW with warm-up and cosine decay, validation, checkpoints.
+
+Single process on CPU or one GPU: `drumigen train`. Several GPUs: the same command under
+torchrun (`torchrun --nproc_per_node=N -m daemon.cli train ...`); DDP is switched on by the
+environment torchrun sets, and only rank 0 evaluates and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from daemon import checkpoint
+from daemon.data import DEFAULT_DATA, WindowSampler, collate, evaluation_windows, load_dataset
+from daemon.model import DrumTransformer, ModelConfig
+from daemon.vocab import Vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    data: Path = DEFAULT_DATA
+    out: Path = Path("runs/gmd/model.pt")
+    cache_dir: Path = Path(".cache")
+    limit_files: int | None = None  # per split; for tests and smoke runs
+    # model
+    n_layer: int = 3
+    n_head: int = 4
+    n_embd: int = 256
+    block_size: int = 384
+    dropout: float = 0.1
+    # optimisation
+    steps: int = 1300
+    batch_size: int = 16
+    lr: float = 1.5e-3
+    min_lr: float = 1e-4
+    warmup: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    # bookkeeping
+    eval_every: int = 200
+    eval_windows: int | None = None  # None: every validation window
+    seed: int = 1337
+    device: str = "auto"
+    resume: Path | None = None
+    threads: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min((step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1), 1.0)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: DrumTransformer, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
+
+
+@torch.no_grad()
+def evaluate(model: DrumTransformer, windows: list[list[int]], vocab: Vocabulary, cfg: TrainConfig,
+             device: torch.device) -> dict:
+    """Validation NLL in nats, per token and per note (a note is a PitchDrum target)."""
+    model.eval()
+    pitch_ids = torch.tensor([i for i, n in enumerate(vocab.names) if n.startswith("PitchDrum_")], device=device)
+    total, tokens, notes = 0.0, 0, 0
+    for i in range(0, len(windows), cfg.batch_size):
+        x, y = collate(windows[i : i + cfg.batch_size], cfg.block_size, vocab.pad)
+        x, y = x.to(device), y.to(device)
+        with autocast(device):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1), ignore_index=-1, reduction="sum")
+        total += loss.item()
+        tokens += (y != -1).sum().item()
+        notes += torch.isin(y, pitch_ids).sum().item()
+    model.train()
+    return {"nll_token": total / max(tokens, 1), "nll_note": total / max(notes, 1), "tokens": tokens}
+
+
+def autocast(device: torch.device):
+    # bf16 on CUDA halves memory traffic; CPU autocast would only slow this small model down.
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def train(cfg: TrainConfig) -> dict:
+    ddp = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    rank = int(os.environ.get("RANK", "0"))
+    if ddp:
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device(f"cuda:{local}") if torch.cuda.is_available() else torch.device("cpu")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+    else:
+        device = pick_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    random.seed(cfg.seed + rank)
+    torch.manual_seed(cfg.seed + rank)
+
+    started = time.time()
+    vocab, performances = load_dataset(Path(cfg.data), Path(cfg.cache_dir), cfg.limit_files)
+    train_set = [p for p in performances if p.split == "train"]  # the test split is never read here
+    val_windows = evaluation_windows([p for p in performances if p.split == "validation"], vocab, cfg.block_size)
+    if cfg.eval_windows:
+        val_windows = random.Random(0).sample(val_windows, min(cfg.eval_windows, len(val_windows)))
+    sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank)
+    log.info("data: %d train performances, %d validation windows, vocabulary %d (%.1fs)",
+             len(train_set), len(val_windows), len(vocab), time.time() - started)
+
+    model_config = ModelConfig(len(vocab), cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout)
+    model = DrumTransformer(model_config).to(device)
+    optimizer = make_optimizer(model, cfg, device)
+    step, best, history = 0, float("inf"), []
+    if cfg.resume:
+        state = checkpoint.load_state(Path(cfg.resume))
+        model.load_state_dict(state["model"])
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+        step, best = state["meta"]["step"], state["meta"]["best_val_nll_token"]
+        history = state["meta"].get("history", [])
+        log.info("resumed from %s at step %d", cfg.resume, step)
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
+    log.info("model: %.2fM parameters, %s", model.num_params() / 1e6, device)
+
+    bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, desc="train", unit="step")
+    while step < cfg.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        x, y = sampler.batch(cfg.batch_size)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device):
+            logits = net(x)
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg):.1e}")
+        if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
+            metrics = evaluate(model, val_windows, vocab, cfg, device)
+            metrics.update(step=step, train_loss=loss.item(), minutes=(time.time() - started) / 60)
+            history.append(metrics)
+            log.info("step %d: val NLL %.4f/token %.4f/note", step, metrics["nll_token"], metrics["nll_note"])
+            meta = {"step": step, "best_val_nll_token": min(best, metrics["nll_token"]), "history": history,
+                    "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+                    "device": str(device), "torch": str(torch.__version__)}
+            if metrics["nll_token"] < best:
+                best = metrics["nll_token"]
+                checkpoint.save(Path(cfg.out), model, vocab, meta)
+            checkpoint.save(Path(cfg.out).with_suffix(".last.pt"), model, vocab, meta, optimizer)
+    bar.close()
+    if ddp:
+        dist.destroy_process_group()
+    return {"best_val_nll_token": best, "history": history, "minutes": (time.time() - started) / 60}

@@ -1,0 +1,58 @@
+"""Drum notes as both ends see them: times in beats (quarter notes), like Live's clips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.protocol import E_BAD_REQUEST, ProtocolError
+
+
+@dataclass(frozen=True)
+class Note:
+    pitch: int
+    start: float  # beats from the clip start
+    duration: float  # beats
+    velocity: int  # 1..127
+    probability: float = 1.0  # Live 12's per-note chance
+    velocity_deviation: float = 0.0  # Live 12's per-note velocity range
+
+    def to_wire(self) -> dict:
+        wire = {
+            "pitch": self.pitch,
+            "start": self.start,
+            "duration": self.duration,
+            "velocity": self.velocity,
+        }
+        if self.probability != 1.0:
+            wire["probability"] = self.probability
+        if self.velocity_deviation != 0.0:
+            wire["velocity_deviation"] = self.velocity_deviation
+        return wire
+
+    @classmethod
+    def from_wire(cls, wire: object) -> "Note":
+        """Validate one note map from the wire; raise ProtocolError on anything off."""
+        if not isinstance(wire, dict):
+            raise ProtocolError(E_BAD_REQUEST, "each note must be a map")
+        try:
+            pitch, velocity = wire["pitch"], wire["velocity"]
+            start, duration = float(wire["start"]), float(wire["duration"])
+            probability = float(wire.get("probability", 1.0))
+            deviation = float(wire.get("velocity_deviation", 0.0))
+        except KeyError as missing:
+            raise ProtocolError(E_BAD_REQUEST, f"a note lacks {missing}") from None
+        except (TypeError, ValueError):
+            raise ProtocolError(E_BAD_REQUEST, "note times must be numbers") from None
+        if not (_is_int(pitch) and 0 <= pitch <= 127):
+            raise ProtocolError(E_BAD_REQUEST, f"note pitch must be 0..127, got {pitch!r}")
+        if not (_is_int(velocity) and 1 <= velocity <= 127):
+            raise ProtocolError(E_BAD_REQUEST, f"note velocity must be 1..127, got {velocity!r}")
+        if not (0.0 <= start < 1e6 and 0.0 < duration < 1e6):
+            raise ProtocolError(E_BAD_REQUEST, "note start must be >= 0 and duration > 0 beats")
+        if not (0.0 <= probability <= 1.0):
+            raise ProtocolError(E_BAD_REQUEST, "note probability must be 0..1")
+        return cls(int(pitch), start, duration, int(velocity), probability, deviation)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -1,0 +1,76 @@
+"""The MidiDrumiGen wire protocol: constants both ends agree on.
+
+Standard library only: this module also runs inside Live's embedded Python.
+The full description, with examples, is docs/protocol.md. Bump PROTOCOL_VERSION
+whenever a field changes meaning; adding an optional field does not need a bump.
+"""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = 1
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+
+# A request larger than this is refused with E_TOO_LARGE before it is decoded.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# The Live client drops the connection on a reply larger than this: keep replies below it.
+MAX_REPLY_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
+
+# Ops the daemon answers.
+OP_PING = "ping"
+OP_INFO = "info"
+OP_STYLES = "styles"
+OP_GENERATE = "generate"
+OPS = (OP_PING, OP_INFO, OP_STYLES, OP_GENERATE)
+
+# Stable, machine-readable error codes. Messages beside them are for people.
+E_MALFORMED = "malformed"  # bytes that are not one msgpack map
+E_UNKNOWN_OP = "unknown_op"
+E_BAD_REQUEST = "bad_request"  # a field is missing, of the wrong type or out of range
+E_UNKNOWN_STYLE = "unknown_style"
+E_TOO_LARGE = "too_large"
+E_BUSY = "busy"  # the generation queue is full; retry later
+E_INTERNAL = "internal"  # a bug in the daemon; the message says where to look
+E_TIMEOUT = "timeout"  # client side: no reply in time
+E_UNAVAILABLE = "unavailable"  # client side: the daemon cannot be reached
+ERROR_CODES = (
+    E_MALFORMED,
+    E_UNKNOWN_OP,
+    E_BAD_REQUEST,
+    E_UNKNOWN_STYLE,
+    E_TOO_LARGE,
+    E_BUSY,
+    E_INTERNAL,
+    E_TIMEOUT,
+    E_UNAVAILABLE,
+)
+
+# Ranges the daemon accepts for `generate`; the Live side uses them to clamp its controls.
+BARS_RANGE = (1, 16)
+VARIATIONS_RANGE = (1, 16)
+TEMPO_RANGE = (20.0, 400.0)
+TEMPERATURE_RANGE = (0.05, 3.0)
+TIME_SIGNATURE_NUMERATORS = range(1, 17)
+TIME_SIGNATURE_DENOMINATORS = (2, 4, 8, 16)
+
+
+class ProtocolError(Exception):
+    """An error with a protocol code, raised on either side and sent as `error`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def to_wire(self) -> dict:
+        return {"code": self.code, "message": self.message}
+
+
+def ok_reply(request_id, **fields) -> dict:
+    reply = {"id": request_id, "ok": True}
+    reply.update(fields)
+    return reply
+
+
+def error_reply(request_id, code: str, message: str) -> dict:
+    return {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
