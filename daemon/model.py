@@ -37,10 +37,29 @@ class KVCache:
         shape = (config.n_layer, 2, batch, config.n_head, length, head_dim)
         self.buffer = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0  # positions filled so far
+        # Rows of different lengths are left-padded: row b's first pad[b] slots are not attended
+        # to, and its positions count from its first real token. None when no row is padded.
+        self.pad: torch.Tensor | None = None
+
+    def key_mask(self, queries: int) -> torch.Tensor | None:
+        """(B, 1, T, S) attention mask for `queries` new tokens, or None when SDPA needs none."""
+        start, S = self.length, self.length + queries
+        keys = torch.arange(S, device=self.buffer.device)
+        query_pos = start + torch.arange(queries, device=keys.device)
+        causal = keys[None, :] <= query_pos[:, None]  # (T, S)
+        if self.pad is None:
+            return None if queries == 1 else causal[None, None]
+        real_key = keys[None, None, :] >= self.pad[:, None, None]  # (B, 1, S)
+        # Pad queries still see their causal keys: a row with no visible key would be NaN, and
+        # NaN keys and values would leak into real rows through zero attention weights.
+        pad_query = query_pos[None, :, None] < self.pad[:, None, None]  # (B, T, 1)
+        return (causal[None] & (real_key | pad_query))[:, None]
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep only the batch rows in `index` (used when the batch is expanded for guidance)."""
         self.buffer = self.buffer.index_select(2, index)
+        if self.pad is not None:
+            self.pad = self.pad.index_select(0, index)
 
 
 class CausalSelfAttention(nn.Module):
@@ -51,7 +70,7 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(config.n_embd, config.n_embd, bias=False)
         self.dropout = config.dropout
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int, mask: torch.Tensor | None) -> torch.Tensor:
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
@@ -65,17 +84,9 @@ class CausalSelfAttention(nn.Module):
             cache.buffer[layer, 1, :, :, start : start + T] = v
             k = cache.buffer[layer, 0, :, :, : start + T]
             v = cache.buffer[layer, 1, :, :, : start + T]
-            # One new token attends to everything cached; a multi-token prefill needs a mask.
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=False) if T == 1 else (
-                F.scaled_dot_product_attention(q, k, v, attn_mask=_prefill_mask(T, start, x.device))
-            )
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.proj(y)
-
-
-def _prefill_mask(T: int, start: int, device) -> torch.Tensor:
-    # Query i (absolute position start+i) may see keys 0..start+i.
-    return torch.ones(T, start + T, dtype=torch.bool, device=device).tril(diagonal=start)
 
 
 class Block(nn.Module):
@@ -88,8 +99,8 @@ class Block(nn.Module):
         self.fc_out = nn.Linear(4 * config.n_embd, config.n_embd, bias=False)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int) -> torch.Tensor:
-        x = x + self.drop(self.attn(self.ln_1(x), cache, layer))
+    def forward(self, x: torch.Tensor, cache: KVCache | None, layer: int, mask: torch.Tensor | None) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln_1(x), cache, layer, mask))
         return x + self.drop(self.fc_out(F.gelu(self.fc(self.ln_2(x)))))
 
 
@@ -121,26 +132,29 @@ class DrumTransformer(nn.Module):
         self,
         idx: torch.Tensor,  # (B, T) token ids
         cache: KVCache | None = None,
-        prefix_mix: tuple[int, torch.Tensor] | None = None,
+        prefix_mix: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Logits (B, T, vocab). With a cache, positions continue from cache.length.
 
-        prefix_mix = (slot, weights (B, vocab)): the embedding at position `slot` becomes
-        weights @ token embeddings, which is how a request blends styles.
+        prefix_mix = (slots (B,), weights (B, vocab)): row b's embedding at position slots[b]
+        becomes weights[b] @ token embeddings, which is how a request blends styles.
         """
         B, T = idx.shape
         start = 0 if cache is None else cache.length
         if start + T > self.config.block_size:
             raise ValueError(f"sequence of {start + T} tokens exceeds block size {self.config.block_size}")
         pos = torch.arange(start, start + T, device=idx.device)
+        if cache is not None and cache.pad is not None:
+            pos = (pos[None, :] - cache.pad[:, None]).clamp(min=0)  # (B, T)
         x = self.tok_emb(idx)  # (B, T, C)
-        if prefix_mix is not None and start <= prefix_mix[0] < start + T:
-            slot, weights = prefix_mix
+        if prefix_mix is not None:
+            slots, weights = prefix_mix
             x = x.clone()
-            x[:, slot - start] = weights.to(x.dtype) @ self.tok_emb.weight
+            x[torch.arange(B, device=x.device), slots - start] = weights.to(x.dtype) @ self.tok_emb.weight
         x = self.drop(x + self.pos_emb(pos))
+        mask = None if cache is None else cache.key_mask(T)
         for layer, block in enumerate(self.blocks):
-            x = block(x, cache, layer)
+            x = block(x, cache, layer, mask)
         if cache is not None:
             cache.length += T
         return self.head(self.ln_f(x))

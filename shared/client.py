@@ -1,0 +1,441 @@
+"""DaemonClient: the Live side's connection to the MidiDrumiGen daemon, standard library only.
+
+Live runs its Remote Script on its main thread and calls it every ~100 ms, so nothing here may
+block there: `send` only queues (and starts a non-blocking connect or write), and `poll(0)` does
+one bounded round of non-blocking socket work. The client is a ZMTP 3.1 DEALER (shared.zmtp) on
+`socket` + `select`, framing every request like a REQ socket would ([empty delimiter, msgpack
+map]), so the daemon can be a plain ROUTER or REP socket.
+
+Reliability is the ZeroMQ guide's "Lazy Pirate" pattern: every request has a deadline; when it
+passes, or the connection drops, the socket is closed, reopened after an exponential backoff, and
+the requests still pending are sent again, up to `retries` times each, before they fail with
+E_TIMEOUT or E_UNAVAILABLE. Every request carries an id unique to the client, so replies that
+arrive late or twice are recognised and dropped. CurveZMQ security is not implemented: use the
+daemon on localhost or a trusted network.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import itertools
+import os
+import re
+import select
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared import zmtp
+from shared.msgpack_codec import DecodeError, packb, unpackb
+from shared.protocol import (
+    DEFAULT_ENDPOINT,
+    E_MALFORMED,
+    E_TIMEOUT,
+    E_UNAVAILABLE,
+    MAX_MESSAGE_BYTES,
+    MAX_REPLY_BYTES,
+    error_reply,
+)
+
+DEFAULT_TIMEOUT_S = 5.0  # per attempt of a request
+DEFAULT_RETRIES = 3  # attempts after the first
+BACKOFF_INITIAL_S = 0.1  # before reconnecting; doubles per failure, reset by a handshake
+BACKOFF_MAX_S = 2.0
+RECV_CHUNK_BYTES = 256 * 1024
+READ_BUDGET_S = 0.001  # one poll stops reading after this, so a big reply spreads over ticks
+
+_IN_PROGRESS = {
+    errno.EINPROGRESS,
+    errno.EWOULDBLOCK,
+    errno.EALREADY,
+    getattr(errno, "WSAEWOULDBLOCK", errno.EWOULDBLOCK),  # Windows' non-blocking connect
+}
+_REFUSED = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", errno.ECONNREFUSED)}
+_ENDPOINT = re.compile(r"tcp://(\[[^\]]*\]|[A-Za-z0-9.-]+):(\d{1,5})")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A request's outcome: the daemon's reply map, or a client-side failure shaped alike."""
+
+    id: int
+    ok: bool
+    data: dict
+    error_code: str | None = None
+    error_message: str | None = None  # for people: Live shows it in its status bar
+
+
+@dataclass
+class ClientStats:
+    """Counters for diagnostics and tests."""
+
+    connections: int = 0  # handshakes completed
+    resent: int = 0  # requests sent again on a new connection
+    dropped_replies: int = 0  # replies matching no pending request: late, duplicate, malformed
+    pongs_sent: int = 0  # answers to the daemon's heartbeat PINGs
+
+
+@dataclass
+class _Request:
+    id: int
+    payload: bytes
+    deadline: float
+    tries: int = 0  # attempts that ended without a reply
+    sent: bool = False
+
+
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """(host, port) of "tcp://host:port"; IPv6 addresses go in brackets: tcp://[::1]:5555."""
+    match = _ENDPOINT.fullmatch(endpoint) if isinstance(endpoint, str) else None
+    if match is None:
+        raise ValueError(
+            f"endpoint {endpoint!r} is not tcp://host:port (for IPv6: tcp://[::1]:5555)"
+        )
+    host, port = match.group(1), int(match.group(2))
+    if host.startswith("["):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError(f"endpoint {endpoint!r}: {host!r} is not an IPv6 address") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"endpoint {endpoint!r}: port {port} is not in 1..65535")
+    return host, port
+
+
+class DaemonClient:
+    """Requests to the daemon, answered through `poll`; see the module docstring."""
+
+    def __init__(
+        self,
+        endpoint: str = DEFAULT_ENDPOINT,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        retries: int = DEFAULT_RETRIES,
+        *,
+        log: Callable[[str], None] | None = None,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
+    ) -> None:
+        self._host, self._port = parse_endpoint(endpoint)
+        if not timeout > 0:
+            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if retries < 0:
+            raise ValueError(f"retries must be 0 or more, got {retries!r}")
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.retries = retries
+        self.stats = ClientStats()
+        self._log = log
+        self._max_reply_bytes = max_reply_bytes
+        self._ids = itertools.count(1)
+        self._pending: dict[int, _Request] = {}
+        self._replies: list[Reply] = []
+        self._sock: socket.socket | None = None
+        self._conn: zmtp.Connection | None = None
+        self._tcp_up = False
+        self._wbuf = bytearray()
+        self._addresses: list[tuple[int, tuple]] = []
+        self._retry_at = 0.0
+        self._backoff = BACKOFF_INITIAL_S
+        self._refused = False  # the last connection attempt was refused: nobody listens
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        """Handshake done and connection up: worth showing as a status light."""
+        return self._conn is not None and self._conn.ready
+
+    def pending(self) -> int:
+        """Requests sent and not yet answered or failed."""
+        return len(self._pending)
+
+    def send(self, op: str, **fields: object) -> int:
+        """Queue a request and return its id; never blocks. Its Reply comes from `poll`."""
+        if self._closed:
+            raise RuntimeError("this DaemonClient is closed")
+        if "id" in fields:
+            raise ValueError("the request id is set by the client")
+        request_id = next(self._ids)
+        payload = packb({"op": op, "id": request_id, **fields})
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise ValueError(f"request of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
+        request = _Request(request_id, payload, time.monotonic() + self.timeout)
+        self._pending[request_id] = request
+        if self.connected:
+            self._transmit(request)
+            self._write()
+        elif self._sock is None and time.monotonic() >= self._retry_at:
+            self._open()
+        return request_id
+
+    def poll(self, timeout: float = 0.0) -> list[Reply]:
+        """Do the socket work due and return the Replies completed; timeout=0 never blocks."""
+        end = time.monotonic() + timeout
+        while True:
+            self._step(end - time.monotonic())
+            if self._replies or time.monotonic() >= end:
+                break
+        replies, self._replies = self._replies, []
+        return replies
+
+    def call(self, op: str, **fields: object) -> Reply:
+        """Send and wait for this request's Reply (for the CLI and tests, never inside Live).
+
+        Replies to other requests stay queued for the next `poll`.
+        """
+        request_id = self.send(op, **fields)
+        while True:
+            for i, reply in enumerate(self._replies):
+                if reply.id == request_id:
+                    return self._replies.pop(i)
+            self._step(self.timeout)
+
+    def close(self) -> None:
+        """Close the connection and forget pending requests; the client cannot be reused."""
+        self._close_socket()
+        self._pending.clear()
+        self._replies.clear()
+        self._closed = True
+
+    def __enter__(self) -> DaemonClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # One round of work: timers, connecting, one select, reading, writing.
+
+    def _step(self, wait: float) -> None:
+        now = time.monotonic()
+        self._expire(now)
+        if self._sock is None and self._pending and now >= self._retry_at:
+            self._open()
+        wait = max(0.0, min(wait, self._next_timer() - now))
+        sock = self._sock
+        if sock is None:
+            if wait > 0:
+                time.sleep(wait)
+        elif not self._tcp_up:
+            _, writable, failed = select.select([], [sock], [sock], wait)
+            if writable or failed:  # Windows reports a failed connect as "exceptional"
+                self._finish_connect()
+        else:
+            readable, _, _ = select.select([sock], [sock] if self._wbuf else [], [], wait)
+            if readable:
+                self._read()
+            if self._wbuf:
+                self._write()
+        self._expire(time.monotonic())
+
+    def _next_timer(self) -> float:
+        times = [request.deadline for request in self._pending.values()]
+        if self._sock is None and self._pending:
+            times.append(self._retry_at)
+        return min(times, default=float("inf"))
+
+    def _expire(self, now: float) -> None:
+        expired = [r for r in self._pending.values() if r.deadline <= now]
+        if not expired:
+            return
+        if self.connected:
+            code, message = E_TIMEOUT, self._timed_out()
+        else:
+            code = E_UNAVAILABLE
+            message = self._unavailable(f"no connection within {self.timeout:g} s")
+        for request in expired:
+            self._charge(request, now, code, message)
+        if self._sock is not None and any(r.id in self._pending for r in expired):
+            # Lazy Pirate: start over on a fresh connection; everything pending is resent.
+            self._close_socket()
+
+    def _charge(self, request: _Request, now: float, code: str, message: str) -> None:
+        """An attempt ended without a reply: try again later, or fail for good."""
+        request.tries += 1
+        if request.tries <= self.retries:
+            request.deadline = now + self.timeout
+            return
+        del self._pending[request.id]
+        wire = error_reply(request.id, code, message)
+        self._replies.append(Reply(request.id, False, wire, code, message))
+
+    def _timed_out(self) -> str:
+        return (
+            f"The MidiDrumiGen daemon at {self.endpoint} did not answer within "
+            f"{self.timeout:g} s (tried {self.retries + 1} times) — it may be busy or stuck; "
+            "try again, or restart `drumigen serve`"
+        )
+
+    def _unavailable(self, reason: str) -> str:
+        if self._refused:
+            return (
+                f"MidiDrumiGen daemon is not running at {self.endpoint} — "
+                "start it with `drumigen serve`"
+            )
+        return (
+            f"Cannot reach the MidiDrumiGen daemon at {self.endpoint} ({reason}) — "
+            "is `drumigen serve` running there?"
+        )
+
+    # Connection life cycle.
+
+    def _open(self) -> None:
+        """Start a connection attempt; IP literals resolve without blocking, hostnames may not."""
+        try:
+            infos = socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
+        except OSError as error:
+            self._refused = False
+            self._lost(f"cannot resolve {self._host}: {error}")
+            return
+        self._addresses = [(info[0], info[4]) for info in infos]
+        self._try_next_address()
+
+    def _try_next_address(self) -> None:
+        family, address = self._addresses.pop(0)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        self._sock, self._tcp_up = sock, False
+        self._conn = zmtp.Connection(self._max_reply_bytes)
+        self._wbuf = self._conn.data_to_send()
+        code = sock.connect_ex(address)
+        if code == 0:
+            self._on_tcp_up()
+        elif code not in _IN_PROGRESS:
+            self._connect_failed(code)
+
+    def _finish_connect(self) -> None:
+        assert self._sock is not None
+        code = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            self._connect_failed(code)
+        else:
+            self._on_tcp_up()
+
+    def _connect_failed(self, code: int) -> None:
+        self._refused = code in _REFUSED
+        if self._addresses:  # e.g. "localhost" gave ::1 first, and the daemon is on 127.0.0.1
+            assert self._sock is not None
+            self._sock.close()
+            self._try_next_address()
+        else:
+            self._lost("connection refused" if self._refused else os.strerror(code))
+
+    def _on_tcp_up(self) -> None:
+        assert self._sock is not None
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._tcp_up = True
+        self._refused = False
+        self._write()
+
+    def _on_ready(self) -> None:
+        assert self._conn is not None
+        self.stats.connections += 1
+        self._backoff = BACKOFF_INITIAL_S
+        self._refused = False
+        for request in self._pending.values():
+            self._transmit(request)
+
+    def _lost(self, reason: str) -> None:
+        """The connection or attempt ended by itself: each pending request loses an attempt."""
+        if self._log is not None:
+            self._log(f"connection to {self.endpoint}: {reason}")
+        self._close_socket()
+        message = self._unavailable(reason)
+        now = time.monotonic()
+        for request in list(self._pending.values()):
+            self._charge(request, now, E_UNAVAILABLE, message)
+
+    def _close_socket(self) -> None:
+        """Close the connection, if any, and hold off the next attempt by the backoff."""
+        if self._sock is not None:
+            self._sock.close()
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+        self._sock, self._conn, self._tcp_up = None, None, False
+        self._wbuf = bytearray()
+        self._addresses = []
+
+    # Bytes in and out.
+
+    def _transmit(self, request: _Request) -> None:
+        assert self._conn is not None
+        self._conn.send([b"", request.payload])
+        self._wbuf += self._conn.data_to_send()
+        if request.sent:
+            self.stats.resent += 1
+        request.sent = True
+
+    def _write(self) -> None:
+        while self._wbuf and self._sock is not None and self._tcp_up:
+            try:
+                sent = self._sock.send(self._wbuf)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                self._lost(f"sending failed: {error.strerror or error}")
+                return
+            del self._wbuf[:sent]
+
+    def _read(self) -> None:
+        conn, sock = self._conn, self._sock
+        assert conn is not None and sock is not None
+        budget_end = time.monotonic() + READ_BUDGET_S
+        while True:
+            try:
+                chunk = sock.recv(RECV_CHUNK_BYTES)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                self._lost(f"receiving failed: {error.strerror or error}")
+                return
+            if not chunk:
+                self._lost("the daemon closed the connection")
+                return
+            was_ready, pings = conn.ready, conn.pings_answered
+            try:
+                messages = conn.receive(chunk)
+            except zmtp.ZmtpError as error:
+                self._lost(str(error))
+                return
+            self.stats.pongs_sent += conn.pings_answered - pings
+            self._wbuf += conn.data_to_send()
+            if conn.ready and not was_ready:
+                self._on_ready()
+            for frames in messages:
+                self._on_message(frames)
+            if len(chunk) < RECV_CHUNK_BYTES or time.monotonic() >= budget_end:
+                return
+
+    def _on_message(self, frames: list[bytes]) -> None:
+        if len(frames) != 2 or frames[0]:
+            self._drop(f"a reply of {len(frames)} frames not framed as [empty, payload]")
+            return
+        try:
+            data = unpackb(frames[1])
+        except DecodeError as error:
+            self._drop(f"an undecodable reply ({error})")
+            return
+        request_id = data.get("id") if isinstance(data, dict) else None
+        request = self._pending.pop(request_id, None) if type(request_id) is int else None
+        if request is None:
+            self._drop(f"a reply for id {request_id!r}, which is not pending (late or duplicate)")
+            return
+        self._replies.append(_reply_from(request.id, data))
+
+    def _drop(self, what: str) -> None:
+        self.stats.dropped_replies += 1
+        if self._log is not None:
+            self._log(f"dropped {what}")
+
+
+def _reply_from(request_id: int, data: dict) -> Reply:
+    if data.get("ok") is True:
+        return Reply(request_id, True, data)
+    error = data.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if not isinstance(code, str):
+        code, message = E_MALFORMED, "the daemon sent a failure without an error code"
+    if not isinstance(message, str):
+        message = f"the daemon reported {code}"
+    return Reply(request_id, False, data, code, message)

@@ -1,0 +1,411 @@
+"""DaemonClient against a real libzmq ROUTER (pyzmq) in a background thread."""
+
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+import msgpack
+import pytest
+import zmq
+
+from shared import zmtp
+from shared.client import DaemonClient, Reply, parse_endpoint
+from shared.protocol import E_BAD_REQUEST, E_TIMEOUT, E_UNAVAILABLE, error_reply
+
+MIB = 1024 * 1024
+
+
+class Router:
+    """A ROUTER answering like the daemon: it echoes each request map back with ok=True.
+
+    Ops with special behaviour: "slow" (answer after `delay` s), "stale" (first send replies
+    no client is waiting for), "fail" (an error reply). With hold=True it never answers.
+    """
+
+    def __init__(self, port: int = 0, *, hold: bool = False, heartbeat_ms: int = 0) -> None:
+        self.port = port
+        self.hold = hold
+        self.heartbeat_ms = heartbeat_ms
+        self.requests: list[dict] = []
+        self.request_sizes: list[int] = []
+        self.reply_sizes: list[int] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._bound = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def start(self) -> Router:
+        self._thread.start()
+        assert self._bound.wait(10), "the ROUTER did not bind"
+        assert not self.errors, self.errors
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+
+    def _run(self) -> None:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.ROUTER)
+        sock.linger = 0
+        if self.heartbeat_ms:
+            sock.setsockopt(zmq.HEARTBEAT_IVL, self.heartbeat_ms)
+            sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, 10 * self.heartbeat_ms)
+        delayed: list[tuple[float, list[bytes]]] = []
+        try:
+            if self.port:
+                sock.bind(self.endpoint)
+            else:
+                self.port = sock.bind_to_random_port("tcp://127.0.0.1")
+            self._bound.set()
+            while not self._stop.is_set():
+                if sock.poll(5):
+                    self._answer(sock, sock.recv_multipart(), delayed)
+                for item in [item for item in delayed if item[0] <= time.monotonic()]:
+                    delayed.remove(item)
+                    sock.send_multipart(item[1])
+        except Exception as error:  # surfaced by start() or the fixture's teardown
+            self.errors.append(repr(error))
+            self._bound.set()
+        finally:
+            sock.close(0)
+            ctx.term()
+
+    def _answer(self, sock: zmq.Socket, frames: list[bytes], delayed: list) -> None:
+        if len(frames) != 3 or frames[1] != b"":
+            self.errors.append(f"not REQ-style framing: {len(frames)} frames")
+            return
+        identity, _, payload = frames
+        request = msgpack.unpackb(payload)
+        self.requests.append(request)
+        self.request_sizes.append(len(payload))
+        if self.hold:
+            return
+        op = request["op"]
+        if op == "stale":
+            sock.send_multipart([identity, b"", msgpack.packb({"id": 10**6, "ok": True})])
+            sock.send_multipart([identity, b"", b"\xc1"])
+            sock.send_multipart([identity, b"", b"\x01", b"\x02"])
+        reply = msgpack.packb(
+            error_reply(request["id"], E_BAD_REQUEST, "no such style: polka")
+            if op == "fail"
+            else {**request, "ok": True}
+        )
+        self.reply_sizes.append(len(reply))
+        frames = [identity, b"", reply]
+        if op == "slow":
+            delayed.append((time.monotonic() + request["delay"], frames))
+        else:
+            sock.send_multipart(frames)
+
+
+@pytest.fixture
+def router():
+    server = Router().start()
+    yield server
+    server.stop()
+    assert not server.errors, server.errors
+
+
+def pump(
+    client: DaemonClient, until: Callable[[list[Reply]], bool], within: float = 10.0
+) -> list[Reply]:
+    """Poll until `until(replies so far)` holds; fail after `within` seconds."""
+    replies: list[Reply] = []
+    deadline = time.monotonic() + within
+    while not until(replies):
+        assert time.monotonic() < deadline, f"condition not met within {within} s"
+        replies += client.poll(0.01)
+    return replies
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def padding_for(frame_size: int) -> bytes:
+    """Padding that makes the first request of a fresh client exactly `frame_size` bytes."""
+    for n in range(frame_size):
+        pad = b"p" * n
+        if len(msgpack.packb({"op": "echo", "id": 1, "pad": pad})) == frame_size:
+            return pad
+    raise AssertionError(f"no padding gives {frame_size} bytes")
+
+
+@pytest.mark.parametrize(
+    "side, size",
+    [("request", 255), ("request", 256), ("reply", 255), ("reply", 256), ("request", None)],
+)
+def test_round_trip_across_frame_size_boundaries(router, side, size):
+    reply_extra = len(msgpack.packb({"ok": True})) - 1  # the echo adds one key to the map
+    pad = b"" if size is None else padding_for(size if side == "request" else size - reply_extra)
+    with DaemonClient(router.endpoint, timeout=10) as client:
+        reply = client.call("echo", pad=pad)
+    assert reply.ok and reply.id == 1 and reply.data["pad"] == pad
+    if size is not None:
+        sizes = router.request_sizes if side == "request" else router.reply_sizes
+        assert sizes == [size]
+
+
+def test_five_mib_round_trip_and_poll_stays_short(router):
+    pad = os.urandom(5 * MIB)
+    with DaemonClient(router.endpoint, timeout=10) as client:
+        assert client.call("echo", pad=b"warm-up").ok
+        started = time.perf_counter()
+        request_id = client.send("echo", pad=pad)
+        walls, cpus, replies = [], [], []
+        while not replies:
+            assert time.perf_counter() - started < 10
+            wall, cpu = time.perf_counter(), time.thread_time()
+            replies = client.poll(0)
+            cpus.append(time.thread_time() - cpu)
+            walls.append(time.perf_counter() - wall)
+        elapsed = time.perf_counter() - started
+    assert [r.id for r in replies] == [request_id]
+    assert replies[0].data["pad"] == pad
+    # Wall time includes waits for the GIL, which the in-process server holds while it copies
+    # 5 MiB; CPU time is what poll itself costs Live's thread.
+    print(
+        f"\n5 MiB echo by a poll(0) loop: {elapsed * 1000:.1f} ms, {len(walls)} polls; poll wall "
+        f"median {statistics.median(walls) * 1e6:.0f} us max {max(walls) * 1e3:.2f} ms, "
+        f"CPU max {max(cpus) * 1e3:.2f} ms"
+    )
+    assert max(cpus) < 0.05 and max(walls) < 0.5  # no poll(0) waits on the network
+
+
+def test_idle_poll_never_blocks(router):
+    with DaemonClient(router.endpoint) as client:
+        assert client.call("ping").ok
+        durations = []
+        for _ in range(200):
+            before = time.perf_counter()
+            assert client.poll(0) == []
+            durations.append(time.perf_counter() - before)
+    median, worst = statistics.median(durations), max(durations)
+    print(f"\nidle poll(0): median {median * 1e6:.0f} us, max {worst * 1e6:.0f} us")
+    assert median < 0.001 and worst < 0.05
+
+
+def test_thousand_pipelined_requests_each_answered_once(router):
+    with DaemonClient(router.endpoint, timeout=10) as client:
+        started = time.perf_counter()
+        sent = {client.send("echo", n=n): n for n in range(1000)}
+        assert client.pending() == 1000
+        replies = pump(client, lambda got: len(got) >= 1000)
+        elapsed = time.perf_counter() - started
+        assert client.pending() == 0 and client.stats.resent == 0
+    assert sorted(r.id for r in replies) == sorted(sent)
+    assert all(r.ok and r.data["n"] == sent[r.id] for r in replies)
+    assert len(router.requests) == 1000
+    print(f"\n1,000 pipelined requests: {elapsed * 1000:.0f} ms, {1000 / elapsed:,.0f} requests/s")
+
+
+def test_call_leaves_other_replies_for_poll(router):
+    with DaemonClient(router.endpoint) as client:
+        first = client.send("echo", n=1)
+        second = client.call("echo", n=2)
+        assert second.data["n"] == 2
+        rest = pump(client, lambda got: len(got) >= 1)
+    assert [(r.id, r.data["n"]) for r in rest] == [(first, 1)]
+
+
+def test_error_replies_carry_code_and_message(router):
+    with DaemonClient(router.endpoint) as client:
+        reply = client.call("fail")
+    assert not reply.ok
+    assert (reply.error_code, reply.error_message) == (E_BAD_REQUEST, "no such style: polka")
+
+
+def test_server_restart_mid_request_is_survived_lazy_pirate():
+    first = Router(hold=True).start()
+    log: list[str] = []
+    with DaemonClient(first.endpoint, timeout=10, retries=5, log=log.append) as client:
+        request_id = client.send("generate", bars=4)
+        pump(client, lambda _: len(first.requests) == 1)
+        first.stop()
+        second = Router(first.port).start()
+        try:
+            replies = pump(client, lambda got: len(got) >= 1)
+            assert client.call("ping").id > request_id  # ids stay unique across reconnects
+        finally:
+            second.stop()
+        assert client.stats.connections == 2 and client.stats.resent == 1
+    assert [(r.id, r.ok, r.data["bars"]) for r in replies] == [(request_id, True, 4)]
+    assert second.requests[0]["id"] == request_id
+    assert any("closed" in line or "failed" in line for line in log)
+
+
+def test_daemon_not_running_fails_fast_and_readably():
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    with DaemonClient(endpoint, timeout=3.0, retries=3) as client:
+        started = time.monotonic()
+        client.send("ping")
+        assert time.monotonic() - started < 0.05  # send never waits for the connection
+        reply = client.call("ping")
+        elapsed = time.monotonic() - started
+        assert client.pending() == 0
+    assert not reply.ok and reply.error_code == E_UNAVAILABLE
+    assert reply.error_message == (
+        f"MidiDrumiGen daemon is not running at {endpoint} — start it with `drumigen serve`"
+    )
+    assert reply.data["error"]["code"] == E_UNAVAILABLE
+    assert elapsed < 3.0
+    print(f"\nnot running: E_UNAVAILABLE after {elapsed * 1000:.0f} ms")
+
+
+def test_unanswered_request_is_resent_then_times_out():
+    server = Router(hold=True).start()
+    try:
+        with DaemonClient(server.endpoint, timeout=0.3, retries=1) as client:
+            started = time.monotonic()
+            reply = client.call("generate")
+            elapsed = time.monotonic() - started
+            assert client.stats.connections == 2
+    finally:
+        server.stop()
+    assert reply.error_code == E_TIMEOUT and "did not answer within 0.3 s" in reply.error_message
+    assert [r["id"] for r in server.requests] == [reply.id, reply.id]
+    assert 0.6 <= elapsed < 5
+
+
+def test_replies_for_no_pending_request_are_dropped(router):
+    log: list[str] = []
+    with DaemonClient(router.endpoint, log=log.append) as client:
+        reply = client.call("stale")
+        assert reply.ok and reply.data["op"] == "stale"
+        assert client.stats.dropped_replies == 3
+    assert any("1000000" in line and "not pending" in line for line in log)
+    assert any("undecodable" in line for line in log)
+
+
+def test_late_reply_after_timeout_is_dropped(router):
+    with DaemonClient(router.endpoint, timeout=0.15, retries=0) as client:
+        late = client.call("slow", delay=0.6)
+        assert late.error_code == E_TIMEOUT
+        replies = pump(client, lambda got: client.stats.dropped_replies == 1)
+        assert replies == [] and client.connected
+    assert len(router.requests) == 1
+
+
+def test_oversized_reply_closes_the_connection(router):
+    with DaemonClient(router.endpoint, retries=0, max_reply_bytes=1000) as client:
+        reply = client.call("echo", pad=b"x" * 2000)
+    assert reply.error_code == E_UNAVAILABLE and "too large" in reply.error_message
+
+
+def test_a_pub_socket_is_not_taken_for_the_daemon():
+    ctx = zmq.Context()
+    pub = ctx.socket(zmq.PUB)
+    try:
+        port = pub.bind_to_random_port("tcp://127.0.0.1")
+        with DaemonClient(f"tcp://127.0.0.1:{port}", retries=0) as client:
+            reply = client.call("ping")
+            assert client.stats.connections == 0
+    finally:
+        pub.close(0)
+        ctx.term()
+    assert reply.error_code == E_UNAVAILABLE and "not running" not in reply.error_message
+    # libzmq usually drops us first (DEALER-PUB is invalid), before we read its READY.
+    assert "PUB socket" in reply.error_message or "closed" in reply.error_message
+
+
+def test_a_non_zeromq_server_is_reported_as_such():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        with DaemonClient(f"tcp://127.0.0.1:{port}", retries=0) as client:
+            client.send("ping")
+
+            def answer_like_http(replies: list[Reply]) -> bool:
+                try:
+                    peer, _ = listener.accept()
+                except BlockingIOError:
+                    return bool(replies)
+                with peer:
+                    peer.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+                return False
+
+            replies = pump(client, answer_like_http)
+    assert replies[0].error_code == E_UNAVAILABLE
+    assert "not a ZeroMQ socket" in replies[0].error_message
+
+
+def test_heartbeat_pings_are_answered_and_the_connection_stays_up():
+    server = Router(heartbeat_ms=50).start()
+    try:
+        with DaemonClient(server.endpoint) as client:
+            assert client.call("ping").ok
+            pump(client, lambda _: client.stats.pongs_sent >= 10)  # ~0.5 s, 10 heartbeat periods
+            assert client.connected and client.stats.connections == 1
+            assert client.call("ping").ok and client.stats.connections == 1
+    finally:
+        server.stop()
+
+
+def test_without_pongs_libzmq_would_drop_us(monkeypatch):
+    """The control for the test above: it shows the heartbeat timeout is really armed."""
+    answer = zmtp.Connection._on_command
+
+    def deaf(self: zmtp.Connection, body: bytes) -> None:
+        if zmtp.split_command(body)[0] != b"PING":
+            answer(self, body)
+
+    monkeypatch.setattr(zmtp.Connection, "_on_command", deaf)
+    server = Router(heartbeat_ms=50).start()
+    try:
+        with DaemonClient(server.endpoint) as client:
+            assert client.call("ping").ok
+            pump(client, lambda _: not client.connected)
+    finally:
+        server.stop()
+
+
+def test_hostname_endpoints_resolve(router):
+    with DaemonClient(f"tcp://localhost:{router.port}") as client:
+        assert client.call("ping").ok  # also when localhost means ::1 first
+
+
+@pytest.mark.parametrize(
+    "endpoint, expected",
+    [
+        ("tcp://127.0.0.1:5555", ("127.0.0.1", 5555)),
+        ("tcp://[::1]:5555", ("::1", 5555)),
+        ("tcp://[fe80::1%eth0]:1", ("fe80::1%eth0", 1)),
+        ("tcp://studio-mac.local:65535", ("studio-mac.local", 65535)),
+    ],
+)
+def test_endpoints_parse(endpoint, expected):
+    assert parse_endpoint(endpoint) == expected
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "127.0.0.1:5555",
+        "tcp://127.0.0.1",
+        "tcp://*:5555",
+        "ipc:///tmp/drumigen",
+        "tcp://::1:5555",
+        "tcp://[::1:5555",
+        "tcp://[not-ipv6]:5555",
+        "tcp://host:0",
+        "tcp://host:70000",
+        "tcp://host:55a",
+        "",
+    ],
+)
+def test_bad_endpoints_are_value_errors(endpoint):
+    with pytest.raises(ValueError, match="endpoint"):
+        DaemonClient(endpoint)
