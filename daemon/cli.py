@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
+
+from shared.notes import Note
+from shared.protocol import DEFAULT_ENDPOINT, E_UNAVAILABLE, ProtocolError
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the request was refused or failed (bad input, unknown style, ...)
@@ -42,20 +46,301 @@ def add_train(sub) -> None:
     p.set_defaults(func=cmd_train)
 
 
+
+# --- the daemon ------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    from daemon import server
+
+    log_file = args.log_file or server.default_log_file()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    logging.getLogger().addHandler(handler)
+    config = server.ServeConfig(bind=args.bind, device=args.device, threads=args.threads,
+                                curve_secret=args.curve_secret, insecure=args.insecure)
+    if args.checkpoint:
+        config.checkpoint = args.checkpoint
+    try:
+        server.serve(config)
+    except (ValueError, FileNotFoundError) as err:  # a refused bind, a missing or foreign checkpoint
+        log.error("%s", err)
+        return EXIT_ERROR
+    except Exception as err:  # zmq.ZMQError: address in use, bad endpoint
+        if type(err).__name__ != "ZMQError":
+            raise
+        log.error("cannot listen on %s: %s (is another daemon running?)", args.bind, err)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def add_serve(sub) -> None:
+    p = sub.add_parser("serve", help="run the inference daemon",
+                       description="Load the model once and answer requests over ZeroMQ (docs/protocol.md).")
+    p.add_argument("--bind", default=DEFAULT_ENDPOINT, help=f"ZeroMQ endpoint (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the bundled GMD model)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--threads", type=int, help="CPU threads for the model (default: all cores)")
+    p.add_argument("--log-file", dest="log_file", type=Path,
+                   help="log file (default ~/.local/state/mididrumigen/daemon.log)")
+    p.add_argument("--curve-secret", dest="curve_secret", type=Path,
+                   help="CurveZMQ server secret key from `drumigen keys` (required off loopback)")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from daemon.server import make_keys
+
+    public, secret = make_keys(args.dir)
+    print(f"public key  {public}  (give it to clients: --server-key {public})")
+    print(f"secret key  {secret}  (keep it: drumigen serve --curve-secret {secret})")
+    return EXIT_OK
+
+
+def add_keys(sub) -> None:
+    p = sub.add_parser("keys", help="make a CurveZMQ key pair for a daemon reachable off this computer")
+    p.add_argument("dir", type=Path, nargs="?", default=Path("."), help="folder for server.key and server.key_secret")
+    p.set_defaults(func=cmd_keys)
+
+
+# --- talking to the daemon ---------------------------------------------------------------------
+class Unavailable(Exception):
+    """No daemon answered; the message says how to start one."""
+
+
+def call(args: argparse.Namespace, op: str, **fields) -> dict:
+    """One request to the daemon, retried Lazy-Pirate style; raises ProtocolError or Unavailable."""
+    if args.server_key:
+        reply = _call_curve(args, {"op": op, "id": 1, **fields})
+    else:
+        from shared.client import DaemonClient
+
+        with DaemonClient(args.endpoint, timeout=args.timeout, retries=1) as client:
+            r = client.call(op, **fields)
+        if not r.ok and r.error_code == E_UNAVAILABLE:
+            raise Unavailable(f"no MidiDrumiGen daemon at {args.endpoint}: start one with `drumigen serve`")
+        reply = {"ok": r.ok, **(r.data or {})} if r.ok else {"ok": False, "error": {
+            "code": r.error_code, "message": r.error_message}}
+    if not reply.get("ok"):
+        error = reply.get("error") or {}
+        raise ProtocolError(str(error.get("code")), str(error.get("message")))
+    return reply
+
+
+def _call_curve(args: argparse.Namespace, request: dict) -> dict:
+    """A CurveZMQ request (the stdlib client speaks only NULL): one REQ round trip with a deadline."""
+    import msgpack
+    import zmq
+
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.REQ)
+    try:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.curve_serverkey = args.server_key.read_bytes().strip()
+        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+        sock.connect(args.endpoint)
+        sock.send(msgpack.packb(request))
+        if not sock.poll(args.timeout * 1000):
+            raise Unavailable(f"no answer from {args.endpoint} in {args.timeout:g} s "
+                              "(daemon down, or a different server key?)")
+        return msgpack.unpackb(sock.recv(), raw=False)
+    finally:
+        sock.close()
+
+
+def add_client_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"daemon endpoint (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer (default 30)")
+    p.add_argument("--server-key", dest="server_key", type=Path,
+                   help="the daemon's CurveZMQ public key file, when it runs with --curve-secret")
+
+
+def cmd_ping(args: argparse.Namespace) -> int:
+    from time import perf_counter
+
+    started = perf_counter()
+    call(args, "ping")
+    print(f"daemon at {args.endpoint} answered in {(perf_counter() - started) * 1000:.1f} ms")
+    return EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    reply = call(args, "info")
+    for key in ("version", "protocol", "model", "model_params", "device", "queue"):
+        print(f"{key:13} {reply.get(key)}")
+    return EXIT_OK
+
+
+def cmd_styles(args: argparse.Namespace) -> int:
+    reply = call(args, "styles")
+    print("styles          " + ", ".join(reply["styles"]))
+    print("drummers        " + ", ".join(reply["drummers"]))
+    print("time signatures " + ", ".join(f"{n}/{d}" for n, d in reply["time_signatures"]))
+    print("kits            " + ", ".join(reply["kits"]))
+    return EXIT_OK
+
+
+# --- generate --------------------------------------------------------------------------------
+def cmd_generate(args: argparse.Namespace) -> int:
+    wire = {k: v for k, v in {
+        "style": args.style, "drummer": args.drummer, "bars": args.bars, "tempo": args.tempo,
+        "time_signature": list(args.time_signature), "variations": args.count, "temperature": args.temperature,
+        "top_p": args.top_p, "seed": args.seed, "kind": args.kind, "density": args.density,
+        "complexity": args.complexity, "guidance": args.guidance, "kit": args.kit,
+    }.items() if v is not None}
+    if args.local:
+        patterns = _generate_locally(args, wire)
+    else:
+        patterns = call(args, "generate", **wire)["patterns"]
+    from daemon import midifile
+    from daemon.show import grid
+
+    meter = tuple(args.time_signature)
+    length = args.bars * meter[0] * 4 / meter[1]
+    for i, pattern in enumerate(patterns, 1):
+        notes = [Note.from_wire(n) for n in pattern["notes"]]
+        title = f"variation {i}/{len(patterns)}: {len(notes)} notes, seed {pattern['seed']}"
+        if args.out:
+            path = args.out / _file_name(args, pattern["seed"])
+            midifile.write(path, notes, args.tempo, meter, length, name=_style_label(args.style))
+            title += f" -> {path}"
+        print(title)
+        if not args.quiet:
+            print(grid(notes, meter, length) + "\n")
+    return EXIT_OK
+
+
+def _generate_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
+    from daemon import checkpoint
+    from daemon.generate import Generator
+    from daemon.requests import groove_request
+
+    generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device)
+    request = groove_request(wire, generator.vocab.meters)
+    found = generator.generate([request])[0]
+    return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
+
+
+def _file_name(args: argparse.Namespace, seed: int) -> str:
+    num, den = args.time_signature
+    style = re.sub(r"[^a-z0-9.-]+", "-", _style_label(args.style).lower()).strip("-")
+    return f"{style}_{args.tempo:g}bpm_{num}-{den}_{args.bars}bars_seed{seed}.mid"
+
+
+def _style_label(style: str | dict | None) -> str:
+    if isinstance(style, dict):
+        return "+".join(f"{k}{v:g}" for k, v in style.items())
+    return style or "any"
+
+
+def style_arg(text: str) -> str | dict[str, float]:
+    """`funk` or a mix `funk:0.7,jazz:0.3`."""
+    if ":" not in text:
+        return text
+    mix = {}
+    for part in text.split(","):
+        name, _, weight = part.partition(":")
+        try:
+            mix[name.strip()] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"style mix part {part!r} is not name:weight") from None
+    return mix
+
+
+def time_signature_arg(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d{1,2})/(\d{1,2})", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"time signature {text!r} is not like 4/4 or 7/8")
+    return int(match[1]), int(match[2])
+
+
+def add_generate(sub) -> None:
+    p = sub.add_parser("generate", help="generate grooves (through the daemon, or --local)",
+                       description="Generate drum grooves, show them as grids and optionally write .mid files.")
+    p.add_argument("--style", type=style_arg, help="a genre (see `drumigen styles`) or a mix: funk:0.7,jazz:0.3")
+    p.add_argument("--drummer", help="play like one GMD drummer: drummer1 .. drummer10")
+    p.add_argument("--bars", type=int, default=4, help="bars per groove, 1-16 (default 4)")
+    p.add_argument("--tempo", type=float, default=120.0, help="BPM (default 120)")
+    p.add_argument("--time-signature", dest="time_signature", type=time_signature_arg, default=(4, 4),
+                   help="meter, e.g. 4/4, 3/4, 6/8, 5/4, 7/8 (default 4/4)")
+    p.add_argument("--count", type=int, default=1, help="how many variations, 1-16 (default 1)")
+    p.add_argument("--seed", type=int, help="same request + same seed = same groove")
+    p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
+    p.add_argument("--top-p", dest="top_p", type=float, help="nucleus sampling mass (default 0.95)")
+    p.add_argument("--kind", choices=("beat", "fill"), help="a groove or a fill")
+    p.add_argument("--density", type=float, help="0 sparse .. 1 busy")
+    p.add_argument("--complexity", type=float, help="0 straight .. 1 syncopated")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance, > 1 follows the controls harder")
+    p.add_argument("--kit", help="output drum map: gm (default), gmd, rack16")
+    p.add_argument("--out", "-o", type=Path, help="folder to write one .mid per groove into")
+    p.add_argument("--quiet", "-q", action="store_true", help="do not draw the grids")
+    p.add_argument("--local", action="store_true", help="run the model in this process instead of the daemon")
+    p.add_argument("--checkpoint", type=Path, help="with --local: model checkpoint (default: bundled)")
+    p.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda")
+    add_client_flags(p)
+    p.set_defaults(func=cmd_generate)
+
+
+# --- files -----------------------------------------------------------------------------------
+def cmd_show(args: argparse.Namespace) -> int:
+    from daemon import midifile
+    from daemon.show import grid
+
+    groove = midifile.read(args.file)
+    print(f"{args.file}: {len(groove.notes)} notes, {groove.tempo:g} BPM, "
+          f"{groove.meter[0]}/{groove.meter[1]}, {groove.length:g} beats")
+    print(grid(groove.notes, groove.meter, groove.length))
+    return EXIT_OK
+
+
+def add_show(sub) -> None:
+    p = sub.add_parser("show", help="draw a MIDI groove as a drum grid in the terminal")
+    p.add_argument("file", type=Path, help="a .mid file")
+    p.set_defaults(func=cmd_show)
+
+
+def add_client_commands(sub) -> None:
+    for name, func, text in (("ping", cmd_ping, "check that the daemon answers"),
+                             ("info", cmd_info, "the daemon's version, model and device"),
+                             ("styles", cmd_styles, "styles, drummers, meters and kits the model knows")):
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        add_client_flags(p)
+        p.set_defaults(func=func)
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="drumigen", description="MidiDrumiGen: AI drum grooves for Ableton Live 12")
+    parser = argparse.ArgumentParser(prog="drumigen", description="MidiDrumiGen: AI drum grooves for Ableton Live 12",
+                                     epilog="exit codes: 0 ok, 1 refused or failed, 2 bad usage, 3 no daemon")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_serve(sub)
+    add_client_commands(sub)
+    add_generate(sub)
+    add_show(sub)
     add_train(sub)
+    add_keys(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
+    from daemon.midifile import MidiFileError
+
     try:
         return args.func(args)
+    except Unavailable as err:
+        print(f"drumigen: {err}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except ProtocolError as err:
+        print(f"drumigen: {err.message} [{err.code}]", file=sys.stderr)
+        return EXIT_ERROR
+    except MidiFileError as err:
+        print(f"drumigen: {err}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
 

@@ -38,8 +38,14 @@ PIECE_NAMES = {
 }
 
 # After canonicalisation every piece sits where both GM and the TD-11 put it, so "gm" is
-# also the dataset's layout; other layouts (a user's Drum Rack) come as JSON maps.
-BUILTIN_MAPS = {"gm": {}}
+# also the dataset's (Roland) layout, minus the edge zones. "rack16" folds the pieces above
+# Live's 16-pad Drum Rack (C1..D#2 = 36..51) onto their nearest pad. Other layouts (a
+# user's Drum Rack) come as JSON maps.
+BUILTIN_MAPS = {
+    "gm": {},
+    "gmd": {},
+    "rack16": {52: 49, 53: 51, 55: 49, 57: 49, 59: 51},
+}
 
 
 def to_canonical(pitch: int) -> int:
@@ -55,7 +61,7 @@ def load_map(spec: str | dict) -> dict[int, int]:
     else:
         path = Path(spec).expanduser()
         if not path.is_file():
-            raise ValueError(f"unknown kit map {spec!r}: use 'gm' or a JSON file path")
+            raise ValueError(f"unknown kit map {spec!r}: use one of gm, gmd, rack16 or a JSON file path")
         try:
             raw = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:

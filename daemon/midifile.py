@@ -1,0 +1,108 @@
+"""Standard MIDI files in and out (mido), in the units the rest of the code uses: beats.
+
+Grooves are written as type-0 files on MIDI channel 10 (index 9), with tempo and time
+signature, so any DAW drops them on a drum rack at the right speed. Reading accepts any
+file and any channel (a user's clip may not be on channel 10) and reports what it found.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+
+from shared.notes import Note
+
+DRUM_CHANNEL = 9
+TICKS_PER_BEAT = 480
+
+
+class MidiFileError(ValueError):
+    """A file that is not a readable MIDI file, or holds no notes."""
+
+
+@dataclass
+class Groove:
+    notes: list[Note]
+    tempo: float  # BPM (the file's first tempo, 120 when it has none)
+    meter: tuple[int, int]  # the first time signature, 4/4 when it has none
+    length: float  # beats: whole bars covering the notes
+
+
+def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], length: float | None = None,
+          name: str = "MidiDrumiGen") -> None:
+    """One drum track; the end-of-track sits at `length` beats so loops stay whole bars."""
+    events: list[tuple[int, int, mido.Message]] = []  # (tick, order: offs before ons, message)
+    for n in notes:
+        on = round(n.start * TICKS_PER_BEAT)
+        off = max(on + 1, round((n.start + n.duration) * TICKS_PER_BEAT))
+        events.append((on, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=n.pitch, velocity=n.velocity)))
+        events.append((off, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=n.pitch, velocity=0)))
+    events.sort(key=lambda e: (e[0], e[1]))
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("track_name", name=name, time=0))
+    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo), time=0))
+    track.append(mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1], time=0))
+    now = 0
+    for tick, _, msg in events:
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    end = round(length * TICKS_PER_BEAT) if length is not None else now
+    track.append(mido.MetaMessage("end_of_track", time=max(0, end - now)))
+    mid = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
+    mid.tracks.append(track)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mid.save(path)
+
+
+def read(path: Path) -> Groove:
+    """Every note-on of every track and channel, as beats; raises MidiFileError on a bad file."""
+    try:
+        mid = mido.MidiFile(path)
+    except FileNotFoundError:
+        raise MidiFileError(f"{path}: no such file") from None
+    except (OSError, ValueError, EOFError, KeyError, IndexError) as err:
+        raise MidiFileError(f"{path} is not a readable MIDI file ({err or type(err).__name__})") from None
+    if mid.type == 2:
+        raise MidiFileError(f"{path} is a type-2 MIDI file (independent patterns); save it as type 0 or 1")
+    tpb = mid.ticks_per_beat
+    if tpb <= 0:
+        raise MidiFileError(f"{path} uses SMPTE time, which MidiDrumiGen does not read")
+    tempo, meter = None, None
+    open_notes: dict[tuple[int, int], tuple[int, int]] = {}
+    notes: list[Note] = []
+    tick = 0
+    for msg in mido.merge_tracks(mid.tracks):
+        tick += msg.time
+        if msg.type == "set_tempo" and tempo is None:
+            tempo = round(mido.tempo2bpm(msg.tempo), 3)  # µs per beat is an integer
+        elif msg.type == "time_signature" and meter is None:
+            meter = (msg.numerator, msg.denominator)
+        elif msg.type == "note_on" and msg.velocity > 0:
+            _close(open_notes, notes, (msg.channel, msg.note), tick, tpb)
+            open_notes[(msg.channel, msg.note)] = (tick, msg.velocity)
+        elif msg.type in ("note_off", "note_on"):
+            _close(open_notes, notes, (msg.channel, msg.note), tick, tpb)
+    for key in list(open_notes):
+        _close(open_notes, notes, key, tick, tpb)
+    if not notes:
+        raise MidiFileError(f"{path} holds no notes")
+    meter = meter or (4, 4)
+    bar = meter[0] * 4 / meter[1]
+    bars = math.floor(max(n.start for n in notes) / bar + 1e-6) + 1
+    end_bars = tick / tpb / bar  # an end-of-track on a bar line marks a longer clip (trailing rests)
+    if abs(end_bars - round(end_bars)) < 1e-3:
+        bars = max(bars, round(end_bars))
+    length = bars * bar
+    notes.sort(key=lambda n: (n.start, n.pitch))
+    return Groove(notes, tempo or 120.0, meter, length)
+
+
+def _close(open_notes: dict, notes: list[Note], key: tuple[int, int], tick: int, tpb: int) -> None:
+    if key not in open_notes:
+        return
+    start, velocity = open_notes.pop(key)
+    duration = max(tick - start, 1) / tpb
+    notes.append(Note(key[1], start / tpb, duration, velocity))

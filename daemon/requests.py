@@ -1,0 +1,133 @@
+"""Wire maps to GrooveRequests: every field checked, every refusal a ProtocolError a musician can read.
+
+The daemon and the CLI both build requests here, so a value the CLI accepts is exactly a
+value the daemon accepts.
+"""
+
+from __future__ import annotations
+
+import math
+
+from daemon import kit
+from daemon.generate import GrooveRequest
+from daemon.vocab import DRUMMERS, GENRES, KINDS
+from shared.protocol import (
+    BARS_RANGE,
+    E_BAD_REQUEST,
+    E_UNKNOWN_STYLE,
+    TEMPERATURE_RANGE,
+    TEMPO_RANGE,
+    VARIATIONS_RANGE,
+    ProtocolError,
+)
+
+GUIDANCE_RANGE = (0.0, 10.0)
+MAX_STYLES_IN_MIX = 8
+
+
+def groove_request(msg: dict, meters: tuple[tuple[int, int], ...], styles: tuple[str, ...] = GENRES) -> GrooveRequest:
+    """The `generate` fields of `msg` as a GrooveRequest; unknown extra fields are ignored.
+
+    `meters` are the time signatures the model's vocabulary can write.
+    """
+    num, den = _time_signature(msg.get("time_signature", [4, 4]), meters)
+    return GrooveRequest(
+        style=_style(msg.get("style"), styles),
+        drummer=_choice(msg, "drummer", DRUMMERS, E_UNKNOWN_STYLE),
+        bars=_int(msg, "bars", 4, BARS_RANGE),
+        tempo=_number(msg, "tempo", 120.0, TEMPO_RANGE),
+        meter=(num, den),
+        variations=_int(msg, "variations", 1, VARIATIONS_RANGE),
+        temperature=_number(msg, "temperature", 1.0, TEMPERATURE_RANGE),
+        top_p=_number(msg, "top_p", 0.95, (1e-6, 1.0)),
+        seed=_int(msg, "seed", None, (0, 2**31 - 1)),
+        kind=_choice(msg, "kind", KINDS, E_BAD_REQUEST),
+        density=_number(msg, "density", None, (0.0, 1.0)),
+        complexity=_number(msg, "complexity", None, (0.0, 1.0)),
+        guidance=_number(msg, "guidance", 1.0, GUIDANCE_RANGE),
+        kit=_kit(msg.get("kit", "gm")),
+    )
+
+
+def _int(msg: dict, name: str, default, bounds: tuple[int, int]):
+    value = msg.get(name)
+    if value is None:
+        return default
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a whole number, got {value!r}")
+    if not bounds[0] <= value <= bounds[1]:
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be {bounds[0]}..{bounds[1]}, got {value}")
+    return value
+
+
+def _number(msg: dict, name: str, default, bounds: tuple[float, float]):
+    value = msg.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or not bounds[0] <= value <= bounds[1]:
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be between {bounds[0]:g} and {bounds[1]:g}, got {value!r}")
+    return float(value)
+
+
+def _choice(msg: dict, name: str, allowed: tuple[str, ...], code: str) -> str | None:
+    value = msg.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.lower() not in allowed:
+        raise ProtocolError(code, f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
+    return value.lower()
+
+
+def _style(value: object, styles: tuple[str, ...]) -> str | dict[str, float] | None:
+    if value is None or value == "any":
+        return None
+    if isinstance(value, str):
+        if value.lower() not in styles:
+            raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {value!r}; choose one of: {', '.join(styles)}")
+        return value.lower()
+    if isinstance(value, dict):
+        if not 1 <= len(value) <= MAX_STYLES_IN_MIX:
+            raise ProtocolError(E_BAD_REQUEST, f"a style mix names 1..{MAX_STYLES_IN_MIX} styles")
+        mix = {}
+        for name, weight in value.items():
+            resolved = _style(name, styles) if isinstance(name, str) else None
+            if resolved is None:
+                raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {name!r} in the mix")
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not (
+                math.isfinite(weight) and weight >= 0
+            ):
+                raise ProtocolError(E_BAD_REQUEST, f"style weight for {name!r} must be a number >= 0")
+            mix[resolved] = mix.get(resolved, 0.0) + float(weight)
+        if sum(mix.values()) <= 0:
+            raise ProtocolError(E_BAD_REQUEST, "style weights must not all be zero")
+        return mix
+    raise ProtocolError(E_BAD_REQUEST, "style must be a name or a map of name to weight")
+
+
+def _time_signature(value: object, meters: tuple[tuple[int, int], ...]) -> tuple[int, int]:
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in value)
+    ):
+        raise ProtocolError(E_BAD_REQUEST, f"time_signature must be [numerator, denominator], got {value!r}")
+    num, den = value
+    if (num, den) not in meters:
+        known = ", ".join(f"{n}/{d}" for n, d in sorted(meters, key=lambda m: (m[1], m[0])))
+        raise ProtocolError(E_BAD_REQUEST, f"time signature {num}/{den} is not supported; choose one of: {known}")
+    return num, den
+
+
+def _kit(value: object) -> dict[int, int]:
+    if isinstance(value, str) and value in kit.BUILTIN_MAPS:
+        return kit.BUILTIN_MAPS[value]
+    if isinstance(value, dict):
+        try:
+            return kit.load_map(value)
+        except ValueError as err:
+            raise ProtocolError(E_BAD_REQUEST, str(err)) from None
+    raise ProtocolError(E_BAD_REQUEST, f"kit must be one of {', '.join(kit.BUILTIN_MAPS)} or a pitch map")

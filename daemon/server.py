@@ -1,0 +1,289 @@
+"""`drumigen serve`: the inference daemon.
+
+ZeroMQ pattern: an asynchronous server (the guide's ROUTER front end with one worker).
+The network thread owns the ROUTER socket and answers `ping`, `info`, `styles` and every
+malformed request itself, at once; `generate` jobs go to a queue. One model worker takes
+everything waiting in the queue (up to MAX_BATCH_ROWS rows) and samples it as one batch,
+so sixteen clients asking at once cost little more than one. Results travel back to the
+network thread through an inproc PAIR socket, because a ZeroMQ socket belongs to one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgpack
+import torch
+import zmq
+
+from daemon import __version__, checkpoint
+from daemon.generate import Generator, GrooveRequest
+from daemon.requests import groove_request
+from daemon.vocab import DRUMMERS, GENRES
+from shared import protocol as P
+
+log = logging.getLogger("drumigen.server")
+
+MAX_QUEUE = 256  # waiting generate requests before new ones get E_BUSY
+MAX_BATCH_ROWS = 64  # variations sampled together in one batch
+SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; between the two we reply too_large
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+
+
+@dataclass
+class Job:
+    envelope: list[bytes]  # ROUTER identity frames and the empty delimiter
+    request_id: object
+    request: GrooveRequest
+    received: float
+
+
+@dataclass
+class ServeConfig:
+    bind: str = P.DEFAULT_ENDPOINT
+    checkpoint: Path = checkpoint.BUNDLED
+    device: str = "auto"
+    threads: int | None = None  # torch intra-op threads; default: all cores
+    curve_secret: Path | None = None  # z85 server secret key file (from `drumigen keys`)
+    insecure: bool = False  # allow a non-loopback bind without CurveZMQ
+
+
+class Daemon:
+    def __init__(self, config: ServeConfig) -> None:
+        self.config = config
+        _check_bind(config)
+        if config.threads:
+            torch.set_num_threads(config.threads)
+        started = time.perf_counter()
+        self.generator = Generator.load(config.checkpoint, config.device)
+        log.info("model %s on %s loaded in %.2f s", config.checkpoint.name, self.generator.device,
+                 time.perf_counter() - started)
+        self.jobs: queue.Queue[Job] = queue.Queue(MAX_QUEUE)
+        self._results: queue.SimpleQueue[tuple[list[bytes], dict]] = queue.SimpleQueue()
+        self.stopping = threading.Event()
+        self.ctx = zmq.Context()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_BYTES)
+        self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client may reuse its identity
+        if config.curve_secret is not None:
+            secret = config.curve_secret.read_bytes().strip()
+            self.router.curve_secretkey = secret
+            self.router.curve_publickey = zmq.curve_public(secret)
+            self.router.curve_server = True
+        self.router.bind(config.bind)
+        self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._results_in = self.ctx.socket(zmq.PAIR)
+        self._results_in.bind(f"inproc://results-{id(self)}")
+        self._results_out = self.ctx.socket(zmq.PAIR)
+        self._results_out.connect(f"inproc://results-{id(self)}")
+        self._worker = threading.Thread(target=self._work, name="model-worker", daemon=True)
+        self._info = {
+            "version": __version__,
+            "protocol": P.PROTOCOL_VERSION,
+            "model": config.checkpoint.name,
+            "model_params": self.generator.model.num_params(),
+            "device": str(self.generator.device),
+        }
+        self._styles = {
+            "styles": list(GENRES),
+            "drummers": list(DRUMMERS),
+            "time_signatures": [list(m) for m in self.generator.vocab.meters],
+            "kits": ["gm", "gmd", "rack16"],
+        }
+
+    # --- network thread ----------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        self._worker.start()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self._results_in, zmq.POLLIN)
+        log.info("listening on %s (protocol %d)", self.endpoint, P.PROTOCOL_VERSION)
+        try:
+            while not self.stopping.is_set():
+                events = dict(poller.poll(100))
+                if self._results_in in events:
+                    self._send_results()
+                if self.router in events:
+                    self._drain_router()
+        finally:
+            self.close()
+
+    def _drain_router(self) -> None:
+        for _ in range(1000):  # bounded, so results and shutdown are never starved
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=True)
+            except zmq.Again:
+                return
+            reply = self._handle(frames)
+            if reply is not None:
+                self._send(reply[0], reply[1])
+
+    def _handle(self, frames: list[bytes]) -> tuple[list[bytes], dict] | None:
+        """The reply for one request, or None when a job was queued."""
+        if len(frames) < 3 or frames[-2] != b"":
+            # No REQ-style delimiter: answer on the envelope we got, so a DEALER that forgot it hears why.
+            envelope = frames[:-1] if len(frames) >= 2 else frames
+            return envelope, P.error_reply(None, P.E_MALFORMED,
+                                           "expected an empty delimiter frame, then one msgpack frame")
+        envelope, payload = frames[:-1], frames[-1]
+        if len(payload) > P.MAX_MESSAGE_BYTES:
+            return envelope, P.error_reply(None, P.E_TOO_LARGE,
+                                           f"request is {len(payload)} bytes; the limit is {P.MAX_MESSAGE_BYTES}")
+        try:
+            msg = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+        except (ValueError, msgpack.UnpackException) as err:  # FormatError, StackError, ExtraData, bad UTF-8, ...
+            return envelope, P.error_reply(None, P.E_MALFORMED, f"request is not valid msgpack ({type(err).__name__})")
+        if not isinstance(msg, dict):
+            return envelope, P.error_reply(None, P.E_MALFORMED, "request must be a msgpack map")
+        request_id = msg.get("id")
+        if not (request_id is None or isinstance(request_id, (str, int))) or isinstance(request_id, bool):
+            return envelope, P.error_reply(None, P.E_MALFORMED, "id must be a string or an integer")
+        op = msg.get("op")
+        try:
+            if op == P.OP_PING:
+                return envelope, P.ok_reply(request_id, pong=True, time=time.time())
+            if op == P.OP_INFO:
+                return envelope, P.ok_reply(request_id, queue=self.jobs.qsize(), **self._info)
+            if op == P.OP_STYLES:
+                return envelope, P.ok_reply(request_id, **self._styles)
+            if op == P.OP_GENERATE:
+                request = groove_request(msg, self.generator.vocab.meters)
+                self.jobs.put_nowait(Job(envelope, request_id, request, time.perf_counter()))
+                return None
+        except P.ProtocolError as err:
+            return envelope, P.error_reply(request_id, err.code, err.message)
+        except queue.Full:
+            return envelope, P.error_reply(request_id, P.E_BUSY,
+                                           f"the daemon has {MAX_QUEUE} requests waiting; try again in a moment")
+        return envelope, P.error_reply(request_id, P.E_UNKNOWN_OP,
+                                       f"unknown op {op!r}; this daemon knows: {', '.join(P.OPS)}")
+
+    def _send(self, envelope: list[bytes], reply: dict) -> None:
+        try:
+            self.router.send_multipart([*envelope, msgpack.packb(reply, use_bin_type=True)], zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("client %s is not reading; reply to id %r dropped", envelope[0].hex(), reply.get("id"))
+        except zmq.ZMQError as err:  # EHOSTUNREACH is not raised (ROUTER_MANDATORY off); others are real
+            log.error("could not send reply to id %r: %s", reply.get("id"), err)
+
+    def _send_results(self) -> None:
+        while True:
+            try:
+                self._results_in.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            while True:
+                try:
+                    envelope, reply = self._results.get_nowait()
+                except queue.Empty:
+                    break
+                self._send(envelope, reply)
+
+    # --- model worker ------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                batch = [self.jobs.get(timeout=0.1)]
+            except queue.Empty:
+                continue
+            rows = batch[0].request.variations
+            while rows < MAX_BATCH_ROWS:
+                try:
+                    job = self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+                batch.append(job)
+                rows += job.request.variations
+            for envelope, reply in self._run(batch):
+                self._results.put((envelope, reply))
+            self._results_out.send(b"")
+
+    def _run(self, batch: list[Job]) -> list[tuple[list[bytes], dict]]:
+        started = time.perf_counter()
+        try:
+            patterns = self.generator.generate([job.request for job in batch])
+        except Exception:
+            log.exception("generation failed for a batch of %d requests", len(batch))
+            message = f"generation failed inside the daemon; details are in {log_file_hint()}"
+            return [(job.envelope, P.error_reply(job.request_id, P.E_INTERNAL, message)) for job in batch]
+        elapsed = time.perf_counter() - started
+        log.info("generated %d requests (%d patterns) in one batch in %.0f ms", len(batch),
+                  sum(j.request.variations for j in batch), elapsed * 1000)
+        replies = []
+        for job, found in zip(batch, patterns):
+            r = job.request
+            replies.append((job.envelope, P.ok_reply(
+                job.request_id,
+                bars=r.bars,
+                tempo=r.tempo,
+                time_signature=list(r.meter),
+                patterns=[{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found],
+            )))
+        return replies
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def stop(self, *_: object) -> None:
+        self.stopping.set()
+
+    def close(self) -> None:
+        self.stopping.set()
+        if self._worker.is_alive():
+            self._worker.join(timeout=30)
+        for sock in (self.router, self._results_in, self._results_out):
+            sock.close(linger=0)
+        self.ctx.term()
+        log.info("stopped")
+
+
+def _check_bind(config: ServeConfig) -> None:
+    host = config.bind.split("://", 1)[-1].rsplit(":", 1)[0]
+    if config.bind.startswith("ipc://") or config.bind.startswith("inproc://") or host in LOOPBACK_HOSTS:
+        return
+    if config.curve_secret is not None:
+        return
+    if not config.insecure:
+        raise ValueError(
+            f"refusing to bind {config.bind}: anyone on the network could use the daemon. "
+            "Make keys with `drumigen keys` and pass --curve-secret, or pass --insecure"
+        )
+    log.warning("binding %s WITHOUT encryption or authentication (--insecure)", config.bind)
+
+
+def make_keys(folder: Path) -> tuple[Path, Path]:
+    """A CurveZMQ key pair as z85 text files: server.key (share it) and server.key_secret (keep it)."""
+    public, secret = zmq.curve_keypair()
+    folder.mkdir(parents=True, exist_ok=True)
+    public_path, secret_path = folder / "server.key", folder / "server.key_secret"
+    public_path.write_bytes(public + b"\n")
+    secret_path.write_bytes(secret + b"\n")
+    os.chmod(secret_path, 0o600)
+    return public_path, secret_path
+
+
+def default_log_file() -> Path:
+    base = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state"))
+    return base / "mididrumigen" / "daemon.log"
+
+
+def log_file_hint() -> str:
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return handler.baseFilename
+    return "the daemon's log"
+
+
+def serve(config: ServeConfig) -> None:
+    """Run until SIGINT or SIGTERM; both stop cleanly (the current batch finishes first)."""
+    daemon = Daemon(config)
+    signal.signal(signal.SIGINT, daemon.stop)
+    signal.signal(signal.SIGTERM, daemon.stop)
+    daemon.serve_forever()
+

@@ -1,0 +1,265 @@
+"""The daemon over real sockets: replies, refusals, batching, restarts, shutdown, security."""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import msgpack
+import pytest
+import zmq
+
+from daemon.grammar import bar_beats
+from shared.client import DaemonClient
+from shared.notes import Note
+from shared.protocol import MAX_MESSAGE_BYTES
+from tests.support import ROOT, DaemonProcess, free_port
+
+
+def req(endpoint: str, payload: bytes, timeout_ms: int = 20000) -> dict:
+    """One raw REQ round trip: what any ZeroMQ client in any language would do."""
+    sock = zmq.Context.instance().socket(zmq.REQ)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        sock.send(payload)
+        assert sock.poll(timeout_ms), "no reply"
+        return msgpack.unpackb(sock.recv(), raw=False)
+    finally:
+        sock.close()
+
+
+def ask(endpoint: str, **msg) -> dict:
+    return req(endpoint, msgpack.packb(msg))
+
+
+def test_ping_info_styles(daemon):
+    assert ask(daemon.endpoint, op="ping", id="p")["pong"] is True
+    info = ask(daemon.endpoint, op="info", id=2)
+    assert info["id"] == 2 and info["ok"] and info["protocol"] == 1 and info["device"] == "cpu"
+    assert info["model"] == "drumigen-gmd.pt" and info["model_params"] > 1_000_000
+    styles = ask(daemon.endpoint, op="styles", id=3)
+    assert {"funk", "jazz", "rock", "hiphop", "latin"} <= set(styles["styles"])
+    assert [6, 8] in styles["time_signatures"] and [5, 4] in styles["time_signatures"]
+    assert styles["drummers"][0] == "drummer1"
+
+
+@pytest.mark.parametrize("meter", [(4, 4), (6, 8), (7, 8)])
+def test_generate_fills_exactly_the_clip(daemon, meter):
+    reply = ask(daemon.endpoint, op="generate", id=9, style="funk", bars=2, tempo=97.5,
+                time_signature=list(meter), variations=3, seed=11)
+    assert reply["ok"], reply
+    assert reply["id"] == 9 and reply["bars"] == 2 and reply["time_signature"] == list(meter)
+    assert [p["seed"] for p in reply["patterns"]] == [11, 12, 13]
+    clip = 2 * bar_beats(meter)
+    for pattern in reply["patterns"]:
+        notes = [Note.from_wire(n) for n in pattern["notes"]]
+        assert notes, "an empty groove"
+        assert all(0 <= n.start < clip and n.start + n.duration <= clip + 1e-9 for n in notes)
+        assert len({(n.pitch, n.start) for n in notes}) == len(notes)
+        assert len({n.start for n in notes if n.start < bar_beats(meter)}) > 2  # the first bar is played
+
+
+def test_same_seed_same_notes_different_seed_different_notes(daemon):
+    a, b, c = (ask(daemon.endpoint, op="generate", id=1, style="rock", bars=1, seed=s) for s in (5, 5, 6))
+    assert a["patterns"] == b["patterns"]
+    assert a["patterns"] != c["patterns"]
+
+
+def test_style_mix_and_kit_map(daemon):
+    reply = ask(daemon.endpoint, op="generate", id=1, style={"funk": 0.7, "jazz": 0.3}, bars=1, seed=3,
+                kit={"36": 24, "38": 26})
+    pitches = {n["pitch"] for n in reply["patterns"][0]["notes"]}
+    assert reply["ok"] and not pitches & {36, 38} and pitches & {24, 26}
+
+
+BAD = [
+    (b"", "malformed"),
+    (b"\xc1", "malformed"),
+    (b"\x92\x01", "malformed"),  # truncated array
+    (msgpack.packb([1, 2]), "malformed"),
+    (msgpack.packb("ping"), "malformed"),
+    (msgpack.packb({"op": "ping", "id": [1]}), "malformed"),
+    (msgpack.packb({1: 2}), "malformed"),  # non-string keys
+    (b"\x91" * 100_000, "malformed"),  # nesting deeper than any decoder allows
+    (msgpack.packb({"id": 1}), "unknown_op"),
+    (msgpack.packb({"op": "explode", "id": 1}), "unknown_op"),
+    (msgpack.packb({"op": 5, "id": 1}), "unknown_op"),
+]
+BAD_GENERATE = [
+    ({"tempo": float("nan")}, "bad_request", "tempo"),
+    ({"tempo": 1e9}, "bad_request", "tempo"),
+    ({"tempo": "fast"}, "bad_request", "tempo"),
+    ({"bars": 0}, "bad_request", "bars"),
+    ({"bars": -3}, "bad_request", "bars"),
+    ({"bars": 10**12}, "bad_request", "bars"),
+    ({"bars": True}, "bad_request", "bars"),
+    ({"variations": 0}, "bad_request", "variations"),
+    ({"variations": 17}, "bad_request", "variations"),
+    ({"temperature": -1}, "bad_request", "temperature"),
+    ({"time_signature": [4]}, "bad_request", "time_signature"),
+    ({"time_signature": "4/4"}, "bad_request", "time_signature"),
+    ({"time_signature": [11, 8]}, "bad_request", "11/8"),
+    ({"time_signature": [4, 0]}, "bad_request", "4/0"),
+    ({"style": "polka"}, "unknown_style", "polka"),
+    ({"style": {"funk": 1, "polka": 1}}, "unknown_style", "polka"),
+    ({"style": {"funk": 0}}, "bad_request", "zero"),
+    ({"style": 3}, "bad_request", "style"),
+    ({"drummer": "ringo"}, "unknown_style", "ringo"),
+    ({"kind": "solo"}, "bad_request", "kind"),
+    ({"kit": "tr808"}, "bad_request", "kit"),
+    ({"kit": {"36": 300}}, "bad_request", "0..127"),
+    ({"seed": -1}, "bad_request", "seed"),
+    ({"density": 2}, "bad_request", "density"),
+]
+
+
+@pytest.mark.parametrize("payload,code", BAD)
+def test_malformed_requests_get_error_replies(daemon, payload, code):
+    reply = req(daemon.endpoint, payload)
+    assert reply["ok"] is False and reply["error"]["code"] == code
+    assert reply["error"]["message"]
+
+
+@pytest.mark.parametrize("fields,code,mentions", BAD_GENERATE)
+def test_bad_generate_fields_are_named(daemon, fields, code, mentions):
+    reply = ask(daemon.endpoint, op="generate", id="x", **fields)
+    assert reply == {"id": "x", "ok": False, "error": reply["error"]}
+    assert reply["error"]["code"] == code
+    assert mentions in reply["error"]["message"]
+
+
+def test_oversized_request_is_refused_not_decoded(daemon):
+    reply = req(daemon.endpoint, b"\x00" * (MAX_MESSAGE_BYTES + 1))
+    assert reply["error"]["code"] == "too_large"
+    assert ask(daemon.endpoint, op="ping", id=1)["ok"]
+
+
+def test_dealer_without_delimiter_hears_why(daemon):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(daemon.endpoint)
+    sock.send(msgpack.packb({"op": "ping", "id": 1}))
+    assert sock.poll(10000)
+    reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+    sock.close()
+    assert reply["error"]["code"] == "malformed" and "delimiter" in reply["error"]["message"]
+
+
+@pytest.mark.parametrize("size", [0, 255, 256, 5 * 1024 * 1024])
+def test_request_frame_sizes_through_the_live_client(daemon, size):
+    with DaemonClient(daemon.endpoint, timeout=20) as client:
+        reply = client.call("ping", padding="x" * size)  # unknown fields are ignored
+    assert reply.ok and reply.data["pong"] is True
+
+
+def test_thousand_pipelined_requests_through_the_live_client(daemon):
+    with DaemonClient(daemon.endpoint, timeout=20) as client:
+        ids = {client.send("ping", n=i) for i in range(1000)}
+        replies = []
+        deadline = time.monotonic() + 30
+        while len(replies) < 1000 and time.monotonic() < deadline:
+            replies += client.poll(0.05)
+    assert sorted(r.id for r in replies) == sorted(ids)
+    assert all(r.ok for r in replies)
+
+
+def test_ping_is_answered_while_the_model_is_busy(daemon):
+    with DaemonClient(daemon.endpoint, timeout=60) as client:
+        slow = client.send("generate", bars=16, variations=16, seed=1)
+        time.sleep(0.2)  # the worker has started on it
+        started = time.monotonic()
+        ping = client.call("ping")
+        ping_s = time.monotonic() - started
+        replies = []
+        while not replies:
+            replies = [r for r in client.poll(0.1) if r.id == slow]
+    assert ping.ok and replies[0].ok and len(replies[0].data["patterns"]) == 16
+    assert ping_s < 5.0  # generous: without the worker thread it would wait for the whole batch
+
+
+def test_concurrent_requests_share_a_batch(daemon):
+    barrier = threading.Barrier(8)
+    replies: list[dict] = []
+
+    def client(i: int) -> None:
+        barrier.wait()
+        replies.append(ask(daemon.endpoint, op="generate", id=i, style="rock", bars=2, seed=i))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r["id"] for r in replies) == list(range(8)) and all(r["ok"] for r in replies)
+    batches = [int(n) for n in re.findall(r"generated (\d+) requests", daemon.log_file.read_text())]
+    assert max(batches) > 1
+    # and batching does not change what each request gets
+    alone = ask(daemon.endpoint, op="generate", id=3, style="rock", bars=2, seed=3)
+    assert alone["patterns"] == next(r for r in replies if r["id"] == 3)["patterns"]
+
+
+def test_daemon_killed_and_restarted_mid_request(daemon):
+    with DaemonClient(daemon.endpoint, timeout=2, retries=8) as client:
+        rid = client.send("generate", bars=8, variations=8, seed=2)
+        time.sleep(0.3)
+        daemon.stop()  # SIGKILL, mid-generation
+        daemon.start()
+        replies = []
+        deadline = time.monotonic() + 60
+        while not replies and time.monotonic() < deadline:
+            replies = [r for r in client.poll(0.1) if r.id == rid]
+    assert replies and replies[0].ok and len(replies[0].data["patterns"]) == 8
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_shut_down_cleanly(tmp_path, sig):
+    d = DaemonProcess(tmp_path).start()
+    with DaemonClient(d.endpoint, timeout=30) as client:
+        client.send("generate", bars=4, seed=1)
+        time.sleep(0.1)
+        assert d.stop(sig) == 0
+    assert "stopped" in d.log_file.read_text()
+
+
+def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_non_loopback_bind_needs_keys_or_insecure(tmp_path):
+    refused = run_cli("serve", "--bind", f"tcp://0.0.0.0:{free_port()}", "--log-file", str(tmp_path / "a.log"))
+    assert refused.returncode == 1 and "drumigen keys" in refused.stderr
+
+
+def test_curve_keys_secure_the_daemon(tmp_path):
+    made = run_cli("keys", str(tmp_path))
+    assert made.returncode == 0
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve", "--bind", endpoint, "--curve-secret",
+                             str(tmp_path / "server.key_secret"), "--log-file", str(tmp_path / "d.log")], cwd=ROOT,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ok = run_cli("ping", "--endpoint", endpoint, "--server-key", str(tmp_path / "server.key"),
+                         "--timeout", "1")
+            if ok.returncode == 0:
+                break
+        assert ok.returncode == 0, ok.stderr
+        plain = run_cli("ping", "--endpoint", endpoint, "--timeout", "1")  # no key: the handshake fails
+        assert plain.returncode != 0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_values_survive_the_wire_exactly(daemon):
+    reply = ask(daemon.endpoint, op="generate", id=1, bars=1, tempo=133.25, seed=4)
+    assert reply["tempo"] == 133.25
+    assert all(isinstance(n["start"], float) and math.isfinite(n["start"]) for n in reply["patterns"][0]["notes"])
