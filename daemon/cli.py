@@ -156,10 +156,18 @@ def add_client_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_ping(args: argparse.Namespace) -> int:
-    from time import perf_counter
+    from time import monotonic, perf_counter, sleep
 
-    started = perf_counter()
-    call(args, "ping")
+    deadline = monotonic() + args.wait
+    while True:
+        started = perf_counter()
+        try:
+            call(args, "ping")
+            break
+        except Unavailable:
+            if monotonic() >= deadline:
+                raise
+            sleep(0.2)  # a daemon that is still starting up
     print(f"daemon at {args.endpoint} answered in {(perf_counter() - started) * 1000:.1f} ms")
     return EXIT_OK
 
@@ -305,6 +313,8 @@ def add_client_commands(sub) -> None:
                              ("styles", cmd_styles, "styles, drummers, meters and kits the model knows")):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         add_client_flags(p)
+        if name == "ping":
+            p.add_argument("--wait", type=float, default=0.0, help="keep trying for this many seconds (startup)")
         p.set_defaults(func=func)
 
 

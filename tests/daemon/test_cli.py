@@ -1,0 +1,77 @@
+"""The `drumigen` command line as a user runs it: exit codes, one-line errors, files written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from daemon import midifile
+from tests.support import ROOT, free_port
+
+
+def drumigen(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_no_daemon_is_one_clear_line_and_exit_3():
+    r = drumigen("ping", "--endpoint", f"tcp://127.0.0.1:{free_port()}")
+    assert r.returncode == 3
+    assert r.stderr.strip().count("\n") == 0 and "drumigen serve" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_client_commands_talk_to_the_daemon(daemon):
+    assert "answered in" in drumigen("ping", "--endpoint", daemon.endpoint).stdout
+    info = drumigen("info", "--endpoint", daemon.endpoint).stdout
+    assert "drumigen-gmd.pt" in info and "protocol      1" in info
+    assert "funk" in drumigen("styles", "--endpoint", daemon.endpoint).stdout
+
+
+def test_generate_writes_named_midi_files_that_read_back(daemon, tmp_path):
+    r = drumigen("generate", "--endpoint", daemon.endpoint, "--style", "funk", "--bars", "2", "--tempo", "96",
+                 "--time-signature", "6/8", "--count", "2", "--seed", "7", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["funk_96bpm_6-8_2bars_seed7.mid", "funk_96bpm_6-8_2bars_seed8.mid"]
+    groove = midifile.read(tmp_path / files[0])
+    assert groove.tempo == 96 and groove.meter == (6, 8) and groove.length == 6.0 and groove.notes
+    assert "kick" in r.stdout or "snare" in r.stdout  # the grid was drawn
+
+
+def test_generate_refusals_exit_1_with_the_reason(daemon):
+    r = drumigen("generate", "--endpoint", daemon.endpoint, "--style", "polka")
+    assert r.returncode == 1 and "unknown style 'polka'" in r.stderr and "[unknown_style]" in r.stderr
+    r = drumigen("generate", "--endpoint", daemon.endpoint, "--bars", "99")
+    assert r.returncode == 1 and "bars must be 1..16" in r.stderr
+
+
+def test_local_generation_matches_the_daemon(daemon, tmp_path):
+    args = ("--style", "rock", "--bars", "1", "--seed", "5", "--quiet")
+    via_daemon = drumigen("generate", "--endpoint", daemon.endpoint, *args, "--out", str(tmp_path / "d"))
+    local = drumigen("generate", "--local", *args, "--out", str(tmp_path / "l"))
+    assert via_daemon.returncode == local.returncode == 0
+    (d,), (l,) = (list((tmp_path / x).iterdir()) for x in "dl")
+    assert midifile.read(d).notes == midifile.read(l).notes
+
+
+def test_show_draws_a_grid_and_refuses_corrupt_files(tmp_path):
+    from shared.notes import Note
+
+    path = tmp_path / "g.mid"
+    midifile.write(path, [Note(36, 0.0, 0.25, 110), Note(38, 1.0, 0.25, 90), Note(42, 0.5, 0.25, 30)], 100, (4, 4))
+    r = drumigen("show", str(path))
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and "3 notes, 100 BPM, 4/4" in lines[0]
+    assert next(l for l in lines if l.strip().startswith("kick")).split()[1] == "X"
+    assert next(l for l in lines if "closed hat" in l).split()[2:5] == ["-", "-", "."]
+    (tmp_path / "bad.mid").write_bytes(b"MThd\x00\x00\x00\x06garbage")
+    bad = drumigen("show", str(tmp_path / "bad.mid"))
+    assert bad.returncode == 1 and "not a readable MIDI file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("command", ["serve", "ping", "info", "styles", "generate", "show", "train", "keys"])
+def test_every_command_has_help(command):
+    r = drumigen(command, "--help")
+    assert r.returncode == 0 and "usage: drumigen " + command in r.stdout

@@ -1,0 +1,80 @@
+"""MIDI files through mido: what we write reads back exactly; what we cannot read says why."""
+
+from __future__ import annotations
+
+import mido
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daemon import midifile
+from shared.notes import Note
+
+notes = st.lists(
+    st.builds(Note, pitch=st.integers(35, 81), start=st.integers(0, 16 * 480 - 1).map(lambda t: t / 480),
+              duration=st.integers(1, 480).map(lambda t: t / 480), velocity=st.integers(1, 127)),
+    min_size=1, max_size=60, unique_by=lambda n: (n.pitch, n.start),
+)
+
+
+def cut_at_next_hit(notes: list[Note]):
+    """A note's expected read-back: it ends where the next hit on its pitch starts, if sooner."""
+    def cut(n: Note) -> Note:
+        later = [m.start for m in notes if m.pitch == n.pitch and m.start > n.start]
+        end = min([n.start + n.duration, *later])
+        return Note(n.pitch, n.start, round((end - n.start) * 480) / 480, n.velocity)
+    return cut
+
+
+@settings(max_examples=60, deadline=None)
+@given(notes=notes, tempo=st.integers(40, 300), meter=st.sampled_from([(4, 4), (3, 4), (6, 8), (7, 8), (5, 4)]))
+def test_write_then_read_is_exact(tmp_path_factory, notes, tempo, meter):
+    path = tmp_path_factory.mktemp("m") / "g.mid"
+    midifile.write(path, notes, tempo, meter)
+    groove = midifile.read(path)
+    assert sorted(groove.notes, key=lambda n: (n.start, n.pitch)) == sorted(map(cut_at_next_hit(notes), notes),
+                                                                            key=lambda n: (n.start, n.pitch))
+    assert groove.tempo == pytest.approx(tempo, abs=1e-3) and groove.meter == meter
+    bar = meter[0] * 4 / meter[1]
+    assert groove.length % bar == pytest.approx(0) and groove.length > max(n.start for n in notes)
+
+
+def test_written_files_are_drums_with_the_clip_length(tmp_path):
+    path = tmp_path / "g.mid"
+    midifile.write(path, [Note(36, 0.0, 0.25, 100)], 120, (4, 4), length=8.0)
+    mid = mido.MidiFile(path)
+    assert {m.channel for m in mid if m.type.startswith("note")} == {midifile.DRUM_CHANNEL}
+    assert mid.length == pytest.approx(4.0)  # 8 beats at 120 BPM: the trailing rest is kept
+    assert midifile.read(path).length == 8.0
+
+
+def test_any_channel_and_running_note_on_zero_offs_are_read(tmp_path):
+    mid = mido.MidiFile(ticks_per_beat=96)
+    track = mido.MidiTrack([mido.Message("note_on", channel=0, note=38, velocity=80, time=48),
+                            mido.Message("note_on", channel=0, note=38, velocity=0, time=12)])
+    mid.tracks.append(track)
+    mid.save(tmp_path / "a.mid")
+    groove = midifile.read(tmp_path / "a.mid")
+    assert groove.notes == [Note(38, 0.5, 0.125, 80)] and groove.tempo == 120.0 and groove.meter == (4, 4)
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "not a readable MIDI file"),
+    (b"RIFF....WAVEfmt ", "not a readable MIDI file"),
+    (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0MTrk\x00\x00\xff\xff", "not a readable MIDI file"),
+])
+def test_corrupt_files_raise_midi_file_error(tmp_path, content, reason):
+    path = tmp_path / "x.mid"
+    path.write_bytes(content)
+    with pytest.raises(midifile.MidiFileError, match=reason):
+        midifile.read(path)
+
+
+def test_files_without_notes_and_missing_files_are_refused(tmp_path):
+    empty = mido.MidiFile()
+    empty.tracks.append(mido.MidiTrack())
+    empty.save(tmp_path / "empty.mid")
+    with pytest.raises(midifile.MidiFileError, match="holds no notes"):
+        midifile.read(tmp_path / "empty.mid")
+    with pytest.raises(midifile.MidiFileError, match="no such file"):
+        midifile.read(tmp_path / "missing.mid")
