@@ -307,6 +307,30 @@ def add_show(sub) -> None:
     p.set_defaults(func=cmd_show)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from daemon import checkpoint
+    from daemon.data import DEFAULT_DATA
+    from daemon.evaluate import run
+
+    print(run(args.checkpoint or checkpoint.BUNDLED, args.data or DEFAULT_DATA, args.cache_dir,
+              per_genre=args.per_genre, temperature=args.temperature, guidance=args.guidance, nll=not args.no_nll))
+    return EXIT_OK
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="measure a checkpoint against held-out GMD grooves",
+                       description="NLL on GMD's validation and test splits, and per-genre quality of generated "
+                                   "grooves against real test-split grooves (see daemon/evaluate.py).")
+    p.add_argument("--checkpoint", type=Path, help="checkpoint to measure (default: the bundled one)")
+    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default ../shared/datasets/groove)")
+    p.add_argument("--cache-dir", dest="cache_dir", type=Path, default=Path(".cache"), help="tokenized-data cache")
+    p.add_argument("--per-genre", dest="per_genre", type=int, default=64, help="grooves generated per genre")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--guidance", type=float, default=1.0)
+    p.add_argument("--no-nll", dest="no_nll", action="store_true", help="skip the likelihood part")
+    p.set_defaults(func=cmd_eval)
+
+
 def add_client_commands(sub) -> None:
     for name, func, text in (("ping", cmd_ping, "check that the daemon answers"),
                              ("info", cmd_info, "the daemon's version, model and device"),
@@ -331,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate(sub)
     add_show(sub)
     add_train(sub)
+    add_eval(sub)
     add_keys(sub)
     return parser
 

@@ -1,0 +1,260 @@
+"""`drumigen eval`: how well the drummer plays, measured against held-out GMD grooves.
+
+Two kinds of numbers:
+- likelihood: NLL per token and per note on GMD's validation and test splits;
+- musicianship, per genre, on 2-bar 4/4 grooves: generated ones against real test-split ones.
+  * descriptor distributions (density, per-piece hit rates, syncopation, velocity mean and
+    spread, micro-timing spread, swing) compared as overlapping areas of their densities
+    (MGEval's OA: 1 = the same distribution, 0 = disjoint);
+  * a classifier two-sample test (C2ST): a classifier tries to tell generated from real; 50 %
+    accuracy means it cannot. The same test between two real sets (test vs validation split)
+    gives the bar to compare with;
+  * a style classifier trained on the train split's grooves: how often it recognises the
+    requested genre in generated grooves, against how often in real held-out grooves;
+  * copying: the share of 2-bar 16th-note grids found verbatim in the train split, against the
+    same share for real held-out grooves;
+  * validity: grooves inside the clip with every bar played.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import random
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from daemon import checkpoint, kit, midifile
+from daemon.data import DEFAULT_DATA, evaluation_windows, load_dataset
+from daemon.generate import Generator, GrooveRequest
+from daemon.train import TrainConfig, evaluate
+from shared.notes import Note
+
+log = logging.getLogger(__name__)
+
+BAR = 4.0  # beats of a 4/4 bar
+WINDOW_BARS = 2
+STEPS = 16 * WINDOW_BARS  # 16ths in a window
+GROUPS = {  # the pieces a drummer thinks in
+    "kick": (36,), "snare": (37, 38, 40), "hats": (42, 44, 46), "ride": (51, 53, 59),
+    "toms": (43, 45, 47, 48, 50), "crash": (49, 52, 55, 57),
+}
+GROUP_OF = {p: i for i, ps in enumerate(GROUPS.values()) for p in ps}
+DESCRIPTORS = ("density", *(f"{g} rate" for g in GROUPS), "syncopation", "velocity mean", "velocity spread",
+               "timing spread", "swing")
+MIN_REAL_WINDOWS = 25
+
+
+# --- grooves as numbers ----------------------------------------------------------------------
+def windows_of(notes: list[Note], length: float) -> list[list[Note]]:
+    """Non-overlapping 2-bar windows with at least one hit in each bar, times from the window start."""
+    span = WINDOW_BARS * BAR
+    out = []
+    for w in range(int(length // span)):
+        inside = [Note(n.pitch, n.start - w * span, n.duration, n.velocity) for n in notes
+                  if w * span <= n.start < (w + 1) * span]
+        if all(any(b * BAR <= n.start < (b + 1) * BAR for n in inside) for b in range(WINDOW_BARS)):
+            out.append(inside)
+    return out
+
+
+def descriptors(notes: list[Note]) -> np.ndarray:
+    steps = [n.start * 4 for n in notes]  # in 16ths
+    nearest = [round(s) for s in steps]
+    offsets = [s - r for s, r in zip(steps, nearest)]  # in 16ths, + = late
+    velocities = [n.velocity for n in notes]
+    rates = [sum(GROUP_OF.get(n.pitch) == g for n in notes) / WINDOW_BARS for g in range(len(GROUPS))]
+    upbeats = [(n.start % 1.0) for n in notes if 0.375 <= n.start % 1.0 < 0.875]
+    return np.array([
+        len(notes) / WINDOW_BARS,
+        *rates,
+        sum(r % 2 == 1 for r in nearest) / len(notes),
+        float(np.mean(velocities)),
+        float(np.std(velocities)),
+        float(np.std(offsets)),
+        float(np.mean(upbeats)) - 0.5 if upbeats else 0.0,
+    ])
+
+
+def grid(notes: list[Note]) -> np.ndarray:
+    """Which piece group is hit on which 16th: the pattern without its feel."""
+    g = np.zeros((len(GROUPS), STEPS), dtype=np.float32)
+    for n in notes:
+        step = round(n.start * 4)
+        if n.pitch in GROUP_OF and 0 <= step < STEPS:
+            g[GROUP_OF[n.pitch], step] = 1.0
+    return g
+
+
+def features(window: list[Note]) -> np.ndarray:
+    return np.concatenate([grid(window).ravel(), descriptors(window)])
+
+
+# --- statistics ------------------------------------------------------------------------------
+def overlap_area(a: np.ndarray, b: np.ndarray) -> float:
+    """MGEval's overlapping area of two Gaussian kernel density estimates."""
+    lo, hi = min(a.min(), b.min()), max(a.max(), b.max())
+    if hi - lo < 1e-9:
+        return 1.0
+    xs = np.linspace(lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo), 512)
+
+    def kde(v: np.ndarray) -> np.ndarray:
+        bw = 1.06 * max(v.std(), 0.02 * (hi - lo)) * len(v) ** -0.2  # Silverman's rule, floored
+        d = np.exp(-0.5 * ((xs[:, None] - v[None, :]) / bw) ** 2).sum(1)
+        return d / np.trapezoid(d, xs)
+
+    return float(np.trapezoid(np.minimum(kde(a), kde(b)), xs))
+
+
+def fit_classifier(x: np.ndarray, y: np.ndarray, classes: int, epochs: int = 300, seed: int = 0) -> torch.nn.Module:
+    """A small MLP on standardised features, class-balanced: enough to tell grooves apart."""
+    torch.manual_seed(seed)
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    net = torch.nn.Sequential(torch.nn.Linear(x.shape[1], 64), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                              torch.nn.Linear(64, classes))
+    xt, yt = torch.tensor((x - mean) / std, dtype=torch.float32), torch.tensor(y)
+    counts = torch.bincount(yt, minlength=classes).float()
+    weight = counts.sum() / (classes * counts.clamp(min=1))
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-2)
+    for _ in range(epochs):
+        opt.zero_grad()
+        F.cross_entropy(net(xt), yt, weight=weight).backward()
+        opt.step()
+    net.eval()
+    net.standardise = lambda v: torch.tensor((v - mean) / std, dtype=torch.float32)  # type: ignore[attr-defined]
+    return net
+
+
+def predict(net: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return net(net.standardise(x)).argmax(1).numpy()
+
+
+def c2st(a: np.ndarray, b: np.ndarray, folds: int = 5, seed: int = 0) -> float:
+    """Cross-validated accuracy of telling set a from set b (balanced by subsampling)."""
+    n = min(len(a), len(b))
+    rng = np.random.default_rng(seed)
+    a, b = a[rng.permutation(len(a))[:n]], b[rng.permutation(len(b))[:n]]
+    x, y = np.concatenate([a, b]), np.array([0] * n + [1] * n)
+    order = rng.permutation(2 * n)
+    x, y = x[order], y[order]
+    correct = 0
+    for f in range(folds):
+        test = np.arange(2 * n) % folds == f
+        net = fit_classifier(x[~test], y[~test], 2, epochs=200, seed=seed + f)
+        correct += int((predict(net, x[test]) == y[test]).sum())
+    return correct / (2 * n)
+
+
+# --- the evaluation ----------------------------------------------------------------------------
+@dataclass
+class RealGrooves:
+    windows: dict[str, dict[str, list[list[Note]]]]  # split -> genre -> windows
+    tempo: dict[str, float]  # genre -> median test tempo
+
+
+def real_grooves(data: Path) -> RealGrooves:
+    windows: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    tempos = defaultdict(list)
+    with (data / "info.csv").open() as f:
+        for row in csv.DictReader(f):
+            if row["beat_type"] != "beat" or row["time_signature"] != "4-4":
+                continue
+            genre = row["style"].split("/")[0]
+            groove = midifile.read(data / row["midi_filename"])
+            notes = [Note(kit.to_canonical(n.pitch), n.start, n.duration, n.velocity) for n in groove.notes]
+            windows[row["split"]][genre] += windows_of(notes, groove.length)
+            if row["split"] == "test":
+                tempos[genre].append(float(row["bpm"]))
+    return RealGrooves(windows, {g: float(np.median(t)) for g, t in tempos.items()})
+
+
+def likelihood(path: Path, data: Path, cache_dir: Path) -> dict[str, dict]:
+    model, vocab, meta = checkpoint.load(path)
+    _, performances = load_dataset(data, cache_dir)
+    cfg = TrainConfig(batch_size=16, block_size=model.config.block_size)
+    out = {}
+    for split in ("validation", "test"):
+        windows = evaluation_windows([p for p in performances if p.split == split], vocab, cfg.block_size)
+        out[split] = evaluate(model, windows, vocab, cfg, torch.device("cpu"))
+    return out
+
+
+def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature: float, guidance: float,
+            seed: int = 0) -> dict:
+    genres = [g for g, w in real.windows["test"].items() if len(w) >= MIN_REAL_WINDOWS and g in real.windows["train"]]
+    genres.sort(key=lambda g: -len(real.windows["test"][g]))
+    generated, valid, total = {}, 0, 0
+    for i, genre in enumerate(genres):
+        request = GrooveRequest(style=genre, bars=WINDOW_BARS, tempo=real.tempo[genre], kind="beat",
+                                variations=16, temperature=temperature, guidance=guidance)
+        grooves = []
+        for b in range(math.ceil(per_genre / 16)):
+            request = GrooveRequest(**{**vars(request), "seed": seed + 1000 * i + 16 * b})
+            grooves += [p.notes for p in generator.generate([request])[0]]
+        total += len(grooves)
+        kept = [g for g in grooves if windows_of(g, WINDOW_BARS * BAR)]
+        valid += len(kept)
+        generated[genre] = kept[:per_genre]
+
+    # style classifier, trained on the train split's grooves of the evaluated genres
+    train_x = [features(w) for g in genres for w in real.windows["train"][g]]
+    train_y = [k for k, g in enumerate(genres) for _ in real.windows["train"][g]]
+    style = fit_classifier(np.array(train_x), np.array(train_y), len(genres))
+    train_grids = {grid(w).tobytes() for g in real.windows["train"] for w in real.windows["train"][g]}
+
+    rows = []
+    for k, genre in enumerate(genres):
+        real_w, gen_w = real.windows["test"][genre], generated[genre]
+        real_d = np.array([descriptors(w) for w in real_w])
+        gen_d = np.array([descriptors(w) for w in gen_w])
+        real_f, gen_f = np.array([features(w) for w in real_w]), np.array([features(w) for w in gen_w])
+        val_w = real.windows["validation"].get(genre, [])
+        rows.append({
+            "genre": genre,
+            "real": len(real_w),
+            "generated": len(gen_w),
+            "oa": {d: overlap_area(real_d[:, j], gen_d[:, j]) for j, d in enumerate(DESCRIPTORS)},
+            "c2st": c2st(real_f, gen_f),
+            "c2st_real": c2st(real_f, np.array([features(w) for w in val_w])) if len(val_w) >= 20 else None,
+            "style_real": float((predict(style, real_f) == k).mean()),
+            "style_generated": float((predict(style, gen_f) == k).mean()),
+            "copied_generated": float(np.mean([grid(w).tobytes() in train_grids for w in gen_w])),
+            "copied_real": float(np.mean([grid(w).tobytes() in train_grids for w in real_w])),
+        })
+    return {"genres": rows, "validity": valid / max(total, 1), "patterns": total}
+
+
+def table(result: dict) -> str:
+    lines = ["| genre | real / generated | mean OA | C2ST gen vs real | C2ST real vs real | style acc. real | "
+             "style acc. generated | copied (generated) | copied (real) |", "|" + "---|" * 9]
+    for r in result["genres"]:
+        c2st_real = "–" if r["c2st_real"] is None else f"{r['c2st_real']:.2f}"
+        lines.append(f"| {r['genre']} | {r['real']} / {r['generated']} | {np.mean(list(r['oa'].values())):.2f} | "
+                     f"{r['c2st']:.2f} | {c2st_real} | {r['style_real']:.0%} | {r['style_generated']:.0%} | "
+                     f"{r['copied_generated']:.1%} | {r['copied_real']:.1%} |")
+    rows = result["genres"]
+    lines += ["", "| descriptor | OA (mean over genres) |", "|---|---|"]
+    lines += [f"| {d} | {np.mean([r['oa'][d] for r in rows]):.2f} |" for d in DESCRIPTORS]
+    lines += ["", f"validity: {result['validity']:.1%} of {result['patterns']} generated patterns "
+              "(inside the clip, every bar played)"]
+    return "\n".join(lines)
+
+
+def run(path: Path, data: Path = DEFAULT_DATA, cache_dir: Path = Path(".cache"), per_genre: int = 64,
+        temperature: float = 1.0, guidance: float = 1.0, nll: bool = True) -> str:
+    random.seed(0)
+    parts = []
+    if nll:
+        for split, m in likelihood(path, data, cache_dir).items():
+            parts.append(f"{split} NLL: {m['nll_token']:.4f} nats/token, {m['nll_note']:.4f} nats/note "
+                         f"({m['tokens']} tokens)")
+    generator = Generator.load(path, "auto")
+    parts.append(table(quality(generator, real_grooves(data), per_genre, temperature, guidance)))
+    return "\n\n".join(parts)

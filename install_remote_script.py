@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""Install the MidiDrumiGen Remote Script into Ableton Live 12's User Library (standard library only).
+
+    python install_remote_script.py                 # the User Library's "Remote Scripts" folder
+    python install_remote_script.py --dest FOLDER   # any "Remote Scripts" folder
+    python install_remote_script.py --uninstall
+
+The script lands in <Remote Scripts>/MidiDrumiGen with the wire-protocol client (`shared/`) in
+its `_vendor/` folder, where the script finds it inside Live. Installing again replaces the
+script but keeps the user's settings.json and any mapping files they added.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+NAME = "MidiDrumiGen"
+REPO = Path(__file__).resolve().parent
+SOURCES = {"": REPO / "remote_script", "_vendor/shared": REPO / "shared"}
+MARKER = "installed.json"  # proves a folder is ours before --uninstall deletes it
+KEPT = ("settings.json",)  # the user's edits survive a reinstall
+EXIT_OK = 0
+
+NEXT_STEPS = """\
+Next steps:
+  1. Restart Live (it looks for Remote Scripts only when it starts).
+  2. Open Settings/Preferences → Link, Tempo & MIDI.
+  3. In an empty Control Surface slot choose "{name}", and set its Input (and Output, for
+     button lights) to your controller — for Push 2/3: its User port, with Push in User Mode
+     and "mapping": "push" in {settings}.
+  4. Start the daemon: drumigen serve
+  5. Highlight an empty slot in a MIDI track and press the generate button."""
+
+
+def user_library_candidates(platform: str, home: Path, environ: dict[str, str]) -> list[Path]:
+    """Where Live 12 keeps the User Library by default on this platform, most likely first."""
+    if platform == "darwin":
+        return [home / "Music" / "Ableton" / "User Library"]
+    if platform == "win32":
+        profile = Path(environ.get("USERPROFILE", str(home)))
+        candidates = [profile / "Documents" / "Ableton" / "User Library"]
+        if environ.get("OneDrive"):  # Documents redirected to OneDrive
+            candidates.append(Path(environ["OneDrive"]) / "Documents" / "Ableton" / "User Library")
+        return candidates
+    return []
+
+
+def find_remote_scripts(platform: str = sys.platform, home: Path | None = None, environ: dict | None = None) -> Path:
+    """The User Library's "Remote Scripts" folder; SystemExit with advice when there is none."""
+    environ = dict(os.environ if environ is None else environ)
+    candidates = user_library_candidates(platform, home or Path.home(), environ)
+    for library in candidates:
+        if library.is_dir():
+            return library / "Remote Scripts"
+    looked = "\n  ".join(str(c) for c in candidates) or "(Live runs on macOS and Windows only)"
+    raise SystemExit(
+        f"Could not find Live's User Library; looked in:\n  {looked}\n"
+        "If you moved it (Live: Settings → Library), run again with\n"
+        "  --dest \"<your User Library>/Remote Scripts\""
+    )
+
+
+def install(remote_scripts: Path, name: str = NAME) -> list[str]:
+    """Copy the script into remote_scripts/name, replacing an older copy; returns notes for the user."""
+    remote_scripts.mkdir(parents=True, exist_ok=True)
+    target = remote_scripts / name
+    if target.exists() and not (target / MARKER).exists():
+        raise SystemExit(f"{target} exists and was not installed by this installer; move it away first")
+    notes = []
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=remote_scripts))
+    try:
+        for inside, source in SOURCES.items():
+            shutil.copytree(source, staging / inside, dirs_exist_ok=True, ignore=_ignore)
+        for kept in _user_files(target):
+            relative = kept.relative_to(target)
+            if not (staging / relative).exists() or (staging / relative).read_bytes() != kept.read_bytes():
+                shutil.copy2(kept, staging / relative)
+                notes.append(f"kept your {relative.as_posix()}")
+        (staging / MARKER).write_text(json.dumps({"name": name, "source": str(REPO)}, indent=2) + "\n")
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return notes
+
+
+def uninstall(remote_scripts: Path, name: str = NAME) -> bool:
+    """Remove remote_scripts/name if this installer put it there; False if it is not installed."""
+    target = remote_scripts / name
+    if not target.exists():
+        return False
+    if not (target / MARKER).exists():
+        raise SystemExit(f"{target} was not installed by this installer; not removing it")
+    shutil.rmtree(target)
+    return True
+
+
+def _user_files(target: Path) -> list[Path]:
+    """Files of an existing install the user owns: settings, and mappings they added."""
+    if not target.exists():
+        return []
+    files = [target / kept for kept in KEPT if (target / kept).exists()]
+    shipped = {p.name for p in (REPO / "remote_script" / "mappings").glob("*.json")}
+    files += [p for p in (target / "mappings").glob("*.json") if p.name not in shipped]
+    return files
+
+
+def _ignore(folder: str, names: list[str]) -> set[str]:
+    return {n for n in names if n == "__pycache__" or n.endswith((".pyc", ".pyo"))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Install the MidiDrumiGen Remote Script for Ableton Live 12.")
+    parser.add_argument("--dest", type=Path, help='a "Remote Scripts" folder (default: the User Library\'s)')
+    parser.add_argument("--name", default=NAME, help=f"folder name, shown as the Control Surface (default {NAME})")
+    parser.add_argument("--uninstall", action="store_true", help="remove the installed script")
+    args = parser.parse_args(argv)
+    if not args.name.isidentifier():
+        parser.error(f"--name must be a valid Python identifier (Live imports the folder), got {args.name!r}")
+    remote_scripts = args.dest.expanduser() if args.dest else find_remote_scripts()
+    target = remote_scripts / args.name
+    if args.uninstall:
+        if uninstall(remote_scripts, args.name):
+            print(f"Removed {target}\nRestart Live so that it forgets the script.")
+        else:
+            print(f"Nothing to remove at {target}")
+        return EXIT_OK
+    for note in install(remote_scripts, args.name):
+        print(note)
+    print(f"Installed {args.name} into {target}\n")
+    print(NEXT_STEPS.format(name=args.name, settings=target / "settings.json"))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,74 @@
+"""Handler for Live's ClipSlot: which slot a request targets and how its answer is written.
+
+A groove goes to the slot that was highlighted when the button was pressed, even if the user
+has moved on by the time the daemon answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.notes import Note
+
+from . import clip as clips
+
+NEW, REPLACE, EXTEND = "new", "replace", "extend"
+
+
+class SlotProblem(Exception):
+    """Why nothing can be written where the user points; the message is for the status bar."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How a pattern lands in its slot.
+
+    NEW: a clip of `length` beats named `name`, or, in an occupied slot, the clip's notes
+    replaced and its loop set to `length`. REPLACE: the notes of the clip's first `length`
+    beats replaced. EXTEND: the clip grows from `base` to `length` beats and the pattern's
+    notes (all at or after `base`) fill the new part.
+    """
+
+    mode: str
+    length: float
+    base: float = 0.0
+    name: str | None = None
+
+
+def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
+    """The slot if `action` can work there; otherwise SlotProblem says what to select."""
+    if slot is None:
+        raise SlotProblem("select a clip slot in a MIDI track first")
+    track = slot.canonical_parent
+    if not track.has_midi_input:
+        raise SlotProblem(f"“{track.name}” is not a MIDI track — select a slot in a MIDI track")
+    if needs_clip and not slot.has_clip:
+        raise SlotProblem(f"{action} needs a clip — select a clip, or press generate first")
+    if slot.has_clip and not slot.clip.is_midi_clip:
+        raise SlotProblem("that clip is not a MIDI clip")
+    return slot
+
+
+def write(slot: object, plan: Plan, notes: list[Note]) -> None:
+    """Write `notes` into `slot` following `plan` (the caller wraps this in one undo step)."""
+    if plan.mode == EXTEND:
+        if not slot.has_clip:
+            raise SlotProblem("the clip to continue was deleted — nothing written")
+        clip = slot.clip
+        start = clips.region(clip)[0]
+        clips.set_end(clip, start + plan.length)
+        clips.remove_notes(clip, start + plan.base, plan.length - plan.base)
+        clips.add_notes(clip, notes, start)
+        return
+    if not slot.has_clip:
+        clip = slot.create_clip(plan.length)
+        clips.add_notes(clip, notes, 0.0)
+    else:
+        clip = slot.clip
+        start, end = clips.region(clip)
+        clips.remove_notes(clip, start, max(plan.length, end - start) if plan.mode == NEW else plan.length)
+        if plan.mode == NEW:
+            clips.set_end(clip, start + plan.length)
+        clips.add_notes(clip, notes, start)
+    if plan.name is not None:
+        clip.name = plan.name

@@ -1,0 +1,319 @@
+"""Button presses become requests; replies become notes in clips.
+
+Nothing here blocks Live: `press` reads the song and queues a request, `tick` (Live's display
+tick) polls the client with timeout 0 and writes a finished groove inside one undo step. One
+request is in flight at a time: pressing another request button supersedes it (its late reply
+is recognised by id and dropped); pressing the same one again with nothing changed only says
+that the script is still working.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.client import DaemonClient, Reply
+from shared.notes import Note
+from shared.protocol import E_MALFORMED, PROTOCOL_VERSION, ProtocolError
+
+from . import clip as clips
+from .clip_slot import EXTEND, NEW, REPLACE, Plan, SlotProblem, target_slot, write
+from .messages import bars_text, error_status, say
+from .params import FALLBACK_STYLES, MIX_SHARE, Params
+from .settings import Settings
+from .song import Timing, highlighted_slot, read_timing, undo_step
+
+
+@dataclass
+class Job:
+    """A request in flight, and where its answer goes."""
+
+    action: str
+    op: str
+    request_id: int
+    slot: object
+    plan: Plan
+    doing: str  # "generating funk 4 bars 96 BPM"
+    done: str  # "funk 4 bars 96 BPM"
+    fields: dict
+    started: float
+    seconds_shown: int = 0
+
+
+@dataclass
+class Result:
+    """The patterns of the last answered request, and which of them is in the clip."""
+
+    slot: object
+    plan: Plan
+    done: str
+    patterns: list
+    index: int = 0
+
+
+class Controller:
+    """Owns the request in flight and the last result; everything it does runs on Live's thread."""
+
+    def __init__(
+        self,
+        song: object,
+        client: DaemonClient,
+        settings: Settings,
+        show: Callable[[str], None],
+        log: Callable[[str], None],
+        light: Callable[[str, bool], None],
+    ) -> None:
+        self._song = song
+        self._client = client
+        self._settings = settings
+        self._show = show
+        self._log = log
+        self._light = light
+        self.params = Params(FALLBACK_STYLES, settings.style, settings.bars, settings.temperature, settings.density)
+        self._job: Job | None = None
+        self._result: Result | None = None
+        self._styles_known = False
+        self._lookups: dict[int, Callable[[Reply], None]] = {}
+        self.handlers: dict[str, Callable[[], None]] = {
+            "generate": self.generate,
+            "next_variation": lambda: self._step_variation("next_variation", +1),
+            "previous_variation": lambda: self._step_variation("previous_variation", -1),
+            "continue": self.continue_clip,
+            "fill": self.fill,
+            "humanize": self.humanize,
+            "drumify": self.drumify,
+            "next_style": lambda: self._step_style(+1),
+            "previous_style": lambda: self._step_style(-1),
+            "bars_up": lambda: self._step_bars(+1),
+            "bars_down": lambda: self._step_bars(-1),
+            "temperature_up": lambda: self._step_temperature(+1),
+            "temperature_down": lambda: self._step_temperature(-1),
+            "density_up": lambda: self._step_density(+1),
+            "density_down": lambda: self._step_density(-1),
+            "style_mix": self._step_mix,
+        }
+        self._ask_daemon()
+
+    # Entry points: Live's MIDI input and display tick.
+
+    def press(self, action: str) -> None:
+        try:
+            self.handlers[action]()
+        except SlotProblem as problem:
+            self._show(say(str(problem)))
+
+    def tick(self) -> None:
+        for reply in self._client.poll(0.0):
+            lookup = self._lookups.pop(reply.id, None)
+            if lookup is not None:
+                lookup(reply)
+            elif self._job is not None and reply.id == self._job.request_id:
+                self._finish(reply)
+            else:
+                self._log(f"dropped the reply to request {reply.id}: a newer press superseded it")
+        if self._job is not None:
+            self._report_wait(self._job)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # Request actions.
+
+    def generate(self) -> None:
+        slot = target_slot(highlighted_slot(self._song), "generate", needs_clip=False)
+        timing = read_timing(self._song)
+        bars = self.params.bars
+        name = f"{self.params.style_label()} {bars_text(bars)} {timing.label()}"
+        fields = {**self._common(timing), **self._shape(), "bars": bars, "variations": self._settings.variations}
+        plan = Plan(NEW, bars * timing.beats_per_bar, name=name)
+        self._request("generate", "generate", slot, plan, f"generating {name}", name, fields)
+
+    def continue_clip(self) -> None:
+        slot, timing, fields = self._clip_context("continue")
+        bars, length = self.params.bars, fields["length"]
+        fields.update(self._shape(), bars=bars, variations=self._settings.variations)
+        plan = Plan(EXTEND, length + bars * timing.beats_per_bar, base=length)
+        added = bars_text(bars)
+        self._request("continue", "continue", slot, plan, f"adding {added}", f"{added} added", fields)
+
+    def fill(self) -> None:
+        slot, _, fields = self._clip_context("fill")
+        fields.update(self._shape())
+        if self._settings.fill_every is not None:
+            fields["every"] = self._settings.fill_every
+        self._request("fill", "fill", slot, Plan(REPLACE, fields["length"]), "writing a fill", "fill written", fields)
+
+    def humanize(self) -> None:
+        slot, _, fields = self._clip_context("humanize")
+        amount = self._settings.humanize_amount
+        fields["amount"] = amount
+        done = f"humanized ({amount:.0%})"
+        self._request("humanize", "humanize", slot, Plan(REPLACE, fields["length"]), "humanizing", done, fields)
+
+    def drumify(self) -> None:
+        slot, _, fields = self._clip_context("drumify")
+        fields.update(self._shape())
+        self._request("drumify", "drumify", slot, Plan(REPLACE, fields["length"]), "drumifying", "drumified", fields)
+
+    def _step_variation(self, action: str, direction: int) -> None:
+        """Cycle the last answer's patterns in its slot; for any other clip, ask for variations."""
+        slot, result, job = highlighted_slot(self._song), self._result, self._job
+        if result is not None and slot is not None and slot == result.slot and len(result.patterns) > 1:
+            result.index = (result.index + direction) % len(result.patterns)
+            self._write_current()
+            return
+        if job is not None and slot is not None and slot == job.slot:
+            self._show(say(f"still {job.doing}…"))
+            return
+        slot, _, fields = self._clip_context("variation")
+        fields.update(self._shape(), variations=self._settings.variations)
+        plan = Plan(REPLACE, fields["length"])
+        self._request(action, "variation", slot, plan, "making variations of the clip", "new variation", fields)
+
+    # Local actions: they change what the next request asks for.
+
+    def _step_style(self, direction: int) -> None:
+        style = self.params.step_style(direction)
+        styles = self.params.styles
+        self._show(say(f"style {style} ({styles.index(style) + 1} of {len(styles)})"))
+
+    def _step_mix(self) -> None:
+        partner = self.params.step_mix()
+        if partner is None:
+            self._show(say(f"style mix off — pure {self.params.style}"))
+        else:
+            self._show(say(f"mixing {self.params.style} with {MIX_SHARE:.0%} {partner}"))
+
+    def _step_bars(self, direction: int) -> None:
+        self._show(say(f"{bars_text(self.params.step_bars(direction))} — press generate"))
+
+    def _step_temperature(self, direction: int) -> None:
+        value = self.params.step_temperature(direction)
+        feel = "wilder" if value > 1.05 else "tighter" if value < 0.95 else "balanced"
+        self._show(say(f"temperature {value:.2f} ({feel})"))
+
+    def _step_density(self, direction: int) -> None:
+        self._show(say(f"density {self.params.step_density(direction):.0%}"))
+
+    # Requests and replies.
+
+    def _common(self, timing: Timing) -> dict:
+        return {"style": self.params.wire_style(), "kit": self._settings.kit, **timing.wire()}
+
+    def _shape(self) -> dict:
+        shape = {"temperature": self.params.temperature}
+        if self.params.density is not None:
+            shape["density"] = self.params.density
+        return shape
+
+    def _clip_context(self, action: str) -> tuple[object, Timing, dict]:
+        """The target slot, the song's timing, and the request fields describing its clip."""
+        slot = target_slot(highlighted_slot(self._song), action, needs_clip=True)
+        timing = read_timing(self._song)
+        notes, length = clips.read_notes(slot.clip)
+        return slot, timing, {**self._common(timing), "notes": notes, "length": length}
+
+    def _request(self, action: str, op: str, slot: object, plan: Plan, doing: str, done: str, fields: dict) -> None:
+        job = self._job
+        if job is not None and job.op == op and job.slot == slot and job.fields == fields:
+            self._show(say(f"still {job.doing}…"))
+            return
+        try:
+            request_id = self._client.send(op, **fields)
+        except ValueError as error:  # a clip too large for one message
+            self._show(say(f"cannot send this clip: {error}"))
+            return
+        if job is not None:
+            self._log(f"request {job.request_id} ({job.op}) superseded by request {request_id} ({op})")
+            self._light(job.action, False)
+        self._job = Job(action, op, request_id, slot, plan, doing, done, fields, time.monotonic())
+        self._light(action, True)
+        self._show(say(f"{doing}…"))
+
+    def _report_wait(self, job: Job) -> None:
+        """Once a second, say that the script is still waiting (and on what)."""
+        seconds = int(time.monotonic() - job.started)
+        if seconds >= 1 and seconds != job.seconds_shown:
+            job.seconds_shown = seconds
+            doing = job.doing if self._client.connected else "waiting for the daemon"
+            self._show(say(f"{doing}… {seconds} s"))
+
+    def _finish(self, reply: Reply) -> None:
+        job, self._job = self._job, None
+        self._light(job.action, False)
+        if not reply.ok:
+            self._log(f"{job.op} request {reply.id} failed: {reply.error_code}: {reply.error_message}")
+            self._show(error_status(job.op, reply.error_code, reply.error_message))
+            return
+        patterns = reply.data.get("patterns")
+        if not isinstance(patterns, list) or not patterns:
+            self._log(f"{job.op} reply {reply.id} holds no patterns (fields: {sorted(reply.data)})")
+            self._show(say("the daemon sent no groove — try again"))
+            return
+        if not self._styles_known:
+            self._ask_daemon()
+        self._result = Result(job.slot, job.plan, job.done, patterns)
+        self._write_current()
+
+    def _write_current(self) -> None:
+        """Write the current pattern of the last result into its slot, as one undo step."""
+        result = self._result
+        try:
+            notes = self._notes_of(result.patterns[result.index], result.plan)
+        except ProtocolError as error:
+            self._log(f"pattern {result.index + 1} is unusable: {error.message}")
+            self._show(say("the daemon sent notes Live cannot use — details in Live's Log.txt"))
+            return
+        try:
+            with undo_step(self._song):
+                write(result.slot, result.plan, notes)
+        except SlotProblem as problem:
+            self._show(say(str(problem)))
+            return
+        except RuntimeError as error:  # Live refused a change, e.g. on a frozen track
+            self._log(f"writing the clip failed: {error!r}")
+            self._show(say(f"Live refused to write the clip ({error})"))
+            return
+        count = len(result.patterns)
+        which = f" — variation {result.index + 1} of {count}" if count > 1 else ""
+        self._log(f"wrote {len(notes)} notes: {result.done}{which}")
+        self._show(say(result.done + which))
+
+    def _notes_of(self, pattern: object, plan: Plan) -> list[Note]:
+        if not isinstance(pattern, dict) or not isinstance(pattern.get("notes"), list):
+            raise ProtocolError(E_MALFORMED, "a pattern is not a map {seed, notes: [...]}")
+        notes = [Note.from_wire(wire) for wire in pattern["notes"]]
+        if plan.mode == EXTEND:  # `continue` answers with the new bars only
+            kept = [note for note in notes if note.start >= plan.base]
+            if len(kept) < len(notes):
+                self._log(f"ignored {len(notes) - len(kept)} notes that start before the clip's old end")
+            notes = kept
+        return notes
+
+    # What the daemon is: asked at start-up, and again after a success if that failed.
+
+    def _ask_daemon(self) -> None:
+        self._lookups[self._client.send("info")] = self._on_info
+        self._lookups[self._client.send("styles")] = self._on_styles
+
+    def _on_info(self, reply: Reply) -> None:
+        if not reply.ok:
+            self._log(f"info request failed: {reply.error_code}: {reply.error_message}")
+            self._show(error_status("info", reply.error_code, reply.error_message))
+            return
+        data, protocol = reply.data, reply.data.get("protocol")
+        model, device = data.get("model"), data.get("device")
+        self._log(f"daemon {data.get('version')} (protocol {protocol}), model {model} on {device}")
+        if protocol != PROTOCOL_VERSION:
+            mismatch = f"the daemon speaks protocol {protocol}, this script {PROTOCOL_VERSION}"
+            self._show(say(f"{mismatch} — update MidiDrumiGen"))
+
+    def _on_styles(self, reply: Reply) -> None:
+        styles = reply.data.get("styles") if reply.ok else None
+        if isinstance(styles, list) and styles and all(isinstance(s, str) for s in styles):
+            self.params.set_styles(styles)
+            self._styles_known = True
+            self._log(f"styles: {', '.join(styles)}")
+        else:
+            self._log(f"styles request failed: {reply.error_code}: {reply.error_message}")

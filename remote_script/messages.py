@@ -1,0 +1,33 @@
+"""Status-bar words: what a musician reads when something happens or goes wrong.
+
+Status lines are short and say what to do; the technical detail goes to Log.txt.
+"""
+
+from __future__ import annotations
+
+from shared.protocol import E_BUSY, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP
+
+PREFIX = "MidiDrumiGen: "
+
+
+def say(text: str) -> str:
+    return PREFIX + text
+
+
+def bars_text(bars: int) -> str:
+    return f"{bars} bar{'s' if bars != 1 else ''}"
+
+
+def error_status(op: str, code: str | None, message: str | None) -> str:
+    """The status line for a failed request; daemon messages are already written for people."""
+    if code == E_UNAVAILABLE:
+        return say("daemon not running — start it with `drumigen serve`")
+    if code == E_TIMEOUT:
+        return say("the daemon did not answer in time — it may be busy; try again, or restart `drumigen serve`")
+    if code == E_UNKNOWN_OP:
+        return say(f"this daemon does not support {op} yet — update MidiDrumiGen")
+    if code == E_BUSY:
+        return say("the daemon is busy with other requests — try again in a moment")
+    if code == E_INTERNAL:
+        return say("the daemon hit a problem — see its log (details in Live's Log.txt)")
+    return say(message or f"the daemon refused the request ({code})")

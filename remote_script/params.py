@@ -1,0 +1,89 @@
+"""What the next request asks for: style (or style mix), bars, temperature, density.
+
+The step buttons change these locally; nothing is sent until a request action is pressed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.protocol import TEMPERATURE_RANGE
+
+# The shipped model's styles (Groove MIDI Dataset genres), used until the daemon lists its own.
+FALLBACK_STYLES = (
+    "rock", "funk", "hiphop", "jazz", "latin", "afrocuban", "punk", "neworleans", "soul",
+    "country", "pop", "reggae", "gospel", "afrobeat", "dance", "blues", "middleeastern", "highlife",
+)  # fmt: skip
+BAR_STEPS = (1, 2, 4, 8, 16)  # musical lengths within protocol.BARS_RANGE
+TEMPERATURE_STEP = 0.1
+DENSITY_STEP = 0.1
+DENSITY_START = 0.5  # where the first density press starts from "the model chooses"
+MIX_SHARE = 0.3  # the blended-in style's weight
+
+
+@dataclass
+class Params:
+    styles: tuple[str, ...]
+    style: str
+    bars: int
+    temperature: float
+    density: float | None
+    mix_with: str | None = None
+
+    def set_styles(self, styles: list[str]) -> None:
+        """Adopt the daemon's style list, keeping the current style when it knows it."""
+        if not styles:
+            return
+        self.styles = tuple(styles)
+        if self.mix_with not in self.styles:
+            self.mix_with = None
+
+    def step_style(self, direction: int) -> str:
+        self.style = _cycle(self.styles, self.style, direction)
+        if self.mix_with == self.style:
+            self.mix_with = None
+        return self.style
+
+    def step_mix(self) -> str | None:
+        """Next style to blend in; after the last one, no mix."""
+        others = [s for s in self.styles if s != self.style]
+        if self.mix_with is None:
+            self.mix_with = others[0] if others else None
+        else:
+            index = others.index(self.mix_with) + 1 if self.mix_with in others else len(others)
+            self.mix_with = others[index] if index < len(others) else None
+        return self.mix_with
+
+    def step_bars(self, direction: int) -> int:
+        if direction > 0:
+            bigger = [b for b in BAR_STEPS if b > self.bars]
+            self.bars = bigger[0] if bigger else self.bars
+        else:
+            smaller = [b for b in BAR_STEPS if b < self.bars]
+            self.bars = smaller[-1] if smaller else self.bars
+        return self.bars
+
+    def step_temperature(self, direction: int) -> float:
+        value = round(self.temperature + direction * TEMPERATURE_STEP, 2)
+        self.temperature = min(max(value, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1])
+        return self.temperature
+
+    def step_density(self, direction: int) -> float:
+        start = DENSITY_START if self.density is None else self.density
+        self.density = min(max(round(start + direction * DENSITY_STEP, 2), 0.0), 1.0)
+        return self.density
+
+    def wire_style(self) -> str | dict[str, float]:
+        """The `style` field: a name, or a mix such as {"funk": 0.7, "jazz": 0.3}."""
+        if self.mix_with is None:
+            return self.style
+        return {self.style: round(1.0 - MIX_SHARE, 2), self.mix_with: MIX_SHARE}
+
+    def style_label(self) -> str:
+        return self.style if self.mix_with is None else f"{self.style}+{self.mix_with}"
+
+
+def _cycle(items: tuple[str, ...], current: str, direction: int) -> str:
+    if current not in items:
+        return items[0] if direction > 0 else items[-1]
+    return items[(items.index(current) + direction) % len(items)]

@@ -1,0 +1,96 @@
+"""The user's settings file: endpoint, starting style and length, kit map, controller mapping.
+
+Users edit settings.json by hand, so a bad value never stops the script: it falls back to the
+default and the problem is reported in words (status bar and Log.txt).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+from shared.client import parse_endpoint
+from shared.protocol import BARS_RANGE, DEFAULT_ENDPOINT, TEMPERATURE_RANGE, VARIATIONS_RANGE
+
+@dataclass(frozen=True)
+class Settings:
+    endpoint: str = DEFAULT_ENDPOINT
+    mapping: str = "generic"  # a file in mappings/ (without .json) or a path to one
+    style: str = "funk"
+    bars: int = 4
+    variations: int = 8  # asked for on each generate, cycled locally by next/previous variation
+    temperature: float = 1.0
+    density: float | None = None  # None: let the model choose
+    humanize_amount: float = 0.5
+    fill_every: int | None = None  # bars between fills; None: only the last bar
+    kit: str | dict = "gm"  # a daemon's built-in map name ("gm", "gmd", ...) or {"gm pitch": your pitch}
+    timeout_s: float = 20.0  # per attempt; generation on a CPU can take seconds
+    retries: int = 1  # one more attempt after a timeout or a lost connection
+
+
+def load_settings(path: Path) -> tuple[Settings, list[str]]:
+    """Settings from `path` (defaults where absent or invalid) and the problems found."""
+    if not path.exists():
+        return Settings(), []
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        return Settings(), [f"{path.name} could not be read ({error}); using the defaults"]
+    if not isinstance(raw, dict):
+        return Settings(), [f"{path.name} must hold a JSON object; using the defaults"]
+    settings, problems = Settings(), []
+    known = {f.name for f in fields(Settings)}
+    for name, value in raw.items():
+        if name not in known:
+            problems.append(f"{path.name}: unknown setting {name!r} ignored (known: {', '.join(sorted(known))})")
+            continue
+        problem = _check(name, value)
+        if problem:
+            problems.append(f"{path.name}: {name} {problem}; using {getattr(settings, name)!r}")
+        else:
+            as_float = isinstance(getattr(Settings, name), float)  # JSON's 1 for a 1.0 default
+            settings = replace(settings, **{name: float(value) if as_float else value})
+    return settings, problems
+
+
+def _check(name: str, value: object) -> str | None:
+    """Why `value` is not acceptable for setting `name`, or None."""
+    if name == "endpoint":
+        try:
+            parse_endpoint(value)  # type: ignore[arg-type]
+        except ValueError:
+            return f"must look like {DEFAULT_ENDPOINT} (IPv6: tcp://[::1]:5555), got {value!r}"
+        return None
+    if name in ("mapping", "style"):
+        return None if isinstance(value, str) and value else "must be a non-empty string"
+    if name == "kit":
+        if isinstance(value, str) and value:
+            return None  # the daemon knows its built-in maps and names them if this is not one
+        if isinstance(value, dict) and all(_is_pitch(k) and _is_pitch(v) for k, v in value.items()):
+            return None
+        return 'must be a kit name such as "gm" or a map {"36": 36, ...} of MIDI pitches'
+    if name in ("density", "fill_every") and value is None:
+        return None
+    bounds = {
+        "bars": BARS_RANGE,
+        "variations": VARIATIONS_RANGE,
+        "fill_every": BARS_RANGE,
+        "retries": (0, 10),
+        "temperature": TEMPERATURE_RANGE,
+        "density": (0.0, 1.0),
+        "humanize_amount": (0.0, 1.0),
+        "timeout_s": (0.5, 600.0),
+    }[name]
+    whole = isinstance(bounds[0], int)
+    if isinstance(value, bool) or not isinstance(value, int if whole else (int, float)):
+        return "must be a whole number" if whole else "must be a number"
+    if not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
+        return f"must be between {bounds[0]:g} and {bounds[1]:g}"
+    return None
+
+
+def _is_pitch(value: object) -> bool:
+    text = str(value)
+    return text.isdigit() and 0 <= int(text) <= 127

@@ -1,0 +1,53 @@
+"""Handler for Live's Song: the timing a request needs, the highlighted slot, undo steps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from shared.protocol import TEMPO_RANGE
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The song's tempo and meter when a button was pressed."""
+
+    tempo: float
+    numerator: int
+    denominator: int
+
+    @property
+    def beats_per_bar(self) -> float:
+        """Clip times are in quarter notes: 6/8 has 3 of them a bar, 3/4 has 3, 7/8 has 3.5."""
+        return self.numerator * 4.0 / self.denominator
+
+    def wire(self) -> dict:
+        """`tempo` and `time_signature` as the daemon takes them (Live allows tempos it does not)."""
+        tempo = min(max(self.tempo, TEMPO_RANGE[0]), TEMPO_RANGE[1])
+        return {"tempo": tempo, "time_signature": [self.numerator, self.denominator]}
+
+    def label(self) -> str:
+        """"96 BPM", with the meter in front when it is not 4/4: "7/8 96 BPM"."""
+        tempo = f"{self.tempo:.0f}" if abs(self.tempo - round(self.tempo)) < 0.05 else f"{self.tempo:.1f}"
+        meter = "" if (self.numerator, self.denominator) == (4, 4) else f"{self.numerator}/{self.denominator} "
+        return f"{meter}{tempo} BPM"
+
+
+def read_timing(song: object) -> Timing:
+    return Timing(float(song.tempo), int(song.signature_numerator), int(song.signature_denominator))
+
+
+def highlighted_slot(song: object) -> object | None:
+    """The Session slot under the selection; None on the main and return tracks."""
+    return song.view.highlighted_clip_slot
+
+
+@contextmanager
+def undo_step(song: object) -> Iterator[None]:
+    """Group every change made inside into one entry of Live's undo history."""
+    song.begin_undo_step()
+    try:
+        yield
+    finally:
+        song.end_undo_step()

@@ -1,0 +1,131 @@
+"""The control surface Live talks to: the c_instance protocol, implemented directly.
+
+Live calls these methods on its main thread: `build_midi_map` (say which MIDI to forward),
+`receive_midi` (a forwarded message), `update_display` (about every 100 ms), `refresh_state`,
+`disconnect`. No exception may escape into Live: each entry point logs the traceback to Log.txt
+and shows a short status line instead, so one bug never takes the script down.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import Live
+
+from shared.client import DaemonClient
+
+from . import midi_map
+from .controller import Controller
+from .mapping import Mapping, MappingError, load_mapping
+from .messages import PREFIX, bars_text, say
+from .settings import load_settings
+
+HERE = Path(__file__).resolve().parent
+SETTINGS_FILE = HERE / "settings.json"
+MAPPINGS_FOLDER = HERE / "mappings"
+
+
+def _guarded(method: Callable) -> Callable:
+    """Run a Live entry point; log and show what it raised instead of raising into Live."""
+
+    @functools.wraps(method)
+    def guarded(self: DrumSurface, *args: object) -> None:
+        try:
+            method(self, *args)
+        except Exception:
+            self._log(f"error in {method.__name__}:\n{traceback.format_exc()}")
+            self._show(say("something went wrong — details in Live's Log.txt"))
+
+    return guarded
+
+
+class DrumSurface:
+    """One MidiDrumiGen control surface: settings, mapping, daemon client and controller."""
+
+    def __init__(self, c_instance: object, client: DaemonClient | None = None) -> None:
+        self._c_instance = c_instance
+        settings, problems = load_settings(SETTINGS_FILE)
+        try:
+            self._mapping = load_mapping(settings.mapping, MAPPINGS_FOLDER)
+        except MappingError as error:
+            problems.append(f"{error}; no buttons are mapped")
+            self._mapping = Mapping("none", ())
+        if client is None:
+            client = DaemonClient(settings.endpoint, settings.timeout_s, settings.retries, log=self._log)
+        self._controller = Controller(c_instance.song(), client, settings, self._show, self._log, self._light)
+        self._log(f"started: mapping “{self._mapping.name}”, daemon at {settings.endpoint}")
+        self._show(say(f"ready — {settings.style}, {bars_text(settings.bars)}; press generate"))
+        for problem in problems:
+            self._log(problem)
+            self._show(say(problem))
+
+    # The c_instance protocol.
+
+    @_guarded
+    def build_midi_map(self, midi_map_handle: int) -> None:
+        midi_map.forward(self._c_instance.handle(), midi_map_handle, self._mapping.controls)
+
+    @_guarded
+    def receive_midi(self, midi_bytes: tuple[int, ...]) -> None:
+        event = midi_map.decode(midi_bytes)
+        if event is None or event.value == 0:  # releases do nothing
+            return
+        action = self._mapping.action_for(event.kind, event.channel, event.number)
+        if action is not None:
+            self._controller.press(action)
+
+    @_guarded
+    def update_display(self) -> None:
+        self._controller.tick()
+
+    @_guarded
+    def refresh_state(self) -> None:
+        """Live asks for the controller's LEDs to be sent again (e.g. after a port change)."""
+        for control in self._mapping.controls:
+            message = control.led_message(busy=False)
+            if message is not None:
+                self._c_instance.send_midi(message)
+
+    def port_settings_changed(self) -> None:
+        self.refresh_state()
+
+    @_guarded
+    def disconnect(self) -> None:
+        for control in self._mapping.controls:
+            message = control.off_message()
+            if message is not None:
+                self._c_instance.send_midi(message)
+        self._controller.close()
+        self._log("stopped")
+
+    def connect_script_instances(self, instanciated_scripts: object) -> None:
+        """Live introduces the other control surfaces; this script works alone."""
+
+    def can_lock_to_devices(self) -> bool:
+        return False
+
+    def suggest_input_port(self) -> str:
+        return ""
+
+    def suggest_output_port(self) -> str:
+        return ""
+
+    def suggest_map_mode(self, cc_no: int, channel: int) -> int:
+        return Live.MidiMap.MapMode.absolute
+
+    # Output.
+
+    def _light(self, action: str, busy: bool) -> None:
+        control = self._mapping.control_for(action)
+        message = None if control is None else control.led_message(busy)
+        if message is not None:
+            self._c_instance.send_midi(message)
+
+    def _show(self, message: str) -> None:
+        self._c_instance.show_message(message)
+
+    def _log(self, message: str) -> None:
+        self._c_instance.log_message(PREFIX + message)

@@ -1,0 +1,30 @@
+"""The fake `Live` on sys.path (as Live's own is for a Remote Script), and Live hosting the script."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE / "fake_live"), str(HERE)]
+
+from live_host import LiveHost  # noqa: E402  (needs the fake on sys.path)
+from stub_client import StubClient  # noqa: E402
+
+from remote_script import surface  # noqa: E402
+
+
+@pytest.fixture
+def stub() -> StubClient:
+    return StubClient()
+
+
+@pytest.fixture
+def host(stub: StubClient) -> Iterator[LiveHost]:
+    """Live 12 running the script (repository settings, generic mapping) on a stub client."""
+    live = LiveHost(lambda c_instance: surface.DrumSurface(c_instance, client=stub))
+    yield live
+    live.script.disconnect()

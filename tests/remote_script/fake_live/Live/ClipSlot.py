@@ -1,0 +1,51 @@
+"""Fake Live.ClipSlot: one cell of the Session matrix."""
+
+from __future__ import annotations
+
+from Live._lom import Listenable, Model, listenable
+from Live.Clip import Clip
+
+
+@listenable("has_clip")
+class ClipSlot(Listenable):
+    """A Session slot that may hold one clip."""
+
+    def __init__(self, model: Model, track: object) -> None:
+        self._model = model
+        self._track = track
+        self._clip: Clip | None = None
+
+    @property
+    def canonical_parent(self) -> object:
+        return self._track
+
+    @property
+    def has_clip(self) -> bool:
+        return self._clip is not None
+
+    @property
+    def clip(self) -> Clip | None:
+        return self._clip
+
+    def create_clip(self, length: float) -> Clip:
+        """Live throws on non-empty slots, slots of non-MIDI tracks and non-positive lengths."""
+        if self._clip is not None:
+            raise RuntimeError("Cannot create a clip in a non-empty slot")
+        if not self._track.has_midi_input:
+            raise RuntimeError("Can only create MIDI clips in MIDI tracks")
+        if not length > 0:
+            raise RuntimeError("Clip length must be greater than 0")
+        self._model.change("ClipSlot.create_clip", lambda: self._put(None))
+        self._put(Clip(self._model, self, length))
+        return self._clip
+
+    def delete_clip(self) -> None:
+        if self._clip is None:
+            raise RuntimeError("Cannot delete a clip from an empty slot")
+        clip = self._clip
+        self._model.change("ClipSlot.delete_clip", lambda: self._put(clip))
+        self._put(None)
+
+    def _put(self, clip: Clip | None) -> None:
+        self._clip = clip
+        self._notify("has_clip")

@@ -1,0 +1,130 @@
+"""Fake Live.Song: tempo, meter, tracks, the Session view and the undo history."""
+
+from __future__ import annotations
+
+from Live._lom import Listenable, Model, listenable
+from Live.ClipSlot import ClipSlot
+from Live.Track import Track
+
+TEMPO_RANGE = (20.0, 999.0)  # what Live's tempo field accepts
+SIGNATURE_DENOMINATORS = (1, 2, 4, 8, 16)
+
+
+@listenable("tempo", "signature_numerator", "signature_denominator", "is_playing")
+class Song(Listenable):
+    """A Live Set. Build it on the thread that plays Live's main thread in a test."""
+
+    @listenable("selected_track", "detail_clip")
+    class View(Listenable):
+        """The Session/Arranger view: what is selected and highlighted."""
+
+        def __init__(self, model: Model, song: Song) -> None:
+            self._model = model
+            self._song = song
+            self._slot: ClipSlot | None = None
+
+        @property
+        def canonical_parent(self) -> Song:
+            return self._song
+
+        @property
+        def highlighted_clip_slot(self) -> ClipSlot | None:
+            return self._slot
+
+        @highlighted_clip_slot.setter
+        def highlighted_clip_slot(self, slot: ClipSlot | None) -> None:
+            self._model.check_write("Song.View.highlighted_clip_slot")  # selection is not undoable
+            self._slot = slot
+            self._notify("selected_track")
+            self._notify("detail_clip")
+
+        @property
+        def selected_track(self) -> Track | None:
+            return None if self._slot is None else self._slot.canonical_parent
+
+        @property
+        def detail_clip(self) -> object:
+            return None if self._slot is None else self._slot.clip
+
+    def __init__(self, tempo: float = 120.0, numerator: int = 4, denominator: int = 4) -> None:
+        self._model = Model()
+        self._tempo = float(tempo)
+        self._numerator = numerator
+        self._denominator = denominator
+        self._tracks: list[Track] = []
+        self._view = Song.View(self._model, self)
+
+    def _add_track(self, name: str, midi: bool = True, slots: int = 8) -> Track:
+        """Test set-up (Live's create_midi_track is not part of this fake)."""
+        track = Track(self._model, self, name, midi, slots)
+        self._tracks.append(track)
+        return track
+
+    @property
+    def tracks(self) -> tuple[Track, ...]:
+        return tuple(self._tracks)
+
+    @property
+    def view(self) -> View:
+        return self._view
+
+    @property
+    def tempo(self) -> float:
+        return self._tempo
+
+    @tempo.setter
+    def tempo(self, value: float) -> None:
+        if not TEMPO_RANGE[0] <= value <= TEMPO_RANGE[1]:
+            raise ValueError(f"tempo {value} out of range {TEMPO_RANGE[0]:g}..{TEMPO_RANGE[1]:g}")
+        self._set("tempo", float(value))
+
+    @property
+    def signature_numerator(self) -> int:
+        return self._numerator
+
+    @signature_numerator.setter
+    def signature_numerator(self, value: int) -> None:
+        if not 1 <= value <= 99:
+            raise ValueError(f"signature numerator {value} out of range 1..99")
+        self._set("numerator", int(value), "signature_numerator")
+
+    @property
+    def signature_denominator(self) -> int:
+        return self._denominator
+
+    @signature_denominator.setter
+    def signature_denominator(self, value: int) -> None:
+        if value not in SIGNATURE_DENOMINATORS:
+            raise ValueError(f"signature denominator {value} is not one of {SIGNATURE_DENOMINATORS}")
+        self._set("denominator", int(value), "signature_denominator")
+
+    @property
+    def is_playing(self) -> bool:
+        return False
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._model.undo.steps)
+
+    def begin_undo_step(self) -> None:
+        self._model.check_write("Song.begin_undo_step")
+        self._model.undo.begin()
+
+    def end_undo_step(self) -> None:
+        self._model.check_write("Song.end_undo_step")
+        self._model.undo.end()
+
+    def undo(self) -> str:
+        self._model.check_write("Song.undo")
+        self._model.undo.undo()
+        return ""
+
+    def _set(self, field: str, value: object, listener: str | None = None) -> None:
+        old = getattr(self, "_" + field)
+
+        def revert() -> None:
+            setattr(self, "_" + field, old)
+
+        self._model.change(f"Song.{listener or field}", revert)
+        setattr(self, "_" + field, value)
+        self._notify(listener or field)

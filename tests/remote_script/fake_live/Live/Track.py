@@ -1,0 +1,41 @@
+"""Fake Live.Track: a MIDI or audio track with its Session clip slots."""
+
+from __future__ import annotations
+
+from Live._lom import Listenable, Model, listenable
+from Live.ClipSlot import ClipSlot
+
+
+@listenable("name")
+class Track(Listenable):
+    """A player track; `midi` decides whether its slots can create MIDI clips."""
+
+    def __init__(self, model: Model, song: object, name: str, midi: bool, slots: int) -> None:
+        self._model = model
+        self._song = song
+        self._name = name
+        self._midi = midi
+        self._slots = tuple(ClipSlot(model, self) for _ in range(slots))
+
+    @property
+    def canonical_parent(self) -> object:
+        return self._song
+
+    @property
+    def clip_slots(self) -> tuple[ClipSlot, ...]:
+        return self._slots
+
+    @property
+    def has_midi_input(self) -> bool:
+        return self._midi
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        old = self._name
+        self._model.change("Track.name", lambda: setattr(self, "_name", old))
+        self._name = str(value)
+        self._notify("name")

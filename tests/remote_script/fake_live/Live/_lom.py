@@ -1,0 +1,132 @@
+"""The rules every fake Live object obeys, kept in one place (private to the fake).
+
+Live enforces three things a Remote Script trips over: the Live Object Model may only be changed
+from Live's main thread (the thread that created the Song here), it may not be changed from
+inside a listener callback ("Changes cannot be triggered by notifications"), and every change
+lands in the undo history, grouped by begin_undo_step/end_undo_step.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+NOTIFICATION_ERROR = "Changes cannot be triggered by notifications. You will need to defer your response."
+
+
+class Model:
+    """The state one Song shares with all its objects: owner thread, notifications, undo."""
+
+    def __init__(self) -> None:
+        self.thread = threading.get_ident()
+        self.notifying = 0
+        self.undo = UndoHistory()
+
+    def check_write(self, what: str) -> None:
+        if threading.get_ident() != self.thread:
+            raise RuntimeError(f"{what}: the Live Object Model may only be changed from Live's main thread")
+        if self.notifying:
+            raise RuntimeError(NOTIFICATION_ERROR)
+
+    def change(self, what: str, undo: Callable[[], None]) -> None:
+        """Check that a change is allowed, then remember how to revert it."""
+        self.check_write(what)
+        self.undo.record(undo)
+
+
+class UndoHistory:
+    """Undo steps as lists of revert callables; changes outside an explicit step are one each."""
+
+    def __init__(self) -> None:
+        self.steps: list[list[Callable[[], None]]] = []
+        self.depth = 0
+        self._open: list[Callable[[], None]] = []
+        self._reverting = False
+
+    def begin(self) -> None:
+        if self.depth == 0:
+            self._open = []
+        self.depth += 1
+
+    def end(self) -> None:
+        if self.depth == 0:
+            return
+        self.depth -= 1
+        if self.depth == 0 and self._open:
+            self.steps.append(self._open)
+            self._open = []
+
+    def record(self, revert: Callable[[], None]) -> None:
+        if self._reverting:
+            return
+        if self.depth:
+            self._open.append(revert)
+        else:
+            self.steps.append([revert])
+
+    def undo(self) -> None:
+        if not self.steps:
+            return
+        step = self.steps.pop()
+        self._reverting = True
+        try:
+            for revert in reversed(step):
+                revert()
+        finally:
+            self._reverting = False
+
+
+class Listenable:
+    """Listener plumbing; `listenable(cls, names)` adds Live's add/remove/has methods."""
+
+    _model: Model
+
+    def _listeners(self, name: str) -> list[Callable[[], None]]:
+        table = self.__dict__.setdefault("_listener_table", {})
+        return table.setdefault(name, [])
+
+    def _notify(self, name: str) -> None:
+        self._model.notifying += 1
+        try:
+            for listener in list(self._listeners(name)):
+                listener()
+        finally:
+            self._model.notifying -= 1
+
+
+def listenable(*names: str) -> Callable[[type], type]:
+    """Class decorator: `add_<name>_listener`, `remove_<name>_listener`, `<name>_has_listener`."""
+
+    def decorate(cls: type) -> type:
+        for name in names:
+            setattr(cls, f"add_{name}_listener", _adder(name))
+            setattr(cls, f"remove_{name}_listener", _remover(name))
+            setattr(cls, f"{name}_has_listener", _tester(name))
+        return cls
+
+    return decorate
+
+
+def _adder(name: str) -> Callable:
+    def add(self: Listenable, listener: Callable[[], None]) -> None:
+        if listener in self._listeners(name):
+            raise RuntimeError(f"Listener already connected to property {name!r}")
+        self._listeners(name).append(listener)
+
+    return add
+
+
+def _remover(name: str) -> Callable:
+    def remove(self: Listenable, listener: Callable[[], None]) -> None:
+        if listener not in self._listeners(name):
+            raise RuntimeError(f"Listener not connected to property {name!r}")
+        self._listeners(name).remove(listener)
+
+    return remove
+
+
+def _tester(name: str) -> Callable:
+    def has(self: Listenable, listener: Callable[[], None]) -> bool:
+        return listener in self._listeners(name)
+
+    return has

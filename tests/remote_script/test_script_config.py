@@ -1,0 +1,101 @@
+"""settings.json and the mapping files: the shipped ones load, hand-edited mistakes are explained."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from remote_script import surface
+from remote_script.mapping import MappingError, load_mapping, parse_mapping
+from remote_script.settings import Settings, load_settings
+
+
+def write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "settings.json"
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def test_the_shipped_settings_are_the_defaults_and_work_against_drumigen_serve() -> None:
+    settings, problems = load_settings(surface.SETTINGS_FILE)
+    assert problems == []
+    assert settings == Settings()
+    assert settings.endpoint == "tcp://127.0.0.1:5555" and settings.mapping == "generic"
+
+
+def test_a_missing_file_gives_the_defaults(tmp_path: Path) -> None:
+    assert load_settings(tmp_path / "absent.json") == (Settings(), [])
+
+
+def test_valid_values_are_taken(tmp_path: Path) -> None:
+    path = write(tmp_path, {"style": "jazz", "bars": 8, "temperature": 1, "density": 0.25,
+                            "kit": {"36": 35, "38": 40}, "endpoint": "tcp://[::1]:6000", "fill_every": 4})  # fmt: skip
+    settings, problems = load_settings(path)
+    assert problems == []
+    assert (settings.style, settings.bars, settings.density, settings.fill_every) == ("jazz", 8, 0.25, 4)
+    assert settings.temperature == 1.0 and isinstance(settings.temperature, float)
+    assert settings.kit == {"36": 35, "38": 40} and settings.endpoint == "tcp://[::1]:6000"
+
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ({"bars": 0}, "bars must be between 1 and 16; using 4"),
+        ({"bars": 2.5}, "bars must be a whole number; using 4"),
+        ({"temperature": "hot"}, "temperature must be a number; using 1.0"),
+        ({"density": 1.5}, "density must be between 0 and 1; using None"),
+        ({"endpoint": "localhost:5555"}, "endpoint must look like tcp://127.0.0.1:5555 (IPv6: tcp://[::1]:5555)"),
+        ({"kit": {"kick": 36}}, 'kit must be a kit name such as "gm"'),
+        ({"retries": True}, "retries must be a whole number"),
+        ({"colour": "red"}, "unknown setting 'colour' ignored"),
+    ],
+)
+def test_bad_values_fall_back_to_the_default_with_a_reason(tmp_path: Path, raw: dict, expected: str) -> None:
+    settings, problems = load_settings(write(tmp_path, raw))
+    assert len(problems) == 1 and expected in problems[0]
+    assert settings == Settings()
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+def test_an_unreadable_file_gives_the_defaults_with_a_reason(tmp_path: Path, text: str) -> None:
+    settings, problems = load_settings(write(tmp_path, text))
+    assert settings == Settings() and "using the defaults" in problems[0]
+
+
+def test_the_shipped_mappings_load() -> None:
+    generic = load_mapping("generic", surface.MAPPINGS_FOLDER)
+    push = load_mapping("push", surface.MAPPINGS_FOLDER)
+    assert generic.action_for("cc", 15, 102) == "generate"
+    assert push.action_for("note", 0, 36) == push.action_for("note", 13, 36) == "generate"
+    assert push.action_for("cc", 0, 44) == "previous_style"
+    assert push.control_for("generate").led_message(busy=True) == (0x99, 36, 127)
+    assert push.control_for("next_style").led_message(busy=False) == (0xB0, 45, 48)
+
+
+def test_a_mapping_by_path(tmp_path: Path) -> None:
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"name": "mine", "controls": {"fill": {"type": "note", "channel": 3, "number": 60}}}))
+    mapping = load_mapping(str(path), surface.MAPPINGS_FOLDER)
+    assert mapping.name == "mine" and mapping.action_for("note", 3, 60) == "fill"
+    assert mapping.control_for("fill").led_message(busy=False) is None  # no leds: nothing sent back
+
+
+@pytest.mark.parametrize(
+    "controls, expected",
+    [
+        ({"generat": {"type": "cc", "channel": 0, "number": 1}}, "generat: unknown action; known actions: generate, "),
+        ({"fill": {"type": "pitchbend", "channel": 0, "number": 1}}, 'type must be "cc" or "note"'),
+        ({"fill": {"type": "cc", "channel": 16, "number": 1}}, "channel must be 0-15, got 16"),
+        ({"fill": {"type": "cc", "channel": "any", "number": 1}}, "channel must be 0-15, got 'any'"),
+        ({"fill": {"type": "note", "channel": 0, "number": 128}}, "number must be 0-127"),
+        ({"fill": {"type": "note", "channel": "any", "number": 36},
+          "humanize": {"type": "note", "channel": 4, "number": 36}}, "humanize: note 36 on channel 4 is already fill"),
+        ({"fill": {"type": "cc", "channel": 0, "number": 1, "leds": {"idle": 200, "busy": 0}}}, "leds: expected"),
+    ],
+)  # fmt: skip
+def test_mapping_mistakes_are_named(controls: dict, expected: str) -> None:
+    with pytest.raises(MappingError) as caught:
+        parse_mapping({"name": "x", "controls": controls}, "x.json")
+    assert expected in str(caught.value)

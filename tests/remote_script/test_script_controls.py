@@ -1,0 +1,170 @@
+"""The script as a control surface: MIDI map, buttons, LEDs, step actions, robustness, tick cost."""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import threading
+from pathlib import Path
+
+import pytest
+from shipped import controls
+from live_host import LiveHost
+from stub_client import StubClient
+
+from remote_script import surface
+from remote_script.actions import ACTIONS
+from tests.support import free_port
+
+GENERIC = controls("generic")
+PUSH = controls("push")
+ONE_KICK = {"seed": 1, "notes": [{"pitch": 36, "start": 0.0, "duration": 0.25, "velocity": 90}]}
+
+
+def press(host: LiveHost, action: str, mapping: dict = GENERIC) -> None:
+    assert host.press(mapping[action]), f"{action} is not forwarded by the MIDI map"
+
+
+def host_with_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: object, **settings: object) -> LiveHost:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(settings))
+    monkeypatch.setattr(surface, "SETTINGS_FILE", path)
+    return LiveHost(lambda c: surface.DrumSurface(c, client=client))
+
+
+def test_every_action_has_a_handler_and_a_button_in_each_shipped_mapping(host: LiveHost) -> None:
+    assert set(host.script._controller.handlers) == set(ACTIONS)
+    assert set(GENERIC) == set(ACTIONS) == set(PUSH)
+
+
+def test_the_midi_map_forwards_exactly_the_mapped_buttons(host: LiveHost) -> None:
+    assert host.forwards == {("cc", 15, 102 + i) for i in range(16)}
+    assert not host.midi_in((0xBF, 1, 127))  # the mod wheel stays Live's
+    assert not host.midi_in((0xB0, 102, 127))  # the right CC on another channel too
+
+
+def test_releases_and_other_messages_do_nothing(host: LiveHost, stub: StubClient) -> None:
+    host.select(host.slot(0))
+    sent = len(stub.sent)
+    host.script.receive_midi((0xBF, 102, 0))  # a release
+    host.script.receive_midi((0xDF, 40))  # channel pressure
+    assert len(stub.sent) == sent
+
+
+def test_leds_are_lit_at_start_busy_while_waiting_and_off_at_the_end(host: LiveHost, stub: StubClient) -> None:
+    assert host.c_instance.midi_out[:16] == [(0xBF, 102 + i, 127) for i in range(16)]
+    host.select(host.slot(0))
+    press(host, "generate")
+    assert host.c_instance.midi_out[-1] == (0xBF, 102, 0)  # generic "busy": dark
+    stub.answer(stub.last("generate"), patterns=[ONE_KICK])
+    host.tick()
+    assert host.c_instance.midi_out[-1] == (0xBF, 102, 127)
+    host.script.disconnect()
+    assert host.c_instance.midi_out[-16:] == [(0xBF, 102 + i, 0) for i in range(16)]
+    assert stub.closed
+
+
+def test_push_pads_answer_on_any_channel_and_pulse_while_busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stub = StubClient()
+    host = host_with_settings(tmp_path, monkeypatch, stub, mapping="push")
+    assert ("note", 9, 36) in host.forwards and ("cc", 0, 55) in host.forwards
+    assert (0x90, 36, 126) in host.c_instance.midi_out  # generate pad lit green
+    host.select(host.slot(0))
+    assert host.midi_in((0x95, 36, 80))  # Push 3 MPE: a pad on its own channel
+    assert stub.last("generate").fields["bars"] == 4
+    assert host.c_instance.midi_out[-1] == (0x99, 36, 127)  # channel 9: Push pulses the pad
+    press(host, "bars_up", PUSH)
+    assert host.c_instance.status == "MidiDrumiGen: 8 bars — press generate"
+
+
+def test_step_actions_change_the_next_request(host: LiveHost, stub: StubClient) -> None:
+    said = []
+    for action in ("next_style", "previous_style", "previous_style", "bars_up", "bars_up", "bars_up",
+                   "temperature_up", "density_down", "density_down", "style_mix"):  # fmt: skip
+        press(host, action)
+        said.append(host.c_instance.status.removeprefix("MidiDrumiGen: "))
+    assert said == [
+        "style hiphop (3 of 18)", "style funk (2 of 18)", "style rock (1 of 18)",
+        "8 bars — press generate", "16 bars — press generate", "16 bars — press generate",
+        "temperature 1.10 (wilder)", "density 40%", "density 30%", "mixing rock with 30% funk",
+    ]  # fmt: skip
+    host.select(host.slot(0))
+    press(host, "generate")
+    fields = stub.last("generate").fields
+    assert fields["style"] == {"rock": 0.7, "funk": 0.3}
+    assert (fields["bars"], fields["temperature"], fields["density"]) == (16, 1.1, 0.3)
+    for _ in range(17):  # through every other style, then off
+        press(host, "style_mix")
+    assert host.c_instance.status == "MidiDrumiGen: style mix off — pure rock"
+
+
+def test_bars_and_temperature_stay_in_the_protocol_ranges(host: LiveHost) -> None:
+    for _ in range(6):
+        press(host, "bars_down")
+    assert host.c_instance.status == "MidiDrumiGen: 1 bar — press generate"
+    for _ in range(40):
+        press(host, "temperature_down")
+    assert host.c_instance.status == "MidiDrumiGen: temperature 0.05 (tighter)"
+
+
+def test_a_bug_in_a_handler_is_logged_and_shown_never_raised_into_live(
+    host: LiveHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(action: str) -> None:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(host.script._controller, "press", broken)
+    press(host, "generate")  # would raise into Live without the guard
+    assert host.c_instance.status == "MidiDrumiGen: something went wrong — details in Live's Log.txt"
+    assert any("error in receive_midi" in line and "KeyError: 'boom'" in line for line in host.c_instance.log)
+
+
+def test_lom_changes_from_another_thread_are_refused_by_the_fake_and_survived(host: LiveHost, stub: StubClient) -> None:
+    """Live's rule holds in the fake even for the script: a tick on a foreign thread writes nothing."""
+    host.select(host.slot(0))
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[ONE_KICK])
+    thread = threading.Thread(target=host.script.update_display)
+    thread.start()
+    thread.join()
+    assert not host.slot(0).has_clip
+    assert any("main thread" in line for line in host.c_instance.log)
+
+
+def test_bad_settings_and_mappings_fall_back_and_say_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = host_with_settings(tmp_path, monkeypatch, StubClient(), bars=99, mapping="launchpad")
+    messages = " | ".join(host.c_instance.messages)
+    assert "bars must be between 1 and 16; using 4" in messages
+    assert "mapping 'launchpad' not found (shipped mappings: generic, push); no buttons are mapped" in messages
+    assert host.forwards == frozenset()
+
+
+def test_a_tick_costs_well_under_a_millisecond_while_a_request_waits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real client, real socket: a listener that accepts but never answers (a hung daemon)."""
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        endpoint = f"tcp://127.0.0.1:{hung.getsockname()[1]}"
+        host = host_with_settings(tmp_path, monkeypatch, None, endpoint=endpoint)
+        host.select(host.slot(0))
+        press(host, "generate")
+        costs = [host.tick() for _ in range(300)]
+        host.script.disconnect()
+    median, p99 = statistics.median(costs) * 1e3, sorted(costs)[int(len(costs) * 0.99)] * 1e3
+    print(f"\ntick while waiting: median {median:.3f} ms, p99 {p99:.3f} ms, max {max(costs) * 1e3:.3f} ms")
+    assert median < 0.5 and p99 < 5.0
+
+
+def test_no_daemon_is_reported_at_start_and_on_a_press(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    host = host_with_settings(tmp_path, monkeypatch, None, endpoint=f"tcp://127.0.0.1:{free_port()}")
+    not_running = "MidiDrumiGen: daemon not running — start it with `drumigen serve`"
+    host.run_until(lambda: host.c_instance.status == not_running, timeout=10)
+    host.select(host.slot(0))
+    press(host, "generate")
+    costs = host.run_until(lambda: host.c_instance.status == not_running, timeout=10)
+    host.script.disconnect()
+    assert not host.slot(0).has_clip
+    assert statistics.median(costs) < 0.001

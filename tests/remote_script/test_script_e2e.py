@@ -1,0 +1,139 @@
+"""End to end: fake Live, the script, its real client and the real daemon over real sockets.
+
+Each test ticks the script like Live does (update_display in a loop) and waits on what the
+user would see, with a timeout; nothing is synchronised by sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from shipped import controls
+from live_host import LiveHost
+
+from remote_script import surface
+
+GENERIC = controls("generic")
+NOT_RUNNING = "MidiDrumiGen: daemon not running — start it with `drumigen serve`"
+GENERATION_TIMEOUT_S = 120  # two shared CPU cores, the bundled model
+
+
+def press(host: LiveHost, action: str) -> None:
+    assert host.press(GENERIC[action]), f"{action} is not forwarded by the MIDI map"
+
+
+@pytest.fixture
+def live(daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveHost]:
+    """Live at 96 BPM in 3/4 running the script against the test daemon."""
+    if not daemon.alive:
+        daemon.start()
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"endpoint": daemon.endpoint, "variations": 4, "timeout_s": 60}))
+    monkeypatch.setattr(surface, "SETTINGS_FILE", settings)
+    host = LiveHost(surface.DrumSurface, tempo=96.0, meter=(3, 4))
+    yield host
+    host.script.disconnect()
+
+
+def client_of(host: LiveHost):
+    return host.script._controller._client
+
+
+def generate(host: LiveHost, slot_index: int = 0) -> tuple[object, list[float]]:
+    """Press generate on a slot and tick until the groove is written; returns the clip and tick costs."""
+    slot = host.slot(slot_index)
+    host.select(slot)
+    press(host, "generate")
+    costs = host.run_until(lambda: "variation 1 of" in host.c_instance.status or "refused" in host.c_instance.status,
+                           timeout=GENERATION_TIMEOUT_S)  # fmt: skip
+    assert slot.has_clip, host.c_instance.status
+    return slot.clip, costs
+
+
+def test_a_press_becomes_notes_with_tempo_and_meter_honoured_and_undo_restores_the_slot(live: LiveHost) -> None:
+    press(live, "bars_down")  # 2 bars of 3/4
+    clip, costs = generate(live)
+    notes = clip.get_all_notes_extended()
+    assert clip.name == "funk 2 bars 3/4 96 BPM"
+    assert clip.length == 6.0 and clip.looping
+    assert notes and all(0.0 <= n.start_time < 6.0 and 0 <= n.pitch <= 127 and n.velocity >= 1 for n in notes)
+    assert live.c_instance.status == "MidiDrumiGen: funk 2 bars 3/4 96 BPM — variation 1 of 4"
+    assert live.c_instance.midi_out[-1] == (0xBF, 102, 127)  # the generate button is lit again
+    median, worst = statistics.median(costs) * 1e3, max(costs) * 1e3
+    print(f"\nticks while the daemon generated: {len(costs)}, median {median:.3f} ms, max {worst:.2f} ms")
+    assert median < 1.0
+    live.song.undo()
+    assert not live.slot(0).has_clip
+
+
+def test_the_daemon_killed_mid_request_leaves_live_responsive_and_the_user_informed(live: LiveHost, daemon) -> None:
+    live.select(live.slot(1))
+    press(live, "bars_up")
+    press(live, "bars_up")  # 16 bars: long enough to be mid-request when the daemon dies
+    press(live, "generate")
+    live.run_until(lambda: client_of(live).connected and client_of(live).pending() >= 1, timeout=10)
+    daemon.stop()  # SIGKILL
+    try:
+        costs = live.run_until(lambda: live.c_instance.status == NOT_RUNNING, timeout=15)
+    finally:
+        daemon.start()  # the musician restarts it (and the session's other tests need it)
+    assert not live.slot(1).has_clip
+    assert live.c_instance.midi_out[-1] == (0xBF, 102, 127)  # not stuck "busy"
+    assert any("generate request" in line and "unavailable" in line for line in live.c_instance.log)
+    median, worst = statistics.median(costs) * 1e3, max(costs) * 1e3
+    print(f"\nticks after the kill: {len(costs)}, median {median:.3f} ms, max {worst:.2f} ms")
+    assert median < 1.0 and worst < 50.0
+    press(live, "bars_down")
+    press(live, "bars_down")
+    clip, _ = generate(live, 1)  # the next press works
+    assert clip.get_all_notes_extended()
+
+
+def test_two_hundred_notes_from_the_daemon_are_written_within_ten_ms(live: LiveHost) -> None:
+    """16 bars of 3/4 from the real daemon; then the write of 200 of its hits timed on its own."""
+    for _ in range(2):
+        press(live, "bars_up")  # 16 bars
+    press(live, "density_up")
+    press(live, "density_up")  # busier: more hits a bar
+    clip, costs = generate(live, 2)
+    result = live.script._controller._result
+    hits = sorted({(n["pitch"], n["start"]) for p in result.patterns for n in p["notes"]})
+    assert len(hits) >= 200, f"the daemon gave only {len(hits)} distinct hits"
+    wire = [{"pitch": p, "start": s, "duration": 0.1, "velocity": 90} for p, s in hits[:200]]
+    two_hundred = {"seed": 1, "notes": wire}
+    result.patterns[:] = [two_hundred, result.patterns[0]]
+    result.index = 1
+    times = []
+    for _ in range(10):  # next_variation alternates: 200 notes, the daemon's first pattern, ...
+        start = time.perf_counter()
+        press(live, "next_variation")  # parse, then write in one undo step
+        elapsed = time.perf_counter() - start
+        if result.index == 0:
+            assert len(clip.get_all_notes_extended()) == 200
+            times.append(elapsed)
+    median = statistics.median(times) * 1e3
+    print(f"\n200 daemon notes written: median {median:.2f} ms over {len(times)} writes; "
+          f"the tick that decoded and wrote the reply took {max(costs) * 1e3:.2f} ms")  # fmt: skip
+    assert median <= 10.0
+
+
+@pytest.mark.parametrize("action", ["fill", "humanize", "drumify", "continue"])
+def test_clip_actions_either_work_or_say_this_daemon_lacks_them(live: LiveHost, action: str) -> None:
+    press(live, "bars_down")
+    press(live, "bars_down")  # 1 bar: quick
+    clip, _ = generate(live, 3)
+    before = sorted((n.pitch, n.start_time) for n in clip.get_all_notes_extended())
+    press(live, action)
+    unsupported = f"MidiDrumiGen: this daemon does not support {action} yet — update MidiDrumiGen"
+    live.run_until(lambda: live.script._controller._job is None, timeout=GENERATION_TIMEOUT_S)
+    after = sorted((n.pitch, n.start_time) for n in clip.get_all_notes_extended())
+    done = {"fill": "fill written", "humanize": "humanized (50%)", "drumify": "drumified", "continue": "1 bar added"}
+    if live.c_instance.status == unsupported:
+        assert after == before
+    else:
+        assert live.c_instance.status.startswith(f"MidiDrumiGen: {done[action]}") and after != before

@@ -1,0 +1,338 @@
+"""Request actions against fake Live and a stub client: what is sent, what lands in the clip, what is said."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from types import SimpleNamespace
+
+import Live
+import pytest
+from shipped import controls
+from live_host import LiveHost
+from stub_client import StubClient
+
+from remote_script import controller as controller_module
+from remote_script import surface
+
+GENERIC = controls("generic")
+
+
+def press(host: LiveHost, action: str) -> None:
+    assert host.press(GENERIC[action]), f"{action} is not forwarded by the MIDI map"
+
+
+def hits(*notes: tuple) -> dict:
+    """A pattern from (pitch, start[, velocity]) tuples."""
+    wire = [{"pitch": n[0], "start": n[1], "duration": 0.25, "velocity": n[2] if len(n) > 2 else 100} for n in notes]
+    return {"seed": 7, "notes": wire}
+
+
+def clip_notes(clip: Live.Clip.Clip) -> list[tuple[int, float, float]]:
+    return sorted((n.pitch, n.start_time, n.velocity) for n in clip.get_all_notes_extended())
+
+
+def make_clip(slot: Live.ClipSlot.ClipSlot, length: float, notes: list[tuple[int, float]]) -> Live.Clip.Clip:
+    clip = slot.create_clip(length)
+    clip.add_new_notes([Live.Clip.MidiNoteSpecification(p, s, 0.25, 90.0) for p, s in notes])
+    return clip
+
+
+@pytest.fixture
+def waltz(stub: StubClient):
+    """Live at 96 BPM in 3/4 with the script on the stub client."""
+    live = LiveHost(lambda c: surface.DrumSurface(c, client=stub), tempo=96.0, meter=(3, 4))
+    yield live
+    live.script.disconnect()
+
+
+def test_generate_in_an_empty_slot_writes_a_named_clip_of_bars_times_the_meter(
+    waltz: LiveHost, stub: StubClient
+) -> None:
+    slot = waltz.slot(0)
+    waltz.select(slot)
+    press(waltz, "generate")
+    request = stub.last("generate")
+    assert request.fields == {"style": "funk", "kit": "gm", "tempo": 96.0, "time_signature": [3, 4],
+                              "temperature": 1.0, "bars": 4, "variations": 8}  # fmt: skip
+    assert waltz.c_instance.status == "MidiDrumiGen: generating funk 4 bars 3/4 96 BPM…"
+    assert not slot.has_clip  # nothing until the reply
+    stub.answer(request, patterns=[hits((36, 0.0, 110), (38, 1.0), (42, 11.5)), hits((36, 0.0))])
+    waltz.tick()
+    clip = slot.clip
+    assert clip.length == 12.0 and clip.looping  # 4 bars of 3 quarter notes
+    assert clip.name == "funk 4 bars 3/4 96 BPM"
+    assert clip_notes(clip) == [(36, 0.0, 110.0), (38, 1.0, 100.0), (42, 11.5, 100.0)]
+    assert waltz.c_instance.status == "MidiDrumiGen: funk 4 bars 3/4 96 BPM — variation 1 of 2"
+    assert any("wrote 3 notes" in line for line in waltz.c_instance.log)
+
+
+def test_tempos_beyond_the_daemons_range_are_clamped_and_odd_meters_set_the_length(stub: StubClient) -> None:
+    live = LiveHost(lambda c: surface.DrumSurface(c, client=stub), tempo=500.0, meter=(7, 8))
+    live.select(live.slot(0))
+    press(live, "generate")
+    request = stub.last("generate")
+    assert (request.fields["tempo"], request.fields["time_signature"]) == (400.0, [7, 8])
+    stub.answer(request, patterns=[hits((36, 0.0))])
+    live.tick()
+    assert live.slot(0).clip.length == 14.0  # 4 bars of 3.5 quarter notes
+    live.script.disconnect()
+
+
+def test_a_new_clip_is_one_undo_step(host: LiveHost, stub: StubClient) -> None:
+    slot = host.slot(0)
+    host.select(slot)
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0), (38, 1.0))])
+    host.tick()
+    assert slot.has_clip
+    host.song.undo()
+    assert not slot.has_clip
+    assert not host.song.can_undo
+
+
+def test_generate_over_a_clip_replaces_its_notes_and_loop_in_one_undo_step(host: LiveHost, stub: StubClient) -> None:
+    slot = host.slot(0)
+    clip = make_clip(slot, 32.0, [(60, 0.0), (62, 31.0)])
+    clip.name = "my riff"
+    before = clip_notes(clip)
+    host.select(slot)
+    press(host, "generate")  # 4 bars of 4/4: 16 beats
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0), (38, 15.0))])
+    host.tick()
+    assert slot.clip is clip and clip.length == 16.0 and clip.name == "funk 4 bars 120 BPM"
+    assert clip_notes(clip) == [(36, 0.0, 100.0), (38, 15.0, 100.0)]  # the riff's note at 31 is gone too
+    host.song.undo()
+    assert clip_notes(clip) == before and clip.length == 32.0 and clip.name == "my riff"
+
+
+def test_variations_cycle_locally_each_as_one_undo_step(host: LiveHost, stub: StubClient) -> None:
+    slot = host.slot(0)
+    host.select(slot)
+    press(host, "generate")
+    patterns = [hits((36, 0.0)), hits((38, 1.0)), hits((42, 2.0))]
+    stub.answer(stub.last("generate"), patterns=patterns)
+    host.tick()
+    sent = len(stub.sent)
+    press(host, "next_variation")
+    assert [n[0] for n in clip_notes(slot.clip)] == [38]
+    assert host.c_instance.status.endswith("variation 2 of 3")
+    press(host, "previous_variation")
+    press(host, "previous_variation")  # wraps around to the last
+    assert [n[0] for n in clip_notes(slot.clip)] == [42]
+    assert len(stub.sent) == sent  # the daemon was not asked again
+    host.song.undo()
+    assert [n[0] for n in clip_notes(slot.clip)] == [36]
+
+
+def test_next_variation_on_another_clip_asks_the_daemon_for_variations_of_it(host: LiveHost, stub: StubClient) -> None:
+    slot = host.slot(2)
+    make_clip(slot, 8.0, [(36, 0.0), (38, 4.0)])
+    host.select(slot)
+    press(host, "next_variation")
+    request = stub.last("variation")
+    assert request.fields["length"] == 8.0 and request.fields["variations"] == 8
+    assert [(n["pitch"], n["start"]) for n in request.fields["notes"]] == [(36, 0.0), (38, 4.0)]
+    stub.answer(request, patterns=[hits((36, 0.0), (36, 2.0)), hits((38, 1.0))])
+    host.tick()
+    assert [n[:2] for n in clip_notes(slot.clip)] == [(36, 0.0), (36, 2.0)]
+    press(host, "next_variation")  # now this clip's variations cycle locally
+    assert [n[:2] for n in clip_notes(slot.clip)] == [(38, 1.0)]
+    assert stub.ops().count("variation") == 1
+
+
+def test_continue_extends_the_clip_with_the_new_bars_only(host: LiveHost, stub: StubClient) -> None:
+    slot = host.slot(0)
+    clip = make_clip(slot, 4.0, [(36, 0.0), (38, 2.0)])
+    host.select(slot)
+    press(host, "bars_down")
+    press(host, "bars_down")  # 4 → 2 → 1 bar
+    press(host, "continue")
+    request = stub.last("continue")
+    assert request.fields["length"] == 4.0 and request.fields["bars"] == 1
+    assert len(request.fields["notes"]) == 2
+    stub.answer(request, patterns=[hits((36, 4.0), (38, 6.0), (42, 3.0))])  # 3.0 lies in the old bar
+    host.tick()
+    assert clip.length == 8.0 and clip.loop_end == 8.0
+    assert [n[:2] for n in clip_notes(clip)] == [(36, 0.0), (36, 4.0), (38, 2.0), (38, 6.0)]
+    assert any("ignored 1 notes" in line for line in host.c_instance.log)
+    assert host.c_instance.status == "MidiDrumiGen: 1 bar added"
+    host.song.undo()
+    assert clip.length == 4.0 and [n[:2] for n in clip_notes(clip)] == [(36, 0.0), (38, 2.0)]
+
+
+def test_notes_are_read_and_written_relative_to_the_loop_start(host: LiveHost, stub: StubClient) -> None:
+    slot = host.slot(0)
+    clip = make_clip(slot, 16.0, [(36, 0.0), (38, 8.0), (42, 12.0)])
+    clip.loop_start = 8.0  # the loop plays beats 8..16
+    host.select(slot)
+    press(host, "humanize")
+    request = stub.last("humanize")
+    assert request.fields["length"] == 8.0 and request.fields["amount"] == 0.5
+    assert [(n["pitch"], n["start"]) for n in request.fields["notes"]] == [(38, 0.0), (42, 4.0)]
+    stub.answer(request, patterns=[hits((38, 0.02, 96), (42, 3.98, 70))])
+    host.tick()
+    assert clip_notes(clip) == [(36, 0.0, 90.0), (38, 8.02, 96.0), (42, 11.98, 70.0)]  # outside the loop: kept
+
+
+@pytest.mark.parametrize("action", ["fill", "humanize", "drumify"])
+def test_clip_actions_replace_the_notes_and_say_so(host: LiveHost, stub: StubClient, action: str) -> None:
+    slot = host.slot(1)
+    clip = make_clip(slot, 8.0, [(60, 0.0), (64, 7.0)])
+    host.select(slot)
+    press(host, action)
+    request = stub.last(action)
+    assert request.fields["style"] == "funk" and request.fields["time_signature"] == [4, 4]
+    stub.answer(request, patterns=[hits((36, 0.0), (38, 7.5))])
+    host.tick()
+    assert [n[:2] for n in clip_notes(clip)] == [(36, 0.0), (38, 7.5)] and clip.length == 8.0
+    said = {"fill": "fill written", "humanize": "humanized (50%)", "drumify": "drumified"}[action]
+    assert host.c_instance.status == "MidiDrumiGen: " + said
+
+
+@pytest.mark.parametrize("action", ["continue", "fill", "humanize", "drumify", "next_variation"])
+def test_clip_actions_on_an_empty_slot_explain_instead_of_sending(
+    host: LiveHost, stub: StubClient, action: str
+) -> None:
+    host.select(host.slot(3))
+    sent = len(stub.sent)
+    press(host, action)
+    assert len(stub.sent) == sent
+    assert "needs a clip — select a clip, or press generate first" in host.c_instance.status
+
+
+def test_no_slot_or_an_audio_track_is_explained(host: LiveHost, stub: StubClient) -> None:
+    host.select(None)
+    press(host, "generate")
+    assert host.c_instance.status == "MidiDrumiGen: select a clip slot in a MIDI track first"
+    host.select(host.slot(0, host.audio))
+    press(host, "generate")
+    assert host.c_instance.status == "MidiDrumiGen: “Audio” is not a MIDI track — select a slot in a MIDI track"
+    assert "generate" not in stub.ops()
+
+
+def test_a_second_press_while_waiting_supersedes_and_the_stale_reply_is_dropped(
+    host: LiveHost, stub: StubClient
+) -> None:
+    slot = host.slot(0)
+    host.select(slot)
+    press(host, "generate")
+    first = stub.last("generate")
+    press(host, "bars_up")  # 8 bars
+    press(host, "generate")
+    second = stub.last("generate")
+    assert second.id != first.id and second.fields["bars"] == 8
+    assert host.c_instance.midi_out[-2:] == [(0xBF, 102, 127), (0xBF, 102, 0)]  # idle, then busy again
+    stub.answer(first, patterns=[hits((42, 0.0))])
+    host.tick()
+    assert not slot.has_clip
+    assert any(f"dropped the reply to request {first.id}" in line for line in host.c_instance.log)
+    stub.answer(second, patterns=[hits((36, 0.0))])
+    host.tick()
+    assert slot.clip.length == 32.0 and [n[0] for n in clip_notes(slot.clip)] == [36]
+
+
+def test_pressing_the_same_button_again_does_not_ask_twice(host: LiveHost, stub: StubClient) -> None:
+    host.select(host.slot(0))
+    press(host, "generate")
+    press(host, "generate")
+    assert stub.ops().count("generate") == 1
+    assert host.c_instance.status == "MidiDrumiGen: still generating funk 4 bars 120 BPM…"
+
+
+def test_the_answer_goes_to_the_slot_that_was_pressed_on(host: LiveHost, stub: StubClient) -> None:
+    host.select(host.slot(0))
+    press(host, "generate")
+    host.select(host.slot(5))  # the user moves on while the daemon works
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0))])
+    host.tick()
+    assert host.slot(0).has_clip and not host.slot(5).has_clip
+
+
+@pytest.mark.parametrize(
+    "action, code, message, status",
+    [
+        ("generate", "unavailable", "MidiDrumiGen daemon is not running at tcp://127.0.0.1:5555 — start it",
+         "MidiDrumiGen: daemon not running — start it with `drumigen serve`"),
+        ("generate", "timeout", "no answer within 20 s",
+         "MidiDrumiGen: the daemon did not answer in time — it may be busy; try again, or restart `drumigen serve`"),
+        ("fill", "unknown_op", "unknown op 'fill'",
+         "MidiDrumiGen: this daemon does not support fill yet — update MidiDrumiGen"),
+        ("generate", "unknown_style", "unknown style 'polka'; choose one of: rock, funk",
+         "MidiDrumiGen: unknown style 'polka'; choose one of: rock, funk"),
+        ("generate", "busy", "queue full",
+         "MidiDrumiGen: the daemon is busy with other requests — try again in a moment"),
+    ],
+)  # fmt: skip
+def test_failures_are_shown_in_musician_words_and_logged(
+    host: LiveHost, stub: StubClient, action: str, code: str, message: str, status: str
+) -> None:
+    slot = host.slot(0)
+    make_clip(slot, 4.0, [(36, 0.0)])
+    host.select(slot)
+    press(host, action)
+    stub.fail(stub.last(action), code, message)
+    host.tick()
+    assert host.c_instance.status == status
+    assert any(code in line and message in line for line in host.c_instance.log)
+    assert host.c_instance.midi_out[-1] == (0xBF, GENERIC[action]["number"], 127)  # the button is idle again
+
+
+def test_notes_live_cannot_take_are_refused_whole(host: LiveHost, stub: StubClient) -> None:
+    host.select(host.slot(0))
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0), (300, 1.0))])
+    host.tick()
+    assert not host.slot(0).has_clip
+    assert host.c_instance.status == "MidiDrumiGen: the daemon sent notes Live cannot use — details in Live's Log.txt"
+    assert any("pitch must be 0..127" in line for line in host.c_instance.log)
+
+
+def test_waiting_is_reported_once_a_second(host: LiveHost, stub: StubClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(controller_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    host.select(host.slot(0))
+    press(host, "generate")
+    shown = len(host.c_instance.messages)
+    host.tick()
+    clock[0] += 1.2
+    host.tick()
+    host.tick()
+    clock[0] += 1.0
+    stub.connected = False
+    host.tick()
+    assert host.c_instance.messages[shown:] == [
+        "MidiDrumiGen: generating funk 4 bars 120 BPM… 1 s",
+        "MidiDrumiGen: waiting for the daemon… 2 s",
+    ]
+
+
+def test_the_daemon_is_asked_what_it_is_and_its_styles_replace_the_fallback(host: LiveHost, stub: StubClient) -> None:
+    stub.answer(stub.last("info"), version="0.1.0", protocol=2, model="m.pt", device="cpu")
+    stub.answer(stub.last("styles"), styles=["funk", "bossa"], drummers=[], time_signatures=[[4, 4]], kits=["gm"])
+    host.tick()
+    mismatch = "MidiDrumiGen: the daemon speaks protocol 2, this script 1 — update MidiDrumiGen"
+    assert mismatch in host.c_instance.messages
+    press(host, "next_style")
+    assert host.c_instance.status == "MidiDrumiGen: style bossa (2 of 2)"
+
+
+def test_two_hundred_notes_are_written_within_ten_ms(host: LiveHost, stub: StubClient) -> None:
+    """The tick that applies a reply, and a local variation change, each write 200 notes."""
+    many = [hits(*[(36 + i % 12, i * 0.0625, 64 + i % 60) for i in range(200)]) for _ in range(2)]
+    apply_costs, cycle_costs = [], []
+    for index in range(16):
+        slot = host.slot(index % 8)
+        if slot.has_clip:
+            slot.delete_clip()
+        host.select(slot)
+        press(host, "generate")
+        stub.answer(stub.last("generate"), patterns=many)
+        apply_costs.append(host.tick())
+        start = time.perf_counter()
+        press(host, "next_variation")
+        cycle_costs.append(time.perf_counter() - start)
+        assert len(slot.clip.get_all_notes_extended()) == 200
+    apply_ms, cycle_ms = statistics.median(apply_costs) * 1e3, statistics.median(cycle_costs) * 1e3
+    print(f"\n200-note write: reply tick median {apply_ms:.2f} ms, variation press median {cycle_ms:.2f} ms")
+    assert apply_ms <= 10.0 and cycle_ms <= 10.0
