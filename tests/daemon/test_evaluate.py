@@ -1,0 +1,52 @@
+"""The quality measures themselves: they must tell same from different."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daemon.evaluate import DESCRIPTORS, c2st, descriptors, grid, overlap_area, windows_of
+from shared.notes import Note
+
+
+def straight_rock(bars: int, swing: float = 0.0) -> list[Note]:
+    notes = []
+    for bar in range(bars):
+        for eighth in range(8):
+            start = bar * 4 + eighth * 0.5 + (swing if eighth % 2 else 0.0)
+            notes.append(Note(42, start, 0.25, 80))
+        notes += [Note(36, bar * 4 + 0.0, 0.25, 100), Note(36, bar * 4 + 2.0, 0.25, 100),
+                  Note(38, bar * 4 + 1.0, 0.25, 110), Note(38, bar * 4 + 3.0, 0.25, 110)]
+    return notes
+
+
+def test_overlap_area_is_one_for_the_same_and_small_for_disjoint():
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, 500)
+    assert overlap_area(a, a) == pytest.approx(1.0, abs=1e-6)
+    assert overlap_area(a, rng.normal(0, 1, 500)) > 0.85
+    assert overlap_area(a, rng.normal(10, 1, 500)) < 0.05
+
+
+def test_windows_need_every_bar_played():
+    notes = straight_rock(4)
+    assert len(windows_of(notes, 16.0)) == 2
+    gap = [n for n in notes if not 4 <= n.start < 8]  # bar 2 silent
+    assert len(windows_of(gap, 16.0)) == 1
+
+
+def test_descriptors_see_density_and_swing():
+    straight = descriptors(straight_rock(2))
+    swung = descriptors(straight_rock(2, swing=1 / 6))  # triplet swing
+    names = list(DESCRIPTORS)
+    assert straight[names.index("density")] == 12
+    assert straight[names.index("swing")] == pytest.approx(0.0)
+    assert swung[names.index("swing")] == pytest.approx(1 / 6)
+    assert grid(straight_rock(2)).sum() == 24
+
+
+def test_c2st_tells_different_sets_apart_and_not_equal_ones():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(0, 1, (120, 4)), rng.normal(0, 1, (120, 4))
+    assert c2st(a, b) < 0.65
+    assert c2st(a, b + 3) > 0.9
