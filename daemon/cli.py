@@ -9,6 +9,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
+from daemon.play import add_play_parser
 from shared.notes import Note
 from shared.protocol import DEFAULT_ENDPOINT, E_UNAVAILABLE, ProtocolError
 
@@ -354,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_client_commands(sub)
     add_generate(sub)
     add_show(sub)
+    add_play_parser(sub)
     add_train(sub)
     add_eval(sub)
     add_keys(sub)

@@ -71,7 +71,7 @@ def test_show_draws_a_grid_and_refuses_corrupt_files(tmp_path):
     assert bad.returncode == 1 and "not a readable MIDI file" in bad.stderr and "Traceback" not in bad.stderr
 
 
-@pytest.mark.parametrize("command", ["serve", "ping", "info", "styles", "generate", "show", "train", "keys"])
+@pytest.mark.parametrize("command", ["serve", "ping", "info", "styles", "generate", "show", "play", "train", "eval", "keys"])
 def test_every_command_has_help(command):
     r = drumigen(command, "--help")
     assert r.returncode == 0 and "usage: drumigen " + command in r.stdout

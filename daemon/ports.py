@@ -1,0 +1,197 @@
+"""MIDI ports: choosing the MIDI API, opening, watching. Outputs go through mido's
+python-rtmidi backend; inputs read python-rtmidi's queue directly (see PolledInput).
+
+Virtual ports (ones this program creates, for a DAW to pick) exist on macOS (CoreMIDI) and Linux
+(ALSA, JACK). Windows' MIDI API cannot create them: there a loopback driver such as loopMIDI
+provides a port both programs open.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import mido
+import rtmidi
+
+from daemon.clock import realtime_priority
+
+VIRTUAL_NAME = "MidiDrumiGen"  # the output port a DAW sees
+CLOCK_PORT_NAME = "MidiDrumiGen Clock"  # the virtual input a DAW sends clock to
+CLIENT_NAME = "MidiDrumiGen"
+INPUT_POLL_S = 0.0005  # input latency added by polling: well under a MIDI clock tick (>= 6 ms)
+APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE", "windows": "WINDOWS_MM"}
+LOOPMIDI_HINT = (
+    "Windows cannot create virtual MIDI ports: install loopMIDI "
+    "(https://www.tobias-erichsen.de/software/loopmidi.html), add a port there, "
+    "and pass its name with --port (and select it as MIDI input in your DAW)"
+)
+
+log = logging.getLogger("drumigen.play")
+
+
+class PortError(Exception):
+    """A port that cannot be opened; the message says what to do."""
+
+
+class PortLost(Exception):
+    """A port vanished while playing (device unplugged, client quit)."""
+
+
+def backend(api: str = "auto") -> mido.Backend:
+    """mido's rtmidi backend on one MIDI API; "auto" is rtmidi's choice, or JACK on a Linux
+    machine without the ALSA sequencer (containers, CI)."""
+    if api == "auto":
+        if sys.platform.startswith("linux") and not os.path.exists("/dev/snd/seq"):
+            api = "jack"
+        else:
+            return mido.Backend("mido.backends.rtmidi")
+    name = APIS[api]
+    if getattr(rtmidi, "API_" + name) not in rtmidi.get_compiled_api():
+        raise PortError(f"this python-rtmidi build has no {api} support")
+    return mido.Backend("mido.backends.rtmidi/" + name)
+
+
+def list_ports(midi: mido.Backend) -> tuple[list[str], list[str]]:
+    """(inputs, outputs) as the API names them."""
+    try:
+        return midi.get_input_names(), midi.get_output_names()
+    except OSError as err:
+        raise PortError(_api_trouble(midi, err)) from None
+
+
+def open_output(midi: mido.Backend, port: str | None, virtual: str | None) -> mido.ports.BaseOutput:
+    """An existing output port by name (or a unique part of it), or a new virtual one."""
+    try:
+        if virtual is not None:
+            _check_virtual(midi)
+            return midi.open_output(virtual, client_name=CLIENT_NAME)
+        return midi.open_output(_match(port, list_ports(midi)[1], "output"))
+    except OSError as err:
+        raise PortError(_api_trouble(midi, err)) from None
+
+
+def open_input(midi: mido.Backend, port: str | None, callback: Callable[[mido.Message, float], None],
+               virtual: str = CLOCK_PORT_NAME) -> PolledInput:
+    """An existing input port by name (or a unique part of it), else a new virtual one."""
+    if port is None:
+        _check_virtual(midi)
+    try:
+        rt = rtmidi.MidiIn(_rtapi(midi), CLIENT_NAME if port is None else None)
+    except rtmidi.RtMidiError as err:
+        raise PortError(_api_trouble(midi, err)) from None
+    try:
+        if port is None:
+            rt.open_virtual_port(virtual)
+            name = virtual
+        else:
+            name = _match(port, rt.get_ports(), "input")
+            rt.open_port(rt.get_ports().index(name))
+    except PortError:
+        rt.delete()
+        raise
+    except rtmidi.RtMidiError as err:
+        rt.delete()
+        raise PortError(_api_trouble(midi, err)) from None
+    return PolledInput(rt, name, callback)
+
+
+class PolledInput:
+    """An input port read by polling on a thread of its own, handing each message to `callback`
+    with its arrival time (perf_counter).
+
+    Not rtmidi's (nor mido's) input callback: with python-rtmidi 1.5.8 it delivers wrong bytes
+    (a copy of the previous message) when several messages arrive together, measured here on
+    JACK and reported on ALSA (SpotlightKid/python-rtmidi#209); its queue, polled, is exact.
+    """
+
+    def __init__(self, rt: rtmidi.MidiIn, name: str, callback: Callable[[mido.Message, float], None]) -> None:
+        self.name = name
+        self._rt = rt
+        self._callback = callback
+        self._stop = threading.Event()
+        rt.ignore_types(sysex=True, timing=False, active_sense=True)  # clock matters, the rest not
+        self._thread = threading.Thread(target=self._poll, name=f"midi-in {name}", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._rt.close_port()
+        self._rt.delete()
+
+    def _poll(self) -> None:
+        with realtime_priority():  # clock ticks are stamped here: late is as bad as a late note
+            self._read()
+
+    def _read(self) -> None:
+        get = self._rt.get_message
+        while not self._stop.is_set():
+            event = get()
+            if event is None:
+                time.sleep(INPUT_POLL_S)
+                continue
+            now = time.perf_counter()
+            try:
+                msg = mido.Message.from_bytes(event[0])
+            except ValueError:
+                continue  # not a complete channel or system message: nothing we use
+            try:
+                self._callback(msg, now)
+            except Exception:  # a bug in a handler must not deafen the port
+                log.exception("handling %s from %r failed", msg, self.name)
+
+
+class PortWatch:
+    """Notices named ports vanishing: rtmidi keeps sending into the void when a device goes."""
+
+    def __init__(self, api: str, outputs: list[str], inputs: list[str]) -> None:
+        rtapi = getattr(rtmidi, "API_" + api)
+        self._probes = [(rtmidi.MidiOut(rtapi=rtapi), outputs), (rtmidi.MidiIn(rtapi=rtapi), inputs)]
+
+    def lost(self) -> str | None:
+        """The name of a watched port that is gone, if any (one cheap query per direction)."""
+        for probe, names in self._probes:
+            if names:
+                present = set(probe.get_ports())
+                for name in names:
+                    if name not in present:
+                        return name
+        return None
+
+    def close(self) -> None:
+        for probe, _ in self._probes:
+            probe.delete()
+
+
+def _rtapi(midi: mido.Backend) -> int:
+    return rtmidi.API_UNSPECIFIED if midi.api is None else getattr(rtmidi, "API_" + midi.api)
+
+
+def _check_virtual(midi: mido.Backend) -> None:
+    if sys.platform == "win32" or midi.api == "WINDOWS_MM":
+        raise PortError(LOOPMIDI_HINT)
+
+
+def _match(wanted: str | None, names: list[str], kind: str) -> str:
+    """The port called `wanted`, or the only one whose name contains it (any case)."""
+    if wanted in names:
+        return wanted
+    found = [n for n in names if wanted is not None and wanted.lower() in n.lower()]
+    if len(found) == 1:
+        return found[0]
+    listing = "\n  ".join(names) or "(none)"
+    what = "matches several" if found else "matches no"
+    raise PortError(f"{wanted!r} {what} MIDI {kind} port; the {kind}s are:\n  {listing}")
+
+
+def _api_trouble(midi: mido.Backend, err: Exception) -> str:
+    if midi.api == "UNIX_JACK":
+        return f"JACK MIDI failed ({err}) — is a JACK server running (jackd, or PipeWire's JACK)?"
+    if midi.api == "LINUX_ALSA":
+        return f"ALSA MIDI failed ({err}) — is /dev/snd/seq there (modprobe snd-seq)? Or try --api jack"
+    return f"MIDI failed: {err}"
