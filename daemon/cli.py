@@ -290,6 +290,79 @@ def add_generate(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+# --- humanize ---------------------------------------------------------------------------------
+def _amount(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"amount {text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"amount must be 0..1, got {text}")
+    return value
+
+
+def cmd_humanize(args: argparse.Namespace) -> int:
+    from daemon import midifile
+    from daemon.humanize import BUNDLED_HUMANIZER, Humanizer
+
+    try:
+        groove = midifile.read(args.file)
+        humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
+        notes = humanizer.humanize(groove.notes, args.style, groove.tempo, groove.meter, groove.length,
+                                   amount=args.amount, seed=args.seed, ghost_notes=args.ghost_notes)
+    except (ValueError, FileNotFoundError) as err:  # MidiFileError is a ValueError
+        print(f"drumigen: {err}", file=sys.stderr)
+        return 1
+    try:
+        midifile.write(args.out, notes, groove.tempo, groove.meter, groove.length, name="MidiDrumiGen humanized")
+    except OSError as err:
+        print(f"drumigen: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    added = len(notes) - len(groove.notes)
+    print(f"humanized {len(groove.notes)} notes" + (f" (+{added} ghost notes)" if added else "") + f" -> {args.out}")
+    return 0
+
+
+def add_humanize_parser(sub) -> None:
+    p = sub.add_parser("humanize", help="add a GMD drummer's timing and dynamics to a quantised .mid",
+                       description="Move each hit off the grid and shape its velocity the way GMD drummers "
+                                   "play the style; optionally add snare ghost notes.")
+    p.add_argument("file", type=Path, help="a quantised drum .mid")
+    p.add_argument("--style", help="a genre the feel comes from (default: GMD as a whole)")
+    p.add_argument("--amount", type=_amount, default=1.0, help="0 unchanged .. 1 the full feel (default 1)")
+    p.add_argument("--seed", type=int, help="same file + same seed = same result")
+    p.add_argument("--ghost-notes", dest="ghost_notes", action="store_true", help="add soft snare ghost notes")
+    p.add_argument("--checkpoint", type=Path, help="humanizer checkpoint (default: the bundled one)")
+    p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")
+    p.set_defaults(func=cmd_humanize)
+
+
+def cmd_train_humanizer(args: argparse.Namespace) -> int:
+    from daemon.data import DEFAULT_DATA
+    from daemon.humanize import HumanizerConfig, train_humanizer
+
+    config = HumanizerConfig(**{k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None})
+    try:
+        meta = train_humanizer(args.data or DEFAULT_DATA, args.out, config)
+    except (ValueError, FileNotFoundError) as err:  # no dataset there, or a file in it that is not MIDI
+        print(f"drumigen: {err}", file=sys.stderr)
+        return 1
+    print(f"humanizer -> {args.out}: validation offset MAE {meta['val_offset_mae_16ths']:.3f} 16ths, "
+          f"velocity MAE {meta['val_velocity_mae']:.1f}, epoch {meta['best_epoch']}, {meta['seconds']:.0f} s")
+    return 0
+
+
+def add_train_humanizer_parser(sub) -> None:
+    p = sub.add_parser("train-humanizer", help="train the humanizer on the Groove MIDI Dataset",
+                       description="Fit the humanizer on GMD's train split; its validation split picks the epoch.")
+    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default ../shared/datasets/groove)")
+    p.add_argument("--out", type=Path, default=Path("runs/humanizer/humanizer-gmd.pt"), help="checkpoint to write")
+    p.add_argument("--epochs", type=int,
+                   help="most epochs (the validation loss may stop it earlier)")
+    p.add_argument("--seed", type=int, help="torch seed")
+    p.set_defaults(func=cmd_train_humanizer)
+
+
 # --- files -----------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
     from daemon import midifile
@@ -356,7 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate(sub)
     add_show(sub)
     add_play_parser(sub)
+    add_humanize_parser(sub)
     add_train(sub)
+    add_train_humanizer_parser(sub)
     add_eval(sub)
     add_keys(sub)
     return parser

@@ -1,0 +1,546 @@
+"""`humanize`: put a GMD drummer's feel into quantised drum notes.
+
+Why learned: the style's average offset and velocity per 16th (the baseline in
+benchmarks/eval_humanize.py) knows where in the bar a hit falls but not what is played
+around it, yet how early a hat lands or how hard a snare hits depends on the pattern too.
+A small MLP reads, per note: the genre, the piece, its place in the beat and in the bar,
+the tempo, which pieces are hit a few 16ths either side, how busy the bar and the step are
+and, when the clip has them, the note's own velocity. It predicts a Laplace distribution of
+the real offset (in 16ths) and of the real velocity: the location is the feel (and the
+best guess under absolute error), the scale is how loosely that drummer plays there, which
+is what sampling draws from so the result is not robotic. A second head on the same trunk
+gives, for every 16th without a snare, the chance of a soft snare ghost note there, with
+its offset and velocity.
+
+Data: GMD's train split (beats and fills); the validation split picks the epoch; the test
+split is only for benchmarks/eval_humanize.py. Each performance is quantised to the 16th
+grid, the input a producer would have; the targets are what the drummer played.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import pickle
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from daemon import kit, midifile
+from daemon.data import DEFAULT_DATA, read_index
+from daemon.vocab import GENRES, NOTE_DURATION
+from shared.notes import Note
+
+log = logging.getLogger(__name__)
+
+BUNDLED_HUMANIZER = Path(__file__).resolve().parent / "checkpoints" / "humanizer-gmd.pt"
+FORMAT = "mididrumigen-humanizer"
+FORMAT_VERSION = 1
+
+PIECES = tuple(kit.PIECE_NAMES)  # the canonical kit; any other pitch is one more "other" piece
+GROUPS = (  # what the context features see: the pieces a drummer thinks in
+    (36,), (38,), (37, 40), (42, 44), (46,), (51, 53, 59), (43, 45, 47, 48, 50), (49, 52, 55, 57),
+)
+GROUP_OF_PIECE = np.array([next((g for g, ps in enumerate(GROUPS) if p in ps), len(GROUPS)) for p in PIECES]
+                          + [len(GROUPS)])
+SNARES = (37, 38, 40)  # a step with any of these has no room for a ghost note
+GHOST_PITCH = 38
+GHOST_VELOCITY = 45  # GMD snare hits softer than this are ghost notes (the trough of its velocity histogram)
+MAX_BAR_STEPS = 32  # 16ths of the longest bar with its own position features (8/4)
+END_MARGIN = 1 / 64  # beats: the latest start a note may get before the clip end
+MAX_OFFSET = 0.5  # 16ths: further than this a hit belongs to the neighbouring step
+
+
+@dataclass
+class HumanizerConfig:
+    context: int = 4  # 16ths either side whose hits the model sees
+    hidden: int = 128
+    layers: int = 2
+    dropout: float = 0.1
+    lr: float = 4e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 2048
+    epochs: int = 12
+    patience: int = 4  # epochs without a better validation loss before stopping
+    known_velocity_rate: float = 0.5  # share of training notes shown with their played velocity
+    no_genre_rate: float = 0.1  # share shown without a genre, so `style=None` is learned too
+    seed: int = 1337
+    threads: int = 1
+
+
+# --- clips on the 16th grid ----------------------------------------------------------------------
+@dataclass
+class Grid:
+    """A clip the way the model sees it: hits on 16th steps, and what is known about them."""
+
+    steps: np.ndarray  # (N,) int: each note's nearest 16th from the clip start
+    pieces: np.ndarray  # (N,) int: index in PIECES, len(PIECES) for a pitch outside the kit
+    velocities: np.ndarray  # (N,) float 1..127
+    known: bool  # the velocities were played or shaped (not one flat value)
+    genre: int  # index in GENRES, len(GENRES) for no style
+    tempo: float
+    meter: tuple[int, int]
+    total: int  # 16ths in the clip
+
+
+def piece_index(pitch: int) -> int:
+    canonical = kit.to_canonical(pitch)
+    return PIECES.index(canonical) if canonical in PIECES else len(PIECES)
+
+
+def genre_index(style: str | None) -> int:
+    """GMD's primary style ('funk/groove1' -> funk); None is 'any style'."""
+    if not style:
+        return len(GENRES)
+    genre = style.split("/")[0].strip().lower()
+    if genre not in GENRES:
+        raise ValueError(f"unknown style {style!r}: use one of {', '.join(GENRES)}")
+    return GENRES.index(genre)
+
+
+def bar_steps(meter: tuple[int, int]) -> int:
+    return max(1, round(meter[0] * 16 / meter[1]))
+
+
+def nearest_steps(starts: np.ndarray) -> np.ndarray:
+    return np.floor(np.asarray(starts, dtype=np.float64) * 4 + 0.5).astype(np.int64)
+
+
+def make_grid(notes: list[Note], genre: int, tempo: float, meter: tuple[int, int], length: float) -> Grid:
+    velocities = np.array([n.velocity for n in notes], dtype=np.float64)
+    return Grid(nearest_steps(np.array([n.start for n in notes])), np.array([piece_index(n.pitch) for n in notes]),
+                velocities, bool(len(notes) and velocities.min() != velocities.max()), genre, float(tempo),
+                tuple(meter), max(1, math.ceil(length * 4 - 1e-6)))
+
+
+def feature_slices(config: HumanizerConfig) -> dict[str, slice]:
+    """Where each kind of feature sits in a row (training masks some of them)."""
+    sizes = {"genre": len(GENRES) + 1, "piece": len(PIECES) + 1, "beat": 4, "bar": MAX_BAR_STEPS, "meter": 2,
+             "tempo": 2, "context": (2 * config.context + 1) * (len(GROUPS) + 1), "busy": 2, "velocity": 3}
+    slices, at = {}, 0
+    for name, size in sizes.items():
+        slices[name] = slice(at, at + size)
+        at += size
+    return slices
+
+
+def features(grid: Grid, steps: np.ndarray, pieces: np.ndarray, velocities: np.ndarray | None,
+             config: HumanizerConfig) -> np.ndarray:
+    """One row per query (a note, or a candidate ghost note) at `steps`, with the clip `grid` around it.
+
+    `velocities` is None when the query notes have no velocity of their own to go by.
+    """
+    n = len(steps)
+    cols = feature_slices(config)
+    x = np.zeros((n, cols["velocity"].stop), dtype=np.float32)
+    rows = np.arange(n)
+    x[:, cols["genre"].start + grid.genre] = 1
+    x[rows, cols["piece"].start + pieces] = 1
+    x[rows, cols["beat"].start + steps % 4] = 1
+    per_bar = bar_steps(grid.meter)
+    x[rows, cols["bar"].start + np.minimum(steps % per_bar, MAX_BAR_STEPS - 1)] = 1
+    x[:, cols["meter"]] = (per_bar / 16, grid.meter[1] == 8)
+    x[:, cols["tempo"]] = (grid.tempo / 120, 120 / grid.tempo)
+    # which groups are hit at each step around the query; the clip wraps, as a loop does
+    hits = np.zeros((grid.total, len(GROUPS) + 1), dtype=np.float32)
+    hits[grid.steps % grid.total, GROUP_OF_PIECE[grid.pieces]] = 1
+    around = (steps[:, None] + np.arange(-config.context, config.context + 1)) % grid.total
+    x[:, cols["context"]] = hits[around].reshape(n, around.shape[1] * hits.shape[1])
+    bars = grid.steps // per_bar
+    per_bar_count = np.bincount(bars, minlength=int(max(bars.max(initial=0), steps.max(initial=0) // per_bar)) + 1)
+    per_step_count = np.bincount(grid.steps % grid.total, minlength=grid.total)
+    x[:, cols["busy"]] = np.stack([per_bar_count[steps // per_bar] / per_bar,
+                                   per_step_count[steps % grid.total] / 4], 1)
+    if velocities is not None and grid.known:
+        x[:, cols["velocity"]] = np.stack([np.ones(n), velocities / 127, _rank_in_piece(velocities, pieces)], 1)
+    return x
+
+
+def _rank_in_piece(velocities: np.ndarray, pieces: np.ndarray) -> np.ndarray:
+    """0 for the clip's softest hit on that piece, 1 for its loudest (ties share a rank): the accents."""
+    rank = np.full(len(velocities), 0.5)
+    for p in np.unique(pieces):
+        mask = pieces == p
+        v = velocities[mask]
+        ordered = np.sort(v)
+        ties = np.searchsorted(ordered, v, "left") + np.searchsorted(ordered, v, "right") - 1
+        rank[mask] = ties / 2 / max(len(v) - 1, 1)
+    return rank
+
+
+def ghost_candidates(grid: Grid) -> np.ndarray:
+    """16th steps with no snare, side stick or rim hit: where a ghost note may go."""
+    snare = np.isin(np.array(PIECES + (-1,))[grid.pieces], SNARES)
+    free = np.ones(grid.total, dtype=bool)
+    free[grid.steps[snare] % grid.total] = False
+    return np.flatnonzero(free)
+
+
+# --- the model --------------------------------------------------------------------------------------
+class HumanizerNet(nn.Module):
+    """An MLP trunk with two heads: a note's feel, and a ghost note at a free step.
+
+    note head: offset location, log scale (16ths), velocity location, log scale (/127).
+    ghost head: logit of a ghost note, then the same four numbers for it.
+    """
+
+    def __init__(self, n_features: int, config: HumanizerConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_features
+        for _ in range(config.layers):
+            layers += [nn.Linear(width, config.hidden), nn.GELU(), nn.Dropout(config.dropout)]
+            width = config.hidden
+        self.trunk = nn.Sequential(*layers)
+        self.note = nn.Linear(width, 4)
+        self.ghost = nn.Linear(width, 5)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)
+        return self.note(h), self.ghost(h)
+
+
+def laplace_nll(y: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Laplace rather than Gaussian: its location is the median, what an absolute error rewards,
+    and micro-timing has heavy tails (flams, pushed fills). `weight` picks the rows that count."""
+    log_scale = log_scale.clamp(-7, 3)
+    nll = (y - loc).abs() * torch.exp(-log_scale) + log_scale
+    if weight is None:
+        return nll.mean()
+    return (nll * weight).sum() / weight.sum().clamp_min(1)
+
+
+# --- using it ---------------------------------------------------------------------------------------
+class Humanizer:
+    """The trained net with its feature normalisation and noise structure, ready to humanize clips."""
+
+    def __init__(self, net: HumanizerNet, config: HumanizerConfig, mean: torch.Tensor, std: torch.Tensor,
+                 noise: dict[str, list[float]], meta: dict) -> None:
+        self.net, self.config, self.mean, self.std = net.eval(), config, mean, std
+        self.noise, self.meta = noise, meta  # noise: target -> [shared, decay], see noise_structure
+
+    @classmethod
+    def load(cls, path: Path = BUNDLED_HUMANIZER) -> "Humanizer":
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no humanizer checkpoint at {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # not a torch file, or a truncated one
+            raise ValueError(f"{path} is not a readable checkpoint ({str(err).splitlines()[0]})") from None
+        if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{path} is not a MidiDrumiGen humanizer checkpoint (version {FORMAT_VERSION})")
+        config = HumanizerConfig(**state["config"])
+        net = HumanizerNet(len(state["mean"]), config)
+        net.load_state_dict(state["model"])
+        return cls(net, config, state["mean"], state["std"], state["noise"], state["meta"])
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save({"format": FORMAT, "version": FORMAT_VERSION, "config": asdict(self.config),
+                    "model": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+                    "mean": self.mean, "std": self.std, "noise": self.noise, "meta": self.meta}, tmp)
+        tmp.replace(path)  # never leave a half-written checkpoint behind
+
+    @torch.no_grad()
+    def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Raw head outputs (note, ghost) for feature rows."""
+        note, ghost = self.net((torch.from_numpy(x) - self.mean) / self.std)
+        return note.double().numpy(), ghost.double().numpy()
+
+    def humanize(self, notes: list[Note], style: str | None, tempo: float, meter: tuple[int, int],
+                 length: float | None = None, amount: float = 1.0, seed: int | None = None,
+                 ghost_notes: bool = False, spread: float = 1.0) -> list[Note]:
+        """The notes played with the learned feel of `style` (None: of GMD as a whole).
+
+        amount 0..1 blends from the input (0: returned unchanged) to the full feel (1).
+        spread scales the sampled looseness: 0 gives the model's most likely feel, no chance.
+        A clip whose velocities differ (played, or shaped by hand) keeps them, and they inform
+        the timing (a soft hit sits differently from an accent); a flat clip gets the style's
+        dynamics.
+        The i-th note returned is the i-th note given, pitch untouched; ghost notes (only with
+        `ghost_notes`) follow. Starts stay in [0, length); length defaults to the whole bars
+        that cover the notes. Notes off the 16th grid keep their placement plus the offset of
+        their nearest 16th. Same input and seed, same output.
+        """
+        if not 0.0 <= amount <= 1.0:
+            raise ValueError(f"amount must be 0..1, got {amount}")
+        if not 0.0 <= spread <= 2.0:
+            raise ValueError(f"spread must be 0..2, got {spread}")
+        if not tempo > 0:
+            raise ValueError(f"tempo must be positive, got {tempo}")
+        genre = genre_index(style)
+        bar = meter[0] * 4 / meter[1]
+        if length is None:
+            length = (math.floor(max((n.start for n in notes), default=0.0) / bar + 1e-6) + 1) * bar
+        if any(not 0.0 <= n.start < length for n in notes):
+            raise ValueError(f"notes must start inside the clip, 0 to {length:g} beats")
+        if amount == 0.0 or not notes:
+            return list(notes)
+        grid = make_grid(notes, genre, tempo, meter, length)
+        rng = np.random.default_rng(seed)
+        walk = self._walk(grid.total, rng)
+        note_out, _ = self.predict(features(grid, grid.steps, grid.pieces, grid.velocities, self.config))
+        offsets, velocities = self._draw(note_out, grid.steps, walk, rng, spread)
+        out = []
+        for note, offset, velocity in zip(notes, offsets, velocities):
+            shaped = note.velocity if grid.known else note.velocity + amount * (velocity - note.velocity)
+            out.append(self._place(note, note.start + amount * offset / 4, shaped, length))
+        if ghost_notes:
+            out += self._ghosts(notes, grid, amount, walk, rng, spread, length)
+        return out
+
+    def _walk(self, total: int, rng: np.random.Generator) -> np.ndarray:
+        """(total, 2): per 16th, the unit-variance part of the offset and velocity deviations that all hits
+        there share, drifting from step to step (AR(1)). A drummer pushes or lays back for a while and
+        hits on one 16th move together; independent noise per note would flam and sound sloppy."""
+        decay = np.array([self.noise["offset"][1], self.noise["velocity"][1]])
+        walk = rng.normal(size=(total, 2))
+        walk[1:] *= np.sqrt(1 - decay**2)
+        for t in range(1, total):
+            walk[t] += decay * walk[t - 1]
+        return walk
+
+    def _draw(self, head: np.ndarray, steps: np.ndarray, walk: np.ndarray, rng: np.random.Generator,
+              spread: float) -> tuple[np.ndarray, np.ndarray]:
+        """Offsets (16ths) and velocities from the head's (loc, log scale) x 2, with the learned correlation."""
+        shared = np.array([self.noise["offset"][0], self.noise["velocity"][0]])
+        own = rng.laplace(size=(len(head), 2)) / np.sqrt(2)
+        unit = np.sqrt(shared) * walk[steps % len(walk)] + np.sqrt(1 - shared) * own
+        noise = unit * np.exp(np.clip(head[:, [1, 3]], -7, 3)) * np.sqrt(2) * spread  # a Laplace's std is b*sqrt(2)
+        offsets = np.clip(head[:, 0] + noise[:, 0], -MAX_OFFSET, MAX_OFFSET)
+        return offsets, (head[:, 2] + noise[:, 1]) * 127
+
+    def _ghosts(self, notes: list[Note], grid: Grid, amount: float, walk: np.ndarray, rng: np.random.Generator,
+                spread: float, length: float) -> list[Note]:
+        free = ghost_candidates(grid)
+        if not len(free):
+            return []
+        pieces = np.full(len(free), PIECES.index(GHOST_PITCH))
+        _, head = self.predict(features(grid, free, pieces, None, self.config))
+        chance = 1 / (1 + np.exp(-head[:, 0]))
+        chosen = rng.random(len(free)) < amount * chance
+        offsets, velocities = self._draw(head[:, 1:], free, walk, rng, spread)
+        snares = [n.pitch for n in notes if kit.to_canonical(n.pitch) == GHOST_PITCH]
+        pitch = max(set(snares), key=snares.count) if snares else GHOST_PITCH  # the user's snare pad
+        return [self._place(Note(pitch, step / 4, NOTE_DURATION, 1), step / 4 + amount * offset / 4,
+                            min(velocity, GHOST_VELOCITY - 1), length)
+                for step, offset, velocity in zip(free[chosen], offsets[chosen], velocities[chosen])]
+
+    @staticmethod
+    def _place(note: Note, start: float, velocity: float, length: float) -> Note:
+        start = float(min(max(start, 0.0), length - END_MARGIN))
+        return replace(note, start=start, duration=min(note.duration, length - start),
+                       velocity=int(min(max(round(velocity), 1), 127)))
+
+
+# --- data -------------------------------------------------------------------------------------------
+@dataclass
+class Performance:
+    """One GMD file in the canonical kit, with the conditions a request would give."""
+
+    pitches: np.ndarray  # canonical
+    starts: np.ndarray  # beats
+    velocities: np.ndarray
+    genre: int
+    tempo: float
+    meter: tuple[int, int]
+    length: float
+    kind: str  # beat or fill
+
+    def notes(self) -> list[Note]:
+        return [Note(int(p), float(s), NOTE_DURATION, int(v))
+                for p, s, v in zip(self.pitches, self.starts, self.velocities)]
+
+
+def load_performances(data: Path, split: str) -> list[Performance]:
+    """Every performance of one GMD split, read with daemon.midifile."""
+    found = []
+    for row in read_index(data):
+        if row["split"] != split:
+            continue
+        groove = midifile.read(data / row["midi_filename"])
+        pitches = np.array([kit.to_canonical(n.pitch) for n in groove.notes])
+        found.append(Performance(pitches, np.array([n.start for n in groove.notes]),
+                                 np.array([n.velocity for n in groove.notes], dtype=np.float64),
+                                 genre_index(row["style"]), groove.tempo, groove.meter, groove.length,
+                                 row["beat_type"]))
+    return found
+
+
+def examples(performances: list[Performance], config: HumanizerConfig) -> dict[str, np.ndarray]:
+    """Training rows: every note of each quantised performance, and every free 16th as a ghost candidate.
+
+    Notes show their played velocity (training hides it on a share of rows); ghost candidates
+    see the performance without its ghost notes, as a producer's clip would be.
+    """
+    note_x, note_y, note_at, ghost_x, ghost_y = [], [], [], [], []
+    for index, perf in enumerate(performances):
+        notes = perf.notes()
+        grid = make_grid(notes, perf.genre, perf.tempo, perf.meter, perf.length)
+        note_x.append(features(grid, grid.steps, grid.pieces, grid.velocities, config))
+        note_y.append(np.stack([perf.starts * 4 - grid.steps, perf.velocities / 127], 1))
+        note_at.append(np.stack([np.full(len(notes), index), grid.steps], 1))
+        ghost = (perf.pitches == GHOST_PITCH) & (perf.velocities < GHOST_VELOCITY)
+        main = make_grid([n for n, g in zip(notes, ghost) if not g], perf.genre, perf.tempo, perf.meter, perf.length)
+        free = ghost_candidates(main)
+        ghost_x.append(features(main, free, np.full(len(free), PIECES.index(GHOST_PITCH)), None, config))
+        first_ghost = {}  # step -> the first ghost note on it
+        for i in reversed(np.flatnonzero(ghost)):
+            first_ghost[int(grid.steps[i]) % grid.total] = i
+        y = np.zeros((len(free), 3))
+        for row, step in enumerate(free):
+            if (i := first_ghost.get(int(step))) is not None:
+                y[row] = (1, perf.starts[i] * 4 - grid.steps[i], perf.velocities[i] / 127)
+        ghost_y.append(y)
+    return {"note_x": np.concatenate(note_x), "note_y": np.concatenate(note_y), "note_at": np.concatenate(note_at),
+            "ghost_x": np.concatenate(ghost_x), "ghost_y": np.concatenate(ghost_y)}
+
+
+# --- training ---------------------------------------------------------------------------------------
+def _mask(x: torch.Tensor, cols: dict[str, slice], generator: torch.Generator, velocity_rate: float | None,
+          no_genre_rate: float) -> torch.Tensor:
+    """Hide the played velocity (and the genre) on a share of rows, as a flat or style-less clip would.
+
+    Works on normalised rows: velocity and genre columns are left unnormalised for that.
+    """
+    x = x.clone()
+    n = len(x)
+    if velocity_rate is not None:
+        hide = torch.rand(n, generator=generator) >= velocity_rate
+        x[hide, cols["velocity"]] = 0
+    no_genre = torch.rand(n, generator=generator) < no_genre_rate
+    x[no_genre, cols["genre"]] = 0
+    x[no_genre, cols["genre"].stop - 1] = 1
+    return x
+
+
+def _losses(net: HumanizerNet, note_x: torch.Tensor, note_y: torch.Tensor, ghost_x: torch.Tensor,
+            ghost_y: torch.Tensor, played: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Laplace NLLs of offset and velocity, the ghost notes' BCE and their feel.
+
+    A played velocity is kept as it is (see Humanizer.humanize), so rows that show it (`played`)
+    teach timing only: their velocity target would be the input itself.
+    """
+    note, _ = net(note_x)
+    _, ghost = net(ghost_x)
+    real = ghost_y[:, 0]
+    return {"offset": laplace_nll(note_y[:, 0], note[:, 0], note[:, 1]),
+            "velocity": laplace_nll(note_y[:, 1], note[:, 2], note[:, 3], (~played).float()),
+            "ghost": F.binary_cross_entropy_with_logits(ghost[:, 0], real),
+            "ghost feel": 0.1 * (laplace_nll(ghost_y[:, 1], ghost[:, 1], ghost[:, 2], real)
+                                 + laplace_nll(ghost_y[:, 2], ghost[:, 3], ghost[:, 4], real))}
+
+
+def noise_structure(u: np.ndarray, at: np.ndarray) -> list[float]:
+    """How a drummer's deviations from the model's location hang together, for sampling.
+
+    u: standardised residuals; at: (file, 16th step) of each. Returns [shared, decay]: the
+    correlation of two hits on one 16th, and how much of that shared part carries on to the
+    next 16th (the AR(1) coefficient of Humanizer._walk).
+    """
+    order = np.lexsort((at[:, 1], at[:, 0]))
+    u, at = u[order], at[order]
+    same = (at[1:] == at[:-1]).all(1)
+    shared = float(np.clip(np.corrcoef(u[1:][same], u[:-1][same])[0, 1], 0.0, 0.95))
+    first = np.r_[True, ~same]  # one hit per (file, step)
+    u, at = u[first], at[first]
+    nxt = (at[1:, 0] == at[:-1, 0]) & (at[1:, 1] == at[:-1, 1] + 1)
+    carried = float(np.corrcoef(u[1:][nxt], u[:-1][nxt])[0, 1])
+    return [round(shared, 4), round(float(np.clip(carried / max(shared, 1e-3), 0.0, 0.95)), 4)]
+
+
+def fit(train_set: list[Performance], val_set: list[Performance], config: HumanizerConfig) -> tuple[Humanizer, dict]:
+    """Fit on `train_set`, keeping the epoch with the best loss on `val_set`; then measure on
+    `train_set` how the drummers' deviations from the fitted locations hang together."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        torch.manual_seed(config.seed)
+        generator = torch.Generator().manual_seed(config.seed)
+        train = {k: torch.from_numpy(v) for k, v in examples(train_set, config).items()}
+        val = {k: torch.from_numpy(v) for k, v in examples(val_set, config).items()}
+        everything = torch.cat([train["note_x"], train["ghost_x"]])
+        mean, std = everything.mean(0), everything.std(0).clamp_min(1e-3)
+        del everything
+        cols = feature_slices(config)
+        mean[cols["velocity"]], std[cols["velocity"]] = 0.0, 1.0  # a hidden velocity stays exactly 0
+        mean[cols["genre"]], std[cols["genre"]] = 0.0, 1.0  # and so does a hidden genre's one-hot
+        for split in (train, val):
+            for key in ("note_x", "ghost_x"):
+                split[key] = (split[key] - mean) / std
+            for key in ("note_y", "ghost_y"):
+                split[key] = split[key].float()
+        net = HumanizerNet(len(mean), config)
+        opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        n_notes, n_ghost = len(train["note_x"]), len(train["ghost_x"])
+        batches = max(1, n_notes // config.batch_size)
+        ghost_batch = max(1, n_ghost // batches)
+        val_x = [_mask(val["note_x"], cols, torch.Generator().manual_seed(0), rate, config.no_genre_rate)
+                 for rate in (0.0, 1.0)]  # flat clips and played ones weigh the same
+        best, best_state, best_epoch, history = math.inf, None, 0, []
+        for epoch in range(config.epochs):
+            net.train()
+            for group in opt.param_groups:  # cosine decay over the epoch budget
+                group["lr"] = config.lr * 0.5 * (1 + math.cos(math.pi * epoch / config.epochs))
+            notes = torch.randperm(n_notes, generator=generator)
+            ghosts = torch.randperm(n_ghost, generator=generator)
+            for b in range(batches):
+                i = notes[b * config.batch_size:(b + 1) * config.batch_size]
+                j = ghosts[b * ghost_batch:(b + 1) * ghost_batch]
+                x = _mask(train["note_x"][i], cols, generator, config.known_velocity_rate, config.no_genre_rate)
+                gx = _mask(train["ghost_x"][j], cols, generator, None, config.no_genre_rate)
+                played = x[:, cols["velocity"].start] > 0
+                loss = sum(_losses(net, x, train["note_y"][i], gx, train["ghost_y"][j], played).values())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            net.eval()
+            with torch.no_grad():
+                flat, played = (_losses(net, vx, val["note_y"], val["ghost_x"], val["ghost_y"],
+                                        vx[:, cols["velocity"].start] > 0) for vx in val_x)
+            parts = {**flat, "offset": (flat["offset"] + played["offset"]) / 2}
+            val_loss = sum(parts.values()).item()
+            history.append(round(val_loss, 4))
+            log.info("humanizer epoch %d: validation loss %.4f (%s)", epoch + 1, val_loss,
+                     ", ".join(f"{k} {v.item():.4f}" for k, v in parts.items()))
+            if val_loss < best:
+                best, best_epoch = val_loss, epoch + 1
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            elif epoch + 1 - best_epoch >= config.patience:
+                break
+        net.load_state_dict(best_state)
+        net.eval()
+        with torch.no_grad():
+            val_note, _ = net(val_x[0])
+            train_note, _ = net(_mask(train["note_x"], cols, generator, 0.0, 0.0))  # flat clips, genre given
+        y = train["note_y"]
+        u = ((y - train_note[:, [0, 2]]) * torch.exp(-train_note[:, [1, 3]].clamp(-7, 3))).numpy()
+        noise = {name: noise_structure(u[:, k], train["note_at"].numpy())
+                 for k, name in enumerate(("offset", "velocity"))}
+        meta = {"train_notes": n_notes, "train_ghost_steps": n_ghost, "val_notes": len(val["note_x"]),
+                "best_epoch": best_epoch, "epochs_run": len(history), "val_loss": round(best, 4),
+                "val_history": history,
+                "val_offset_mae_16ths": round((val_note[:, 0] - val["note_y"][:, 0]).abs().mean().item(), 4),
+                "val_velocity_mae": round(((val_note[:, 2] - val["note_y"][:, 1]).abs().mean() * 127).item(), 2)}
+        return Humanizer(net, config, mean, std, noise, meta), meta
+    finally:
+        torch.set_num_threads(threads)
+
+
+def train_humanizer(data: Path = DEFAULT_DATA, out: Path = BUNDLED_HUMANIZER,
+                    config: HumanizerConfig | None = None) -> dict:
+    """Read GMD's train and validation splits, fit, save to `out`; returns what it measured."""
+    started = time.perf_counter()
+    train_set, val_set = load_performances(data, "train"), load_performances(data, "validation")
+    read_s = time.perf_counter() - started
+    humanizer, meta = fit(train_set, val_set, config or HumanizerConfig())
+    meta.update(read_seconds=round(read_s, 1), seconds=round(time.perf_counter() - started, 1))
+    humanizer.save(out)
+    return meta

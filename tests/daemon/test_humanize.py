@@ -1,0 +1,142 @@
+"""The humanizer: a tiny one trained in seconds on groove-mini, held to what a producer relies on."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import torch
+
+from daemon import midifile
+from daemon.cli import add_humanize_parser, add_train_humanizer_parser
+from daemon.humanize import BUNDLED_HUMANIZER, GHOST_VELOCITY, Humanizer, HumanizerConfig, train_humanizer
+from shared.notes import Note
+from tests.support import GROOVE_MINI
+
+TINY = HumanizerConfig(hidden=32, batch_size=256, epochs=3)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("humanizer") / "tiny.pt"
+    meta = train_humanizer(GROOVE_MINI, path, TINY)
+    assert meta["train_notes"] > 1000 and meta["val_notes"] > 100
+    return path
+
+
+@pytest.fixture(scope="module")
+def humanizer(tiny: Path) -> Humanizer:
+    return Humanizer.load(tiny)
+
+
+def groove(bars: int = 2, velocity: int | None = 100) -> list[Note]:
+    """A programmed rock beat on the 16th grid: hats on 8ths, kick on 1 and 3, snare on 2 and 4."""
+    notes = []
+    for bar in range(bars):
+        for eighth in range(8):
+            at = bar * 4 + eighth / 2
+            notes.append(Note(42, at, 0.25, velocity or (110 if eighth % 2 == 0 else 70)))
+            if eighth in (0, 4):
+                notes.append(Note(36, at, 0.25, velocity or 120))
+            if eighth in (2, 6):
+                notes.append(Note(38, at, 0.25, velocity or 115))
+    return notes
+
+
+def test_amount_zero_returns_the_input_unchanged(humanizer):
+    notes = groove()
+    assert humanizer.humanize(notes, "rock", 120, (4, 4), 8.0, amount=0.0, seed=1, ghost_notes=True) == notes
+
+
+def test_same_seed_same_notes_other_seed_other_notes(humanizer):
+    def run(seed: int) -> list[Note]:
+        return humanizer.humanize(groove(), "funk", 100, (4, 4), 8.0, seed=seed, ghost_notes=True)
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+
+
+def test_notes_stay_inside_the_clip_and_keep_their_pitches(humanizer):
+    notes = [Note(36, 0.0, 0.25, 100), Note(22, 0.0, 0.25, 100), Note(60, 1.75, 0.5, 100), Note(38, 3.75, 0.5, 100)]
+    for seed in range(20):
+        out = humanizer.humanize(notes, None, 90, (4, 4), 4.0, seed=seed, spread=2.0)
+        assert [n.pitch for n in out] == [n.pitch for n in notes]  # the user's kit, not the canonical one
+        assert all(0.0 <= n.start < 4.0 and n.start + n.duration <= 4.0 and 1 <= n.velocity <= 127 for n in out)
+
+
+def test_full_amount_moves_notes_and_half_amount_moves_them_half_as_far(humanizer):
+    notes = groove()
+    full = humanizer.humanize(notes, "rock", 120, (4, 4), 8.0, spread=0.0)
+    half = humanizer.humanize(notes, "rock", 120, (4, 4), 8.0, amount=0.5, spread=0.0)
+    moved = [f.start - n.start for f, n in zip(full, notes)]
+    assert sum(abs(m) > 1e-4 for m in moved) > len(notes) / 2
+    assert all(abs(h.start - n.start - m / 2) < 1e-9 for h, n, m in zip(half, notes, moved) if n.start > 0)
+    assert len({n.velocity for n in full}) > 1  # a flat clip gets dynamics
+
+
+def test_played_velocities_are_kept(humanizer):
+    notes = groove(velocity=None)
+    out = humanizer.humanize(notes, "rock", 120, (4, 4), 8.0, seed=2)
+    assert [n.velocity for n in out] == [n.velocity for n in notes]
+    assert [n.start for n in out] != [n.start for n in notes]
+
+
+def test_ghost_notes_only_when_asked_and_soft(humanizer):
+    notes = groove(bars=8)
+    assert len(humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=5)) == len(notes)
+    out = humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=5, ghost_notes=True)
+    ghosts = out[len(notes):]
+    assert ghosts and all(g.pitch == 38 and g.velocity < GHOST_VELOCITY and 0 <= g.start < 32 for g in ghosts)
+
+
+def test_bad_requests_are_refused(humanizer):
+    with pytest.raises(ValueError, match="unknown style 'polka'"):
+        humanizer.humanize(groove(), "polka", 120, (4, 4), 8.0)
+    with pytest.raises(ValueError, match="amount must be 0..1"):
+        humanizer.humanize(groove(), "rock", 120, (4, 4), 8.0, amount=1.5)
+    with pytest.raises(ValueError, match="inside the clip"):
+        humanizer.humanize(groove(), "rock", 120, (4, 4), 4.0)
+
+
+@pytest.mark.parametrize("which", ["tiny", "bundled"])
+def test_checkpoints_load_weights_only_and_are_small(tiny, which):
+    path = tiny if which == "tiny" else BUNDLED_HUMANIZER
+    assert path.stat().st_size <= 1_000_000
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert {"config", "model", "mean", "std", "noise", "meta"} <= set(state)
+    out = Humanizer.load(path).humanize(groove(), "jazz", 140, (3, 4), 9.0, seed=0)
+    assert len(out) == len(groove())
+
+
+def cli(add_parser, *argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_humanize_round_trips_a_midi_file(tiny, tmp_path, capsys):
+    source, out = tmp_path / "in.mid", tmp_path / "out.mid"
+    midifile.write(source, groove(), 96.0, (4, 4), 8.0)
+    assert cli(add_humanize_parser, "humanize", str(source), "--style", "funk", "--amount", "0.8", "--seed", "1",
+               "--ghost-notes", "--checkpoint", str(tiny), "-o", str(out)) == 0
+    back = midifile.read(out)
+    assert (back.tempo, back.meter, back.length) == (96.0, (4, 4), 8.0)
+    assert len(back.notes) >= len(groove()) and {n.pitch for n in back.notes} == {36, 38, 42}
+    assert "humanized" in capsys.readouterr().out
+
+
+def test_cli_humanize_refuses_a_bad_file_in_one_line(tiny, tmp_path, capsys):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"not midi at all")
+    assert cli(add_humanize_parser, "humanize", str(bad), "--checkpoint", str(tiny), "-o", str(tmp_path / "o.mid")) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("drumigen: ") and err.strip().count("\n") == 0 and "not a readable MIDI file" in err
+
+
+def test_cli_train_humanizer_writes_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "h.pt"
+    assert cli(add_train_humanizer_parser, "train-humanizer", "--data", str(GROOVE_MINI), "--out", str(out),
+               "--epochs", "1") == 0
+    assert Humanizer.load(out).meta["epochs_run"] == 1 and "validation offset MAE" in capsys.readouterr().out
