@@ -11,6 +11,7 @@ import math
 from daemon import kit
 from daemon.generate import GrooveRequest
 from daemon.vocab import DRUMMERS, GENRES, KINDS
+from shared.notes import Note
 from shared.protocol import (
     BARS_RANGE,
     E_BAD_REQUEST,
@@ -34,22 +35,22 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...], styles: tuple
     return GrooveRequest(
         style=_style(msg.get("style"), styles),
         drummer=_choice(msg, "drummer", DRUMMERS, E_UNKNOWN_STYLE),
-        bars=_int(msg, "bars", 4, BARS_RANGE),
-        tempo=_number(msg, "tempo", 120.0, TEMPO_RANGE),
+        bars=whole_number(msg, "bars", 4, BARS_RANGE),
+        tempo=number(msg, "tempo", 120.0, TEMPO_RANGE),
         meter=(num, den),
-        variations=_int(msg, "variations", 1, VARIATIONS_RANGE),
-        temperature=_number(msg, "temperature", 1.0, TEMPERATURE_RANGE),
-        top_p=_number(msg, "top_p", 0.95, (1e-6, 1.0)),
-        seed=_int(msg, "seed", None, (0, 2**31 - 1)),
+        variations=whole_number(msg, "variations", 1, VARIATIONS_RANGE),
+        temperature=number(msg, "temperature", 1.0, TEMPERATURE_RANGE),
+        top_p=number(msg, "top_p", 0.95, (1e-6, 1.0)),
+        seed=whole_number(msg, "seed", None, (0, 2**31 - 1)),
         kind=_choice(msg, "kind", KINDS, E_BAD_REQUEST),
-        density=_number(msg, "density", None, (0.0, 1.0)),
-        complexity=_number(msg, "complexity", None, (0.0, 1.0)),
-        guidance=_number(msg, "guidance", 1.0, GUIDANCE_RANGE),
+        density=number(msg, "density", None, (0.0, 1.0)),
+        complexity=number(msg, "complexity", None, (0.0, 1.0)),
+        guidance=number(msg, "guidance", 1.0, GUIDANCE_RANGE),
         kit=_kit(msg.get("kit", "gm")),
     )
 
 
-def _int(msg: dict, name: str, default, bounds: tuple[int, int]):
+def whole_number(msg: dict, name: str, default, bounds: tuple[int, int]):
     value = msg.get(name)
     if value is None:
         return default
@@ -62,7 +63,7 @@ def _int(msg: dict, name: str, default, bounds: tuple[int, int]):
     return value
 
 
-def _number(msg: dict, name: str, default, bounds: tuple[float, float]):
+def number(msg: dict, name: str, default, bounds: tuple[float, float]):
     value = msg.get(name)
     if value is None:
         return default
@@ -131,3 +132,25 @@ def _kit(value: object) -> dict[int, int]:
         except ValueError as err:
             raise ProtocolError(E_BAD_REQUEST, str(err)) from None
     raise ProtocolError(E_BAD_REQUEST, f"kit must be one of {', '.join(kit.BUILTIN_MAPS)} or a pitch map")
+
+
+MAX_CLIP_NOTES = 4096
+MAX_CLIP_BARS = 64
+
+
+def clip(msg: dict, meter: tuple[int, int]) -> tuple[list[Note], float]:
+    """A clip sent for `continue`, `variation`, `fill`, `humanize` or `drumify`: notes and length in beats.
+
+    Notes outside [0, length) are not in the clip's loop, so they are left out.
+    """
+    notes = msg.get("notes")
+    if not isinstance(notes, list):
+        raise ProtocolError(E_BAD_REQUEST, "notes must be a list of note maps")
+    if len(notes) > MAX_CLIP_NOTES:
+        raise ProtocolError(E_BAD_REQUEST, f"a clip may hold at most {MAX_CLIP_NOTES} notes, got {len(notes)}")
+    bar = meter[0] * 4 / meter[1]
+    length = number(msg, "length", None, (bar / 4, MAX_CLIP_BARS * bar))
+    if length is None:
+        raise ProtocolError(E_BAD_REQUEST, "length (the clip's length in beats) is missing")
+    parsed = [n for n in map(Note.from_wire, notes) if n.start < length]
+    return sorted(parsed, key=lambda n: (n.start, n.pitch)), length

@@ -13,9 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +25,10 @@ import msgpack
 import torch
 import zmq
 
-from daemon import __version__, checkpoint
+from daemon import __version__, checkpoint, clip_ops
 from daemon.generate import Generator, GrooveRequest
-from daemon.requests import groove_request
+from daemon.humanize import Humanizer
+from daemon.requests import MAX_CLIP_BARS, clip, groove_request, number, whole_number
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
 
@@ -41,8 +44,9 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 class Job:
     envelope: list[bytes]  # ROUTER identity frames and the empty delimiter
     request_id: object
-    request: GrooveRequest
+    request: GrooveRequest | None  # a plain `generate`: batched with the others waiting
     received: float
+    task: Callable[[], dict] | None = None  # a clip op: runs alone and returns the reply's fields
 
 
 @dataclass
@@ -91,6 +95,13 @@ class Daemon:
             "model": config.checkpoint.name,
             "model_params": self.generator.model.num_params(),
             "device": str(self.generator.device),
+        }
+        self.humanizer = Humanizer.load()
+        self._clip_ops: dict[str, Callable[[dict], Callable[[], dict]]] = {
+            P.OP_CONTINUE: self._continue,
+            P.OP_VARIATION: self._variation,
+            P.OP_FILL: self._fill,
+            P.OP_HUMANIZE: self._humanize,
         }
         self._styles = {
             "styles": list(GENRES),
@@ -158,6 +169,10 @@ class Daemon:
                 request = groove_request(msg, self.generator.vocab.meters)
                 self.jobs.put_nowait(Job(envelope, request_id, request, time.perf_counter()))
                 return None
+            if op in self._clip_ops:
+                task = self._clip_ops[op](msg)
+                self.jobs.put_nowait(Job(envelope, request_id, None, time.perf_counter(), task))
+                return None
         except P.ProtocolError as err:
             return envelope, P.error_reply(request_id, err.code, err.message)
         except queue.Full:
@@ -187,24 +202,83 @@ class Daemon:
                     break
                 self._send(envelope, reply)
 
+    # --- clip ops: checked here on the network thread, run by the worker -----------------------
+    def _clip(self, msg: dict) -> tuple[GrooveRequest, list, float]:
+        request = groove_request(msg, self.generator.vocab.meters)
+        notes, length = clip(msg, request.meter)
+        return request, notes, length
+
+    def _continue(self, msg: dict) -> Callable[[], dict]:
+        request, notes, length = self._clip(msg)
+        return lambda: _patterns(clip_ops.continue_clip(self.generator, request, notes, length, request.bars))
+
+    def _variation(self, msg: dict) -> Callable[[], dict]:
+        request, notes, length = self._clip(msg)
+        return lambda: _patterns(clip_ops.vary_clip(self.generator, request, notes, length))
+
+    def _fill(self, msg: dict) -> Callable[[], dict]:
+        request, notes, length = self._clip(msg)
+        every = whole_number(msg, "every", None, (1, MAX_CLIP_BARS))
+        return lambda: _patterns(clip_ops.fill_clip(self.generator, request, notes, length, every))
+
+    def _humanize(self, msg: dict) -> Callable[[], dict]:
+        request, notes, length = self._clip(msg)
+        amount = number(msg, "amount", 1.0, (0.0, 1.0))
+        ghost_notes = msg.get("ghost_notes", False)
+        if not isinstance(ghost_notes, bool):
+            raise P.ProtocolError(P.E_BAD_REQUEST, "ghost_notes must be true or false")
+        style = request.style if not isinstance(request.style, dict) else max(request.style, key=request.style.get)
+        seed = request.seed if request.seed is not None else random.randrange(2**31)
+
+        def run() -> dict:
+            return {"patterns": [
+                {"seed": seed + v, "notes": [n.to_wire() for n in self.humanizer.humanize(
+                    notes, style, request.tempo, request.meter, length, amount=amount, seed=seed + v,
+                    ghost_notes=ghost_notes)]}
+                for v in range(request.variations)
+            ]}
+        return run
+
     # --- model worker ------------------------------------------------------------------------
     def _work(self) -> None:
+        held: Job | None = None  # a clip op met while gathering a batch; it goes next
         while not self.stopping.is_set():
-            try:
-                batch = [self.jobs.get(timeout=0.1)]
-            except queue.Empty:
-                continue
-            rows = batch[0].request.variations
-            while rows < MAX_BATCH_ROWS:
+            if held is not None:
+                job, held = held, None
+            else:
                 try:
-                    job = self.jobs.get_nowait()
+                    job = self.jobs.get(timeout=0.1)
                 except queue.Empty:
-                    break
-                batch.append(job)
-                rows += job.request.variations
-            for envelope, reply in self._run(batch):
+                    continue
+            if job.task is not None:
+                replies = [self._run_task(job)]
+            else:
+                batch, rows = [job], job.request.variations
+                while rows < MAX_BATCH_ROWS:
+                    try:
+                        job = self.jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job.task is not None:
+                        held = job
+                        break
+                    batch.append(job)
+                    rows += job.request.variations
+                replies = self._run(batch)
+            for envelope, reply in replies:
                 self._results.put((envelope, reply))
             self._results_out.send(b"")
+
+    def _run_task(self, job: Job) -> tuple[list[bytes], dict]:
+        started = time.perf_counter()
+        try:
+            fields = job.task()
+        except Exception:
+            log.exception("a clip op failed")
+            message = f"the daemon failed on this clip; details are in {log_file_hint()}"
+            return job.envelope, P.error_reply(job.request_id, P.E_INTERNAL, message)
+        log.info("clip op answered in %.0f ms", (time.perf_counter() - started) * 1000)
+        return job.envelope, P.ok_reply(job.request_id, **fields)
 
     def _run(self, batch: list[Job]) -> list[tuple[list[bytes], dict]]:
         started = time.perf_counter()
@@ -241,6 +315,10 @@ class Daemon:
             sock.close(linger=0)
         self.ctx.term()
         log.info("stopped")
+
+
+def _patterns(found: list) -> dict:
+    return {"patterns": [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]}
 
 
 def _check_bind(config: ServeConfig) -> None:

@@ -21,7 +21,11 @@ OP_PING = "ping"
 OP_INFO = "info"
 OP_STYLES = "styles"
 OP_GENERATE = "generate"
-OPS = (OP_PING, OP_INFO, OP_STYLES, OP_GENERATE)
+OP_CONTINUE = "continue"  # play N more bars after a clip
+OP_VARIATION = "variation"  # a new take on a clip
+OP_FILL = "fill"  # a clip with fills in it
+OP_HUMANIZE = "humanize"  # a quantised clip played like a drummer
+OPS = (OP_PING, OP_INFO, OP_STYLES, OP_GENERATE, OP_CONTINUE, OP_VARIATION, OP_FILL, OP_HUMANIZE)
 
 # Stable, machine-readable error codes. Messages beside them are for people.
 E_MALFORMED = "malformed"  # bytes that are not one msgpack map

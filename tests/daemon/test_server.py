@@ -263,3 +263,72 @@ def test_values_survive_the_wire_exactly(daemon):
     reply = ask(daemon.endpoint, op="generate", id=1, bars=1, tempo=133.25, seed=4)
     assert reply["tempo"] == 133.25
     assert all(isinstance(n["start"], float) and math.isfinite(n["start"]) for n in reply["patterns"][0]["notes"])
+
+
+def four_on_the_floor(bars: int) -> list[dict]:
+    notes = []
+    for beat in range(4 * bars):
+        notes += [{"pitch": 36, "start": float(beat), "duration": 0.25, "velocity": 100},
+                  {"pitch": 42, "start": beat + 0.5, "duration": 0.25, "velocity": 100}]
+        if beat % 2:
+            notes.append({"pitch": 38, "start": float(beat), "duration": 0.25, "velocity": 100})
+    return notes
+
+
+def test_humanize_moves_hits_off_the_grid_and_keeps_the_clip(daemon):
+    clip = four_on_the_floor(2)
+    reply = ask(daemon.endpoint, op="humanize", id=1, notes=clip, length=8.0, style="funk", amount=1.0, seed=3,
+                tempo=100.0)
+    assert reply["ok"], reply
+    notes = reply["patterns"][0]["notes"]
+    assert sorted(n["pitch"] for n in notes) == sorted(n["pitch"] for n in clip)
+    assert all(0 <= n["start"] < 8 for n in notes)
+    grid = {(c["pitch"], c["start"]) for c in clip}
+    assert sum((n["pitch"], n["start"]) not in grid for n in notes) > len(clip) // 2
+    assert len({n["velocity"] for n in notes}) > 3
+    again = ask(daemon.endpoint, op="humanize", id=2, notes=clip, length=8.0, style="funk", amount=1.0, seed=3,
+                tempo=100.0)
+    assert again["patterns"] == reply["patterns"]
+
+
+def test_continue_adds_bars_after_the_clip(daemon):
+    reply = ask(daemon.endpoint, op="continue", id=1, notes=four_on_the_floor(2), length=8.0, bars=2, style="rock",
+                seed=4, variations=2)
+    assert reply["ok"], reply
+    for pattern in reply["patterns"]:
+        starts = [n["start"] for n in pattern["notes"]]
+        assert starts and min(starts) >= 8.0 and max(starts) < 16.0
+        assert any(s < 12 for s in starts) and any(s >= 12 for s in starts)  # both new bars are played
+
+
+def test_variation_is_a_new_take_of_the_same_length(daemon):
+    clip = four_on_the_floor(2)
+    reply = ask(daemon.endpoint, op="variation", id=1, notes=clip, length=8.0, style="rock", seed=5)
+    notes = reply["patterns"][0]["notes"]
+    assert reply["ok"] and notes and all(0 <= n["start"] < 8 for n in notes)
+    assert {(n["pitch"], n["start"]) for n in notes} != {(n["pitch"], n["start"]) for n in clip}
+
+
+def test_fill_replaces_only_the_fill_bars(daemon):
+    clip = four_on_the_floor(4)
+    reply = ask(daemon.endpoint, op="fill", id=1, notes=clip, length=16.0, style="rock", seed=6, every=2)
+    assert reply["ok"], reply
+    notes = reply["patterns"][0]["notes"]
+    kept = [n for n in notes if 0 <= n["start"] < 4 or 8 <= n["start"] < 12]
+    assert kept == [n for n in clip if 0 <= n["start"] < 4 or 8 <= n["start"] < 12]
+    for bar in (1, 3):
+        fill = {(n["pitch"], n["start"]) for n in notes if 4 * bar <= n["start"] < 4 * bar + 4}
+        assert fill and fill != {(n["pitch"], n["start"]) for n in clip if 4 * bar <= n["start"] < 4 * bar + 4}
+
+
+@pytest.mark.parametrize("fields,mentions", [
+    ({"notes": "x", "length": 4.0}, "notes"),
+    ({"notes": [], "length": 0.0}, "length"),
+    ({"notes": [{"pitch": 36}], "length": 4.0}, "lacks"),
+    ({"notes": [{"pitch": 300, "start": 0.0, "duration": 0.1, "velocity": 10}], "length": 4.0}, "pitch"),
+    ({"notes": [], "length": 4.0, "amount": 2}, "amount"),
+    ({"notes": [], "length": 4.0, "ghost_notes": "yes"}, "ghost_notes"),
+])
+def test_bad_clips_are_named(daemon, fields, mentions):
+    reply = ask(daemon.endpoint, op="humanize", id=1, **fields)
+    assert reply["error"]["code"] == "bad_request" and mentions in reply["error"]["message"]

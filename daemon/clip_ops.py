@@ -1,0 +1,96 @@
+"""Working on a clip the producer already has: continue it, vary it, put fills in it.
+
+Each op turns the clip into model tokens (the *primer*), lets the generator play on from
+there under the same grammar, and cuts out the part the op asked for. The clip's own notes
+are never re-quantised: what is kept is returned exactly as it came in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import symusic
+
+from daemon.generate import Generator, GrooveRequest, Pattern
+from daemon.grammar import bar_beats
+from daemon.vocab import POSITIONS_PER_BEAT
+from shared.notes import Note
+
+TICKS_PER_BEAT = 480
+FILL_CONTEXT_BARS = 2  # bars before a fill that the model hears
+
+
+def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveRequest) -> tuple[int, ...]:
+    """Model ids for exactly `bars` bars of `notes` (user kit -> canonical kit, one hit per piece and slot)."""
+    meter = tuple(req.meter)
+    bar = bar_beats(meter)
+    to_canonical = {user: gm for gm, user in sorted(req.kit.items(), reverse=True)}  # first gm wins
+    grid = POSITIONS_PER_BEAT * meter[1] / 4  # positions per quarter note
+    seen, track = set(), symusic.Track(name="clip", program=0, is_drum=True)
+    for n in notes:
+        if not 0 <= n.start < bars * bar:
+            continue
+        pitch = to_canonical.get(n.pitch, n.pitch)
+        key = (pitch, round(n.start * grid))
+        if key in seen:
+            continue
+        seen.add(key)
+        track.notes.append(symusic.Note(round(n.start * TICKS_PER_BEAT), TICKS_PER_BEAT // 4, pitch, n.velocity))
+    score = symusic.Score(TICKS_PER_BEAT)
+    score.time_signatures.append(symusic.TimeSignature(0, meter[0], meter[1]))
+    score.tracks.append(track)
+    vocab = generator.vocab
+    base = vocab.encode_score(score) if track.notes else []
+    opened = sum(vocab.base_names[t] == "Bar_None" for t in base)
+    base_ids = vocab.tokenizer.vocab  # unmerged REMI token -> id
+    empty_bar = [base_ids["Bar_None"], base_ids[f"TimeSig_{meter[0]}/{meter[1]}"]]
+    return tuple(vocab.merge(base + empty_bar * (bars - opened)))
+
+
+def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
+                  bars: int) -> list[Pattern]:
+    """`bars` new bars after the clip; notes start at `length` and later (the clip grows)."""
+    clip_bars = _whole_bars(length, req.meter)
+    request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req))
+    end = clip_bars * bar_beats(req.meter)
+    return [Pattern([_shift(n, length - end) for n in p.notes if n.start >= end], p.seed)
+            for p in generator.generate([request])[0]]
+
+
+def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float) -> list[Pattern]:
+    """A new take as long as the clip: the model hears the clip, then plays it again its own way."""
+    clip_bars = _whole_bars(length, req.meter)
+    return [Pattern([_shift(n, -length) for n in p.notes], p.seed)
+            for p in continue_clip(generator, req, notes, length, clip_bars)]
+
+
+def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
+              every: int | None) -> list[Pattern]:
+    """The clip with its last bar (or every `every`-th bar) replaced by a fill."""
+    clip_bars = _whole_bars(length, req.meter)
+    bar = bar_beats(req.meter)
+    fill_bars = list(range(every - 1, clip_bars, every)) if every else [clip_bars - 1]
+    requests, offsets = [], []
+    for i, k in enumerate(fill_bars):
+        first = max(0, k - FILL_CONTEXT_BARS)
+        context = [_shift(n, -first * bar) for n in notes if first * bar <= n.start < k * bar]
+        seed = None if req.seed is None else req.seed + 7919 * i
+        requests.append(dataclasses.replace(req, kind="fill", seed=seed, bars=k - first + 1,
+                                            primer=primer(generator, context, k - first, req)))
+        offsets.append((k, (k - first) * bar, first * bar))
+    found = generator.generate(requests)
+    patterns = []
+    for v in range(req.variations):
+        out = [n for n in notes if not any(k * bar <= n.start < (k + 1) * bar for k in fill_bars)]
+        for (k, fill_start, shift), variations in zip(offsets, found):
+            out += [_shift(n, shift) for n in variations[v].notes if n.start >= fill_start]
+        patterns.append(Pattern(sorted(out, key=lambda n: (n.start, n.pitch)), found[0][v].seed))
+    return patterns
+
+
+def _whole_bars(length: float, meter: tuple[int, int]) -> int:
+    return max(1, round(length / bar_beats(meter)))
+
+
+def _shift(n: Note, by: float) -> Note:
+    return dataclasses.replace(n, start=round(n.start + by, 6))
