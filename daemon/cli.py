@@ -290,6 +290,74 @@ def add_generate(sub) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+# --- working on a clip: continue, variation, fill ------------------------------------------------
+def cmd_clip_op(args: argparse.Namespace) -> int:
+    """Send a .mid to a clip op (or run it --local) and write what comes back."""
+    from daemon import midifile
+
+    groove = midifile.read(args.file)
+    wire = {k: v for k, v in {
+        "notes": [n.to_wire() for n in groove.notes], "length": groove.length, "tempo": groove.tempo,
+        "time_signature": list(groove.meter), "style": args.style, "seed": args.seed,
+        "temperature": args.temperature, "bars": getattr(args, "bars", None), "every": getattr(args, "every", None),
+    }.items() if v is not None}
+    if args.local:
+        patterns = _clip_op_locally(args, wire)
+    else:
+        patterns = call(args, args.command, **wire)["patterns"]
+    notes = [Note.from_wire(n) for n in patterns[0]["notes"]]
+    length = groove.length
+    if args.command == "continue":  # the clip grows: keep it and add the new bars
+        length += args.bars * groove.meter[0] * 4 / groove.meter[1]
+        notes = groove.notes + notes
+    midifile.write(args.out, notes, groove.tempo, groove.meter, length, name=f"MidiDrumiGen {args.command}")
+    print(f"{args.command}: {len(notes)} notes, {length:g} beats, seed {patterns[0]['seed']} -> {args.out}")
+    if not args.quiet:
+        from daemon.show import grid
+
+        print(grid(notes, groove.meter, length))
+    return EXIT_OK
+
+
+def _clip_op_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
+    from daemon import checkpoint, clip_ops
+    from daemon.generate import Generator
+    from daemon.requests import clip, groove_request, whole_number
+
+    generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device)
+    request = groove_request(wire, generator.vocab.meters)
+    notes, length = clip(wire, request.meter)
+    if args.command == "continue":
+        found = clip_ops.continue_clip(generator, request, notes, length, request.bars)
+    elif args.command == "variation":
+        found = clip_ops.vary_clip(generator, request, notes, length)
+    else:
+        found = clip_ops.fill_clip(generator, request, notes, length, whole_number(wire, "every", None, (1, 64)))
+    return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
+
+
+def add_clip_ops(sub) -> None:
+    for name, text in (("continue", "play more bars after a groove in a .mid"),
+                       ("variation", "a new take on a groove in a .mid, as long as it"),
+                       ("fill", "put fills into a groove in a .mid (its last bar, or every N bars)")):
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("file", type=Path, help="the groove (.mid)")
+        p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")
+        p.add_argument("--style", type=style_arg, help="a genre or a mix (default: the model hears it)")
+        p.add_argument("--seed", type=int, help="same clip + same seed = same result")
+        p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
+        if name == "continue":
+            p.add_argument("--bars", type=int, default=4, help="new bars, 1-16 (default 4)")
+        if name == "fill":
+            p.add_argument("--every", type=int, help="a fill every N bars (default: only the last bar)")
+        p.add_argument("--quiet", "-q", action="store_true", help="do not draw the grid")
+        p.add_argument("--local", action="store_true", help="run the model in this process instead of the daemon")
+        p.add_argument("--checkpoint", type=Path, help="with --local: model checkpoint (default: bundled)")
+        p.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda")
+        add_client_flags(p)
+        p.set_defaults(func=cmd_clip_op)
+
+
 # --- humanize ---------------------------------------------------------------------------------
 def _amount(text: str) -> float:
     try:
@@ -427,6 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve(sub)
     add_client_commands(sub)
     add_generate(sub)
+    add_clip_ops(sub)
     add_show(sub)
     add_play_parser(sub)
     add_humanize_parser(sub)

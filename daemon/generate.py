@@ -2,7 +2,14 @@
 
 All variations of all requests in a batch advance in lockstep, one token per step, through
 one KV cache; each row draws from its own seeded random stream, so a row's notes depend on
-its request and seed, not on what else shared the batch.
+its request and seed, not on what else shared the batch (up to float rounding in batched
+matmuls, which would have to land a draw within ~1e-6 of a boundary to change a note).
+
+Where the time goes (benchmarks/bench_generate.py): a 4-bar groove is ~140 one-token steps,
+each a forward pass of a small model, so per-op overhead rules, not FLOPs. Hence the model's
+lean `step()`, grammar masks looked up per automaton state rather than rebuilt, top-p over the
+allowed ids only (in numpy, cheaper than torch at a few hundred floats), rows leaving the
+batch as soon as they finish, and notes read straight from the token pieces.
 """
 
 from __future__ import annotations
@@ -11,10 +18,11 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from daemon import checkpoint
-from daemon.grammar import BAR, BarState, TokenTable, allowed_mask, bar_beats
+from daemon.grammar import BAR, BarState, TokenTable, bar_beats
 from daemon.model import DrumTransformer
 from daemon.vocab import LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
 from shared.notes import Note
@@ -36,6 +44,7 @@ class GrooveRequest:
     complexity: float | None = None  # 0..1
     guidance: float = 1.0  # classifier-free guidance; 1.0 is plain conditional sampling
     kit: dict[int, int] = field(default_factory=dict)  # canonical GM pitch -> output pitch
+    primer: tuple[int, ...] = ()  # model ids after the prefix that every variation starts from (a clip)
 
 
 @dataclass
@@ -51,15 +60,28 @@ class _Row:
     rng: random.Random
     seed: int
     prefix: list[int]
+    start: int = 0  # state.ids[start:] follow the prefix in the model's context (the window)
+
+    @property
+    def guided(self) -> bool:
+        return self.request.guidance != 1.0
 
 
 class Generator:
+    # Intra-op threads while sampling on a CPU. A decode step is ~35 tiny ops; splitting each
+    # across cores buys little even on an idle machine, and when another process holds a core
+    # (Live's audio engine, a test run) every op waits for the descheduled thread: with 2
+    # threads a step measured 5-50x slower under such load, with 1 thread ~1.3x.
+    # None leaves torch's setting alone.
+    threads: int | None = 1
+
     def __init__(self, model: DrumTransformer, vocab: Vocabulary, device: torch.device | str = "cpu") -> None:
         self.model = model.eval()
         self.vocab = vocab
         self.device = torch.device(device)
         self.table = TokenTable(vocab, self.device)
         self.block_size = model.config.block_size
+        self.uncond_prefix = vocab.prefix(Conditions())
 
     @classmethod
     def load(cls, path: Path = checkpoint.BUNDLED, device: str = "auto") -> "Generator":
@@ -90,100 +112,136 @@ class Generator:
         return weights
 
     def _rows(self, requests: list[GrooveRequest]) -> list[_Row]:
+        """One row per variation. A row's state may start past the prefix: `state.follow(ids,
+        self.table)` forces known tokens (a clip to continue); sampling, windows and padding
+        then work from wherever each row stands."""
         rows = []
         for req in requests:
             base_seed = req.seed if req.seed is not None else random.randrange(2**31)
             prefix = self.vocab.prefix(self.conditions(req))
             for v in range(req.variations):
                 seed = base_seed + v
-                rows.append(_Row(req, BarState(req.bars, tuple(req.meter)), random.Random(seed), seed, prefix))
+                state = BarState(req.bars, tuple(req.meter))
+                state.follow(list(req.primer), self.table)
+                rows.append(_Row(req, state, random.Random(seed), seed, prefix))
         return rows
 
     # --- sampling ----------------------------------------------------------------------------
-    @torch.no_grad()
     def generate(self, requests: list[GrooveRequest]) -> list[list[Pattern]]:
         """Patterns for each request (its variations), all sampled in one batch."""
+        threads = torch.get_num_threads()
+        if self.threads and self.device.type == "cpu":
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                return self._generate(requests)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _generate(self, requests: list[GrooveRequest]) -> list[list[Pattern]]:
         rows = self._rows(requests)
-        guided = any(r.request.guidance != 1.0 for r in rows)
-        mix = self._mix_weights(rows, guided)
-        logits, cache = self._prefill(rows, guided, mix)
-        while not all(r.state.done for r in rows):
-            tokens = self._sample(rows, logits, guided)
-            for row, token in zip(rows, tokens):
-                if not row.state.done:
-                    row.state.advance(token, self.table)
-            if all(r.state.done for r in rows):
+        if not rows:
+            return [[] for _ in requests]
+        for row in rows:  # rows that start with known tokens (row.state.follow) longer than the block
+            if len(SLOTS) + len(row.state.ids) > self.block_size:
+                row.start = self._window_start(row)
+        live = list(range(len(rows)))  # rows still sampling, in batch order
+        batch = self._batch(rows, live)
+        logits, cache = self._prefill(rows, batch, self.block_size + self.block_size // 2)
+        while True:
+            scores = logits.float().cpu().numpy()
+            twin = {r: b for b, (r, conditional) in enumerate(batch) if not conditional}
+            tokens = []
+            for b, r in enumerate(live):
+                tokens.append(self._draw(rows[r], scores[b], scores[twin[r]] if r in twin else None))
+                rows[r].state.advance(tokens[-1], self.table)
+            still = [b for b, r in enumerate(live) if not rows[r].state.done]
+            if not still:
                 break
-            if cache.length >= self.block_size:
-                logits, cache = self._prefill(rows, guided, mix)  # slide the window
-                continue
-            feed = torch.tensor(tokens * (2 if guided else 1), device=self.device)[:, None]
-            logits = self.model(feed, cache)[:, -1]
+            if len(still) < len(live):  # finished rows leave the batch and cost nothing more
+                live, tokens = [live[b] for b in still], [tokens[b] for b in still]
+                where = {entry: b for b, entry in enumerate(batch)}
+                batch = self._batch(rows, live)
+                cache.keep([where[entry] for entry in batch])
+            self._slide(rows, batch, cache)
+            feed = tokens + [t for r, t in zip(live, tokens) if r in twin]
+            logits = self.model.step(torch.tensor(feed, device=self.device), cache, self.table.size)
         return self._patterns(requests, rows)
 
-    def _mix_weights(self, rows: list[_Row], guided: bool) -> torch.Tensor | None:
-        """Per-row genre-slot weights when any request blends styles, else None."""
-        if not any(isinstance(r.request.style, dict) for r in rows):
-            return None
-        weights = torch.zeros(len(rows) * (2 if guided else 1), len(self.vocab), device=self.device)
-        for b, row in enumerate(rows):
-            style = row.request.style
-            if isinstance(style, dict):
-                weights[b] = self.style_weights(style)
-            else:
-                weights[b, row.prefix[0]] = 1.0
-        if guided:  # unconditional rows keep the `any` genre
-            weights[len(rows) :, self.vocab.slot_base["genre"]] = 1.0
-        return weights
+    @staticmethod
+    def _batch(rows: list[_Row], live: list[int]) -> list[tuple[int, bool]]:
+        """The batch's entries as (row, conditional): every live row, then the unconditional
+        twins of those that use classifier-free guidance. Both parts stay in row order."""
+        return [(r, True) for r in live] + [(r, False) for r in live if rows[r].guided]
 
-    def _contexts(self, rows: list[_Row], guided: bool) -> list[list[int]]:
-        """Prefix + the tokens generated so far, trimmed to whole bars that fit half the block."""
-        keep = self.block_size // 2 - len(SLOTS)
-        contexts = []
-        for row in rows:
-            ids = row.state.ids
-            if len(SLOTS) + len(ids) >= self.block_size:
-                starts = [i for i, t in enumerate(ids) if self.table.steps[t][0][0] == BAR]
-                cut = next((s for s in starts if len(ids) - s <= keep), len(ids) - keep)
-                ids = ids[cut:]
-            contexts.append(row.prefix + ids)
-        if guided:
-            uncond = self.vocab.prefix(Conditions())
-            contexts += [uncond + c[len(SLOTS) :] for c in contexts]
-        return contexts
+    def _draw(self, row: _Row, cond: np.ndarray, uncond: np.ndarray | None) -> int:
+        """One token for `row` from its logits, among the ids the grammar allows."""
+        ids = self.table.allowed(row.state)
+        u = row.rng.random()  # drawn every step, so a row's stream never depends on its masks
+        logits = cond[ids]
+        if uncond is not None:
+            base = uncond[ids].astype(np.float64)
+            logits = base + row.request.guidance * (logits - base)
+        return int(ids[sample_top_p(logits, row.request.temperature, row.request.top_p, u)])
 
-    def _prefill(self, rows: list[_Row], guided: bool, mix: torch.Tensor | None) -> tuple[torch.Tensor, object]:
-        """A fresh cache holding every row's context, left-padded to a common length."""
-        contexts = self._contexts(rows, guided)
+    # --- the context window ------------------------------------------------------------------
+    def _context(self, row: _Row, conditional: bool, last: bool = True) -> list[int]:
+        """The row's prefix (its own, or the all-`any` one of its unconditional twin) and its
+        tokens in the window; without `last`, all but the newest."""
+        ids = row.state.ids[row.start :] if last else row.state.ids[row.start : -1]
+        return (row.prefix if conditional else self.uncond_prefix) + ids
+
+    def _window_start(self, row: _Row) -> int:
+        """Where a full row's window restarts: the first bar start that leaves at most half the
+        block of tokens, so the model keeps whole bars of the groove it is continuing."""
+        ids, keep = row.state.ids, self.block_size // 2 - len(SLOTS)
+        starts = (i for i, t in enumerate(ids) if i >= row.start and self.table.steps[t][0][0] == BAR)
+        return next((s for s in starts if len(ids) - s <= keep), len(ids) - keep)
+
+    def _slide(self, rows: list[_Row], batch: list[tuple[int, bool]], cache) -> None:
+        """Before the newest tokens go in: a row whose context would outgrow the block restarts
+        its window (a fresh prefill of its own, written into its cache row), and a full cache
+        forgets padding slots. Each row slides when its own length says so, whatever else
+        shares the batch, so its notes do not depend on the batch."""
+        full = sorted({r for r, _ in batch if len(SLOTS) + len(rows[r].state.ids) - rows[r].start > self.block_size})
+        if full:
+            for r in full:
+                rows[r].start = self._window_start(rows[r])
+            entries = [(b, entry) for b, entry in enumerate(batch) if entry[0] in full]
+            _, fresh = self._prefill(rows, [entry for _, entry in entries], None, last=False)
+            for i, (b, _) in enumerate(entries):
+                cache.replace_row(b, fresh, i)
+        if cache.length == cache.capacity:
+            cache.shift(int(cache.pad.min()))  # every row is shorter than the block: all padded
+
+    def _prefill(self, rows: list[_Row], batch: list[tuple[int, bool]], length: int | None,
+                 last: bool = True) -> tuple[torch.Tensor, object]:
+        """A fresh cache of `length` slots holding every entry's context, left-padded to a common
+        length, and the logits after it (only for ids a sampler may pick)."""
+        contexts = [self._context(rows[r], conditional, last) for r, conditional in batch]
         longest = max(len(c) for c in contexts)
         pads = torch.tensor([longest - len(c) for c in contexts], device=self.device)
         idx = torch.tensor([[self.vocab.pad] * (longest - len(c)) + c for c in contexts], device=self.device)
-        cache = self.model.new_cache(len(contexts))
-        cache.pad = pads if bool(pads.any()) else None
+        cache = self.model.new_cache(len(contexts), length, pad=pads)
+        mix = self._mix_weights(rows, batch)
         genre_slot = SLOTS.index("genre")
         logits = self.model(idx, cache, prefix_mix=None if mix is None else (pads + genre_slot, mix))
-        return logits[:, -1], cache
+        return logits[:, -1, : self.table.size], cache
 
-    def _sample(self, rows: list[_Row], logits: torch.Tensor, guided: bool) -> list[int]:
-        B = len(rows)
-        logits = logits.float()
-        if guided:
-            g = torch.tensor([r.request.guidance for r in rows], device=logits.device)[:, None]
-            cond, uncond = logits[:B], logits[B:]
-            logits = uncond + g * (cond - uncond)
-        mask = allowed_mask([r.state for r in rows], self.table)
-        logits = logits.masked_fill(~mask, float("-inf"))
-        temperature = torch.tensor([r.request.temperature for r in rows], device=logits.device)[:, None]
-        probs = torch.softmax(logits / temperature, dim=-1)
-        sorted_probs, order = probs.sort(dim=-1, descending=True)
-        top_p = torch.tensor([r.request.top_p for r in rows], device=logits.device)[:, None]
-        # Keep the smallest set whose mass reaches top_p (the first token always stays).
-        outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p
-        sorted_probs = sorted_probs.masked_fill(outside, 0.0)
-        cdf = sorted_probs.cumsum(-1)
-        u = torch.tensor([r.rng.random() for r in rows], device=logits.device)[:, None] * cdf[:, -1:]
-        pick = torch.searchsorted(cdf, u).clamp(max=cdf.shape[1] - 1)
-        return order.gather(1, pick)[:, 0].tolist()
+    def _mix_weights(self, rows: list[_Row], batch: list[tuple[int, bool]]) -> torch.Tensor | None:
+        """Per-entry genre-slot weights when a conditional entry blends styles, else None."""
+        if not any(conditional and isinstance(rows[r].request.style, dict) for r, conditional in batch):
+            return None
+        weights = torch.zeros(len(batch), len(self.vocab), device=self.device)
+        for b, (r, conditional) in enumerate(batch):
+            style = rows[r].request.style
+            if not conditional:  # unconditional twins keep the `any` genre
+                weights[b, self.vocab.slot_base["genre"]] = 1.0
+            elif isinstance(style, dict):
+                weights[b] = self.style_weights(style)
+            else:
+                weights[b, rows[r].prefix[0]] = 1.0
+        return weights
 
     # --- tokens to notes -----------------------------------------------------------------------
     def _patterns(self, requests: list[GrooveRequest], rows: list[_Row]) -> list[list[Pattern]]:
@@ -199,7 +257,7 @@ class Generator:
         """Notes in the request's kit, inside the clip, at most one hit per pitch and time."""
         clip_end = req.bars * bar_beats(tuple(req.meter))
         best: dict[tuple[int, float], Note] = {}
-        for hit in self.vocab.decode_hits(ids):
+        for hit in self.table.hits(ids):
             start = round(hit.start, 6)
             if start >= clip_end:
                 continue
@@ -209,3 +267,20 @@ class Generator:
             if key not in best or best[key].velocity < note.velocity:  # a kit map may merge pieces
                 best[key] = note
         return sorted(best.values(), key=lambda n: (n.start, n.pitch))
+
+
+def sample_top_p(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:
+    """Index drawn by inverse CDF at `u` in [0, 1) from softmax(logits / temperature), cut to
+    the smallest set of most likely entries whose mass reaches `top_p` (the first always stays).
+    temperature <= 0 means the most likely entry. A few numpy calls over the allowed ids only:
+    at a few hundred floats that is cheaper than torch's per-op overhead."""
+    if temperature <= 0:
+        return int(logits.argmax())
+    p = np.array(logits, dtype=np.float64)
+    p -= p.max()
+    p *= 1.0 / temperature
+    np.exp(p, out=p)
+    order = p.argsort()[::-1]  # most likely first
+    cdf = p[order].cumsum()
+    last = min(int(cdf.searchsorted(top_p * cdf[-1])), len(cdf) - 1)  # the nucleus ends here
+    return int(order[min(int(cdf.searchsorted(u * cdf[last])), last)])

@@ -71,7 +71,22 @@ def test_show_draws_a_grid_and_refuses_corrupt_files(tmp_path):
     assert bad.returncode == 1 and "not a readable MIDI file" in bad.stderr and "Traceback" not in bad.stderr
 
 
-@pytest.mark.parametrize("command", ["serve", "ping", "info", "styles", "generate", "show", "play", "train", "eval", "keys"])
+@pytest.mark.parametrize("command", ["serve", "ping", "info", "styles", "generate", "continue", "variation", "fill", "humanize", "show", "play", "train", "train-humanizer", "eval", "keys"])
 def test_every_command_has_help(command):
     r = drumigen(command, "--help")
     assert r.returncode == 0 and "usage: drumigen " + command in r.stdout
+
+
+def test_continue_through_the_daemon_grows_the_file(daemon, tmp_path):
+    from shared.notes import Note
+
+    clip = tmp_path / "clip.mid"
+    midifile.write(clip, [Note(36, b * 1.0, 0.25, 100) for b in range(8)] + [Note(38, 1.0 + 2 * b, 0.25, 100)
+                                                                             for b in range(4)], 90, (4, 4), 8.0)
+    r = drumigen("continue", str(clip), "--endpoint", daemon.endpoint, "--bars", "2", "--seed", "1", "-q",
+                 "-o", str(tmp_path / "out.mid"))
+    assert r.returncode == 0, r.stderr
+    out = midifile.read(tmp_path / "out.mid")
+    assert out.length == 16.0 and out.tempo == 90
+    assert [n for n in out.notes if n.start < 8] == midifile.read(clip).notes
+    assert any(n.start >= 8 for n in out.notes)
