@@ -14,6 +14,7 @@ batch as soon as they finish, and notes read straight from the token pieces.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,8 +76,10 @@ class Generator:
     # None leaves torch's setting alone.
     threads: int | None = 1
 
-    def __init__(self, model: DrumTransformer, vocab: Vocabulary, device: torch.device | str = "cpu") -> None:
+    def __init__(self, model: DrumTransformer, vocab: Vocabulary, device: torch.device | str = "cpu",
+                 priors: dict | None = None) -> None:
         self.model = model.eval()
+        self.priors = priors or {}  # genre -> [[drummer, kind, density, complexity, count], ...] (data.condition_priors)
         self.vocab = vocab
         self.device = torch.device(device)
         self.table = TokenTable(vocab, self.device)
@@ -87,8 +90,8 @@ class Generator:
     def load(cls, path: Path = checkpoint.BUNDLED, device: str = "auto") -> "Generator":
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        model, vocab, _ = checkpoint.load(path, device)
-        return cls(model, vocab, device)
+        model, vocab, meta = checkpoint.load(path, device)
+        return cls(model, vocab, device, meta.get("priors"))
 
     # --- requests to rows --------------------------------------------------------------------
     def conditions(self, req: GrooveRequest) -> Conditions:
@@ -102,6 +105,27 @@ class Generator:
             density=level(req.density),
             complexity=level(req.complexity),
         )
+
+    def _complete(self, cond: Conditions, rng: random.Random) -> Conditions:
+        """A genre's open controls drawn from how the training data played that genre.
+
+        Training drops each control at random, so "funk, any drummer, any density" is a prefix
+        the model saw rarely; funk with a real funk drummer, density and complexity it saw
+        often, and it then plays the genre more clearly (docs/model.md has the measurement).
+        Fields the request set are kept, and only matching examples are drawn from; an open
+        `kind` means a beat.
+        """
+        table = self.priors.get(cond.genre) if cond.genre else None
+        if not table:
+            return cond
+        fields = ("drummer", "kind", "density", "complexity")
+        given = {f: getattr(cond, f) for f in fields if getattr(cond, f) is not None}
+        given.setdefault("kind", "beat")  # a groove unless a fill was asked for
+        matching = [e for e in table if all(e[fields.index(f)] == v for f, v in given.items())]
+        if not matching:
+            return cond
+        drawn = rng.choices(matching, weights=[e[-1] for e in matching])[0]
+        return dataclasses.replace(cond, **{f: given.get(f, drawn[i]) for i, f in enumerate(fields)})
 
     def style_weights(self, style: dict[str, float]) -> torch.Tensor:
         """Vocabulary-sized weights that blend genre embeddings for a style mix."""
@@ -118,12 +142,14 @@ class Generator:
         rows = []
         for req in requests:
             base_seed = req.seed if req.seed is not None else random.randrange(2**31)
-            prefix = self.vocab.prefix(self.conditions(req))
+            conditions = self.conditions(req)
             for v in range(req.variations):
                 seed = base_seed + v
+                rng = random.Random(seed)
+                prefix = self.vocab.prefix(self._complete(conditions, rng))
                 state = BarState(req.bars, tuple(req.meter))
                 state.follow(list(req.primer), self.table)
-                rows.append(_Row(req, state, random.Random(seed), seed, prefix))
+                rows.append(_Row(req, state, rng, seed, prefix))
         return rows
 
     # --- sampling ----------------------------------------------------------------------------

@@ -41,8 +41,6 @@ from shared.protocol import (
     E_UNAVAILABLE,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
-    TIME_SIGNATURE_DENOMINATORS,
-    TIME_SIGNATURE_NUMERATORS,
 )
 
 DEFAULT_BPM = 120.0
@@ -138,9 +136,8 @@ def _check(args: argparse.Namespace) -> None:
 
 def _meter(text: str, error: Callable[[str], NoReturn]) -> tuple[int, int]:
     num, _, den = text.partition("/")
-    if not (num.isdigit() and den.isdigit() and int(num) in TIME_SIGNATURE_NUMERATORS
-            and int(den) in TIME_SIGNATURE_DENOMINATORS):
-        error(f"--meter {text!r}: expected N/D with N 1..16 and D 2, 4, 8 or 16")
+    if not (num.isdigit() and den.isdigit() and int(num) > 0 and int(den) > 0):
+        error(f"--meter {text!r}: expected N/D like 4/4 or 7/8 (`drumigen styles` lists the meters)")
     return int(num), int(den)
 
 
