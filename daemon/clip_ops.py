@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import symusic
-
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.grammar import bar_beats
 from daemon.vocab import POSITIONS_PER_BEAT
@@ -22,6 +20,8 @@ FILL_CONTEXT_BARS = 2  # bars before a fill that the model hears
 
 def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveRequest) -> tuple[int, ...]:
     """Model ids for exactly `bars` bars of `notes` (user kit -> canonical kit, one hit per piece and slot)."""
+    import symusic
+
     meter = tuple(req.meter)
     bar = bar_beats(meter)
     to_canonical = {user: gm for gm, user in sorted(req.kit.items(), reverse=True)}  # first gm wins
@@ -42,7 +42,7 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
     vocab = generator.vocab
     base = vocab.encode_score(score) if track.notes else []
     opened = sum(vocab.base_names[t] == "Bar_None" for t in base)
-    base_ids = vocab.tokenizer.vocab  # unmerged REMI token -> id
+    base_ids = vocab.base_vocab  # unmerged REMI token -> id
     empty_bar = [base_ids["Bar_None"], base_ids[f"TimeSig_{meter[0]}/{meter[1]}"]]
     return tuple(vocab.merge(base + empty_bar * (bars - opened)))
 

@@ -14,7 +14,6 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-import symusic
 import torch
 
 from daemon.vocab import BPE_VOCAB_SIZE, LEVELS, POSITIONS_PER_BEAT, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
@@ -23,7 +22,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "groove"
 SPLITS = ("train", "validation", "test")
-CACHE_VERSION = 2  # bump when the cached fields change
+CACHE_VERSION = 3  # bump when the cached fields change
 
 
 @dataclass
@@ -84,6 +83,23 @@ def bar_stats(ids: list[int], vocab: Vocabulary) -> tuple[list[int], list[int], 
     return starts, notes, offbeats
 
 
+def condition_priors(performances: list[Performance], vocab: Vocabulary, window_bars: int = 2) -> dict:
+    """genre -> [[drummer, kind, density level, complexity level, count], ...] over train windows.
+
+    A request that names a genre but leaves the other controls open is completed by drawing
+    them from here, so the model sees a prefix like the ones it trained on (a genre with a
+    real drummer, density and complexity) rather than a rare `any` combination.
+    """
+    counts: dict[str, dict[tuple, int]] = {}
+    for p in performances:
+        for first in range(0, len(p.bar_starts), window_bars):
+            c = p.conditions(range(first, min(first + window_bars, len(p.bar_starts))), vocab)
+            key = (c.drummer, c.kind, c.density, c.complexity)
+            genre = counts.setdefault(p.genre, {})
+            genre[key] = genre.get(key, 0) + 1
+    return {g: [[*k, n] for k, n in sorted(c.items())] for g, c in sorted(counts.items())}
+
+
 def _quantile_edges(values: list[float], levels: int) -> list[float]:
     values = sorted(values)
     return [values[len(values) * k // levels] for k in range(1, levels)]
@@ -100,6 +116,8 @@ def load_dataset(data: Path, cache_dir: Path, limit: int | None = None) -> tuple
         saved = torch.load(cache, weights_only=True)
         vocab = Vocabulary.from_dict(saved["vocab"])
         return vocab, [Performance(**p) for p in saved["performances"]]
+
+    import symusic
 
     vocab = Vocabulary.build([data / r["midi_filename"] for r in rows if r["split"] == "train"])
     performances = []
@@ -154,7 +172,7 @@ class WindowSampler:
         self.rng = random.Random(seed)
         # A short fill weighs like a few bars, so fills are seen, not drowned by long beats.
         self.weights = [len(p.bar_starts) + 3 for p in performances]
-        base = vocab.tokenizer.vocab
+        base = vocab.base_vocab
         self.velocity_ids = [i for t, i in sorted(base.items(), key=lambda kv: kv[1]) if t.startswith("Velocity_")]
         # crash 1 <-> crash 2, ride <-> ride 2: another cymbal of the same kind, same style
         self.swaps = [(base["PitchDrum_49"], base["PitchDrum_57"]), (base["PitchDrum_51"], base["PitchDrum_59"])]

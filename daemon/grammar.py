@@ -6,18 +6,22 @@ The grammar over base REMI tokens is
 
 with positions strictly rising and below the bar's length, no piece struck twice at one
 position, and exactly the requested number of bars. A model id may stand for several base
-tokens (a BPE merge), so every id is summarised once into tensors (what it starts with, the
-positions and pitches it holds, what it ends with) and the per-step mask is a handful of
-vectorised comparisons rather than a Python loop over the vocabulary.
+tokens (a BPE merge), so every id is summarised once into arrays (what it starts with, the
+positions and pitches it holds, what it ends with). What a sequence may take next depends only
+on a small key (`BarState.key`); the ids allowed for a key are computed with a few vectorised
+filters and then kept in an LRU cache, so a sampling step usually costs a lookup, not a pass
+over the vocabulary.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
-from daemon.vocab import POSITIONS_PER_BEAT, Vocabulary
+from daemon.vocab import POSITIONS_PER_BEAT, DrumHit, Vocabulary
 
 # What a token (or its first base piece) is.
 OTHER, BAR, TIMESIG, POSITION, PITCH, VELOCITY = range(6)
@@ -39,6 +43,8 @@ _ACCEPTS = {
 }
 
 PITCH_BASE = 32  # pitch bit i stands for MIDI pitch PITCH_BASE + i; the kit spans 35..60
+MAX_TOKENS_PER_BAR = 200  # a real bar needs < 100; past this the bar is closed by force
+MAX_CACHED_KEYS = 10_000  # allowed-id arrays kept (~2 KB each; ~1,000 keys cover 4/4 grooves)
 
 
 def positions_per_bar(meter: tuple[int, int]) -> int:
@@ -51,24 +57,24 @@ def bar_beats(meter: tuple[int, int]) -> float:
 
 
 class TokenTable:
-    """Per-id summaries of the vocabulary, built once per model."""
+    """Per-id summaries of the vocabulary, built once per model, and the allowed-id lookup."""
 
     def __init__(self, vocab: Vocabulary, device: torch.device | str = "cpu") -> None:
-        V = len(vocab)
-        first = torch.full((V,), OTHER, dtype=torch.long)
-        last = torch.full((V,), OTHER, dtype=torch.long)
-        first_pos = torch.full((V,), -1, dtype=torch.long)  # first Position in the token, -1 if none
-        max_pos = torch.full((V,), -1, dtype=torch.long)
-        meter = torch.full((V,), -1, dtype=torch.long)  # index into vocab.meters, -1 if no TimeSig
-        lead_pitches = torch.zeros(V, dtype=torch.long)  # pitches before the token's first Position
-        broken = torch.zeros(V, dtype=torch.bool)  # can never be valid (Bar mid-token, a double hit)
-        self.steps: list[list[tuple[int, int]]] = []  # (kind, value) pieces, for state updates
+        # Only music ids can ever be sampled; the conditioning ids after them never can.
+        V = self.size = len(vocab.pieces)
+        first = np.full(V, OTHER)
+        first_pos = np.full(V, -1)  # first Position in the token, -1 if none
+        max_pos = np.full(V, -1)
+        meter = np.full(V, -1)  # index into vocab.meters, -1 if no TimeSig
+        lead_pitches = np.zeros(V, dtype=np.int64)  # pitches before the token's first Position
+        broken = np.zeros(V, dtype=bool)  # can never be valid (Bar mid-token, a double hit, ...)
+        self.steps: list[list[tuple[int, object]]] = []  # (kind, value) pieces, for state updates
         for i in range(V):
-            pieces = _parse(vocab.pieces[i]) if i < len(vocab.pieces) else []
+            pieces = _parse(vocab.pieces[i])
             self.steps.append(pieces)
             if not pieces or any(k == OTHER for k, _ in pieces):
                 continue
-            first[i], last[i] = pieces[0][0], pieces[-1][0]
+            first[i] = pieces[0][0]
             seen_position = pieces[0][0] == BAR
             struck: set[int] = set()
             for j, (kind, value) in enumerate(pieces):
@@ -77,22 +83,82 @@ class TokenTable:
                 elif kind == TIMESIG:
                     meter[i] = vocab.meters.index(value)
                 elif kind == POSITION:
+                    broken[i] |= value <= max_pos[i]  # positions inside a token must rise too
                     first_pos[i] = value if first_pos[i] < 0 else first_pos[i]
-                    max_pos[i] = max(max_pos[i].item(), value)
+                    max_pos[i] = max(max_pos[i], value)
                     seen_position, struck = True, set()
                 elif kind == PITCH:
-                    if value in struck:
-                        broken[i] = True
+                    broken[i] |= value in struck
                     struck.add(value)
                     if not seen_position:
                         lead_pitches[i] |= 1 << (value - PITCH_BASE)
-        self.first, self.first_pos, self.max_pos = first.to(device), first_pos.to(device), max_pos.to(device)
-        self.meter, self.lead_pitches, self.broken = meter.to(device), lead_pitches.to(device), broken.to(device)
-        self.accepts = torch.zeros(6, 6, dtype=torch.bool, device=device)  # [state, first kind]
+        accepts = np.zeros((6, 6), dtype=bool)  # [state, first kind]
         for state, kinds in _ACCEPTS.items():
-            for kind in kinds:
-                self.accepts[state, kind] = True
+            accepts[state, list(kinds)] = True
+        self.first, self.first_pos, self.max_pos = first, first_pos, max_pos
+        self.meter, self.lead_pitches, self.broken = meter, lead_pitches, broken
+        self.starts_bar = first == BAR
+        self.state_ok = accepts[:, first] & ~broken  # (6, V): what each state accepts at all
+        # A token continues the current bar's positions from its first Position on, unless it
+        # has none or opens a new bar: it fits after `position` if continues_from > position.
+        self.continues_from = np.where((first_pos == -1) | self.starts_bar, np.iinfo(np.int64).max, first_pos)
+        self._bases: dict[tuple, np.ndarray] = {}
+        self._allowed = functools.lru_cache(maxsize=MAX_CACHED_KEYS)(self._allowed_ids)
         self.vocab = vocab
+        self.device = torch.device(device)
+        # For turning tokens back into hits (MidiTok's own arithmetic, see `hits`).
+        self.ticks_per_quarter = vocab.ticks_per_quarter
+
+    def allowed(self, s: "BarState") -> np.ndarray:
+        """Ascending ids that `s` may take next (never empty; a shared, read-only array)."""
+        return self._allowed(*s.key())
+
+    def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int,
+                     force_bar: bool) -> np.ndarray:
+        ids = self._base(state, meter, force_bar)
+        ids = ids[self.continues_from[ids] > position]  # positions rise within a bar
+        if struck:
+            ids = ids[(self.lead_pitches[ids] & struck) == 0]  # no piece struck twice at a position
+        ids.flags.writeable = False
+        return ids
+
+    def _base(self, state: int, meter: tuple[int, int], force_bar: bool) -> np.ndarray:
+        """Ids a state accepts in a meter whatever the position: right kind first, the right
+        TimeSig, positions inside the bar (and only a Bar when one is forced)."""
+        key = state, meter, force_bar
+        if key not in self._bases:
+            mask = self.state_ok[state] & ((self.meter == -1) | (self.meter == self.vocab.meters.index(meter)))
+            mask &= self.max_pos < positions_per_bar(meter)
+            if force_bar:
+                mask &= self.starts_bar
+            self._bases[key] = np.flatnonzero(mask).astype(np.int32)
+        return self._bases[key]
+
+    def hits(self, ids: list[int]) -> list[DrumHit]:
+        """The drum hits of a grammar-valid id sequence, in beats from its first Bar.
+
+        MidiTok's REMI decoder does the same (tests check that they agree); doing it from the
+        parsed pieces takes microseconds instead of a round trip through its BPE decoder.
+        """
+        tpq, hits = self.ticks_per_quarter, []
+        bar_tick, tick, bars, pitch = 0, 0, 0, None
+        ticks_per_bar, ticks_per_pos = 4 * tpq, tpq // POSITIONS_PER_BEAT  # 4/4 until a TimeSig says
+        for token in ids:
+            for kind, value in self.steps[token]:
+                if kind == BAR:
+                    bar_tick = tick = bar_tick + ticks_per_bar if bars else 0
+                    bars += 1
+                elif kind == TIMESIG:
+                    num, den = value
+                    ticks_per_bar, ticks_per_pos = num * tpq * 4 // den, tpq * 4 // den // POSITIONS_PER_BEAT
+                elif kind == POSITION:
+                    tick = bar_tick + value * ticks_per_pos
+                elif kind == PITCH:
+                    pitch = value
+                elif kind == VELOCITY and pitch is not None:
+                    hits.append(DrumHit(pitch, tick / tpq, value))
+                    pitch = None
+        return hits
 
 
 @dataclass
@@ -108,6 +174,13 @@ class BarState:
     tokens_in_bar: int = 0
     done: bool = False
     ids: list[int] = field(default_factory=list)
+
+    def key(self) -> tuple:
+        """Everything the allowed set depends on (TokenTable.allowed caches by it)."""
+        # Close an overlong bar by force, but only where a Bar may come: a half-written hit
+        # (after a Position or a pitch) must be finished first, or nothing would be allowed.
+        force_bar = self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state in (AFTER_TIMESIG, AFTER_VELOCITY)
+        return self.state, self.meter, self.position, self.struck, force_bar
 
     def advance(self, token: int, table: TokenTable) -> None:
         """Apply a sampled token; a Bar beyond the last wanted bar ends the sequence instead."""
@@ -126,29 +199,31 @@ class BarState:
                 self.struck |= 1 << (value - PITCH_BASE)
         self.state = _AFTER[pieces[-1][0]]
 
+    def allows(self, token: int, table: TokenTable) -> bool:
+        ids = table.allowed(self)
+        i = int(np.searchsorted(ids, token))
+        return i < len(ids) and ids[i] == token
 
-MAX_TOKENS_PER_BAR = 200  # a real bar needs < 100; past this the bar is closed by force
+    def follow(self, tokens: list[int], table: TokenTable) -> None:
+        """Advance through known tokens (e.g. a clip to continue), checking each one.
+
+        Raises ValueError at the first token the grammar does not allow here, or if the
+        tokens run past the last wanted bar.
+        """
+        for i, token in enumerate(tokens):
+            if self.done or not self.allows(token, table):
+                raise ValueError(f"token {i} ({token}) does not continue a valid sequence here")
+            self.advance(token, table)
+            if self.done:
+                raise ValueError(f"token {i} ({token}) opens bar {self.bars + 1} of {self.bars_wanted}")
 
 
 def allowed_mask(states: list[BarState], table: TokenTable) -> torch.Tensor:
-    """(B, V) bool: the ids each sequence may take next."""
-    device = table.first.device
-    state = torch.tensor([s.state for s in states], device=device)
-    position = torch.tensor([s.position for s in states], device=device)
-    struck = torch.tensor([s.struck for s in states], device=device)
-    limit = torch.tensor([positions_per_bar(s.meter) for s in states], device=device)
-    meter = torch.tensor([table.vocab.meters.index(tuple(s.meter)) for s in states], device=device)
-    force_bar = torch.tensor([s.tokens_in_bar >= MAX_TOKENS_PER_BAR for s in states], device=device)
-
-    mask = table.accepts[state][:, table.first] & ~table.broken  # (B, V)
-    mask &= (table.meter == -1) | (table.meter == meter[:, None])
-    starts_bar = table.first == BAR
-    # A token's positions continue the current bar unless it opens a new one.
-    rising = (table.first_pos == -1) | starts_bar | (table.first_pos > position[:, None])
-    mask &= rising & (table.max_pos < limit[:, None])
-    mask &= (table.lead_pitches & struck[:, None]) == 0
-    mask &= ~force_bar[:, None] | starts_bar
-    return mask
+    """(B, V) bool over the whole model vocabulary: the ids each sequence may take next."""
+    mask = torch.zeros(len(states), len(table.vocab), dtype=torch.bool)
+    for b, s in enumerate(states):
+        mask[b, torch.tensor(table.allowed(s), dtype=torch.long)] = True
+    return mask.to(table.device)
 
 
 def _parse(pieces: list[str]) -> list[tuple[int, object]]:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import symusic
-from miditok import REMI, TokenizerConfig, TokSequence
 
 from daemon import kit
+
+if TYPE_CHECKING:  # MidiTok and symusic load on first use: the daemon starts faster without them
+    import symusic
 
 POSITIONS_PER_BEAT = 24  # of the meter's beat (the denominator's note value)
 NUM_VELOCITIES = 32
@@ -78,16 +80,27 @@ def tempo_bin(bpm: float) -> int:
 
 
 class Vocabulary:
-    """MidiTok REMI ids first, then the conditioning tokens: one id space for the model."""
+    """MidiTok REMI ids first, then the conditioning tokens: one id space for the model.
 
-    def __init__(self, tokenizer: REMI, density_edges: list[float], complexity_edges: list[float]) -> None:
-        self.tokenizer = tokenizer
+    Everything sampling needs (what each id stands for, the base vocabulary) is plain data
+    saved with the checkpoint, so the daemon starts without importing MidiTok; the MidiTok
+    tokenizer itself is rebuilt from its JSON the first time a clip must be encoded.
+    """
+
+    def __init__(self, tokenizer_json: str, pieces: list[list[str]], base_vocab: dict[str, int],
+                 ticks_per_quarter: int, density_edges: list[float], complexity_edges: list[float]) -> None:
+        self.tokenizer_json = tokenizer_json
+        self._tokenizer = None
+        # pieces[i]: the base REMI tokens model id i stands for (one, or a BPE merge of several)
+        self.pieces = [list(p) for p in pieces]
+        self.bpe = any(len(p) > 1 for p in self.pieces)
+        self.base_vocab = dict(base_vocab)  # unmerged REMI token -> id
+        self.base_names = {i: t for t, i in self.base_vocab.items()}
+        self.ticks_per_quarter = ticks_per_quarter  # of scores MidiTok decodes
         self.density_edges = list(density_edges)
         self.complexity_edges = list(complexity_edges)
         self.meters = tuple(
-            tuple(int(x) for x in t.split("_")[1].split("/"))
-            for t in tokenizer.vocab
-            if t.startswith("TimeSig_")
+            tuple(int(x) for x in t.split("_")[1].split("/")) for t in self.base_vocab if t.startswith("TimeSig_")
         )
         self.slot_values = {
             "genre": GENRES,
@@ -98,8 +111,6 @@ class Vocabulary:
             "density": tuple(range(LEVELS)),
             "complexity": tuple(range(LEVELS)),
         }
-        # pieces[i]: the base REMI tokens model id i stands for (one, or a BPE merge of several)
-        self.pieces: list[list[str]] = [self._base_tokens(i) for i in range(len(tokenizer))]
         names = [" ".join(p) for p in self.pieces]
         self.slot_base: dict[str, int] = {}
         for slot in SLOTS:
@@ -108,20 +119,49 @@ class Vocabulary:
             names.extend(f"{slot}_{_fmt(v)}" for v in self.slot_values[slot])
         self.names = names
         self.ids = {n: i for i, n in enumerate(names)}
-        self.base_names = {i: t for t, i in tokenizer.vocab.items()}  # unmerged REMI id -> token
         self.bar = self.ids["Bar_None"]
         self.pad = self.ids["PAD_None"]
 
-    def _base_tokens(self, model_id: int) -> list[str]:
-        if not self.tokenizer.is_trained:
-            return [self.tokenizer[model_id]]
-        seq = TokSequence(ids=[model_id], are_ids_encoded=True)
-        self.tokenizer.decode_token_ids(seq)
-        return list(seq.tokens)
+    @classmethod
+    def from_tokenizer(cls, tokenizer, density_edges: list[float], complexity_edges: list[float]) -> "Vocabulary":
+        from miditok import TokSequence
+
+        def base_tokens(model_id: int) -> list[str]:
+            if not tokenizer.is_trained:
+                return [tokenizer[model_id]]
+            seq = TokSequence(ids=[model_id], are_ids_encoded=True)
+            tokenizer.decode_token_ids(seq)
+            return list(seq.tokens)
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "tokenizer.json"
+            tokenizer.save(path)
+            tokenizer_json = path.read_text()
+        vocab = cls(tokenizer_json, [base_tokens(i) for i in range(len(tokenizer))], tokenizer.vocab,
+                    tokenizer.time_division, density_edges, complexity_edges)
+        vocab._tokenizer = tokenizer
+        return vocab
+
+    @property
+    def tokenizer(self):
+        """MidiTok's REMI tokenizer, rebuilt from the saved JSON on first use."""
+        if self._tokenizer is None:
+            from miditok import REMI
+
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp) / "tokenizer.json"
+                path.write_text(self.tokenizer_json)
+                self._tokenizer = REMI(params=path)
+            if dict(self._tokenizer.vocab) != self.base_vocab:
+                raise ValueError("the checkpoint's tokenizer does not match its vocabulary; retrain it")
+        return self._tokenizer
 
     @classmethod
     def build(cls, train_files: list[Path], bpe_vocab_size: int = BPE_VOCAB_SIZE) -> "Vocabulary":
         """A fresh tokenizer with BPE learned on the canonical-kit versions of `train_files`."""
+        import symusic
+        from miditok import REMI, TokenizerConfig
+
         tokenizer = REMI(TokenizerConfig(**TOKENIZER_CONFIG))
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
@@ -130,7 +170,7 @@ class Vocabulary:
                 paths.append(Path(tmp) / f"{i}.mid")
                 score.dump_midi(str(paths[-1]))
             tokenizer.train(vocab_size=bpe_vocab_size, model="BPE", files_paths=paths)
-        return cls(tokenizer, [0.0] * (LEVELS - 1), [0.0] * (LEVELS - 1))
+        return cls.from_tokenizer(tokenizer, [0.0] * (LEVELS - 1), [0.0] * (LEVELS - 1))
 
     def __len__(self) -> int:
         return len(self.names)
@@ -165,15 +205,19 @@ class Vocabulary:
 
     def merge(self, base_ids: list[int]) -> list[int]:
         """Model ids: BPE applied bar by bar to unmerged REMI ids."""
+        from miditok import TokSequence
+
         seq = TokSequence(ids=list(base_ids))
-        if self.tokenizer.is_trained:
+        if self.bpe:
             self.tokenizer.encode_token_ids(seq)
         return list(seq.ids)
 
     def decode_hits(self, ids: list[int]) -> list[DrumHit]:
         """Drum hits in beats, via MidiTok's own decoder (the inverse of encode_score)."""
-        music = [i for i in ids if i < len(self.tokenizer)]
-        seq = TokSequence(ids=music, are_ids_encoded=self.tokenizer.is_trained)
+        from miditok import TokSequence
+
+        music = [i for i in ids if i < len(self.pieces)]
+        seq = TokSequence(ids=music, are_ids_encoded=self.bpe)
         score = self.tokenizer.decode([seq], programs=[(0, True)])
         tpq = score.ticks_per_quarter
         notes = score.tracks[0].notes if score.tracks else []
@@ -181,12 +225,11 @@ class Vocabulary:
 
     # --- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "tokenizer.json"
-            self.tokenizer.save(path)
-            tokenizer_json = path.read_text()
         return {
-            "tokenizer_json": tokenizer_json,
+            "tokenizer_json": self.tokenizer_json,
+            "pieces": self.pieces,
+            "base_vocab": self.base_vocab,
+            "ticks_per_quarter": self.ticks_per_quarter,
             "names": self.names,
             "density_edges": self.density_edges,
             "complexity_edges": self.complexity_edges,
@@ -194,14 +237,11 @@ class Vocabulary:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Vocabulary":
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "tokenizer.json"
-            path.write_text(d["tokenizer_json"])
-            tokenizer = REMI(params=path)
-        vocab = cls(tokenizer, d["density_edges"], d["complexity_edges"])
+        vocab = cls(d["tokenizer_json"], d["pieces"], d["base_vocab"], d["ticks_per_quarter"], d["density_edges"],
+                    d["complexity_edges"])
         if vocab.names != list(d["names"]):
             raise ValueError(
-                "checkpoint vocabulary differs from this version's tokenizer settings; "
+                "checkpoint vocabulary differs from this version's conditioning tokens; "
                 "retrain with `drumigen train` or use the matching MidiDrumiGen version"
             )
         return vocab
