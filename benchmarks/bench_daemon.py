@@ -50,10 +50,15 @@ def cold_start(endpoint: str, log: Path) -> tuple[subprocess.Popen, float]:
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve", "--bind", endpoint, "--log-file", str(log)],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with DaemonClient(endpoint, timeout=0.2, retries=0) as client:
-        while not client.call("ping").ok:
-            if proc.poll() is not None:
-                raise SystemExit("daemon exited during start-up")
+    sock = zmq.Context.instance().socket(zmq.REQ)  # libzmq reconnects every 10 ms until the daemon binds
+    sock.setsockopt(zmq.RECONNECT_IVL, 10)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    sock.send(msgpack.packb({"op": "ping", "id": 0}))
+    if not sock.poll(60_000) or proc.poll() is not None:
+        raise SystemExit("daemon did not answer within 60 s")
+    sock.recv()
+    sock.close()
     return proc, time.perf_counter() - started
 
 
