@@ -58,7 +58,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     logging.getLogger().addHandler(handler)
     config = server.ServeConfig(bind=args.bind, device=args.device, threads=args.threads,
-                                curve_secret=args.curve_secret, insecure=args.insecure)
+                                curve_secret=args.curve_secret, insecure=args.insecure, styles=args.styles)
     if args.checkpoint:
         config.checkpoint = args.checkpoint
     try:
@@ -86,6 +86,7 @@ def add_serve(sub) -> None:
     p.add_argument("--curve-secret", dest="curve_secret", type=Path,
                    help="CurveZMQ server secret key from `drumigen keys` (required off loopback)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ")
+    p.add_argument("--styles", type=Path, help="folder of learned styles (default: as `drumigen style --help` says)")
     p.set_defaults(func=cmd_serve)
 
 
@@ -182,8 +183,10 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_styles(args: argparse.Namespace) -> int:
     reply = call(args, "styles")
-    print("styles          " + ", ".join(reply["styles"]))
+    print("genres          " + ", ".join(reply["genres"]))
+    print("presets         " + ", ".join(reply["presets"]))
     print("drummers        " + ", ".join(reply["drummers"]))
+    print("your styles     " + (", ".join(reply["learned"]) or "none yet (drumigen style learn NAME FILES...)"))
     print("time signatures " + ", ".join(f"{n}/{d}" for n, d in reply["time_signatures"]))
     print("kits            " + ", ".join(reply["kits"]))
     return EXIT_OK
@@ -222,10 +225,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _generate_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
     from daemon import checkpoint
     from daemon.generate import Generator
-    from daemon.requests import groove_request
+    from daemon.requests import request_for
 
     generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device)
-    request = groove_request(wire, generator.vocab.meters)
+    request = request_for(wire, generator)
     found = generator.generate([request])[0]
     return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
 
@@ -322,10 +325,10 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
 def _clip_op_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
     from daemon import checkpoint, clip_ops
     from daemon.generate import Generator
-    from daemon.requests import clip, groove_request, whole_number
+    from daemon.requests import clip, request_for, whole_number
 
     generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device)
-    request = groove_request(wire, generator.vocab.meters)
+    request = request_for(wire, generator)
     notes, length = clip(wire, request.meter)
     if args.command == "continue":
         found = clip_ops.continue_clip(generator, request, notes, length, request.bars)
@@ -487,6 +490,42 @@ def add_client_commands(sub) -> None:
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+def cmd_style(args: argparse.Namespace) -> int:
+    from daemon import styles
+
+    return getattr(styles, f"cmd_style_{args.style_action}")(args)
+
+
+def add_style_parser(sub) -> None:
+    """`drumigen style learn|list|rename|delete|export|import` (daemon/styles.py does the work)."""
+    p = sub.add_parser("style", help="learn your own styles from MIDI grooves, and manage them",
+                       description="Learned styles live in $MIDIDRUMIGEN_STYLES, else "
+                                   "$XDG_DATA_HOME/mididrumigen/styles (~/.local/share/mididrumigen/styles); "
+                                   "the daemon sees a new one at once. docs/styles.md says how learning works.")
+    actions = p.add_subparsers(dest="style_action", required=True, metavar="ACTION")
+    learn = actions.add_parser("learn", help="learn a style from 3-20 MIDI grooves (under a minute)")
+    learn.add_argument("name", help="the new style's name: letters, digits, '-' or '_'")
+    learn.add_argument("files", nargs="+", type=Path, help=".mid files, or folders of them")
+    learn.add_argument("--steps", type=int, help="optimisation steps (default 40)")
+    learn.add_argument("--checkpoint", type=Path, help="model (default: the bundled one)")
+    learn.add_argument("--replace", action="store_true", help="overwrite a style of the same name")
+    listing = actions.add_parser("list", help="your styles, the presets and the drummers")
+    listing.add_argument("--checkpoint", type=Path,
+                         help="flag styles learned on a model other than this one (default: the bundled one)")
+    rename = actions.add_parser("rename", help="rename a style")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    delete = actions.add_parser("delete", help="delete a style")
+    delete.add_argument("name")
+    export = actions.add_parser("export", help="copy a style to a file or folder, e.g. to share it")
+    export.add_argument("name")
+    export.add_argument("path", type=Path)
+    imp = actions.add_parser("import", help="add a style file exported elsewhere")
+    imp.add_argument("path", type=Path)
+    imp.add_argument("--name", help="store it under this name instead of its own")
+    p.set_defaults(func=cmd_style)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drumigen", description="MidiDrumiGen: AI drum grooves for Ableton Live 12",
                                      epilog="exit codes: 0 ok, 1 refused or failed, 2 bad usage, 3 no daemon")
@@ -499,6 +538,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_show(sub)
     add_play_parser(sub)
     add_humanize_parser(sub)
+    add_style_parser(sub)
     add_train(sub)
     add_train_humanizer_parser(sub)
     add_eval(sub)

@@ -22,16 +22,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from daemon import checkpoint
+from daemon import checkpoint, styles
 from daemon.grammar import BAR, BarState, TokenTable, bar_beats
 from daemon.model import DrumTransformer
-from daemon.vocab import LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
+from daemon.styles import GrooveTemplate
+from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
 from shared.notes import Note
 
 
 @dataclass(frozen=True)
 class GrooveRequest:
-    style: str | dict[str, float] | None = None  # a genre, or {"funk": 0.7, "jazz": 0.3}
+    style: str | dict[str, float] | None = None  # any style name (daemon/styles.py), or {"funk": 0.7, "my-dub": 0.3}
     drummer: str | None = None
     bars: int = 4
     tempo: float = 120.0
@@ -54,9 +55,23 @@ class Pattern:
     seed: int  # the seed that reproduces this variation alone (variations=1)
 
 
+@dataclass(frozen=True)
+class Voice:
+    """What a request's style means to the model: the genre slot (a genre token, or a blend of
+    embeddings), the drummer it brings, the genre whose habits complete open controls, and the
+    groove template laid over the notes."""
+
+    genre: str | None = None  # the genre token, when no blend replaces it
+    blend: dict[int, float] | None = None  # genre-slot weights by token id (a mix, a preset, a learned style)
+    drummer: str | None = None
+    habits: str | None = None  # genre whose priors fill open controls; None: leave them open
+    template: GrooveTemplate | None = None
+
+
 @dataclass
 class _Row:
     request: GrooveRequest
+    voice: Voice
     state: BarState
     rng: random.Random
     seed: int
@@ -77,7 +92,7 @@ class Generator:
     threads: int | None = 1
 
     def __init__(self, model: DrumTransformer, vocab: Vocabulary, device: torch.device | str = "cpu",
-                 priors: dict | None = None) -> None:
+                 priors: dict | None = None, style_folder: Path | None = None) -> None:
         self.model = model.eval()
         self.priors = priors or {}  # genre -> [[drummer, kind, density, complexity, count], ...] (data.condition_priors)
         self.vocab = vocab
@@ -85,20 +100,47 @@ class Generator:
         self.table = TokenTable(vocab, self.device)
         self.block_size = model.config.block_size
         self.uncond_prefix = vocab.prefix(Conditions())
+        self.style_folder = style_folder  # learned styles; None: styles.default_folder()
 
     @classmethod
-    def load(cls, path: Path = checkpoint.BUNDLED, device: str = "auto") -> "Generator":
+    def load(cls, path: Path = checkpoint.BUNDLED, device: str = "auto",
+             style_folder: Path | None = None) -> "Generator":
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         model, vocab, meta = checkpoint.load(path, device)
-        return cls(model, vocab, device, meta.get("priors"))
+        return cls(model, vocab, device, meta.get("priors"), style_folder)
 
     # --- requests to rows --------------------------------------------------------------------
-    def conditions(self, req: GrooveRequest) -> Conditions:
+    def voice(self, style: str | dict[str, float] | None) -> Voice:
+        """The Voice of a style name or mix; styles.UnknownStyle (a KeyError) or StyleError when a
+        name is unknown, damaged or learned on another model.
+
+        A genre is its own token. Anything else is a blend at the genre slot (styles.resolve);
+        presets and genre mixes take the habits of their strongest genre, while drummers and
+        learned styles leave open controls open, as they were learned or trained with them open.
+        The heaviest style with a groove template lends it.
+        """
+        if style is None:
+            return Voice()
+        mix = {style: 1.0} if isinstance(style, str) else dict(style)
+        names = {name.strip().lower(): share for name, share in mix.items()}
+        if len(names) == 1 and next(iter(names)) in GENRES:
+            return Voice(genre=next(iter(names)), habits=next(iter(names)))
+        blend, overrides = styles.resolve_mix(names, self.vocab, self.model, self.style_folder)
+        habits = None
+        if all(name in GENRES or name in styles.PRESETS for name in names):
+            genre_weight = {g: blend.get(self.vocab.slot_id("genre", g), 0.0) for g in GENRES}
+            habits = max(genre_weight, key=genre_weight.get)
+        heaviest = max(names, key=names.get)
+        return Voice(blend=blend, drummer=overrides.get("drummer"), habits=habits,
+                     template=styles.template_of(heaviest, self.style_folder))
+
+    def conditions(self, req: GrooveRequest, voice: Voice | None = None) -> Conditions:
         level = lambda x: None if x is None else round(min(max(x, 0.0), 1.0) * (LEVELS - 1))  # noqa: E731
+        voice = voice or self.voice(req.style)
         return Conditions(
-            genre=req.style if isinstance(req.style, str) else None,
-            drummer=req.drummer,
+            genre=voice.genre,
+            drummer=req.drummer or voice.drummer,
             tempo=req.tempo,
             meter=tuple(req.meter),
             kind=req.kind,
@@ -106,16 +148,16 @@ class Generator:
             complexity=level(req.complexity),
         )
 
-    def _complete(self, cond: Conditions, rng: random.Random) -> Conditions:
+    def _complete(self, cond: Conditions, genre: str | None, rng: random.Random) -> Conditions:
         """A genre's open controls drawn from how the training data played that genre.
 
         Training drops each control at random, so "funk, any drummer, any density" is a prefix
         the model saw rarely; funk with a real funk drummer, density and complexity it saw
         often, and it then plays the genre more clearly (docs/model.md has the measurement).
         Fields the request set are kept, and only matching examples are drawn from; an open
-        `kind` means a beat.
+        `kind` means a beat. `genre` is the style's Voice.habits.
         """
-        table = self.priors.get(cond.genre) if cond.genre else None
+        table = self.priors.get(genre) if genre else None
         if not table:
             return cond
         fields = ("drummer", "kind", "density", "complexity")
@@ -127,14 +169,6 @@ class Generator:
         drawn = rng.choices(matching, weights=[e[-1] for e in matching])[0]
         return dataclasses.replace(cond, **{f: given.get(f, drawn[i]) for i, f in enumerate(fields)})
 
-    def style_weights(self, style: dict[str, float]) -> torch.Tensor:
-        """Vocabulary-sized weights that blend genre embeddings for a style mix."""
-        weights = torch.zeros(len(self.vocab), device=self.device)
-        total = sum(style.values())
-        for genre, share in style.items():
-            weights[self.vocab.slot_id("genre", genre)] = share / total
-        return weights
-
     def _rows(self, requests: list[GrooveRequest]) -> list[_Row]:
         """One row per variation. A row's state may start past the prefix: `state.follow(ids,
         self.table)` forces known tokens (a clip to continue); sampling, windows and padding
@@ -142,14 +176,15 @@ class Generator:
         rows = []
         for req in requests:
             base_seed = req.seed if req.seed is not None else random.randrange(2**31)
-            conditions = self.conditions(req)
+            voice = self.voice(req.style)
+            conditions = self.conditions(req, voice)
             for v in range(req.variations):
                 seed = base_seed + v
                 rng = random.Random(seed)
-                prefix = self.vocab.prefix(self._complete(conditions, rng))
+                prefix = self.vocab.prefix(self._complete(conditions, voice.habits, rng))
                 state = BarState(req.bars, tuple(req.meter))
                 state.follow(list(req.primer), self.table)
-                rows.append(_Row(req, state, rng, seed, prefix))
+                rows.append(_Row(req, voice, state, rng, seed, prefix))
         return rows
 
     # --- sampling ----------------------------------------------------------------------------
@@ -256,15 +291,15 @@ class Generator:
 
     def _mix_weights(self, rows: list[_Row], batch: list[tuple[int, bool]]) -> torch.Tensor | None:
         """Per-entry genre-slot weights when a conditional entry blends styles, else None."""
-        if not any(conditional and isinstance(rows[r].request.style, dict) for r, conditional in batch):
+        if not any(conditional and rows[r].voice.blend for r, conditional in batch):
             return None
         weights = torch.zeros(len(batch), len(self.vocab), device=self.device)
         for b, (r, conditional) in enumerate(batch):
-            style = rows[r].request.style
+            blend = rows[r].voice.blend
             if not conditional:  # unconditional twins keep the `any` genre
                 weights[b, self.vocab.slot_base["genre"]] = 1.0
-            elif isinstance(style, dict):
-                weights[b] = self.style_weights(style)
+            elif blend:
+                weights[b, list(blend)] = torch.tensor(list(blend.values()), device=self.device)
             else:
                 weights[b, rows[r].prefix[0]] = 1.0
         return weights
@@ -276,17 +311,20 @@ class Generator:
         for i, req in enumerate(requests):
             for _ in range(req.variations):
                 row = next(it)
-                out[i].append(Pattern(self.notes(row.state.ids, req), row.seed))
+                out[i].append(Pattern(self.notes(row.state.ids, req, row.voice.template), row.seed))
         return out
 
-    def notes(self, ids: list[int], req: GrooveRequest) -> list[Note]:
-        """Notes in the request's kit, inside the clip, at most one hit per pitch and time."""
+    def notes(self, ids: list[int], req: GrooveRequest, template: GrooveTemplate | None = None) -> list[Note]:
+        """Notes in the request's kit, inside the clip, at most one hit per pitch and time; with a
+        style's groove template, its feel laid over the model's timing."""
         clip_end = req.bars * bar_beats(tuple(req.meter))
+        hits = [Note(h.pitch, round(h.start, 6), NOTE_DURATION, h.velocity) for h in self.table.hits(ids)
+                if h.start < clip_end]
+        if template is not None:
+            hits = template.apply(hits, tuple(req.meter), clip_end)
         best: dict[tuple[int, float], Note] = {}
-        for hit in self.table.hits(ids):
+        for hit in hits:
             start = round(hit.start, 6)
-            if start >= clip_end:
-                continue
             pitch = req.kit.get(hit.pitch, hit.pitch)
             note = Note(pitch, start, min(NOTE_DURATION, clip_end - start), hit.velocity)
             key = (pitch, start)

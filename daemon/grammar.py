@@ -2,10 +2,12 @@
 
 The grammar over base REMI tokens is
 
-    Bar TimeSig_<requested> ( Position_p ( PitchDrum_k Velocity_v )+ )*   ... repeated per bar
+    Bar TimeSig_<requested> ( Position_p ( PitchDrum_k Velocity_v )+ )+   ... repeated per bar
 
 with positions strictly rising and below the bar's length, no piece struck twice at one
-position, and exactly the requested number of bars. A model id may stand for several base
+position, and exactly the requested number of bars. A sampled bar holds at least one hit (the
+data has empty bars, at the ends of takes; a groove that asks for four bars wants four bars of
+drums); known tokens a row starts from (`BarState.follow`, a clip) may have empty bars. A model id may stand for several base
 tokens (a BPE merge), so every id is summarised once into arrays (what it starts with, the
 positions and pitches it holds, what it ends with). What a sequence may take next depends only
 on a small key (`BarState.key`); the ids allowed for a key are computed with a few vectorised
@@ -36,7 +38,7 @@ _AFTER = {BAR: AFTER_BAR, TIMESIG: AFTER_TIMESIG, POSITION: AFTER_POSITION, PITC
 _ACCEPTS = {
     START: {BAR},
     AFTER_BAR: {TIMESIG},
-    AFTER_TIMESIG: {POSITION, BAR},
+    AFTER_TIMESIG: {POSITION},
     AFTER_POSITION: {PITCH},
     AFTER_PITCH: {VELOCITY},
     AFTER_VELOCITY: {PITCH, POSITION, BAR},
@@ -179,7 +181,7 @@ class BarState:
         """Everything the allowed set depends on (TokenTable.allowed caches by it)."""
         # Close an overlong bar by force, but only where a Bar may come: a half-written hit
         # (after a Position or a pitch) must be finished first, or nothing would be allowed.
-        force_bar = self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state in (AFTER_TIMESIG, AFTER_VELOCITY)
+        force_bar = self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
         return self.state, self.meter, self.position, self.struck, force_bar
 
     def advance(self, token: int, table: TokenTable) -> None:
@@ -199,19 +201,25 @@ class BarState:
                 self.struck |= 1 << (value - PITCH_BASE)
         self.state = _AFTER[pieces[-1][0]]
 
-    def allows(self, token: int, table: TokenTable) -> bool:
-        ids = table.allowed(self)
+    def allows(self, token: int, table: TokenTable, rests: bool = False) -> bool:
+        """Whether `token` may come next; with `rests`, a Bar may also close an empty bar."""
+        if rests and self.state == AFTER_TIMESIG and table.starts_bar[token]:
+            key = AFTER_VELOCITY, self.meter, self.position, self.struck, False  # as if after a hit
+            ids = table._allowed(*key)
+        else:
+            ids = table.allowed(self)
         i = int(np.searchsorted(ids, token))
         return i < len(ids) and ids[i] == token
 
     def follow(self, tokens: list[int], table: TokenTable) -> None:
         """Advance through known tokens (e.g. a clip to continue), checking each one.
 
-        Raises ValueError at the first token the grammar does not allow here, or if the
-        tokens run past the last wanted bar.
+        Unlike sampled ones, known bars may be empty (a clip with a bar of rest). Raises
+        ValueError at the first token the grammar does not allow here, or if the tokens run
+        past the last wanted bar.
         """
         for i, token in enumerate(tokens):
-            if self.done or not self.allows(token, table):
+            if self.done or not self.allows(token, table, rests=True):
                 raise ValueError(f"token {i} ({token}) does not continue a valid sequence here")
             self.advance(token, table)
             if self.done:

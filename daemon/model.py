@@ -32,14 +32,29 @@ class KVCache:
     per token; writing into a slice of a fixed buffer costs neither.
     """
 
-    def __init__(self, config: ModelConfig, batch: int, length: int, device, dtype) -> None:
+    def __init__(self, config: ModelConfig, batch: int, length: int, device, dtype,
+                 pad: torch.Tensor | None = None) -> None:
         head_dim = config.n_embd // config.n_head
         shape = (config.n_layer, 2, batch, config.n_head, length, head_dim)
         self.buffer = torch.empty(shape, device=device, dtype=dtype)
-        self.length = 0  # positions filled so far
-        # Rows of different lengths are left-padded: row b's first pad[b] slots are not attended
-        # to, and its positions count from its first real token. None when no row is padded.
-        self.pad: torch.Tensor | None = None
+        self.layers = self.buffer.unbind(0)  # per-layer (2, B, H, length, head_dim) views
+        self.length = 0  # slots filled so far, the same for every row
+        self.set_pad(pad)
+
+    @property
+    def capacity(self) -> int:
+        return self.buffer.shape[4]
+
+    def set_pad(self, pad: torch.Tensor | None) -> None:
+        """Rows of different lengths are left-padded: row b's first pad[b] slots are not attended
+        to, and its positions count from its first real token. None when no row is padded."""
+        self.pad = pad if pad is not None and bool(pad.any()) else None
+        # (B, 1, 1, capacity): the slots a one-token step may attend to, built here, not per step.
+        self.visible = None if self.pad is None else (
+            torch.arange(self.capacity, device=self.buffer.device)[None, :] >= self.pad[:, None])[:, None, None]
+
+    def real_length(self, row: int) -> int:
+        return self.length - (0 if self.pad is None else int(self.pad[row]))
 
     def key_mask(self, queries: int) -> torch.Tensor | None:
         """(B, 1, T, S) attention mask for `queries` new tokens, or None when SDPA needs none."""
@@ -55,11 +70,47 @@ class KVCache:
         pad_query = query_pos[None, :, None] < self.pad[:, None, None]  # (B, T, 1)
         return (causal[None] & (real_key | pad_query))[:, None]
 
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep only the batch rows in `index` (used when the batch is expanded for guidance)."""
-        self.buffer = self.buffer.index_select(2, index)
+    def keep(self, rows: list[int]) -> None:
+        """Keep only batch `rows` (ascending), in place: rows that finished sampling drop out.
+
+        Only the filled slots of the rows after the first dropped one move, and the batch stays
+        a view of the same buffer.
+        """
+        if sorted(rows) != list(rows) or len(set(rows)) != len(rows):
+            raise ValueError("keep() takes ascending, distinct row indices")
+        moved = next((i for i, row in enumerate(rows) if row != i), len(rows))  # rows before stay put
+        if moved < len(rows):
+            filled = self.buffer[..., : self.length, :]
+            filled[:, :, moved : len(rows)] = filled[:, :, rows[moved:]]  # the gather copies first
+        self.buffer = self.buffer[:, :, : len(rows)]
+        self.layers = self.buffer.unbind(0)
         if self.pad is not None:
-            self.pad = self.pad.index_select(0, index)
+            self.set_pad(self.pad[torch.tensor(rows, device=self.pad.device)])
+
+    def replace_row(self, row: int, source: "KVCache", source_row: int) -> None:
+        """Row `row` now holds `source_row`'s real tokens of `source`, ending at this cache's
+        last filled slot (a row that slid its window to a shorter context)."""
+        n = source.real_length(source_row)
+        if n > self.length:
+            raise ValueError(f"{n} tokens do not fit before slot {self.length}")
+        self.buffer[:, :, row, :, self.length - n : self.length] = \
+            source.buffer[:, :, source_row, :, source.length - n : source.length]
+        pad = torch.zeros(self.buffer.shape[2], dtype=torch.long, device=self.buffer.device) \
+            if self.pad is None else self.pad.clone()
+        pad[row] = self.length - n
+        self.set_pad(pad)
+
+    def shift(self, slots: int) -> None:
+        """Forget the first `slots` slots of every row, making room at the end; only padding
+        may be forgotten, so no row loses a real token and no position changes."""
+        if slots <= 0:
+            return
+        if self.pad is None or int(self.pad.min()) < slots:
+            raise ValueError(f"every row must be padded by at least {slots} slots to shift")
+        kept = self.buffer[..., slots : self.length, :].clone()  # source and target overlap
+        self.buffer[..., : self.length - slots, :] = kept
+        self.length -= slots
+        self.set_pad(self.pad - slots)
 
 
 class CausalSelfAttention(nn.Module):
@@ -134,15 +185,19 @@ class DrumTransformer(nn.Module):
         cache: KVCache | None = None,
         prefix_mix: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Logits (B, T, vocab). With a cache, positions continue from cache.length.
+        """Logits (B, T, vocab). With a cache, the T tokens fill the slots from cache.length on,
+        and row b's positions count from its first real slot, cache.pad[b].
 
         prefix_mix = (slots (B,), weights (B, vocab)): row b's embedding at position slots[b]
         becomes weights[b] @ token embeddings, which is how a request blends styles.
         """
         B, T = idx.shape
         start = 0 if cache is None else cache.length
-        if start + T > self.config.block_size:
-            raise ValueError(f"sequence of {start + T} tokens exceeds block size {self.config.block_size}")
+        if cache is not None and start + T > cache.capacity:
+            raise ValueError(f"{start + T} slots exceed the cache's {cache.capacity}")
+        pad = 0 if cache is None or cache.pad is None else int(cache.pad.min())
+        if start + T - pad > self.config.block_size:
+            raise ValueError(f"sequence of {start + T - pad} tokens exceeds block size {self.config.block_size}")
         pos = torch.arange(start, start + T, device=idx.device)
         if cache is not None and cache.pad is not None:
             pos = (pos[None, :] - cache.pad[:, None]).clamp(min=0)  # (B, T)
@@ -159,13 +214,75 @@ class DrumTransformer(nn.Module):
             cache.length += T
         return self.head(self.ln_f(x))
 
-    def new_cache(self, batch: int, length: int | None = None) -> KVCache:
+    def new_cache(self, batch: int, length: int | None = None, pad: torch.Tensor | None = None) -> KVCache:
+        """A cache of `length` slots (default the block size; more lets rows that are padded
+        keep going, each within the block size of its own positions)."""
         p = self.tok_emb.weight
-        return KVCache(self.config, batch, length or self.config.block_size, p.device, p.dtype)
+        return KVCache(self.config, batch, length or self.config.block_size, p.device, p.dtype, pad)
 
-    def flops_per_token(self, context: int) -> int:
-        """Multiply-adds x2 of one forward token at a given context length (weights + attention)."""
+    # --- the fast path for sampling ------------------------------------------------------------
+    @torch.inference_mode()
+    def step(self, idx: torch.Tensor, cache: KVCache, vocab: int | None = None) -> torch.Tensor:
+        """Logits (B, vocab) for one new token per row: `forward(idx[:, None], cache)[:, -1]`.
+
+        The same arithmetic, arranged for sampling on a CPU, where a one-token step is bound by
+        per-op overhead and by streaming ~10 MB of weights from memory, not by FLOPs:
+        weights pre-transposed to (in, out) so each matmul reads them row after row (about 1.8x
+        faster than torch's (out, in) linear when they are not in cache), fetched from a list
+        (not through nn.Module lookups), no (B, 1, C) views, no mask unless rows are padded,
+        the residual adds fused into addmm, keys and values written with one copy, and with
+        `vocab` logits only for the first `vocab` ids (those a sampler can ever pick).
+        tests/daemon/test_model.py checks it against `forward`.
+        """
+        B, C, H = idx.shape[0], self.config.n_embd, self.config.n_head
+        start = cache.length
+        if start >= cache.capacity or (cache.pad is None and start >= self.config.block_size):
+            raise ValueError(f"slot {start} is past the cache or the block size")
+        layers, (ln_w, ln_b, tok, pos_emb, head_t) = self._step_weights()
+        pos = start if cache.pad is None else (start - cache.pad).clamp(min=0)
+        x = tok.index_select(0, idx) + pos_emb[pos]  # (B, C)
+        mask = None if cache.visible is None else cache.visible[..., : start + 1]
+        for kv, (ln1_w, ln1_b, qkv_t, proj_t, ln2_w, ln2_b, fc_t, fc_out_t) in zip(cache.layers, layers):
+            qkv = torch.layer_norm(x, (C,), ln1_w, ln1_b) @ qkv_t  # (B, 3C)
+            kv.select(3, start).copy_(qkv[:, C:].view(B, 2, H, C // H).transpose(0, 1))
+            k, v = kv.narrow(3, 0, start + 1)  # (B, H, start + 1, head_dim) each
+            y = F.scaled_dot_product_attention(qkv[:, :C].view(B, H, 1, C // H), k, v, attn_mask=mask)
+            x = torch.addmm(x, y.view(B, C), proj_t)
+            h = F.gelu(torch.layer_norm(x, (C,), ln2_w, ln2_b) @ fc_t)
+            x = torch.addmm(x, h, fc_out_t)
+        cache.length += 1
+        x = torch.layer_norm(x, (C,), ln_w, ln_b)
+        return x @ head_t if vocab is None else x @ head_t[:, :vocab]
+
+    _step_cache: tuple | None = None  # (source parameters, their versions, weights) for step()
+
+    def _step_weights(self) -> tuple:
+        """Weights for step(): norms and embeddings as they are, matmul weights as transposed
+        copies, remade when a source parameter was changed in place (its version moved) or
+        moved by .to() and the like (see _apply)."""
+        if self._step_cache is not None:
+            sources, versions, weights = self._step_cache
+            if all(p._version == v for p, v in zip(sources, versions)):
+                return weights
+        sources = [w for b in self.blocks for w in (b.attn.qkv.weight, b.attn.proj.weight, b.fc.weight, b.fc_out.weight)]
+        sources.append(self.head.weight)
+        with torch.no_grad():
+            t = iter([w.t().contiguous() for w in sources])
+            layers = [(b.ln_1.weight, b.ln_1.bias, next(t), next(t), b.ln_2.weight, b.ln_2.bias, next(t), next(t))
+                      for b in self.blocks]
+            weights = layers, (self.ln_f.weight, self.ln_f.bias, self.tok_emb.weight, self.pos_emb.weight, next(t))
+        self._step_cache = (sources, [p._version for p in sources], weights)
+        return weights
+
+    def _apply(self, fn, recurse=True):  # .to(), .double(), ... give parameters new storage
+        self._step_cache = None
+        return super()._apply(fn, recurse)
+
+    def flops_per_token(self, context: int, vocab: int | None = None) -> int:
+        """FLOPs (2 per multiply-add) of one token attending to `context` positions (itself
+        included): the weight matmuls, QK^T and AV, and a head over `vocab` ids (default all).
+        Norms, GELU and softmax are O(C) per token and left out."""
         c = self.config
-        weights = 2 * (c.n_layer * 12 * c.n_embd**2 + c.n_embd * c.vocab_size)
+        weights = 2 * c.n_layer * 12 * c.n_embd**2 + 2 * c.n_embd * (vocab or c.vocab_size)
         attention = 2 * 2 * c.n_layer * context * c.n_embd
         return weights + attention

@@ -7,9 +7,11 @@ value the daemon accepts.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 from daemon import kit
-from daemon.generate import GrooveRequest
+from daemon.generate import Generator, GrooveRequest
+from daemon.styles import Catalog, StyleError
 from daemon.vocab import DRUMMERS, GENRES, KINDS
 from shared.notes import Note
 from shared.protocol import (
@@ -26,12 +28,25 @@ GUIDANCE_RANGE = (0.0, 10.0)
 MAX_STYLES_IN_MIX = 8
 
 
-def groove_request(msg: dict, meters: tuple[tuple[int, int], ...], styles: tuple[str, ...] = GENRES) -> GrooveRequest:
+def request_for(msg: dict, generator: Generator) -> GrooveRequest:
+    """groove_request for what this generator plays: its meters and every style it knows, the
+    user's learned ones included, each named style checked to load (not damaged, learned on
+    this model)."""
+    request = groove_request(msg, generator.vocab.meters, Catalog(generator.style_folder))
+    try:
+        generator.voice(request.style)
+    except StyleError as err:
+        raise ProtocolError(E_UNKNOWN_STYLE, str(err)) from None
+    return request
+
+
+def groove_request(msg: dict, meters: tuple[tuple[int, int], ...], styles: Collection[str] = GENRES) -> GrooveRequest:
     """The `generate` fields of `msg` as a GrooveRequest; unknown extra fields are ignored.
 
-    `meters` are the time signatures the model's vocabulary can write.
+    `meters` are the time signatures the model's vocabulary can write; `styles` the style names
+    a request may use (a daemon.styles.Catalog, which also knows the user's learned styles).
     """
-    num, den = _time_signature(msg.get("time_signature", [4, 4]), meters)
+    num, den = meter(msg, meters)
     return GrooveRequest(
         style=_style(msg.get("style"), styles),
         drummer=_choice(msg, "drummer", DRUMMERS, E_UNKNOWN_STYLE),
@@ -83,7 +98,7 @@ def _choice(msg: dict, name: str, allowed: tuple[str, ...], code: str) -> str | 
     return value.lower()
 
 
-def _style(value: object, styles: tuple[str, ...]) -> str | dict[str, float] | None:
+def _style(value: object, styles: Collection[str]) -> str | dict[str, float] | None:
     if value is None or value == "any":
         return None
     if isinstance(value, str):
@@ -107,6 +122,11 @@ def _style(value: object, styles: tuple[str, ...]) -> str | dict[str, float] | N
             raise ProtocolError(E_BAD_REQUEST, "style weights must not all be zero")
         return mix
     raise ProtocolError(E_BAD_REQUEST, "style must be a name or a map of name to weight")
+
+
+def meter(msg: dict, meters: tuple[tuple[int, int], ...]) -> tuple[int, int]:
+    """`time_signature` of `msg` (default 4/4), one the model can write."""
+    return _time_signature(msg.get("time_signature", [4, 4]), meters)
 
 
 def _time_signature(value: object, meters: tuple[tuple[int, int], ...]) -> tuple[int, int]:

@@ -2,7 +2,8 @@
 
 ZeroMQ pattern: an asynchronous server (the guide's ROUTER front end with one worker).
 The network thread owns the ROUTER socket and answers `ping`, `info`, `styles` and every
-malformed request itself, at once; `generate` jobs go to a queue. One model worker takes
+malformed request itself, at once; `generate` jobs go to a queue, and so do clip ops and
+`learn_style`, which the worker runs alone. One model worker takes
 everything waiting in the queue (up to MAX_BATCH_ROWS rows) and samples it as one batch,
 so sixteen clients asking at once cost little more than one. Results travel back to the
 network thread through an inproc PAIR socket, because a ZeroMQ socket belongs to one thread.
@@ -25,10 +26,10 @@ import msgpack
 import torch
 import zmq
 
-from daemon import __version__, checkpoint, clip_ops
+from daemon import __version__, checkpoint, clip_ops, styles
 from daemon.generate import Generator, GrooveRequest
 from daemon.humanize import Humanizer
-from daemon.requests import MAX_CLIP_BARS, clip, groove_request, number, whole_number
+from daemon.requests import MAX_CLIP_BARS, clip, meter, number, request_for, whole_number
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
 
@@ -46,7 +47,7 @@ class Job:
     request_id: object
     request: GrooveRequest | None  # a plain `generate`: batched with the others waiting
     received: float
-    task: Callable[[], dict] | None = None  # a clip op: runs alone and returns the reply's fields
+    task: Callable[[], dict] | None = None  # a clip op or learn_style: runs alone, returns the reply's fields
 
 
 @dataclass
@@ -57,6 +58,7 @@ class ServeConfig:
     threads: int | None = None  # torch intra-op threads; default: all cores
     curve_secret: Path | None = None  # z85 server secret key file (from `drumigen keys`)
     insecure: bool = False  # allow a non-loopback bind without CurveZMQ
+    styles: Path | None = None  # the user's learned styles; None: styles.default_folder()
 
 
 class Daemon:
@@ -66,7 +68,7 @@ class Daemon:
         if config.threads:
             torch.set_num_threads(config.threads)
         started = time.perf_counter()
-        self.generator = Generator.load(config.checkpoint, config.device)
+        self.generator = Generator.load(config.checkpoint, config.device, config.styles)
         log.info("model %s on %s loaded in %.2f s", config.checkpoint.name, self.generator.device,
                  time.perf_counter() - started)
         self.jobs: queue.Queue[Job] = queue.Queue(MAX_QUEUE)
@@ -102,12 +104,7 @@ class Daemon:
             P.OP_VARIATION: self._variation,
             P.OP_FILL: self._fill,
             P.OP_HUMANIZE: self._humanize,
-        }
-        self._styles = {
-            "styles": list(GENRES),
-            "drummers": list(DRUMMERS),
-            "time_signatures": [list(m) for m in self.generator.vocab.meters],
-            "kits": ["gm", "gmd", "rack16"],
+            P.OP_LEARN_STYLE: self._learn_style,
         }
 
     # --- network thread ----------------------------------------------------------------------
@@ -164,9 +161,9 @@ class Daemon:
             if op == P.OP_INFO:
                 return envelope, P.ok_reply(request_id, queue=self.jobs.qsize(), **self._info)
             if op == P.OP_STYLES:
-                return envelope, P.ok_reply(request_id, **self._styles)
+                return envelope, P.ok_reply(request_id, **self._style_list())
             if op == P.OP_GENERATE:
-                request = groove_request(msg, self.generator.vocab.meters)
+                request = request_for(msg, self.generator)
                 self.jobs.put_nowait(Job(envelope, request_id, request, time.perf_counter()))
                 return None
             if op in self._clip_ops:
@@ -202,9 +199,22 @@ class Daemon:
                     break
                 self._send(envelope, reply)
 
+    def _style_list(self) -> dict:
+        """Read afresh each time: a style learned or deleted with the CLI shows at once."""
+        folder = self.generator.style_folder
+        return {
+            "styles": styles.all_names(folder),  # every name `style` takes: genres, presets, drummers, learned
+            "genres": list(GENRES),
+            "presets": {name: preset.about for name, preset in styles.PRESETS.items()},
+            "learned": [name for name in styles.all_names(folder) if name not in styles.BUILTIN],
+            "drummers": list(DRUMMERS),
+            "time_signatures": [list(m) for m in self.generator.vocab.meters],
+            "kits": ["gm", "gmd", "rack16"],
+        }
+
     # --- clip ops: checked here on the network thread, run by the worker -----------------------
     def _clip(self, msg: dict) -> tuple[GrooveRequest, list, float]:
-        request = groove_request(msg, self.generator.vocab.meters)
+        request = request_for(msg, self.generator)
         notes, length = clip(msg, request.meter)
         return request, notes, length
 
@@ -227,7 +237,8 @@ class Daemon:
         ghost_notes = msg.get("ghost_notes", False)
         if not isinstance(ghost_notes, bool):
             raise P.ProtocolError(P.E_BAD_REQUEST, "ghost_notes must be true or false")
-        style = request.style if not isinstance(request.style, dict) else max(request.style, key=request.style.get)
+        voice = self.generator.voice(request.style)
+        style = voice.genre or voice.habits  # the humanizer knows genres; a learned style plays as `any`
         seed = request.seed if request.seed is not None else random.randrange(2**31)
 
         def run() -> dict:
@@ -237,6 +248,41 @@ class Daemon:
                     ghost_notes=ghost_notes)]}
                 for v in range(request.variations)
             ]}
+        return run
+
+    def _learn_style(self, msg: dict) -> Callable[[], dict]:
+        """A style learned from Live clips (about a minute on a laptop CPU; the queue waits)."""
+        name = msg.get("name")
+        if not isinstance(name, str):
+            raise P.ProtocolError(P.E_BAD_REQUEST, "name (the new style's name) must be a string")
+        replace = msg.get("replace", False)
+        if not isinstance(replace, bool):
+            raise P.ProtocolError(P.E_BAD_REQUEST, "replace must be true or false")
+        try:
+            name = styles.check_name(name)
+        except styles.StyleError as err:
+            raise P.ProtocolError(P.E_BAD_REQUEST, str(err)) from None
+        raw = msg.get("clips")
+        if not isinstance(raw, list) or not styles.MIN_GROOVES <= len(raw) <= styles.MAX_GROOVES:
+            raise P.ProtocolError(P.E_BAD_REQUEST, f"clips must be a list of {styles.MIN_GROOVES}..{styles.MAX_GROOVES} clip maps (your grooves)")
+        clips = []
+        for i, item in enumerate(raw, 1):
+            if not isinstance(item, dict):
+                raise P.ProtocolError(P.E_BAD_REQUEST, f"clip {i} is not a map")
+            m = meter(item, self.generator.vocab.meters)
+            notes, length = clip(item, m)
+            clips.append((notes, number(item, "tempo", 120.0, P.TEMPO_RANGE), m, length))
+        steps = whole_number(msg, "steps", styles.STEPS, (1, 400))
+        model = self.generator.model  # learning reads it on the CPU; a CUDA daemon reads the file again
+        loaded = (model, self.generator.vocab) if self.generator.device.type == "cpu" else None
+
+        def run() -> dict:
+            try:
+                style = styles.learn_style_from_clips(name, clips, self.config.checkpoint, steps,
+                                                      folder=self.generator.style_folder, replace=replace, loaded=loaded)
+            except styles.StyleError as err:
+                raise P.ProtocolError(P.E_BAD_REQUEST, str(err)) from None
+            return {"style": style.name, "base": style.base, "drummer": style.drummer, "fit": style.fit}
         return run
 
     # --- model worker ------------------------------------------------------------------------
@@ -273,6 +319,8 @@ class Daemon:
         started = time.perf_counter()
         try:
             fields = job.task()
+        except P.ProtocolError as err:  # refused once it ran (a learn_style whose clips hold no drums)
+            return job.envelope, P.error_reply(job.request_id, err.code, err.message)
         except Exception:
             log.exception("a clip op failed")
             message = f"the daemon failed on this clip; details are in {log_file_hint()}"

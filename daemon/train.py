@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from daemon import checkpoint
-from daemon.data import DEFAULT_DATA, WindowSampler, collate, evaluation_windows, load_dataset
+from daemon.data import DEFAULT_DATA, WindowSampler, collate, condition_priors, evaluation_windows, load_dataset
 from daemon.model import DrumTransformer, ModelConfig
 from daemon.vocab import Vocabulary
 
@@ -126,6 +126,7 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.eval_windows:
         val_windows = random.Random(0).sample(val_windows, min(cfg.eval_windows, len(val_windows)))
     sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank)
+    priors = condition_priors(train_set, vocab)
     log.info("data: %d train performances, %d validation windows, vocabulary %d (%.1fs)",
              len(train_set), len(val_windows), len(vocab), time.time() - started)
 
@@ -167,7 +168,7 @@ def train(cfg: TrainConfig) -> dict:
             log.info("step %d: val NLL %.4f/token %.4f/note", step, metrics["nll_token"], metrics["nll_note"])
             meta = {"step": step, "best_val_nll_token": min(best, metrics["nll_token"]), "history": history,
                     "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-                    "device": str(device), "torch": str(torch.__version__)}
+                    "device": str(device), "torch": str(torch.__version__), "priors": priors}
             if metrics["nll_token"] < best:
                 best = metrics["nll_token"]
                 checkpoint.save(Path(cfg.out), model, vocab, meta)

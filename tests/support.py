@@ -29,12 +29,13 @@ class DaemonProcess:
     def __init__(self, tmp: Path, checkpoint: Path | None = None) -> None:
         self.endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.log_file = tmp / "daemon.log"
+        self.styles = tmp / "styles"  # learned styles, kept out of the user's own folder
         self.checkpoint = checkpoint
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 20.0) -> "DaemonProcess":
         cmd = [sys.executable, "-m", "daemon.cli", "serve", "--bind", self.endpoint, "--threads", "1",
-               "--log-file", str(self.log_file)]
+               "--log-file", str(self.log_file), "--styles", str(self.styles)]
         if self.checkpoint:
             cmd += ["--checkpoint", str(self.checkpoint)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -1,0 +1,202 @@
+"""How fast `Generator.generate` is, and where its time goes.
+
+    .venv/bin/python benchmarks/bench_generate.py            # the table (medians of --runs)
+    .venv/bin/python benchmarks/bench_generate.py --profile  # one decode step, part by part
+
+The table: 4 bars x 1 and x 8 variations and 16 bars x 1, with tokens per pattern, ms per
+token (wall time / longest row's tokens, i.e. per decode step), the FLOPs a pattern costs
+(DrumTransformer.flops_per_token summed over the real contexts, prefill included) and the
+FLOP rate that achieves, against this machine's rate on one large matmul measured here.
+Timings on a shared machine are noisy: every figure is a median, and the cases run
+interleaved so that a burst of load hits all of them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from daemon import generate as gen  # noqa: E402
+from daemon.generate import Generator, GrooveRequest  # noqa: E402
+from daemon.grammar import BarState  # noqa: E402
+from daemon.vocab import SLOTS  # noqa: E402
+
+CASES = {
+    "4 bars x 1": dict(bars=4, variations=1),
+    "4 bars x 8": dict(bars=4, variations=8),
+    "16 bars x 1": dict(bars=16, variations=1),
+}
+
+
+def matmul_rate(threads: int, n: int = 1024, runs: int = 10) -> float:
+    """FLOP/s of one large float32 matmul on `threads` threads: the most this CPU does with
+    torch's BLAS (the best of `runs`, so a burst of load elsewhere does not hide it)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        return 2 * n**3 / min(_timed(lambda: a @ b) for _ in range(runs))
+    finally:
+        torch.set_num_threads(before)
+
+
+def _timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def pattern_flops(g: Generator, ids: list[int], block_size: int) -> int:
+    """FLOPs of generating `ids` after the prefix: the prefill's tokens, then one decode step
+    per sampled token (the last sampled token, the closing Bar, is never fed back)."""
+    model, n = g.model, len(SLOTS)
+    flops = sum(model.flops_per_token(t + 1) for t in range(n))  # prefill: full-vocabulary head
+    for t in range(n, n + len(ids)):
+        flops += model.flops_per_token(min(t, block_size) + 1, g.table.size)
+    return flops
+
+
+def run_table(g: Generator, runs: int, seed: int) -> None:
+    decode_threads = g.threads or torch.get_num_threads()
+    rates = {t: matmul_rate(t) for t in sorted({1, torch.get_num_threads(), decode_threads})}
+    rate = rates[decode_threads]
+    times: dict[str, list[float]] = defaultdict(list)
+    shapes: dict[str, list[tuple[int, int, int]]] = defaultdict(list)  # (longest, mean tokens, flops)
+    captured: list = []
+    real_patterns = g._patterns
+
+    def capture(requests, rows):
+        captured[:] = [r.state.ids for r in rows]
+        return real_patterns(requests, rows)
+
+    g._patterns = capture
+    for name, kw in CASES.items():  # warm up every path once
+        g.generate([GrooveRequest(seed=seed, style="funk", **kw)])
+    for i in range(runs):
+        for name, kw in CASES.items():
+            request = GrooveRequest(seed=seed + 100 * i, style="funk", **kw)
+            times[name].append(_timed(lambda: g.generate([request])))
+            lengths = [len(ids) + 1 for ids in captured]  # + the closing Bar that was sampled
+            flops = sum(pattern_flops(g, ids, g.block_size) for ids in captured)
+            shapes[name].append((max(lengths), statistics.mean(lengths), flops))
+    g._patterns = real_patterns
+
+    print(f"torch {torch.__version__}; torch threads {torch.get_num_threads()}, decoding on {decode_threads}; "
+          f"medians of {runs} runs")
+    print("large matmul (1024^3, float32): " + ", ".join(
+        f"{r / 1e9:.1f} GFLOP/s on {t} thread{'s' if t > 1 else ''}" for t, r in rates.items()) + "\n")
+    head = f"{'case':12} {'median ms':>9} {'min ms':>7} {'tokens/pattern':>14} {'ms/token':>8} " \
+           f"{'MFLOP/pattern':>13} {'GFLOP/s':>8} {'of matmul':>9}"
+    print(head)
+    print("-" * len(head))
+    one = statistics.median(times["4 bars x 1"])
+    for name in CASES:
+        t = statistics.median(times[name])
+        longest = statistics.median(s[0] for s in shapes[name])
+        mean_tokens = statistics.median(s[1] for s in shapes[name])
+        flops = statistics.median(s[2] for s in shapes[name])
+        variations = CASES[name]["variations"]
+        achieved = flops / t
+        print(f"{name:12} {t * 1e3:9.1f} {min(times[name]) * 1e3:7.1f} {mean_tokens:14.0f} "
+              f"{t * 1e3 / longest:8.2f} {flops / variations / 1e6:13.1f} {achieved / 1e9:8.2f} "
+              f"{achieved / rate:9.1%}")
+    print(f"\n8 variations / 1: {statistics.median(times['4 bars x 8']) / one:.2f}x "
+          "(ms/token divides by the longest row, which sets the number of steps)")
+
+
+def run_profile(g: Generator, runs: int, seed: int) -> None:
+    """Wall time per generate() split into its parts, per decode step."""
+    spent: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+
+    def wrap(owner, attr, label):
+        real = getattr(owner, attr)
+
+        def timed(*args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return real(*args, **kwargs)
+            finally:
+                spent[label] += time.perf_counter() - t
+                calls[label] += 1
+
+        setattr(owner, attr, timed)
+        return real
+
+    undo = [
+        (g.model, "step", wrap(g.model, "step", "model.step (decode forward)")),
+        (g, "_prefill", wrap(g, "_prefill", "prefill (prefix forward)")),
+        (g.table, "allowed", wrap(g.table, "allowed", "grammar: allowed ids")),
+        (gen, "sample_top_p", wrap(gen, "sample_top_p", "top-p draw")),
+        (BarState, "advance", wrap(BarState, "advance", "grammar: advance state")),
+        (g, "_patterns", wrap(g, "_patterns", "tokens -> notes")),
+    ]
+    for name, kw in CASES.items():
+        if name == "16 bars x 1":
+            continue
+        g.generate([GrooveRequest(seed=seed, style="funk", **kw)])
+        spent.clear(), calls.clear()
+        total = []
+        for i in range(runs):
+            request = GrooveRequest(seed=seed + i, style="funk", **kw)
+            total.append(_timed(lambda: g.generate([request])))
+        steps = calls["model.step (decode forward)"] / runs
+        whole = sum(total) / runs
+        print(f"\n{name}: {whole * 1e3:.1f} ms mean per generate(), {steps:.0f} decode steps")
+        print(f"  {'part':30} {'ms/run':>7} {'us/step':>8} {'share':>6}")
+        for label in spent:
+            per_run = spent[label] / runs
+            print(f"  {label:30} {per_run * 1e3:7.1f} {per_run / steps * 1e6:8.1f} {per_run / whole:6.1%}")
+        rest = whole - sum(spent.values()) / runs
+        print(f"  {'rest (loop, batching, numpy)':30} {rest * 1e3:7.1f} {rest / steps * 1e6:8.1f} {rest / whole:6.1%}")
+    for owner, attr, real in undo:
+        if owner is BarState or owner is gen:
+            setattr(owner, attr, real)
+        else:
+            delattr(owner, attr) if attr in vars(owner) else None
+
+    # One decode step, op by op, with torch's profiler.
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(g.threads or torch.get_num_threads())
+    with torch.inference_mode():
+        cache = g.model.new_cache(1)
+        g.model(torch.randint(0, g.table.size, (1, 100)), cache)
+        tok = torch.tensor([5])
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(100):
+                cache.length = 100
+                g.model.step(tok, cache, g.table.size)
+    print(f"\nmodel.step at batch 1, context 100, {torch.get_num_threads()} thread(s), per op (torch.profiler, 100 steps):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=25)
+    p.add_argument("--threads", type=int, default=2, help="torch intra-op threads, as a daemon sets them (default 2)")
+    p.add_argument("--decode-threads", type=int, help="Generator.threads while sampling "
+                   f"(default {Generator.threads}; 0 = use torch's setting)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--profile", action="store_true", help="break one generate() down instead")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    g = Generator.load(device="cpu")
+    print(f"Generator.load: {(time.perf_counter() - started) * 1e3:.0f} ms")
+    if args.decode_threads is not None:
+        g.threads = args.decode_threads or None
+    (run_profile if args.profile else run_table)(g, args.runs, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,854 @@
+"""Styles: the genres, the GMD drummers, built-in presets, and styles learned from a user's grooves.
+
+The model reads a style at the genre slot of its prefix, and `DrumTransformer.forward(prefix_mix=...)`
+puts `weights @ token embeddings` there, so every style is a weight vector over the vocabulary:
+a genre is a one-hot, a preset a blend of genres, `drummerN` the `any` genre with drummer N in
+the drummer slot (a prefix override).
+
+A learned style is found like textual inversion: the model stays frozen and gradient descent
+moves the genre-slot vector until the model predicts the user's grooves better. The vector may
+only use the genre and drummer tokens (30 weights), because then a style reads like a recipe
+("0.5 soul, 0.3 drummer7, -0.4 rock"), stays near embeddings the model was trained on, and has
+too few degrees of freedom for 3-20 grooves to overfit; an L2 pull towards the starting genre
+keeps it close. Learning starts at the genre closest to the grooves and, when one GMD drummer
+predicts them better than `any`, plays with that drummer. A groove template (where each piece
+lands around each 16th, and how hard) is measured too and stored. docs/styles.md has the
+folder, the file format, what each preset is made of and the measurements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+import weakref
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch.nn import functional as F
+
+from daemon import checkpoint, kit
+from daemon.data import bar_stats
+from daemon.model import DrumTransformer
+from daemon.vocab import DRUMMERS, GENRES, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
+from shared.notes import Note
+
+if TYPE_CHECKING:  # symusic loads when a style is learned: the daemon starts without it
+    import symusic
+
+FORMAT = "mididrumigen-style"
+FORMAT_VERSION = 1
+FOLDER_ENV = "MIDIDRUMIGEN_STYLES"
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+DRUM_PITCHES = range(TOKENIZER_CONFIG["drums_pitch_range"][0], TOKENIZER_CONFIG["drums_pitch_range"][1] + 1)
+TICKS_PER_BEAT = 480
+
+# Learning. Measured (docs/styles.md): held-out loss stops falling after 20-40 steps of 16 windows.
+MIN_GROOVES = 3
+MAX_GROOVES = 20  # the daemon's limit per learn_style request; more adds little for a 30-weight style
+MIN_BARS = 4  # a shorter groove is looped to this length, as Live loops a clip
+WINDOW_BARS = 2  # the bars right after the prefix are the ones the style steers most
+MAX_WINDOW_TOKENS = 160  # two bars are ~70 tokens, two very busy ones ~150
+STEPS = 40
+BATCH = 16
+LR = 0.1
+PULL = 3e-3  # L2 weight on the distance from the starting genre's one-hot
+SCAN_WINDOWS, SCAN_TOKENS = 64, 40  # picking the closest genre and drummer: an early look at many windows
+EVAL_WINDOWS = 64  # the before/after loss stored with a style
+KIND = "beat"  # a style is taught with grooves, so they are fit as beats
+# Intra-op threads while learning. As for sampling (daemon/generate.py), a second thread buys
+# little when another process holds a core (Live, the daemon): measured here under load, one
+# thread learned 2x faster than two.
+THREADS = 1
+
+
+Progress = Callable[[int, int], None]  # (units done, units in all): scanned candidates, steps, evaluations
+
+
+class StyleError(ValueError):
+    """A refusal a musician can read: bad files, a bad name, a damaged or foreign style."""
+
+
+class UnknownStyle(StyleError, KeyError):
+    """No style by that name; a KeyError too, as `resolve` promises."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+# --- groove templates ----------------------------------------------------------------------------
+TEMPLATE_GROUPS = {  # the pieces a drummer thinks in
+    "kick": (35, 36), "snare": (37, 38, 39, 40), "hats": (42, 44, 46), "ride": (51, 53, 59),
+    "toms": (41, 43, 45, 47, 48, 50), "crash": (49, 52, 55, 57),
+}
+GROUP_OF = {p: g for g, pitches in TEMPLATE_GROUPS.items() for p in pitches}
+
+
+def steps_per_bar(meter: tuple[int, int]) -> int:
+    return meter[0] * 16 // meter[1]
+
+
+@dataclass
+class Groove:
+    """A performance as the learner sees it: canonical-kit notes in beats, its tempo and meter."""
+
+    name: str
+    notes: list[Note]
+    tempo: float
+    meter: tuple[int, int]
+    bars: int
+
+
+@dataclass
+class GrooveTemplate:
+    """Mean micro-timing (in 16ths, + = late) and velocity per piece group and 16th of the bar:
+    a drummer's feel with the pattern taken out, like an MPC groove template. None: no such hit."""
+
+    meter: tuple[int, int]
+    offsets: dict[str, list[float | None]]
+    velocities: dict[str, list[float | None]]
+
+    @classmethod
+    def measure(cls, grooves: list[Groove]) -> "GrooveTemplate":
+        """The template of the grooves in their most played meter."""
+        bars: Counter = Counter()
+        for groove in grooves:
+            bars[groove.meter] += groove.bars
+        meter = bars.most_common(1)[0][0]
+        n = steps_per_bar(meter)
+        sums = {g: [[0.0, 0.0, 0] for _ in range(n)] for g in TEMPLATE_GROUPS}
+        for groove in (g for g in grooves if g.meter == meter):
+            for note in groove.notes:
+                group, step, offset = cls._place(note)
+                if group is not None:
+                    acc = sums[group][step % n]
+                    acc[0] += offset
+                    acc[1] += note.velocity
+                    acc[2] += 1
+        offsets = {g: [round(o / c, 3) if c else None for o, _, c in s] for g, s in sums.items()}
+        velocities = {g: [round(v / c, 1) if c else None for _, v, c in s] for g, s in sums.items()}
+        return cls(meter, offsets, velocities)
+
+    @classmethod
+    def feel(cls, swing16: float = 0.0, swing8: float = 0.0, lay_back: dict[str, float] | None = None,
+             meter: tuple[int, int] = (4, 4)) -> "GrooveTemplate":
+        """A hand-written feel for the presets: off-beat 16ths late by `swing16` 16ths, off-beat 8ths
+        by `swing8`, the groups in `lay_back` behind the beat; velocities left to the model."""
+        lay_back = lay_back or {}
+        n = steps_per_bar(meter)
+        offsets = {g: [round(lay_back.get(g, 0.0) + swing16 * (s % 2) + swing8 * (s % 4 == 2), 3) for s in range(n)]
+                   for g in TEMPLATE_GROUPS}
+        return cls(meter, offsets, {g: [None] * n for g in TEMPLATE_GROUPS})
+
+    def apply(self, notes: list[Note], meter: tuple[int, int], length: float, timing: float = 1.0,
+              velocity: float = 0.0) -> list[Note]:
+        """Canonical-kit notes with each piece group's mean timing (and velocity) on each 16th of
+        this clip moved `timing` (`velocity`) of the way, 0..1, to the template's; every hit keeps
+        its own deviation from that mean, so the feel changes and the human spread stays. Notes
+        in another meter come back unchanged. Velocity is off by default (docs/styles.md)."""
+        if tuple(meter) != self.meter:
+            return list(notes)
+        n = steps_per_bar(self.meter)
+        cells: dict[tuple[str, int], list[tuple[float, int]]] = {}
+        for note in notes:
+            group, step, offset = self._place(note)
+            if group is not None:
+                cells.setdefault((group, step % n), []).append((offset, note.velocity))
+        out = []
+        for note in notes:
+            group, step, _ = self._place(note)
+            start, vel = note.start, note.velocity
+            if group is not None:
+                cell = cells[(group, step % n)]
+                target, loudness = self.offsets[group][step % n], self.velocities[group][step % n]
+                if target is not None:
+                    start += timing * (target - sum(o for o, _ in cell) / len(cell)) / 4
+                if loudness is not None:
+                    vel = round(vel + velocity * (loudness - sum(v for _, v in cell) / len(cell)))
+            out.append(replace(note, start=min(max(start, 0.0), length - 1 / 64), velocity=min(max(vel, 1), 127)))
+        return sorted(out, key=lambda x: (x.start, x.pitch))
+
+    @staticmethod
+    def _place(note: Note) -> tuple[str | None, int, float]:
+        """The note's piece group, nearest 16th and offset from it (in 16ths)."""
+        sixteenths = note.start * 4
+        step = math.floor(sixteenths + 0.5)
+        return GROUP_OF.get(kit.to_canonical(note.pitch)), step, sixteenths - step
+
+    def to_json(self) -> dict:
+        return {"meter": list(self.meter), "offsets": self.offsets, "velocities": self.velocities}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "GrooveTemplate":
+        meter = (int(data["meter"][0]), int(data["meter"][1]))
+        n = steps_per_bar(meter)
+        offsets, velocities = data["offsets"], data["velocities"]
+        for table in (offsets, velocities):
+            if set(table) != set(TEMPLATE_GROUPS) or any(
+                    len(v) != n or not all(x is None or isinstance(x, (int, float)) for x in v) for v in table.values()):
+                raise ValueError("its groove template is not one number (or null) per piece group and 16th")
+        return cls(meter, offsets, velocities)
+
+
+# --- built-in styles -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Preset:
+    """A well-known feel made of what the model already knows: a blend of GMD genres, and a
+    hand-written groove template."""
+
+    mix: dict[str, float]  # genre -> share
+    template: GrooveTemplate
+    about: str
+
+
+PRESETS = {
+    "laid-back-hiphop": Preset(
+        {"hiphop": 0.7, "jazz": 0.3}, GrooveTemplate.feel(swing16=0.25, lay_back={"snare": 0.15}),
+        "70% hiphop + 30% jazz; 16ths swung (~56%), snare a little behind the beat"),
+    "disco-funk": Preset(
+        {"dance": 0.6, "funk": 0.4}, GrooveTemplate.feel(),
+        "60% dance (GMD's 7 disco and breakbeat grooves) + 40% funk; pulled towards the grid"),
+    "motown-soul": Preset(
+        {"soul": 0.6, "funk": 0.4}, GrooveTemplate.feel(lay_back={"snare": 0.1}),
+        "60% soul + 40% funk; straight, snare slightly behind the beat"),
+    "second-line": Preset(
+        {"neworleans": 0.7, "funk": 0.3}, GrooveTemplate.feel(swing16=0.33),
+        "70% neworleans + 30% funk; 16ths swung (~58%)"),
+    "shuffle-blues": Preset(
+        {"blues": 0.5, "rock": 0.5}, GrooveTemplate.feel(swing8=0.67),
+        "50% blues + 50% rock; off-beat 8ths on the triplet (a shuffle)"),
+    "afro-groove": Preset(
+        {"afrobeat": 0.6, "highlife": 0.2, "funk": 0.2}, GrooveTemplate.feel(swing16=0.1),
+        "60% afrobeat + 20% highlife + 20% funk; 16ths lightly swung"),
+}
+BUILTIN = frozenset({*GENRES, *DRUMMERS, *PRESETS, "any"})
+
+
+def check_name(name: str) -> str:
+    """The name as stored (lower case); a StyleError when it is odd or taken by a built-in style."""
+    clean = name.strip().lower()
+    if not NAME_PATTERN.fullmatch(clean):
+        raise StyleError(f"style name {name!r} won't do: use 1-40 letters, digits, '-' or '_' (like my-funk)")
+    if clean in BUILTIN:
+        raise StyleError(f"{clean!r} is a built-in style; choose another name")
+    return clean
+
+
+# --- learned styles on disk ----------------------------------------------------------------------
+def default_folder() -> Path:
+    """$MIDIDRUMIGEN_STYLES, else $XDG_DATA_HOME/mididrumigen/styles (~/.local/share by default)."""
+    if os.environ.get(FOLDER_ENV):
+        return Path(os.environ[FOLDER_ENV]).expanduser()
+    data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data) / "mididrumigen" / "styles"
+
+
+_fingerprints: dict[int, tuple[weakref.ref, int, str]] = {}
+
+
+def fingerprint(weight: torch.Tensor) -> str:
+    """A short hash of a model's token embeddings: a style means something only to the model it was
+    learned on. Cached per tensor version, because the daemon asks per request."""
+    ref, version, digest = _fingerprints.get(id(weight), (None, -1, ""))
+    if ref is not None and ref() is weight and version == weight._version:
+        return digest
+    digest = hashlib.sha256(weight.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()[:16]
+    _fingerprints[id(weight)] = (weakref.ref(weight), weight._version, digest)
+    return digest
+
+
+@dataclass
+class Style:
+    """A learned style as stored: its genre-slot weights by token name (robust to id order), its
+    drummer, its feel, what it was learned from and on which model."""
+
+    name: str
+    base: str  # the genre learning started from
+    weights: dict[str, float]  # token name -> weight, non-zero entries only
+    drummer: str | None  # the drummer slot it was learned with; None is `any`
+    template: GrooveTemplate | None
+    sources: list[str]
+    checkpoint: str  # file name of the model
+    fingerprint: str  # `fingerprint` of that model's token embeddings
+    created: str
+    fit: dict  # how learning went: grooves, windows, steps, seconds, loss before and after
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT, "version": FORMAT_VERSION, "name": self.name, "created": self.created,
+            "base": self.base, "drummer": self.drummer, "weights": self.weights,
+            "template": None if self.template is None else self.template.to_json(),
+            "sources": self.sources, "checkpoint": {"file": self.checkpoint, "tok_emb_sha256": self.fingerprint},
+            "fit": self.fit,
+        }
+
+    @classmethod
+    def from_json(cls, data: object, origin: str) -> "Style":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise StyleError(f"{origin} is not a MidiDrumiGen style file")
+        if data.get("version") != FORMAT_VERSION:
+            raise StyleError(f"{origin} is style format {data.get('version')!r}; this MidiDrumiGen reads "
+                             f"{FORMAT_VERSION}")
+        try:
+            weights = {str(k): float(v) for k, v in data["weights"].items()}
+            if not weights or not all(math.isfinite(v) for v in weights.values()):
+                raise ValueError("its weights are empty or not numbers")
+            drummer = data["drummer"]
+            if drummer is not None and drummer not in DRUMMERS:
+                raise ValueError(f"unknown drummer {drummer!r}")
+            return cls(
+                name=str(data["name"]), base=str(data["base"]), weights=weights, drummer=drummer,
+                template=None if data["template"] is None else GrooveTemplate.from_json(data["template"]),
+                sources=[str(s) for s in data["sources"]], checkpoint=str(data["checkpoint"]["file"]),
+                fingerprint=str(data["checkpoint"]["tok_emb_sha256"]), created=str(data["created"]),
+                fit=dict(data.get("fit") or {}),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise StyleError(f"{origin} is damaged ({err}); delete it or import a good copy") from None
+
+    def check(self, model: DrumTransformer) -> None:
+        """Refuse a style learned on another model: its weights would mean something else there."""
+        if fingerprint(model.tok_emb.weight) != self.fingerprint:
+            raise StyleError(f"style {self.name!r} was learned on another model than this one ({self.checkpoint} "
+                             f"with embeddings {self.fingerprint}); learn it again with `drumigen style learn "
+                             f"{self.name} FILES` (it was learned from: {', '.join(self.sources)})")
+
+    def token_weights(self, vocab: Vocabulary) -> dict[int, float]:
+        unknown = [t for t in self.weights if t not in vocab.ids]
+        if unknown:
+            raise StyleError(f"style {self.name!r} uses tokens this model lacks ({', '.join(unknown[:3])}); "
+                             "learn it again")
+        return {vocab.ids[t]: w for t, w in self.weights.items()}
+
+
+_NUMBER_LIST = re.compile(r"\[\s*(?:(?:-?[\d.eE+]+|null),\s*)*(?:-?[\d.eE+]+|null)\s*\]")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Written to a temporary file first, then renamed: a crash leaves the old file or the new one.
+    Lists of numbers stay on one line, so a template reads as a row per piece group."""
+    text = _NUMBER_LIST.sub(lambda m: re.sub(r"\s+", "", m.group()).replace(",", ", "), json.dumps(data, indent=1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class StyleLibrary:
+    """The user's learned styles: one JSON file per style in `folder`."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = Path(folder) if folder is not None else default_folder()
+
+    def path(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
+
+    def list(self) -> list[str]:
+        """Every style file's name, damaged ones included (so they can be deleted)."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p.stem for p in self.folder.glob("*.json") if NAME_PATTERN.fullmatch(p.stem))
+
+    def load(self, name: str) -> Style:
+        key = name.strip().lower()
+        path = self.path(key)
+        if not NAME_PATTERN.fullmatch(key) or not path.is_file():
+            raise UnknownStyle(f"no style named {name!r}; `drumigen style list` shows them")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise StyleError(f"style {key!r} is damaged ({path}: {err}); delete it with "
+                             f"`drumigen style delete {key}`") from None
+        style = Style.from_json(data, f"style file {path}")
+        if style.name != key:
+            raise StyleError(f"style file {path} holds style {style.name!r}; rename the file back or import it")
+        return style
+
+    def save(self, style: Style, replace: bool = False) -> Path:
+        path = self.path(check_name(style.name))
+        if path.exists() and not replace:
+            raise StyleError(f"there is already a style named {style.name!r}; choose another name or replace it")
+        _write_json(path, style.to_json())
+        return path
+
+    def rename(self, old: str, new: str) -> Style:
+        style = self.load(old)
+        new = check_name(new)
+        if self.path(new).exists():
+            raise StyleError(f"there is already a style named {new!r}")
+        old_path, style.name = self.path(style.name), new
+        self.save(style)
+        old_path.unlink()
+        return style
+
+    def delete(self, name: str) -> None:
+        key = name.strip().lower()
+        if not NAME_PATTERN.fullmatch(key) or not self.path(key).is_file():
+            raise UnknownStyle(f"no style named {name!r}; `drumigen style list` shows them")
+        self.path(key).unlink()
+
+    def export(self, name: str, path: Path) -> Path:
+        """A copy of the style at `path` (a file, or a folder to put `<name>.json` in)."""
+        style = self.load(name)
+        path = Path(path)
+        target = path / f"{style.name}.json" if path.is_dir() else path
+        _write_json(target, style.to_json())
+        return target
+
+    def import_(self, path: Path, name: str | None = None) -> Style:
+        """A style file from elsewhere, checked, added under its own name or `name`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StyleError(f"{path}: no such file") from None
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise StyleError(f"{path} is not a style file ({err})") from None
+        style = Style.from_json(data, str(path))
+        style.name = check_name(name or style.name)
+        if self.path(style.name).exists():
+            raise StyleError(f"there is already a style named {style.name!r}; import it under another name")
+        self.save(style)
+        return style
+
+
+# --- reading grooves -----------------------------------------------------------------------------
+def read_groove(path: Path) -> Groove:
+    """A MIDI file's drum notes; its drum tracks when it has some, else every track (a clip
+    exported from Live need not be on channel 10)."""
+    import symusic
+
+    path = Path(path)
+    if not path.is_file():
+        raise StyleError(f"{path}: no such file")
+    try:
+        score = symusic.Score(str(path))
+    except Exception as err:  # symusic raises bare ValueErrors and RuntimeErrors on bad bytes
+        raise StyleError(f"{path.name} is not a readable MIDI file ({err})") from None
+    tracks = [t for t in score.tracks if t.is_drum] or list(score.tracks)
+    tpq = score.ticks_per_quarter
+    notes = [Note(kit.to_canonical(n.pitch), n.time / tpq, n.duration / tpq, n.velocity) for t in tracks for n in t.notes]
+    tempo = score.tempos[0].qpm if len(score.tempos) else 120.0
+    ts = score.time_signatures
+    meter = (ts[0].numerator, ts[0].denominator) if len(ts) else (4, 4)
+    return groove_from_notes(path.name, notes, tempo, meter)
+
+
+def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[int, int],
+                      length: float | None = None) -> Groove:
+    """A groove from notes in beats, `length` beats long (a clip's loop; by default up to the bar
+    of its last note); a StyleError when none is a drum the model plays."""
+    drums = sorted((replace(n, pitch=kit.to_canonical(n.pitch)) for n in notes
+                    if kit.to_canonical(n.pitch) in DRUM_PITCHES and n.velocity > 0 and n.start >= 0),
+                   key=lambda n: (n.start, n.pitch))
+    if not drums:
+        raise StyleError(f"{name} has no drum notes (GM drum pitches {DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]})")
+    if not (math.isfinite(tempo) and tempo > 0):
+        raise StyleError(f"{name} has no usable tempo ({tempo!r})")
+    bar = meter[0] * 4 / meter[1]
+    bars = math.floor(drums[-1].start / bar + 1e-6) + 1 if length is None else max(1, math.ceil(length / bar - 1e-6))
+    return Groove(name, drums, float(tempo), (int(meter[0]), int(meter[1])), bars)
+
+
+def score_of(notes: list[Note], tempo: float, meter: tuple[int, int]) -> symusic.Score:
+    import symusic
+
+    score = symusic.Score(TICKS_PER_BEAT)
+    score.tempos.append(symusic.Tempo(0, tempo))
+    score.time_signatures.append(symusic.TimeSignature(0, meter[0], meter[1]))
+    track = symusic.Track("drums", 0, True)
+    for n in notes:
+        track.notes.append(symusic.Note(round(n.start * TICKS_PER_BEAT), max(1, round(n.duration * TICKS_PER_BEAT)),
+                                        n.pitch, n.velocity))
+    score.tracks.append(track)
+    return score
+
+
+def windows(groove: Groove, vocab: Vocabulary) -> list[list[int]]:
+    """Prefix + the first WINDOW_BARS bars from every bar with hits (looped up to MIN_BARS first).
+    The drummer slot is `any` here; learning sets it."""
+    if groove.meter not in vocab.meters:
+        raise StyleError(f"{groove.name} is in {groove.meter[0]}/{groove.meter[1]}, which the model does not play")
+    length = groove.bars * groove.meter[0] * 4 / groove.meter[1]
+    loops = math.ceil(MIN_BARS / groove.bars)
+    notes = [replace(n, start=n.start + k * length) for k in range(loops) for n in groove.notes]
+    base = vocab.encode_score(score_of(notes, groove.tempo, groove.meter))
+    starts, hits, _ = bar_stats(base, vocab)
+    prefix = vocab.prefix(Conditions(tempo=groove.tempo, meter=groove.meter, kind=KIND))
+    out = []
+    for b, first in enumerate(starts):
+        if hits[b]:
+            end = starts[b + WINDOW_BARS] if b + WINDOW_BARS < len(starts) else len(base)
+            out.append(prefix + vocab.merge(base[first:end])[:MAX_WINDOW_TOKENS])
+    if not out:
+        raise StyleError(f"{groove.name} has no bar the model can read")
+    return out
+
+
+# --- learning ------------------------------------------------------------------------------------
+def support(vocab: Vocabulary) -> list[int]:
+    """The tokens a learned style may use: every genre-slot and drummer-slot token, `any`s included."""
+    return [i for slot, count in (("genre", len(GENRES)), ("drummer", len(DRUMMERS)))
+            for i in range(vocab.slot_base[slot], vocab.slot_base[slot] + count + 1)]
+
+
+def batch(sequences: list[list[int]], drummer: int, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets padded to the longest; prefix targets are not predicted."""
+    T = max(len(s) for s in sequences)
+    x = torch.full((len(sequences), T), pad, dtype=torch.long)
+    y = torch.full((len(sequences), T), -1, dtype=torch.long)
+    for row, s in enumerate(sequences):
+        x[row, : len(s)] = torch.tensor(s)
+        y[row, len(SLOTS) - 1 : len(s) - 1] = torch.tensor(s[len(SLOTS) :])
+    x[:, SLOTS.index("drummer")] = drummer
+    return x, y
+
+
+def loss(model: DrumTransformer, weights: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean next-token NLL with `weights` (V,) blended into the genre slot of every row."""
+    slot = torch.full((len(x),), SLOTS.index("genre"), dtype=torch.long)
+    logits = model(x, prefix_mix=(slot, weights.expand(len(x), -1)))
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten(), ignore_index=-1)
+
+
+@torch.no_grad()
+def nll(model: DrumTransformer, weights: torch.Tensor, sequences: list[list[int]], drummer: int,
+        pad: int, rows: int = 64) -> float:
+    """Mean NLL per token of `sequences` under a genre-slot vector."""
+    total, count = 0.0, 0
+    for i in range(0, len(sequences), rows):
+        x, y = batch(sequences[i : i + rows], drummer, pad)
+        n = int((y >= 0).sum())
+        total += float(loss(model, weights, x, y)) * n
+        count += n
+    return total / max(count, 1)
+
+
+def one_hot(vocab: Vocabulary, token: int) -> torch.Tensor:
+    w = torch.zeros(len(vocab))
+    w[token] = 1.0
+    return w
+
+
+@dataclass
+class Fit:
+    base: str
+    drummer: str | None
+    weights: torch.Tensor  # (V,)
+    report: dict
+
+
+def fit(model: DrumTransformer, vocab: Vocabulary, per_groove: list[list[list[int]]], steps: int = STEPS,
+        progress: Progress | None = None, seed: int = 0) -> Fit:
+    """Learn a genre-slot vector for the grooves' windows (`per_groove`: each groove's windows).
+
+    Grooves weigh the same whatever their length: a batch draws a groove, then one of its windows.
+    Only the style vector gets gradients (autograd.grad), so the shared model is never touched.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
+    try:
+        return _fit(model, vocab, per_groove, steps, progress, random.Random(seed))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(model: DrumTransformer, vocab: Vocabulary, per_groove: list[list[list[int]]], steps: int,
+         progress: Progress | None, rng: random.Random) -> Fit:
+    total, done = len(GENRES) + 1 + len(DRUMMERS) + steps + 2, 0
+
+    def tick(value: float = 0.0) -> float:
+        """One unit of work done (a candidate scanned, a step, an evaluation): tell `progress`."""
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        return value
+
+    shuffled = [rng.sample(ws, len(ws)) for ws in per_groove]
+    spread = [ws[k] for k in range(max(map(len, shuffled))) for ws in shuffled if k < len(ws)]  # round robin
+    scan = [w[: len(SLOTS) + SCAN_TOKENS] for w in spread[:SCAN_WINDOWS]]
+    judged = spread[:EVAL_WINDOWS]
+    any_drummer = vocab.slot_id("drummer", None)
+    base = min(GENRES, key=lambda g: tick(nll(model, one_hot(vocab, vocab.slot_id("genre", g)), scan, any_drummer,
+                                               vocab.pad)))
+    start = one_hot(vocab, vocab.slot_id("genre", base))
+    drummer = min((None, *DRUMMERS), key=lambda d: tick(nll(model, start, scan, vocab.slot_id("drummer", d), vocab.pad)))
+    drummer_id = vocab.slot_id("drummer", drummer)
+
+    ids = torch.tensor(support(vocab))
+    origin = start[ids]
+    p = origin.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([p], lr=LR)
+    for _ in range(steps):
+        x, y = batch([rng.choice(rng.choice(per_groove)) for _ in range(BATCH)], drummer_id, vocab.pad)
+        weights = torch.zeros(len(vocab)).index_put((ids,), p)
+        objective = loss(model, weights, x, y) + PULL * (p - origin).pow(2).sum()
+        (p.grad,) = torch.autograd.grad(objective, [p])
+        optimizer.step()
+        tick()
+    learned = torch.zeros(len(vocab)).index_put((ids,), p.detach())
+    report = {
+        "loss_base": round(tick(nll(model, start, judged, any_drummer, vocab.pad)), 4),
+        "loss_style": round(tick(nll(model, learned, judged, drummer_id, vocab.pad)), 4),
+    }
+    return Fit(base, drummer, learned, report)
+
+
+def learn_style(name: str, files: list[Path], checkpoint_path: Path = checkpoint.BUNDLED, steps: int = STEPS,
+                progress: Progress | None = None, folder: Path | None = None,
+                replace: bool = False) -> Style:
+    """Learn a style from 3-20 MIDI grooves and save it in the style folder (about 15-60 s)."""
+    if not files:
+        raise StyleError("no MIDI files given: a style is learned from 3 or more of your grooves")
+    grooves, problems = [], []
+    for path in files:
+        try:
+            grooves.append(read_groove(Path(path)))
+        except StyleError as err:
+            problems.append(str(err))
+    return _learn(name, grooves, problems, checkpoint_path, steps, progress, folder, replace)
+
+
+def learn_style_from_clips(name: str, clips: list[tuple[list[Note], float, tuple[int, int], float]],
+                           checkpoint_path: Path = checkpoint.BUNDLED, steps: int = STEPS,
+                           progress: Progress | None = None, folder: Path | None = None,
+                           replace: bool = False, loaded: tuple[DrumTransformer, Vocabulary] | None = None) -> Style:
+    """Learn a style from Live clips (notes in beats, tempo, meter, loop length in beats), as the
+    daemon receives them; `loaded` is the daemon's model, so it is not read again."""
+    if not clips:
+        raise StyleError("no clips given: a style is learned from 3 or more of your grooves")
+    grooves, problems = [], []
+    for i, (notes, tempo, meter, length) in enumerate(clips, 1):
+        try:
+            grooves.append(groove_from_notes(f"clip {i}", notes, tempo, tuple(meter), length))
+        except StyleError as err:
+            problems.append(str(err))
+    return _learn(name, grooves, problems, checkpoint_path, steps, progress, folder, replace, loaded)
+
+
+def _learn(name: str, grooves: list[Groove], problems: list[str], checkpoint_path: Path, steps: int,
+           progress: Progress | None, folder: Path | None, replace: bool,
+           loaded: tuple[DrumTransformer, Vocabulary] | None = None) -> Style:
+    started = time.perf_counter()
+    name = check_name(name)
+    library = StyleLibrary(folder)
+    if library.path(name).exists() and not replace:
+        raise StyleError(f"there is already a style named {name!r}; choose another name or replace it")
+    _enough(grooves, problems)  # before loading the model: a refusal should be quick
+    model, vocab = loaded or checkpoint.load(Path(checkpoint_path))[:2]
+    usable, per_groove = [], []
+    for groove in grooves:
+        try:
+            per_groove.append(windows(groove, vocab))
+            usable.append(groove)
+        except StyleError as err:
+            problems.append(str(err))
+    _enough(usable, problems)
+    result = fit(model, vocab, per_groove, steps, progress)
+    weights = {vocab.names[i]: round(float(w), 6) for i, w in enumerate(result.weights.tolist()) if round(w, 6) != 0}
+    style = Style(
+        name=name, base=result.base, weights=weights, drummer=result.drummer,
+        template=GrooveTemplate.measure(usable), sources=[g.name for g in usable],
+        checkpoint=Path(checkpoint_path).name, fingerprint=fingerprint(model.tok_emb.weight),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        fit={"grooves": len(usable), "windows": sum(map(len, per_groove)), "steps": steps,
+             "seconds": round(time.perf_counter() - started, 1), "skipped": problems, **result.report},
+    )
+    library.save(style, replace=replace)
+    return style
+
+
+def _enough(grooves: list[Groove], problems: list[str]) -> None:
+    if len(grooves) < MIN_GROOVES:
+        skipped = f"; skipped: {'; '.join(problems)}" if problems else ""
+        raise StyleError(f"a style needs at least {MIN_GROOVES} grooves with drum notes, got {len(grooves)}{skipped}")
+
+
+# --- the integration point -------------------------------------------------------------------------
+def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
+            folder: Path | None = None) -> tuple[dict[int, float], dict]:
+    """Genre-slot weights {token id: weight} and prefix overrides for any style name: a genre, a
+    preset, `drummerN` or a learned style. Overrides are defaults for slots a request leaves open.
+    KeyError (UnknownStyle) for an unknown name; with `model`, StyleError for a style learned on
+    another model."""
+    key = name.strip().lower()
+    if key in GENRES:
+        return {vocab.slot_id("genre", key): 1.0}, {}
+    if key in DRUMMERS:
+        return {vocab.slot_id("genre", None): 1.0}, {"drummer": key}
+    if key in PRESETS:
+        mix = PRESETS[key].mix
+        return {vocab.slot_id("genre", g): share / sum(mix.values()) for g, share in mix.items()}, {}
+    style = StyleLibrary(folder).load(key)
+    if model is not None:
+        style.check(model)
+    return style.token_weights(vocab), {"drummer": style.drummer}
+
+
+def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer | None = None,
+                folder: Path | None = None) -> tuple[dict[int, float], dict]:
+    """A weighted blend of styles: their weights mixed by share; the heaviest style's overrides win."""
+    total = sum(mix.values())
+    weights: dict[int, float] = {}
+    overrides: dict = {}
+    for name, share in sorted(mix.items(), key=lambda kv: kv[1]):
+        w, o = resolve(name, vocab, model, folder)
+        for token, value in w.items():
+            weights[token] = weights.get(token, 0.0) + value * share / total
+        overrides.update({k: v for k, v in o.items() if v is not None})
+    return weights, overrides
+
+
+def template_of(name: str, folder: Path | None = None) -> GrooveTemplate | None:
+    """The groove template of a preset or a learned style; None for genres and drummers."""
+    key = name.strip().lower()
+    if key in GENRES or key in DRUMMERS:
+        return None
+    if key in PRESETS:
+        return PRESETS[key].template
+    return StyleLibrary(folder).load(key).template
+
+
+def all_names(folder: Path | None = None) -> list[str]:
+    """Every style a request may name: genres, presets, drummers, then the learned styles that load."""
+    library = StyleLibrary(folder)
+    learned = []
+    for name in library.list():
+        try:
+            library.load(name)
+            learned.append(name)
+        except StyleError:
+            continue  # a damaged file: `drumigen style list` says what is wrong with it
+    return [*GENRES, *PRESETS, *DRUMMERS, *learned]
+
+
+class Catalog:
+    """The style names a request may use, looked up when asked, so a style learned while the
+    daemon runs can be used at once. Iterating lists them (see all_names)."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self.folder = folder
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = name.strip().lower()
+        return key in BUILTIN or (NAME_PATTERN.fullmatch(key) is not None and StyleLibrary(self.folder).path(key).is_file())
+
+    def __iter__(self):
+        return iter(all_names(self.folder))
+
+    def __len__(self) -> int:
+        return len(all_names(self.folder))
+
+
+# --- `drumigen style ...` (the parser is in daemon/cli.py) ------------------------------------------------------------------------
+def _run(action: Callable[[], None]) -> int:
+    try:
+        action()
+    except (StyleError, OSError) as err:
+        print(f"drumigen: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _midi_files(paths: list[Path]) -> list[Path]:
+    """Files as given; folders become the .mid/.midi files inside them."""
+    out = []
+    for p in paths:
+        if p.is_dir():
+            out += sorted(f for f in p.iterdir() if f.suffix.lower() in (".mid", ".midi"))
+        else:
+            out.append(p)
+    return out
+
+
+def cmd_style_learn(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    def learn() -> None:
+        bars: list[tqdm] = []  # opened at the first unit of work, so a refusal prints no empty bar
+
+        def progress(done: int, total: int) -> None:
+            if not bars:
+                bars.append(tqdm(total=total, desc=f"learning {args.name}", unit="step"))
+            bars[0].update(done - bars[0].n)
+
+        try:
+            style = learn_style(args.name, _midi_files(args.files), args.checkpoint or checkpoint.BUNDLED,
+                                args.steps or STEPS, progress, replace=args.replace)
+        finally:
+            for bar in bars:
+                bar.close()
+        fit = style.fit
+        drummer = f" with {style.drummer}'s hands" if style.drummer else ""
+        print(f"learned style {style.name!r} from {fit['grooves']} grooves in {fit['seconds']:.0f} s: starts from "
+              f"{style.base}{drummer}; loss on your grooves {fit['loss_base']:.3f} -> {fit['loss_style']:.3f}")
+        for skipped in fit["skipped"]:
+            print(f"  skipped {skipped}")
+
+    return _run(learn)
+
+
+def cmd_style_list(args: argparse.Namespace) -> int:
+    def show() -> None:
+        library = StyleLibrary()
+        current = fingerprint(checkpoint.load_state(args.checkpoint or checkpoint.BUNDLED)["model"]["tok_emb.weight"])
+        print(f"your styles ({library.folder}):")
+        for name in library.list():
+            try:
+                style = library.load(name)
+            except StyleError as err:
+                print(f"  {name:20} DAMAGED: {err}")
+                continue
+            stale = "" if style.fingerprint == current else "  [learned on another model: learn it again]"
+            drummer = f" + {style.drummer}" if style.drummer else ""
+            print(f"  {name:20} from {len(style.sources)} grooves, starts from {style.base}{drummer}, "
+                  f"{style.created[:10]}{stale}")
+        print("presets:")
+        for name, preset in PRESETS.items():
+            print(f"  {name:20} {preset.about}")
+        print("drummers: " + ", ".join(DRUMMERS) + " (a GMD drummer with any genre)")
+        print("genres:   " + ", ".join(GENRES))
+
+    return _run(show)
+
+
+def cmd_style_rename(args: argparse.Namespace) -> int:
+    return _run(lambda: print(f"renamed {args.old!r} to {StyleLibrary().rename(args.old, args.new).name!r}"))
+
+
+def cmd_style_delete(args: argparse.Namespace) -> int:
+    def delete() -> None:
+        StyleLibrary().delete(args.name)
+        print(f"deleted style {args.name!r}")
+
+    return _run(delete)
+
+
+def cmd_style_export(args: argparse.Namespace) -> int:
+    return _run(lambda: print(f"exported to {StyleLibrary().export(args.name, args.path)}"))
+
+
+def cmd_style_import(args: argparse.Namespace) -> int:
+    return _run(lambda: print(f"imported style {StyleLibrary().import_(args.path, args.name).name!r}"))

@@ -1,0 +1,316 @@
+"""Generator: reproducible, batch-independent, grammar-valid sampling with guidance and style
+mixes, on the bundled model and on a tiny random one (fast enough for 1,000 requests)."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from daemon import checkpoint
+from daemon.generate import Generator, GrooveRequest, sample_top_p
+from daemon.grammar import BAR, OTHER, PITCH, POSITION, TIMESIG as TIMESIG_, VELOCITY, bar_beats, positions_per_bar
+from daemon.model import DrumTransformer, ModelConfig
+from daemon.vocab import GENRES
+
+METERS = [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8)]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny ops on a shared 2-core machine: a second intra-op thread only waits for a busy core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Generator:
+    return Generator.load(checkpoint.BUNDLED, "cpu")
+
+
+class NudgedModel(DrumTransformer):
+    """A tiny random model with a fixed logit bias. Random weights alone play ~50 tokens a bar,
+    which would make 1,000 requests of up to 16 bars too slow for a unit test; favouring Bar
+    and Position tokens brings that to ~8 (sparse bars to dense ones, as temperature varies)."""
+
+    bias: torch.Tensor
+
+    def forward(self, idx, cache=None, prefix_mix=None):
+        return super().forward(idx, cache, prefix_mix) + self.bias
+
+    def step(self, idx, cache, vocab=None):
+        out = super().step(idx, cache, vocab)
+        return out + self.bias[: out.shape[-1]]
+
+
+@pytest.fixture(scope="module")
+def tiny(bundled) -> Generator:
+    """The bundled vocabulary and grammar, a 1-layer random model and a short block (64), so
+    long grooves slide their context window many times."""
+    torch.manual_seed(0)
+    model = NudgedModel(ModelConfig(len(bundled.vocab), block_size=64, n_layer=1, n_head=2, n_embd=16, dropout=0.0))
+    table = bundled.table
+    bias = torch.zeros(table.size)
+    bias[torch.from_numpy(table.starts_bar)] = 3.5
+    bias[torch.from_numpy(table.first == POSITION)] = 2.0
+    model.bias = torch.cat([bias, torch.zeros(len(bundled.vocab) - table.size)])
+    return Generator(model, bundled.vocab)
+
+
+@contextlib.contextmanager
+def token_ids(g: Generator):
+    """Collects (request, ids) of every row `g` samples: the tokens behind its notes."""
+    seen: list[tuple[GrooveRequest, list[int]]] = []
+    real = g._patterns
+
+    def patterns(requests, rows):
+        seen.extend((row.request, row.state.ids) for row in rows)
+        return real(requests, rows)
+
+    g._patterns = patterns
+    try:
+        yield seen
+    finally:
+        del g._patterns
+
+
+def random_request(rng: random.Random, **fixed) -> GrooveRequest:
+    pick = rng.choice
+    style = pick([None, pick(GENRES), {pick(GENRES): rng.uniform(0.1, 1), pick(GENRES): rng.uniform(0, 1)}])
+    fields = dict(
+        style=style, bars=rng.randint(1, 16), meter=pick(METERS), variations=pick([1] * 6 + [2, 3]),
+        seed=rng.randrange(10**6), guidance=pick([1.0, 1.0, 1.5, 3.0]), kind=pick([None, "beat", "fill"]),
+        density=pick([None, rng.random()]), complexity=pick([None, rng.random()]), tempo=rng.uniform(20, 400),
+        temperature=rng.uniform(0.05, 3.0), top_p=rng.uniform(0.05, 1.0), drummer=pick([None, "drummer3"]),
+    )
+    fields.update(fixed)
+    return GrooveRequest(**fields)
+
+
+def assert_valid(g: Generator, request: GrooveRequest, ids: list[int], notes) -> None:
+    """Exactly `bars` bars of the meter, every id a music token, the grammar respected piece by
+    piece (checked here from the token pieces, not by the grammar module), notes unique and
+    inside the clip."""
+    table, meter = g.table, tuple(request.meter)
+    assert all(0 <= i < table.size and table.steps[i] for i in ids)
+    pieces = [piece for i in ids for piece in table.steps[i]]
+    assert all(kind != OTHER for kind, _ in pieces)
+    follows = {BAR: (None, TIMESIG_, VELOCITY), TIMESIG_: (BAR,), POSITION: (TIMESIG_, VELOCITY),
+               PITCH: (POSITION, VELOCITY), VELOCITY: (PITCH,)}
+    last, bars, position, struck = None, 0, -1, set()
+    for kind, value in pieces:
+        assert last in follows[kind], (last, kind)
+        if kind == BAR:
+            bars, position, struck = bars + 1, -1, set()
+        elif kind == TIMESIG_:
+            assert value == meter
+        elif kind == POSITION:
+            assert position < value < positions_per_bar(meter)
+            position, struck = value, set()
+        elif kind == PITCH:
+            assert value not in struck
+            struck.add(value)
+        last = kind
+    assert bars == request.bars and last in (TIMESIG_, VELOCITY)
+    clip_end = request.bars * bar_beats(meter)
+    for n in notes:
+        assert 0 <= n.start < clip_end and 0 < n.duration and n.start + n.duration <= clip_end + 1e-9
+        assert 1 <= n.velocity <= 127 and 0 <= n.pitch <= 127
+    assert len({(n.pitch, n.start) for n in notes}) == len(notes)
+
+
+def notes_of(patterns) -> list[list[tuple]]:
+    return [[(n.pitch, n.start, n.velocity) for n in p.notes] for p in patterns]
+
+
+# --- reproducibility and batch independence ---------------------------------------------------
+def test_same_seed_same_notes(bundled):
+    request = GrooveRequest(style="funk", bars=2, seed=7)
+    first, again = bundled.generate([request, request])
+    assert notes_of(first) == notes_of(again) == notes_of(bundled.generate([request])[0])
+    assert notes_of(bundled.generate([GrooveRequest(style="funk", bars=2, seed=8)])[0]) != notes_of(first)
+
+
+def test_variation_v_is_its_seed_alone(bundled):
+    patterns = bundled.generate([GrooveRequest(style="rock", bars=1, seed=40, variations=3)])[0]
+    assert [p.seed for p in patterns] == [40, 41, 42]
+    for p in patterns:
+        alone = bundled.generate([GrooveRequest(style="rock", bars=1, seed=p.seed)])[0][0]
+        assert notes_of([p]) == notes_of([alone])
+
+
+def test_rows_do_not_depend_on_their_batch(bundled):
+    """Each request's notes are the same alone as in a batch with others of other lengths,
+    meters, guidance and style mixes (rows finish at different steps and leave the batch)."""
+    requests = [
+        GrooveRequest(style="jazz", bars=1, meter=(3, 4), seed=1),
+        GrooveRequest(style={"funk": 0.7, "latin": 0.3}, bars=2, meter=(6, 8), seed=2, guidance=2.0, variations=2),
+        GrooveRequest(style="hiphop", bars=3, seed=3, density=0.9, temperature=0.8),
+        GrooveRequest(bars=2, meter=(7, 8), seed=4, guidance=1.5, kind="fill"),
+    ]
+    together = bundled.generate(requests)
+    for request, patterns in zip(requests, together):
+        assert notes_of(patterns) == notes_of(bundled.generate([request])[0]), request
+
+
+def test_long_grooves_slide_their_window_independently_of_the_batch(tiny):
+    """With a 64-token block every row restarts its window many times, each at its own length;
+    alone or batched, and whatever the other rows do, the notes are the same."""
+    rng = random.Random(11)  # hot and unpruned, so bars run long despite the model's bias
+    requests = [random_request(rng, bars=rng.randint(6, 16), temperature=2.5, top_p=1.0) for _ in range(6)]
+    with token_ids(tiny) as seen:
+        together = tiny.generate(requests)
+    assert max(len(ids) for _, ids in seen) > 3 * 64  # several windows
+    for request, patterns in zip(requests, together):
+        assert notes_of(patterns) == notes_of(tiny.generate([request])[0]), request
+
+
+def test_threads_are_restored(bundled):
+    threads = torch.get_num_threads()
+    bundled.generate([GrooveRequest(bars=1, seed=0)])
+    assert torch.get_num_threads() == threads
+
+
+# --- conditioning -----------------------------------------------------------------------------
+def test_a_mix_of_one_genre_is_that_genre(bundled):
+    """A style mix blends genre embeddings; a mix of one genre is exactly that genre's embedding."""
+    plain, mixed = bundled.generate([GrooveRequest(style="funk", bars=2, seed=5),
+                                     GrooveRequest(style={"funk": 2.0}, bars=2, seed=5)])
+    assert notes_of(plain) == notes_of(mixed)
+
+
+def test_guidance_and_mixes_change_the_notes(bundled):
+    base = dict(bars=2, seed=9)
+    variants = [GrooveRequest(style="funk", **base), GrooveRequest(style="funk", guidance=3.0, **base),
+                GrooveRequest(style="jazz", **base), GrooveRequest(style={"funk": 0.5, "jazz": 0.5}, **base)]
+    found = [notes_of(p) for p in bundled.generate(variants)]
+    assert len({repr(f) for f in found}) == 4
+
+
+def test_kit_maps_and_merges_pieces(bundled):
+    request = GrooveRequest(style="rock", bars=2, seed=12)
+    gm = bundled.generate([request])[0][0].notes
+    mapped = bundled.generate([GrooveRequest(style="rock", bars=2, seed=12, kit={p: 60 for p in range(128)})])[0][0]
+    assert {n.pitch for n in mapped.notes} == {60}
+    assert sorted({n.start for n in mapped.notes}) == sorted({n.start for n in gm})  # one note per start
+
+
+# --- validity -----------------------------------------------------------------------------------
+def test_random_requests_on_the_bundled_model_are_valid(bundled):
+    rng = random.Random(3)
+    requests = [random_request(rng, bars=rng.randint(1, 6), variations=1) for _ in range(16)]
+    with token_ids(bundled) as seen:
+        found = bundled.generate(requests)
+    rows = iter(seen)
+    for request, patterns in zip(requests, found):
+        for p in patterns:
+            req, ids = next(rows)
+            assert req is request
+            assert_valid(bundled, request, ids, p.notes)
+    for req, ids in seen[:3]:  # the notes are MidiTok's own decoding of the tokens
+        want = bundled.vocab.decode_hits(ids)
+        assert bundled.table.hits(ids) == want
+        assert {(n.pitch, n.start, n.velocity) for n in bundled.notes(ids, req)} == \
+            {(h.pitch, round(h.start, 6), h.velocity) for h in want}
+
+
+def test_a_thousand_random_requests_are_all_valid(tiny):
+    """Every meter the issue names, 1-16 bars, variations, guidance, style mixes, kinds,
+    density and complexity, temperatures 0.05-3 and top-p 0.05-1: 100 % valid."""
+    rng = random.Random(2024)
+    requests = [random_request(rng) for _ in range(1000)]
+    checked, tokens, notes = 0, [], []
+    for start in range(0, len(requests), 500):
+        batch = requests[start : start + 500]
+        with token_ids(tiny) as seen:
+            found = tiny.generate(batch)
+        rows = iter(seen)
+        for request, patterns in zip(batch, found):
+            assert len(patterns) == request.variations
+            for p in patterns:
+                req, ids = next(rows)
+                assert_valid(tiny, request, ids, p.notes)
+                checked += 1
+                tokens.append(len(ids))
+                notes.append(len(p.notes))
+    assert checked > 1000
+    # not a degenerate sample: most patterns have hits, some are dense, many outgrow the block
+    assert sum(n > 0 for n in notes) > 0.9 * checked and max(notes) > 200
+    assert sum(t > 64 for t in tokens) > 0.3 * checked
+
+
+# --- the sampler --------------------------------------------------------------------------------
+def reference_top_p(logits, temperature, top_p, u) -> int:
+    """Nucleus sampling written plainly: sort, keep the smallest head reaching top_p, invert its CDF."""
+    p = np.exp((logits - logits.max()) / temperature)
+    p /= p.sum()
+    order = sorted(range(len(p)), key=lambda i: -p[i])
+    kept, mass = [], 0.0
+    for i in order:
+        kept.append(i)
+        mass += p[i]
+        if mass >= top_p:
+            break
+    target, acc = u * sum(p[i] for i in kept), 0.0
+    for i in kept:
+        acc += p[i]
+        if acc >= target:
+            return i
+    return kept[-1]
+
+
+def test_sample_top_p_matches_a_plain_reference():
+    rng = np.random.default_rng(0)
+    agree = total = 0
+    for _ in range(400):
+        n = int(rng.integers(1, 60))
+        logits = rng.normal(0, rng.uniform(0.5, 5), n)
+        t, top_p, u = rng.uniform(0.05, 3), rng.uniform(0.01, 1), rng.random()
+        agree += sample_top_p(logits, t, top_p, u) == reference_top_p(logits, t, top_p, u)
+        total += 1
+    assert agree >= total - 2  # float summation order may flip a draw right at a boundary
+    logits = np.array([0.0, 3.0, 1.0])
+    assert sample_top_p(logits, 1.0, 1e-6, 0.99) == 1  # the top token always stays
+    assert sample_top_p(logits, 0.0, 0.9, 0.5) == 1  # temperature 0: the most likely
+    assert [sample_top_p(logits, 1.0, 1.0, u) for u in (0.0, 0.999999)] == [1, 0]
+
+
+def test_every_kind_of_style_has_a_voice(bundled, tmp_path):
+    from daemon import styles
+
+    vocab = bundled.vocab
+    funk = bundled.voice("Funk")
+    assert funk.genre == "funk" and funk.blend is None and funk.habits == "funk"
+    drummer = bundled.voice("drummer3")
+    assert drummer.drummer == "drummer3" and drummer.blend == {vocab.slot_id("genre", None): 1.0}
+    assert drummer.habits is None  # the drummer's own choices, not a genre's
+    preset = bundled.voice("laid-back-hiphop")
+    assert preset.habits == "hiphop" and preset.template is styles.PRESETS["laid-back-hiphop"].template
+    assert preset.blend == pytest.approx({vocab.slot_id("genre", "hiphop"): 0.7, vocab.slot_id("genre", "jazz"): 0.3})
+    assert bundled.conditions(GrooveRequest(style="drummer3")).drummer == "drummer3"
+    assert bundled.conditions(GrooveRequest(style="drummer3", drummer="drummer5")).drummer == "drummer5"
+    with pytest.raises(KeyError):
+        Generator(bundled.model, vocab, style_folder=tmp_path).voice("no-such-style")
+
+
+def test_a_preset_lays_its_feel_over_the_notes(bundled, monkeypatch):
+    """laid-back-hiphop's notes are the blend's notes with its groove template applied."""
+    import dataclasses
+
+    req = GrooveRequest(style="laid-back-hiphop", bars=2, tempo=90.0, seed=8, variations=3)
+    voice = bundled.voice(req.style)
+    felt = bundled.generate([req])[0]
+    monkeypatch.setattr(bundled, "voice", lambda style: dataclasses.replace(voice, template=None))
+    straight = bundled.generate([req])[0]
+    for a, b in zip(felt, straight):
+        want = voice.template.apply(b.notes, (4, 4), 8.0)
+        assert [(n.pitch, n.velocity) for n in a.notes] == [(n.pitch, n.velocity) for n in want]
+        assert [n.start for n in a.notes] == pytest.approx([n.start for n in want], abs=1e-6)
+        assert [n.start for n in a.notes] != pytest.approx([n.start for n in b.notes], abs=1e-3)
+    late = [n.start * 4 - round(n.start * 4) for p in felt for n in p.notes if n.pitch == 38]
+    assert sum(late) / len(late) > 0.05  # the snare sits behind the beat

@@ -1,0 +1,179 @@
+"""The grammar automaton: its allowed sets against a piece-by-piece reference, and its own
+token-to-hit decoder against MidiTok's."""
+
+from __future__ import annotations
+
+import csv
+import random
+from functools import cache
+
+import numpy as np
+import pytest
+import symusic
+import torch
+
+from daemon import checkpoint
+from daemon.grammar import (
+    AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, MAX_TOKENS_PER_BAR, PITCH,
+    PITCH_BASE, POSITION, START, TIMESIG, VELOCITY, BarState, TokenTable, allowed_mask, positions_per_bar,
+)
+from daemon.vocab import Vocabulary
+from tests.support import GROOVE_MINI
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny ops on a shared 2-core machine: a second intra-op thread only waits for a busy core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@cache
+def table() -> TokenTable:
+    return TokenTable(Vocabulary.from_dict(checkpoint.load_state(checkpoint.BUNDLED)["vocab"]))
+
+
+def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
+    """The grammar written out piece by piece, independently of TokenTable's arrays:
+    Bar TimeSig_<meter> (Position_p (PitchDrum_k Velocity_v)+)+ per bar, positions rising and
+    inside the bar, no piece twice at one position, a Bar only as a token's first piece."""
+    pieces = t.steps[token]
+    if not pieces:
+        return False
+    state, position = s.state, s.position
+    struck = {i for i in range(32) if s.struck >> i & 1}
+    if s.tokens_in_bar >= MAX_TOKENS_PER_BAR and state == AFTER_VELOCITY and pieces[0][0] != BAR:
+        return False
+    for j, (kind, value) in enumerate(pieces):
+        if kind == BAR:
+            if j > 0 or state not in (START, AFTER_VELOCITY):
+                return False
+            state, position, struck = AFTER_BAR, -1, set()
+        elif kind == TIMESIG:
+            if state != AFTER_BAR or value != s.meter:
+                return False
+            state = AFTER_TIMESIG
+        elif kind == POSITION:
+            if state not in (AFTER_TIMESIG, AFTER_VELOCITY) or not position < value < positions_per_bar(s.meter):
+                return False
+            state, position, struck = AFTER_POSITION, value, set()
+        elif kind == PITCH:
+            if state not in (AFTER_POSITION, AFTER_VELOCITY) or value - PITCH_BASE in struck:
+                return False
+            state = AFTER_PITCH
+            struck.add(value - PITCH_BASE)
+        elif kind == VELOCITY:
+            if state != AFTER_PITCH:
+                return False
+            state = AFTER_VELOCITY
+        else:
+            return False
+    return True
+
+
+def random_walk(t: TokenTable, meter, bars: int, rng: random.Random, bar_bias: float = 0.05):
+    """A sequence of uniformly drawn allowed tokens (a Bar with probability `bar_bias` where
+    one may come, so bars end), yielding the state before every draw."""
+    s = BarState(bars, meter)
+    while not s.done:
+        yield s
+        ids = t.allowed(s)
+        bars_ok = ids[t.starts_bar[ids]]
+        token = int(rng.choice(bars_ok) if len(bars_ok) and rng.random() < bar_bias else rng.choice(ids))
+        s.advance(token, t)
+
+
+def test_allowed_sets_equal_the_reference_in_every_meter():
+    t, rng = table(), random.Random(0)
+    checked = 0
+    for meter in t.vocab.meters:
+        for s in random_walk(t, meter, 2, rng):
+            if rng.random() < 0.3:  # a sample of the states, all of each sampled one's ids
+                want = [i for i in range(t.size) if reference_allows(s, i, t)]
+                assert t.allowed(s).tolist() == want, (meter, s)
+                checked += 1
+    assert checked > 100
+
+
+def test_forced_bar_only_where_a_bar_may_come():
+    t = table()
+    for state, first_kinds in ((AFTER_VELOCITY, {BAR}), (AFTER_TIMESIG, {POSITION}), (AFTER_POSITION, {PITCH}),
+                               (AFTER_PITCH, {VELOCITY})):
+        s = BarState(4, (4, 4), state=state, position=10, tokens_in_bar=MAX_TOKENS_PER_BAR)
+        ids = t.allowed(s)
+        assert len(ids) and {t.steps[i][0][0] for i in ids} == first_kinds
+
+
+@pytest.mark.parametrize("meter", [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8), (2, 2)])
+def test_walks_are_valid_and_decode_like_miditok(meter):
+    t, rng = table(), random.Random(hash(meter) % 1000)
+    for bars in (1, 3):
+        states = list(random_walk(t, meter, bars, rng, bar_bias=0.2))
+        s = states[-1]
+        assert s.done and s.bars == bars
+        assert sum(t.steps[i][0][0] == BAR for i in s.ids) == bars
+        hits = t.hits(s.ids)
+        assert hits == t.vocab.decode_hits(s.ids)
+        bar_len = meter[0] * 4 / meter[1]
+        assert all(0 <= h.start < bars * bar_len for h in hits)
+        assert len({(h.pitch, h.start) for h in hits}) == len(hits)
+
+
+ROWS = list(csv.DictReader((GROOVE_MINI / "info.csv").open()))
+ONE_PER_METER = list({r["time_signature"]: r for r in ROWS}.values())  # 5/4, 3/4, 4/4, 5/8, 6/8
+
+
+@pytest.mark.parametrize("row", ONE_PER_METER, ids=lambda r: r["time_signature"])
+def test_hits_decode_real_performances_like_miditok(row):
+    """Real GMD sequences (bars with no hits, a cut mid-hit at the end) decode the same both ways."""
+    t = table()
+    ids = t.vocab.merge(t.vocab.encode_score(symusic.Score(str(GROOVE_MINI / row["midi_filename"]))))[:500]
+    assert len(t.hits(ids)) > 50
+    assert t.hits(ids) == t.vocab.decode_hits(ids)
+
+
+def test_follow_advances_through_given_tokens_and_refuses_invalid_ones():
+    t, rng = table(), random.Random(5)
+    walk = list(random_walk(t, (7, 8), 2, rng, bar_bias=0.2))
+    ids = walk[-1].ids
+    s = BarState(2, (7, 8))
+    s.follow(ids[:-3], t)
+    s.follow(ids[-3:], t)
+    assert s.ids == ids and s.bars == 2 and not s.done
+    with pytest.raises(ValueError, match="opens bar 2 of 1"):
+        BarState(1, (7, 8)).follow(ids, t)
+    wrong_meter = BarState(2, (4, 4))
+    with pytest.raises(ValueError, match="token 1"):
+        wrong_meter.follow(ids, t)
+    assert not BarState(2, (4, 4)).allows(ids[2], t)  # a Position before any Bar
+
+
+def test_a_sampled_bar_is_never_empty_but_a_known_one_may_be():
+    t, base = table(), table().vocab.base_vocab
+    empty_bar = [base["Bar_None"], base["TimeSig_4/4"]]
+    sampled = BarState(2, (4, 4))
+    sampled.follow(empty_bar, t)
+    assert {t.steps[i][0][0] for i in t.allowed(sampled)} == {POSITION}  # rest is not on offer
+    assert not sampled.allows(base["Bar_None"], t)
+    known = BarState(3, (4, 4))
+    known.follow(empty_bar * 2, t)  # a clip's bar of rest, then its next bar
+    assert known.bars == 2 and not known.done
+
+
+def test_allowed_mask_covers_the_whole_vocabulary():
+    t, rng = table(), random.Random(2)
+    states = [s for s, _ in zip(random_walk(t, (4, 4), 2, rng), range(5))]
+    mask = allowed_mask(states, t)
+    assert mask.shape == (5, len(t.vocab)) and mask.dtype == torch.bool
+    for row, s in zip(mask, states):
+        assert row.nonzero()[:, 0].tolist() == t.allowed(s).tolist()
+    assert not mask[:, t.size :].any()  # conditioning ids are never sampled
+
+
+def test_every_id_is_summarised():
+    t = table()
+    assert t.size == len(t.vocab.pieces) < len(t.vocab)
+    assert np.all(t.first[t.starts_bar] == BAR)
+    assert t.vocab.bar in np.flatnonzero(t.starts_bar)

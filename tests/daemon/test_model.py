@@ -1,0 +1,209 @@
+"""DrumTransformer: the cached and fast decode paths against the plain full forward, the KV
+cache's row surgery, and the FLOP count."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from daemon import checkpoint
+from daemon.model import DrumTransformer, ModelConfig
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny ops on a shared 2-core machine: a second intra-op thread only waits for a busy core."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ATOL = 1e-5  # float32 rounding of a different summation order, relative to logits of O(1)
+
+
+def tiny(seed: int = 0, **overrides) -> DrumTransformer:
+    torch.manual_seed(seed)
+    config = dict(vocab_size=61, block_size=48, n_layer=2, n_head=2, n_embd=32, dropout=0.0)
+    config.update(overrides)
+    model = DrumTransformer(ModelConfig(**config)).eval()
+    with torch.no_grad():  # larger than the init's std 0.02, so logits differ by more than rounding
+        for p in model.parameters():
+            p.mul_(10.0 if p.dim() > 1 else 1.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def bundled() -> DrumTransformer:
+    model, _, _ = checkpoint.load(checkpoint.BUNDLED)
+    return model
+
+
+def full_logits(model: DrumTransformer, seq: list[int]) -> torch.Tensor:
+    with torch.no_grad():
+        return model(torch.tensor([seq]))[0]  # (T, V)
+
+
+def test_cached_forward_in_chunks_equals_full_forward():
+    model = tiny()
+    seq = torch.randint(0, 61, (2, 30))
+    with torch.no_grad():
+        want = model(seq)
+        cache = model.new_cache(2)
+        got = torch.cat([model(seq[:, :10], cache), model(seq[:, 10:11], cache), model(seq[:, 11:], cache)], 1)
+    assert cache.length == 30
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("use_step", [False, True])
+def test_decode_with_left_padding_equals_each_row_alone(use_step):
+    """Rows of different lengths share a cache through left padding; every logit of every row
+    equals that row's own full forward, whether decoding goes through forward() or step()."""
+    model = tiny(1)
+    g = torch.Generator().manual_seed(1)
+    lengths, new = [9, 4, 13, 1], 20
+    seqs = [torch.randint(0, 61, (n + new,), generator=g).tolist() for n in lengths]
+    longest = max(lengths)
+    pads = torch.tensor([longest - n for n in lengths])
+    idx = torch.tensor([[0] * (longest - n) + s[:n] for s, n in zip(seqs, lengths)])
+    with torch.inference_mode():
+        cache = model.new_cache(len(seqs), pad=pads)
+        first = model(idx, cache)[:, -1]
+        steps = []
+        for t in range(new):
+            tok = torch.tensor([s[n + t] for s, n in zip(seqs, lengths)])
+            steps.append(model.step(tok, cache) if use_step else model(tok[:, None], cache)[:, -1])
+    for b, (s, n) in enumerate(zip(seqs, lengths)):
+        want = full_logits(model, s)
+        torch.testing.assert_close(first[b], want[n - 1], atol=ATOL, rtol=0)
+        for t in range(new):
+            torch.testing.assert_close(steps[t][b], want[n + t], atol=ATOL, rtol=0)
+
+
+def test_step_equals_forward_without_padding_and_limits_the_vocabulary():
+    model = tiny(2)
+    seq = torch.randint(0, 61, (3, 12))
+    with torch.inference_mode():
+        c1, c2 = model.new_cache(3), model.new_cache(3)
+        model(seq, c1), model(seq, c2)
+        for t in range(25):
+            tok = torch.randint(0, 61, (3,))
+            want = model(tok[:, None], c1)[:, -1]
+            got = model.step(tok, c2, vocab=40 if t % 2 else None)
+            torch.testing.assert_close(got, want[:, : got.shape[1]], atol=ATOL, rtol=0)
+    assert c1.length == c2.length == 37
+
+
+def test_step_on_the_bundled_model_equals_forward(bundled):
+    g = torch.Generator().manual_seed(3)
+    pads = torch.tensor([0, 5])
+    idx = torch.randint(0, 1000, (2, 40), generator=g)
+    with torch.inference_mode():
+        c1, c2 = bundled.new_cache(2, pad=pads), bundled.new_cache(2, pad=pads)
+        bundled(idx, c1), bundled(idx, c2)
+        for _ in range(10):
+            tok = torch.randint(0, 1000, (2,), generator=g)
+            torch.testing.assert_close(bundled.step(tok, c2), bundled(tok[:, None], c1)[:, -1], atol=1e-4, rtol=0)
+
+
+def test_step_sees_weight_changes():
+    """step() keeps transposed copies of the weights; changing a parameter in place (an
+    optimizer step, load_state_dict) or moving the model must not leave them stale."""
+    model, other = tiny(4), tiny(5)
+    seq = torch.randint(0, 61, (1, 8))
+
+    def both(m):
+        with torch.inference_mode():
+            c1, c2 = m.new_cache(1), m.new_cache(1)
+            m(seq, c1), m(seq, c2)
+            tok = torch.tensor([3])
+            return m.step(tok, c2), m(tok[:, None], c1)[:, -1]
+
+    both(model)  # builds the copies
+    model.load_state_dict(other.state_dict())
+    got, want = both(model)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
+    model.double()
+    got, want = both(model)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+
+
+def test_cache_keep_drops_rows_and_the_rest_decode_unchanged():
+    model = tiny(6)
+    seq = torch.randint(0, 61, (4, 10))
+    pads = torch.tensor([0, 2, 0, 3])
+    with torch.inference_mode():
+        ref, cache = model.new_cache(4, pad=pads), model.new_cache(4, pad=pads)
+        model(seq, ref), model(seq, cache)
+        cache.keep([1, 3])
+        tok = torch.randint(0, 61, (4,))
+        want = model.step(tok, ref)[[1, 3]]
+        got = model.step(tok[[1, 3]], cache)
+    torch.testing.assert_close(got, want, atol=ATOL, rtol=0)
+    assert cache.pad.tolist() == [2, 3]
+    with pytest.raises(ValueError):
+        cache.keep([1, 0])
+
+
+def test_cache_replace_row_and_shift_keep_positions():
+    """A row whose window restarts gets a shorter context right-aligned in its cache row; a full
+    cache forgets leading padding. Both keep every row's logits those of its own context."""
+    model = tiny(7)
+    g = torch.Generator().manual_seed(7)
+    a = torch.randint(0, 61, (30,), generator=g).tolist()
+    b = torch.randint(0, 61, (30,), generator=g).tolist()
+    with torch.inference_mode():
+        cache = model.new_cache(2, length=24)
+        model(torch.tensor([a[:20], b[:20]]), cache)  # both rows 20 tokens
+        fresh = model.new_cache(1)
+        model(torch.tensor([b[14:20]]), fresh)  # row 1 restarts from its token 14
+        cache.replace_row(1, fresh, 0)
+        assert cache.pad.tolist() == [0, 14] and cache.real_length(1) == 6
+        out = [model.step(torch.tensor([a[20], b[20]]), cache)]
+        with pytest.raises(ValueError):
+            cache.shift(1)  # row 0 has no padding to forget
+        fresh = model.new_cache(1)
+        model(torch.tensor([a[17:21]]), fresh)  # row 0 restarts from its token 17
+        cache.replace_row(0, fresh, 0)
+        cache.shift(10)
+        assert cache.length == 11 and cache.pad.tolist() == [7, 4]
+        out.append(model.step(torch.tensor([a[21], b[21]]), cache))
+    torch.testing.assert_close(out[0][0], full_logits(model, a[:21])[-1], atol=ATOL, rtol=0)
+    torch.testing.assert_close(out[0][1], full_logits(model, b[14:21])[-1], atol=ATOL, rtol=0)
+    torch.testing.assert_close(out[1][0], full_logits(model, a[17:22])[-1], atol=ATOL, rtol=0)
+    torch.testing.assert_close(out[1][1], full_logits(model, b[14:22])[-1], atol=ATOL, rtol=0)
+
+
+def test_limits_raise():
+    model = tiny()
+    with pytest.raises(ValueError, match="block size"):
+        model(torch.zeros(1, 49, dtype=torch.long))
+    with torch.inference_mode():
+        cache = model.new_cache(1)
+        model(torch.zeros(1, 48, dtype=torch.long), cache)
+        with pytest.raises(ValueError):
+            model.step(torch.tensor([1]), cache)
+
+
+@pytest.mark.parametrize("context", [1, 17, 40])
+def test_flops_per_token_matches_torch_flop_counter(context):
+    """One decode token at a context of `context` positions (itself included): the count
+    equals torch's FLOP counter over step()'s matmuls plus the two attention matmuls per layer
+    (the counter does not see inside CPU SDPA, so those run here as plain matmuls)."""
+    model = tiny(8)
+    c = model.config
+    head_dim = c.n_embd // c.n_head
+    with torch.inference_mode():
+        cache = model.new_cache(1)
+        if context > 1:
+            model(torch.zeros(1, context - 1, dtype=torch.long), cache)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model.step(torch.tensor([1]), cache, vocab=50)
+            for _ in range(c.n_layer):
+                q, k = torch.randn(1, c.n_head, 1, head_dim), torch.randn(1, c.n_head, context, head_dim)
+                torch.softmax(q @ k.transpose(-1, -2), -1) @ k
+    assert model.flops_per_token(context, vocab=50) == counter.get_total_flops()
+    assert model.flops_per_token(context) == 2 * c.n_layer * 12 * c.n_embd**2 + 2 * c.n_embd * c.vocab_size \
+        + 4 * c.n_layer * context * c.n_embd

@@ -1,0 +1,256 @@
+"""Learned styles: learning on the bundled model, the style folder, refusals, presets and drummers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mido
+import pytest
+import torch
+
+from daemon import checkpoint, cli, styles
+from daemon.vocab import DRUMMERS, GENRES
+from shared.notes import Note
+from tests.support import GROOVE_MINI
+
+FILES = [GROOVE_MINI / p for p in (
+    "drummer7/session1/18_hiphop_100_beat_4-4.mid",
+    "drummer7/session2/33_rock_75_beat_4-4.mid",
+    "drummer7/session2/79_funk_100_beat_4-4.mid",
+    "drummer9/session1/7_rock_100_beat_4-4.mid",
+)]
+STEPS = 6
+
+
+@pytest.fixture(autouse=True)
+def cheap_learning(monkeypatch):
+    """A smaller look at the grooves when picking the base and judging the result: same code, seconds."""
+    monkeypatch.setattr(styles, "SCAN_WINDOWS", 8)
+    monkeypatch.setattr(styles, "EVAL_WINDOWS", 16)
+
+
+@pytest.fixture(scope="module")
+def bundled():
+    model, vocab, _ = checkpoint.load(checkpoint.BUNDLED)
+    return model, vocab
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("styles")
+    seen = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(styles, "SCAN_WINDOWS", 8)
+        mp.setattr(styles, "EVAL_WINDOWS", 16)
+        style = styles.learn_style("My-Groove", FILES, steps=STEPS, progress=lambda *a: seen.append(a), folder=folder)
+    return style, folder, seen
+
+
+def test_learned_style_is_saved_and_survives_a_restart(learned, bundled):
+    style, folder, seen = learned
+    model, vocab = bundled
+    assert style.name == "my-groove" and style.base in GENRES and style.drummer in (None, *DRUMMERS)
+    total = len(GENRES) + 1 + len(DRUMMERS) + STEPS + 2  # candidates scanned, steps, before/after
+    assert seen == [(i, total) for i in range(1, total + 1)]
+    assert [p.name for p in folder.iterdir()] == ["my-groove.json"]  # no temporary file left behind
+    saved = json.loads((folder / "my-groove.json").read_text())
+    assert saved["sources"] == [f.name for f in FILES]
+    assert saved["checkpoint"] == {"file": checkpoint.BUNDLED.name, "tok_emb_sha256": styles.fingerprint(model.tok_emb.weight)}
+    assert set(saved["template"]["offsets"]) == set(styles.TEMPLATE_GROUPS)
+
+    fresh = styles.StyleLibrary(folder)  # as a restarted daemon sees it
+    assert fresh.list() == ["my-groove"]
+    assert fresh.load("my-groove").to_json() == style.to_json()
+    weights, overrides = styles.resolve("my-groove", vocab, model, folder)
+    assert weights == {vocab.ids[t]: w for t, w in style.weights.items()}
+    assert overrides == {"drummer": style.drummer}
+    assert "my-groove" in styles.all_names(folder)
+
+
+def test_learned_weights_move_off_the_base_and_fit_the_grooves_better(learned, bundled):
+    style, folder, _ = learned
+    model, vocab = bundled
+    base = {f"genre_{style.base}": 1.0}
+    assert style.weights != base
+    assert sum(abs(w - base.get(t, 0.0)) for t, w in style.weights.items()) > 0.05
+    assert set(style.weights) <= {vocab.names[i] for i in styles.support(vocab)}
+
+    sequences = [w for f in FILES for w in styles.windows(styles.read_groove(f), vocab)]
+    drummer = vocab.slot_id("drummer", style.drummer)
+    vector = torch.zeros(len(vocab))
+    for token, w in styles.resolve("my-groove", vocab, model, folder)[0].items():
+        vector[token] = w
+    start = styles.one_hot(vocab, vocab.slot_id("genre", style.base))
+    assert styles.nll(model, vector, sequences, drummer, vocab.pad) < styles.nll(model, start, sequences, drummer, vocab.pad)
+    assert style.fit["loss_style"] < style.fit["loss_base"]
+
+
+def test_library_rename_export_import_delete(learned, tmp_path):
+    _, source, _ = learned
+    folder = tmp_path / "lib"
+    shutil.copytree(source, folder)
+    library = styles.StyleLibrary(folder)
+    library.rename("my-groove", "Late Night".replace(" ", "-"))
+    assert library.list() == ["late-night"]
+    with pytest.raises(styles.StyleError, match="built-in"):
+        library.rename("late-night", "funk")
+    exported = library.export("late-night", tmp_path)
+    assert exported == tmp_path / "late-night.json"
+    with pytest.raises(styles.StyleError, match="already a style"):
+        library.import_(exported)
+    library.delete("late-night")
+    assert library.list() == []
+    with pytest.raises(KeyError, match="no style named"):
+        library.load("late-night")
+    assert library.import_(exported).name == "late-night"
+    assert library.import_(exported, name="copy").name == "copy"
+    assert library.list() == ["copy", "late-night"]
+    assert library.load("copy").weights == library.load("late-night").weights
+
+
+def test_a_damaged_style_file_does_not_hide_the_others(learned, tmp_path):
+    _, source, _ = learned
+    folder = tmp_path / "lib"
+    shutil.copytree(source, folder)
+    (folder / "broken.json").write_text('{"format": "mididrumigen-style", "version": 1, "name": ')
+    (folder / "empty.json").write_text(json.dumps({"format": "mididrumigen-style", "version": 1, "name": "empty"}))
+    library = styles.StyleLibrary(folder)
+    assert library.list() == ["broken", "empty", "my-groove"]
+    with pytest.raises(styles.StyleError, match="damaged"):
+        library.load("broken")
+    with pytest.raises(styles.StyleError, match="damaged"):
+        library.load("empty")
+    assert library.load("my-groove").name == "my-groove"
+    assert "broken" not in styles.all_names(folder) and "my-groove" in styles.all_names(folder)
+
+
+def _write_midi(path: Path, pitches: list[int]) -> Path:
+    track = mido.MidiTrack()
+    for p in pitches:
+        track.append(mido.Message("note_on", note=p, velocity=90, time=120))
+        track.append(mido.Message("note_off", note=p, velocity=0, time=120))
+    mid = mido.MidiFile()
+    mid.tracks.append(track)
+    mid.save(path)
+    return path
+
+
+@pytest.mark.parametrize("case", ["no files", "corrupt", "two grooves", "no drums", "built-in name",
+                                  "drummer name", "odd name", "taken name"])
+def test_bad_input_is_refused_clearly_and_writes_nothing(case, tmp_path, learned):
+    folder = tmp_path / "lib"
+    files, name = list(FILES[:3]), "fine"
+    if case == "no files":
+        files, message = [], "no MIDI files"
+    elif case == "corrupt":
+        bad = tmp_path / "bad.mid"
+        bad.write_bytes(b"MThd\x00\x00\x00\x06garbage")
+        files, message = [bad, *FILES[:2]], r"at least 3 grooves.*bad\.mid is not a readable MIDI file"
+    elif case == "two grooves":
+        files, message = FILES[:2], "at least 3 grooves with drum notes, got 2"
+    elif case == "no drums":
+        files, message = [_write_midi(tmp_path / "piano.mid", [72, 76, 79]), *FILES[:2]], "piano.mid has no drum notes"
+    elif case == "built-in name":
+        name, message = "Funk", "'funk' is a built-in style"
+    elif case == "drummer name":
+        name, message = "drummer3", "built-in style"
+    elif case == "odd name":
+        name, message = "../evil", "won't do"
+    else:
+        shutil.copytree(learned[1], folder)
+        name, message = "my-groove", "already a style named"
+    before = sorted(folder.rglob("*")) if folder.exists() else []
+    with pytest.raises(styles.StyleError, match=message):
+        styles.learn_style(name, files, steps=1, folder=folder)
+    assert (sorted(folder.rglob("*")) if folder.exists() else []) == before
+
+
+def test_clips_from_live_learn_a_style(tmp_path):
+    from daemon import midifile
+
+    clips = []
+    for f in FILES[:3]:
+        groove = midifile.read(f)
+        clips.append(([n for n in groove.notes if n.start < 4.0], groove.tempo, groove.meter, 4.0))  # one-bar clips
+    style = styles.learn_style_from_clips("live-set", clips, steps=1, folder=tmp_path)
+    assert style.sources == ["clip 1", "clip 2", "clip 3"]
+    assert styles.StyleLibrary(tmp_path).list() == ["live-set"]
+    with pytest.raises(styles.StyleError, match="clip 2 has no drum notes"):
+        styles.learn_style_from_clips("x", [clips[0], ([Note(80, 0.0, 0.25, 100)], 120.0, (4, 4), 4.0), clips[2]],
+                                      folder=tmp_path)
+
+
+def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
+    model, vocab = bundled
+    for name, preset in styles.PRESETS.items():
+        weights, overrides = styles.resolve(name, vocab)
+        assert overrides == {} and abs(sum(weights.values()) - 1.0) < 1e-9
+        assert {vocab.names[i] for i in weights} == {f"genre_{g}" for g in preset.mix}
+        assert styles.template_of(name) is preset.template
+    assert styles.resolve("drummer3", vocab) == ({vocab.slot_id("genre", None): 1.0}, {"drummer": "drummer3"})
+    assert styles.resolve("Jazz", vocab) == ({vocab.slot_id("genre", "jazz"): 1.0}, {})
+    mix, overrides = styles.resolve_mix({"funk": 3.0, "drummer5": 1.0}, vocab)
+    assert mix == {vocab.slot_id("genre", "funk"): 0.75, vocab.slot_id("genre", None): 0.25}
+    assert overrides == {"drummer": "drummer5"}
+    with pytest.raises(KeyError):
+        styles.resolve("no-such-style", vocab, folder=tmp_path)
+    names = styles.all_names(tmp_path)
+    assert names == [*GENRES, *styles.PRESETS, *DRUMMERS]
+
+
+def test_a_style_learned_on_another_model_is_refused(learned, bundled, tmp_path):
+    style, folder, _ = learned
+    model, vocab = bundled
+    other = type(model)(model.config)
+    other.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        other.tok_emb.weight.add_(1e-3)  # a retrained model: the same tokens, other embeddings
+    path = tmp_path / "other.pt"
+    checkpoint.save(path, other, vocab, {})
+    reloaded, vocab2, _ = checkpoint.load(path)
+    with pytest.raises(styles.StyleError, match="learned on another model"):
+        styles.resolve("my-groove", vocab2, reloaded, folder)
+    assert styles.resolve("my-groove", vocab, model, folder)[0]  # the right model still takes it
+
+
+def test_groove_template_measures_and_applies_a_swing():
+    notes = [Note(42, s / 4 + (0.1 / 4 if s % 2 else 0.0), 0.1, 60 + 40 * (s % 4 == 0)) for s in range(32)]
+    groove = styles.Groove("swung", notes, 100.0, (4, 4), 2)
+    template = styles.GrooveTemplate.measure([groove])
+    assert template.offsets["hats"][:4] == [0.0, 0.1, 0.0, 0.1] and template.velocities["hats"][:2] == [100.0, 60.0]
+    assert template.offsets["kick"] == [None] * 16
+    straight = [Note(42, 0.25, 0.1, 80), Note(36, 0.0, 0.1, 100)]
+    kick, hat = template.apply(straight, (4, 4), 8.0, timing=0.5, velocity=0.5)
+    assert kick == Note(36, 0.0, 0.1, 100)  # no kick in the template: left alone
+    assert hat.start == pytest.approx(0.25 + 0.05 / 4) and hat.velocity == 70  # halfway to the swing
+    assert template.apply(straight, (4, 4), 8.0)[1].velocity == 80  # timing only, by default
+    two = [Note(42, 0.25 - 0.02, 0.1, 80), Note(42, 4.25 + 0.02, 0.1, 80)]  # one step, +-0.08 16ths around it
+    early, late = template.apply(two, (4, 4), 8.0)
+    assert late.start - early.start == pytest.approx(4.04)  # the spread stays ...
+    assert (early.start + late.start) / 2 == pytest.approx(2.25 + 0.1 / 4)  # ... around the template's mean
+    assert template.apply(straight, (3, 4), 6.0) == straight  # another meter: untouched
+    assert styles.GrooveTemplate.from_json(json.loads(json.dumps(template.to_json()))) == template
+
+
+def test_cli_actions_return_exit_codes_and_one_clear_line(learned, tmp_path, monkeypatch, capsys):
+    _, source, _ = learned
+    shutil.copytree(source, tmp_path / "lib")
+    monkeypatch.setenv(styles.FOLDER_ENV, str(tmp_path / "lib"))
+
+    def run(*argv: str) -> int:
+        return cli.main(["style", *argv])
+
+    assert run("list") == 0
+    out = capsys.readouterr().out
+    assert "my-groove" in out and "laid-back-hiphop" in out and "drummer10" in out
+    assert run("rename", "my-groove", "other") == 0
+    assert run("export", "other", str(tmp_path)) == 0 and (tmp_path / "other.json").is_file()
+    assert run("delete", "other") == 0
+    assert run("delete", "other") == 1
+    assert capsys.readouterr().err.strip().splitlines() == ["drumigen: no style named 'other'; `drumigen style list` shows them"]
+    assert run("import", str(tmp_path / "other.json")) == 0
+    assert run("learn", "two", *map(str, FILES[:2])) == 1
+    assert "at least 3 grooves" in capsys.readouterr().err
+    assert styles.StyleLibrary().list() == ["other"]
