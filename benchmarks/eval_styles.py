@@ -68,7 +68,7 @@ def real_windows(data: Path, rows: list[dict]) -> list[list[Note]]:
 
 
 def generate(generator: Generator, style, drummer: str | None, tempo: float, count: int, seed: int,
-             **voice_changes) -> list[list[Note]]:
+             voice_changes: dict | None = None) -> list[list[Note]]:
     """`count` 2-bar beats as the daemon plays them; `voice_changes` alter the style's Voice
     (template=None: without its groove template; drummer=None: without its drummer)."""
     voice = generator.voice
@@ -115,7 +115,7 @@ def presets(generator: Generator, per_preset: int, seed: int) -> None:
           "| kick on all 4 beats |")
     print("|---|---|---|---|---|---|")
     for i, (name, preset) in enumerate(styles.PRESETS.items()):
-        grooves = generate(generator, name, None, 100.0, per_preset, seed + 1000 * i, template=None)
+        grooves = generate(generator, name, None, 100.0, per_preset, seed + 1000 * i, {"template": None})
         shaped = generate(generator, name, None, 100.0, per_preset, seed + 1000 * i)  # as the daemon plays it
         for label, gs in ((f"{name} blend alone", grooves), (name, shaped)):
             print(f"| {label} | {len(gs)} | " + " | ".join(f"{x:+.2f}" for x in feel(gs)[:3])
@@ -169,7 +169,7 @@ def main() -> None:
     for i, (label, (request_style, weights, drummer, changes)) in enumerate(conditions.items()):
         ask_drummer = args.drummer if label.startswith("reference") else None
         generated[label] = generate(generator, request_style, ask_drummer, tempo, args.per_condition,
-                                    args.seed + 1000 * i, **changes)
+                                    args.seed + 1000 * i, changes)
         if weights is not None:
             nlls[label] = held_out_nll(model, vocab, weights, drummer, args.data, held)
     generated["learned + timing and velocity template"] = [
