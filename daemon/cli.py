@@ -334,6 +334,8 @@ def _clip_op_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
         found = clip_ops.continue_clip(generator, request, notes, length, request.bars)
     elif args.command == "variation":
         found = clip_ops.vary_clip(generator, request, notes, length)
+    elif args.command == "drumify":
+        found = clip_ops.drumify_clip(generator, request, notes, length)
     else:
         found = clip_ops.fill_clip(generator, request, notes, length, whole_number(wire, "every", None, (1, 64)))
     return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
@@ -342,7 +344,8 @@ def _clip_op_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
 def add_clip_ops(sub) -> None:
     for name, text in (("continue", "play more bars after a groove in a .mid"),
                        ("variation", "a new take on a groove in a .mid, as long as it"),
-                       ("fill", "put fills into a groove in a .mid (its last bar, or every N bars)")):
+                       ("fill", "put fills into a groove in a .mid (its last bar, or every N bars)"),
+                       ("drumify", "a drum groove that plays on the rhythm of a .mid (a tapped line, a bass line)")):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         p.add_argument("file", type=Path, help="the groove (.mid)")
         p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")

@@ -1,8 +1,9 @@
-"""Working on a clip the producer already has: continue it, vary it, put fills in it.
+"""Working on a clip the producer already has: continue it, vary it, put fills in it, drumify it.
 
-Each op turns the clip into model tokens (the *primer*), lets the generator play on from
-there under the same grammar, and cuts out the part the op asked for. The clip's own notes
-are never re-quantised: what is kept is returned exactly as it came in.
+Continue, variation and fill turn the clip into model tokens (the *primer*), let the generator
+play on from there under the same grammar, and cut out the part the op asked for. The clip's
+own notes are never re-quantised: what is kept is returned exactly as it came in. Drumify
+hears no primer: the clip's onsets become positions the grammar makes the groove play on.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.grammar import bar_beats
 from daemon.vocab import POSITIONS_PER_BEAT
 from shared.notes import Note
+from shared.protocol import E_BAD_REQUEST, ProtocolError
 
 TICKS_PER_BEAT = 480
 FILL_CONTEXT_BARS = 2  # bars before a fill that the model hears
@@ -86,6 +88,28 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
             out += [_shift(n, shift) for n in variations[v].notes if n.start >= fill_start]
         patterns.append(Pattern(sorted(out, key=lambda n: (n.start, n.pitch)), found[0][v].seed))
     return patterns
+
+
+DRUMIFY_GRID = 4  # onsets snap to 16ths (per quarter note): a tapped line is never exactly on a beat
+
+
+def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float) -> list[Pattern]:
+    """A full groove as long as the clip that plays a hit on each of its onsets (any pitch: a
+    tapped line, a bass line, a melody's rhythm), snapped to the 16th grid; the model chooses
+    the pieces, their loudness and everything between. A ProtocolError for a clip without notes."""
+    clip_bars = _whole_bars(length, req.meter)
+    bar = bar_beats(req.meter)
+    per_quarter = POSITIONS_PER_BEAT * req.meter[1] // 4  # grid positions per quarter note
+    step = per_quarter // DRUMIFY_GRID
+    onsets: list[set[int]] = [set() for _ in range(clip_bars)]
+    for n in notes:
+        k, offset = divmod(round(n.start * DRUMIFY_GRID) / DRUMIFY_GRID, bar)
+        if 0 <= k < clip_bars:
+            onsets[int(k)].add(round(offset * DRUMIFY_GRID) * step)
+    if not any(onsets):
+        raise ProtocolError(E_BAD_REQUEST, "drumify needs a clip with notes: their onsets are the rhythm to play")
+    request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets))
+    return generator.generate([request])[0]
 
 
 def _whole_bars(length: float, meter: tuple[int, int]) -> int:

@@ -47,6 +47,7 @@ class GrooveRequest:
     guidance: float = 1.0  # classifier-free guidance; 1.0 is plain conditional sampling
     kit: dict[int, int] = field(default_factory=dict)  # canonical GM pitch -> output pitch
     primer: tuple[int, ...] = ()  # model ids after the prefix that every variation starts from (a clip)
+    onsets: tuple[tuple[int, ...], ...] = ()  # per bar, grid positions that must each get a hit (drumify)
 
 
 @dataclass
@@ -182,7 +183,7 @@ class Generator:
                 seed = base_seed + v
                 rng = random.Random(seed)
                 prefix = self.vocab.prefix(self._complete(conditions, voice.habits, rng))
-                state = BarState(req.bars, tuple(req.meter))
+                state = BarState(req.bars, tuple(req.meter), onsets=req.onsets)
                 state.follow(list(req.primer), self.table)
                 rows.append(_Row(req, voice, state, rng, seed, prefix))
         return rows

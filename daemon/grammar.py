@@ -7,7 +7,11 @@ The grammar over base REMI tokens is
 with positions strictly rising and below the bar's length, no piece struck twice at one
 position, and exactly the requested number of bars. A sampled bar holds at least one hit (the
 data has empty bars, at the ends of takes; a groove that asks for four bars wants four bars of
-drums); known tokens a row starts from (`BarState.follow`, a clip) may have empty bars. A model id may stand for several base
+drums); known tokens a row starts from (`BarState.follow`, a clip) may have empty bars.
+
+A row may also carry `onsets`, positions per bar that must each get a hit (drumify: a groove
+that follows a rhythm). Then a token may not move past the next such position, nor close the
+bar before all of them are played; the rest of the grammar is unchanged. A model id may stand for several base
 tokens (a BPE merge), so every id is summarised once into arrays (what it starts with, the
 positions and pitches it holds, what it ends with). What a sequence may take next depends only
 on a small key (`BarState.key`); the ids allowed for a key are computed with a few vectorised
@@ -116,11 +120,17 @@ class TokenTable:
         return self._allowed(*s.key())
 
     def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int,
-                     force_bar: bool) -> np.ndarray:
-        ids = self._base(state, meter, force_bar)
+                     force_bar: bool, due: int = -1, due_next: int = -1) -> np.ndarray:
+        """`due`: the next position of this bar that must get a hit (-1: none left); `due_next`:
+        the next bar's first such position, for tokens that open that bar."""
+        ids = self._base(state, meter, force_bar and due < 0)
         ids = ids[self.continues_from[ids] > position]  # positions rise within a bar
         if struck:
             ids = ids[(self.lead_pitches[ids] & struck) == 0]  # no piece struck twice at a position
+        if due >= 0:  # stay in the bar, at or before the due position
+            ids = ids[~self.starts_bar[ids] & (self.max_pos[ids] <= due)]
+        elif due_next >= 0:  # a token opening the next bar must not pass its first due position
+            ids = ids[~self.starts_bar[ids] | (self.max_pos[ids] <= due_next)]
         ids.flags.writeable = False
         return ids
 
@@ -176,13 +186,20 @@ class BarState:
     tokens_in_bar: int = 0
     done: bool = False
     ids: list[int] = field(default_factory=list)
+    onsets: tuple[tuple[int, ...], ...] = ()  # per bar, ascending positions that must each get a hit
 
     def key(self) -> tuple:
         """Everything the allowed set depends on (TokenTable.allowed caches by it)."""
         # Close an overlong bar by force, but only where a Bar may come: a half-written hit
         # (after a Position or a pitch) must be finished first, or nothing would be allowed.
         force_bar = self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
-        return self.state, self.meter, self.position, self.struck, force_bar
+        if not self.onsets:
+            return self.state, self.meter, self.position, self.struck, force_bar
+        bar = self.bars - 1  # the bar being written; -1 before the first Bar
+        here = self.onsets[bar] if 0 <= bar < len(self.onsets) else ()
+        due = next((p for p in here if p > self.position), -1)
+        following = self.onsets[bar + 1] if bar + 1 < len(self.onsets) else ()
+        return self.state, self.meter, self.position, self.struck, force_bar, due, following[0] if following else -1
 
     def advance(self, token: int, table: TokenTable) -> None:
         """Apply a sampled token; a Bar beyond the last wanted bar ends the sequence instead."""
@@ -204,7 +221,7 @@ class BarState:
     def allows(self, token: int, table: TokenTable, rests: bool = False) -> bool:
         """Whether `token` may come next; with `rests`, a Bar may also close an empty bar."""
         if rests and self.state == AFTER_TIMESIG and table.starts_bar[token]:
-            key = AFTER_VELOCITY, self.meter, self.position, self.struck, False  # as if after a hit
+            key = (AFTER_VELOCITY, *self.key()[1:])  # as if after a hit
             ids = table._allowed(*key)
         else:
             ids = table.allowed(self)

@@ -104,6 +104,7 @@ class Daemon:
             P.OP_VARIATION: self._variation,
             P.OP_FILL: self._fill,
             P.OP_HUMANIZE: self._humanize,
+            P.OP_DRUMIFY: self._drumify,
             P.OP_LEARN_STYLE: self._learn_style,
         }
 
@@ -231,6 +232,10 @@ class Daemon:
         every = whole_number(msg, "every", None, (1, MAX_CLIP_BARS))
         return lambda: _patterns(clip_ops.fill_clip(self.generator, request, notes, length, every))
 
+    def _drumify(self, msg: dict) -> Callable[[], dict]:
+        request, notes, length = self._clip(msg)
+        return lambda: _patterns(clip_ops.drumify_clip(self.generator, request, notes, length))
+
     def _humanize(self, msg: dict) -> Callable[[], dict]:
         request, notes, length = self._clip(msg)
         amount = number(msg, "amount", 1.0, (0.0, 1.0))
@@ -319,7 +324,7 @@ class Daemon:
         started = time.perf_counter()
         try:
             fields = job.task()
-        except P.ProtocolError as err:  # refused once it ran (a learn_style whose clips hold no drums)
+        except P.ProtocolError as err:  # refused once it ran (clips without drums to learn, a rhythm without notes)
             return job.envelope, P.error_reply(job.request_id, err.code, err.message)
         except Exception:
             log.exception("a clip op failed")

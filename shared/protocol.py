@@ -25,8 +25,10 @@ OP_CONTINUE = "continue"  # play N more bars after a clip
 OP_VARIATION = "variation"  # a new take on a clip
 OP_FILL = "fill"  # a clip with fills in it
 OP_HUMANIZE = "humanize"  # a quantised clip played like a drummer
+OP_DRUMIFY = "drumify"  # a groove that plays on a clip's rhythm
 OP_LEARN_STYLE = "learn_style"  # a new style from the user's clips
-OPS = (OP_PING, OP_INFO, OP_STYLES, OP_GENERATE, OP_CONTINUE, OP_VARIATION, OP_FILL, OP_HUMANIZE, OP_LEARN_STYLE)
+OPS = (OP_PING, OP_INFO, OP_STYLES, OP_GENERATE, OP_CONTINUE, OP_VARIATION, OP_FILL, OP_HUMANIZE, OP_DRUMIFY,
+       OP_LEARN_STYLE)
 
 # Stable, machine-readable error codes. Messages beside them are for people.
 E_MALFORMED = "malformed"  # bytes that are not one msgpack map

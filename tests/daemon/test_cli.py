@@ -71,7 +71,7 @@ def test_show_draws_a_grid_and_refuses_corrupt_files(tmp_path):
     assert bad.returncode == 1 and "not a readable MIDI file" in bad.stderr and "Traceback" not in bad.stderr
 
 
-@pytest.mark.parametrize("command", ["serve", "ping", "info", "styles", "generate", "continue", "variation", "fill", "humanize", "show", "play", "train", "train-humanizer", "eval", "keys"])
+@pytest.mark.parametrize("command", ["serve", "ping", "info", "styles", "generate", "continue", "variation", "fill", "humanize", "drumify", "show", "play", "style", "train", "train-humanizer", "eval", "keys"])
 def test_every_command_has_help(command):
     r = drumigen(command, "--help")
     assert r.returncode == 0 and "usage: drumigen " + command in r.stdout
@@ -90,3 +90,17 @@ def test_continue_through_the_daemon_grows_the_file(daemon, tmp_path):
     assert out.length == 16.0 and out.tempo == 90
     assert [n for n in out.notes if n.start < 8] == midifile.read(clip).notes
     assert any(n.start >= 8 for n in out.notes)
+
+
+def test_drumify_a_rhythm_file_through_the_daemon(daemon, tmp_path):
+    from shared.notes import Note
+
+    rhythm = tmp_path / "bass.mid"
+    taps = [0.0, 0.75, 1.5, 2.5, 3.25]
+    midifile.write(rhythm, [Note(40, t, 0.5, 90) for t in taps], 100, (4, 4), 4.0)
+    r = drumigen("drumify", str(rhythm), "--endpoint", daemon.endpoint, "--style", "rock", "--seed", "3",
+                 "-o", str(tmp_path / "drums.mid"))
+    assert r.returncode == 0, r.stderr
+    out = midifile.read(tmp_path / "drums.mid")
+    assert out.length == 4.0 and set(taps) <= {n.start for n in out.notes} and len(out.notes) > len(taps)
+    assert "drumify:" in r.stdout and "kick" in r.stdout  # the grid is drawn

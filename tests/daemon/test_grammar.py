@@ -162,6 +162,24 @@ def test_a_sampled_bar_is_never_empty_but_a_known_one_may_be():
     assert known.bars == 2 and not known.done
 
 
+@pytest.mark.parametrize("meter", [(4, 4), (6, 8), (7, 8)])
+def test_onsets_each_get_a_hit_however_eager_the_sampler_is_to_close_bars(meter):
+    t, rng = table(), random.Random(sum(meter))
+    per_bar, bar = positions_per_bar(meter), meter[0] * 4 / meter[1]
+    per_quarter = per_bar / bar
+    for _ in range(4):
+        onsets = tuple(tuple(sorted(rng.sample(range(per_bar), rng.randint(1, 6)))) for _ in range(3))
+        s = BarState(3, meter, onsets=onsets)
+        while not s.done:
+            ids = t.allowed(s)
+            assert len(ids)
+            bars_ok = ids[t.starts_bar[ids]]  # a Bar whenever one is allowed, mostly
+            s.advance(int(rng.choice(bars_ok) if len(bars_ok) and rng.random() < 0.8 else rng.choice(ids)), t)
+        played = {(int(h.start // bar), round(h.start % bar * per_quarter)) for h in t.hits(s.ids)}
+        assert {(k, p) for k, bar_onsets in enumerate(onsets) for p in bar_onsets} <= played
+        assert s.bars == 3
+
+
 def test_allowed_mask_covers_the_whole_vocabulary():
     t, rng = table(), random.Random(2)
     states = [s for s, _ in zip(random_walk(t, (4, 4), 2, rng), range(5))]

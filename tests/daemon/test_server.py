@@ -400,3 +400,18 @@ def test_bad_learn_style_requests_are_named(daemon, fields, mentions):
     reply = ask(daemon.endpoint, op="learn_style", id=1, **fields)
     assert reply["error"]["code"] == "bad_request" and mentions in reply["error"]["message"], reply
     assert not (daemon.styles / "mine.json").exists()
+
+
+def test_drumify_plays_a_hit_on_every_onset_of_the_rhythm(daemon):
+    """A 3-3-2 bass rhythm, played a little off the grid as a person taps it."""
+    taps = [b * 4 + s for b in range(2) for s in (0.0, 0.75, 1.5, 2.5, 3.25)]
+    rhythm = [{"pitch": 40, "start": t + 0.02, "duration": 0.2, "velocity": 90} for t in taps]
+    reply = ask(daemon.endpoint, op="drumify", id=1, notes=rhythm, length=8.0, style="funk", seed=2, variations=2)
+    assert reply["ok"], reply
+    for pattern in reply["patterns"]:
+        starts = {round(n["start"], 4) for n in pattern["notes"]}
+        assert {round(t, 4) for t in taps} <= starts
+        assert len(pattern["notes"]) > len(taps) and all(0 <= n["start"] < 8 for n in pattern["notes"])
+    assert reply["patterns"][0]["notes"] != reply["patterns"][1]["notes"]
+    empty = ask(daemon.endpoint, op="drumify", id=2, notes=[], length=8.0)
+    assert empty["error"]["code"] == "bad_request" and "notes" in empty["error"]["message"]
