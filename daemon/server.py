@@ -27,11 +27,12 @@ import torch
 import zmq
 
 from daemon import __version__, checkpoint, clip_ops, styles
-from daemon.generate import Generator, GrooveRequest
+from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
 from daemon.requests import MAX_CLIP_BARS, clip, meter, number, request_for, whole_number
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
+from shared.notes import pack_notes
 
 log = logging.getLogger("drumigen.server")
 
@@ -48,6 +49,7 @@ class Job:
     request: GrooveRequest | None  # a plain `generate`: batched with the others waiting
     received: float
     task: Callable[[], dict] | None = None  # a clip op or learn_style: runs alone, returns the reply's fields
+    packed: bool = False  # the client asked for each pattern's notes as one bin (shared.notes.pack_notes)
 
 
 @dataclass
@@ -165,11 +167,11 @@ class Daemon:
                 return envelope, P.ok_reply(request_id, **self._style_list())
             if op == P.OP_GENERATE:
                 request = request_for(msg, self.generator)
-                self.jobs.put_nowait(Job(envelope, request_id, request, time.perf_counter()))
+                self.jobs.put_nowait(Job(envelope, request_id, request, time.perf_counter(), packed=_packed(msg)))
                 return None
             if op in self._clip_ops:
                 task = self._clip_ops[op](msg)
-                self.jobs.put_nowait(Job(envelope, request_id, None, time.perf_counter(), task))
+                self.jobs.put_nowait(Job(envelope, request_id, None, time.perf_counter(), task, _packed(msg)))
                 return None
         except P.ProtocolError as err:
             return envelope, P.error_reply(request_id, err.code, err.message)
@@ -247,12 +249,11 @@ class Daemon:
         seed = request.seed if request.seed is not None else random.randrange(2**31)
 
         def run() -> dict:
-            return {"patterns": [
-                {"seed": seed + v, "notes": [n.to_wire() for n in self.humanizer.humanize(
-                    notes, style, request.tempo, request.meter, length, amount=amount, seed=seed + v,
-                    ghost_notes=ghost_notes)]}
+            return _patterns([
+                Pattern(self.humanizer.humanize(notes, style, request.tempo, request.meter, length, amount=amount,
+                                                seed=seed + v, ghost_notes=ghost_notes), seed + v)
                 for v in range(request.variations)
-            ]}
+            ])
         return run
 
     def _learn_style(self, msg: dict) -> Callable[[], dict]:
@@ -331,6 +332,8 @@ class Daemon:
             message = f"the daemon failed on this clip; details are in {log_file_hint()}"
             return job.envelope, P.error_reply(job.request_id, P.E_INTERNAL, message)
         log.info("clip op answered in %.0f ms", (time.perf_counter() - started) * 1000)
+        if "patterns" in fields:
+            fields = {**fields, "patterns": _wire_patterns(fields["patterns"], job.packed)}
         return job.envelope, P.ok_reply(job.request_id, **fields)
 
     def _run(self, batch: list[Job]) -> list[tuple[list[bytes], dict]]:
@@ -352,7 +355,7 @@ class Daemon:
                 bars=r.bars,
                 tempo=r.tempo,
                 time_signature=list(r.meter),
-                patterns=[{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found],
+                patterns=_wire_patterns(found, job.packed),
             )))
         return replies
 
@@ -370,8 +373,22 @@ class Daemon:
         log.info("stopped")
 
 
-def _patterns(found: list) -> dict:
-    return {"patterns": [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]}
+def _patterns(found: list[Pattern]) -> dict:
+    return {"patterns": found}
+
+
+def _wire_patterns(found: list[Pattern], packed: bool) -> list[dict]:
+    """Patterns as the wire has them: notes as maps, or as one bin each when asked `packed`."""
+    if packed:
+        return [{"seed": p.seed, "packed": pack_notes(p.notes)} for p in found]
+    return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
+
+
+def _packed(msg: dict) -> bool:
+    packed = msg.get("packed", False)
+    if not isinstance(packed, bool):
+        raise P.ProtocolError(P.E_BAD_REQUEST, "packed must be true or false")
+    return packed
 
 
 def _check_bind(config: ServeConfig) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.client import DaemonClient, Reply
-from shared.notes import Note
+from shared.notes import Note, unpack_notes
 from shared.protocol import E_MALFORMED, PROTOCOL_VERSION, ProtocolError
 
 from . import clip as clips
@@ -199,7 +199,8 @@ class Controller:
     # Requests and replies.
 
     def _common(self, timing: Timing) -> dict:
-        return {"style": self.params.wire_style(), "kit": self._settings.kit, **timing.wire()}
+        # packed: each pattern's notes come as one bin, so a big reply decodes within a tick
+        return {"style": self.params.wire_style(), "kit": self._settings.kit, "packed": True, **timing.wire()}
 
     def _shape(self) -> dict:
         shape = {"temperature": self.params.temperature}
@@ -281,9 +282,13 @@ class Controller:
         self._show(say(result.done + which))
 
     def _notes_of(self, pattern: object, plan: Plan) -> list[Note]:
-        if not isinstance(pattern, dict) or not isinstance(pattern.get("notes"), list):
-            raise ProtocolError(E_MALFORMED, "a pattern is not a map {seed, notes: [...]}")
-        notes = [Note.from_wire(wire) for wire in pattern["notes"]]
+        """The pattern's notes, unpacked only now that it is written (the reply stays bytes)."""
+        if isinstance(pattern, dict) and "packed" in pattern:
+            notes = unpack_notes(pattern["packed"])
+        elif isinstance(pattern, dict) and isinstance(pattern.get("notes"), list):  # a daemon before `packed`
+            notes = [Note.from_wire(wire) for wire in pattern["notes"]]
+        else:
+            raise ProtocolError(E_MALFORMED, "a pattern is not a map {seed, packed} or {seed, notes: [...]}")
         if plan.mode == EXTEND:  # `continue` answers with the new bars only
             kept = [note for note in notes if note.start >= plan.base]
             if len(kept) < len(notes):

@@ -415,3 +415,18 @@ def test_drumify_plays_a_hit_on_every_onset_of_the_rhythm(daemon):
     assert reply["patterns"][0]["notes"] != reply["patterns"][1]["notes"]
     empty = ask(daemon.endpoint, op="drumify", id=2, notes=[], length=8.0)
     assert empty["error"]["code"] == "bad_request" and "notes" in empty["error"]["message"]
+
+
+def test_packed_replies_hold_the_same_notes(daemon):
+    from shared.notes import unpack_notes
+
+    for op, fields in (("generate", {"style": "jazz", "bars": 2, "variations": 3}),
+                       ("humanize", {"notes": four_on_the_floor(1), "length": 4.0, "variations": 2})):
+        plain = ask(daemon.endpoint, op=op, id=1, seed=9, **fields)
+        packed = ask(daemon.endpoint, op=op, id=2, seed=9, packed=True, **fields)
+        assert plain["ok"] and packed["ok"], (plain, packed)
+        assert [set(p) for p in packed["patterns"]] == [{"seed", "packed"}] * len(plain["patterns"])
+        assert [[n.to_wire() for n in unpack_notes(p["packed"])] for p in packed["patterns"]] == \
+            [p["notes"] for p in plain["patterns"]]
+    refused = ask(daemon.endpoint, op="generate", id=3, packed="yes")
+    assert refused["error"]["code"] == "bad_request" and "packed" in refused["error"]["message"]

@@ -17,6 +17,7 @@ from shipped import controls
 from live_host import LiveHost
 
 from remote_script import surface
+from shared.notes import unpack_notes
 
 GENERIC = controls("generic")
 NOT_RUNNING = "MidiDrumiGen: daemon not running — start it with `drumigen serve`"
@@ -104,7 +105,8 @@ def test_two_hundred_notes_from_the_daemon_are_written_whole(live: LiveHost) -> 
     press(live, "density_up")  # busier: more hits a bar
     clip, costs = generate(live, 2)
     result = live.script._controller._result
-    hits = sorted({(n["pitch"], n["start"]) for p in result.patterns for n in p["notes"]})
+    assert all(set(p) == {"seed", "packed"} for p in result.patterns)  # the script asked for packed notes
+    hits = sorted({(n.pitch, n.start) for p in result.patterns for n in unpack_notes(p["packed"])})
     assert len(hits) >= 200, f"the daemon gave only {len(hits)} distinct hits"
     wire = [{"pitch": p, "start": s, "duration": 0.1, "velocity": 90} for p, s in hits[:200]]
     two_hundred = {"seed": 1, "notes": wire}
