@@ -7,6 +7,10 @@ The table: 4 bars x 1 and x 8 variations and 16 bars x 1, with tokens per patter
 token (wall time / longest row's tokens, i.e. per decode step), the FLOPs a pattern costs
 (DrumTransformer.flops_per_token summed over the real contexts, prefill included) and the
 FLOP rate that achieves, against this machine's rate on one large matmul measured here.
+With Hugging Face transformers installed (`pip install -e '.[bench]'`; never a dependency of
+the product), the same run times `GPT2LMHeadModel.generate` on a GPT-2 of our model's shape
+(layers, heads, width, vocabulary, context) sampling the same number of tokens per pattern
+with top-p and its KV cache, on the same threads: plain sampling, no grammar, no notes.
 Timings on a shared machine are noisy: every figure is a median, and the cases run
 interleaved so that a burst of load hits all of them alike.
 """
@@ -65,6 +69,28 @@ def pattern_flops(g: Generator, ids: list[int], block_size: int) -> int:
     return flops
 
 
+def hf_twin(g: Generator):
+    """A randomly initialised GPT-2 with our model's shape, or None without transformers."""
+    try:
+        from transformers import GPT2Config, GPT2LMHeadModel
+    except ImportError:
+        return None
+    c = g.model.config
+    config = GPT2Config(vocab_size=len(g.vocab), n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
+                        n_head=c.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    return GPT2LMHeadModel(config).eval()
+
+
+def hf_generate(twin, tokens: int, variations: int, seed: int) -> None:
+    """`tokens` sampled tokens per pattern after a prompt as long as our prefix."""
+    torch.manual_seed(seed)
+    prompt = torch.zeros((1, len(SLOTS)), dtype=torch.long)
+    with torch.inference_mode():
+        twin.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_p=0.95,
+                      max_new_tokens=tokens, min_new_tokens=tokens, num_return_sequences=variations,
+                      pad_token_id=0, use_cache=True)
+
+
 def run_table(g: Generator, runs: int, seed: int) -> None:
     decode_threads = g.threads or torch.get_num_threads()
     rates = {t: matmul_rate(t) for t in sorted({1, torch.get_num_threads(), decode_threads})}
@@ -79,8 +105,12 @@ def run_table(g: Generator, runs: int, seed: int) -> None:
         return real_patterns(requests, rows)
 
     g._patterns = capture
+    twin, hf_times = hf_twin(g), defaultdict(list)
     for name, kw in CASES.items():  # warm up every path once
         g.generate([GrooveRequest(seed=seed, style="funk", **kw)])
+        if twin is not None:
+            hf_generate(twin, 8, kw["variations"], seed)
+    threads = torch.get_num_threads()
     for i in range(runs):
         for name, kw in CASES.items():
             request = GrooveRequest(seed=seed + 100 * i, style="funk", **kw)
@@ -88,6 +118,10 @@ def run_table(g: Generator, runs: int, seed: int) -> None:
             lengths = [len(ids) + 1 for ids in captured]  # + the closing Bar that was sampled
             flops = sum(pattern_flops(g, ids, g.block_size) for ids in captured)
             shapes[name].append((max(lengths), statistics.mean(lengths), flops))
+            if twin is not None and name != "16 bars x 1":  # the same tokens, HF's way, on the same threads
+                torch.set_num_threads(decode_threads)
+                hf_times[name].append(_timed(lambda: hf_generate(twin, max(lengths), kw["variations"], seed + i)))
+                torch.set_num_threads(threads)
     g._patterns = real_patterns
 
     print(f"torch {torch.__version__}; torch threads {torch.get_num_threads()}, decoding on {decode_threads}; "
@@ -111,6 +145,16 @@ def run_table(g: Generator, runs: int, seed: int) -> None:
               f"{achieved / rate:9.1%}")
     print(f"\n8 variations / 1: {statistics.median(times['4 bars x 8']) / one:.2f}x "
           "(ms/token divides by the longest row, which sets the number of steps)")
+    if twin is None:
+        print("(transformers is not installed: no Hugging Face comparison)")
+        return
+    import transformers
+
+    print(f"\nHugging Face transformers {transformers.__version__}, GPT2LMHeadModel.generate, same shape, "
+          f"same tokens, top-p 0.95, KV cache, {decode_threads} thread(s):")
+    for name, hf in hf_times.items():
+        ours, theirs = statistics.median(times[name]), statistics.median(hf)
+        print(f"{name:12} HF median {theirs * 1e3:7.1f} ms, ours {ours * 1e3:7.1f} ms: ours is {theirs / ours:.2f}x faster")
 
 
 def run_profile(g: Generator, runs: int, seed: int) -> None:
