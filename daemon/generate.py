@@ -144,7 +144,7 @@ class Generator:
             drummer=req.drummer or voice.drummer,
             tempo=req.tempo,
             meter=tuple(req.meter),
-            kind=req.kind,
+            kind=req.kind or ("beat" if req.style is not None else None),  # a style plays grooves unless asked for fills
             density=level(req.density),
             complexity=level(req.complexity),
         )

@@ -204,12 +204,12 @@ class Daemon:
 
     def _style_list(self) -> dict:
         """Read afresh each time: a style learned or deleted with the CLI shows at once."""
-        folder = self.generator.style_folder
+        names = styles.all_names(self.generator.style_folder)
         return {
-            "styles": styles.all_names(folder),  # every name `style` takes: genres, presets, drummers, learned
+            "styles": names,  # every name `style` takes: genres, presets, drummers, learned
             "genres": list(GENRES),
             "presets": {name: preset.about for name, preset in styles.PRESETS.items()},
-            "learned": [name for name in styles.all_names(folder) if name not in styles.BUILTIN],
+            "learned": [name for name in names if name not in styles.BUILTIN],
             "drummers": list(DRUMMERS),
             "time_signatures": [list(m) for m in self.generator.vocab.meters],
             "kits": ["gm", "gmd", "rack16"],
