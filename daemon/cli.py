@@ -509,7 +509,7 @@ def add_style_parser(sub) -> None:
     learn = actions.add_parser("learn", help="learn a style from 3-20 MIDI grooves (under a minute)")
     learn.add_argument("name", help="the new style's name: letters, digits, '-' or '_'")
     learn.add_argument("files", nargs="+", type=Path, help=".mid files, or folders of them")
-    learn.add_argument("--steps", type=int, help="optimisation steps (default 40)")
+    learn.add_argument("--steps", type=int, help="optimisation steps, 1-100 (default 40)")
     learn.add_argument("--checkpoint", type=Path, help="model (default: the bundled one)")
     learn.add_argument("--replace", action="store_true", help="overwrite a style of the same name")
     listing = actions.add_parser("list", help="your styles, the presets and the drummers")

@@ -48,6 +48,7 @@ class GrooveRequest:
     kit: dict[int, int] = field(default_factory=dict)  # canonical GM pitch -> output pitch
     primer: tuple[int, ...] = ()  # model ids after the prefix that every variation starts from (a clip)
     onsets: tuple[tuple[int, ...], ...] = ()  # per bar, grid positions that must each get a hit (drumify)
+    voice: Voice | None = None  # `style` resolved once (requests.request_for); None: resolved when sampled
 
 
 @dataclass
@@ -138,7 +139,7 @@ class Generator:
 
     def conditions(self, req: GrooveRequest, voice: Voice | None = None) -> Conditions:
         level = lambda x: None if x is None else round(min(max(x, 0.0), 1.0) * (LEVELS - 1))  # noqa: E731
-        voice = voice or self.voice(req.style)
+        voice = voice or req.voice or self.voice(req.style)
         return Conditions(
             genre=voice.genre,
             drummer=req.drummer or voice.drummer,
@@ -177,7 +178,7 @@ class Generator:
         rows = []
         for req in requests:
             base_seed = req.seed if req.seed is not None else random.randrange(2**31)
-            voice = self.voice(req.style)
+            voice = req.voice or self.voice(req.style)
             conditions = self.conditions(req, voice)
             for v in range(req.variations):
                 seed = base_seed + v
@@ -312,17 +313,21 @@ class Generator:
         for i, req in enumerate(requests):
             for _ in range(req.variations):
                 row = next(it)
-                out[i].append(Pattern(self.notes(row.state.ids, req, row.voice.template), row.seed))
+                template = None if req.onsets else row.voice.template  # drumify keeps its hits on the onsets
+                out[i].append(Pattern(self.notes(row.state.ids, req, template), row.seed))
         return out
 
     def notes(self, ids: list[int], req: GrooveRequest, template: GrooveTemplate | None = None) -> list[Note]:
         """Notes in the request's kit, inside the clip, at most one hit per pitch and time; with a
-        style's groove template, its feel laid over the model's timing."""
+        style's groove template, its feel laid over the model's timing of the sampled hits (a
+        primer's hits are the user's clip, and its feel is theirs)."""
         clip_end = req.bars * bar_beats(tuple(req.meter))
-        hits = [Note(h.pitch, round(h.start, 6), NOTE_DURATION, h.velocity) for h in self.table.hits(ids)
-                if h.start < clip_end]
+        hits = [Note(h.pitch, round(h.start, 6), NOTE_DURATION, h.velocity) for h in self.table.hits(ids)]
+        known = len(self.table.hits(list(req.primer))) if req.primer else 0
+        sampled = [h for h in hits[known:] if h.start < clip_end]
         if template is not None:
-            hits = template.apply(hits, tuple(req.meter), clip_end)
+            sampled = template.apply(sampled, tuple(req.meter), clip_end)
+        hits = [h for h in hits[:known] if h.start < clip_end] + sampled
         best: dict[tuple[int, float], Note] = {}
         for hit in hits:
             start = round(hit.start, 6)

@@ -120,10 +120,14 @@ class TokenTable:
         return self._allowed(*s.key())
 
     def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int,
-                     force_bar: bool, due: int = -1, due_next: int = -1) -> np.ndarray:
+                     force_bar: bool, due: int, due_next: int, rest_ok: bool) -> np.ndarray:
         """`due`: the next position of this bar that must get a hit (-1: none left); `due_next`:
-        the next bar's first such position, for tokens that open that bar."""
+        the next bar's first such position, for tokens that open that bar; `rest_ok`: a bar
+        opened by known tokens may stay empty (a Bar may follow its TimeSig)."""
         ids = self._base(state, meter, force_bar and due < 0)
+        if rest_ok and state == AFTER_TIMESIG:
+            bars = self._base(AFTER_VELOCITY, meter, False)
+            ids = np.union1d(ids, bars[self.starts_bar[bars]]).astype(np.int32)
         ids = ids[self.continues_from[ids] > position]  # positions rise within a bar
         if struck:
             ids = ids[(self.lead_pitches[ids] & struck) == 0]  # no piece struck twice at a position
@@ -187,22 +191,26 @@ class BarState:
     done: bool = False
     ids: list[int] = field(default_factory=list)
     onsets: tuple[tuple[int, ...], ...] = ()  # per bar, ascending positions that must each get a hit
+    known: bool = False  # the tokens so far were given (follow), not sampled: their bar may be a rest
 
     def key(self) -> tuple:
         """Everything the allowed set depends on (TokenTable.allowed caches by it)."""
         # Close an overlong bar by force, but only where a Bar may come: a half-written hit
         # (after a Position or a pitch) must be finished first, or nothing would be allowed.
         force_bar = self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
+        rest_ok = self.known and self.state == AFTER_TIMESIG
         if not self.onsets:
-            return self.state, self.meter, self.position, self.struck, force_bar
+            return self.state, self.meter, self.position, self.struck, force_bar, -1, -1, rest_ok
         bar = self.bars - 1  # the bar being written; -1 before the first Bar
         here = self.onsets[bar] if 0 <= bar < len(self.onsets) else ()
         due = next((p for p in here if p > self.position), -1)
         following = self.onsets[bar + 1] if bar + 1 < len(self.onsets) else ()
-        return self.state, self.meter, self.position, self.struck, force_bar, due, following[0] if following else -1
+        return (self.state, self.meter, self.position, self.struck, force_bar, due,
+                following[0] if following else -1, rest_ok)
 
     def advance(self, token: int, table: TokenTable) -> None:
         """Apply a sampled token; a Bar beyond the last wanted bar ends the sequence instead."""
+        self.known = False
         pieces = table.steps[token]
         if pieces[0][0] == BAR and self.bars == self.bars_wanted:
             self.done = True
@@ -218,27 +226,24 @@ class BarState:
                 self.struck |= 1 << (value - PITCH_BASE)
         self.state = _AFTER[pieces[-1][0]]
 
-    def allows(self, token: int, table: TokenTable, rests: bool = False) -> bool:
-        """Whether `token` may come next; with `rests`, a Bar may also close an empty bar."""
-        if rests and self.state == AFTER_TIMESIG and table.starts_bar[token]:
-            key = (AFTER_VELOCITY, *self.key()[1:])  # as if after a hit
-            ids = table._allowed(*key)
-        else:
-            ids = table.allowed(self)
+    def allows(self, token: int, table: TokenTable) -> bool:
+        ids = table.allowed(self)
         i = int(np.searchsorted(ids, token))
         return i < len(ids) and ids[i] == token
 
     def follow(self, tokens: list[int], table: TokenTable) -> None:
         """Advance through known tokens (e.g. a clip to continue), checking each one.
 
-        Unlike sampled ones, known bars may be empty (a clip with a bar of rest). Raises
-        ValueError at the first token the grammar does not allow here, or if the tokens run
-        past the last wanted bar.
+        Unlike sampled ones, known bars may be empty (a clip with a bar of rest), and so may
+        the bar the known tokens end in: sampling may close it. Raises ValueError at the first
+        token the grammar does not allow here, or if the tokens run past the last wanted bar.
         """
         for i, token in enumerate(tokens):
-            if self.done or not self.allows(token, table, rests=True):
+            self.known = True
+            if self.done or not self.allows(token, table):
                 raise ValueError(f"token {i} ({token}) does not continue a valid sequence here")
             self.advance(token, table)
+            self.known = True
             if self.done:
                 raise ValueError(f"token {i} ({token}) opens bar {self.bars + 1} of {self.bars_wanted}")
 

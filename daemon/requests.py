@@ -6,6 +6,7 @@ value the daemon accepts.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Collection
 
@@ -34,10 +35,10 @@ def request_for(msg: dict, generator: Generator) -> GrooveRequest:
     this model)."""
     request = groove_request(msg, generator.vocab.meters, Catalog(generator.style_folder))
     try:
-        generator.voice(request.style)
+        voice = generator.voice(request.style)
     except StyleError as err:
         raise ProtocolError(E_UNKNOWN_STYLE, str(err)) from None
-    return request
+    return dataclasses.replace(request, voice=voice)  # resolved once: a style deleted meanwhile cannot fail the batch
 
 
 def groove_request(msg: dict, meters: tuple[tuple[int, int], ...], styles: Collection[str] = GENRES) -> GrooveRequest:

@@ -178,6 +178,10 @@ class Daemon:
         except queue.Full:
             return envelope, P.error_reply(request_id, P.E_BUSY,
                                            f"the daemon has {MAX_QUEUE} requests waiting; try again in a moment")
+        except Exception:  # a bug must cost this request, never the daemon
+            log.exception("request %r (op %r) failed", request_id, op)
+            return envelope, P.error_reply(request_id, P.E_INTERNAL,
+                                           f"the daemon failed on this request; details are in {log_file_hint()}")
         return envelope, P.error_reply(request_id, P.E_UNKNOWN_OP,
                                        f"unknown op {op!r}; this daemon knows: {', '.join(P.OPS)}")
 
@@ -244,8 +248,7 @@ class Daemon:
         ghost_notes = msg.get("ghost_notes", False)
         if not isinstance(ghost_notes, bool):
             raise P.ProtocolError(P.E_BAD_REQUEST, "ghost_notes must be true or false")
-        voice = self.generator.voice(request.style)
-        style = voice.genre or voice.habits  # the humanizer knows genres; a learned style plays as `any`
+        style = request.voice.genre or request.voice.habits  # the humanizer knows genres; a learned style plays as `any`
         seed = request.seed if request.seed is not None else random.randrange(2**31)
 
         def run() -> dict:
@@ -278,7 +281,7 @@ class Daemon:
             m = meter(item, self.generator.vocab.meters)
             notes, length = clip(item, m)
             clips.append((notes, number(item, "tempo", 120.0, P.TEMPO_RANGE), m, length))
-        steps = whole_number(msg, "steps", styles.STEPS, (1, 400))
+        steps = whole_number(msg, "steps", styles.STEPS, (1, styles.MAX_STEPS))
         model = self.generator.model  # learning reads it on the CPU; a CUDA daemon reads the file again
         loaded = (model, self.generator.vocab) if self.generator.device.type == "cpu" else None
 
@@ -325,6 +328,8 @@ class Daemon:
         started = time.perf_counter()
         try:
             fields = job.task()
+            if "patterns" in fields:
+                fields = {**fields, "patterns": _wire_patterns(fields["patterns"], job.packed)}
         except P.ProtocolError as err:  # refused once it ran (clips without drums to learn, a rhythm without notes)
             return job.envelope, P.error_reply(job.request_id, err.code, err.message)
         except Exception:
@@ -332,14 +337,13 @@ class Daemon:
             message = f"the daemon failed on this clip; details are in {log_file_hint()}"
             return job.envelope, P.error_reply(job.request_id, P.E_INTERNAL, message)
         log.info("clip op answered in %.0f ms", (time.perf_counter() - started) * 1000)
-        if "patterns" in fields:
-            fields = {**fields, "patterns": _wire_patterns(fields["patterns"], job.packed)}
         return job.envelope, P.ok_reply(job.request_id, **fields)
 
     def _run(self, batch: list[Job]) -> list[tuple[list[bytes], dict]]:
         started = time.perf_counter()
         try:
-            patterns = self.generator.generate([job.request for job in batch])
+            found = self.generator.generate([job.request for job in batch])
+            wired = [_wire_patterns(patterns, job.packed) for job, patterns in zip(batch, found)]
         except Exception:
             log.exception("generation failed for a batch of %d requests", len(batch))
             message = f"generation failed inside the daemon; details are in {log_file_hint()}"
@@ -347,17 +351,9 @@ class Daemon:
         elapsed = time.perf_counter() - started
         log.info("generated %d requests (%d patterns) in one batch in %.0f ms", len(batch),
                   sum(j.request.variations for j in batch), elapsed * 1000)
-        replies = []
-        for job, found in zip(batch, patterns):
-            r = job.request
-            replies.append((job.envelope, P.ok_reply(
-                job.request_id,
-                bars=r.bars,
-                tempo=r.tempo,
-                time_signature=list(r.meter),
-                patterns=_wire_patterns(found, job.packed),
-            )))
-        return replies
+        return [(job.envelope, P.ok_reply(job.request_id, bars=job.request.bars, tempo=job.request.tempo,
+                                          time_signature=list(job.request.meter), patterns=patterns))
+                for job, patterns in zip(batch, wired)]
 
     # --- lifecycle ---------------------------------------------------------------------------
     def stop(self, *_: object) -> None:

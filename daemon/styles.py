@@ -62,6 +62,7 @@ MIN_BARS = 4  # a shorter groove is looped to this length, as Live loops a clip
 WINDOW_BARS = 2  # the bars right after the prefix are the ones the style steers most
 MAX_WINDOW_TOKENS = 160  # two bars are ~70 tokens, two very busy ones ~150
 STEPS = 40
+MAX_STEPS = 100  # learning holds the daemon's one model worker: generate requests wait behind it
 BATCH = 16
 LR = 0.1
 PULL = 3e-3  # L2 weight on the distance from the starting genre's one-hot
@@ -193,6 +194,8 @@ class GrooveTemplate:
     @classmethod
     def from_json(cls, data: dict) -> "GrooveTemplate":
         meter = (int(data["meter"][0]), int(data["meter"][1]))
+        if not (0 < meter[0] <= 32 and meter[1] in (1, 2, 4, 8, 16, 32)):
+            raise ValueError(f"its groove template's meter {meter} is not a time signature")
         n = steps_per_bar(meter)
         offsets, velocities = data["offsets"], data["velocities"]
         for table in (offsets, velocities):
@@ -315,8 +318,8 @@ class Style:
                 fingerprint=str(data["checkpoint"]["tok_emb_sha256"]), created=str(data["created"]),
                 fit=dict(data.get("fit") or {}),
             )
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
-            raise StyleError(f"{origin} is damaged ({err}); delete it or import a good copy") from None
+        except Exception as err:  # whatever a hand-edited or truncated file holds: never past here
+            raise StyleError(f"{origin} is damaged ({type(err).__name__}: {err}); delete it or import a good copy") from None
 
     def check(self, model: DrumTransformer) -> None:
         """Refuse a style learned on another model: its weights would mean something else there."""
@@ -375,7 +378,7 @@ class StyleLibrary:
             raise UnknownStyle(f"no style named {name!r}; `drumigen style list` shows them")
         try:
             data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as err:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
             raise StyleError(f"style {key!r} is damaged ({path}: {err}); delete it with "
                              f"`drumigen style delete {key}`") from None
         style = Style.from_json(data, f"style file {path}")
@@ -421,7 +424,7 @@ class StyleLibrary:
             data = json.loads(path.read_text())
         except FileNotFoundError:
             raise StyleError(f"{path}: no such file") from None
-        except (OSError, UnicodeDecodeError, ValueError) as err:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
             raise StyleError(f"{path} is not a style file ({err})") from None
         style = Style.from_json(data, str(path))
         style.name = check_name(name or style.name)
@@ -464,6 +467,8 @@ def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[i
         raise StyleError(f"{name} has no drum notes (GM drum pitches {DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]})")
     if not (math.isfinite(tempo) and tempo > 0):
         raise StyleError(f"{name} has no usable tempo ({tempo!r})")
+    if not (meter[0] > 0 and meter[1] > 0):
+        raise StyleError(f"{name} has no usable time signature ({meter[0]}/{meter[1]})")
     bar = meter[0] * 4 / meter[1]
     bars = math.floor(drums[-1].start / bar + 1e-6) + 1 if length is None else max(1, math.ceil(length / bar - 1e-6))
     return Groove(name, drums, float(tempo), (int(meter[0]), int(meter[1])), bars)
@@ -620,6 +625,10 @@ def learn_style(name: str, files: list[Path], checkpoint_path: Path = checkpoint
     """Learn a style from 3-20 MIDI grooves and save it in the style folder (about 15-60 s)."""
     if not files:
         raise StyleError("no MIDI files given: a style is learned from 3 or more of your grooves")
+    if len(files) > MAX_GROOVES:
+        raise StyleError(f"{len(files)} files given; a style is learned from {MIN_GROOVES}-{MAX_GROOVES} grooves")
+    if not 1 <= steps <= MAX_STEPS:
+        raise StyleError(f"steps must be 1-{MAX_STEPS}, got {steps}")
     grooves, problems = [], []
     for path in files:
         try:
@@ -796,7 +805,7 @@ def cmd_style_learn(args: argparse.Namespace) -> int:
 
         try:
             style = learn_style(args.name, _midi_files(args.files), args.checkpoint or checkpoint.BUNDLED,
-                                args.steps or STEPS, progress, replace=args.replace)
+                                STEPS if args.steps is None else args.steps, progress, replace=args.replace)
         finally:
             for bar in bars:
                 bar.close()

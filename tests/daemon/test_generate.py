@@ -4,6 +4,7 @@ mixes, on the bundled model and on a tiny random one (fast enough for 1,000 requ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 
 import numpy as np
@@ -314,3 +315,15 @@ def test_a_preset_lays_its_feel_over_the_notes(bundled, monkeypatch):
         assert [n.start for n in a.notes] != pytest.approx([n.start for n in b.notes], abs=1e-3)
     late = [n.start * 4 - round(n.start * 4) for p in felt for n in p.notes if n.pitch == 38]
     assert sum(late) / len(late) > 0.05  # the snare sits behind the beat
+
+
+def test_a_template_moves_only_sampled_hits_never_the_clip_it_continues(bundled):
+    from daemon import clip_ops
+    from shared.notes import Note
+
+    clip = [Note(36, 0.0, 0.25, 100), Note(42, 0.25, 0.25, 80), Note(38, 1.0, 0.25, 90), Note(42, 0.75, 0.25, 70)]
+    req = GrooveRequest(style="laid-back-hiphop", bars=2, seed=4)
+    req = dataclasses.replace(req, primer=clip_ops.primer(bundled, clip, 1, req))
+    template = bundled.voice(req.style).template
+    played = bundled.notes(list(req.primer), req, template)
+    assert [(n.pitch, n.start) for n in played] == [(n.pitch, n.start) for n in sorted(clip, key=lambda n: (n.start, n.pitch))]

@@ -154,12 +154,16 @@ def test_a_sampled_bar_is_never_empty_but_a_known_one_may_be():
     t, base = table(), table().vocab.base_vocab
     empty_bar = [base["Bar_None"], base["TimeSig_4/4"]]
     sampled = BarState(2, (4, 4))
-    sampled.follow(empty_bar, t)
+    for token in empty_bar:
+        sampled.advance(token, t)
     assert {t.steps[i][0][0] for i in t.allowed(sampled)} == {POSITION}  # rest is not on offer
     assert not sampled.allows(base["Bar_None"], t)
     known = BarState(3, (4, 4))
     known.follow(empty_bar * 2, t)  # a clip's bar of rest, then its next bar
     assert known.bars == 2 and not known.done
+    assert {t.steps[i][0][0] for i in t.allowed(known)} == {POSITION, BAR}  # the clip's last bar may rest too
+    known.advance(int(t.allowed(known)[0]), t)
+    assert not known.known  # what is sampled from here on follows the sampled rules
 
 
 @pytest.mark.parametrize("meter", [(4, 4), (6, 8), (7, 8)])

@@ -413,6 +413,8 @@ def test_drumify_plays_a_hit_on_every_onset_of_the_rhythm(daemon):
         assert {round(t, 4) for t in taps} <= starts
         assert len(pattern["notes"]) > len(taps) and all(0 <= n["start"] < 8 for n in pattern["notes"])
     assert reply["patterns"][0]["notes"] != reply["patterns"][1]["notes"]
+    felt = ask(daemon.endpoint, op="drumify", id=3, notes=rhythm, length=8.0, style="laid-back-hiphop", seed=2)
+    assert {round(t, 4) for t in taps} <= {round(n["start"], 4) for n in felt["patterns"][0]["notes"]}  # no swing off them
     empty = ask(daemon.endpoint, op="drumify", id=2, notes=[], length=8.0)
     assert empty["error"]["code"] == "bad_request" and "notes" in empty["error"]["message"]
 
@@ -430,3 +432,27 @@ def test_packed_replies_hold_the_same_notes(daemon):
             [p["notes"] for p in plain["patterns"]]
     refused = ask(daemon.endpoint, op="generate", id=3, packed="yes")
     assert refused["error"]["code"] == "bad_request" and "packed" in refused["error"]["message"]
+
+
+@pytest.mark.parametrize("content", [
+    '{"format": "mididrumigen-style", "version": 1, "name": "odd", "weights": {"genre_funk": 1e999999}}',
+    "[" * 100_000,
+    '{"format": "mididrumigen-style", "version": 1, "name": "odd", "base": "funk", "weights": {"genre_funk": 1}, '
+    '"drummer": null, "template": {"meter": [4, 0], "offsets": {}, "velocities": {}}, "sources": [], '
+    '"checkpoint": {"file": "x", "tok_emb_sha256": "y"}, "created": "now"}',
+    b"\xff\xfe garbage",
+])
+def test_a_damaged_style_file_costs_that_style_never_the_daemon(daemon, content):
+    path = daemon.styles / "odd.json"
+    daemon.styles.mkdir(exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    try:
+        listed = ask(daemon.endpoint, op="styles", id=1)
+        assert listed["ok"] and "odd" not in listed["styles"] and "funk" in listed["styles"]
+        played = ask(daemon.endpoint, op="generate", id=2, style="odd", bars=1)
+        assert played["error"]["code"] == "unknown_style" and "damaged" in played["error"]["message"]
+        unknown = ask(daemon.endpoint, op="generate", id=3, style="polka", bars=1)
+        assert unknown["error"]["code"] == "unknown_style"
+    finally:
+        path.unlink()
+    assert ask(daemon.endpoint, op="ping", id=4)["pong"] is True
