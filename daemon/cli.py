@@ -286,11 +286,16 @@ def add_generate(sub) -> None:
     p.add_argument("--kit", help="output drum map: gm (default), gmd, rack16")
     p.add_argument("--out", "-o", type=Path, help="folder to write one .mid per groove into")
     p.add_argument("--quiet", "-q", action="store_true", help="do not draw the grids")
+    add_local_flags(p)
+    add_client_flags(p)
+    p.set_defaults(func=cmd_generate)
+
+
+def add_local_flags(p) -> None:
+    """--local: the model runs in this process, no daemon needed."""
     p.add_argument("--local", action="store_true", help="run the model in this process instead of the daemon")
     p.add_argument("--checkpoint", type=Path, help="with --local: model checkpoint (default: bundled)")
     p.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda")
-    add_client_flags(p)
-    p.set_defaults(func=cmd_generate)
 
 
 # --- working on a clip: continue, variation, fill ------------------------------------------------
@@ -357,9 +362,7 @@ def add_clip_ops(sub) -> None:
         if name == "fill":
             p.add_argument("--every", type=int, help="a fill every N bars (default: only the last bar)")
         p.add_argument("--quiet", "-q", action="store_true", help="do not draw the grid")
-        p.add_argument("--local", action="store_true", help="run the model in this process instead of the daemon")
-        p.add_argument("--checkpoint", type=Path, help="with --local: model checkpoint (default: bundled)")
-        p.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda")
+        add_local_flags(p)
         add_client_flags(p)
         p.set_defaults(func=cmd_clip_op)
 

@@ -19,6 +19,17 @@ from tests.daemon.jack_support import Sink
 JACK_PERIOD = 128  # frames at 48 kHz: MIDI moves every 2.7 ms
 
 
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny ops on a shared 2-core machine: a second intra-op thread only waits for a busy core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def jack_server() -> Iterator[str]:
     with ExitStack() as stack:

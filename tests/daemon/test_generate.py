@@ -20,13 +20,7 @@ from daemon.vocab import GENRES
 METERS = [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny ops on a shared 2-core machine: a second intra-op thread only waits for a busy core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

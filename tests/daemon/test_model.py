@@ -10,13 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from daemon import checkpoint
 from daemon.model import DrumTransformer, ModelConfig
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny ops on a shared 2-core machine: a second intra-op thread only waits for a busy core."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 ATOL = 1e-5  # float32 rounding of a different summation order, relative to logits of O(1)
