@@ -25,7 +25,6 @@ import torch
 from daemon import checkpoint, styles
 from daemon.grammar import BAR, BarState, TokenTable, bar_beats
 from daemon.model import DrumTransformer
-from daemon.styles import GrooveTemplate
 from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
 from shared.notes import Note
 
@@ -67,7 +66,7 @@ class Voice:
     blend: dict[int, float] | None = None  # genre-slot weights by token id (a mix, a preset, a learned style)
     drummer: str | None = None
     habits: str | None = None  # genre whose priors fill open controls; None: leave them open
-    template: GrooveTemplate | None = None
+    template: styles.GrooveTemplate | None = None
 
 
 @dataclass
@@ -317,7 +316,7 @@ class Generator:
                 out[i].append(Pattern(self.notes(row.state.ids, req, template), row.seed))
         return out
 
-    def notes(self, ids: list[int], req: GrooveRequest, template: GrooveTemplate | None = None) -> list[Note]:
+    def notes(self, ids: list[int], req: GrooveRequest, template: styles.GrooveTemplate | None = None) -> list[Note]:
         """Notes in the request's kit, inside the clip, at most one hit per pitch and time; with a
         style's groove template, its feel laid over the model's timing of the sampled hits (a
         primer's hits are the user's clip, and its feel is theirs)."""
