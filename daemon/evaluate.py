@@ -13,7 +13,9 @@ Two kinds of numbers:
     requested genre in generated grooves, against how often in real held-out grooves;
   * copying: the share of 2-bar 16th-note grids found verbatim in the train split, against the
     same share for real held-out grooves;
-  * validity: grooves inside the clip with every bar played.
+  * validity: grooves inside the clip with every bar played;
+  * the controls: what `density` and `complexity` 0..1 do to hits per bar and to the share of
+    hits on off-8th 16ths, against what those levels mean in the training data.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from daemon import checkpoint, kit, midifile
 from daemon.data import DEFAULT_DATA, evaluation_windows, load_dataset
 from daemon.generate import Generator, GrooveRequest
 from daemon.train import TrainConfig, evaluate
+from daemon.vocab import LEVELS
 from shared.notes import Note
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ GROUP_OF = {p: i for i, ps in enumerate(GROUPS.values()) for p in ps}
 DESCRIPTORS = ("density", *(f"{g} rate" for g in GROUPS), "syncopation", "velocity mean", "velocity spread",
                "timing spread", "swing")
 MIN_REAL_WINDOWS = 25
+STYLE_SEEDS = 5  # one style classifier's accuracy moves by several points with its seed: report the mean of 5
 
 
 # --- grooves as numbers ----------------------------------------------------------------------
@@ -206,7 +210,11 @@ def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature
     # style classifier, trained on the train split's grooves of the evaluated genres
     train_x = [features(w) for g in genres for w in real.windows["train"][g]]
     train_y = [k for k, g in enumerate(genres) for _ in real.windows["train"][g]]
-    style = fit_classifier(np.array(train_x), np.array(train_y), len(genres))
+    style = [fit_classifier(np.array(train_x), np.array(train_y), len(genres), seed=s) for s in range(STYLE_SEEDS)]
+
+    def recognised(f: np.ndarray, k: int) -> float:
+        return float(np.mean([(predict(net, f) == k).mean() for net in style]))
+
     train_grids = {grid(w).tobytes() for g in real.windows["train"] for w in real.windows["train"][g]}
 
     rows = []
@@ -223,21 +231,65 @@ def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature
             "oa": {d: overlap_area(real_d[:, j], gen_d[:, j]) for j, d in enumerate(DESCRIPTORS)},
             "c2st": c2st(real_f, gen_f),
             "c2st_real": c2st(real_f, np.array([features(w) for w in val_w])) if len(val_w) >= 20 else None,
-            "style_real": float((predict(style, real_f) == k).mean()),
-            "style_generated": float((predict(style, gen_f) == k).mean()),
+            "style_real": recognised(real_f, k),
+            "style_generated": recognised(gen_f, k),
             "copied_generated": float(np.mean([grid(w).tobytes() in train_grids for w in gen_w])),
             "copied_real": float(np.mean([grid(w).tobytes() in train_grids for w in real_w])),
         })
     return {"genres": rows, "validity": valid / max(total, 1), "patterns": total}
 
 
+CONTROL_VALUES = (0.0, 0.25, 0.5, 0.75, 1.0)
+CONTROL_GENRES = ("rock", "funk", "hiphop", "jazz", "latin")
+
+
+def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed: int = 0,
+             values: tuple[float, ...] = CONTROL_VALUES) -> dict:
+    """What `density` and `complexity` do, one swept with the other left open, over a few genres
+    at their median test tempo: mean hits per bar (density) and share of hits on off-8th 16ths
+    (complexity, the measure its training labels were made from; daemon/data.py). Each value
+    is set on its own quintile of the training bars, so the reference is that quintile's range."""
+    vocab = generator.vocab
+    out: dict[str, list] = {"density": [], "complexity": []}
+    for control, measure in (("density", 0), ("complexity", DESCRIPTORS.index("syncopation"))):
+        edges = vocab.density_edges if control == "density" else vocab.complexity_edges
+        for value in values:
+            level = round(value * (LEVELS - 1))  # as Generator.conditions maps it
+            requests = [GrooveRequest(style=g, bars=WINDOW_BARS, tempo=real.tempo.get(g, 120.0), kind="beat",
+                                      variations=per_genre, seed=seed + 1000 * i, **{control: value})
+                        for i, g in enumerate(CONTROL_GENRES)]
+            grooves = [p.notes for patterns in generator.generate(requests) for p in patterns]
+            measured = [descriptors(w)[measure] for g in grooves for w in windows_of(g, WINDOW_BARS * BAR)]
+            low = edges[level - 1] if level > 0 else None
+            high = edges[level] if level < len(edges) else None
+            out[control].append({"value": value, "mean": float(np.mean(measured)), "sd": float(np.std(measured)),
+                                 "level": (low, high)})
+    return out
+
+
+def controls_table(result: dict) -> str:
+    def span(level: tuple, digits: int) -> str:
+        low, high = (None if v is None else f"{v:.{digits}f}" for v in level)
+        return f"< {high}" if low is None else f">= {low}" if high is None else f"{low}-{high}"
+
+    lines = ["| value | density: hits per bar | its training quintile | complexity: off-8th share | its training quintile |",
+             "|---|---|---|---|---|"]
+    for d, c in zip(result["density"], result["complexity"]):
+        lines.append(f"| {d['value']:.2f} | {d['mean']:.1f} ± {d['sd']:.1f} | {span(d['level'], 0)} | "
+                     f"{c['mean']:.2f} ± {c['sd']:.2f} | {span(c['level'], 2)} |")
+    return "\n".join(lines)
+
+
 def table(result: dict) -> str:
+    """The per-genre table. "generated / real" is the style accuracy of generated grooves as a share
+    of real ones': the product's bar is 0.95 (a genre whose real grooves are never recognised has none)."""
     lines = ["| genre | real / generated | mean OA | C2ST gen vs real | C2ST real vs real | style acc. real | "
-             "style acc. generated | copied (generated) | copied (real) |", "|" + "---|" * 9]
+             "style acc. generated | generated / real | copied (generated) | copied (real) |", "|" + "---|" * 10]
     for r in result["genres"]:
         c2st_real = "–" if r["c2st_real"] is None else f"{r['c2st_real']:.2f}"
+        share = "–" if r["style_real"] < 0.05 else f"{r['style_generated'] / r['style_real']:.2f}"
         lines.append(f"| {r['genre']} | {r['real']} / {r['generated']} | {np.mean(list(r['oa'].values())):.2f} | "
-                     f"{r['c2st']:.2f} | {c2st_real} | {r['style_real']:.0%} | {r['style_generated']:.0%} | "
+                     f"{r['c2st']:.2f} | {c2st_real} | {r['style_real']:.0%} | {r['style_generated']:.0%} | {share} | "
                      f"{r['copied_generated']:.1%} | {r['copied_real']:.1%} |")
     rows = result["genres"]
     lines += ["", "| descriptor | OA (mean over genres) |", "|---|---|"]
@@ -256,5 +308,7 @@ def run(path: Path, data: Path = DEFAULT_DATA, cache_dir: Path = Path(".cache"),
             parts.append(f"{split} NLL: {m['nll_token']:.4f} nats/token, {m['nll_note']:.4f} nats/note "
                          f"({m['tokens']} tokens)")
     generator = Generator.load(path, "auto")
-    parts.append(table(quality(generator, real_grooves(data), per_genre, temperature, guidance)))
+    real = real_grooves(data)
+    parts.append(table(quality(generator, real, per_genre, temperature, guidance)))
+    parts.append(controls_table(controls(generator, real)))
     return "\n\n".join(parts)

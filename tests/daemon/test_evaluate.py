@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from daemon.evaluate import DESCRIPTORS, c2st, descriptors, grid, overlap_area, windows_of
+from daemon import checkpoint
+from daemon.evaluate import DESCRIPTORS, RealGrooves, c2st, controls, descriptors, grid, overlap_area, table, windows_of
+from daemon.generate import Generator
 from shared.notes import Note
 
 
@@ -50,3 +52,27 @@ def test_c2st_tells_different_sets_apart_and_not_equal_ones():
     a, b = rng.normal(0, 1, (120, 4)), rng.normal(0, 1, (120, 4))
     assert c2st(a, b) < 0.65
     assert c2st(a, b + 3) > 0.9
+
+
+def test_table_shows_style_accuracy_as_a_share_of_real():
+    row = dict(real=40, generated=64, oa={d: 0.5 for d in DESCRIPTORS}, c2st=0.8, c2st_real=None,
+               copied_generated=0.0, copied_real=0.01)
+    result = {"genres": [dict(row, genre="funk", style_real=0.6, style_generated=0.3),
+                         dict(row, genre="pop", style_real=0.0, style_generated=0.1)],
+              "validity": 1.0, "patterns": 128}
+    lines = table(result).splitlines()
+    funk = next(line for line in lines if line.startswith("| funk"))
+    pop = next(line for line in lines if line.startswith("| pop"))
+    assert "| 60% | 30% | 0.50 |" in funk
+    assert "| 0% | 10% | – |" in pop
+
+
+def test_density_and_complexity_steer_the_bundled_model():
+    """The two 0-1 controls must be heard: at 1 the grooves have clearly more hits per bar, and
+    more of them off the 8ths, than at 0 (measured across five genres)."""
+    generator = Generator.load(checkpoint.BUNDLED, "cpu")
+    result = controls(generator, RealGrooves({}, {}), per_genre=4, values=(0.0, 1.0))
+    (density_low, density_high), (complexity_low, complexity_high) = result["density"], result["complexity"]
+    assert density_high["mean"] > density_low["mean"] + 5  # hits per bar
+    assert complexity_high["mean"] > complexity_low["mean"] + 0.12  # share of hits on off-8th 16ths
+    assert density_low["level"] == (None, generator.vocab.density_edges[0])  # reported against the lowest quintile
