@@ -36,7 +36,6 @@ from daemon import checkpoint, kit, midifile
 from daemon.data import DEFAULT_DATA, evaluation_windows, load_dataset
 from daemon.generate import Generator, GrooveRequest
 from daemon.train import TrainConfig, evaluate
-from daemon.vocab import LEVELS
 from shared.notes import Note
 
 log = logging.getLogger(__name__)
@@ -254,10 +253,10 @@ def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed:
     for control, measure in (("density", 0), ("complexity", DESCRIPTORS.index("syncopation"))):
         edges = vocab.density_edges if control == "density" else vocab.complexity_edges
         for value in values:
-            level = round(value * (LEVELS - 1))  # as Generator.conditions maps it
             requests = [GrooveRequest(style=g, bars=WINDOW_BARS, tempo=real.tempo.get(g, 120.0), kind="beat",
                                       variations=per_genre, seed=seed + 1000 * i, **{control: value})
                         for i, g in enumerate(CONTROL_GENRES)]
+            level = getattr(generator.conditions(requests[0]), control)  # the quintile the value asks for
             grooves = [p.notes for patterns in generator.generate(requests) for p in patterns]
             measured = [descriptors(w)[measure] for g in grooves for w in windows_of(g, WINDOW_BARS * BAR)]
             low = edges[level - 1] if level > 0 else None
