@@ -250,7 +250,7 @@ def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed:
     is set on its own quintile of the training bars, so the reference is that quintile's range."""
     vocab = generator.vocab
     out: dict[str, list] = {"density": [], "complexity": []}
-    for control, measure in (("density", 0), ("complexity", DESCRIPTORS.index("syncopation"))):
+    for control, measure in (("density", DESCRIPTORS.index("density")), ("complexity", DESCRIPTORS.index("syncopation"))):
         edges = vocab.density_edges if control == "density" else vocab.complexity_edges
         for value in values:
             requests = [GrooveRequest(style=g, bars=WINDOW_BARS, tempo=real.tempo.get(g, 120.0), kind="beat",
