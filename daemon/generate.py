@@ -312,8 +312,7 @@ class Generator:
         for i, req in enumerate(requests):
             for _ in range(req.variations):
                 row = next(it)
-                template = None if req.onsets else row.voice.template  # drumify keeps its hits on the onsets
-                out[i].append(Pattern(self.notes(row.state.ids, req, template), row.seed))
+                out[i].append(Pattern(self.notes(row.state.ids, req, row.voice.template), row.seed))
         return out
 
     def notes(self, ids: list[int], req: GrooveRequest, template: styles.GrooveTemplate | None = None) -> list[Note]:
