@@ -155,13 +155,13 @@ def main() -> None:
 
     generator = Generator.load(args.checkpoint, "cpu", style_folder=folder)
     model, vocab = generator.model, generator.vocab
-    learned, overrides = styles.resolve("bench", vocab, model, folder)
-    base_weights, _ = styles.resolve(style.base, vocab)
+    learned = styles.resolve("bench", vocab, model, folder)
+    base_weights = styles.resolve(style.base, vocab).weights
     tempo = float(np.median([float(r["bpm"]) for r in held]))
     conditions = {  # label -> (request style, genre-slot weights and drummer for the NLL, Voice changes)
         "base genre": (style.base, base_weights, None, {}),
-        "learned vector only": ("bench", learned, None, {"drummer": None, "template": None}),
-        "learned vector + drummer": ("bench", learned, overrides.get("drummer"), {"template": None}),
+        "learned vector only": ("bench", learned.weights, None, {"drummer": None, "template": None}),
+        "learned vector + drummer": ("bench", learned.weights, learned.drummer, {"template": None}),
         "learned style as played (+ timing template)": ("bench", None, None, {}),
         f"reference: base + {args.drummer} token": (style.base, base_weights, args.drummer, {}),
     }

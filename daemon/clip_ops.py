@@ -16,33 +16,26 @@ from daemon.vocab import POSITIONS_PER_BEAT
 from shared.notes import Note
 from shared.protocol import E_BAD_REQUEST, ProtocolError
 
-TICKS_PER_BEAT = 480
 FILL_CONTEXT_BARS = 2  # bars before a fill that the model hears
 
 
 def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveRequest) -> tuple[int, ...]:
     """Model ids for exactly `bars` bars of `notes` (user kit -> canonical kit, one hit per piece and slot)."""
-    import symusic
-
     meter = tuple(req.meter)
     bar = bar_beats(meter)
     to_canonical = {user: gm for gm, user in sorted(req.kit.items(), reverse=True)}  # first gm wins
     grid = POSITIONS_PER_BEAT * meter[1] / 4  # positions per quarter note
-    seen, track = set(), symusic.Track(name="clip", program=0, is_drum=True)
+    seen, canonical = set(), []
     for n in notes:
         if not 0 <= n.start < bars * bar:
             continue
         pitch = to_canonical.get(n.pitch, n.pitch)
         key = (pitch, round(n.start * grid))
-        if key in seen:
-            continue
-        seen.add(key)
-        track.notes.append(symusic.Note(round(n.start * TICKS_PER_BEAT), TICKS_PER_BEAT // 4, pitch, n.velocity))
-    score = symusic.Score(TICKS_PER_BEAT)
-    score.time_signatures.append(symusic.TimeSignature(0, meter[0], meter[1]))
-    score.tracks.append(track)
+        if key not in seen:
+            seen.add(key)
+            canonical.append(dataclasses.replace(n, pitch=pitch))
     vocab = generator.vocab
-    base = vocab.encode_score(score) if track.notes else []
+    base = vocab.encode_notes(canonical, meter)
     opened = sum(vocab.base_names[t] == "Bar_None" for t in base)
     base_ids = vocab.base_vocab  # unmerged REMI token -> id
     empty_bar = [base_ids["Bar_None"], base_ids[f"TimeSig_{meter[0]}/{meter[1]}"]]

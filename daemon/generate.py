@@ -119,7 +119,7 @@ class Generator:
         A genre is its own token. Anything else is a blend at the genre slot (styles.resolve);
         presets and genre mixes take the habits of their strongest genre, while drummers and
         learned styles leave open controls open, as they were learned or trained with them open.
-        The heaviest style with a groove template lends it.
+        The heaviest style lends its groove template, if it has one.
         """
         if style is None:
             return Voice()
@@ -127,14 +127,12 @@ class Generator:
         names = {name.strip().lower(): share for name, share in mix.items()}
         if len(names) == 1 and next(iter(names)) in GENRES:
             return Voice(genre=next(iter(names)), habits=next(iter(names)))
-        blend, overrides = styles.resolve_mix(names, self.vocab, self.model, self.style_folder)
+        resolved = styles.resolve_mix(names, self.vocab, self.model, self.style_folder)
         habits = None
         if all(name in GENRES or name in styles.PRESETS for name in names):
-            genre_weight = {g: blend.get(self.vocab.slot_id("genre", g), 0.0) for g in GENRES}
+            genre_weight = {g: resolved.weights.get(self.vocab.slot_id("genre", g), 0.0) for g in GENRES}
             habits = max(genre_weight, key=genre_weight.get)
-        heaviest = max(names, key=names.get)
-        return Voice(blend=blend, drummer=overrides.get("drummer"), habits=habits,
-                     template=styles.template_of(heaviest, self.style_folder))
+        return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=habits, template=resolved.template)
 
     def conditions(self, req: GrooveRequest, voice: Voice | None = None) -> Conditions:
         level = lambda x: None if x is None else round(min(max(x, 0.0), 1.0) * (LEVELS - 1))  # noqa: E731

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Collection
 
 from daemon import kit
 from daemon.generate import Generator, GrooveRequest
-from daemon.styles import Catalog, StyleError
-from daemon.vocab import DRUMMERS, GENRES, KINDS
+from daemon.styles import StyleError, UnknownStyle, all_names
+from daemon.vocab import DRUMMERS, KINDS
 from shared.notes import Note
 from shared.protocol import (
     BARS_RANGE,
@@ -30,26 +29,27 @@ MAX_STYLES_IN_MIX = 8
 
 
 def request_for(msg: dict, generator: Generator) -> GrooveRequest:
-    """groove_request for what this generator plays: its meters and every style it knows, the
-    user's learned ones included, each named style checked to load (not damaged, learned on
+    """groove_request for what this generator plays: its meters and every style it knows (the
+    user's learned ones included), each named style checked to load (not damaged, learned on
     this model)."""
-    request = groove_request(msg, generator.vocab.meters, Catalog(generator.style_folder))
+    request = groove_request(msg, generator.vocab.meters)
     try:
         voice = generator.voice(request.style)
+    except UnknownStyle as err:
+        known = ", ".join(all_names(generator.style_folder))
+        raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {err.name!r}; choose one of: {known}") from None
     except StyleError as err:
         raise ProtocolError(E_UNKNOWN_STYLE, str(err)) from None
     return dataclasses.replace(request, voice=voice)  # resolved once: a style deleted meanwhile cannot fail the batch
 
 
-def groove_request(msg: dict, meters: tuple[tuple[int, int], ...], styles: Collection[str] = GENRES) -> GrooveRequest:
+def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequest:
     """The `generate` fields of `msg` as a GrooveRequest; unknown extra fields are ignored.
-
-    `meters` are the time signatures the model's vocabulary can write; `styles` the style names
-    a request may use (a daemon.styles.Catalog, which also knows the user's learned styles).
-    """
+    `meters` are the time signatures the model's vocabulary can write. A style is checked for
+    its shape here; whether its names exist is the generator's to say (request_for)."""
     num, den = meter(msg, meters)
     return GrooveRequest(
-        style=_style(msg.get("style"), styles),
+        style=_style(msg.get("style")),
         drummer=_choice(msg, "drummer", DRUMMERS, E_UNKNOWN_STYLE),
         bars=whole_number(msg, "bars", 4, BARS_RANGE),
         tempo=number(msg, "tempo", 120.0, TEMPO_RANGE),
@@ -99,26 +99,26 @@ def _choice(msg: dict, name: str, allowed: tuple[str, ...], code: str) -> str | 
     return value.lower()
 
 
-def _style(value: object, styles: Collection[str]) -> str | dict[str, float] | None:
-    if value is None or value == "any":
+def _style(value: object) -> str | dict[str, float] | None:
+    """A style name (lower case; `any` is None) or a mix {name: weight}."""
+    if value is None:
         return None
     if isinstance(value, str):
-        if value.lower() not in styles:
-            raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {value!r}; choose one of: {', '.join(styles)}")
-        return value.lower()
+        key = value.strip().lower()
+        return None if key == "any" else key
     if isinstance(value, dict):
         if not 1 <= len(value) <= MAX_STYLES_IN_MIX:
             raise ProtocolError(E_BAD_REQUEST, f"a style mix names 1..{MAX_STYLES_IN_MIX} styles")
         mix = {}
         for name, weight in value.items():
-            resolved = _style(name, styles) if isinstance(name, str) else None
-            if resolved is None:
+            if not isinstance(name, str) or name.strip().lower() == "any":
                 raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {name!r} in the mix")
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not (
                 math.isfinite(weight) and weight >= 0
             ):
                 raise ProtocolError(E_BAD_REQUEST, f"style weight for {name!r} must be a number >= 0")
-            mix[resolved] = mix.get(resolved, 0.0) + float(weight)
+            key = name.strip().lower()
+            mix[key] = mix.get(key, 0.0) + float(weight)
         if sum(mix.values()) <= 0:
             raise ProtocolError(E_BAD_REQUEST, "style weights must not all be zero")
         return mix

@@ -34,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NamedTuple
 
 import torch
 from torch.nn import functional as F
@@ -45,15 +45,11 @@ from daemon.model import DrumTransformer
 from daemon.vocab import DRUMMERS, GENRES, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
 from shared.notes import Note
 
-if TYPE_CHECKING:  # symusic loads when a style is learned: the daemon starts without it
-    import symusic
-
 FORMAT = "mididrumigen-style"
 FORMAT_VERSION = 1
 FOLDER_ENV = "MIDIDRUMIGEN_STYLES"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 DRUM_PITCHES = range(TOKENIZER_CONFIG["drums_pitch_range"][0], TOKENIZER_CONFIG["drums_pitch_range"][1] + 1)
-TICKS_PER_BEAT = 480
 
 # Learning. Measured (docs/styles.md): held-out loss stops falling after 20-40 steps of 16 windows.
 MIN_GROOVES = 3
@@ -85,8 +81,12 @@ class StyleError(ValueError):
 class UnknownStyle(StyleError, KeyError):
     """No style by that name; a KeyError too, as `resolve` promises."""
 
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
     def __str__(self) -> str:
-        return str(self.args[0])
+        return f"no style named {self.name!r}; `drumigen style list` shows them"
 
 
 # --- groove templates ----------------------------------------------------------------------------
@@ -375,7 +375,7 @@ class StyleLibrary:
         key = name.strip().lower()
         path = self.path(key)
         if not NAME_PATTERN.fullmatch(key) or not path.is_file():
-            raise UnknownStyle(f"no style named {name!r}; `drumigen style list` shows them")
+            raise UnknownStyle(name)
         try:
             data = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
@@ -406,7 +406,7 @@ class StyleLibrary:
     def delete(self, name: str) -> None:
         key = name.strip().lower()
         if not NAME_PATTERN.fullmatch(key) or not self.path(key).is_file():
-            raise UnknownStyle(f"no style named {name!r}; `drumigen style list` shows them")
+            raise UnknownStyle(name)
         self.path(key).unlink()
 
     def export(self, name: str, path: Path) -> Path:
@@ -474,20 +474,6 @@ def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[i
     return Groove(name, drums, float(tempo), (int(meter[0]), int(meter[1])), bars)
 
 
-def score_of(notes: list[Note], tempo: float, meter: tuple[int, int]) -> symusic.Score:
-    import symusic
-
-    score = symusic.Score(TICKS_PER_BEAT)
-    score.tempos.append(symusic.Tempo(0, tempo))
-    score.time_signatures.append(symusic.TimeSignature(0, meter[0], meter[1]))
-    track = symusic.Track("drums", 0, True)
-    for n in notes:
-        track.notes.append(symusic.Note(round(n.start * TICKS_PER_BEAT), max(1, round(n.duration * TICKS_PER_BEAT)),
-                                        n.pitch, n.velocity))
-    score.tracks.append(track)
-    return score
-
-
 def windows(groove: Groove, vocab: Vocabulary) -> list[list[int]]:
     """Prefix + the first WINDOW_BARS bars from every bar with hits (looped up to MIN_BARS first).
     The drummer slot is `any` here; learning sets it."""
@@ -496,7 +482,7 @@ def windows(groove: Groove, vocab: Vocabulary) -> list[list[int]]:
     length = groove.bars * groove.meter[0] * 4 / groove.meter[1]
     loops = math.ceil(MIN_BARS / groove.bars)
     notes = [replace(n, start=n.start + k * length) for k in range(loops) for n in groove.notes]
-    base = vocab.encode_score(score_of(notes, groove.tempo, groove.meter))
+    base = vocab.encode_notes(notes, groove.meter)
     starts, hits, _ = bar_stats(base, vocab)
     prefix = vocab.prefix(Conditions(tempo=groove.tempo, meter=groove.meter, kind=KIND))
     out = []
@@ -694,48 +680,49 @@ def _enough(grooves: list[Groove], problems: list[str]) -> None:
 
 
 # --- the integration point -------------------------------------------------------------------------
+class Resolved(NamedTuple):
+    """What a style name means for sampling: genre-slot weights {token id: weight}, the drummer
+    it brings (a default for a request that leaves the drummer open) and its groove template."""
+
+    weights: dict[int, float]
+    drummer: str | None = None
+    template: GrooveTemplate | None = None
+
+
 def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
-            folder: Path | None = None) -> tuple[dict[int, float], dict]:
-    """Genre-slot weights {token id: weight} and prefix overrides for any style name: a genre, a
-    preset, `drummerN` or a learned style. Overrides are defaults for slots a request leaves open.
-    KeyError (UnknownStyle) for an unknown name; with `model`, StyleError for a style learned on
-    another model."""
+            folder: Path | None = None) -> Resolved:
+    """Any style name: a genre, a preset, `drummerN` or a learned style (its file read once).
+    UnknownStyle (a KeyError) for an unknown name; with `model`, StyleError for a style learned
+    on another model."""
     key = name.strip().lower()
     if key in GENRES:
-        return {vocab.slot_id("genre", key): 1.0}, {}
+        return Resolved({vocab.slot_id("genre", key): 1.0})
     if key in DRUMMERS:
-        return {vocab.slot_id("genre", None): 1.0}, {"drummer": key}
+        return Resolved({vocab.slot_id("genre", None): 1.0}, drummer=key)
     if key in PRESETS:
-        mix = PRESETS[key].mix
-        return {vocab.slot_id("genre", g): share / sum(mix.values()) for g, share in mix.items()}, {}
+        preset = PRESETS[key]
+        total = sum(preset.mix.values())
+        return Resolved({vocab.slot_id("genre", g): share / total for g, share in preset.mix.items()},
+                        template=preset.template)
     style = StyleLibrary(folder).load(key)
     if model is not None:
         style.check(model)
-    return style.token_weights(vocab), {"drummer": style.drummer}
+    return Resolved(style.token_weights(vocab), style.drummer, style.template)
 
 
 def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer | None = None,
-                folder: Path | None = None) -> tuple[dict[int, float], dict]:
-    """A weighted blend of styles: their weights mixed by share; the heaviest style's overrides win."""
+                folder: Path | None = None) -> Resolved:
+    """A weighted blend of styles: their weights mixed by share; the heaviest style that brings a
+    drummer lends it, and the heaviest style lends its template."""
     total = sum(mix.values())
     weights: dict[int, float] = {}
-    overrides: dict = {}
+    drummer = None
+    parts = {name: resolve(name, vocab, model, folder) for name in mix}
     for name, share in sorted(mix.items(), key=lambda kv: kv[1]):
-        w, o = resolve(name, vocab, model, folder)
-        for token, value in w.items():
+        for token, value in parts[name].weights.items():
             weights[token] = weights.get(token, 0.0) + value * share / total
-        overrides.update({k: v for k, v in o.items() if v is not None})
-    return weights, overrides
-
-
-def template_of(name: str, folder: Path | None = None) -> GrooveTemplate | None:
-    """The groove template of a preset or a learned style; None for genres and drummers."""
-    key = name.strip().lower()
-    if key in GENRES or key in DRUMMERS:
-        return None
-    if key in PRESETS:
-        return PRESETS[key].template
-    return StyleLibrary(folder).load(key).template
+        drummer = parts[name].drummer or drummer
+    return Resolved(weights, drummer, parts[max(mix, key=mix.get)].template)
 
 
 def all_names(folder: Path | None = None) -> list[str]:
@@ -749,26 +736,6 @@ def all_names(folder: Path | None = None) -> list[str]:
         except StyleError:
             continue  # a damaged file: `drumigen style list` says what is wrong with it
     return [*GENRES, *PRESETS, *DRUMMERS, *learned]
-
-
-class Catalog:
-    """The style names a request may use, looked up when asked, so a style learned while the
-    daemon runs can be used at once. Iterating lists them (see all_names)."""
-
-    def __init__(self, folder: Path | None = None) -> None:
-        self.folder = folder
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        key = name.strip().lower()
-        return key in BUILTIN or (NAME_PATTERN.fullmatch(key) is not None and StyleLibrary(self.folder).path(key).is_file())
-
-    def __iter__(self):
-        return iter(all_names(self.folder))
-
-    def __len__(self) -> int:
-        return len(all_names(self.folder))
 
 
 # --- `drumigen style ...` (the parser is in daemon/cli.py) ------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 
 from daemon import kit
+from daemon.midifile import TICKS_PER_BEAT
+from shared.notes import Note
 
 if TYPE_CHECKING:  # MidiTok and symusic load on first use: the daemon starts faster without them
     import symusic
@@ -202,6 +204,22 @@ class Vocabulary:
         seq = self.tokenizer.encode(canonical_score(score), encode_ids=False)
         seq = seq[0] if isinstance(seq, list) else seq
         return list(seq.ids)
+
+    def encode_notes(self, notes: list[Note], meter: tuple[int, int]) -> list[int]:
+        """Unmerged REMI ids of drum notes (starts in beats) in one meter: how a producer's clip or
+        groove reads to the model. Tempo is a prefix token of ours, not part of these."""
+        import symusic
+
+        if not notes:
+            return []
+        track = symusic.Track("drums", 0, True)
+        for n in notes:
+            track.notes.append(symusic.Note(round(n.start * TICKS_PER_BEAT), max(1, round(n.duration * TICKS_PER_BEAT)),
+                                            n.pitch, n.velocity))
+        score = symusic.Score(TICKS_PER_BEAT)
+        score.time_signatures.append(symusic.TimeSignature(0, meter[0], meter[1]))
+        score.tracks.append(track)
+        return self.encode_score(score)
 
     def merge(self, base_ids: list[int]) -> list[int]:
         """Model ids: BPE applied bar by bar to unmerged REMI ids."""

@@ -63,9 +63,10 @@ def test_learned_style_is_saved_and_survives_a_restart(learned, bundled):
     fresh = styles.StyleLibrary(folder)  # as a restarted daemon sees it
     assert fresh.list() == ["my-groove"]
     assert fresh.load("my-groove").to_json() == style.to_json()
-    weights, overrides = styles.resolve("my-groove", vocab, model, folder)
-    assert weights == {vocab.ids[t]: w for t, w in style.weights.items()}
-    assert overrides == {"drummer": style.drummer}
+    resolved = styles.resolve("my-groove", vocab, model, folder)
+    assert resolved.weights == {vocab.ids[t]: w for t, w in style.weights.items()}
+    assert resolved.drummer == style.drummer
+    assert resolved.template.to_json() == style.template.to_json()
     assert "my-groove" in styles.all_names(folder)
 
 
@@ -80,7 +81,7 @@ def test_learned_weights_move_off_the_base_and_fit_the_grooves_better(learned, b
     sequences = [w for f in FILES for w in styles.windows(styles.read_groove(f), vocab)]
     drummer = vocab.slot_id("drummer", style.drummer)
     vector = torch.zeros(len(vocab))
-    for token, w in styles.resolve("my-groove", vocab, model, folder)[0].items():
+    for token, w in styles.resolve("my-groove", vocab, model, folder).weights.items():
         vector[token] = w
     start = styles.one_hot(vocab, vocab.slot_id("genre", style.base))
     assert styles.nll(model, vector, sequences, drummer, vocab.pad) < styles.nll(model, start, sequences, drummer, vocab.pad)
@@ -185,15 +186,17 @@ def test_clips_from_live_learn_a_style(tmp_path):
 def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
     model, vocab = bundled
     for name, preset in styles.PRESETS.items():
-        weights, overrides = styles.resolve(name, vocab)
-        assert overrides == {} and abs(sum(weights.values()) - 1.0) < 1e-9
+        weights, drummer, template = styles.resolve(name, vocab)
+        assert drummer is None and abs(sum(weights.values()) - 1.0) < 1e-9
         assert {vocab.names[i] for i in weights} == {f"genre_{g}" for g in preset.mix}
-        assert styles.template_of(name) is preset.template
-    assert styles.resolve("drummer3", vocab) == ({vocab.slot_id("genre", None): 1.0}, {"drummer": "drummer3"})
-    assert styles.resolve("Jazz", vocab) == ({vocab.slot_id("genre", "jazz"): 1.0}, {})
-    mix, overrides = styles.resolve_mix({"funk": 3.0, "drummer5": 1.0}, vocab)
-    assert mix == {vocab.slot_id("genre", "funk"): 0.75, vocab.slot_id("genre", None): 0.25}
-    assert overrides == {"drummer": "drummer5"}
+        assert template is preset.template
+    assert styles.resolve("drummer3", vocab) == ({vocab.slot_id("genre", None): 1.0}, "drummer3", None)
+    assert styles.resolve("Jazz", vocab) == ({vocab.slot_id("genre", "jazz"): 1.0}, None, None)
+    mix = styles.resolve_mix({"funk": 3.0, "drummer5": 1.0}, vocab)
+    assert mix.weights == {vocab.slot_id("genre", "funk"): 0.75, vocab.slot_id("genre", None): 0.25}
+    assert mix.drummer == "drummer5" and mix.template is None
+    swung = styles.resolve_mix({"funk": 1.0, "drummer5": 1.0, "shuffle-blues": 2.0}, vocab)
+    assert swung.drummer == "drummer5" and swung.template is styles.PRESETS["shuffle-blues"].template
     with pytest.raises(KeyError):
         styles.resolve("no-such-style", vocab, folder=tmp_path)
     names = styles.all_names(tmp_path)
@@ -212,7 +215,7 @@ def test_a_style_learned_on_another_model_is_refused(learned, bundled, tmp_path)
     reloaded, vocab2, _ = checkpoint.load(path)
     with pytest.raises(styles.StyleError, match="learned on another model"):
         styles.resolve("my-groove", vocab2, reloaded, folder)
-    assert styles.resolve("my-groove", vocab, model, folder)[0]  # the right model still takes it
+    assert styles.resolve("my-groove", vocab, model, folder).weights  # the right model still takes it
 
 
 def test_groove_template_measures_and_applies_a_swing():
