@@ -40,7 +40,7 @@ def add_train(sub) -> None:
     for name in ("n_layer", "n_head", "n_embd", "block_size", "steps", "batch_size", "warmup", "eval_every",
                  "eval_windows", "seed", "threads"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=int)
-    for name in ("dropout", "lr", "min_lr", "weight_decay", "grad_clip"):
+    for name in ("dropout", "lr", "min_lr", "weight_decay", "grad_clip", "genre_balance"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float)
     p.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--resume", type=Path, help="continue from a checkpoint written with optimizer state (*.last.pt)")

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import logging
 import random
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,14 +165,21 @@ class WindowSampler:
     """
 
     def __init__(self, performances: list[Performance], vocab: Vocabulary, block_size: int,
-                 drop_slot: float = 0.2, drop_all: float = 0.1, augment: bool = True, seed: int = 0) -> None:
+                 drop_slot: float = 0.2, drop_all: float = 0.1, augment: bool = True, seed: int = 0,
+                 genre_balance: float = 0.0) -> None:
         self.performances = performances
         self.vocab = vocab
         self.block_size = block_size
         self.drop_slot, self.drop_all, self.augment = drop_slot, drop_all, augment
         self.rng = random.Random(seed)
         # A short fill weighs like a few bars, so fills are seen, not drowned by long beats.
-        self.weights = [len(p.bar_starts) + 3 for p in performances]
+        weights = [len(p.bar_starts) + 3 for p in performances]
+        # With genre_balance a, a genre is drawn in proportion to its bars ** (1 - a): 0 keeps the
+        # data's balance, 1 draws every genre alike, so a rare genre's token is learned from more looks.
+        genre_bars = Counter()
+        for p, w in zip(performances, weights):
+            genre_bars[p.genre] += w
+        self.weights = [w * genre_bars[p.genre] ** -genre_balance for p, w in zip(performances, weights)]
         base = vocab.base_vocab
         self.velocity_ids = [i for t, i in sorted(base.items(), key=lambda kv: kv[1]) if t.startswith("Velocity_")]
         # crash 1 <-> crash 2, ride <-> ride 2: another cymbal of the same kind, same style

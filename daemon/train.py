@@ -47,6 +47,7 @@ class TrainConfig:
     min_lr: float = 1e-4
     warmup: int = 100
     weight_decay: float = 0.1
+    genre_balance: float = 0.0  # 0: genres as often as the data plays them; 1: all genres alike
     grad_clip: float = 1.0
     # bookkeeping
     eval_every: int = 200
@@ -125,7 +126,7 @@ def train(cfg: TrainConfig) -> dict:
     val_windows = evaluation_windows([p for p in performances if p.split == "validation"], vocab, cfg.block_size)
     if cfg.eval_windows:
         val_windows = random.Random(0).sample(val_windows, min(cfg.eval_windows, len(val_windows)))
-    sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank)
+    sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank, genre_balance=cfg.genre_balance)
     priors = condition_priors(train_set, vocab)
     log.info("data: %d train performances, %d validation windows, vocabulary %d (%.1fs)",
              len(train_set), len(val_windows), len(vocab), time.time() - started)

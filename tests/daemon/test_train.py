@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 
 import torch
 
 from daemon import checkpoint
-from daemon.data import load_dataset
+from daemon.data import WindowSampler, load_dataset
 from daemon.train import TrainConfig, lr_at, train
 from tests.support import GROOVE_MINI
 
@@ -53,3 +54,26 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert lr_at(0, cfg) < lr_at(9, cfg) == cfg.lr
     assert abs(lr_at(100, cfg) - cfg.min_lr) < 1e-12
     assert all(lr_at(s, cfg) >= lr_at(s + 1, cfg) for s in range(10, 100))
+
+
+def test_genre_balance_draws_rare_genres_more_often(tmp_path):
+    vocab, performances = load_dataset(GROOVE_MINI, tmp_path / "cache")
+    train_set = [p for p in performances if p.split == "train"]
+
+    def shares(balance: float) -> dict[str, float]:
+        sampler = WindowSampler(train_set, vocab, 128, genre_balance=balance)
+        mass = Counter()
+        for p, w in zip(train_set, sampler.weights):
+            mass[p.genre] += w
+        return {g: m / sum(mass.values()) for g, m in mass.items()}
+
+    natural, half, even = shares(0.0), shares(0.5), shares(1.0)
+    rare, common = min(natural, key=natural.get), max(natural, key=natural.get)
+    assert len(natural) >= 3 and natural[common] > 2 * natural[rare]  # the data is unbalanced
+    assert all(abs(share - 1 / len(even)) < 1e-9 for share in even.values())
+    assert natural[rare] < half[rare] < even[rare] and natural[common] > half[common] > even[common]
+    within = [p for p in train_set if p.genre == common]  # inside a genre, longer takes still weigh more
+    sampler = WindowSampler(train_set, vocab, 128, genre_balance=1.0)
+    weight = {p.name: w for p, w in zip(train_set, sampler.weights)}
+    longest, shortest = max(within, key=lambda p: len(p.bar_starts)), min(within, key=lambda p: len(p.bar_starts))
+    assert weight[longest.name] > weight[shortest.name]
