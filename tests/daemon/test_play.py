@@ -24,7 +24,7 @@ from daemon.scheduler import FixedSource, Phrase, Player
 from shared.notes import Note
 from tests.daemon.jack_support import Sink, connect_to, jack_ports, wait_for
 
-TOLERANCE_S = 0.012
+TOLERANCE_S = 0.025  # a busy 2-core VM delays a thread 20+ ms now and then; a 16th at 240 BPM is 62.5 ms
 CH = 9
 ALL_NOTES_OFF = [0xB0 | CH, 123, 0]
 
@@ -79,13 +79,18 @@ def test_virtual_port_loops_until_ctrl_c_and_releases_every_note(tmp_path: Path,
     args = play_args(str(groove_file(tmp_path, held)), "--virtual", "drumigen-virtual", "--loop",
                      "--bpm", "300")
     listener = Sink("listener")
+    failed: list[BaseException] = []
 
     def listen_then_interrupt() -> None:
-        source = wait_for(lambda: next((p for p in jack_ports(True) if p.endswith(":drumigen-virtual")), None),
-                          what="the virtual port")
-        listener.connect(source)
-        wait_for(lambda: len(listener.note_ons()) >= 4, what="looped notes")
-        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            source = wait_for(lambda: next((p for p in jack_ports(True) if p.endswith(":drumigen-virtual")), None),
+                              what="the virtual port")
+            listener.connect(source)
+            wait_for(lambda: len(listener.note_ons()) >= 4, what="looped notes")
+        except BaseException as err:  # pytest.fail raises a BaseException
+            failed.append(err)
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)  # a listener that failed still stops the loop: a failure, not a hang
 
     thread = threading.Thread(target=listen_then_interrupt)
     thread.start()
@@ -94,6 +99,8 @@ def test_virtual_port_loops_until_ctrl_c_and_releases_every_note(tmp_path: Path,
             args.func(args)
     finally:
         thread.join(10)
+    if failed:
+        raise failed[0]
     wait_for(lambda: listener.messages() and listener.messages()[-1][1] == ALL_NOTES_OFF, what="All Notes Off")
     listener.close()
     messages = [m for _, m in listener.messages()]
