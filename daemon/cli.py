@@ -40,8 +40,10 @@ def add_train(sub) -> None:
     for name in ("n_layer", "n_head", "n_embd", "block_size", "steps", "batch_size", "warmup", "eval_every",
                  "eval_windows", "seed", "threads"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=int)
-    for name in ("dropout", "lr", "min_lr", "weight_decay", "grad_clip", "genre_balance"):
+    for name in ("dropout", "lr", "min_lr", "weight_decay", "grad_clip"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float)
+    p.add_argument("--genre-balance", dest="genre_balance", type=fraction_arg,
+                   help="0 draws genres as the data plays them (default), 1 all alike; the shipped model used 0.5 late on")
     p.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--resume", type=Path, help="continue from a checkpoint written with optimizer state (*.last.pt)")
     p.set_defaults(func=cmd_train)
@@ -368,13 +370,14 @@ def add_clip_ops(sub) -> None:
 
 
 # --- humanize ---------------------------------------------------------------------------------
-def _amount(text: str) -> float:
+def fraction_arg(text: str) -> float:
+    """A number from 0 to 1 (a humanize amount, a genre balance)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"amount {text!r} is not a number") from None
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"amount must be 0..1, got {text}")
+        raise argparse.ArgumentTypeError(f"must be 0..1, got {text}")
     return value
 
 
@@ -406,7 +409,7 @@ def add_humanize_parser(sub) -> None:
                                    "play the style; optionally add snare ghost notes.")
     p.add_argument("file", type=Path, help="a quantised drum .mid")
     p.add_argument("--style", help="a genre the feel comes from (default: GMD as a whole)")
-    p.add_argument("--amount", type=_amount, default=1.0, help="0 unchanged .. 1 the full feel (default 1)")
+    p.add_argument("--amount", type=fraction_arg, default=1.0, help="0 unchanged .. 1 the full feel (default 1)")
     p.add_argument("--seed", type=int, help="same file + same seed = same result")
     p.add_argument("--ghost-notes", dest="ghost_notes", action="store_true", help="add soft snare ghost notes")
     p.add_argument("--checkpoint", type=Path, help="humanizer checkpoint (default: the bundled one)")

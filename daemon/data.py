@@ -172,6 +172,8 @@ class WindowSampler:
         self.block_size = block_size
         self.drop_slot, self.drop_all, self.augment = drop_slot, drop_all, augment
         self.rng = random.Random(seed)
+        if not 0.0 <= genre_balance <= 1.0:
+            raise ValueError(f"genre_balance must be 0..1, got {genre_balance}")
         # A short fill weighs like a few bars, so fills are seen, not drowned by long beats.
         weights = [len(p.bar_starts) + 3 for p in performances]
         # With genre_balance a, a genre is drawn in proportion to its bars ** (1 - a): 0 keeps the

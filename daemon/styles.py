@@ -712,17 +712,18 @@ def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
 
 def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer | None = None,
                 folder: Path | None = None) -> Resolved:
-    """A weighted blend of styles: their weights mixed by share; the heaviest style that brings a
-    drummer lends it, and the heaviest style lends its template."""
+    """A weighted blend of styles: their weights mixed by share. The heaviest style lends its
+    template and the heaviest one that brings a drummer its drummer (ties: the first named);
+    a style at weight 0 lends nothing, though its name must still exist."""
     total = sum(mix.values())
-    weights: dict[int, float] = {}
-    drummer = None
     parts = {name: resolve(name, vocab, model, folder) for name in mix}
-    for name, share in sorted(mix.items(), key=lambda kv: kv[1]):
+    heaviest_first = sorted((name for name in mix if mix[name] > 0), key=lambda name: -mix[name])
+    weights: dict[int, float] = {}
+    for name in reversed(heaviest_first):
         for token, value in parts[name].weights.items():
-            weights[token] = weights.get(token, 0.0) + value * share / total
-        drummer = parts[name].drummer or drummer
-    return Resolved(weights, drummer, parts[max(mix, key=mix.get)].template)
+            weights[token] = weights.get(token, 0.0) + value * mix[name] / total
+    drummer = next((parts[name].drummer for name in heaviest_first if parts[name].drummer), None)
+    return Resolved(weights, drummer, parts[heaviest_first[0]].template)
 
 
 def all_names(folder: Path | None = None) -> list[str]:

@@ -197,6 +197,11 @@ def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
     assert mix.drummer == "drummer5" and mix.template is None
     swung = styles.resolve_mix({"funk": 1.0, "drummer5": 1.0, "shuffle-blues": 2.0}, vocab)
     assert swung.drummer == "drummer5" and swung.template is styles.PRESETS["shuffle-blues"].template
+    tied = styles.resolve_mix({"drummer4": 1.0, "shuffle-blues": 1.0}, vocab)
+    assert tied.drummer == "drummer4" and tied.template is None  # a tie: the first named leads
+    tied = styles.resolve_mix({"shuffle-blues": 1.0, "drummer4": 1.0}, vocab)
+    assert tied.drummer == "drummer4" and tied.template is styles.PRESETS["shuffle-blues"].template
+    assert styles.resolve_mix({"funk": 1.0, "drummer3": 0.0}, vocab) == ({vocab.slot_id("genre", "funk"): 1.0}, None, None)
     with pytest.raises(KeyError):
         styles.resolve("no-such-style", vocab, folder=tmp_path)
     names = styles.all_names(tmp_path)

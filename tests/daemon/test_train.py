@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
+import pytest
 import torch
 
 from daemon import checkpoint
+from daemon.cli import build_parser
 from daemon.data import WindowSampler, load_dataset
 from daemon.train import TrainConfig, lr_at, train
 from tests.support import GROOVE_MINI
@@ -77,3 +79,11 @@ def test_genre_balance_draws_rare_genres_more_often(tmp_path):
     weight = {p.name: w for p, w in zip(train_set, sampler.weights)}
     longest, shortest = max(within, key=lambda p: len(p.bar_starts)), min(within, key=lambda p: len(p.bar_starts))
     assert weight[longest.name] > weight[shortest.name]
+
+
+def test_genre_balance_outside_0_to_1_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--genre-balance", "1.5"])
+    assert "must be 0..1, got 1.5" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="genre_balance must be 0..1"):
+        WindowSampler([], None, 128, genre_balance=-0.1)
