@@ -1,6 +1,6 @@
 """How fast `Generator.generate` is, and where its time goes.
 
-    .venv/bin/python benchmarks/bench_generate.py            # the table (medians of --runs)
+    .venv/bin/python benchmarks/bench_generate.py            # the tables (medians of --runs)
     .venv/bin/python benchmarks/bench_generate.py --profile  # one decode step, part by part
 
 The table: 4 bars x 1 and x 8 variations and 16 bars x 1, with tokens per pattern, ms per
@@ -11,6 +11,8 @@ With Hugging Face transformers installed (`pip install -e '.[bench]'`; never a d
 the product), the same run times `GPT2LMHeadModel.generate` on a GPT-2 of our model's shape
 (layers, heads, width, vocabulary, context) sampling the same number of tokens per pattern
 with top-p and its KV cache, on the same threads: plain sampling, no grammar, no notes.
+Then the same requests end to end, as Live makes them: a `drumigen serve` subprocess on the
+bundled model, the Remote Script's stdlib client, msgpack over a real ZeroMQ socket.
 Timings on a shared machine are noisy: every figure is a median, and the cases run
 interleaved so that a burst of load hits all of them alike.
 """
@@ -18,8 +20,10 @@ interleaved so that a burst of load hits all of them alike.
 from __future__ import annotations
 
 import argparse
+import signal
 import statistics
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -224,6 +228,36 @@ def run_profile(g: Generator, runs: int, seed: int) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
+def run_daemon(runs: int, seed: int) -> None:
+    """CASES through a real daemon and socket; what a producer waits for, minus Live's own tick."""
+    from benchmarks.bench_daemon import cold_start
+    from shared.client import DaemonClient
+    from tests.support import free_port
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    times: dict[str, list[float]] = defaultdict(list)
+    with tempfile.TemporaryDirectory() as tmp:
+        proc, _ = cold_start(endpoint, Path(tmp) / "daemon.log")
+        try:
+            with DaemonClient(endpoint, timeout=60, retries=0) as client:
+                for kw in CASES.values():  # warm up every path once
+                    client.call("generate", style="funk", seed=seed, **kw)
+                for i in range(runs):
+                    for name, kw in CASES.items():
+                        started = time.perf_counter()
+                        reply = client.call("generate", style="funk", seed=seed + 100 * i, packed=True, **kw)
+                        times[name].append(time.perf_counter() - started)
+                        if not reply.ok:
+                            raise SystemExit(f"daemon refused {name}: {reply.error_code} {reply.error_message}")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+    print(f"\nend to end through `drumigen serve` (ZeroMQ + msgpack, packed notes), medians of {runs} runs:")
+    for name, t in times.items():
+        print(f"{name:12} {statistics.median(t) * 1e3:9.1f} ms (min {min(t) * 1e3:.1f})")
+    print(f"8 variations / 1: {statistics.median(times['4 bars x 8']) / statistics.median(times['4 bars x 1']):.2f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=25)
@@ -239,7 +273,11 @@ def main() -> None:
     print(f"Generator.load: {(time.perf_counter() - started) * 1e3:.0f} ms")
     if args.decode_threads is not None:
         g.threads = args.decode_threads or None
-    (run_profile if args.profile else run_table)(g, args.runs, args.seed)
+    if args.profile:
+        run_profile(g, args.runs, args.seed)
+        return
+    run_table(g, args.runs, args.seed)
+    run_daemon(args.runs, args.seed)
 
 
 if __name__ == "__main__":
