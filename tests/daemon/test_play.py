@@ -24,7 +24,13 @@ from daemon.scheduler import FixedSource, Phrase, Player
 from shared.notes import Note
 from tests.daemon.jack_support import Sink, connect_to, jack_ports, wait_for
 
-TOLERANCE_S = 0.025  # a busy 2-core VM delays a thread 20+ ms now and then; a 16th at 240 BPM is 62.5 ms
+# The clock master, the player and the listener share this process (and its GIL) on a busy 2-core VM, so
+# an event is now and then 20+ ms late here; a 16th at 240 BPM is 62.5 ms. The player's own error
+# (p99 0.7 ms) is measured by benchmarks/bench_play_jitter.py.
+TOLERANCE_S = 0.025
+# JACK's dummy server on a shared VM also drops an event now and then (bench_play_jitter.py: 3 of 2,664),
+# which no player can prevent; a real fault fails three runs in a row.
+pytestmark = pytest.mark.flaky(reruns=2, reruns_delay=1)
 CH = 9
 ALL_NOTES_OFF = [0xB0 | CH, 123, 0]
 
