@@ -261,6 +261,17 @@ def style_arg(text: str) -> str | dict[str, float]:
     return mix
 
 
+def fraction_arg(text: str) -> float:
+    """A number from 0 to 1 (a humanize amount, a genre balance)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be 0..1, got {text}")
+    return value
+
+
 def time_signature_arg(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"(\d{1,2})/(\d{1,2})", text.strip())
     if not match:
@@ -370,17 +381,6 @@ def add_clip_ops(sub) -> None:
 
 
 # --- humanize ---------------------------------------------------------------------------------
-def fraction_arg(text: str) -> float:
-    """A number from 0 to 1 (a humanize amount, a genre balance)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be 0..1, got {text}")
-    return value
-
-
 def cmd_humanize(args: argparse.Namespace) -> int:
     from daemon import midifile
     from daemon.humanize import BUNDLED_HUMANIZER, Humanizer
