@@ -175,7 +175,7 @@ def test_thousand_pipelined_requests_through_the_live_client(daemon):
 def test_ping_is_answered_while_the_model_is_busy(daemon):
     with DaemonClient(daemon.endpoint, timeout=60) as client:
         slow = client.send("generate", bars=16, variations=16, seed=1)
-        time.sleep(0.2)  # the worker has started on it
+        assert client.poll(0.2) == []  # polling delivers it; the worker has started on it
         started = time.monotonic()
         ping = client.call("ping")
         ping_s = time.monotonic() - started
@@ -208,9 +208,12 @@ def test_concurrent_requests_share_a_batch(daemon):
 
 
 def test_daemon_killed_and_restarted_mid_request(daemon):
-    with DaemonClient(daemon.endpoint, timeout=2, retries=8) as client:
+    # The timeout must exceed the restarted daemon's first 8 x 8-bar generation on a loaded CI
+    # machine (about 1.5 s here): at 2 s, CI timed out, resent, and queued duplicates behind it.
+    # No timeout is reached on the way to success: the dropped connection starts the retry.
+    with DaemonClient(daemon.endpoint, timeout=15, retries=3) as client:
         rid = client.send("generate", bars=8, variations=8, seed=2)
-        time.sleep(0.3)
+        assert client.poll(0.3) == []  # polling delivers the request; the daemon is on it
         daemon.stop()  # SIGKILL, mid-generation
         daemon.start()
         replies = []
@@ -218,6 +221,7 @@ def test_daemon_killed_and_restarted_mid_request(daemon):
         while not replies and time.monotonic() < deadline:
             replies = [r for r in client.poll(0.1) if r.id == rid]
     assert replies and replies[0].ok and len(replies[0].data["patterns"]) == 8
+    assert client.stats.connections == 2 and client.stats.resent == 1  # one reconnect, one resend
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -225,7 +229,7 @@ def test_signals_shut_down_cleanly(tmp_path, sig):
     d = DaemonProcess(tmp_path).start()
     with DaemonClient(d.endpoint, timeout=30) as client:
         client.send("generate", bars=4, seed=1)
-        time.sleep(0.1)
+        assert client.poll(0.1) == []  # delivered: the signal lands mid-generation
         assert d.stop(sig) == 0
     assert "stopped" in d.log_file.read_text()
 
