@@ -98,6 +98,8 @@ def test_virtual_port_loops_until_ctrl_c_and_releases_every_note(tmp_path: Path,
         finally:
             os.kill(os.getpid(), signal.SIGINT)  # a listener that failed still stops the loop: a failure, not a hang
 
+    # A shell that starts the suite in the background sets SIGINT to "ignore": restore Ctrl-C.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     thread = threading.Thread(target=listen_then_interrupt)
     thread.start()
     try:
@@ -105,6 +107,7 @@ def test_virtual_port_loops_until_ctrl_c_and_releases_every_note(tmp_path: Path,
             args.func(args)
     finally:
         thread.join(10)
+        signal.signal(signal.SIGINT, previous)
     if failed:
         raise failed[0]
     wait_for(lambda: listener.messages() and listener.messages()[-1][1] == ALL_NOTES_OFF, what="All Notes Off")
