@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 BUNDLED_HUMANIZER = Path(__file__).resolve().parent / "checkpoints" / "humanizer-gmd.pt"
 FORMAT = "mididrumigen-humanizer"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: noise["repeat"], the pass-to-pass velocity spread behind `chance`
 
 PIECES = tuple(kit.PIECE_NAMES)  # the canonical kit; any other pitch is one more "other" piece
 GROUPS = (  # what the context features see: the pieces a drummer thinks in
@@ -53,6 +53,7 @@ GHOST_PITCH = 38
 GHOST_VELOCITY = 45  # GMD snare hits softer than this are ghost notes (the trough of its velocity histogram)
 MAX_BAR_STEPS = 32  # 16ths of the longest bar with its own position features (8/4)
 END_MARGIN = 1 / 64  # beats: the latest start a note may get before the clip end
+MIN_GHOST_CHANCE = 0.05  # with `chance`, rarer ghost notes are left out rather than cluttering the clip
 MAX_OFFSET = 0.5  # 16ths: further than this a hit belongs to the neighbouring step
 
 
@@ -223,7 +224,7 @@ class Humanizer:
     def __init__(self, net: HumanizerNet, config: HumanizerConfig, mean: torch.Tensor, std: torch.Tensor,
                  noise: dict[str, list[float]], meta: dict) -> None:
         self.net, self.config, self.mean, self.std = net.eval(), config, mean, std
-        self.noise, self.meta = noise, meta  # noise: target -> [shared, decay], see noise_structure
+        self.noise, self.meta = noise, meta  # noise: target -> [shared, decay] (noise_structure), "repeat" -> per piece
 
     @classmethod
     def load(cls, path: Path = BUNDLED_HUMANIZER) -> "Humanizer":
@@ -256,7 +257,7 @@ class Humanizer:
 
     def humanize(self, notes: list[Note], style: str | None, tempo: float, meter: tuple[int, int],
                  length: float | None = None, amount: float = 1.0, seed: int | None = None,
-                 ghost_notes: bool = False, spread: float = 1.0) -> list[Note]:
+                 ghost_notes: bool = False, spread: float = 1.0, chance: bool = False) -> list[Note]:
         """The notes played with the learned feel of `style` (None: of GMD as a whole).
 
         amount 0..1 blends from the input (0: returned unchanged) to the full feel (1).
@@ -268,6 +269,14 @@ class Humanizer:
         `ghost_notes`) follow. Starts stay in [0, length); length defaults to the whole bars
         that cover the notes. Notes off the 16th grid keep their placement plus the offset of
         their nearest 16th. Same input and seed, same output.
+
+        `chance` leaves to Live 12 the dice it can roll on every pass of the clip, so the groove
+        is never quite the same twice: each ghost note comes with its chance as its probability
+        (at least MIN_GHOST_CHANCE) instead of being rolled once here, and a velocity this shapes
+        becomes a range (velocity_deviation: Live plays between velocity and velocity +
+        deviation) with the spread by which GMD's drummers vary that piece from one bar to the
+        next (noise["repeat"]); the rest of the scatter is drawn here as usual. All timing stays
+        baked in, as Live has no per-note timing chance; the same seed gives the same starts.
         """
         if not 0.0 <= amount <= 1.0:
             raise ValueError(f"amount must be 0..1, got {amount}")
@@ -287,13 +296,14 @@ class Humanizer:
         rng = np.random.default_rng(seed)
         walk = self._walk(grid.total, rng)
         note_out, _ = self.predict(features(grid, grid.steps, grid.pieces, grid.velocities, self.config))
-        offsets, velocities = self._draw(note_out, grid.steps, walk, rng, spread)
+        offsets, velocities, ranges = self._draw(note_out, grid.steps, grid.pieces, walk, rng, spread, chance)
         out = []
-        for note, offset, velocity in zip(notes, offsets, velocities):
+        for note, offset, velocity, width in zip(notes, offsets, velocities, ranges):
             shaped = note.velocity if grid.known else note.velocity + amount * (velocity - note.velocity)
-            out.append(self._place(note, note.start + amount * offset / 4, shaped, length))
+            width = 0.0 if grid.known else amount * width  # played velocities are the user's: no range
+            out.append(self._place(note, note.start + amount * offset / 4, shaped, length, width))
         if ghost_notes:
-            out += self._ghosts(notes, grid, amount, walk, rng, spread, length)
+            out += self._ghosts(notes, grid, amount, walk, rng, spread, length, chance)
         return out
 
     def _walk(self, total: int, rng: np.random.Generator) -> np.ndarray:
@@ -307,37 +317,55 @@ class Humanizer:
             walk[t] += decay * walk[t - 1]
         return walk
 
-    def _draw(self, head: np.ndarray, steps: np.ndarray, walk: np.ndarray, rng: np.random.Generator,
-              spread: float) -> tuple[np.ndarray, np.ndarray]:
-        """Offsets (16ths) and velocities from the head's (loc, log scale) x 2, with the learned correlation."""
+    def _draw(self, head: np.ndarray, steps: np.ndarray, pieces: np.ndarray, walk: np.ndarray,
+              rng: np.random.Generator, spread: float, chance: bool = False) -> tuple[np.ndarray, ...]:
+        """Offsets (16ths), velocities and velocity ranges from the head's (loc, log scale) x 2, with
+        the learned correlation. Ranges are 0 unless `chance`: then the part of a hit's own velocity
+        scatter that changes from one pass of a groove to the next (noise["repeat"], per piece) is
+        not drawn here but returned as the width of a uniform range with that spread, for Live to
+        draw from on each pass; the total spread is the same, and so is every offset."""
         shared = np.array([self.noise["offset"][0], self.noise["velocity"][0]])
         own = rng.laplace(size=(len(head), 2)) / np.sqrt(2)
-        unit = np.sqrt(shared) * walk[steps % len(walk)] + np.sqrt(1 - shared) * own
-        noise = unit * np.exp(np.clip(head[:, [1, 3]], -7, 3)) * np.sqrt(2) * spread  # a Laplace's std is b*sqrt(2)
+        std = np.exp(np.clip(head[:, [1, 3]], -7, 3)) * np.sqrt(2) * spread  # a Laplace's std is b*sqrt(2)
+        own_std = np.sqrt(1 - shared) * std
+        ranges = np.zeros(len(head))
+        if chance:
+            per_pass = np.minimum(np.asarray(self.noise["repeat"])[pieces] * spread, own_std[:, 1])
+            own_std[:, 1] = np.sqrt(own_std[:, 1] ** 2 - per_pass**2)
+            ranges = np.sqrt(12) * per_pass * 127  # a uniform range's std is its width / sqrt(12)
+        noise = np.sqrt(shared) * walk[steps % len(walk)] * std + own * own_std
         offsets = np.clip(head[:, 0] + noise[:, 0], -MAX_OFFSET, MAX_OFFSET)
-        return offsets, (head[:, 2] + noise[:, 1]) * 127
+        return offsets, (head[:, 2] + noise[:, 1]) * 127, ranges
 
     def _ghosts(self, notes: list[Note], grid: Grid, amount: float, walk: np.ndarray, rng: np.random.Generator,
-                spread: float, length: float) -> list[Note]:
+                spread: float, length: float, chance: bool = False) -> list[Note]:
         free = ghost_candidates(grid)
         if not len(free):
             return []
         pieces = np.full(len(free), PIECES.index(GHOST_PITCH))
         _, head = self.predict(features(grid, free, pieces, None, self.config))
-        chance = 1 / (1 + np.exp(-head[:, 0]))
-        chosen = rng.random(len(free)) < amount * chance
-        offsets, velocities = self._draw(head[:, 1:], free, walk, rng, spread)
+        odds = amount / (1 + np.exp(-head[:, 0]))
+        rolled = rng.random(len(free)) < odds  # drawn either way, so the rest of the stream is the same
+        chosen = odds >= MIN_GHOST_CHANCE if chance else rolled
+        offsets, velocities, ranges = self._draw(head[:, 1:], free, pieces, walk, rng, spread, chance)
         snares = [n.pitch for n in notes if kit.to_canonical(n.pitch) == GHOST_PITCH]
         pitch = max(set(snares), key=snares.count) if snares else GHOST_PITCH  # the user's snare pad
-        return [self._place(Note(pitch, step / 4, NOTE_DURATION, 1), step / 4 + amount * offset / 4,
-                            min(velocity, GHOST_VELOCITY - 1), length)
-                for step, offset, velocity in zip(free[chosen], offsets[chosen], velocities[chosen])]
+        probability = np.round(odds, 3) if chance else np.ones(len(free))
+        return [self._place(Note(pitch, step / 4, NOTE_DURATION, 1, float(p)), step / 4 + amount * offset / 4,
+                            velocity, length, amount * width, GHOST_VELOCITY - 1)
+                for step, offset, velocity, width, p in zip(free[chosen], offsets[chosen], velocities[chosen],
+                                                           ranges[chosen], probability[chosen])]
 
     @staticmethod
-    def _place(note: Note, start: float, velocity: float, length: float) -> Note:
+    def _place(note: Note, start: float, velocity: float, length: float, width: float = 0.0,
+               loudest: int = 127) -> Note:
+        """The note at `start` (inside the clip), its velocity centred in a range `width` wide,
+        all of it within 1..loudest."""
         start = float(min(max(start, 0.0), length - END_MARGIN))
-        return replace(note, start=start, duration=min(note.duration, length - start),
-                       velocity=int(min(max(round(velocity), 1), 127)))
+        low = int(min(max(round(velocity - width / 2), 1), loudest))
+        high = int(min(max(round(velocity + width / 2), low), loudest))
+        return replace(note, start=start, duration=min(note.duration, length - start), velocity=low,
+                       velocity_deviation=float(high - low))
 
 
 # --- data -------------------------------------------------------------------------------------------
@@ -456,6 +484,31 @@ def noise_structure(u: np.ndarray, at: np.ndarray) -> list[float]:
     return [round(shared, 4), round(float(np.clip(carried / max(shared, 1e-3), 0.0, 0.95)), 4)]
 
 
+def repeat_spread(performances: list[Performance], min_pairs: int = 50) -> list[float]:
+    """Per piece (PIECES, then "other"), how much a drummer's velocity on that piece at one place
+    in the bar changes from one bar of a beat to the next, in /127: the robust std of those
+    bar-to-bar differences (1.4826 times their median size; they centre on 0, as a drummer
+    drifts neither way) over sqrt(2). Pieces with fewer than `min_pairs` pairs get
+    the value of all pieces pooled. It is what `chance` leaves to Live's dice on every pass."""
+    diffs: list[list[float]] = [[] for _ in range(len(PIECES) + 1)]
+    for perf in performances:
+        if perf.kind != "beat":
+            continue
+        per_bar = perf.meter[0] * 16 // perf.meter[1]
+        first: dict[tuple[int, int, int], float] = {}  # (piece, bar, step in bar) -> velocity of its first hit
+        for piece, step, velocity in zip(map(piece_index, perf.pitches), nearest_steps(perf.starts), perf.velocities):
+            first.setdefault((piece, int(step) // per_bar, int(step) % per_bar), velocity)
+        for (piece, bar, step), velocity in first.items():
+            if (again := first.get((piece, bar + 1, step))) is not None:
+                diffs[piece].append(again - velocity)
+
+    def spread(d: list[float]) -> float:
+        return float(1.4826 * np.median(np.abs(d)) / np.sqrt(2) / 127)
+
+    pooled = spread([x for d in diffs for x in d])
+    return [round(spread(d) if len(d) >= min_pairs else pooled, 4) for d in diffs]
+
+
 def fit(train_set: list[Performance], val_set: list[Performance], config: HumanizerConfig) -> tuple[Humanizer, dict]:
     """Fit on `train_set`, keeping the epoch with the best loss on `val_set`; then measure on
     `train_set` how the drummers' deviations from the fitted locations hang together."""
@@ -524,6 +577,7 @@ def fit(train_set: list[Performance], val_set: list[Performance], config: Humani
         u = ((y - train_note[:, [0, 2]]) * torch.exp(-train_note[:, [1, 3]].clamp(-7, 3))).numpy()
         noise = {name: noise_structure(u[:, k], train["note_at"].numpy())
                  for k, name in enumerate(("offset", "velocity"))}
+        noise["repeat"] = repeat_spread(train_set)
         meta = {"train_notes": n_notes, "train_ghost_steps": n_ghost, "val_notes": len(val["note_x"]),
                 "best_epoch": best_epoch, "epochs_run": len(history), "val_loss": round(best, 4),
                 "val_history": history,

@@ -79,6 +79,14 @@ def whole_number(msg: dict, name: str, default, bounds: tuple[int, int]):
     return value
 
 
+def flag(msg: dict, name: str) -> bool:
+    """An optional true/false field, false when absent."""
+    value = msg.get(name, False)
+    if not isinstance(value, bool):
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be true or false, got {value!r}")
+    return value
+
+
 def number(msg: dict, name: str, default, bounds: tuple[float, float]):
     value = msg.get(name)
     if value is None:

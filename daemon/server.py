@@ -29,7 +29,7 @@ import zmq
 from daemon import __version__, checkpoint, clip_ops, styles
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
-from daemon.requests import MAX_CLIP_BARS, clip, meter, number, request_for, whole_number
+from daemon.requests import MAX_CLIP_BARS, clip, flag, meter, number, request_for, whole_number
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
 from shared.notes import pack_notes
@@ -167,11 +167,11 @@ class Daemon:
                 return envelope, P.ok_reply(request_id, **self._style_list())
             if op == P.OP_GENERATE:
                 request = request_for(msg, self.generator)
-                self.jobs.put_nowait(Job(envelope, request_id, request, time.perf_counter(), packed=_packed(msg)))
+                self.jobs.put_nowait(Job(envelope, request_id, request, time.perf_counter(), packed=flag(msg, "packed")))
                 return None
             if op in self._clip_ops:
                 task = self._clip_ops[op](msg)
-                self.jobs.put_nowait(Job(envelope, request_id, None, time.perf_counter(), task, _packed(msg)))
+                self.jobs.put_nowait(Job(envelope, request_id, None, time.perf_counter(), task, flag(msg, "packed")))
                 return None
         except P.ProtocolError as err:
             return envelope, P.error_reply(request_id, err.code, err.message)
@@ -245,16 +245,14 @@ class Daemon:
     def _humanize(self, msg: dict) -> Callable[[], dict]:
         request, notes, length = self._clip(msg)
         amount = number(msg, "amount", 1.0, (0.0, 1.0))
-        ghost_notes = msg.get("ghost_notes", False)
-        if not isinstance(ghost_notes, bool):
-            raise P.ProtocolError(P.E_BAD_REQUEST, "ghost_notes must be true or false")
+        ghost_notes, chance = flag(msg, "ghost_notes"), flag(msg, "chance")
         style = request.voice.genre or request.voice.habits  # the humanizer knows genres; a learned style plays as `any`
         seed = request.seed if request.seed is not None else random.randrange(2**31)
 
         def run() -> dict:
             return _patterns([
                 Pattern(self.humanizer.humanize(notes, style, request.tempo, request.meter, length, amount=amount,
-                                                seed=seed + v, ghost_notes=ghost_notes), seed + v)
+                                                seed=seed + v, ghost_notes=ghost_notes, chance=chance), seed + v)
                 for v in range(request.variations)
             ])
         return run
@@ -264,9 +262,7 @@ class Daemon:
         name = msg.get("name")
         if not isinstance(name, str):
             raise P.ProtocolError(P.E_BAD_REQUEST, "name (the new style's name) must be a string")
-        replace = msg.get("replace", False)
-        if not isinstance(replace, bool):
-            raise P.ProtocolError(P.E_BAD_REQUEST, "replace must be true or false")
+        replace = flag(msg, "replace")
         try:
             name = styles.check_name(name)
         except styles.StyleError as err:
@@ -378,13 +374,6 @@ def _wire_patterns(found: list[Pattern], packed: bool) -> list[dict]:
     if packed:
         return [{"seed": p.seed, "packed": pack_notes(p.notes)} for p in found]
     return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
-
-
-def _packed(msg: dict) -> bool:
-    packed = msg.get("packed", False)
-    if not isinstance(packed, bool):
-        raise P.ProtocolError(P.E_BAD_REQUEST, "packed must be true or false")
-    return packed
 
 
 def _check_bind(config: ServeConfig) -> None:

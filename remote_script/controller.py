@@ -147,7 +147,8 @@ class Controller:
     def humanize(self) -> None:
         slot, _, fields = self._clip_context("humanize")
         amount = self._settings.humanize_amount
-        fields["amount"] = amount
+        fields.update(amount=amount, ghost_notes=self._settings.humanize_ghost_notes,
+                      chance=self._settings.humanize_chance)
         done = f"humanized ({amount:.0%})"
         self._request("humanize", "humanize", slot, Plan(REPLACE, fields["length"]), "humanizing", done, fields)
 

@@ -24,6 +24,8 @@ class Settings:
     temperature: float = 1.0
     density: float | None = None  # None: let the model choose
     humanize_amount: float = 0.5
+    humanize_ghost_notes: bool = False  # humanize adds soft snare ghost notes
+    humanize_chance: bool = False  # ghost notes and velocity scatter left to Live's dice, new on every pass
     fill_every: int | None = None  # bars between fills; None: only the last bar
     kit: str | dict = "gm"  # a daemon's built-in map name ("gm", "gmd", ...) or {"gm pitch": your pitch}
     timeout_s: float = 20.0  # per attempt; generation on a CPU can take seconds
@@ -73,6 +75,8 @@ def _check(name: str, value: object) -> str | None:
         return 'must be a kit name such as "gm" or a map {"36": 36, ...} of MIDI pitches'
     if name in ("density", "fill_every") and value is None:
         return None
+    if isinstance(getattr(Settings, name), bool):
+        return None if isinstance(value, bool) else "must be true or false"
     bounds = {
         "bars": BARS_RANGE,
         "variations": VARIATIONS_RANGE,

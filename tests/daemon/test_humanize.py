@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from daemon import midifile
 from daemon.cli import add_humanize_parser, add_train_humanizer_parser
-from daemon.humanize import BUNDLED_HUMANIZER, GHOST_VELOCITY, Humanizer, HumanizerConfig, train_humanizer
+from daemon.humanize import (
+    BUNDLED_HUMANIZER, GHOST_VELOCITY, MIN_GHOST_CHANCE, Humanizer, HumanizerConfig, repeat_spread, train_humanizer,
+)
 from shared.notes import Note
 from tests.support import GROOVE_MINI
 
@@ -88,6 +91,66 @@ def test_ghost_notes_only_when_asked_and_soft(humanizer):
     out = humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=5, ghost_notes=True)
     ghosts = out[len(notes):]
     assert ghosts and all(g.pitch == 38 and g.velocity < GHOST_VELOCITY and 0 <= g.start < 32 for g in ghosts)
+
+
+def test_chance_leaves_ghost_notes_and_pass_to_pass_velocity_to_live(humanizer):
+    """Ghost notes come with their chance as Live's probability, as many on average as rolling them
+    here would play; flat-clip velocities get a range; timing is what the same seed bakes in."""
+    notes = groove(bars=8)
+    rolled = humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=5, ghost_notes=True)
+    out = humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=5, ghost_notes=True, chance=True)
+    main, ghosts = out[: len(notes)], out[len(notes):]
+    assert [n.start for n in main] == [n.start for n in rolled[: len(notes)]]
+    assert all(n.probability == 1.0 and 1 <= n.velocity <= n.velocity + n.velocity_deviation <= 127 for n in main)
+    assert sum(n.velocity_deviation > 0 for n in main) > 0.8 * len(main)
+    assert ghosts and all(MIN_GHOST_CHANCE <= g.probability < 1 and g.pitch == 38 for g in ghosts)
+    assert all(g.velocity + g.velocity_deviation < GHOST_VELOCITY for g in ghosts)
+    played = np.mean([len(humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=s, ghost_notes=True)) - len(notes)
+                      for s in range(200)])
+    expected = sum(g.probability for g in ghosts)  # what Live's dice play per pass, on average
+    assert 0.7 * played <= expected <= 1.1 * played  # those under MIN_GHOST_CHANCE are left out
+
+
+def test_chance_splits_the_velocity_spread_without_changing_it(humanizer):
+    """Over many seeds, a note's baked velocity scatter plus Live's range (a uniform draw: width^2 / 12)
+    is the scatter the same note gets without chance; a played clip keeps its velocities, no range."""
+    notes = groove()
+
+    def velocities(chance: bool) -> tuple[np.ndarray, np.ndarray]:
+        runs = [humanizer.humanize(notes, "rock", 120, (4, 4), 8.0, seed=s, chance=chance) for s in range(200)]
+        low = np.array([[n.velocity for n in run] for run in runs], dtype=float)
+        width = np.array([[n.velocity_deviation for n in run] for run in runs])
+        return low + width / 2, width
+
+    baked, _ = velocities(False)
+    centre, width = velocities(True)
+    assert (width > 0).mean() > 0.8
+    total = centre.var(0) + (width**2).mean(0) / 12
+    assert np.mean(total) == pytest.approx(np.mean(baked.var(0)), rel=0.15)
+    moved = np.mean((width**2).mean(0) / 12)
+    assert moved > 1 and np.mean(centre.var(0)) < np.mean(baked.var(0)) - moved / 2  # taken out of what is baked
+    played = groove(velocity=None)
+    out = humanizer.humanize(played, "rock", 120, (4, 4), 8.0, seed=2, chance=True)
+    assert [(n.velocity, n.velocity_deviation) for n in out] == [(n.velocity, 0.0) for n in played]
+
+
+def test_repeat_spread_is_the_bar_to_bar_velocity_change():
+    """A beat whose hats alternate 80/100 from bar to bar changes by 20: a std of 20 / sqrt(2) (/127);
+    a kick that never changes has none; pieces without pairs get the pooled value."""
+    from daemon.humanize import PIECES, Performance
+
+    starts, pitches, velocities = [], [], []
+    for bar in range(8):
+        for beat in range(4):
+            starts += [bar * 4 + beat, bar * 4 + beat]
+            pitches += [42, 36]
+            velocities += [80 if bar % 2 else 100, 110]
+    perf = Performance(np.array(pitches), np.array(starts, dtype=float), np.array(velocities, dtype=float),
+                       0, 120.0, (4, 4), 32.0, "beat")
+    spread = repeat_spread([perf], min_pairs=10)
+    assert spread[PIECES.index(42)] == pytest.approx(1.4826 * 20 / np.sqrt(2) / 127, abs=1e-4)
+    assert spread[PIECES.index(36)] == 0.0
+    assert spread[PIECES.index(38)] == spread[-1] > 0  # pooled
 
 
 def test_bad_requests_are_refused(humanizer):

@@ -329,6 +329,18 @@ def test_fill_replaces_only_the_fill_bars(daemon):
         assert fill and fill != {(n["pitch"], n["start"]) for n in clip if 4 * bar <= n["start"] < 4 * bar + 4}
 
 
+def test_humanize_with_chance_writes_live_probabilities_and_velocity_ranges(daemon):
+    clip = four_on_the_floor(4)
+    reply = ask(daemon.endpoint, op="humanize", id=1, notes=clip, length=16.0, style="funk", seed=3, tempo=100.0,
+                ghost_notes=True, chance=True)
+    assert reply["ok"], reply
+    notes = reply["patterns"][0]["notes"]
+    main, ghosts = notes[: len(clip)], notes[len(clip):]
+    assert all("probability" not in n for n in main)
+    assert sum(n.get("velocity_deviation", 0) > 0 for n in main) > 0.8 * len(main)  # none where 127 caps it
+    assert ghosts and all(0 < g["probability"] < 1 for g in ghosts)
+
+
 @pytest.mark.parametrize("fields,mentions", [
     ({"notes": "x", "length": 4.0}, "notes"),
     ({"notes": [], "length": 0.0}, "length"),
@@ -336,6 +348,7 @@ def test_fill_replaces_only_the_fill_bars(daemon):
     ({"notes": [{"pitch": 300, "start": 0.0, "duration": 0.1, "velocity": 10}], "length": 4.0}, "pitch"),
     ({"notes": [], "length": 4.0, "amount": 2}, "amount"),
     ({"notes": [], "length": 4.0, "ghost_notes": "yes"}, "ghost_notes"),
+    ({"notes": [], "length": 4.0, "chance": 1}, "chance"),
 ])
 def test_bad_clips_are_named(daemon, fields, mentions):
     reply = ask(daemon.endpoint, op="humanize", id=1, **fields)

@@ -49,6 +49,7 @@ def test_valid_values_are_taken(tmp_path: Path) -> None:
         ({"endpoint": "localhost:5555"}, "endpoint must look like tcp://127.0.0.1:5555 (IPv6: tcp://[::1]:5555)"),
         ({"kit": {"kick": 36}}, 'kit must be a kit name such as "gm"'),
         ({"retries": True}, "retries must be a whole number"),
+        ({"humanize_chance": "yes"}, "humanize_chance must be true or false; using False"),
         ({"colour": "red"}, "unknown setting 'colour' ignored"),
     ],
 )

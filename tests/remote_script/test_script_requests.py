@@ -185,6 +185,31 @@ def test_notes_are_read_and_written_relative_to_the_loop_start(host: LiveHost, s
     assert clip_notes(clip) == [(36, 0.0, 90.0), (38, 8.02, 96.0), (42, 11.98, 70.0)]  # outside the loop: kept
 
 
+def test_humanize_asks_for_ghost_notes_and_chance_as_set_and_writes_them_into_the_clip(
+    tmp_path, monkeypatch, stub: StubClient
+) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"humanize_ghost_notes": true, "humanize_chance": true, "humanize_amount": 0.8}')
+    monkeypatch.setattr(surface, "SETTINGS_FILE", settings)
+    host = LiveHost(lambda c: surface.DrumSurface(c, client=stub))
+    try:
+        slot = host.slot(0)
+        clip = make_clip(slot, 4.0, [(36, 0.0), (38, 1.0)])
+        host.select(slot)
+        press(host, "humanize")
+        request = stub.last("humanize")
+        assert (request.fields["ghost_notes"], request.fields["chance"], request.fields["amount"]) == (True, True, 0.8)
+        pattern = {"seed": 7, "packed": pack_notes([Note(36, 0.01, 0.25, 90, velocity_deviation=18.0),
+                                                    Note(38, 1.0, 0.25, 100), Note(38, 1.75, 0.25, 30, 0.35, 6.0)])}
+        stub.answer(request, patterns=[pattern])
+        host.tick()
+        written = sorted((n.pitch, n.start_time, n.velocity, n.probability, n.velocity_deviation)
+                         for n in clip.get_all_notes_extended())
+        assert written == [(36, 0.01, 90.0, 1.0, 18.0), (38, 1.0, 100.0, 1.0, 0.0), (38, 1.75, 30.0, 0.35, 6.0)]
+    finally:
+        host.script.disconnect()
+
+
 @pytest.mark.parametrize("action", ["fill", "humanize", "drumify"])
 def test_clip_actions_replace_the_notes_and_say_so(host: LiveHost, stub: StubClient, action: str) -> None:
     slot = host.slot(1)
