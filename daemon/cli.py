@@ -200,7 +200,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "style": args.style, "drummer": args.drummer, "bars": args.bars, "tempo": args.tempo,
         "time_signature": list(args.time_signature), "variations": args.count, "temperature": args.temperature,
         "top_p": args.top_p, "seed": args.seed, "kind": args.kind, "density": args.density,
-        "complexity": args.complexity, "guidance": args.guidance, "kit": args.kit,
+        "complexity": args.complexity, "guidance": args.guidance, "focus": args.focus, "kit": args.kit,
     }.items() if v is not None}
     if args.local:
         patterns = _generate_locally(args, wire)
@@ -296,12 +296,18 @@ def add_generate(sub) -> None:
     p.add_argument("--density", type=float, help="0 sparse .. 1 busy")
     p.add_argument("--complexity", type=float, help="0 straight .. 1 syncopated")
     p.add_argument("--guidance", type=float, help="classifier-free guidance, > 1 follows the controls harder")
+    add_focus_flag(p)
     p.add_argument("--kit", help="output drum map: gm (default), gmd, rack16")
     p.add_argument("--out", "-o", type=Path, help="folder to write one .mid per groove into")
     p.add_argument("--quiet", "-q", action="store_true", help="do not draw the grids")
     add_local_flags(p)
     add_client_flags(p)
     p.set_defaults(func=cmd_generate)
+
+
+def add_focus_flag(p) -> None:
+    p.add_argument("--focus", type=int, help="takes per groove, 1-8; the one most typical of the style is kept "
+                                             "(default 1; each take costs about as much as a variation)")
 
 
 def add_local_flags(p) -> None:
@@ -320,7 +326,8 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
     wire = {k: v for k, v in {
         "notes": [n.to_wire() for n in groove.notes], "length": groove.length, "tempo": groove.tempo,
         "time_signature": list(groove.meter), "style": args.style, "seed": args.seed,
-        "temperature": args.temperature, "bars": getattr(args, "bars", None), "every": getattr(args, "every", None),
+        "temperature": args.temperature, "focus": args.focus, "bars": getattr(args, "bars", None),
+        "every": getattr(args, "every", None),
     }.items() if v is not None}
     if args.local:
         patterns = _clip_op_locally(args, wire)
@@ -370,6 +377,7 @@ def add_clip_ops(sub) -> None:
         p.add_argument("--style", type=style_arg, help="a genre or a mix (default: the model hears it)")
         p.add_argument("--seed", type=int, help="same clip + same seed = same result")
         p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
+        add_focus_flag(p)
         if name == "continue":
             p.add_argument("--bars", type=int, default=4, help="new bars, 1-16 (default 4)")
         if name == "fill":
@@ -467,7 +475,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from daemon.evaluate import run
 
     print(run(args.checkpoint or checkpoint.BUNDLED, args.data or DEFAULT_DATA, args.cache_dir,
-              per_genre=args.per_genre, temperature=args.temperature, guidance=args.guidance, nll=not args.no_nll))
+              per_genre=args.per_genre, temperature=args.temperature, guidance=args.guidance, focus=args.focus,
+              nll=not args.no_nll))
     return EXIT_OK
 
 
@@ -481,6 +490,7 @@ def add_eval(sub) -> None:
     p.add_argument("--per-genre", dest="per_genre", type=int, default=64, help="grooves generated per genre")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--guidance", type=float, default=1.0)
+    p.add_argument("--focus", type=int, default=1, help="takes per generated groove, the most typical kept")
     p.add_argument("--no-nll", dest="no_nll", action="store_true", help="skip the likelihood part")
     p.set_defaults(func=cmd_eval)
 

@@ -190,16 +190,17 @@ def likelihood(path: Path, data: Path, cache_dir: Path) -> dict[str, dict]:
 
 
 def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature: float, guidance: float,
-            seed: int = 0) -> dict:
+            seed: int = 0, focus: int = 1) -> dict:
     genres = [g for g, w in real.windows["test"].items() if len(w) >= MIN_REAL_WINDOWS and g in real.windows["train"]]
     genres.sort(key=lambda g: -len(real.windows["test"][g]))
     generated, valid, total = {}, 0, 0
     for i, genre in enumerate(genres):
+        batch = 16 // focus  # variations x focus rows, as a request may have
         request = GrooveRequest(style=genre, bars=WINDOW_BARS, tempo=real.tempo[genre], kind="beat",
-                                variations=16, temperature=temperature, guidance=guidance)
+                                variations=batch, temperature=temperature, guidance=guidance, focus=focus)
         grooves = []
-        for b in range(math.ceil(per_genre / 16)):
-            request = GrooveRequest(**{**vars(request), "seed": seed + 1000 * i + 16 * b})
+        for b in range(math.ceil(per_genre / batch)):
+            request = GrooveRequest(**{**vars(request), "seed": seed + 1000 * i + batch * b})
             grooves += [p.notes for p in generator.generate([request])[0]]
         total += len(grooves)
         kept = [g for g in grooves if windows_of(g, WINDOW_BARS * BAR)]
@@ -299,7 +300,7 @@ def table(result: dict) -> str:
 
 
 def run(path: Path, data: Path = DEFAULT_DATA, cache_dir: Path = Path(".cache"), per_genre: int = 64,
-        temperature: float = 1.0, guidance: float = 1.0, nll: bool = True) -> str:
+        temperature: float = 1.0, guidance: float = 1.0, focus: int = 1, nll: bool = True) -> str:
     random.seed(0)
     parts = []
     if nll:
@@ -308,6 +309,6 @@ def run(path: Path, data: Path = DEFAULT_DATA, cache_dir: Path = Path(".cache"),
                          f"({m['tokens']} tokens)")
     generator = Generator.load(path, "auto")
     real = real_grooves(data)
-    parts.append(table(quality(generator, real, per_genre, temperature, guidance)))
+    parts.append(table(quality(generator, real, per_genre, temperature, guidance, focus=focus)))
     parts.append(controls_table(controls(generator, real)))
     return "\n\n".join(parts)

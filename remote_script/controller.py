@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from shared.client import DaemonClient, Reply
 from shared.notes import Note, unpack_notes
-from shared.protocol import E_MALFORMED, PROTOCOL_VERSION, ProtocolError
+from shared.protocol import E_MALFORMED, PROTOCOL_VERSION, VARIATIONS_RANGE, ProtocolError
 
 from . import clip as clips
 from .clip_slot import EXTEND, NEW, REPLACE, Plan, SlotProblem, target_slot, write
@@ -125,14 +125,14 @@ class Controller:
         timing = read_timing(self._song)
         bars = self.params.bars
         name = f"{self.params.style_label()} {bars_text(bars)} {timing.label()}"
-        fields = {**self._common(timing), **self._shape(), "bars": bars, "variations": self._settings.variations}
+        fields = {**self._common(timing), **self._shape(), "bars": bars, "variations": self._variations()}
         plan = Plan(NEW, bars * timing.beats_per_bar, name=name)
         self._request("generate", "generate", slot, plan, f"generating {name}", name, fields)
 
     def continue_clip(self) -> None:
         slot, timing, fields = self._clip_context("continue")
         bars, length = self.params.bars, fields["length"]
-        fields.update(self._shape(), bars=bars, variations=self._settings.variations)
+        fields.update(self._shape(), bars=bars, variations=self._variations())
         plan = Plan(EXTEND, length + bars * timing.beats_per_bar, base=length)
         added = bars_text(bars)
         self._request("continue", "continue", slot, plan, f"adding {added}", f"{added} added", fields)
@@ -168,7 +168,7 @@ class Controller:
             self._show(say(f"still {job.doing}…"))
             return
         slot, _, fields = self._clip_context("variation")
-        fields.update(self._shape(), variations=self._settings.variations)
+        fields.update(self._shape(), variations=self._variations())
         plan = Plan(REPLACE, fields["length"])
         self._request(action, "variation", slot, plan, "making variations of the clip", "new variation", fields)
 
@@ -204,10 +204,14 @@ class Controller:
         return {"style": self.params.wire_style(), "kit": self._settings.kit, "packed": True, **timing.wire()}
 
     def _shape(self) -> dict:
-        shape = {"temperature": self.params.temperature}
+        shape = {"temperature": self.params.temperature, "focus": self._settings.focus}
         if self.params.density is not None:
             shape["density"] = self.params.density
         return shape
+
+    def _variations(self) -> int:
+        """The variations setting, fewer where focus makes each one several takes (the daemon's limit)."""
+        return min(self._settings.variations, VARIATIONS_RANGE[1] // self._settings.focus)
 
     def _clip_context(self, action: str) -> tuple[object, Timing, dict]:
         """The target slot, the song's timing, and the request fields describing its clip."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from shared.client import parse_endpoint
-from shared.protocol import BARS_RANGE, DEFAULT_ENDPOINT, TEMPERATURE_RANGE, VARIATIONS_RANGE
+from shared.protocol import BARS_RANGE, DEFAULT_ENDPOINT, FOCUS_RANGE, TEMPERATURE_RANGE, VARIATIONS_RANGE
 
 @dataclass(frozen=True)
 class Settings:
@@ -21,6 +21,7 @@ class Settings:
     style: str = "funk"
     bars: int = 4
     variations: int = 8  # asked for on each generate, cycled locally by next/previous variation
+    focus: int = 1  # takes per variation, the one most typical of the style kept (variations x focus <= 16)
     temperature: float = 1.0
     density: float | None = None  # None: let the model choose
     humanize_amount: float = 0.5
@@ -80,6 +81,7 @@ def _check(name: str, value: object) -> str | None:
     bounds = {
         "bars": BARS_RANGE,
         "variations": VARIATIONS_RANGE,
+        "focus": FOCUS_RANGE,
         "fill_every": BARS_RANGE,
         "retries": (0, 10),
         "temperature": TEMPERATURE_RANGE,

@@ -57,6 +57,7 @@ BARS_RANGE = (1, 16)
 VARIATIONS_RANGE = (1, 16)
 TEMPO_RANGE = (20.0, 400.0)
 TEMPERATURE_RANGE = (0.05, 3.0)
+FOCUS_RANGE = (1, 8)  # takes per variation; variations x focus is at most VARIATIONS_RANGE[1]
 
 
 class ProtocolError(Exception):

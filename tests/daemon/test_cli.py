@@ -47,8 +47,9 @@ def test_generate_refusals_exit_1_with_the_reason(daemon):
     assert r.returncode == 1 and "bars must be 1..16" in r.stderr
 
 
-def test_local_generation_matches_the_daemon(daemon, tmp_path):
-    args = ("--style", "rock", "--bars", "1", "--seed", "5", "--quiet")
+@pytest.mark.parametrize("focus", [(), ("--focus", "2")])
+def test_local_generation_matches_the_daemon(daemon, tmp_path, focus):
+    args = ("--style", "rock", "--bars", "1", "--seed", "5", "--quiet", *focus)
     via_daemon = drumigen("generate", "--endpoint", daemon.endpoint, *args, "--out", str(tmp_path / "d"))
     local = drumigen("generate", "--local", *args, "--out", str(tmp_path / "l"))
     assert via_daemon.returncode == local.returncode == 0

@@ -16,6 +16,7 @@ from daemon.generate import Generator, GrooveRequest, sample_top_p
 from daemon.grammar import BAR, OTHER, PITCH, POSITION, TIMESIG as TIMESIG_, VELOCITY, bar_beats, positions_per_bar
 from daemon.model import DrumTransformer, ModelConfig
 from daemon.vocab import GENRES
+from shared.notes import Note
 
 METERS = [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8)]
 
@@ -185,6 +186,73 @@ def test_guidance_and_mixes_change_the_notes(bundled):
                 GrooveRequest(style="jazz", **base), GrooveRequest(style={"funk": 0.5, "jazz": 0.5}, **base)]
     found = [notes_of(p) for p in bundled.generate(variants)]
     assert len({repr(f) for f in found}) == 4
+
+
+def takes_of(generator: Generator, requests: list[GrooveRequest]) -> tuple[list, list]:
+    """generate()'s patterns and every sampled take (row) behind them."""
+    seen = []
+    real = generator._patterns
+
+    def capture(reqs, rows):
+        seen[:] = rows
+        return real(reqs, rows)
+
+    generator._patterns = capture
+    try:
+        return generator.generate(requests), seen
+    finally:
+        del generator._patterns
+
+
+def test_focus_keeps_the_most_typical_take_and_reproduces_it_alone(bundled):
+    request = GrooveRequest(style="funk", bars=2, seed=5, variations=2, focus=3)
+    (patterns,), rows = takes_of(bundled, [request])
+    assert len(rows) == 6 and [p.seed for p in patterns] == [5, 6]
+    typical = bundled._typicality(rows)
+    for v, pattern in enumerate(patterns):
+        takes = [bundled.notes(r.state.ids, request) for r in rows[3 * v : 3 * v + 3]]
+        assert len({repr(t) for t in takes}) == 3  # three different takes to choose from
+        assert pattern.notes == takes[int(np.argmax(typical[3 * v : 3 * v + 3]))]
+        alone = bundled.generate([dataclasses.replace(request, seed=pattern.seed, variations=1)])[0][0]
+        assert alone.notes == pattern.notes
+    plain = bundled.generate([dataclasses.replace(request, focus=1)])[0]
+    assert [p.notes for p in plain] == [bundled.notes(r.state.ids, request) for r in (rows[0], rows[3])]  # take 0
+
+
+def test_typicality_is_the_log_likelihood_ratio_of_the_sampled_tokens(bundled):
+    """Against a plain one-sequence forward each: rows of other lengths (so the batch is padded),
+    a style blend, and a continued clip whose given tokens are not scored."""
+    from daemon import clip_ops
+    from daemon.vocab import SLOTS
+
+    clip = [Note(36, 0.0, 0.1, 100), Note(38, 1.0, 0.1, 90), Note(42, 0.5, 0.1, 70)]
+    given = GrooveRequest(style="rock", bars=2, seed=2)
+    requests = [GrooveRequest(style="jazz", bars=1, seed=1), GrooveRequest(style={"funk": 0.5, "latin": 0.5}, seed=3),
+                dataclasses.replace(given, bars=3, primer=clip_ops.primer(bundled, clip, 2, given))]
+    _, rows = takes_of(bundled, requests)
+    model, vocab, table = bundled.model, bundled.vocab, bundled.table
+    slot = SLOTS.index("genre")
+
+    def loglik(prefix: list[int], row, blend: dict | None) -> float:
+        seq = torch.tensor([prefix + row.state.ids])
+        mix = None
+        if blend:
+            weights = torch.zeros(1, len(vocab))
+            weights[0, list(blend)] = torch.tensor(list(blend.values()))
+            mix = (torch.tensor([slot]), weights)
+        with torch.no_grad():
+            logp = torch.log_softmax(model(seq, prefix_mix=mix)[0, :, : table.size], -1)
+        first = len(prefix) + len(row.request.primer)
+        sampled = sum(float(logp[t - 1, seq[0, t]]) for t in range(first, seq.shape[1]))
+        return sampled + float(torch.logsumexp(logp[-1][torch.tensor(table.starts_bar)], 0))
+
+    expected = []
+    for row in rows:
+        plain = list(row.prefix)
+        plain[slot] = vocab.slot_base["genre"]
+        expected.append(loglik(row.prefix, row, row.voice.blend) - loglik(plain, row, None))
+    assert bundled._typicality(rows) == pytest.approx(expected, abs=1e-3)
+    assert expected[2] != 0
 
 
 def test_kit_maps_and_merges_pieces(bundled):

@@ -104,6 +104,9 @@ BAD_GENERATE = [
     ({"bars": True}, "bad_request", "bars"),
     ({"variations": 0}, "bad_request", "variations"),
     ({"variations": 17}, "bad_request", "variations"),
+    ({"focus": 0}, "bad_request", "focus"),
+    ({"focus": 9}, "bad_request", "focus"),
+    ({"variations": 8, "focus": 4}, "bad_request", "variations x focus must be at most 16"),
     ({"temperature": -1}, "bad_request", "temperature"),
     ({"time_signature": [4]}, "bad_request", "time_signature"),
     ({"time_signature": "4/4"}, "bad_request", "time_signature"),
@@ -270,6 +273,15 @@ def test_values_survive_the_wire_exactly(daemon):
     reply = ask(daemon.endpoint, op="generate", id=1, bars=1, tempo=133.25, seed=4)
     assert reply["tempo"] == 133.25
     assert all(isinstance(n["start"], float) and math.isfinite(n["start"]) for n in reply["patterns"][0]["notes"])
+
+
+def test_focus_answers_one_pattern_per_variation_reproducible_by_its_seed(daemon):
+    reply = ask(daemon.endpoint, op="generate", id=1, style="hiphop", bars=2, variations=3, focus=2, seed=11)
+    assert reply["ok"], reply
+    patterns = reply["patterns"]
+    assert [p["seed"] for p in patterns] == [11, 12, 13]
+    alone = ask(daemon.endpoint, op="generate", id=2, style="hiphop", bars=2, focus=2, seed=12)
+    assert alone["patterns"][0]["notes"] == patterns[1]["notes"]
 
 
 def four_on_the_floor(bars: int) -> list[dict]:

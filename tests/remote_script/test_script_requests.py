@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import Live
@@ -64,7 +65,7 @@ def test_generate_in_an_empty_slot_writes_a_named_clip_of_bars_times_the_meter(
     press(waltz, "generate")
     request = stub.last("generate")
     assert request.fields == {"style": "funk", "kit": "gm", "tempo": 96.0, "time_signature": [3, 4],
-                              "temperature": 1.0, "bars": 4, "variations": 8, "packed": True}  # fmt: skip
+                              "temperature": 1.0, "focus": 1, "bars": 4, "variations": 8, "packed": True}  # fmt: skip
     assert waltz.c_instance.status == "MidiDrumiGen: generating funk 4 bars 3/4 96 BPM…"
     assert not slot.has_clip  # nothing until the reply
     stub.answer(request, patterns=[hits((36, 0.0, 110), (38, 1.0), (42, 11.5)), hits((36, 0.0))])
@@ -185,29 +186,48 @@ def test_notes_are_read_and_written_relative_to_the_loop_start(host: LiveHost, s
     assert clip_notes(clip) == [(36, 0.0, 90.0), (38, 8.02, 96.0), (42, 11.98, 70.0)]  # outside the loop: kept
 
 
-def test_humanize_asks_for_ghost_notes_and_chance_as_set_and_writes_them_into_the_clip(
-    tmp_path, monkeypatch, stub: StubClient
-) -> None:
-    settings = tmp_path / "settings.json"
-    settings.write_text('{"humanize_ghost_notes": true, "humanize_chance": true, "humanize_amount": 0.8}')
-    monkeypatch.setattr(surface, "SETTINGS_FILE", settings)
-    host = LiveHost(lambda c: surface.DrumSurface(c, client=stub))
-    try:
-        slot = host.slot(0)
-        clip = make_clip(slot, 4.0, [(36, 0.0), (38, 1.0)])
-        host.select(slot)
-        press(host, "humanize")
-        request = stub.last("humanize")
-        assert (request.fields["ghost_notes"], request.fields["chance"], request.fields["amount"]) == (True, True, 0.8)
-        pattern = {"seed": 7, "packed": pack_notes([Note(36, 0.01, 0.25, 90, velocity_deviation=18.0),
-                                                    Note(38, 1.0, 0.25, 100), Note(38, 1.75, 0.25, 30, 0.35, 6.0)])}
-        stub.answer(request, patterns=[pattern])
-        host.tick()
-        written = sorted((n.pitch, n.start_time, n.velocity, n.probability, n.velocity_deviation)
-                         for n in clip.get_all_notes_extended())
-        assert written == [(36, 0.01, 90.0, 1.0, 18.0), (38, 1.0, 100.0, 1.0, 0.0), (38, 1.75, 30.0, 0.35, 6.0)]
-    finally:
+@pytest.fixture
+def configured(tmp_path, monkeypatch, stub: StubClient):
+    """Live hosting the script with settings.json replaced by the given settings."""
+    hosts = []
+
+    def start(settings: dict) -> LiveHost:
+        path = tmp_path / "settings.json"
+        path.write_text(json.dumps(settings))
+        monkeypatch.setattr(surface, "SETTINGS_FILE", path)
+        hosts.append(LiveHost(lambda c: surface.DrumSurface(c, client=stub)))
+        return hosts[-1]
+
+    yield start
+    for host in hosts:
         host.script.disconnect()
+
+
+def test_focus_is_asked_for_with_fewer_variations_so_the_takes_fit(configured, stub: StubClient) -> None:
+    host = configured({"focus": 4, "variations": 8})
+    host.select(host.slot(0))
+    press(host, "generate")
+    request = stub.last("generate")
+    assert (request.fields["focus"], request.fields["variations"]) == (4, 4)  # 16 takes, the daemon's most
+
+
+def test_humanize_asks_for_ghost_notes_and_chance_as_set_and_writes_them_into_the_clip(
+    configured, stub: StubClient
+) -> None:
+    host = configured({"humanize_ghost_notes": True, "humanize_chance": True, "humanize_amount": 0.8})
+    slot = host.slot(0)
+    clip = make_clip(slot, 4.0, [(36, 0.0), (38, 1.0)])
+    host.select(slot)
+    press(host, "humanize")
+    request = stub.last("humanize")
+    assert (request.fields["ghost_notes"], request.fields["chance"], request.fields["amount"]) == (True, True, 0.8)
+    pattern = {"seed": 7, "packed": pack_notes([Note(36, 0.01, 0.25, 90, velocity_deviation=18.0),
+                                                Note(38, 1.0, 0.25, 100), Note(38, 1.75, 0.25, 30, 0.35, 6.0)])}
+    stub.answer(request, patterns=[pattern])
+    host.tick()
+    written = sorted((n.pitch, n.start_time, n.velocity, n.probability, n.velocity_deviation)
+                     for n in clip.get_all_notes_extended())
+    assert written == [(36, 0.01, 90.0, 1.0, 18.0), (38, 1.0, 100.0, 1.0, 0.0), (38, 1.75, 30.0, 0.35, 6.0)]
 
 
 @pytest.mark.parametrize("action", ["fill", "humanize", "drumify"])
