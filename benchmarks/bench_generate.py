@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_generate.py            # the tables (medians of --runs)
     .venv/bin/python benchmarks/bench_generate.py --profile  # one decode step, part by part
 
-The table: 4 bars x 1 and x 8 variations and 16 bars x 1, with tokens per pattern, ms per
+The table: 4 bars x 1 and x 8 variations, 16 bars x 1 and 4 bars x 1 at focus 2 (two takes,
+scored, the more typical kept), with tokens per pattern, ms per
 token (wall time / longest row's tokens, i.e. per decode step), the FLOPs a pattern costs
 (DrumTransformer.flops_per_token summed over the real contexts, prefill included) and the
 FLOP rate that achieves, against this machine's rate on one large matmul measured here.
@@ -41,7 +42,9 @@ CASES = {
     "4 bars x 1": dict(bars=4, variations=1),
     "4 bars x 8": dict(bars=4, variations=8),
     "16 bars x 1": dict(bars=16, variations=1),
+    "4 bars x 1, focus 2": dict(bars=4, variations=1, focus=2),
 }
+NOT_IN_HF = ("16 bars x 1", "4 bars x 1, focus 2")  # the HF comparison times plain sampling of the same tokens
 
 
 def matmul_rate(threads: int, n: int = 1024, runs: int = 10) -> float:
@@ -63,13 +66,16 @@ def _timed(fn) -> float:
     return time.perf_counter() - t
 
 
-def pattern_flops(g: Generator, ids: list[int], block_size: int) -> int:
+def pattern_flops(g: Generator, ids: list[int], block_size: int, focus: int) -> int:
     """FLOPs of generating `ids` after the prefix: the prefill's tokens, then one decode step
-    per sampled token (the last sampled token, the closing Bar, is never fed back)."""
+    per sampled token (the last sampled token, the closing Bar, is never fed back); with focus,
+    the two teacher-forced passes that score the take (Generator._typicality)."""
     model, n = g.model, len(SLOTS)
     flops = sum(model.flops_per_token(t + 1) for t in range(n))  # prefill: full-vocabulary head
     for t in range(n, n + len(ids)):
         flops += model.flops_per_token(min(t, block_size) + 1, g.table.size)
+    if focus > 1:
+        flops += 2 * sum(model.flops_per_token(t + 1, g.table.size) for t in range(min(n + len(ids), block_size)))
     return flops
 
 
@@ -113,16 +119,17 @@ def run_table(g: Generator, runs: int, seed: int) -> None:
     for name, kw in CASES.items():  # warm up every path once
         g.generate([GrooveRequest(seed=seed, style="funk", **kw)])
         if twin is not None:
-            hf_generate(twin, 8, kw["variations"], seed)
+            if name not in NOT_IN_HF:
+                hf_generate(twin, 8, kw["variations"], seed)
     threads = torch.get_num_threads()
     for i in range(runs):
         for name, kw in CASES.items():
             request = GrooveRequest(seed=seed + 100 * i, style="funk", **kw)
             times[name].append(_timed(lambda: g.generate([request])))
             lengths = [len(ids) + 1 for ids in captured]  # + the closing Bar that was sampled
-            flops = sum(pattern_flops(g, ids, g.block_size) for ids in captured)
+            flops = sum(pattern_flops(g, ids, g.block_size, kw.get("focus", 1)) for ids in captured)
             shapes[name].append((max(lengths), statistics.mean(lengths), flops))
-            if twin is not None and name != "16 bars x 1":  # the same tokens, HF's way, on the same threads
+            if twin is not None and name not in NOT_IN_HF:  # the same tokens, HF's way, on the same threads
                 torch.set_num_threads(decode_threads)
                 hf_times[name].append(_timed(lambda: hf_generate(twin, max(lengths), kw["variations"], seed + i)))
                 torch.set_num_threads(threads)
@@ -132,7 +139,7 @@ def run_table(g: Generator, runs: int, seed: int) -> None:
           f"medians of {runs} runs")
     print("large matmul (1024^3, float32): " + ", ".join(
         f"{r / 1e9:.1f} GFLOP/s on {t} thread{'s' if t > 1 else ''}" for t, r in rates.items()) + "\n")
-    head = f"{'case':12} {'median ms':>9} {'min ms':>7} {'tokens/pattern':>14} {'ms/token':>8} " \
+    head = f"{'case':19} {'median ms':>9} {'min ms':>7} {'tokens/pattern':>14} {'ms/token':>8} " \
            f"{'MFLOP/pattern':>13} {'GFLOP/s':>8} {'of matmul':>9}"
     print(head)
     print("-" * len(head))
@@ -144,7 +151,7 @@ def run_table(g: Generator, runs: int, seed: int) -> None:
         flops = statistics.median(s[2] for s in shapes[name])
         variations = CASES[name]["variations"]
         achieved = flops / t
-        print(f"{name:12} {t * 1e3:9.1f} {min(times[name]) * 1e3:7.1f} {mean_tokens:14.0f} "
+        print(f"{name:19} {t * 1e3:9.1f} {min(times[name]) * 1e3:7.1f} {mean_tokens:14.0f} "
               f"{t * 1e3 / longest:8.2f} {flops / variations / 1e6:13.1f} {achieved / 1e9:8.2f} "
               f"{achieved / rate:9.1%}")
     print(f"\n8 variations / 1: {statistics.median(times['4 bars x 8']) / one:.2f}x "
@@ -186,7 +193,7 @@ def run_profile(g: Generator, runs: int, seed: int) -> None:
         (g.table, "allowed", wrap(g.table, "allowed", "grammar: allowed ids")),
         (gen, "sample_top_p", wrap(gen, "sample_top_p", "top-p draw")),
         (BarState, "advance", wrap(BarState, "advance", "grammar: advance state")),
-        (g, "_patterns", wrap(g, "_patterns", "tokens -> notes")),
+        (g, "_patterns", wrap(g, "_patterns", "tokens -> notes, focus")),
     ]
     for name, kw in CASES.items():
         if name == "16 bars x 1":
@@ -254,7 +261,7 @@ def run_daemon(runs: int, seed: int) -> None:
             proc.wait(timeout=60)
     print(f"\nend to end through `drumigen serve` (ZeroMQ + msgpack, packed notes), medians of {runs} runs:")
     for name, t in times.items():
-        print(f"{name:12} {statistics.median(t) * 1e3:9.1f} ms (min {min(t) * 1e3:.1f})")
+        print(f"{name:19} {statistics.median(t) * 1e3:9.1f} ms (min {min(t) * 1e3:.1f})")
     print(f"8 variations / 1: {statistics.median(times['4 bars x 8']) / statistics.median(times['4 bars x 1']):.2f}x")
 
 

@@ -311,19 +311,23 @@ class Generator:
     @torch.inference_mode()
     def _typicality(self, rows: list[_Row]) -> list[float]:
         """How much more likely each row's sampled tokens are under its style than under no style:
-        log p(ids | its prefix) - log p(ids | the same prefix with the genre slot `any`), summed
-        over the tokens it sampled (not a clip it was given) in its last window, and the end of
-        the groove after them. The model as its own style judge (pointwise mutual information):
+        log p(ids | its prefix) - log p(ids | the same prefix with what the style fills set to
+        `any`: the genre slot, and the drummer when the style brought one, as a drummer or a
+        learned style does; a drummer the request names is a control and stays), summed over
+        the tokens it sampled (not a clip it was given) in its last window, and the end of the
+        groove after them. The model as its own style judge (pointwise mutual information):
         best of 2 takes by this lifts how often a style classifier recognises the genre, with no
         loss in how real the grooves look (docs/model.md). Teacher-forced, right-padded (causal
         attention never looks at the padding), in chunks of 16 sequences."""
-        genre_slot, any_genre = SLOTS.index("genre"), self.vocab.slot_base["genre"]
+        genre_slot = SLOTS.index("genre")
         sequences, scored = [], []
         for row in rows:
             window = row.state.ids[row.start :]
             first = max(len(row.request.primer) - row.start, 0)  # the first sampled token in the window
             plain = list(row.prefix)
-            plain[genre_slot] = any_genre
+            plain[genre_slot] = self.vocab.slot_base["genre"]
+            if row.voice.drummer and not row.request.drummer:
+                plain[SLOTS.index("drummer")] = self.vocab.slot_base["drummer"]
             for prefix in (row.prefix, plain):
                 sequences.append(prefix + window)
                 scored.append((len(prefix) + first, len(prefix) + len(window)))

@@ -228,7 +228,8 @@ def test_typicality_is_the_log_likelihood_ratio_of_the_sampled_tokens(bundled):
     clip = [Note(36, 0.0, 0.1, 100), Note(38, 1.0, 0.1, 90), Note(42, 0.5, 0.1, 70)]
     given = GrooveRequest(style="rock", bars=2, seed=2)
     requests = [GrooveRequest(style="jazz", bars=1, seed=1), GrooveRequest(style={"funk": 0.5, "latin": 0.5}, seed=3),
-                dataclasses.replace(given, bars=3, primer=clip_ops.primer(bundled, clip, 2, given))]
+                dataclasses.replace(given, bars=3, primer=clip_ops.primer(bundled, clip, 2, given)),
+                GrooveRequest(style="drummer3", bars=1, seed=4), GrooveRequest(style="drummer3", drummer="drummer5", seed=4)]
     _, rows = takes_of(bundled, requests)
     model, vocab, table = bundled.model, bundled.vocab, bundled.table
     slot = SLOTS.index("genre")
@@ -247,12 +248,15 @@ def test_typicality_is_the_log_likelihood_ratio_of_the_sampled_tokens(bundled):
         return sampled + float(torch.logsumexp(logp[-1][torch.tensor(table.starts_bar)], 0))
 
     expected = []
-    for row in rows:
+    for row, drummer_is_style in zip(rows, (False, False, False, True, False)):
         plain = list(row.prefix)
         plain[slot] = vocab.slot_base["genre"]
+        if drummer_is_style:  # drummer3 as a style: no style means no drummer either
+            plain[SLOTS.index("drummer")] = vocab.slot_base["drummer"]
         expected.append(loglik(row.prefix, row, row.voice.blend) - loglik(plain, row, None))
     assert bundled._typicality(rows) == pytest.approx(expected, abs=1e-3)
-    assert expected[2] != 0
+    assert expected[2] != 0 and expected[3] != 0
+    assert expected[4] == pytest.approx(0, abs=1e-3)  # the drummer named is a control: no style left to judge
 
 
 def test_kit_maps_and_merges_pieces(bundled):
