@@ -11,7 +11,7 @@ from pathlib import Path
 
 from daemon.play import add_play_parser
 from shared.notes import Note
-from shared.protocol import DEFAULT_ENDPOINT, E_UNAVAILABLE, ProtocolError
+from shared.protocol import DEFAULT_ENDPOINT, E_UNAVAILABLE, FOCUS_RANGE, ProtocolError
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the request was refused or failed (bad input, unknown style, ...)
@@ -490,7 +490,8 @@ def add_eval(sub) -> None:
     p.add_argument("--per-genre", dest="per_genre", type=int, default=64, help="grooves generated per genre")
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--guidance", type=float, default=1.0)
-    p.add_argument("--focus", type=int, default=1, help="takes per generated groove, the most typical kept")
+    p.add_argument("--focus", type=int, default=1, choices=range(FOCUS_RANGE[0], FOCUS_RANGE[1] + 1), metavar="1-8",
+                   help="takes per generated groove, the most typical of its style kept (default 1)")
     p.add_argument("--no-nll", dest="no_nll", action="store_true", help="skip the likelihood part")
     p.set_defaults(func=cmd_eval)
 

@@ -244,7 +244,7 @@ CONTROL_GENRES = ("rock", "funk", "hiphop", "jazz", "latin")
 
 
 def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed: int = 0,
-             values: tuple[float, ...] = CONTROL_VALUES) -> dict:
+             values: tuple[float, ...] = CONTROL_VALUES, focus: int = 1) -> dict:
     """What `density` and `complexity` do, one swept with the other left open, over a few genres
     at their median test tempo: mean hits per bar (density) and share of hits on off-8th 16ths
     (complexity, the measure its training labels were made from; daemon/data.py). Each value
@@ -255,7 +255,7 @@ def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed:
         edges = vocab.density_edges if control == "density" else vocab.complexity_edges
         for value in values:
             requests = [GrooveRequest(style=g, bars=WINDOW_BARS, tempo=real.tempo.get(g, 120.0), kind="beat",
-                                      variations=per_genre, seed=seed + 1000 * i, **{control: value})
+                                      variations=per_genre, seed=seed + 1000 * i, focus=focus, **{control: value})
                         for i, g in enumerate(CONTROL_GENRES)]
             level = getattr(generator.conditions(requests[0]), control)  # the quintile the value asks for
             grooves = [p.notes for patterns in generator.generate(requests) for p in patterns]
@@ -310,5 +310,5 @@ def run(path: Path, data: Path = DEFAULT_DATA, cache_dir: Path = Path(".cache"),
     generator = Generator.load(path, "auto")
     real = real_grooves(data)
     parts.append(table(quality(generator, real, per_genre, temperature, guidance, focus=focus)))
-    parts.append(controls_table(controls(generator, real)))
+    parts.append(controls_table(controls(generator, real, focus=focus)))
     return "\n\n".join(parts)

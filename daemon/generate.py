@@ -79,6 +79,8 @@ class _Row:
     seed: int
     prefix: list[int]
     start: int = 0  # state.ids[start:] follow the prefix in the model's context (the window)
+    scored_from: int = 0  # state.ids[scored_from:] were sampled in the current window (focus scores them)
+    own_logp: float = 0.0  # with focus: their log-likelihood under the row's prefix, the groove's end included
 
     @property
     def guided(self) -> bool:
@@ -186,7 +188,7 @@ class Generator:
                     prefix = self.vocab.prefix(self._complete(conditions, voice.habits, rng))
                     state = BarState(req.bars, tuple(req.meter), onsets=req.onsets)
                     state.follow(list(req.primer), self.table)
-                    rows.append(_Row(req, voice, state, rng, seed, prefix))
+                    rows.append(_Row(req, voice, state, rng, seed, prefix, scored_from=len(state.ids)))
         return rows
 
     # --- sampling ----------------------------------------------------------------------------
@@ -216,8 +218,11 @@ class Generator:
             twin = {r: b for b, (r, conditional) in enumerate(batch) if not conditional}
             tokens = []
             for b, r in enumerate(live):
-                tokens.append(self._draw(rows[r], scores[b], scores[twin[r]] if r in twin else None))
-                rows[r].state.advance(tokens[-1], self.table)
+                row = rows[r]
+                tokens.append(self._draw(row, scores[b], scores[twin[r]] if r in twin else None))
+                row.state.advance(tokens[-1], self.table)
+                if row.request.focus > 1:
+                    row.own_logp += self._log_likelihood(scores[b], tokens[-1], row.state.done)
             still = [b for b, r in enumerate(live) if not rows[r].state.done]
             if not still:
                 break
@@ -270,6 +275,7 @@ class Generator:
         if full:
             for r in full:
                 rows[r].start = self._window_start(rows[r])
+                rows[r].scored_from, rows[r].own_logp = len(rows[r].state.ids), 0.0  # the newest came from the old window
             entries = [(b, entry) for b, entry in enumerate(batch) if entry[0] in full]
             _, fresh = self._prefill(rows, [entry for _, entry in entries], None, last=False)
             for i, (b, _) in enumerate(entries):
@@ -308,44 +314,52 @@ class Generator:
         return weights
 
     # --- focus: the most typical of several takes ---------------------------------------------
+    def _log_likelihood(self, logits: np.ndarray, token: int, closing: bool) -> float:
+        """log p(token) under one step's logits; for the token that closed the groove, log p of
+        any Bar (the groove ends here, whichever Bar-led id was drawn)."""
+        z = logits.astype(np.float64)
+        top = z.max()
+        total = top + np.log(np.exp(z - top).sum())
+        if closing:
+            bars = z[self.table.starts_bar]
+            return float(top + np.log(np.exp(bars - top).sum()) - total)
+        return float(z[token] - total)
+
     @torch.inference_mode()
     def _typicality(self, rows: list[_Row]) -> list[float]:
-        """How much more likely each row's sampled tokens are under its style than under no style:
-        log p(ids | its prefix) - log p(ids | the same prefix with what the style fills set to
-        `any`: the genre slot, and the drummer when the style brought one, as a drummer or a
-        learned style does; a drummer the request names is a control and stays), summed over
-        the tokens it sampled (not a clip it was given) in its last window, and the end of the
-        groove after them. The model as its own style judge (pointwise mutual information):
-        best of 2 takes by this lifts how often a style classifier recognises the genre, with no
-        loss in how real the grooves look (docs/model.md). Teacher-forced, right-padded (causal
-        attention never looks at the padding), in chunks of 16 sequences."""
-        genre_slot = SLOTS.index("genre")
+        """How much more likely each row's tokens are under its style than under no style:
+        row.own_logp, summed while sampling, minus log p(the same tokens | the prefix with what
+        the style fills set to `any`: the genre slot, and the drummer when the style brought one,
+        as a drummer or a learned style does; a drummer the request names is a control and
+        stays, as does one a genre's habits drew). The tokens are those sampled in the row's
+        last window (not a clip it was given), and the groove's end after them. The model as its
+        own style judge (pointwise mutual information): best of 2 takes by this lifts how often
+        a style classifier recognises the genre, with no loss in how real the grooves look
+        (docs/model.md). One teacher-forced pass, right-padded (causal attention never looks at
+        the padding), in chunks of 16 rows."""
         sequences, scored = [], []
         for row in rows:
-            window = row.state.ids[row.start :]
-            first = max(len(row.request.primer) - row.start, 0)  # the first sampled token in the window
             plain = list(row.prefix)
-            plain[genre_slot] = self.vocab.slot_base["genre"]
+            plain[SLOTS.index("genre")] = self.vocab.slot_base["genre"]
             if row.voice.drummer and not row.request.drummer:
                 plain[SLOTS.index("drummer")] = self.vocab.slot_base["drummer"]
-            for prefix in (row.prefix, plain):
-                sequences.append(prefix + window)
-                scored.append((len(prefix) + first, len(prefix) + len(window)))
-        entries = [(r, own) for r in range(len(rows)) for own in (True, False)]  # as _mix_weights reads them
-        ends = torch.tensor(self.table.starts_bar)
-        totals = []
+            sequences.append(plain + row.state.ids[row.start :])
+            scored.append((len(plain) + row.scored_from - row.start, len(sequences[-1])))  # [from, to) positions
+        ends = torch.from_numpy(self.table.starts_bar).to(self.device)
+        plain_logp: list[float] = []
         for c in range(0, len(sequences), 16):
-            chunk = sequences[c : c + 16]
+            chunk, spans = sequences[c : c + 16], scored[c : c + 16]
             longest = max(map(len, chunk))
             idx = torch.tensor([seq + [self.vocab.pad] * (longest - len(seq)) for seq in chunk], device=self.device)
-            weights = self._mix_weights(rows, entries[c : c + 16])
-            slots = torch.full((len(chunk),), genre_slot, device=self.device)
-            logits = self.model(idx, prefix_mix=None if weights is None else (slots, weights))[..., : self.table.size]
-            logp = torch.log_softmax(logits.float(), -1).cpu()
-            for b, (lo, hi) in enumerate(scored[c : c + 16]):
-                taken = logp[b, lo - 1 : hi - 1].gather(1, idx[b, lo:hi, None].cpu()).sum()
-                totals.append(float(taken + torch.logsumexp(logp[b, hi - 1][ends], 0)))
-        return [own - plain for own, plain in zip(totals[::2], totals[1::2])]
+            logp = torch.log_softmax(self.model(idx)[..., : self.table.size].float(), -1)  # (B, T, V)
+            taken = logp[:, :-1].gather(2, idx[:, 1:, None].clamp(max=self.table.size - 1)).squeeze(2)
+            position = torch.arange(1, longest, device=self.device)  # of the token each entry predicts
+            lo = torch.tensor([span[0] for span in spans], device=self.device)
+            hi = torch.tensor([span[1] for span in spans], device=self.device)
+            sampled = ((position >= lo[:, None]) & (position < hi[:, None])).float()
+            end = logp[torch.arange(len(chunk), device=self.device), hi - 1][:, ends].logsumexp(1)
+            plain_logp += ((taken * sampled).sum(1) + end).tolist()
+        return [row.own_logp - plain for row, plain in zip(rows, plain_logp)]
 
     # --- tokens to notes -----------------------------------------------------------------------
     def _patterns(self, requests: list[GrooveRequest], rows: list[_Row]) -> list[list[Pattern]]:

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 
 BUNDLED_HUMANIZER = Path(__file__).resolve().parent / "checkpoints" / "humanizer-gmd.pt"
 FORMAT = "mididrumigen-humanizer"
-FORMAT_VERSION = 2  # 2: noise["repeat"], the pass-to-pass velocity spread behind `chance`
+FORMAT_VERSION = 2  # 2 added noise["repeat"], the pass-to-pass velocity spread behind `chance`
+READABLE_VERSIONS = (1, 2)  # a version-1 checkpoint humanizes as ever, only without `chance`
 
 PIECES = tuple(kit.PIECE_NAMES)  # the canonical kit; any other pitch is one more "other" piece
 GROUPS = (  # what the context features see: the pieces a drummer thinks in
@@ -234,8 +235,11 @@ class Humanizer:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # not a torch file, or a truncated one
             raise ValueError(f"{path} is not a readable checkpoint ({str(err).splitlines()[0]})") from None
-        if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path} is not a MidiDrumiGen humanizer checkpoint (version {FORMAT_VERSION})")
+        if not isinstance(state, dict) or state.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a MidiDrumiGen humanizer checkpoint")
+        if state.get("version") not in READABLE_VERSIONS:
+            raise ValueError(f"{path} has humanizer format {state.get('version')}; this version reads "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}: retrain it with drumigen train-humanizer")
         config = HumanizerConfig(**state["config"])
         net = HumanizerNet(len(state["mean"]), config)
         net.load_state_dict(state["model"])
@@ -284,6 +288,9 @@ class Humanizer:
             raise ValueError(f"spread must be 0..2, got {spread}")
         if not tempo > 0:
             raise ValueError(f"tempo must be positive, got {tempo}")
+        if chance and "repeat" not in self.noise:
+            raise ValueError("this humanizer checkpoint (format 1) cannot leave chance to Live; "
+                             "retrain it with drumigen train-humanizer")
         genre = genre_index(style)
         bar = meter[0] * 4 / meter[1]
         if length is None:
@@ -299,9 +306,12 @@ class Humanizer:
         offsets, velocities, ranges = self._draw(note_out, grid.steps, grid.pieces, walk, rng, spread, chance)
         out = []
         for note, offset, velocity, width in zip(notes, offsets, velocities, ranges):
-            shaped = note.velocity if grid.known else note.velocity + amount * (velocity - note.velocity)
-            width = 0.0 if grid.known else amount * width  # played velocities are the user's: no range
-            out.append(self._place(note, note.start + amount * offset / 4, shaped, length, width))
+            if grid.known:  # played velocities, and any range the user gave them, stay the user's
+                out.append(self._place(note, note.start + amount * offset / 4, note.velocity, length))
+            else:  # a range, like the noise it stands for, scales with the amount
+                shaped = note.velocity + amount * (velocity - note.velocity)
+                out.append(self._place(note, note.start + amount * offset / 4, shaped, length,
+                                       amount * width if chance else None))
         if ghost_notes:
             out += self._ghosts(notes, grid, amount, walk, rng, spread, length, chance)
         return out
@@ -352,20 +362,23 @@ class Humanizer:
         pitch = max(set(snares), key=snares.count) if snares else GHOST_PITCH  # the user's snare pad
         probability = np.round(odds, 3) if chance else np.ones(len(free))
         return [self._place(Note(pitch, step / 4, NOTE_DURATION, 1, float(p)), step / 4 + amount * offset / 4,
-                            velocity, length, amount * width, GHOST_VELOCITY - 1)
+                            velocity, length, width if chance else None, GHOST_VELOCITY - 1)
                 for step, offset, velocity, width, p in zip(free[chosen], offsets[chosen], velocities[chosen],
                                                            ranges[chosen], probability[chosen])]
 
     @staticmethod
-    def _place(note: Note, start: float, velocity: float, length: float, width: float = 0.0,
+    def _place(note: Note, start: float, velocity: float, length: float, width: float | None = None,
                loudest: int = 127) -> Note:
-        """The note at `start` (inside the clip), its velocity centred in a range `width` wide,
-        all of it within 1..loudest."""
+        """The note at `start` (inside the clip) and `velocity` (within 1..loudest). With a
+        `width`, the velocity is a range that wide (Live's velocity_deviation), centred on
+        `velocity` as far as the limits allow; without, the note keeps its own range."""
         start = float(min(max(start, 0.0), length - END_MARGIN))
-        low = int(min(max(round(velocity - width / 2), 1), loudest))
-        high = int(min(max(round(velocity + width / 2), low), loudest))
-        return replace(note, start=start, duration=min(note.duration, length - start), velocity=low,
-                       velocity_deviation=float(high - low))
+        placed = replace(note, start=start, duration=min(note.duration, length - start))
+        if width is None:
+            return replace(placed, velocity=int(min(max(round(velocity), 1), loudest)))
+        wide = int(min(round(width), loudest - 1))
+        low = int(min(max(round(velocity - wide / 2), 1), loudest - wide))
+        return replace(placed, velocity=low, velocity_deviation=float(wide))
 
 
 # --- data -------------------------------------------------------------------------------------------

@@ -59,13 +59,13 @@ def tiny(bundled) -> Generator:
 
 
 @contextlib.contextmanager
-def token_ids(g: Generator):
-    """Collects (request, ids) of every row `g` samples: the tokens behind its notes."""
-    seen: list[tuple[GrooveRequest, list[int]]] = []
+def sampled_rows(g: Generator):
+    """Collects every row (take) `g` samples: its request, prefix, window and the tokens behind its notes."""
+    seen: list = []
     real = g._patterns
 
     def patterns(requests, rows):
-        seen.extend((row.request, row.state.ids) for row in rows)
+        seen.extend(rows)
         return real(requests, rows)
 
     g._patterns = patterns
@@ -159,9 +159,9 @@ def test_long_grooves_slide_their_window_independently_of_the_batch(tiny):
     alone or batched, and whatever the other rows do, the notes are the same."""
     rng = random.Random(11)  # hot and unpruned, so bars run long despite the model's bias
     requests = [random_request(rng, bars=rng.randint(6, 16), temperature=2.5, top_p=1.0) for _ in range(6)]
-    with token_ids(tiny) as seen:
+    with sampled_rows(tiny) as seen:
         together = tiny.generate(requests)
-    assert max(len(ids) for _, ids in seen) > 3 * 64  # several windows
+    assert max(len(row.state.ids) for row in seen) > 3 * 64  # several windows
     for request, patterns in zip(requests, together):
         assert notes_of(patterns) == notes_of(tiny.generate([request])[0]), request
 
@@ -188,25 +188,10 @@ def test_guidance_and_mixes_change_the_notes(bundled):
     assert len({repr(f) for f in found}) == 4
 
 
-def takes_of(generator: Generator, requests: list[GrooveRequest]) -> tuple[list, list]:
-    """generate()'s patterns and every sampled take (row) behind them."""
-    seen = []
-    real = generator._patterns
-
-    def capture(reqs, rows):
-        seen[:] = rows
-        return real(reqs, rows)
-
-    generator._patterns = capture
-    try:
-        return generator.generate(requests), seen
-    finally:
-        del generator._patterns
-
-
 def test_focus_keeps_the_most_typical_take_and_reproduces_it_alone(bundled):
     request = GrooveRequest(style="funk", bars=2, seed=5, variations=2, focus=3)
-    (patterns,), rows = takes_of(bundled, [request])
+    with sampled_rows(bundled) as rows:
+        (patterns,) = bundled.generate([request])
     assert len(rows) == 6 and [p.seed for p in patterns] == [5, 6]
     typical = bundled._typicality(rows)
     for v, pattern in enumerate(patterns):
@@ -219,44 +204,63 @@ def test_focus_keeps_the_most_typical_take_and_reproduces_it_alone(bundled):
     assert [p.notes for p in plain] == [bundled.notes(r.state.ids, request) for r in (rows[0], rows[3])]  # take 0
 
 
-def test_typicality_is_the_log_likelihood_ratio_of_the_sampled_tokens(bundled):
-    """Against a plain one-sequence forward each: rows of other lengths (so the batch is padded),
-    a style blend, and a continued clip whose given tokens are not scored."""
-    from daemon import clip_ops
+def reference_typicality(g: Generator, row, blend: dict | None, plain_slots: tuple[str, ...]) -> float:
+    """log p(sampled tokens and the end | own prefix) - the same with `plain_slots` set to `any`,
+    each from one plain forward of the row's last window (no batch, no padding, no cache)."""
     from daemon.vocab import SLOTS
 
-    clip = [Note(36, 0.0, 0.1, 100), Note(38, 1.0, 0.1, 90), Note(42, 0.5, 0.1, 70)]
-    given = GrooveRequest(style="rock", bars=2, seed=2)
-    requests = [GrooveRequest(style="jazz", bars=1, seed=1), GrooveRequest(style={"funk": 0.5, "latin": 0.5}, seed=3),
-                dataclasses.replace(given, bars=3, primer=clip_ops.primer(bundled, clip, 2, given)),
-                GrooveRequest(style="drummer3", bars=1, seed=4), GrooveRequest(style="drummer3", drummer="drummer5", seed=4)]
-    _, rows = takes_of(bundled, requests)
-    model, vocab, table = bundled.model, bundled.vocab, bundled.table
-    slot = SLOTS.index("genre")
-
-    def loglik(prefix: list[int], row, blend: dict | None) -> float:
-        seq = torch.tensor([prefix + row.state.ids])
-        mix = None
-        if blend:
-            weights = torch.zeros(1, len(vocab))
-            weights[0, list(blend)] = torch.tensor(list(blend.values()))
-            mix = (torch.tensor([slot]), weights)
+    def loglik(prefix: list[int], mix) -> float:
+        seq = torch.tensor([prefix + row.state.ids[row.start :]])
         with torch.no_grad():
-            logp = torch.log_softmax(model(seq, prefix_mix=mix)[0, :, : table.size], -1)
-        first = len(prefix) + len(row.request.primer)
+            logp = torch.log_softmax(g.model(seq, prefix_mix=mix)[0, :, : g.table.size], -1)
+        first = len(prefix) + row.scored_from - row.start
         sampled = sum(float(logp[t - 1, seq[0, t]]) for t in range(first, seq.shape[1]))
-        return sampled + float(torch.logsumexp(logp[-1][torch.tensor(table.starts_bar)], 0))
+        return sampled + float(torch.logsumexp(logp[-1][torch.from_numpy(g.table.starts_bar)], 0))
 
-    expected = []
-    for row, drummer_is_style in zip(rows, (False, False, False, True, False)):
-        plain = list(row.prefix)
-        plain[slot] = vocab.slot_base["genre"]
-        if drummer_is_style:  # drummer3 as a style: no style means no drummer either
-            plain[SLOTS.index("drummer")] = vocab.slot_base["drummer"]
-        expected.append(loglik(row.prefix, row, row.voice.blend) - loglik(plain, row, None))
-    assert bundled._typicality(rows) == pytest.approx(expected, abs=1e-3)
-    assert expected[2] != 0 and expected[3] != 0
-    assert expected[4] == pytest.approx(0, abs=1e-3)  # the drummer named is a control: no style left to judge
+    mix = None
+    if blend:
+        weights = torch.zeros(1, len(g.vocab))
+        weights[0, list(blend)] = torch.tensor(list(blend.values()))
+        mix = (torch.tensor([SLOTS.index("genre")]), weights)
+    plain = list(row.prefix)
+    for slot in plain_slots:
+        plain[SLOTS.index(slot)] = g.vocab.slot_base[slot]
+    return loglik(row.prefix, mix) - loglik(plain, None)
+
+
+def test_typicality_is_the_log_likelihood_ratio_of_the_sampled_tokens(bundled):
+    """Against plain one-sequence forwards: rows of other lengths (so the batch is padded), a
+    style blend, a continued clip whose given tokens are not scored, a drummer as the style
+    (judged too) and a drummer the request names (a control: nothing left to judge)."""
+    from daemon import clip_ops
+
+    clip = [Note(36, 0.0, 0.1, 100), Note(38, 1.0, 0.1, 90), Note(42, 0.5, 0.1, 70)]
+    given = GrooveRequest(style="rock", bars=2, seed=2, focus=2)
+    cases = [(GrooveRequest(style="jazz", bars=1, seed=1, focus=2), ("genre",)),
+             (GrooveRequest(style={"funk": 0.5, "latin": 0.5}, seed=3, focus=2), ("genre",)),
+             (dataclasses.replace(given, bars=3, primer=clip_ops.primer(bundled, clip, 2, given)), ("genre",)),
+             (GrooveRequest(style="drummer3", bars=1, seed=4, focus=2), ("genre", "drummer")),
+             (GrooveRequest(style="drummer3", drummer="drummer5", bars=1, seed=4, focus=2), ("genre",))]
+    with sampled_rows(bundled) as rows:
+        bundled.generate([request for request, _ in cases])
+    slots = [plain for _, plain in cases for _take in range(2)]
+    expected = [reference_typicality(bundled, row, row.voice.blend, plain) for row, plain in zip(rows, slots)]
+    assert bundled._typicality(rows) == pytest.approx(expected, abs=2e-3)
+    assert rows[4].scored_from == len(cases[2][0].primer) > 0 and expected[4] != 0
+    assert expected[6] != 0 and expected[8] == pytest.approx(0, abs=1e-3)
+
+
+def test_typicality_scores_only_what_was_sampled_in_the_last_window(tiny):
+    """Grooves that outgrow a 64-token block restart their window many times: what sampling
+    summed for the row's own prefix is what a forward over the last window gives."""
+    rng = random.Random(5)
+    requests = [dataclasses.replace(random_request(rng, bars=12, temperature=2.0, top_p=1.0), style="funk", focus=2,
+                                    guidance=1.0) for _ in range(3)]
+    with sampled_rows(tiny) as rows:
+        tiny.generate(requests)
+    assert all(row.start > 0 and row.scored_from >= row.start for row in rows)  # every take slid
+    expected = [reference_typicality(tiny, row, None, ("genre",)) for row in rows]
+    assert tiny._typicality(rows) == pytest.approx(expected, abs=2e-3)
 
 
 def test_kit_maps_and_merges_pieces(bundled):
@@ -271,15 +275,15 @@ def test_kit_maps_and_merges_pieces(bundled):
 def test_random_requests_on_the_bundled_model_are_valid(bundled):
     rng = random.Random(3)
     requests = [random_request(rng, bars=rng.randint(1, 6), variations=1) for _ in range(16)]
-    with token_ids(bundled) as seen:
+    with sampled_rows(bundled) as seen:
         found = bundled.generate(requests)
     rows = iter(seen)
     for request, patterns in zip(requests, found):
         for p in patterns:
-            req, ids = next(rows)
-            assert req is request
-            assert_valid(bundled, request, ids, p.notes)
-    for req, ids in seen[:3]:  # the notes are MidiTok's own decoding of the tokens
+            row = next(rows)
+            assert row.request is request
+            assert_valid(bundled, request, row.state.ids, p.notes)
+    for req, ids in ((row.request, row.state.ids) for row in seen[:3]):  # the notes are MidiTok's own decoding
         want = bundled.vocab.decode_hits(ids)
         assert bundled.table.hits(ids) == want
         assert {(n.pitch, n.start, n.velocity) for n in bundled.notes(ids, req)} == \
@@ -294,13 +298,13 @@ def test_a_thousand_random_requests_are_all_valid(tiny):
     checked, tokens, notes = 0, [], []
     for start in range(0, len(requests), 500):
         batch = requests[start : start + 500]
-        with token_ids(tiny) as seen:
+        with sampled_rows(tiny) as seen:
             found = tiny.generate(batch)
         rows = iter(seen)
         for request, patterns in zip(batch, found):
             assert len(patterns) == request.variations
             for p in patterns:
-                req, ids = next(rows)
+                ids = next(rows).state.ids
                 assert_valid(tiny, request, ids, p.notes)
                 checked += 1
                 tokens.append(len(ids))
