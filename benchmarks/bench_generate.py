@@ -69,13 +69,13 @@ def _timed(fn) -> float:
 def pattern_flops(g: Generator, ids: list[int], block_size: int, focus: int) -> int:
     """FLOPs of generating `ids` after the prefix: the prefill's tokens, then one decode step
     per sampled token (the last sampled token, the closing Bar, is never fed back); with focus,
-    the two teacher-forced passes that score the take (Generator._typicality)."""
+    the teacher-forced pass that scores the take without its style (Generator._typicality)."""
     model, n = g.model, len(SLOTS)
     flops = sum(model.flops_per_token(t + 1) for t in range(n))  # prefill: full-vocabulary head
     for t in range(n, n + len(ids)):
         flops += model.flops_per_token(min(t, block_size) + 1, g.table.size)
     if focus > 1:
-        flops += 2 * sum(model.flops_per_token(t + 1, g.table.size) for t in range(min(n + len(ids), block_size)))
+        flops += sum(model.flops_per_token(t + 1, g.table.size) for t in range(min(n + len(ids), block_size)))
     return flops
 
 
