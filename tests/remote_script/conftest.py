@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,21 @@ def host(stub: StubClient) -> Iterator[LiveHost]:
     live = LiveHost(lambda c_instance: surface.DrumSurface(c_instance, client=stub))
     yield live
     live.script.disconnect()
+
+
+@pytest.fixture
+def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., LiveHost]]:
+    """Starts Live hosting the script with these settings.json values and this client (None: the
+    script's own DaemonClient); every host it started is disconnected at the end."""
+    hosts: list[LiveHost] = []
+
+    def start(client: object, **settings: object) -> LiveHost:
+        path = tmp_path / "settings.json"
+        path.write_text(json.dumps(settings))
+        monkeypatch.setattr(surface, "SETTINGS_FILE", path)
+        hosts.append(LiveHost(lambda c_instance: surface.DrumSurface(c_instance, client=client)))
+        return hosts[-1]
+
+    yield start
+    for host in hosts:
+        host.script.disconnect()

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import statistics
 import threading
-from pathlib import Path
 
 import pytest
 from shipped import controls
 from live_host import LiveHost
 from stub_client import StubClient
 
-from remote_script import surface
 from remote_script.actions import ACTIONS
 from tests.support import free_port
 
@@ -24,13 +21,6 @@ ONE_KICK = {"seed": 1, "notes": [{"pitch": 36, "start": 0.0, "duration": 0.25, "
 
 def press(host: LiveHost, action: str, mapping: dict = GENERIC) -> None:
     assert host.press(mapping[action]), f"{action} is not forwarded by the MIDI map"
-
-
-def host_with_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, client: object, **settings: object) -> LiveHost:
-    path = tmp_path / "settings.json"
-    path.write_text(json.dumps(settings))
-    monkeypatch.setattr(surface, "SETTINGS_FILE", path)
-    return LiveHost(lambda c: surface.DrumSurface(c, client=client))
 
 
 def test_every_action_has_a_handler_and_a_button_in_each_shipped_mapping(host: LiveHost) -> None:
@@ -65,9 +55,9 @@ def test_leds_are_lit_at_start_busy_while_waiting_and_off_at_the_end(host: LiveH
     assert stub.closed
 
 
-def test_push_pads_answer_on_any_channel_and_pulse_while_busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_push_pads_answer_on_any_channel_and_pulse_while_busy(configured) -> None:
     stub = StubClient()
-    host = host_with_settings(tmp_path, monkeypatch, stub, mapping="push")
+    host = configured(stub, mapping="push")
     assert ("note", 9, 36) in host.forwards and ("cc", 0, 55) in host.forwards
     assert (0x90, 36, 126) in host.c_instance.midi_out  # generate pad lit green
     host.select(host.slot(0))
@@ -132,23 +122,21 @@ def test_lom_changes_from_another_thread_are_refused_by_the_fake_and_survived(ho
     assert any("main thread" in line for line in host.c_instance.log)
 
 
-def test_bad_settings_and_mappings_fall_back_and_say_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    host = host_with_settings(tmp_path, monkeypatch, StubClient(), bars=99, mapping="launchpad")
+def test_bad_settings_and_mappings_fall_back_and_say_why(configured) -> None:
+    host = configured(StubClient(), bars=99, mapping="launchpad")
     messages = " | ".join(host.c_instance.messages)
     assert "bars must be between 1 and 16; using 4" in messages
     assert "mapping 'launchpad' not found (shipped mappings: generic, push); no buttons are mapped" in messages
     assert host.forwards == frozenset()
 
 
-def test_a_tick_costs_well_under_a_millisecond_while_a_request_waits(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_tick_costs_well_under_a_millisecond_while_a_request_waits(configured) -> None:
     """Real client, real socket: a listener that accepts but never answers (a hung daemon)."""
     with socket.socket() as hung:
         hung.bind(("127.0.0.1", 0))
         hung.listen()
         endpoint = f"tcp://127.0.0.1:{hung.getsockname()[1]}"
-        host = host_with_settings(tmp_path, monkeypatch, None, endpoint=endpoint)
+        host = configured(None, endpoint=endpoint)
         host.select(host.slot(0))
         press(host, "generate")
         costs = [host.tick() for _ in range(300)]
@@ -158,8 +146,8 @@ def test_a_tick_costs_well_under_a_millisecond_while_a_request_waits(
     assert median < 0.5 and p99 < 5.0
 
 
-def test_no_daemon_is_reported_at_start_and_on_a_press(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    host = host_with_settings(tmp_path, monkeypatch, None, endpoint=f"tcp://127.0.0.1:{free_port()}")
+def test_no_daemon_is_reported_at_start_and_on_a_press(configured) -> None:
+    host = configured(None, endpoint=f"tcp://127.0.0.1:{free_port()}")
     not_running = "MidiDrumiGen: daemon not running — start it with `drumigen serve`"
     host.run_until(lambda: host.c_instance.status == not_running, timeout=10)
     host.select(host.slot(0))

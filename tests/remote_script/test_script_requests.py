@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
 
 import Live
@@ -186,25 +185,8 @@ def test_notes_are_read_and_written_relative_to_the_loop_start(host: LiveHost, s
     assert clip_notes(clip) == [(36, 0.0, 90.0), (38, 8.02, 96.0), (42, 11.98, 70.0)]  # outside the loop: kept
 
 
-@pytest.fixture
-def configured(tmp_path, monkeypatch, stub: StubClient):
-    """Live hosting the script with settings.json replaced by the given settings."""
-    hosts = []
-
-    def start(settings: dict) -> LiveHost:
-        path = tmp_path / "settings.json"
-        path.write_text(json.dumps(settings))
-        monkeypatch.setattr(surface, "SETTINGS_FILE", path)
-        hosts.append(LiveHost(lambda c: surface.DrumSurface(c, client=stub)))
-        return hosts[-1]
-
-    yield start
-    for host in hosts:
-        host.script.disconnect()
-
-
 def test_focus_is_asked_for_with_fewer_variations_so_the_takes_fit(configured, stub: StubClient) -> None:
-    host = configured({"focus": 4, "variations": 8})
+    host = configured(stub, focus=4, variations=8)
     host.select(host.slot(0))
     press(host, "generate")
     request = stub.last("generate")
@@ -214,7 +196,7 @@ def test_focus_is_asked_for_with_fewer_variations_so_the_takes_fit(configured, s
 def test_humanize_asks_for_ghost_notes_and_chance_as_set_and_writes_them_into_the_clip(
     configured, stub: StubClient
 ) -> None:
-    host = configured({"humanize_ghost_notes": True, "humanize_chance": True, "humanize_amount": 0.8})
+    host = configured(stub, humanize_ghost_notes=True, humanize_chance=True, humanize_amount=0.8)
     slot = host.slot(0)
     clip = make_clip(slot, 4.0, [(36, 0.0), (38, 1.0)])
     host.select(slot)
