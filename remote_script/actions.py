@@ -23,4 +23,5 @@ ACTIONS = {
     "density_up": "more hits",
     "density_down": "fewer hits",
     "style_mix": "blend a second style into the current one (press again for the next; off at the end)",
+    "focus": "takes per groove, the one most typical of the style kept: 1, 2, 4, then 1 again",
 }

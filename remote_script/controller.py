@@ -70,7 +70,8 @@ class Controller:
         self._show = show
         self._log = log
         self._light = light
-        self.params = Params(FALLBACK_STYLES, settings.style, settings.bars, settings.temperature, settings.density)
+        self.params = Params(FALLBACK_STYLES, settings.style, settings.bars, settings.temperature, settings.density,
+                             settings.focus)
         self._job: Job | None = None
         self._result: Result | None = None
         self._styles_known = False
@@ -92,6 +93,7 @@ class Controller:
             "density_up": lambda: self._step_density(+1),
             "density_down": lambda: self._step_density(-1),
             "style_mix": self._step_mix,
+            "focus": self._step_focus,
         }
         self._ask_daemon()
 
@@ -197,6 +199,11 @@ class Controller:
     def _step_density(self, direction: int) -> None:
         self._show(say(f"density {self.params.step_density(direction):.0%}"))
 
+    def _step_focus(self) -> None:
+        focus = self.params.step_focus()
+        self._show(say("focus off: one take per groove" if focus == 1 else
+                       f"focus {focus}: the most typical of {focus} takes, {self._variations()} variations"))
+
     # Requests and replies.
 
     def _common(self, timing: Timing) -> dict:
@@ -204,14 +211,14 @@ class Controller:
         return {"style": self.params.wire_style(), "kit": self._settings.kit, "packed": True, **timing.wire()}
 
     def _shape(self) -> dict:
-        shape = {"temperature": self.params.temperature, "focus": self._settings.focus}
+        shape = {"temperature": self.params.temperature, "focus": self.params.focus}
         if self.params.density is not None:
             shape["density"] = self.params.density
         return shape
 
     def _variations(self) -> int:
         """The variations setting, fewer where focus makes each one several takes (the daemon's limit)."""
-        return min(self._settings.variations, VARIATIONS_RANGE[1] // self._settings.focus)
+        return min(self._settings.variations, VARIATIONS_RANGE[1] // self.params.focus)
 
     def _clip_context(self, action: str) -> tuple[object, Timing, dict]:
         """The target slot, the song's timing, and the request fields describing its clip."""

@@ -1,4 +1,4 @@
-"""What the next request asks for: style (or style mix), bars, temperature, density.
+"""What the next request asks for: style (or style mix), bars, temperature, density, focus.
 
 The step buttons change these locally; nothing is sent until a request action is pressed.
 """
@@ -19,6 +19,7 @@ TEMPERATURE_STEP = 0.1
 DENSITY_STEP = 0.1
 DENSITY_START = 0.5  # where the first density press starts from "the model chooses"
 MIX_SHARE = 0.3  # the blended-in style's weight
+FOCUS_STEPS = (1, 2, 4)  # takes per groove the focus button cycles through (each costs about a variation)
 
 
 @dataclass
@@ -28,6 +29,7 @@ class Params:
     bars: int
     temperature: float
     density: float | None
+    focus: int = 1
     mix_with: str | None = None
 
     def set_styles(self, styles: list[str]) -> None:
@@ -72,6 +74,12 @@ class Params:
         start = DENSITY_START if self.density is None else self.density
         self.density = min(max(round(start + direction * DENSITY_STEP, 2), 0.0), 1.0)
         return self.density
+
+    def step_focus(self) -> int:
+        """The next of FOCUS_STEPS after the current focus (a setting may start between them)."""
+        bigger = [f for f in FOCUS_STEPS if f > self.focus]
+        self.focus = bigger[0] if bigger else FOCUS_STEPS[0]
+        return self.focus
 
     def wire_style(self) -> str | dict[str, float]:
         """The `style` field: a name, or a mix such as {"funk": 0.7, "jazz": 0.3}."""

@@ -21,7 +21,7 @@ class Settings:
     style: str = "funk"
     bars: int = 4
     variations: int = 8  # asked for on each generate, cycled locally by next/previous variation
-    focus: int = 1  # takes per variation, the one most typical of the style kept (variations x focus <= 16)
+    focus: int = 1  # starting takes per variation, the most typical of the style kept (the focus button steps it)
     temperature: float = 1.0
     density: float | None = None  # None: let the model choose
     humanize_amount: float = 0.5

@@ -29,7 +29,7 @@ def test_every_action_has_a_handler_and_a_button_in_each_shipped_mapping(host: L
 
 
 def test_the_midi_map_forwards_exactly_the_mapped_buttons(host: LiveHost) -> None:
-    assert host.forwards == {("cc", 15, 102 + i) for i in range(16)}
+    assert host.forwards == {("cc", 15, 102 + i) for i in range(17)}
     assert not host.midi_in((0xBF, 1, 127))  # the mod wheel stays Live's
     assert not host.midi_in((0xB0, 102, 127))  # the right CC on another channel too
 
@@ -43,7 +43,7 @@ def test_releases_and_other_messages_do_nothing(host: LiveHost, stub: StubClient
 
 
 def test_leds_are_lit_at_start_busy_while_waiting_and_off_at_the_end(host: LiveHost, stub: StubClient) -> None:
-    assert host.c_instance.midi_out[:16] == [(0xBF, 102 + i, 127) for i in range(16)]
+    assert host.c_instance.midi_out[:17] == [(0xBF, 102 + i, 127) for i in range(17)]
     host.select(host.slot(0))
     press(host, "generate")
     assert host.c_instance.midi_out[-1] == (0xBF, 102, 0)  # generic "busy": dark
@@ -51,7 +51,7 @@ def test_leds_are_lit_at_start_busy_while_waiting_and_off_at_the_end(host: LiveH
     host.tick()
     assert host.c_instance.midi_out[-1] == (0xBF, 102, 127)
     host.script.disconnect()
-    assert host.c_instance.midi_out[-16:] == [(0xBF, 102 + i, 0) for i in range(16)]
+    assert host.c_instance.midi_out[-17:] == [(0xBF, 102 + i, 0) for i in range(17)]
     assert stub.closed
 
 
@@ -87,6 +87,20 @@ def test_step_actions_change_the_next_request(host: LiveHost, stub: StubClient) 
     for _ in range(17):  # through every other style, then off
         press(host, "style_mix")
     assert host.c_instance.status == "MidiDrumiGen: style mix off — pure rock"
+
+
+def test_focus_steps_through_1_2_4_and_asks_for_fewer_variations_to_fit(host: LiveHost, stub: StubClient) -> None:
+    host.select(host.slot(0))
+    sent = []
+    for _ in range(4):
+        press(host, "focus")
+        press(host, "generate")
+        fields = stub.last("generate").fields
+        sent.append((fields["focus"], fields["variations"]))
+    assert sent == [(2, 8), (4, 4), (1, 8), (2, 8)]  # 16 takes at most, the daemon's limit
+    assert host.c_instance.status.startswith("MidiDrumiGen: generating")
+    press(host, "focus")
+    assert host.c_instance.status == "MidiDrumiGen: focus 4: the most typical of 4 takes, 4 variations"
 
 
 def test_bars_and_temperature_stay_in_the_protocol_ranges(host: LiveHost) -> None:
