@@ -79,7 +79,11 @@ class _Row:
     seed: int
     prefix: list[int]
     start: int = 0  # state.ids[start:] follow the prefix in the model's context (the window)
-    scored_from: int = 0  # state.ids[scored_from:] were sampled in the current window (focus scores them)
+    # What focus judges: state.ids[judged_from:judged_to], sampled in the row's first window (which
+    # began at judged_start), so every take is judged on about as many tokens, however it slides.
+    judged_from: int = 0  # the first sampled token (after any clip the row was given)
+    judged_start: int = 0  # the first window's start, once it has ended
+    judged_to: int | None = None  # where the first window ended (the first slide); None: the groove ended in it
     own_logp: float = 0.0  # with focus: their log-likelihood under the row's prefix, the groove's end included
 
     @property
@@ -188,7 +192,7 @@ class Generator:
                     prefix = self.vocab.prefix(self._complete(conditions, voice.habits, rng))
                     state = BarState(req.bars, tuple(req.meter), onsets=req.onsets)
                     state.follow(list(req.primer), self.table)
-                    rows.append(_Row(req, voice, state, rng, seed, prefix, scored_from=len(state.ids)))
+                    rows.append(_Row(req, voice, state, rng, seed, prefix, judged_from=len(state.ids)))
         return rows
 
     # --- sampling ----------------------------------------------------------------------------
@@ -221,7 +225,7 @@ class Generator:
                 row = rows[r]
                 tokens.append(self._draw(row, scores[b], scores[twin[r]] if r in twin else None))
                 row.state.advance(tokens[-1], self.table)
-                if row.request.focus > 1:
+                if row.request.focus > 1 and row.judged_to is None:
                     row.own_logp += self._log_likelihood(scores[b], tokens[-1], row.state.done)
             still = [b for b, r in enumerate(live) if not rows[r].state.done]
             if not still:
@@ -274,8 +278,9 @@ class Generator:
         full = sorted({r for r, _ in batch if len(SLOTS) + len(rows[r].state.ids) - rows[r].start > self.block_size})
         if full:
             for r in full:
+                if rows[r].judged_to is None:  # the first window ends here, its newest token included
+                    rows[r].judged_start, rows[r].judged_to = rows[r].start, len(rows[r].state.ids)
                 rows[r].start = self._window_start(rows[r])
-                rows[r].scored_from, rows[r].own_logp = len(rows[r].state.ids), 0.0  # the newest came from the old window
             entries = [(b, entry) for b, entry in enumerate(batch) if entry[0] in full]
             _, fresh = self._prefill(rows, [entry for _, entry in entries], None, last=False)
             for i, (b, _) in enumerate(entries):
@@ -331,33 +336,42 @@ class Generator:
         row.own_logp, summed while sampling, minus log p(the same tokens | the prefix with what
         the style fills set to `any`: the genre slot, and the drummer when the style brought one,
         as a drummer or a learned style does; a drummer the request names is a control and
-        stays, as does one a genre's habits drew). The tokens are those sampled in the row's
-        last window (not a clip it was given), and the groove's end after them. The model as its
-        own style judge (pointwise mutual information): best of 2 takes by this lifts how often
-        a style classifier recognises the genre, with no loss in how real the grooves look
-        (docs/model.md). One teacher-forced pass, right-padded (causal attention never looks at
-        the padding), in chunks of 16 rows."""
-        sequences, scored = [], []
+        stays, as does one a genre's habits drew). The tokens are those the row sampled in its
+        first context window (not a clip it was given), and the groove's end if it came there:
+        takes that slide their windows at different points are still judged on as many tokens.
+        The model as its own style judge (pointwise mutual information): best of 2 takes by
+        this lifts how often a style classifier recognises the genre, with no loss in how real
+        the grooves look (docs/model.md). One teacher-forced pass, right-padded (causal
+        attention never looks at the padding), in chunks of 16 rows."""
+        inputs, targets, spans = [], [], []
         for row in rows:
             plain = list(row.prefix)
             plain[SLOTS.index("genre")] = self.vocab.slot_base["genre"]
             if row.voice.drummer and not row.request.drummer:
                 plain[SLOTS.index("drummer")] = self.vocab.slot_base["drummer"]
-            sequences.append(plain + row.state.ids[row.start :])
-            scored.append((len(plain) + row.scored_from - row.start, len(sequences[-1])))  # [from, to) positions
+            ended = row.judged_to is None
+            window = row.state.ids[row.start :] if ended else row.state.ids[row.judged_start : row.judged_to]
+            tokens = plain + window
+            inputs.append(tokens if ended else tokens[:-1])  # a window that slid is one token over the block
+            targets.append(tokens[1:])
+            first = len(plain) + (row.judged_from - (row.start if ended else row.judged_start))
+            spans.append((first - 1, len(tokens) - 1, ended))  # targets[first - 1:] were sampled
         ends = torch.from_numpy(self.table.starts_bar).to(self.device)
         plain_logp: list[float] = []
-        for c in range(0, len(sequences), 16):
-            chunk, spans = sequences[c : c + 16], scored[c : c + 16]
-            longest = max(map(len, chunk))
-            idx = torch.tensor([seq + [self.vocab.pad] * (longest - len(seq)) for seq in chunk], device=self.device)
+        for c in range(0, len(inputs), 16):
+            chunk = range(c, min(c + 16, len(inputs)))
+            longest = max(len(inputs[i]) for i in chunk)
+            idx = torch.tensor([inputs[i] + [self.vocab.pad] * (longest - len(inputs[i])) for i in chunk],
+                               device=self.device)
+            tgt = torch.tensor([targets[i] + [0] * (longest - len(targets[i])) for i in chunk], device=self.device)
             logp = torch.log_softmax(self.model(idx)[..., : self.table.size].float(), -1)  # (B, T, V)
-            taken = logp[:, :-1].gather(2, idx[:, 1:, None].clamp(max=self.table.size - 1)).squeeze(2)
-            position = torch.arange(1, longest, device=self.device)  # of the token each entry predicts
-            lo = torch.tensor([span[0] for span in spans], device=self.device)
-            hi = torch.tensor([span[1] for span in spans], device=self.device)
+            taken = logp.gather(2, tgt[..., None].clamp(max=self.table.size - 1)).squeeze(2)
+            position = torch.arange(longest, device=self.device)
+            lo, hi = (torch.tensor([spans[i][k] for i in chunk], device=self.device) for k in (0, 1))
             sampled = ((position >= lo[:, None]) & (position < hi[:, None])).float()
-            end = logp[torch.arange(len(chunk), device=self.device), hi - 1][:, ends].logsumexp(1)
+            last = torch.tensor([len(inputs[i]) - 1 for i in chunk], device=self.device)
+            ended = torch.tensor([spans[i][2] for i in chunk], device=self.device)
+            end = logp[torch.arange(len(chunk), device=self.device), last][:, ends].logsumexp(1) * ended
             plain_logp += ((taken * sampled).sum(1) + end).tolist()
         return [row.own_logp - plain for row, plain in zip(rows, plain_logp)]
 

@@ -374,8 +374,10 @@ class Humanizer:
         `velocity` as far as the limits allow; without, the note keeps its own range."""
         start = float(min(max(start, 0.0), length - END_MARGIN))
         placed = replace(note, start=start, duration=min(note.duration, length - start))
-        if width is None:
-            return replace(placed, velocity=int(min(max(round(velocity), 1), loudest)))
+        if width is None:  # the note's own range, kept within the limits from its new velocity
+            low = int(min(max(round(velocity), 1), loudest))
+            return replace(placed, velocity=low, velocity_deviation=min(max(note.velocity_deviation, 1.0 - low),
+                                                                        float(loudest - low)))
         wide = int(min(round(width), loudest - 1))
         low = int(min(max(round(velocity - wide / 2), 1), loudest - wide))
         return replace(placed, velocity=low, velocity_deviation=float(wide))

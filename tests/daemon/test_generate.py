@@ -205,17 +205,22 @@ def test_focus_keeps_the_most_typical_take_and_reproduces_it_alone(bundled):
 
 
 def reference_typicality(g: Generator, row, blend: dict | None, plain_slots: tuple[str, ...]) -> float:
-    """log p(sampled tokens and the end | own prefix) - the same with `plain_slots` set to `any`,
-    each from one plain forward of the row's last window (no batch, no padding, no cache)."""
+    """log p(the tokens sampled in the first window, and the end if it came there | own prefix)
+    - the same with `plain_slots` set to `any`, each from one plain forward (no batch, no padding,
+    no cache)."""
     from daemon.vocab import SLOTS
 
+    ended = row.judged_to is None
+    window = row.state.ids[row.start :] if ended else row.state.ids[row.judged_start : row.judged_to]
+
     def loglik(prefix: list[int], mix) -> float:
-        seq = torch.tensor([prefix + row.state.ids[row.start :]])
+        seq = prefix + window
         with torch.no_grad():
-            logp = torch.log_softmax(g.model(seq, prefix_mix=mix)[0, :, : g.table.size], -1)
-        first = len(prefix) + row.scored_from - row.start
-        sampled = sum(float(logp[t - 1, seq[0, t]]) for t in range(first, seq.shape[1]))
-        return sampled + float(torch.logsumexp(logp[-1][torch.from_numpy(g.table.starts_bar)], 0))
+            logits = g.model(torch.tensor([seq if ended else seq[:-1]]), prefix_mix=mix)
+        logp = torch.log_softmax(logits[0, :, : g.table.size], -1)
+        first = len(prefix) + row.judged_from - (row.start if ended else row.judged_start)
+        sampled = sum(float(logp[t - 1, seq[t]]) for t in range(first, len(seq)))
+        return sampled + (float(torch.logsumexp(logp[-1][torch.from_numpy(g.table.starts_bar)], 0)) if ended else 0.0)
 
     mix = None
     if blend:
@@ -246,19 +251,25 @@ def test_typicality_is_the_log_likelihood_ratio_of_the_sampled_tokens(bundled):
     slots = [plain for _, plain in cases for _take in range(2)]
     expected = [reference_typicality(bundled, row, row.voice.blend, plain) for row, plain in zip(rows, slots)]
     assert bundled._typicality(rows) == pytest.approx(expected, abs=2e-3)
-    assert rows[4].scored_from == len(cases[2][0].primer) > 0 and expected[4] != 0
+    assert rows[4].judged_from == len(cases[2][0].primer) > 0 and expected[4] != 0
     assert expected[6] != 0 and expected[8] == pytest.approx(0, abs=1e-3)
 
 
-def test_typicality_scores_only_what_was_sampled_in_the_last_window(tiny):
-    """Grooves that outgrow a 64-token block restart their window many times: what sampling
-    summed for the row's own prefix is what a forward over the last window gives."""
+def test_typicality_judges_every_take_on_its_first_window(tiny):
+    """Grooves that outgrow a 64-token block restart their window many times, each take at its
+    own points: each is judged on what it sampled in its first window (as many tokens for every
+    take), as a plain forward over that window scores it; guidance twins change nothing."""
+    from daemon.vocab import SLOTS
+
     rng = random.Random(5)
-    requests = [dataclasses.replace(random_request(rng, bars=12, temperature=2.0, top_p=1.0), style="funk", focus=2,
-                                    guidance=1.0) for _ in range(3)]
+    requests = [dataclasses.replace(random_request(rng, bars=12, temperature=2.0, top_p=1.0), style="funk", focus=2)
+                for _ in range(4)]
+    assert any(r.guidance != 1.0 for r in requests)
     with sampled_rows(tiny) as rows:
         tiny.generate(requests)
-    assert all(row.start > 0 and row.scored_from >= row.start for row in rows)  # every take slid
+    assert all(row.judged_to is not None and row.judged_to - row.judged_start == tiny.block_size - len(SLOTS) + 1
+               for row in rows)  # every take slid, and each is judged on one full window
+    assert len({row.start for row in rows}) > 1  # at their own points
     expected = [reference_typicality(tiny, row, None, ("genre",)) for row in rows]
     assert tiny._typicality(rows) == pytest.approx(expected, abs=2e-3)
 

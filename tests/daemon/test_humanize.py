@@ -145,8 +145,10 @@ def test_chance_splits_the_velocity_spread_without_changing_it():
 
 
 def test_a_range_the_user_gave_is_kept_unless_chance_replaces_it(humanizer):
-    flat = [replace(n, velocity_deviation=20.0) for n in groove()]
-    assert {n.velocity_deviation for n in humanizer.humanize(flat, "rock", 120, (4, 4), 8.0, seed=2)} == {20.0}
+    flat = [replace(n, velocity=90, velocity_deviation=20.0) for n in groove()]
+    kept = humanizer.humanize(flat, "rock", 120, (4, 4), 8.0, seed=2)
+    assert all(n.velocity_deviation == min(20.0, 127 - n.velocity) for n in kept)  # within Live's 1..127
+    assert any(n.velocity_deviation == 20.0 for n in kept)
     played = [replace(n, velocity_deviation=-10.0) for n in groove(velocity=None)]
     for chance in (False, True):  # played velocities stay the user's, with their ranges
         out = humanizer.humanize(played, "rock", 120, (4, 4), 8.0, seed=2, chance=chance)
