@@ -50,6 +50,11 @@ class GrooveRequest:
     onsets: tuple[tuple[int, ...], ...] = ()  # per bar, grid positions that must each get a hit (drumify)
     voice: Voice | None = None  # `style` resolved once (requests.request_for); None: resolved when sampled
 
+    @property
+    def rows(self) -> int:
+        """Rows it adds to a sampling batch: one per take of each variation."""
+        return self.variations * self.focus
+
 
 @dataclass
 class Pattern:

@@ -37,7 +37,7 @@ from shared.notes import pack_notes
 log = logging.getLogger("drumigen.server")
 
 MAX_QUEUE = 256  # waiting generate requests before new ones get E_BUSY
-MAX_BATCH_ROWS = 64  # variations sampled together in one batch
+MAX_BATCH_ROWS = 64  # rows (takes of variations) sampled together in one batch
 SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; between the two we reply too_large
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
@@ -304,7 +304,7 @@ class Daemon:
             if job.task is not None:
                 replies = [self._run_task(job)]
             else:
-                batch, rows = [job], job.request.variations
+                batch, rows = [job], job.request.rows
                 while rows < MAX_BATCH_ROWS:
                     try:
                         job = self.jobs.get_nowait()
@@ -314,7 +314,7 @@ class Daemon:
                         held = job
                         break
                     batch.append(job)
-                    rows += job.request.variations
+                    rows += job.request.rows
                 replies = self._run(batch)
             for envelope, reply in replies:
                 self._results.put((envelope, reply))
