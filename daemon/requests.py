@@ -49,18 +49,13 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
     `meters` are the time signatures the model's vocabulary can write. A style is checked for
     its shape here; whether its names exist is the generator's to say (request_for)."""
     num, den = meter(msg, meters)
-    variations = whole_number(msg, "variations", 1, VARIATIONS_RANGE)
-    focus = whole_number(msg, "focus", 1, FOCUS_RANGE)
-    if variations * focus > VARIATIONS_RANGE[1]:  # each take is a row of the batch, as a variation is
-        raise ProtocolError(E_BAD_REQUEST, f"variations x focus must be at most {VARIATIONS_RANGE[1]}, "
-                                           f"got {variations} x {focus}")
-    return GrooveRequest(
+    request = GrooveRequest(
         style=_style(msg.get("style")),
         drummer=_choice(msg, "drummer", DRUMMERS, E_UNKNOWN_STYLE),
         bars=whole_number(msg, "bars", 4, BARS_RANGE),
         tempo=number(msg, "tempo", 120.0, TEMPO_RANGE),
         meter=(num, den),
-        variations=variations,
+        variations=whole_number(msg, "variations", 1, VARIATIONS_RANGE),
         temperature=number(msg, "temperature", 1.0, TEMPERATURE_RANGE),
         top_p=number(msg, "top_p", 0.95, (1e-6, 1.0)),
         seed=whole_number(msg, "seed", None, (0, 2**31 - 1)),
@@ -68,9 +63,13 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
         density=number(msg, "density", None, (0.0, 1.0)),
         complexity=number(msg, "complexity", None, (0.0, 1.0)),
         guidance=number(msg, "guidance", 1.0, GUIDANCE_RANGE),
-        focus=focus,
+        focus=whole_number(msg, "focus", 1, FOCUS_RANGE),
         kit=_kit(msg.get("kit", "gm")),
     )
+    if request.rows > VARIATIONS_RANGE[1]:  # each take is a row of the batch, as a variation is
+        raise ProtocolError(E_BAD_REQUEST, f"variations x focus must be at most {VARIATIONS_RANGE[1]}, "
+                                           f"got {request.variations} x {request.focus}")
+    return request
 
 
 def whole_number(msg: dict, name: str, default, bounds: tuple[int, int]):
