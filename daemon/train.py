@@ -65,11 +65,12 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min((step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1), 1.0)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+def lr_at(step: int, cfg: TrainConfig, warm_from: int = 0) -> float:
+    """Cosine decay after a linear warm-up from `warm_from`: a run resumed without optimiser
+    state (a shipped checkpoint) warms up again, since fresh Adam moments take full-size steps."""
+    progress = min(max(step - cfg.warmup, 0) / max(cfg.steps - cfg.warmup, 1), 1.0)
+    lr = cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+    return lr * min((step - warm_from + 1) / cfg.warmup, 1.0)
 
 
 def make_optimizer(model: DrumTransformer, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -134,13 +135,15 @@ def train(cfg: TrainConfig) -> dict:
     model_config = ModelConfig(len(vocab), cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout)
     model = DrumTransformer(model_config).to(device)
     optimizer = make_optimizer(model, cfg, device)
-    step, best, history = 0, float("inf"), []
+    step, best, history, warm_from = 0, float("inf"), [], 0
     if cfg.resume:
         state = checkpoint.load_state(Path(cfg.resume))
         model.load_state_dict(state["model"])
+        step, best = state["meta"]["step"], state["meta"]["best_val_nll_token"]
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
-        step, best = state["meta"]["step"], state["meta"]["best_val_nll_token"]
+        else:
+            warm_from = step
         history = state["meta"].get("history", [])
         log.info("resumed from %s at step %d", cfg.resume, step)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
@@ -149,7 +152,7 @@ def train(cfg: TrainConfig) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, desc="train", unit="step")
     while step < cfg.steps:
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg)
+            group["lr"] = lr_at(step, cfg, warm_from)
         x, y = sampler.batch(cfg.batch_size)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(device):
@@ -161,7 +164,7 @@ def train(cfg: TrainConfig) -> dict:
         optimizer.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg):.1e}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg, warm_from):.1e}")
         if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
             metrics = evaluate(model, val_windows, vocab, cfg, device)
             metrics.update(step=step, train_loss=loss.item(), minutes=(time.time() - started) / 60)

@@ -58,6 +58,13 @@ def test_learning_rate_warms_up_then_decays_to_the_floor():
     assert all(lr_at(s, cfg) >= lr_at(s + 1, cfg) for s in range(10, 100))
 
 
+def test_a_resume_without_optimiser_state_warms_up_again_onto_the_cosine():
+    cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr=1e-4)
+    assert lr_at(50, cfg, warm_from=50) == pytest.approx(lr_at(50, cfg) / 10)
+    assert lr_at(59, cfg, warm_from=50) == lr_at(59, cfg)
+    assert lr_at(70, cfg, warm_from=50) == lr_at(70, cfg)
+
+
 def test_genre_balance_draws_rare_genres_more_often(tmp_path):
     vocab, performances = load_dataset(GROOVE_MINI, tmp_path / "cache")
     train_set = [p for p in performances if p.split == "train"]
