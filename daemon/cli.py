@@ -45,7 +45,8 @@ def add_train(sub) -> None:
     p.add_argument("--genre-balance", dest="genre_balance", type=fraction_arg,
                    help="0 draws genres as the data plays them (default), 1 all alike; the shipped model used 0.5 late on")
     p.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--resume", type=Path, help="continue from a checkpoint written with optimizer state (*.last.pt)")
+    p.add_argument("--resume", type=Path, help="continue from a checkpoint: a *.last.pt brings its optimiser state; any other "
+                        "(the shipped one) starts a fresh optimiser with a new warm-up")
     p.set_defaults(func=cmd_train)
 
 
