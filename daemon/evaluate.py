@@ -37,6 +37,7 @@ from daemon.data import DEFAULT_DATA, evaluation_windows, load_dataset
 from daemon.generate import Generator, GrooveRequest
 from daemon.train import TrainConfig, evaluate
 from shared.notes import Note
+from shared.protocol import VARIATIONS_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +196,7 @@ def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature
     genres.sort(key=lambda g: -len(real.windows["test"][g]))
     generated, valid, total = {}, 0, 0
     for i, genre in enumerate(genres):
-        batch = 16 // focus  # variations x focus rows, as a request may have
+        batch = VARIATIONS_RANGE[1] // focus  # variations x focus rows, as many as a request may have
         request = GrooveRequest(style=genre, bars=WINDOW_BARS, tempo=real.tempo[genre], kind="beat",
                                 variations=batch, temperature=temperature, guidance=guidance, focus=focus)
         grooves = []
