@@ -43,7 +43,7 @@ def add_train(sub) -> None:
     for name in ("dropout", "lr", "min_lr", "weight_decay", "grad_clip"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float)
     p.add_argument("--genre-balance", dest="genre_balance", type=fraction_arg,
-                   help="0 draws genres as the data plays them (default), 1 all alike; the shipped model used 0.5 late on")
+                   help="0 draws genres as the data plays them, 1 all alike (default 0.5, as the shipped model)")
     p.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--resume", type=Path, help="continue from a checkpoint: a *.last.pt brings its optimiser state; any other "
                         "(the shipped one) starts a fresh optimiser with a new warm-up")

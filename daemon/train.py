@@ -39,18 +39,18 @@ class TrainConfig:
     n_head: int = 4
     n_embd: int = 256
     block_size: int = 384
-    dropout: float = 0.1
+    dropout: float = 0.2
     # optimisation
-    steps: int = 1300
+    steps: int = 6400
     batch_size: int = 16
     lr: float = 1.5e-3
     min_lr: float = 1e-4
     warmup: int = 100
     weight_decay: float = 0.1
-    genre_balance: float = 0.0  # 0: genres as often as the data plays them; 1: all genres alike
+    genre_balance: float = 0.5  # 0: genres as often as the data plays them; 1: all genres alike
     grad_clip: float = 1.0
     # bookkeeping
-    eval_every: int = 200
+    eval_every: int = 400
     eval_windows: int | None = None  # None: every validation window
     seed: int = 1337
     device: str = "auto"
