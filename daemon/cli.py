@@ -11,7 +11,7 @@ from pathlib import Path
 
 from daemon.play import add_play_parser
 from shared.notes import Note
-from shared.protocol import DEFAULT_ENDPOINT, E_UNAVAILABLE, FOCUS_RANGE, ProtocolError
+from shared.protocol import DEFAULT_ENDPOINT, E_UNAVAILABLE, FOCUS_RANGE, STYLE_STRENGTH, ProtocolError
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the request was refused or failed (bad input, unknown style, ...)
@@ -201,7 +201,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "style": args.style, "drummer": args.drummer, "bars": args.bars, "tempo": args.tempo,
         "time_signature": list(args.time_signature), "variations": args.count, "temperature": args.temperature,
         "top_p": args.top_p, "seed": args.seed, "kind": args.kind, "density": args.density,
-        "complexity": args.complexity, "guidance": args.guidance, "focus": args.focus, "kit": args.kit,
+        "complexity": args.complexity, "strength": args.strength, "guidance": args.guidance, "focus": args.focus, "kit": args.kit,
     }.items() if v is not None}
     if args.local:
         patterns = _generate_locally(args, wire)
@@ -296,6 +296,9 @@ def add_generate(sub) -> None:
     p.add_argument("--kind", choices=("beat", "fill"), help="a groove or a fill")
     p.add_argument("--density", type=float, help="0 sparse .. 1 busy")
     p.add_argument("--complexity", type=float, help="0 straight .. 1 syncopated")
+    p.add_argument("--strength", type=float, help=f"how strongly the style is played: 0 none, 1 as the model "
+                                                  f"learned it, up to 4 (default {STYLE_STRENGTH} for genres and "
+                                                  "presets, 1 for your learned styles)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance, > 1 follows the controls harder")
     add_focus_flag(p)
     p.add_argument("--kit", help="output drum map: gm (default), gmd, rack16")
@@ -476,7 +479,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from daemon.evaluate import run
 
     print(run(args.checkpoint or checkpoint.BUNDLED, args.data or DEFAULT_DATA, args.cache_dir,
-              per_genre=args.per_genre, temperature=args.temperature, guidance=args.guidance, focus=args.focus,
+              per_genre=args.per_genre, temperature=args.temperature, strength=args.strength, guidance=args.guidance,
+              focus=args.focus,
               nll=not args.no_nll))
     return EXIT_OK
 
@@ -490,6 +494,7 @@ def add_eval(sub) -> None:
     p.add_argument("--cache-dir", dest="cache_dir", type=Path, default=Path(".cache"), help="tokenized-data cache")
     p.add_argument("--per-genre", dest="per_genre", type=int, default=64, help="grooves generated per genre")
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--strength", type=float, help="style strength (default: the style's, as `generate`)")
     p.add_argument("--guidance", type=float, default=1.0)
     p.add_argument("--focus", type=int, default=1, choices=range(FOCUS_RANGE[0], FOCUS_RANGE[1] + 1), metavar="1-8",
                    help="takes per generated groove, the most typical of its style kept (default 1)")

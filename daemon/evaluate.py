@@ -191,14 +191,15 @@ def likelihood(path: Path, data: Path, cache_dir: Path) -> dict[str, dict]:
 
 
 def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature: float, guidance: float,
-            seed: int = 0, focus: int = 1) -> dict:
+            seed: int = 0, focus: int = 1, strength: float | None = None) -> dict:
     genres = [g for g, w in real.windows["test"].items() if len(w) >= MIN_REAL_WINDOWS and g in real.windows["train"]]
     genres.sort(key=lambda g: -len(real.windows["test"][g]))
     generated, valid, total = {}, 0, 0
     for i, genre in enumerate(genres):
         batch = VARIATIONS_RANGE[1] // focus  # variations x focus rows, as many as a request may have
         request = GrooveRequest(style=genre, bars=WINDOW_BARS, tempo=real.tempo[genre], kind="beat",
-                                variations=batch, temperature=temperature, guidance=guidance, focus=focus)
+                                variations=batch, temperature=temperature, strength=strength, guidance=guidance,
+                                focus=focus)
         grooves = []
         for b in range(math.ceil(per_genre / batch)):
             request = GrooveRequest(**{**vars(request), "seed": seed + 1000 * i + batch * b})
@@ -245,7 +246,7 @@ CONTROL_GENRES = ("rock", "funk", "hiphop", "jazz", "latin")
 
 
 def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed: int = 0,
-             values: tuple[float, ...] = CONTROL_VALUES, focus: int = 1) -> dict:
+             values: tuple[float, ...] = CONTROL_VALUES, focus: int = 1, strength: float | None = None) -> dict:
     """What `density` and `complexity` do, one swept with the other left open, over a few genres
     at their median test tempo: mean hits per bar (density) and share of hits on off-8th 16ths
     (complexity, the measure its training labels were made from; daemon/data.py). Each value
@@ -256,7 +257,8 @@ def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed:
         edges = vocab.density_edges if control == "density" else vocab.complexity_edges
         for value in values:
             requests = [GrooveRequest(style=g, bars=WINDOW_BARS, tempo=real.tempo.get(g, 120.0), kind="beat",
-                                      variations=per_genre, seed=seed + 1000 * i, focus=focus, **{control: value})
+                                      variations=per_genre, seed=seed + 1000 * i, focus=focus, strength=strength,
+                                      **{control: value})
                         for i, g in enumerate(CONTROL_GENRES)]
             level = getattr(generator.conditions(requests[0]), control)  # the quintile the value asks for
             grooves = [p.notes for patterns in generator.generate(requests) for p in patterns]
@@ -301,7 +303,8 @@ def table(result: dict) -> str:
 
 
 def run(path: Path, data: Path = DEFAULT_DATA, cache_dir: Path = Path(".cache"), per_genre: int = 64,
-        temperature: float = 1.0, guidance: float = 1.0, focus: int = 1, nll: bool = True) -> str:
+        temperature: float = 1.0, strength: float | None = None, guidance: float = 1.0, focus: int = 1,
+        nll: bool = True) -> str:
     random.seed(0)
     parts = []
     if nll:
@@ -310,6 +313,6 @@ def run(path: Path, data: Path = DEFAULT_DATA, cache_dir: Path = Path(".cache"),
                          f"({m['tokens']} tokens)")
     generator = Generator.load(path, "auto")
     real = real_grooves(data)
-    parts.append(table(quality(generator, real, per_genre, temperature, guidance, focus=focus)))
-    parts.append(controls_table(controls(generator, real, focus=focus)))
+    parts.append(table(quality(generator, real, per_genre, temperature, guidance, focus=focus, strength=strength)))
+    parts.append(controls_table(controls(generator, real, focus=focus, strength=strength)))
     return "\n\n".join(parts)

@@ -83,6 +83,7 @@ def random_request(rng: random.Random, **fixed) -> GrooveRequest:
         seed=rng.randrange(10**6), guidance=pick([1.0, 1.0, 1.5, 3.0]), kind=pick([None, "beat", "fill"]),
         density=pick([None, rng.random()]), complexity=pick([None, rng.random()]), tempo=rng.uniform(20, 400),
         temperature=rng.uniform(0.05, 3.0), top_p=rng.uniform(0.05, 1.0), drummer=pick([None, "drummer3"]),
+        strength=pick([0.0, 1.0, 1.5, 4.0]),
     )
     fields.update(fixed)
     return GrooveRequest(**fields)
@@ -173,11 +174,25 @@ def test_threads_are_restored(bundled):
 
 
 # --- conditioning -----------------------------------------------------------------------------
-def test_a_mix_of_one_genre_is_that_genre(bundled):
-    """A style mix blends genre embeddings; a mix of one genre is exactly that genre's embedding."""
-    plain, mixed = bundled.generate([GrooveRequest(style="funk", bars=2, seed=5),
-                                     GrooveRequest(style={"funk": 2.0}, bars=2, seed=5)])
+@pytest.mark.parametrize("strength", [1.0, 2.5])
+def test_a_mix_of_one_genre_is_that_genre(bundled, strength):
+    """A style mix blends genre embeddings; a mix of one genre is exactly that genre's embedding
+    (at strength 1 its own token, which needs no blend at all)."""
+    plain, mixed = bundled.generate([GrooveRequest(style="funk", bars=2, seed=5, strength=strength),
+                                     GrooveRequest(style={"funk": 2.0}, bars=2, seed=5, strength=strength)])
     assert notes_of(plain) == notes_of(mixed)
+
+
+def test_strength_plays_the_style_more_or_less_typically(bundled):
+    """Strength moves the genre slot from `any` (0) through the genre (1) and beyond it (2): the
+    grooves it plays grow more typical of the genre by the model's own judgment at strength 1,
+    log p(tokens | funk) - log p(tokens | any), averaged over 8 grooves."""
+    typicality = []
+    for strength in (0.0, 1.0, 2.0):
+        with sampled_rows(bundled) as rows:
+            bundled.generate([GrooveRequest(style="funk", bars=2, seed=21, variations=8, strength=strength)])
+        typicality.append(np.mean([reference_typicality(bundled, row, ("genre",), strength=1.0) for row in rows]))
+    assert typicality[0] < 0 < typicality[1] < typicality[2], typicality  # at 0: less funk than no style at all
 
 
 def test_guidance_and_mixes_change_the_notes(bundled):
@@ -204,8 +219,9 @@ def test_focus_keeps_the_most_typical_take_and_reproduces_it_alone(bundled):
     assert [p.notes for p in plain] == [bundled.notes(r.state.ids, request) for r in (rows[0], rows[3])]  # take 0
 
 
-def reference_typicality(g: Generator, row, blend: dict | None, plain_slots: tuple[str, ...]) -> float:
-    """log p(the tokens sampled in the first window, and the end if it came there | own prefix)
+def reference_typicality(g: Generator, row, plain_slots: tuple[str, ...], strength: float | None = None) -> float:
+    """log p(the tokens sampled in the first window, and the end if it came there | own prefix,
+    its genre slot any + strength x (style - any), by default the row's strength)
     - the same with `plain_slots` set to `any`, each from one plain forward (no batch, no padding,
     no cache)."""
     from daemon.vocab import SLOTS
@@ -222,11 +238,13 @@ def reference_typicality(g: Generator, row, blend: dict | None, plain_slots: tup
         sampled = sum(float(logp[t - 1, seq[t]]) for t in range(first, len(seq)))
         return sampled + (float(torch.logsumexp(logp[-1][torch.from_numpy(g.table.starts_bar)], 0)) if ended else 0.0)
 
-    mix = None
-    if blend:
-        weights = torch.zeros(1, len(g.vocab))
-        weights[0, list(blend)] = torch.tensor(list(blend.values()))
-        mix = (torch.tensor([SLOTS.index("genre")]), weights)
+    strength = row.strength if strength is None else strength
+    genre, any_genre = row.prefix[SLOTS.index("genre")], g.vocab.slot_base["genre"]
+    weights = torch.zeros(1, len(g.vocab))
+    for token, share in (row.voice.blend or {genre: 1.0}).items():
+        weights[0, token] += strength * share
+    weights[0, any_genre] += 1 - strength
+    mix = (torch.tensor([SLOTS.index("genre")]), weights)
     plain = list(row.prefix)
     for slot in plain_slots:
         plain[SLOTS.index(slot)] = g.vocab.slot_base[slot]
@@ -249,7 +267,7 @@ def test_typicality_is_the_log_likelihood_ratio_of_the_sampled_tokens(bundled):
     with sampled_rows(bundled) as rows:
         bundled.generate([request for request, _ in cases])
     slots = [plain for _, plain in cases for _take in range(2)]
-    expected = [reference_typicality(bundled, row, row.voice.blend, plain) for row, plain in zip(rows, slots)]
+    expected = [reference_typicality(bundled, row, plain) for row, plain in zip(rows, slots)]
     assert bundled._typicality(rows) == pytest.approx(expected, abs=2e-3)
     assert rows[4].judged_from == len(cases[2][0].primer) > 0 and expected[4] != 0
     assert expected[6] != 0 and expected[8] == pytest.approx(0, abs=1e-3)
@@ -270,7 +288,7 @@ def test_typicality_judges_every_take_on_its_first_window(tiny):
     assert all(row.judged_to is not None and row.judged_to - row.judged_start == tiny.block_size - len(SLOTS) + 1
                for row in rows)  # every take slid, and each is judged on one full window
     assert len({row.start for row in rows}) > 1  # at their own points
-    expected = [reference_typicality(tiny, row, None, ("genre",)) for row in rows]
+    expected = [reference_typicality(tiny, row, ("genre",)) for row in rows]
     assert tiny._typicality(rows) == pytest.approx(expected, abs=2e-3)
 
 

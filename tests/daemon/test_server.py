@@ -17,7 +17,7 @@ import zmq
 from daemon.grammar import bar_beats
 from shared.client import DaemonClient
 from shared.notes import Note
-from shared.protocol import MAX_MESSAGE_BYTES
+from shared.protocol import MAX_MESSAGE_BYTES, STYLE_STRENGTH
 from tests.support import ROOT, DaemonProcess, free_port
 
 
@@ -81,6 +81,17 @@ def test_style_mix_and_kit_map(daemon):
     assert reply["ok"] and not pitches & {36, 38} and pitches >= {24, 26}  # kick and snare moved, none left behind
 
 
+def test_strength_reaches_the_generator_and_defaults_to_the_protocols(daemon):
+    def notes(i: int, **strength) -> list:
+        reply = ask(daemon.endpoint, op="generate", id=i, style="soul", bars=2, seed=8, **strength)
+        assert reply["ok"], reply
+        return reply["patterns"][0]["notes"]
+
+    default = notes(1)
+    assert notes(2, strength=STYLE_STRENGTH) == default
+    assert notes(3, strength=1.0) != default
+
+
 BAD = [
     (b"", "malformed"),
     (b"\xc1", "malformed"),
@@ -122,6 +133,8 @@ BAD_GENERATE = [
     ({"kit": {"36": 300}}, "bad_request", "0..127"),
     ({"seed": -1}, "bad_request", "seed"),
     ({"density": 2}, "bad_request", "density"),
+    ({"strength": -0.5}, "bad_request", "strength"),
+    ({"strength": 5}, "bad_request", "strength"),
 ]
 
 

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 from daemon import checkpoint, cli, styles
+from daemon.generate import Generator, GrooveRequest
 from daemon.vocab import DRUMMERS, GENRES
 from shared.notes import Note
+from shared.protocol import STYLE_STRENGTH
 from tests.support import GROOVE_MINI
 
 FILES = [GROOVE_MINI / p for p in (
@@ -206,6 +208,19 @@ def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
         styles.resolve("no-such-style", vocab, folder=tmp_path)
     names = styles.all_names(tmp_path)
     assert names == [*GENRES, *styles.PRESETS, *DRUMMERS]
+
+
+def test_gmd_styles_lean_in_and_learned_styles_play_as_learned(learned):
+    """Genres, presets and their mixes default to STYLE_STRENGTH; a learned style, alone or in a
+    mix, and a drummer to 1, where learning fitted it; a request's own strength wins."""
+    _, folder, _ = learned
+    g = Generator.load(checkpoint.BUNDLED, "cpu", style_folder=folder)
+    gmd = ("funk", "laid-back-hiphop", {"funk": 0.7, "second-line": 0.3})
+    assert [g.voice(s).strength for s in gmd] == [STYLE_STRENGTH] * 3
+    assert [g.voice(s).strength for s in ("my-groove", {"my-groove": 0.5, "funk": 0.5}, "drummer3")] == [1.0] * 3
+    as_learned, at_one, pushed = g.generate([GrooveRequest(style="my-groove", bars=2, seed=4, strength=s)
+                                             for s in (None, 1.0, 2.0)])
+    assert as_learned[0].notes == at_one[0].notes != pushed[0].notes
 
 
 def test_a_style_learned_on_another_model_is_refused(learned, bundled, tmp_path):
