@@ -19,6 +19,7 @@ from shared.protocol import (
     E_BAD_REQUEST,
     E_UNKNOWN_STYLE,
     FOCUS_RANGE,
+    GUIDANCE_RANGE,
     STRENGTH_RANGE,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
@@ -26,7 +27,6 @@ from shared.protocol import (
     ProtocolError,
 )
 
-GUIDANCE_RANGE = (0.0, 10.0)
 MAX_STYLES_IN_MIX = 8
 
 

@@ -24,4 +24,5 @@ ACTIONS = {
     "density_down": "fewer hits",
     "style_mix": "blend a second style into the current one (press again for the next; off at the end)",
     "focus": "takes per groove, the one most typical of the style kept: 1, 2, 4, then 1 again",
+    "guidance": "classifier-free guidance on (1.5: grooves follow the style harder, at ~1.3x the time) or off",
 }

@@ -71,7 +71,7 @@ class Controller:
         self._log = log
         self._light = light
         self.params = Params(FALLBACK_STYLES, settings.style, settings.bars, settings.temperature, settings.density,
-                             settings.focus)
+                             settings.focus, settings.guidance)
         self._job: Job | None = None
         self._result: Result | None = None
         self._styles_known = False
@@ -94,6 +94,7 @@ class Controller:
             "density_down": lambda: self._step_density(-1),
             "style_mix": self._step_mix,
             "focus": self._step_focus,
+            "guidance": self._step_guidance,
         }
         self._ask_daemon()
 
@@ -204,6 +205,11 @@ class Controller:
         self._show(say("focus off: one take per groove" if focus == 1 else
                        f"focus {focus}: the most typical of {focus} takes, {self._variations()} variations"))
 
+    def _step_guidance(self) -> None:
+        guidance = self.params.step_guidance()
+        self._show(say("guidance off" if guidance == 1.0 else
+                       f"guidance {guidance:g}: follows the style harder, each groove takes about 1.3x as long"))
+
     # Requests and replies.
 
     def _common(self, timing: Timing) -> dict:
@@ -211,7 +217,7 @@ class Controller:
         return {"style": self.params.wire_style(), "kit": self._settings.kit, "packed": True, **timing.wire()}
 
     def _shape(self) -> dict:
-        shape = {"temperature": self.params.temperature, "focus": self.params.focus}
+        shape = {"temperature": self.params.temperature, "focus": self.params.focus, "guidance": self.params.guidance}
         if self.params.density is not None:
             shape["density"] = self.params.density
         return shape

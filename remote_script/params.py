@@ -1,4 +1,4 @@
-"""What the next request asks for: style (or style mix), bars, temperature, density, focus.
+"""What the next request asks for: style (or style mix), bars, temperature, density, focus, guidance.
 
 The step buttons change these locally; nothing is sent until a request action is pressed.
 """
@@ -20,6 +20,7 @@ DENSITY_STEP = 0.1
 DENSITY_START = 0.5  # where the first density press starts from "the model chooses"
 MIX_SHARE = 0.3  # the blended-in style's weight
 FOCUS_STEPS = (1, 2, 4)  # takes per groove the focus button cycles through (each costs about a variation)
+GUIDANCE_STEPS = (1.0, 1.5)  # off, and where the shipped model's grooves say their genre most clearly (docs/model.md)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Params:
     temperature: float
     density: float | None
     focus: int = 1
+    guidance: float = 1.0
     mix_with: str | None = None
 
     def set_styles(self, styles: list[str]) -> None:
@@ -80,6 +82,12 @@ class Params:
         bigger = [f for f in FOCUS_STEPS if f > self.focus]
         self.focus = bigger[0] if bigger else FOCUS_STEPS[0]
         return self.focus
+
+    def step_guidance(self) -> float:
+        """The next of GUIDANCE_STEPS after the current guidance (a setting may start between them)."""
+        bigger = [g for g in GUIDANCE_STEPS if g > self.guidance]
+        self.guidance = bigger[0] if bigger else GUIDANCE_STEPS[0]
+        return self.guidance
 
     def wire_style(self) -> str | dict[str, float]:
         """The `style` field: a name, or a mix such as {"funk": 0.7, "jazz": 0.3}."""

@@ -12,7 +12,14 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from shared.client import parse_endpoint
-from shared.protocol import BARS_RANGE, DEFAULT_ENDPOINT, FOCUS_RANGE, TEMPERATURE_RANGE, VARIATIONS_RANGE
+from shared.protocol import (
+    BARS_RANGE,
+    DEFAULT_ENDPOINT,
+    FOCUS_RANGE,
+    GUIDANCE_RANGE,
+    TEMPERATURE_RANGE,
+    VARIATIONS_RANGE,
+)
 
 @dataclass(frozen=True)
 class Settings:
@@ -22,6 +29,7 @@ class Settings:
     bars: int = 4
     variations: int = 8  # asked for on each generate, cycled locally by next/previous variation
     focus: int = 1  # starting takes per variation, the most typical of the style kept (the focus button steps it)
+    guidance: float = 1.0  # starting classifier-free guidance (the guidance button toggles 1 and 1.5)
     temperature: float = 1.0
     density: float | None = None  # None: let the model choose
     humanize_amount: float = 0.5
@@ -85,6 +93,7 @@ def _check(name: str, value: object) -> str | None:
         "fill_every": BARS_RANGE,
         "retries": (0, 10),
         "temperature": TEMPERATURE_RANGE,
+        "guidance": GUIDANCE_RANGE,
         "density": (0.0, 1.0),
         "humanize_amount": (0.0, 1.0),
         "timeout_s": (0.5, 600.0),

@@ -59,6 +59,7 @@ TEMPO_RANGE = (20.0, 400.0)
 TEMPERATURE_RANGE = (0.05, 3.0)
 FOCUS_RANGE = (1, 8)  # takes per variation; variations x focus is at most VARIATIONS_RANGE[1]
 STRENGTH_RANGE = (0.0, 4.0)
+GUIDANCE_RANGE = (0.0, 10.0)
 # The genre slot plays any + strength x (style - any): 1 is the style as the model learned it, 0
 # no style. Styles made of GMD genres play at 1.5 unless a request sets `strength`: grooves then
 # say their genre almost as clearly as with classifier-free guidance at 1.5, at no cost, where

@@ -29,7 +29,7 @@ def test_every_action_has_a_handler_and_a_button_in_each_shipped_mapping(host: L
 
 
 def test_the_midi_map_forwards_exactly_the_mapped_buttons(host: LiveHost) -> None:
-    assert host.forwards == {("cc", 15, 102 + i) for i in range(17)}
+    assert host.forwards == {("cc", 15, 102 + i) for i in range(18)}
     assert not host.midi_in((0xBF, 1, 127))  # the mod wheel stays Live's
     assert not host.midi_in((0xB0, 102, 127))  # the right CC on another channel too
 
@@ -43,7 +43,7 @@ def test_releases_and_other_messages_do_nothing(host: LiveHost, stub: StubClient
 
 
 def test_leds_are_lit_at_start_busy_while_waiting_and_off_at_the_end(host: LiveHost, stub: StubClient) -> None:
-    assert host.c_instance.midi_out[:17] == [(0xBF, 102 + i, 127) for i in range(17)]
+    assert host.c_instance.midi_out[:18] == [(0xBF, 102 + i, 127) for i in range(18)]
     host.select(host.slot(0))
     press(host, "generate")
     assert host.c_instance.midi_out[-1] == (0xBF, 102, 0)  # generic "busy": dark
@@ -51,7 +51,7 @@ def test_leds_are_lit_at_start_busy_while_waiting_and_off_at_the_end(host: LiveH
     host.tick()
     assert host.c_instance.midi_out[-1] == (0xBF, 102, 127)
     host.script.disconnect()
-    assert host.c_instance.midi_out[-17:] == [(0xBF, 102 + i, 0) for i in range(17)]
+    assert host.c_instance.midi_out[-18:] == [(0xBF, 102 + i, 0) for i in range(18)]
     assert stub.closed
 
 
@@ -101,6 +101,18 @@ def test_focus_steps_through_1_2_4_and_asks_for_fewer_variations_to_fit(host: Li
     assert host.c_instance.status.startswith("MidiDrumiGen: generating")
     press(host, "focus")
     assert host.c_instance.status == "MidiDrumiGen: focus 4: the most typical of 4 takes, 4 variations"
+
+
+def test_guidance_toggles_between_off_and_1_5_and_reaches_every_request(host: LiveHost, stub: StubClient) -> None:
+    host.select(host.slot(0))
+    press(host, "guidance")
+    assert host.c_instance.status.startswith("MidiDrumiGen: guidance 1.5: follows the style harder")
+    press(host, "generate")
+    assert stub.last("generate").fields["guidance"] == 1.5
+    press(host, "guidance")
+    assert host.c_instance.status == "MidiDrumiGen: guidance off"
+    press(host, "generate")
+    assert stub.last("generate").fields["guidance"] == 1.0
 
 
 def test_bars_and_temperature_stay_in_the_protocol_ranges(host: LiveHost) -> None:
