@@ -292,6 +292,25 @@ def test_typicality_judges_every_take_on_its_first_window(tiny):
     assert tiny._typicality(rows) == pytest.approx(expected, abs=2e-3)
 
 
+def test_a_new_beat_starts_on_the_one_and_fills_and_clips_start_where_they_start(bundled):
+    """A beat's first bar has a hit on its downbeat (ON_THE_ONE), in every meter; a fill, a
+    continued clip and an open kind keep the model's own start."""
+    from daemon import clip_ops
+    from daemon.generate import ON_THE_ONE
+
+    beats = [GrooveRequest(style=style, bars=2, seed=seed, meter=meter, variations=4)
+             for style, seed, meter in (("funk", 1, (4, 4)), ("jazz", 2, (3, 4)), ("rock", 3, (7, 8)),
+                                        ("hiphop", 4, (6, 8)), ("soul", 5, (5, 4)))]
+    clip = [Note(36, 0.5, 0.1, 100), Note(38, 1.0, 0.1, 90)]
+    given = GrooveRequest(style="rock", bars=2, seed=6)
+    others = [GrooveRequest(style="rock", kind="fill", bars=1, seed=7), GrooveRequest(bars=1, seed=8),
+              dataclasses.replace(given, bars=3, primer=clip_ops.primer(bundled, clip, 2, given))]
+    with sampled_rows(bundled) as rows:
+        found = bundled.generate(beats + others)
+    assert all(min(n.start for n in p.notes) == 0.0 for patterns in found[: len(beats)] for p in patterns)
+    assert [row.state.onsets for row in rows] == [ON_THE_ONE] * 20 + [()] * 3
+
+
 def test_kit_maps_and_merges_pieces(bundled):
     request = GrooveRequest(style="rock", bars=2, seed=12)
     gm = bundled.generate([request])[0][0].notes
