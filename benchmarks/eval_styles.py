@@ -1,7 +1,7 @@
 """Learned styles, measured: do grooves generated in a style learned from 10 files move towards
 held-out grooves of the same drummer, compared with the style's base genre alone?
 
-    python benchmarks/eval_styles.py [--drummer drummer7] [--learn 10] [--per-condition 64] [--seed 0]
+    python benchmarks/eval_styles.py [--drummer drummer7] [--learn 10] [--per-condition 64] [--seed 0] [--strength S]
 
 The model never trained on GMD's test split. No drummer-genre pair there has more than 7 beat
 files, so the held-out combination is one drummer's test-split 4/4 beats (drummer7: 21 files,
@@ -21,6 +21,9 @@ prefix (no sampling noise), the mean overlapping area of the descriptor distribu
 (daemon/evaluate.py; 1 = same), C2ST accuracy (0.5 = indistinguishable; mean of 3 seeds), and a
 drummer classifier trained on the train split's 4/4 beats: the share of grooves it attributes to
 the drummer. The same numbers for the 10 teaching files give the real-vs-real bar.
+
+Generated grooves play at each style's own default strength (the base genre and the reference
+at 1.5, the learned style at 1; docs/styles.md), or all at --strength S.
 
 With --presets: how each preset plays at 100 BPM, blend alone and with its template applied.
 """
@@ -68,17 +71,17 @@ def real_windows(data: Path, rows: list[dict]) -> list[list[Note]]:
 
 
 def generate(generator: Generator, style, drummer: str | None, tempo: float, count: int, seed: int,
-             voice_changes: dict | None = None) -> list[list[Note]]:
+             voice_changes: dict | None = None, strength: float | None = None) -> list[list[Note]]:
     """`count` 2-bar beats as the daemon plays them; `voice_changes` alter the style's Voice
     (template=None: without its groove template; drummer=None: without its drummer)."""
     voice = generator.voice
     if voice_changes:
-        generator.voice = lambda s: dataclasses.replace(voice(s), **voice_changes)
+        generator.voice = lambda s, strength=None: dataclasses.replace(voice(s, strength), **voice_changes)
     try:
         grooves = []
         for b in range(0, count, 16):
             request = GrooveRequest(style=style, drummer=drummer, bars=WINDOW_BARS, tempo=tempo, kind="beat",
-                                    variations=min(16, count - b), seed=seed + b)
+                                    variations=min(16, count - b), seed=seed + b, strength=strength)
             grooves += [p.notes for p in generator.generate([request])[0]]
     finally:
         generator.voice = voice
@@ -133,6 +136,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--presets", action="store_true", help="measure the presets' feel instead")
+    ap.add_argument("--strength", type=float, help="play every condition at this strength (default: each style's own; not with --presets)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.presets:
@@ -169,7 +173,7 @@ def main() -> None:
     for i, (label, (request_style, weights, drummer, changes)) in enumerate(conditions.items()):
         ask_drummer = args.drummer if label.startswith("reference") else None
         generated[label] = generate(generator, request_style, ask_drummer, tempo, args.per_condition,
-                                    args.seed + 1000 * i, changes)
+                                    args.seed + 1000 * i, changes, args.strength)
         if weights is not None:
             nlls[label] = held_out_nll(model, vocab, weights, drummer, args.data, held)
     generated["learned + timing and velocity template"] = [

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from daemon.play import add_play_parser
 from shared.notes import Note
-from shared.protocol import DEFAULT_ENDPOINT, E_UNAVAILABLE, FOCUS_RANGE, STYLE_STRENGTH, ProtocolError
+from shared.protocol import (
+    DEFAULT_ENDPOINT,
+    E_UNAVAILABLE,
+    FOCUS_RANGE,
+    STRENGTH_RANGE,
+    STYLE_STRENGTH,
+    ProtocolError,
+)
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # the request was refused or failed (bad input, unknown style, ...)
@@ -201,7 +208,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "style": args.style, "drummer": args.drummer, "bars": args.bars, "tempo": args.tempo,
         "time_signature": list(args.time_signature), "variations": args.count, "temperature": args.temperature,
         "top_p": args.top_p, "seed": args.seed, "kind": args.kind, "density": args.density,
-        "complexity": args.complexity, "strength": args.strength, "guidance": args.guidance, "focus": args.focus, "kit": args.kit,
+        "complexity": args.complexity, "strength": args.strength, "guidance": args.guidance, "focus": args.focus,
+        "kit": args.kit,
     }.items() if v is not None}
     if args.local:
         patterns = _generate_locally(args, wire)
@@ -262,15 +270,20 @@ def style_arg(text: str) -> str | dict[str, float]:
     return mix
 
 
-def fraction_arg(text: str) -> float:
-    """A number from 0 to 1 (a humanize amount, a genre balance)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be 0..1, got {text}")
-    return value
+def bounded(low: float, high: float):
+    """An argparse type: a number from `low` to `high`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:g}..{high:g}, got {text}")
+        return value
+    return parse
+
+
+fraction_arg = bounded(0.0, 1.0)  # a humanize amount, a genre balance
 
 
 def time_signature_arg(text: str) -> tuple[int, int]:
@@ -297,8 +310,8 @@ def add_generate(sub) -> None:
     p.add_argument("--density", type=float, help="0 sparse .. 1 busy")
     p.add_argument("--complexity", type=float, help="0 straight .. 1 syncopated")
     p.add_argument("--strength", type=float, help=f"how strongly the style is played: 0 none, 1 as the model "
-                                                  f"learned it, up to 4 (default {STYLE_STRENGTH} for genres and "
-                                                  "presets, 1 for your learned styles)")
+                                                  f"learned it, up to {STRENGTH_RANGE[1]:g} (default {STYLE_STRENGTH} "
+                                                  "for genres and presets, 1 for your learned styles)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance, > 1 follows the controls harder")
     add_focus_flag(p)
     p.add_argument("--kit", help="output drum map: gm (default), gmd, rack16")
@@ -480,8 +493,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     print(run(args.checkpoint or checkpoint.BUNDLED, args.data or DEFAULT_DATA, args.cache_dir,
               per_genre=args.per_genre, temperature=args.temperature, strength=args.strength, guidance=args.guidance,
-              focus=args.focus,
-              nll=not args.no_nll))
+              focus=args.focus, nll=not args.no_nll))
     return EXIT_OK
 
 
@@ -494,7 +506,7 @@ def add_eval(sub) -> None:
     p.add_argument("--cache-dir", dest="cache_dir", type=Path, default=Path(".cache"), help="tokenized-data cache")
     p.add_argument("--per-genre", dest="per_genre", type=int, default=64, help="grooves generated per genre")
     p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--strength", type=float, help="style strength (default: the style's, as `generate`)")
+    p.add_argument("--strength", type=bounded(*STRENGTH_RANGE), help="style strength (default: each style's own)")
     p.add_argument("--guidance", type=float, default=1.0)
     p.add_argument("--focus", type=int, default=1, choices=range(FOCUS_RANGE[0], FOCUS_RANGE[1] + 1), metavar="1-8",
                    help="takes per generated groove, the most typical of its style kept (default 1)")

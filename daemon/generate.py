@@ -29,7 +29,6 @@ from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocab
 from shared.notes import Note
 from shared.protocol import STYLE_STRENGTH
 
-
 # A new beat's first bar has a hit on its downbeat (grammar onsets, as drumify's). Training windows
 # sometimes start where a take starts, and a quarter of GMD's takes come in after the one; a
 # loop that starts late sounds broken. Without this 9 % of beats did (docs/model.md).
@@ -50,7 +49,7 @@ class GrooveRequest:
     kind: str | None = None  # "beat" or "fill"
     density: float | None = None  # 0..1
     complexity: float | None = None  # 0..1
-    strength: float | None = None  # how far the style's genre slot is pushed from `any`; None: the Voice's
+    strength: float | None = None  # how far the style is pushed from `any`; None: each style's own (Generator.voice)
     guidance: float = 1.0  # classifier-free guidance; 1.0 is plain conditional sampling
     focus: int = 1  # takes sampled per variation, the one most typical of its style kept (Generator._typicality)
     kit: dict[int, int] = field(default_factory=dict)  # canonical GM pitch -> output pitch
@@ -77,11 +76,10 @@ class Voice:
     groove template laid over the notes."""
 
     genre: str | None = None  # the genre token, when no blend replaces it
-    blend: dict[int, float] | None = None  # genre-slot weights by token id (a mix, a preset, a learned style)
+    blend: dict[int, float] | None = None  # genre-slot weights by token id, strength applied (styles.push)
     drummer: str | None = None
     habits: str | None = None  # genre whose priors fill open controls; None: leave them open
     template: styles.GrooveTemplate | None = None
-    strength: float = 1.0  # the request's strength when it sets none
 
 
 @dataclass
@@ -103,10 +101,6 @@ class _Row:
     @property
     def guided(self) -> bool:
         return self.request.guidance != 1.0
-
-    @property
-    def strength(self) -> float:
-        return self.voice.strength if self.request.strength is None else self.request.strength
 
 
 class Generator:
@@ -137,35 +131,41 @@ class Generator:
         return cls(model, vocab, device, meta.get("priors"), style_folder)
 
     # --- requests to rows --------------------------------------------------------------------
-    def voice(self, style: str | dict[str, float] | None) -> Voice:
+    def voice(self, style: str | dict[str, float] | None, strength: float | None = None) -> Voice:
         """The Voice of a style name or mix; styles.UnknownStyle (a KeyError) or StyleError when a
         name is unknown, damaged or learned on another model.
 
         A genre is its own token. Anything else is a blend at the genre slot (styles.resolve);
         presets and genre mixes take the habits of their strongest genre, while drummers and
         learned styles leave open controls open, as they were learned or trained with them open.
-        The heaviest style lends its groove template, if it has one. Styles made of GMD genres
-        are played at STYLE_STRENGTH unless a request says otherwise; a learned style as it was
-        learned (strength 1, where learning fitted it: docs/styles.md measures 1.5 taking it
-        away from the grooves it was learned from); a drummer style has no genre to push.
+        The heaviest style lends its groove template, if it has one.
+
+        Each style is pushed from `any` by `strength`, or by its own default: STYLE_STRENGTH for
+        genres and presets; 1 for a learned style, as it was learned (learning fitted it at 1,
+        and docs/styles.md measures 1.5 taking it away from its grooves), and for a drummer,
+        which has no genre to push. In a mix each part keeps its own default.
         """
         if style is None:
             return Voice()
         mix = {style: 1.0} if isinstance(style, str) else dict(style)
         names = {name.strip().lower(): share for name, share in mix.items()}
+        own = {name: STYLE_STRENGTH if name in GENRES or name in styles.PRESETS else 1.0 for name in names}
+        strengths = own if strength is None else dict.fromkeys(names, strength)
         if len(names) == 1 and next(iter(names)) in GENRES:
-            return Voice(genre=next(iter(names)), habits=next(iter(names)), strength=STYLE_STRENGTH)
-        resolved = styles.resolve_mix(names, self.vocab, self.model, self.style_folder)
+            genre = next(iter(names))
+            pushed = strengths[genre] != 1.0
+            blend = styles.push({self.vocab.slot_id("genre", genre): 1.0}, strengths[genre], self.vocab.slot_base["genre"])
+            return Voice(genre=genre, blend=blend if pushed else None, habits=genre)
+        resolved = styles.resolve_mix(names, self.vocab, self.model, self.style_folder, strengths)
         habits = None
-        if all(name in GENRES or name in styles.PRESETS for name in names):
-            genre_weight = {g: resolved.weights.get(self.vocab.slot_id("genre", g), 0.0) for g in GENRES}
-            habits = max(genre_weight, key=genre_weight.get)
-        return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=habits, template=resolved.template,
-                     strength=1.0 if habits is None else STYLE_STRENGTH)
+        if all(name in GENRES or name in styles.PRESETS for name in names):  # its strongest genre, as mixed
+            shares = styles.resolve_mix(names, self.vocab).weights
+            habits = max(GENRES, key=lambda g: shares.get(self.vocab.slot_id("genre", g), 0.0))
+        return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=habits, template=resolved.template)
 
     def conditions(self, req: GrooveRequest, voice: Voice | None = None) -> Conditions:
         level = lambda x: None if x is None else round(min(max(x, 0.0), 1.0) * (LEVELS - 1))  # noqa: E731
-        voice = voice or req.voice or self.voice(req.style)
+        voice = voice or req.voice or self.voice(req.style, req.strength)
         return Conditions(
             genre=voice.genre,
             drummer=req.drummer or voice.drummer,
@@ -207,7 +207,7 @@ class Generator:
         rows = []
         for req in requests:
             base_seed = req.seed if req.seed is not None else random.randrange(2**31)
-            voice = req.voice or self.voice(req.style)
+            voice = req.voice or self.voice(req.style, req.strength)
             conditions = self.conditions(req, voice)
             for v in range(req.variations):
                 seed = base_seed + v
@@ -329,26 +329,20 @@ class Generator:
         return logits[:, -1, : self.table.size], cache
 
     def _mix_weights(self, rows: list[_Row], batch: list[tuple[int, bool]]) -> torch.Tensor | None:
-        """Per-entry genre-slot weights, or None when every entry plays its prefix's own token.
-        A conditional entry's style (its genre token, or a blend's weights) is pushed from `any`
-        by the row's strength (_Row.strength); an unconditional twin keeps the `any` genre."""
-        def pushed(r: int, conditional: bool) -> bool:
-            return conditional and bool(rows[r].voice.blend or rows[r].strength != 1.0)
-
-        if not any(pushed(r, conditional) for r, conditional in batch):
+        """Per-entry genre-slot weights when a conditional entry blends or pushes its style (its
+        Voice's blend), else None; an unconditional entry (conditional False) has the `any` genre."""
+        if not any(conditional and rows[r].voice.blend for r, conditional in batch):
             return None
-        genre_slot, any_genre = SLOTS.index("genre"), self.vocab.slot_base["genre"]
-        weights = torch.zeros(len(batch), len(self.vocab))
+        weights = torch.zeros(len(batch), len(self.vocab), device=self.device)
         for b, (r, conditional) in enumerate(batch):
-            row = rows[r]
-            if not pushed(r, conditional):
-                weights[b, row.prefix[genre_slot] if conditional else any_genre] = 1.0
-                continue
-            strength = row.strength
-            for token, share in (row.voice.blend or {row.prefix[genre_slot]: 1.0}).items():
-                weights[b, token] += strength * share
-            weights[b, any_genre] += 1.0 - strength
-        return weights.to(self.device)
+            blend = rows[r].voice.blend
+            if not conditional:  # unconditional twins keep the `any` genre
+                weights[b, self.vocab.slot_base["genre"]] = 1.0
+            elif blend:
+                weights[b, list(blend)] = torch.tensor(list(blend.values()), device=self.device)
+            else:
+                weights[b, rows[r].prefix[SLOTS.index("genre")]] = 1.0
+        return weights
 
     # --- focus: the most typical of several takes ---------------------------------------------
     def _log_likelihood(self, logits: np.ndarray, token: int, closing: bool) -> float:

@@ -36,7 +36,7 @@ def request_for(msg: dict, generator: Generator) -> GrooveRequest:
     this model)."""
     request = groove_request(msg, generator.vocab.meters)
     try:
-        voice = generator.voice(request.style)
+        voice = generator.voice(request.style, request.strength)
     except UnknownStyle as err:
         known = ", ".join(all_names(generator.style_folder))
         raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {err.name!r}; choose one of: {known}") from None

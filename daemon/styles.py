@@ -710,17 +710,29 @@ def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
     return Resolved(style.token_weights(vocab), style.drummer, style.template)
 
 
+def push(weights: dict[int, float], strength: float, plain: int) -> dict[int, float]:
+    """Genre-slot weights moved from the `plain` (`any`) token by `strength`: plain + strength x
+    (style - plain). 1 leaves them as they are; 0 is `plain` alone."""
+    if strength == 1.0:
+        return dict(weights)
+    out = {token: strength * value for token, value in weights.items()}
+    out[plain] = out.get(plain, 0.0) + 1.0 - strength
+    return out
+
+
 def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer | None = None,
-                folder: Path | None = None) -> Resolved:
-    """A weighted blend of styles: their weights mixed by share. The heaviest style lends its
-    template and the heaviest one that brings a drummer its drummer (ties: the first named);
-    a style at weight 0 lends nothing, though its name must still exist."""
+                folder: Path | None = None, strengths: dict[str, float] | None = None) -> Resolved:
+    """A weighted blend of styles: their weights, each pushed from `any` by its strength in
+    `strengths` (default 1), mixed by share. The heaviest style lends its template and the
+    heaviest one that brings a drummer its drummer (ties: the first named); a style at weight
+    0 lends nothing, though its name must still exist."""
     total = sum(mix.values())
     parts = {name: resolve(name, vocab, model, folder) for name in mix}
     heaviest_first = sorted((name for name in mix if mix[name] > 0), key=lambda name: -mix[name])
     weights: dict[int, float] = {}
     for name in reversed(heaviest_first):
-        for token, value in parts[name].weights.items():
+        pushed = push(parts[name].weights, (strengths or {}).get(name, 1.0), vocab.slot_base["genre"])
+        for token, value in pushed.items():
             weights[token] = weights.get(token, 0.0) + value * mix[name] / total
     drummer = next((parts[name].drummer for name in heaviest_first if parts[name].drummer), None)
     return Resolved(weights, drummer, parts[heaviest_first[0]].template)

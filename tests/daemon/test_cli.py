@@ -105,3 +105,12 @@ def test_drumify_a_rhythm_file_through_the_daemon(daemon, tmp_path):
     out = midifile.read(tmp_path / "drums.mid")
     assert out.length == 4.0 and set(taps) <= {n.start for n in out.notes} and len(out.notes) > len(taps)
     assert "drumify:" in r.stdout and "kick" in r.stdout  # the grid is drawn
+
+
+def test_eval_refuses_a_strength_the_protocol_would_refuse(capsys):
+    from daemon.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["eval", "--strength", "9"])
+    assert "must be 0..4, got 9" in capsys.readouterr().err
+    assert build_parser().parse_args(["eval", "--strength", "2"]).strength == 2.0

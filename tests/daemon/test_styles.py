@@ -211,13 +211,19 @@ def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
 
 
 def test_gmd_styles_lean_in_and_learned_styles_play_as_learned(learned):
-    """Genres, presets and their mixes default to STYLE_STRENGTH; a learned style, alone or in a
-    mix, and a drummer to 1, where learning fitted it; a request's own strength wins."""
-    _, folder, _ = learned
+    """Each part of a style leans in by its own default: a genre or preset by STYLE_STRENGTH, a
+    learned style by 1 (learning fitted it there), alone or in a mix; a request's strength
+    applies to every part."""
+    style, folder, _ = learned
     g = Generator.load(checkpoint.BUNDLED, "cpu", style_folder=folder)
-    gmd = ("funk", "laid-back-hiphop", {"funk": 0.7, "second-line": 0.3})
-    assert [g.voice(s).strength for s in gmd] == [STYLE_STRENGTH] * 3
-    assert [g.voice(s).strength for s in ("my-groove", {"my-groove": 0.5, "funk": 0.5}, "drummer3")] == [1.0] * 3
+    any_genre, funk = g.vocab.slot_base["genre"], g.vocab.slot_id("genre", "funk")
+    mine = styles.resolve("my-groove", g.vocab, g.model, folder).weights
+    assert g.voice("my-groove").blend == mine
+    half = {t: w / 2 for t, w in mine.items()}
+    expected = {**half, funk: half.get(funk, 0.0) + STYLE_STRENGTH / 2,
+                any_genre: half.get(any_genre, 0.0) + (1 - STYLE_STRENGTH) / 2}
+    assert g.voice({"my-groove": 1, "funk": 1}).blend == pytest.approx(expected)
+    assert g.voice("my-groove", 2.0).blend == pytest.approx(styles.push(mine, 2.0, any_genre))
     as_learned, at_one, pushed = g.generate([GrooveRequest(style="my-groove", bars=2, seed=4, strength=s)
                                              for s in (None, 1.0, 2.0)])
     assert as_learned[0].notes == at_one[0].notes != pushed[0].notes
