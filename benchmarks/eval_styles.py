@@ -136,7 +136,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--presets", action="store_true", help="measure the presets' feel instead")
-    ap.add_argument("--strength", type=float, help="play every condition at this strength (default: each style's own; not with --presets)")
+    ap.add_argument("--strength", type=float,
+                    help="play every condition at this strength (default: each style's own; not with --presets)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.presets:

@@ -101,7 +101,8 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
             onsets[int(k)].add(round(offset * DRUMIFY_GRID) * step)
     if not any(onsets):
         raise ProtocolError(E_BAD_REQUEST, "drumify needs a clip with notes: their onsets are the rhythm to play")
-    voice = dataclasses.replace(req.voice or generator.voice(req.style, req.strength), template=None)  # hits stay on the onsets
+    voice = req.voice or generator.voice(req.style, req.strength)
+    voice = dataclasses.replace(voice, template=None)  # hits stay on the onsets
     request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice)
     return generator.generate([request])[0]
 

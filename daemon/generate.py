@@ -151,11 +151,10 @@ class Generator:
         names = {name.strip().lower(): share for name, share in mix.items()}
         own = {name: STYLE_STRENGTH if name in GENRES or name in styles.PRESETS else 1.0 for name in names}
         strengths = own if strength is None else dict.fromkeys(names, strength)
-        if len(names) == 1 and next(iter(names)) in GENRES:
-            genre = next(iter(names))
-            pushed = strengths[genre] != 1.0
-            blend = styles.push({self.vocab.slot_id("genre", genre): 1.0}, strengths[genre], self.vocab.slot_base["genre"])
-            return Voice(genre=genre, blend=blend if pushed else None, habits=genre)
+        if len(names) == 1 and (genre := next(iter(names))) in GENRES:  # its own token, or pushed from `any`
+            token, s = self.vocab.slot_id("genre", genre), strengths[genre]
+            blend = None if s == 1.0 else styles.push({token: 1.0}, s, self.vocab.slot_base["genre"])
+            return Voice(genre=genre, blend=blend, habits=genre)
         resolved = styles.resolve_mix(names, self.vocab, self.model, self.style_folder, strengths)
         habits = None
         if all(name in GENRES or name in styles.PRESETS for name in names):  # its strongest genre, as mixed
