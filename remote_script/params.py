@@ -78,15 +78,11 @@ class Params:
         return self.density
 
     def step_focus(self) -> int:
-        """The next of FOCUS_STEPS after the current focus (a setting may start between them)."""
-        bigger = [f for f in FOCUS_STEPS if f > self.focus]
-        self.focus = bigger[0] if bigger else FOCUS_STEPS[0]
+        self.focus = _next_step(FOCUS_STEPS, self.focus)
         return self.focus
 
     def step_guidance(self) -> float:
-        """The next of GUIDANCE_STEPS after the current guidance (a setting may start between them)."""
-        bigger = [g for g in GUIDANCE_STEPS if g > self.guidance]
-        self.guidance = bigger[0] if bigger else GUIDANCE_STEPS[0]
+        self.guidance = _next_step(GUIDANCE_STEPS, self.guidance)
         return self.guidance
 
     def wire_style(self) -> str | dict[str, float]:
@@ -97,6 +93,12 @@ class Params:
 
     def style_label(self) -> str:
         return self.style if self.mix_with is None else f"{self.style}+{self.mix_with}"
+
+
+def _next_step(steps: tuple, current):
+    """The first of `steps` above `current`, after the last the first again (a setting may start
+    between steps)."""
+    return next((step for step in steps if step > current), steps[0])
 
 
 def _cycle(items: tuple[str, ...], current: str, direction: int) -> str:
