@@ -22,7 +22,10 @@ ACTIONS = {
     "temperature_down": "tighter, more predictable grooves",
     "density_up": "more hits",
     "density_down": "fewer hits",
+    "complexity_up": "busier rhythms, more off the beat",
+    "complexity_down": "plainer rhythms, more on the beat",
     "style_mix": "blend a second style into the current one (press again for the next; off at the end)",
     "focus": "takes per groove, the one most typical of the style kept: 1, 2, 4, then 1 again",
     "guidance": "classifier-free guidance on (1.5: grooves follow the style harder, at ~1.3x the time) or off",
+    "strength": "how hard the style is played: 1 (as learned), 2, 3, then each style's own again (1.5 for a genre)",
 }

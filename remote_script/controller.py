@@ -71,7 +71,7 @@ class Controller:
         self._log = log
         self._light = light
         self.params = Params(FALLBACK_STYLES, settings.style, settings.bars, settings.temperature, settings.density,
-                             settings.focus, settings.guidance)
+                             settings.complexity, settings.focus, settings.guidance, settings.strength)
         self._job: Job | None = None
         self._result: Result | None = None
         self._styles_known = False
@@ -92,9 +92,12 @@ class Controller:
             "temperature_down": lambda: self._step_temperature(-1),
             "density_up": lambda: self._step_density(+1),
             "density_down": lambda: self._step_density(-1),
+            "complexity_up": lambda: self._step_complexity(+1),
+            "complexity_down": lambda: self._step_complexity(-1),
             "style_mix": self._step_mix,
             "focus": self._step_focus,
             "guidance": self._step_guidance,
+            "strength": self._step_strength,
         }
         self._ask_daemon()
 
@@ -200,6 +203,9 @@ class Controller:
     def _step_density(self, direction: int) -> None:
         self._show(say(f"density {self.params.step_density(direction):.0%}"))
 
+    def _step_complexity(self, direction: int) -> None:
+        self._show(say(f"complexity {self.params.step_complexity(direction):.0%}"))
+
     def _step_focus(self) -> None:
         focus = self.params.step_focus()
         self._show(say("focus off: one take per groove" if focus == 1 else
@@ -209,6 +215,11 @@ class Controller:
         guidance = self.params.step_guidance()
         self._show(say("guidance off" if guidance == 1.0 else
                        f"guidance {guidance:g}: follows the style harder, each groove takes about 1.3x as long"))
+
+    def _step_strength(self) -> None:
+        strength = self.params.step_strength()
+        self._show(say("strength: each style's own (1.5 for a genre)" if strength is None else
+                       f"strength {strength:g}: " + ("the style as learned" if strength == 1.0 else "leaning into the style")))
 
     # Requests and replies.
 
@@ -220,6 +231,10 @@ class Controller:
         shape = {"temperature": self.params.temperature, "focus": self.params.focus, "guidance": self.params.guidance}
         if self.params.density is not None:
             shape["density"] = self.params.density
+        if self.params.complexity is not None:
+            shape["complexity"] = self.params.complexity
+        if self.params.strength is not None:
+            shape["strength"] = self.params.strength
         return shape
 
     def _variations(self) -> int:

@@ -1,4 +1,5 @@
-"""What the next request asks for: style (or style mix), bars, temperature, density, focus, guidance.
+"""What the next request asks for: style (or style mix), bars, temperature, density, complexity,
+focus, guidance, strength.
 
 The step buttons change these locally; nothing is sent until a request action is pressed.
 """
@@ -16,11 +17,12 @@ FALLBACK_STYLES = (
 )  # fmt: skip
 BAR_STEPS = (1, 2, 4, 8, 16)  # musical lengths within protocol.BARS_RANGE
 TEMPERATURE_STEP = 0.1
-DENSITY_STEP = 0.1
-DENSITY_START = 0.5  # where the first density press starts from "the model chooses"
+LEVEL_STEP = 0.1  # density and complexity, each 0-1
+LEVEL_START = 0.5  # where the first press starts from "the model chooses"
 MIX_SHARE = 0.3  # the blended-in style's weight
 FOCUS_STEPS = (1, 2, 4)  # takes per groove the focus button cycles through (each costs about a variation)
 GUIDANCE_STEPS = (1.0, 1.5)  # off, and where the shipped model's grooves say their genre most clearly (docs/model.md)
+STRENGTH_STEPS = (1.0, 2.0, 3.0)  # as learned, harder, a caricature; after them each style's own again
 
 
 @dataclass
@@ -30,8 +32,10 @@ class Params:
     bars: int
     temperature: float
     density: float | None
+    complexity: float | None = None
     focus: int = 1
     guidance: float = 1.0
+    strength: float | None = None  # None: each style's own (1.5 for a genre, 1 for a learned style)
     mix_with: str | None = None
 
     def set_styles(self, styles: list[str]) -> None:
@@ -73,9 +77,12 @@ class Params:
         return self.temperature
 
     def step_density(self, direction: int) -> float:
-        start = DENSITY_START if self.density is None else self.density
-        self.density = min(max(round(start + direction * DENSITY_STEP, 2), 0.0), 1.0)
+        self.density = _step_level(self.density, direction)
         return self.density
+
+    def step_complexity(self, direction: int) -> float:
+        self.complexity = _step_level(self.complexity, direction)
+        return self.complexity
 
     def step_focus(self) -> int:
         self.focus = _next_step(FOCUS_STEPS, self.focus)
@@ -85,6 +92,14 @@ class Params:
         self.guidance = _next_step(GUIDANCE_STEPS, self.guidance)
         return self.guidance
 
+    def step_strength(self) -> float | None:
+        """The next of STRENGTH_STEPS; after the last, each style's own strength again."""
+        if self.strength is None:
+            self.strength = STRENGTH_STEPS[0]
+        else:
+            self.strength = next((step for step in STRENGTH_STEPS if step > self.strength), None)
+        return self.strength
+
     def wire_style(self) -> str | dict[str, float]:
         """The `style` field: a name, or a mix such as {"funk": 0.7, "jazz": 0.3}."""
         if self.mix_with is None:
@@ -93,6 +108,12 @@ class Params:
 
     def style_label(self) -> str:
         return self.style if self.mix_with is None else f"{self.style}+{self.mix_with}"
+
+
+def _step_level(level: float | None, direction: int) -> float:
+    """A 0-1 control one LEVEL_STEP on; from None ("the model chooses") it starts at LEVEL_START."""
+    start = LEVEL_START if level is None else level
+    return min(max(round(start + direction * LEVEL_STEP, 2), 0.0), 1.0)
 
 
 def _next_step(steps: tuple, current):

@@ -17,6 +17,7 @@ from shared.protocol import (
     DEFAULT_ENDPOINT,
     FOCUS_RANGE,
     GUIDANCE_RANGE,
+    STRENGTH_RANGE,
     TEMPERATURE_RANGE,
     VARIATIONS_RANGE,
 )
@@ -30,8 +31,10 @@ class Settings:
     variations: int = 8  # asked for on each generate, cycled locally by next/previous variation
     focus: int = 1  # starting takes per variation, the most typical of the style kept (the focus button steps it)
     guidance: float = 1.0  # starting classifier-free guidance (the guidance button toggles 1 and 1.5)
+    strength: float | None = None  # starting style strength; None: each style's own (the strength button steps it)
     temperature: float = 1.0
     density: float | None = None  # None: let the model choose
+    complexity: float | None = None  # None: let the model choose
     humanize_amount: float = 0.5
     humanize_ghost_notes: bool = False  # humanize adds soft snare ghost notes
     humanize_chance: bool = False  # ghost notes and velocity scatter left to Live's dice, new on every pass
@@ -82,7 +85,7 @@ def _check(name: str, value: object) -> str | None:
         if isinstance(value, dict) and all(_is_pitch(k) and _is_pitch(v) for k, v in value.items()):
             return None
         return 'must be a kit name such as "gm" or a map {"36": 36, ...} of MIDI pitches'
-    if name in ("density", "fill_every") and value is None:
+    if name in ("density", "complexity", "strength", "fill_every") and value is None:
         return None
     if isinstance(getattr(Settings, name), bool):
         return None if isinstance(value, bool) else "must be true or false"
@@ -94,7 +97,9 @@ def _check(name: str, value: object) -> str | None:
         "retries": (0, 10),
         "temperature": TEMPERATURE_RANGE,
         "guidance": GUIDANCE_RANGE,
+        "strength": STRENGTH_RANGE,
         "density": (0.0, 1.0),
+        "complexity": (0.0, 1.0),
         "humanize_amount": (0.0, 1.0),
         "timeout_s": (0.5, 600.0),
     }[name]

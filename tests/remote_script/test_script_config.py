@@ -30,13 +30,15 @@ def test_a_missing_file_gives_the_defaults(tmp_path: Path) -> None:
 
 
 def test_valid_values_are_taken(tmp_path: Path) -> None:
-    path = write(tmp_path, {"style": "jazz", "bars": 8, "temperature": 1, "density": 0.25, "guidance": 1.5,
+    path = write(tmp_path, {"style": "jazz", "bars": 8, "temperature": 1, "density": 0.25, "complexity": 1,
+                            "guidance": 1.5, "strength": 2,
                             "kit": {"36": 35, "38": 40}, "endpoint": "tcp://[::1]:6000", "fill_every": 4})  # fmt: skip
     settings, problems = load_settings(path)
     assert problems == []
     assert (settings.style, settings.bars, settings.density, settings.fill_every) == ("jazz", 8, 0.25, 4)
     assert settings.temperature == 1.0 and isinstance(settings.temperature, float) and settings.guidance == 1.5
     assert settings.kit == {"36": 35, "38": 40} and settings.endpoint == "tcp://[::1]:6000"
+    assert settings.strength == 2 and settings.complexity == 1
 
 
 @pytest.mark.parametrize(
@@ -47,6 +49,8 @@ def test_valid_values_are_taken(tmp_path: Path) -> None:
         ({"temperature": "hot"}, "temperature must be a number; using 1.0"),
         ({"density": 1.5}, "density must be between 0 and 1; using None"),
         ({"guidance": 11}, "guidance must be between 0 and 10; using 1.0"),
+        ({"strength": 5}, "strength must be between 0 and 4; using None"),
+        ({"complexity": -0.1}, "complexity must be between 0 and 1; using None"),
         ({"endpoint": "localhost:5555"}, "endpoint must look like tcp://127.0.0.1:5555 (IPv6: tcp://[::1]:5555)"),
         ({"kit": {"kick": 36}}, 'kit must be a kit name such as "gm"'),
         ({"retries": True}, "retries must be a whole number"),

@@ -17,6 +17,7 @@ from tests.support import free_port
 GENERIC = controls("generic")
 PUSH = controls("push")
 ONE_KICK = {"seed": 1, "notes": [{"pitch": 36, "start": 0.0, "duration": 0.25, "velocity": 90}]}
+GENERIC_CCS = [102 + i for i in range(18)] + [85, 86, 87]  # in the mapping's order
 
 
 def press(host: LiveHost, action: str, mapping: dict = GENERIC) -> None:
@@ -29,7 +30,7 @@ def test_every_action_has_a_handler_and_a_button_in_each_shipped_mapping(host: L
 
 
 def test_the_midi_map_forwards_exactly_the_mapped_buttons(host: LiveHost) -> None:
-    assert host.forwards == {("cc", 15, 102 + i) for i in range(18)}
+    assert host.forwards == {("cc", 15, number) for number in GENERIC_CCS}
     assert not host.midi_in((0xBF, 1, 127))  # the mod wheel stays Live's
     assert not host.midi_in((0xB0, 102, 127))  # the right CC on another channel too
 
@@ -43,7 +44,7 @@ def test_releases_and_other_messages_do_nothing(host: LiveHost, stub: StubClient
 
 
 def test_leds_are_lit_at_start_busy_while_waiting_and_off_at_the_end(host: LiveHost, stub: StubClient) -> None:
-    assert host.c_instance.midi_out[:18] == [(0xBF, 102 + i, 127) for i in range(18)]
+    assert host.c_instance.midi_out[: len(GENERIC_CCS)] == [(0xBF, number, 127) for number in GENERIC_CCS]
     host.select(host.slot(0))
     press(host, "generate")
     assert host.c_instance.midi_out[-1] == (0xBF, 102, 0)  # generic "busy": dark
@@ -51,7 +52,7 @@ def test_leds_are_lit_at_start_busy_while_waiting_and_off_at_the_end(host: LiveH
     host.tick()
     assert host.c_instance.midi_out[-1] == (0xBF, 102, 127)
     host.script.disconnect()
-    assert host.c_instance.midi_out[-18:] == [(0xBF, 102 + i, 0) for i in range(18)]
+    assert host.c_instance.midi_out[-len(GENERIC_CCS) :] == [(0xBF, number, 0) for number in GENERIC_CCS]
     assert stub.closed
 
 
@@ -66,24 +67,26 @@ def test_push_pads_answer_on_any_channel_and_pulse_while_busy(configured) -> Non
     assert host.c_instance.midi_out[-1] == (0x99, 36, 127)  # channel 9: Push pulses the pad
     press(host, "bars_up", PUSH)
     assert host.c_instance.status == "MidiDrumiGen: 8 bars — press generate"
+    assert host.midi_in((0x93, 44, 80))  # the pad above generate
+    assert host.c_instance.status == "MidiDrumiGen: complexity 40%"
 
 
 def test_step_actions_change_the_next_request(host: LiveHost, stub: StubClient) -> None:
     said = []
     for action in ("next_style", "previous_style", "previous_style", "bars_up", "bars_up", "bars_up",
-                   "temperature_up", "density_down", "density_down", "style_mix"):  # fmt: skip
+                   "temperature_up", "density_down", "density_down", "complexity_up", "style_mix"):  # fmt: skip
         press(host, action)
         said.append(host.c_instance.status.removeprefix("MidiDrumiGen: "))
     assert said == [
         "style hiphop (3 of 18)", "style funk (2 of 18)", "style rock (1 of 18)",
         "8 bars — press generate", "16 bars — press generate", "16 bars — press generate",
-        "temperature 1.10 (wilder)", "density 40%", "density 30%", "mixing rock with 30% funk",
+        "temperature 1.10 (wilder)", "density 40%", "density 30%", "complexity 60%", "mixing rock with 30% funk",
     ]  # fmt: skip
     host.select(host.slot(0))
     press(host, "generate")
     fields = stub.last("generate").fields
     assert fields["style"] == {"rock": 0.7, "funk": 0.3}
-    assert (fields["bars"], fields["temperature"], fields["density"]) == (16, 1.1, 0.3)
+    assert (fields["bars"], fields["temperature"], fields["density"], fields["complexity"]) == (16, 1.1, 0.3, 0.6)
     for _ in range(17):  # through every other style, then off
         press(host, "style_mix")
     assert host.c_instance.status == "MidiDrumiGen: style mix off — pure rock"
@@ -113,6 +116,28 @@ def test_guidance_toggles_between_off_and_1_5_and_reaches_every_request(host: Li
     assert host.c_instance.status == "MidiDrumiGen: guidance off"
     press(host, "generate")
     assert stub.last("generate").fields["guidance"] == 1.0
+
+
+def test_strength_steps_through_1_2_3_then_each_styles_own_and_reaches_every_request(
+    host: LiveHost, stub: StubClient
+) -> None:
+    host.select(host.slot(0))
+    press(host, "generate")
+    assert "strength" not in stub.last("generate").fields  # the daemon plays each style at its own
+    said, sent = [], []
+    for _ in range(4):
+        press(host, "strength")
+        said.append(host.c_instance.status.removeprefix("MidiDrumiGen: "))
+        press(host, "generate")
+        sent.append(stub.last("generate").fields.get("strength"))
+    assert sent == [1.0, 2.0, 3.0, None]
+    assert said == ["strength 1: the style as learned", "strength 2: leaning into the style",
+                    "strength 3: leaning into the style", "strength: each style's own (1.5 for a genre)"]  # fmt: skip
+    press(host, "strength")
+    host.slot(1).create_clip(4.0)
+    host.select(host.slot(1))
+    press(host, "fill")  # clip ops carry it too
+    assert stub.last("fill").fields["strength"] == 1.0
 
 
 def test_bars_and_temperature_stay_in_the_protocol_ranges(host: LiveHost) -> None:
