@@ -23,6 +23,7 @@ from shared.protocol import (
     STRENGTH_RANGE,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
+    TOP_P_RANGE,
     VARIATIONS_RANGE,
     ProtocolError,
 )
@@ -58,7 +59,7 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
         meter=(num, den),
         variations=whole_number(msg, "variations", 1, VARIATIONS_RANGE),
         temperature=number(msg, "temperature", 1.0, TEMPERATURE_RANGE),
-        top_p=number(msg, "top_p", 0.95, (1e-6, 1.0)),
+        top_p=number(msg, "top_p", 0.95, TOP_P_RANGE),
         seed=whole_number(msg, "seed", None, (0, 2**31 - 1)),
         kind=_choice(msg, "kind", KINDS, E_BAD_REQUEST),
         density=number(msg, "density", None, (0.0, 1.0)),

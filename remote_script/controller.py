@@ -228,7 +228,8 @@ class Controller:
         return {"style": self.params.wire_style(), "kit": self._settings.kit, "packed": True, **timing.wire()}
 
     def _shape(self) -> dict:
-        shape = {"temperature": self.params.temperature, "focus": self.params.focus, "guidance": self.params.guidance}
+        shape = {"temperature": self.params.temperature, "top_p": self._settings.top_p, "focus": self.params.focus,
+                 "guidance": self.params.guidance}
         if self.params.density is not None:
             shape["density"] = self.params.density
         if self.params.complexity is not None:

@@ -19,6 +19,7 @@ from shared.protocol import (
     GUIDANCE_RANGE,
     STRENGTH_RANGE,
     TEMPERATURE_RANGE,
+    TOP_P_RANGE,
     VARIATIONS_RANGE,
 )
 
@@ -33,6 +34,7 @@ class Settings:
     guidance: float = 1.0  # starting classifier-free guidance (the guidance button toggles 1 and 1.5)
     strength: float | None = None  # starting style strength; None: each style's own (the strength button steps it)
     temperature: float = 1.0
+    top_p: float = 0.95  # nucleus sampling: the most likely hits that make up this much of the chance
     density: float | None = None  # None: let the model choose
     complexity: float | None = None  # None: let the model choose
     humanize_amount: float = 0.5
@@ -96,6 +98,7 @@ def _check(name: str, value: object) -> str | None:
         "fill_every": BARS_RANGE,
         "retries": (0, 10),
         "temperature": TEMPERATURE_RANGE,
+        "top_p": TOP_P_RANGE,
         "guidance": GUIDANCE_RANGE,
         "strength": STRENGTH_RANGE,
         "density": (0.0, 1.0),

@@ -57,6 +57,7 @@ BARS_RANGE = (1, 16)
 VARIATIONS_RANGE = (1, 16)
 TEMPO_RANGE = (20.0, 400.0)
 TEMPERATURE_RANGE = (0.05, 3.0)
+TOP_P_RANGE = (1e-6, 1.0)  # nucleus sampling's mass; (0, 1] on the wire
 FOCUS_RANGE = (1, 8)  # takes per variation; variations x focus is at most VARIATIONS_RANGE[1]
 STRENGTH_RANGE = (0.0, 4.0)
 GUIDANCE_RANGE = (0.0, 10.0)

@@ -31,14 +31,14 @@ def test_a_missing_file_gives_the_defaults(tmp_path: Path) -> None:
 
 def test_valid_values_are_taken(tmp_path: Path) -> None:
     path = write(tmp_path, {"style": "jazz", "bars": 8, "temperature": 1, "density": 0.25, "complexity": 1,
-                            "guidance": 1.5, "strength": 2,
+                            "guidance": 1.5, "strength": 2, "top_p": 0.8,
                             "kit": {"36": 35, "38": 40}, "endpoint": "tcp://[::1]:6000", "fill_every": 4})  # fmt: skip
     settings, problems = load_settings(path)
     assert problems == []
     assert (settings.style, settings.bars, settings.density, settings.fill_every) == ("jazz", 8, 0.25, 4)
     assert settings.temperature == 1.0 and isinstance(settings.temperature, float) and settings.guidance == 1.5
     assert settings.kit == {"36": 35, "38": 40} and settings.endpoint == "tcp://[::1]:6000"
-    assert settings.strength == 2 and settings.complexity == 1
+    assert settings.strength == 2 and settings.complexity == 1 and settings.top_p == 0.8
 
 
 @pytest.mark.parametrize(
@@ -51,6 +51,7 @@ def test_valid_values_are_taken(tmp_path: Path) -> None:
         ({"guidance": 11}, "guidance must be between 0 and 10; using 1.0"),
         ({"strength": 5}, "strength must be between 0 and 4; using None"),
         ({"complexity": -0.1}, "complexity must be between 0 and 1; using None"),
+        ({"top_p": 0}, "top_p must be between 1e-06 and 1; using 0.95"),
         ({"endpoint": "localhost:5555"}, "endpoint must look like tcp://127.0.0.1:5555 (IPv6: tcp://[::1]:5555)"),
         ({"kit": {"kick": 36}}, 'kit must be a kit name such as "gm"'),
         ({"retries": True}, "retries must be a whole number"),

@@ -64,7 +64,8 @@ def test_generate_in_an_empty_slot_writes_a_named_clip_of_bars_times_the_meter(
     press(waltz, "generate")
     request = stub.last("generate")
     assert request.fields == {"style": "funk", "kit": "gm", "tempo": 96.0, "time_signature": [3, 4],
-                              "temperature": 1.0, "focus": 1, "guidance": 1.0, "bars": 4, "variations": 8, "packed": True}  # fmt: skip
+                              "temperature": 1.0, "top_p": 0.95, "focus": 1, "guidance": 1.0, "bars": 4, "variations": 8,
+                              "packed": True}  # fmt: skip
     assert waltz.c_instance.status == "MidiDrumiGen: generating funk 4 bars 3/4 96 BPM…"
     assert not slot.has_clip  # nothing until the reply
     stub.answer(request, patterns=[hits((36, 0.0, 110), (38, 1.0), (42, 11.5)), hits((36, 0.0))])
