@@ -70,8 +70,9 @@ class Controller:
         self._show = show
         self._log = log
         self._light = light
-        self.params = Params(FALLBACK_STYLES, settings.style, settings.bars, settings.temperature, settings.density,
-                             settings.complexity, settings.focus, settings.guidance, settings.strength)
+        self.params = Params(FALLBACK_STYLES, settings.style, settings.bars, settings.temperature,
+                             density=settings.density, complexity=settings.complexity, focus=settings.focus,
+                             guidance=settings.guidance, strength=settings.strength)
         self._job: Job | None = None
         self._result: Result | None = None
         self._styles_known = False
@@ -218,8 +219,9 @@ class Controller:
 
     def _step_strength(self) -> None:
         strength = self.params.step_strength()
+        feel = {1.0: "the style as learned, softer than a genre's 1.5", 2.0: "leaning into the style", 3.0: "a caricature"}
         self._show(say("strength: each style's own (1.5 for a genre)" if strength is None else
-                       f"strength {strength:g}: " + ("the style as learned" if strength == 1.0 else "leaning into the style")))
+                       f"strength {strength:g}: {feel.get(strength, 'leaning into the style')}"))
 
     # Requests and replies.
 

@@ -93,7 +93,8 @@ class Params:
         return self.guidance
 
     def step_strength(self) -> float | None:
-        """The next of STRENGTH_STEPS; after the last, each style's own strength again."""
+        """The next of STRENGTH_STEPS; after the last, None again: no `strength` is sent, so the
+        daemon plays each style at its own (genres 1.5, learned styles 1, as fitted)."""
         if self.strength is None:
             self.strength = STRENGTH_STEPS[0]
         else:

@@ -131,8 +131,8 @@ def test_strength_steps_through_1_2_3_then_each_styles_own_and_reaches_every_req
         press(host, "generate")
         sent.append(stub.last("generate").fields.get("strength"))
     assert sent == [1.0, 2.0, 3.0, None]
-    assert said == ["strength 1: the style as learned", "strength 2: leaning into the style",
-                    "strength 3: leaning into the style", "strength: each style's own (1.5 for a genre)"]  # fmt: skip
+    assert said == ["strength 1: the style as learned, softer than a genre's 1.5", "strength 2: leaning into the style",
+                    "strength 3: a caricature", "strength: each style's own (1.5 for a genre)"]  # fmt: skip
     press(host, "strength")
     host.slot(1).create_clip(4.0)
     host.select(host.slot(1))

@@ -130,7 +130,7 @@ def test_two_hundred_notes_from_the_daemon_are_written_whole(live: LiveHost) -> 
 def test_clip_actions_rewrite_the_clip_through_the_daemon(live: LiveHost, action: str) -> None:
     press(live, "bars_down")
     press(live, "bars_down")  # 1 bar: quick
-    press(live, "strength")  # the daemon takes a strength and a complexity on every op
+    press(live, "strength")  # continue, fill and drumify send these too; the daemon must take them
     press(live, "complexity_up")
     clip, _ = generate(live, 3)
     before = sorted((n.pitch, n.start_time) for n in clip.get_all_notes_extended())

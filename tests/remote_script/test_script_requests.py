@@ -186,6 +186,15 @@ def test_notes_are_read_and_written_relative_to_the_loop_start(host: LiveHost, s
     assert clip_notes(clip) == [(36, 0.0, 90.0), (38, 8.02, 96.0), (42, 11.98, 70.0)]  # outside the loop: kept
 
 
+def test_the_starting_controls_in_settings_reach_the_request(configured, stub: StubClient) -> None:
+    host = configured(stub, density=0.2, complexity=0.7, strength=2.5, guidance=1.5, temperature=0.9, top_p=0.8)
+    host.select(host.slot(0))
+    press(host, "generate")
+    fields = stub.last("generate").fields
+    assert {k: fields[k] for k in ("density", "complexity", "strength", "guidance", "temperature", "top_p")} == {
+        "density": 0.2, "complexity": 0.7, "strength": 2.5, "guidance": 1.5, "temperature": 0.9, "top_p": 0.8}
+
+
 def test_focus_is_asked_for_with_fewer_variations_so_the_takes_fit(configured, stub: StubClient) -> None:
     host = configured(stub, focus=4, variations=8)
     host.select(host.slot(0))
