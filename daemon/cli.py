@@ -33,7 +33,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     overrides = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
     result = train(TrainConfig(**overrides))
-    print(f"best validation NLL {result['best_val_nll_token']:.4f} nats/token after {result['minutes']:.1f} min")
+    what = "NLL" if result["objective"] == "nll_token" else "KL from the guided teacher"
+    print(f"best validation {what} {result['best_val']:.4f} nats/token after {result['minutes']:.1f} min")
     return EXIT_OK
 
 
@@ -47,13 +48,15 @@ def add_train(sub) -> None:
     for name in ("n_layer", "n_head", "n_embd", "block_size", "steps", "batch_size", "warmup", "eval_every",
                  "eval_windows", "seed", "threads"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=int)
-    for name in ("dropout", "lr", "min_lr", "weight_decay", "grad_clip"):
+    for name in ("dropout", "lr", "min_lr", "weight_decay", "grad_clip", "guidance"):
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float)
     p.add_argument("--genre-balance", dest="genre_balance", type=fraction_arg,
                    help="0 draws genres as the data plays them, 1 all alike (default 0.5, as the shipped model)")
     p.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--resume", type=Path, help="continue from a checkpoint: a *.last.pt brings its optimiser state; any other "
                         "(the shipped one) starts a fresh optimiser with a new warm-up")
+    p.add_argument("--teacher", type=Path, help="distil this checkpoint's classifier-free guidance (at --guidance, default "
+                        "1.5) into a copy of it, so plain sampling plays as guided sampling did (daemon/train.py)")
     p.set_defaults(func=cmd_train)
 
 

@@ -106,12 +106,17 @@ def _quantile_edges(values: list[float], levels: int) -> list[float]:
     return [values[len(values) * k // levels] for k in range(1, levels)]
 
 
-def load_dataset(data: Path, cache_dir: Path, limit: int | None = None) -> tuple[Vocabulary, list[Performance]]:
-    """Tokenize every performance (or read the cache) and fit density/complexity levels on train."""
+def load_dataset(data: Path, cache_dir: Path, limit: int | None = None,
+                 vocab: Vocabulary | None = None) -> tuple[Vocabulary, list[Performance]]:
+    """Tokenize every performance (or read the cache), with BPE merges and density/complexity
+    levels fitted on the train split; or with a given `vocab` (a teacher's, daemon/train.py),
+    whose merges and levels are kept, so its prompts mean what they meant to the teacher."""
     rows = read_index(data)
     if limit:  # a few files of each split, for tests and smoke runs
         rows = [r for s in SPLITS for r in [r for r in rows if r["split"] == s][:limit]]
-    key = hashlib.sha256(repr((CACHE_VERSION, TOKENIZER_CONFIG, BPE_VOCAB_SIZE, [r["midi_filename"] for r in rows])).encode())
+    given = None if vocab is None else vocab.to_dict()
+    key = hashlib.sha256(repr((CACHE_VERSION, TOKENIZER_CONFIG, BPE_VOCAB_SIZE, [r["midi_filename"] for r in rows],
+                               given)).encode())
     cache = cache_dir / f"gmd-{key.hexdigest()[:16]}.pt"
     if cache.is_file():
         saved = torch.load(cache, weights_only=True)
@@ -120,7 +125,8 @@ def load_dataset(data: Path, cache_dir: Path, limit: int | None = None) -> tuple
 
     import symusic
 
-    vocab = Vocabulary.build([data / r["midi_filename"] for r in rows if r["split"] == "train"])
+    if vocab is None:
+        vocab = Vocabulary.build([data / r["midi_filename"] for r in rows if r["split"] == "train"])
     performances = []
     for row in rows:
         path = data / row["midi_filename"]
@@ -149,9 +155,10 @@ def load_dataset(data: Path, cache_dir: Path, limit: int | None = None) -> tuple
                 bar_offbeats=offbeats,
             )
         )
-    train_bars = [(n, o) for p in performances if p.split == "train" for n, o in zip(p.bar_notes, p.bar_offbeats)]
-    vocab.density_edges = _quantile_edges([n for n, _ in train_bars], LEVELS)
-    vocab.complexity_edges = _quantile_edges([o / max(n, 1) for n, o in train_bars], LEVELS)
+    if given is None:
+        train_bars = [(n, o) for p in performances if p.split == "train" for n, o in zip(p.bar_notes, p.bar_offbeats)]
+        vocab.density_edges = _quantile_edges([n for n, _ in train_bars], LEVELS)
+        vocab.complexity_edges = _quantile_edges([o / max(n, 1) for n, o in train_bars], LEVELS)
     cache_dir.mkdir(parents=True, exist_ok=True)
     torch.save({"vocab": vocab.to_dict(), "performances": [vars(p) for p in performances]}, cache)
     return vocab, performances

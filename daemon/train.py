@@ -3,10 +3,18 @@
 Single process on CPU or one GPU: `drumigen train`. Several GPUs: the same command under
 torchrun (`torchrun --nproc_per_node=N -m daemon.cli train ...`); DDP is switched on by the
 environment torchrun sets, and only rank 0 evaluates and writes checkpoints.
+
+With `teacher`, the same loop distils classifier-free guidance into a model: it starts as a copy
+of the teacher and learns, at every position, the distribution guided sampling draws from (the
+teacher's logits with the window's prompt, pushed `guidance` times away from its logits with
+every prompt slot `any`). Plain sampling of the result then plays as guided sampling of the
+teacher did, without guidance's second row per variation; validation picks the checkpoint
+closest to the teacher's guided distribution (KL) instead of the one nearest the data (NLL).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -23,7 +31,7 @@ from tqdm import tqdm
 from daemon import checkpoint
 from daemon.data import DEFAULT_DATA, WindowSampler, collate, condition_priors, evaluation_windows, load_dataset
 from daemon.model import DrumTransformer, ModelConfig
-from daemon.vocab import Vocabulary
+from daemon.vocab import Conditions, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,9 @@ class TrainConfig:
     device: str = "auto"
     resume: Path | None = None
     threads: int | None = None
+    # guidance distillation (module docstring): the checkpoint to learn from, and its guidance
+    teacher: Path | None = None
+    guidance: float = 1.5
     extra: dict = field(default_factory=dict)
 
 
@@ -80,24 +91,63 @@ def make_optimizer(model: DrumTransformer, cfg: TrainConfig, device: torch.devic
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), fused=device.type == "cuda")
 
 
+class GuidedTeacher:
+    """What guided sampling of a checkpoint draws from, as training targets."""
+
+    def __init__(self, model: DrumTransformer, vocab: Vocabulary, guidance: float) -> None:
+        self.model, self.vocab, self.guidance = model.eval(), vocab, guidance
+        self.plain = torch.tensor(vocab.prefix(Conditions()))  # every slot `any`
+        self.music = len(vocab.pieces)  # ids a sampler can pick; conditioning ids after them never
+
+    @torch.no_grad()
+    def log_probs(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, music ids) log-probabilities: the logits with the window's prompt pushed
+        `guidance` times away from those with every slot `any`, over the ids sampling draws
+        from (Generator._draw renormalises them over the grammar's allowed ids)."""
+        plain = x.clone()
+        plain[:, : len(self.plain)] = self.plain.to(x.device)
+        cond, uncond = (self.model(ids)[..., : self.music].float() for ids in (x, plain))
+        return torch.log_softmax(uncond + self.guidance * (cond - uncond), -1)
+
+
+def kl_from(target: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """KL(target || softmax(logits) over target's ids), summed over the positions that have a next token."""
+    kept = y != -1
+    target, logp = target[kept], torch.log_softmax(logits[..., : target.shape[-1]].float()[kept], -1)
+    return (target.exp() * (target - logp)).sum()
+
+
+def training_loss(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
+    """Mean cross-entropy with the data; with a guided teacher's log-probabilities, the mean KL from them."""
+    if target is None:
+        return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
+    return kl_from(target, logits, y) / (y != -1).sum()
+
+
 @torch.no_grad()
 def evaluate(model: DrumTransformer, windows: list[list[int]], vocab: Vocabulary, cfg: TrainConfig,
-             device: torch.device) -> dict:
-    """Validation NLL in nats, per token and per note (a note is a PitchDrum target)."""
+             device: torch.device, teacher: GuidedTeacher | None = None) -> dict:
+    """Validation NLL in nats, per token and per note (a note is a PitchDrum target), and with a
+    teacher the KL per token from its guided distribution."""
     model.eval()
     pitch_ids = torch.tensor([i for i, n in enumerate(vocab.names) if n.startswith("PitchDrum_")], device=device)
-    total, tokens, notes = 0.0, 0, 0
+    total, kl, tokens, notes = 0.0, 0.0, 0, 0
     for i in range(0, len(windows), cfg.batch_size):
         x, y = collate(windows[i : i + cfg.batch_size], cfg.block_size, vocab.pad)
         x, y = x.to(device), y.to(device)
         with autocast(device):
             logits = model(x)
+            if teacher is not None:
+                kl += kl_from(teacher.log_probs(x), logits, y).item()
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1), ignore_index=-1, reduction="sum")
         total += loss.item()
         tokens += (y != -1).sum().item()
         notes += torch.isin(y, pitch_ids).sum().item()
     model.train()
-    return {"nll_token": total / max(tokens, 1), "nll_note": total / max(notes, 1), "tokens": tokens}
+    metrics = {"nll_token": total / max(tokens, 1), "nll_note": total / max(notes, 1), "tokens": tokens}
+    if teacher is not None:
+        metrics["kl_token"] = kl / max(tokens, 1)
+    return metrics
 
 
 def autocast(device: torch.device):
@@ -122,7 +172,12 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed + rank)
 
     started = time.time()
-    vocab, performances = load_dataset(Path(cfg.data), Path(cfg.cache_dir), cfg.limit_files)
+    teacher = None
+    if cfg.teacher:
+        teacher_model, teacher_vocab, _ = checkpoint.load(Path(cfg.teacher), device)
+        teacher = GuidedTeacher(teacher_model, teacher_vocab, cfg.guidance)
+    vocab, performances = load_dataset(Path(cfg.data), Path(cfg.cache_dir), cfg.limit_files,
+                                       None if teacher is None else teacher.vocab)
     train_set = [p for p in performances if p.split == "train"]  # the test split is never read here
     val_windows = evaluation_windows([p for p in performances if p.split == "validation"], vocab, cfg.block_size)
     if cfg.eval_windows:
@@ -132,14 +187,21 @@ def train(cfg: TrainConfig) -> dict:
     log.info("data: %d train performances, %d validation windows, vocabulary %d (%.1fs)",
              len(train_set), len(val_windows), len(vocab), time.time() - started)
 
-    model_config = ModelConfig(len(vocab), cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd, cfg.dropout)
-    model = DrumTransformer(model_config).to(device)
+    if teacher is None:
+        model = DrumTransformer(ModelConfig(len(vocab), cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd,
+                                            cfg.dropout)).to(device)
+    else:  # the student starts as a copy of its teacher
+        model = DrumTransformer(dataclasses.replace(teacher.model.config, dropout=cfg.dropout)).to(device)
+        model.load_state_dict(teacher.model.state_dict())
+    objective = "nll_token" if teacher is None else "kl_token"  # what validation picks the checkpoint by
     optimizer = make_optimizer(model, cfg, device)
     step, best, history, warm_from = 0, float("inf"), [], 0
     if cfg.resume:
         state = checkpoint.load_state(Path(cfg.resume))
         model.load_state_dict(state["model"])
-        step, best = state["meta"]["step"], state["meta"]["best_val_nll_token"]
+        step = state["meta"]["step"]
+        if state["meta"].get("objective", "nll_token") == objective:
+            best = state["meta"].get("best_val", state["meta"]["best_val_nll_token"])
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
         else:
@@ -157,7 +219,8 @@ def train(cfg: TrainConfig) -> dict:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         with autocast(device):
             logits = net(x)
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.view(-1), ignore_index=-1)
+            target = None if teacher is None else teacher.log_probs(x)
+        loss = training_loss(logits, y, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -166,18 +229,20 @@ def train(cfg: TrainConfig) -> dict:
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg, warm_from):.1e}")
         if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
-            metrics = evaluate(model, val_windows, vocab, cfg, device)
+            metrics = evaluate(model, val_windows, vocab, cfg, device, teacher)
             metrics.update(step=step, train_loss=loss.item(), minutes=(time.time() - started) / 60)
             history.append(metrics)
-            log.info("step %d: val NLL %.4f/token %.4f/note", step, metrics["nll_token"], metrics["nll_note"])
-            meta = {"step": step, "best_val_nll_token": min(best, metrics["nll_token"]), "history": history,
+            log.info("step %d: val NLL %.4f/token %.4f/note%s", step, metrics["nll_token"], metrics["nll_note"],
+                     f", KL from the guided teacher {metrics['kl_token']:.4f}/token" if teacher else "")
+            best = min(best, metrics[objective])
+            meta = {"step": step, "objective": objective, "best_val": best, "history": history,
+                    "best_val_nll_token": min(h["nll_token"] for h in history),
                     "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
                     "device": str(device), "torch": str(torch.__version__), "priors": priors}
-            if metrics["nll_token"] < best:
-                best = metrics["nll_token"]
+            if metrics[objective] == best:
                 checkpoint.save(Path(cfg.out), model, vocab, meta)
             checkpoint.save(Path(cfg.out).with_suffix(".last.pt"), model, vocab, meta, optimizer)
     bar.close()
     if ddp:
         dist.destroy_process_group()
-    return {"best_val_nll_token": best, "history": history, "minutes": (time.time() - started) / 60}
+    return {"objective": objective, "best_val": best, "history": history, "minutes": (time.time() - started) / 60}

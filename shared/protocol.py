@@ -63,8 +63,7 @@ STRENGTH_RANGE = (0.0, 4.0)
 GUIDANCE_RANGE = (0.0, 10.0)
 # The genre slot plays any + strength x (style - any): 1 is the style as the model learned it, 0
 # no style. Styles made of GMD genres play at 1.5 unless a request sets `strength`: grooves then
-# say their genre almost as clearly as with classifier-free guidance at 1.5, at no cost, where
-# guidance doubles the batch (docs/model.md measures both). Learned styles play at 1.
+# say their genre more clearly, at no cost (docs/model.md measures it). Learned styles play at 1.
 STYLE_STRENGTH = 1.5
 
 
