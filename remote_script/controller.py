@@ -20,7 +20,7 @@ from shared.protocol import E_MALFORMED, PROTOCOL_VERSION, VARIATIONS_RANGE, Pro
 from . import clip as clips
 from .clip_slot import EXTEND, NEW, REPLACE, Plan, SlotProblem, target_slot, write
 from .messages import bars_text, error_status, say
-from .params import FALLBACK_STYLES, MIX_SHARE, Params
+from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
 from .song import Timing, highlighted_slot, read_timing, undo_step
 
@@ -219,9 +219,8 @@ class Controller:
 
     def _step_strength(self) -> None:
         strength = self.params.step_strength()
-        feel = {1.0: "the style as learned, softer than a genre's 1.5", 2.0: "leaning into the style", 3.0: "a caricature"}
         self._show(say("strength: each style's own (1.5 for a genre)" if strength is None else
-                       f"strength {strength:g}: {feel.get(strength, 'leaning into the style')}"))
+                       f"strength {strength:g}: {STRENGTH_STEPS[strength]}"))
 
     # Requests and replies.
 
@@ -232,13 +231,9 @@ class Controller:
     def _shape(self) -> dict:
         shape = {"temperature": self.params.temperature, "top_p": self._settings.top_p, "focus": self.params.focus,
                  "guidance": self.params.guidance}
-        if self.params.density is not None:
-            shape["density"] = self.params.density
-        if self.params.complexity is not None:
-            shape["complexity"] = self.params.complexity
-        if self.params.strength is not None:
-            shape["strength"] = self.params.strength
-        return shape
+        left_to_the_daemon = {"density": self.params.density, "complexity": self.params.complexity,
+                              "strength": self.params.strength}  # None: not sent, the daemon chooses
+        return shape | {name: value for name, value in left_to_the_daemon.items() if value is not None}
 
     def _variations(self) -> int:
         """The variations setting, fewer where focus makes each one several takes (the daemon's limit)."""

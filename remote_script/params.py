@@ -22,7 +22,9 @@ LEVEL_START = 0.5  # where the first press starts from "the model chooses"
 MIX_SHARE = 0.3  # the blended-in style's weight
 FOCUS_STEPS = (1, 2, 4)  # takes per groove the focus button cycles through (each costs about a variation)
 GUIDANCE_STEPS = (1.0, 1.5)  # off, and where the shipped model's grooves say their genre most clearly (docs/model.md)
-STRENGTH_STEPS = (1.0, 2.0, 3.0)  # as learned, harder, a caricature; after them each style's own again
+# The strength button's steps and what each does to a genre; after them each style's own again.
+STRENGTH_STEPS = {1.0: "the style as learned, softer than a genre's 1.5", 2.0: "leaning into the style",
+                  3.0: "a caricature"}
 
 
 @dataclass
@@ -96,7 +98,7 @@ class Params:
         """The next of STRENGTH_STEPS; after the last, None again: no `strength` is sent, so the
         daemon plays each style at its own (genres 1.5, learned styles 1, as fitted)."""
         if self.strength is None:
-            self.strength = STRENGTH_STEPS[0]
+            self.strength = next(iter(STRENGTH_STEPS))
         else:
             self.strength = next((step for step in STRENGTH_STEPS if step > self.strength), None)
         return self.strength
