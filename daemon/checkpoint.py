@@ -7,6 +7,7 @@ its config, the vocabulary (MidiTok's tokenizer JSON included) and how it was tr
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def load_state(path: Path) -> dict:
     if version != FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format {version!r}; this MidiDrumiGen reads {FORMAT_VERSION}")
     return state
+
+
+def sha256(path: Path) -> str:
+    """The file's digest: which checkpoint a distilled one was taught by."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def load(path: Path, device: str | torch.device = "cpu") -> tuple[DrumTransformer, Vocabulary, dict]:

@@ -115,8 +115,8 @@ def load_dataset(data: Path, cache_dir: Path, limit: int | None = None,
     if limit:  # a few files of each split, for tests and smoke runs
         rows = [r for s in SPLITS for r in [r for r in rows if r["split"] == s][:limit]]
     given = None if vocab is None else vocab.to_dict()
-    key = hashlib.sha256(repr((CACHE_VERSION, TOKENIZER_CONFIG, BPE_VOCAB_SIZE, [r["midi_filename"] for r in rows],
-                               given)).encode())
+    parts = (CACHE_VERSION, TOKENIZER_CONFIG, BPE_VOCAB_SIZE, [r["midi_filename"] for r in rows])
+    key = hashlib.sha256(repr(parts if given is None else (*parts, given)).encode())
     cache = cache_dir / f"gmd-{key.hexdigest()[:16]}.pt"
     if cache.is_file():
         saved = torch.load(cache, weights_only=True)

@@ -14,13 +14,12 @@ closest to the teacher's guided distribution (KL) instead of the one nearest the
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -96,17 +95,20 @@ class GuidedTeacher:
 
     def __init__(self, model: DrumTransformer, vocab: Vocabulary, guidance: float) -> None:
         self.model, self.vocab, self.guidance = model.eval(), vocab, guidance
-        self.plain = torch.tensor(vocab.prefix(Conditions()))  # every slot `any`
+        device = model.tok_emb.weight.device
+        self.any_prefix = torch.tensor(vocab.prefix(Conditions()), device=device)  # Generator.uncond_prefix
         self.music = len(vocab.pieces)  # ids a sampler can pick; conditioning ids after them never
 
     @torch.no_grad()
     def log_probs(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, music ids) log-probabilities: the logits with the window's prompt pushed
         `guidance` times away from those with every slot `any`, over the ids sampling draws
-        from (Generator._draw renormalises them over the grammar's allowed ids)."""
-        plain = x.clone()
-        plain[:, : len(self.plain)] = self.plain.to(x.device)
-        cond, uncond = (self.model(ids)[..., : self.music].float() for ids in (x, plain))
+        from (Generator._draw does the same over the grammar's allowed ids). In fp32 even under
+        CUDA autocast: bf16 would move the target by a tenth of what distillation leaves."""
+        unprompted = x.clone()
+        unprompted[:, : len(self.any_prefix)] = self.any_prefix
+        with torch.autocast(x.device.type, enabled=False):
+            cond, uncond = self.model(torch.cat([x, unprompted]))[..., : self.music].float().chunk(2)
         return torch.log_softmax(uncond + self.guidance * (cond - uncond), -1)
 
 
@@ -172,10 +174,15 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed + rank)
 
     started = time.time()
-    teacher = None
+    teacher, taught_by = None, None
     if cfg.teacher:
-        teacher_model, teacher_vocab, _ = checkpoint.load(Path(cfg.teacher), device)
+        teacher_model, teacher_vocab, teacher_meta = checkpoint.load(Path(cfg.teacher), device)
         teacher = GuidedTeacher(teacher_model, teacher_vocab, cfg.guidance)
+        shape = teacher_model.config  # the student is a copy; its windows may be shorter, never longer
+        cfg = replace(cfg, n_layer=shape.n_layer, n_head=shape.n_head, n_embd=shape.n_embd,
+                      block_size=min(cfg.block_size, shape.block_size))
+        taught_by = {"sha256": checkpoint.sha256(Path(cfg.teacher)), "guidance": cfg.guidance,
+                     **{k: teacher_meta.get(k) for k in ("train_config", "history", "objective", "best_val")}}
     vocab, performances = load_dataset(Path(cfg.data), Path(cfg.cache_dir), cfg.limit_files,
                                        None if teacher is None else teacher.vocab)
     train_set = [p for p in performances if p.split == "train"]  # the test split is never read here
@@ -191,7 +198,7 @@ def train(cfg: TrainConfig) -> dict:
         model = DrumTransformer(ModelConfig(len(vocab), cfg.block_size, cfg.n_layer, cfg.n_head, cfg.n_embd,
                                             cfg.dropout)).to(device)
     else:  # the student starts as a copy of its teacher
-        model = DrumTransformer(dataclasses.replace(teacher.model.config, dropout=cfg.dropout)).to(device)
+        model = DrumTransformer(replace(teacher.model.config, dropout=cfg.dropout)).to(device)
         model.load_state_dict(teacher.model.state_dict())
     objective = "nll_token" if teacher is None else "kl_token"  # what validation picks the checkpoint by
     optimizer = make_optimizer(model, cfg, device)
@@ -199,9 +206,9 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.resume:
         state = checkpoint.load_state(Path(cfg.resume))
         model.load_state_dict(state["model"])
-        step = state["meta"]["step"]
-        if state["meta"].get("objective", "nll_token") == objective:
-            best = state["meta"].get("best_val", state["meta"]["best_val_nll_token"])
+        step, before = state["meta"]["step"], state["meta"]
+        if (before.get("objective", "nll_token"), before.get("teacher")) == (objective, taught_by):
+            best = before["best_val"] if "best_val" in before else before["best_val_nll_token"]  # older checkpoints
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
         else:
@@ -234,12 +241,13 @@ def train(cfg: TrainConfig) -> dict:
             history.append(metrics)
             log.info("step %d: val NLL %.4f/token %.4f/note%s", step, metrics["nll_token"], metrics["nll_note"],
                      f", KL from the guided teacher {metrics['kl_token']:.4f}/token" if teacher else "")
+            improved = metrics[objective] < best
             best = min(best, metrics[objective])
-            meta = {"step": step, "objective": objective, "best_val": best, "history": history,
-                    "best_val_nll_token": min(h["nll_token"] for h in history),
+            meta = {"step": step, "objective": objective, "best_val": best, "val_nll_token": metrics["nll_token"],
+                    "history": history, "teacher": taught_by,
                     "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
                     "device": str(device), "torch": str(torch.__version__), "priors": priors}
-            if metrics[objective] == best:
+            if improved:
                 checkpoint.save(Path(cfg.out), model, vocab, meta)
             checkpoint.save(Path(cfg.out).with_suffix(".last.pt"), model, vocab, meta, optimizer)
     bar.close()

@@ -243,10 +243,13 @@ def test_daemon_killed_and_restarted_mid_request(daemon):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_shut_down_cleanly(tmp_path, sig):
     d = DaemonProcess(tmp_path).start()
-    with DaemonClient(d.endpoint, timeout=30) as client:
-        client.send("generate", bars=16, variations=4, seed=1)  # ~1 s of sampling, whatever the seed plays
-        assert client.poll(0.1) == []  # delivered: the signal lands mid-generation
-        assert d.stop(sig) == 0
+    try:
+        with DaemonClient(d.endpoint, timeout=30) as client:
+            client.send("generate", bars=16, variations=4, seed=1)  # ~1 s of sampling, whatever the seed plays
+            assert client.poll(0.1) == []  # delivered: the signal lands mid-generation
+            assert d.stop(sig) == 0
+    finally:
+        d.stop()  # a failed assertion must not leave the daemon running
     assert "stopped" in d.log_file.read_text()
 
 
