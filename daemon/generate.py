@@ -141,9 +141,9 @@ class Generator:
         The heaviest style lends its groove template, if it has one.
 
         Each style is pushed from `any` by `strength`, or by its own default: STYLE_STRENGTH for
-        genres and presets; 1 for a learned style, as it was learned (learning fitted it at 1,
-        and docs/styles.md measures 1.5 taking it away from its grooves), and for a drummer,
-        which has no genre to push. In a mix each part keeps its own default.
+        genres and presets; 1 for a learned style, the strength learning fitted it at (1.5 buys
+        it nothing on the shipped model, docs/styles.md), and for a drummer, which has no genre
+        to push. In a mix each part keeps its own default.
         """
         if style is None:
             return Voice()
