@@ -46,9 +46,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def cold_start(endpoint: str, log: Path) -> tuple[subprocess.Popen, float]:
+def cold_start(endpoint: str, log: Path, device: str = "auto") -> tuple[subprocess.Popen, float]:
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve", "--bind", endpoint, "--log-file", str(log)],
+    proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve", "--bind", endpoint, "--log-file", str(log),
+                             "--device", device],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sock = zmq.Context.instance().socket(zmq.REQ)  # libzmq reconnects every 10 ms until the daemon binds
     sock.setsockopt(zmq.RECONNECT_IVL, 10)

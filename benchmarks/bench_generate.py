@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench_generate.py            # the tables (medians of --runs)
     .venv/bin/python benchmarks/bench_generate.py --profile  # one decode step, part by part
+    python benchmarks/bench_generate.py --device cuda        # on a GPU: steps replayed from CUDA graphs
+    python benchmarks/bench_generate.py --device cuda --eager  # the same without the graphs
 
 The table: 4 bars x 1 and x 8 variations, 16 bars x 1 and 4 bars x 1 at focus 2 (two takes,
 scored, the more typical kept), with tokens per pattern, ms per
@@ -60,9 +62,18 @@ def matmul_rate(threads: int, n: int = 1024, runs: int = 10) -> float:
         torch.set_num_threads(before)
 
 
-def _timed(fn) -> float:
+def gpu_matmul_rate(n: int = 8192, runs: int = 10) -> float:
+    """FLOP/s of one large float32 matmul on the GPU, as the model runs (no TF32)."""
+    a, b = torch.randn(n, n, device="cuda"), torch.randn(n, n, device="cuda")
+    a @ b
+    return 2 * n**3 / min(_timed(lambda: a @ b, gpu=True) for _ in range(runs))
+
+
+def _timed(fn, gpu: bool = False) -> float:
     t = time.perf_counter()
     fn()
+    if gpu:
+        torch.cuda.synchronize()  # what was queued on the GPU is part of the time
     return time.perf_counter() - t
 
 
@@ -88,13 +99,13 @@ def hf_twin(g: Generator):
     c = g.model.config
     config = GPT2Config(vocab_size=len(g.vocab), n_positions=c.block_size, n_embd=c.n_embd, n_layer=c.n_layer,
                         n_head=c.n_head, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    return GPT2LMHeadModel(config).eval()
+    return GPT2LMHeadModel(config).eval().to(g.device)
 
 
 def hf_generate(twin, tokens: int, variations: int, seed: int) -> None:
     """`tokens` sampled tokens per pattern after a prompt as long as our prefix."""
     torch.manual_seed(seed)
-    prompt = torch.zeros((1, len(SLOTS)), dtype=torch.long)
+    prompt = torch.zeros((1, len(SLOTS)), dtype=torch.long, device=twin.device)
     with torch.inference_mode():
         twin.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_p=0.95,
                       max_new_tokens=tokens, min_new_tokens=tokens, num_return_sequences=variations,
@@ -103,8 +114,10 @@ def hf_generate(twin, tokens: int, variations: int, seed: int) -> None:
 
 def run_table(g: Generator, runs: int, seed: int) -> None:
     decode_threads = g.threads or torch.get_num_threads()
-    rates = {t: matmul_rate(t) for t in sorted({1, torch.get_num_threads(), decode_threads})}
-    rate = rates[decode_threads]
+    on_gpu = g.device.type == "cuda"
+    rates = {0: gpu_matmul_rate()} if on_gpu else \
+        {t: matmul_rate(t) for t in sorted({1, torch.get_num_threads(), decode_threads})}
+    rate = rates[0 if on_gpu else decode_threads]
     times: dict[str, list[float]] = defaultdict(list)
     shapes: dict[str, list[tuple[int, int, int]]] = defaultdict(list)  # (longest, mean tokens, flops)
     captured: list = []
@@ -125,20 +138,26 @@ def run_table(g: Generator, runs: int, seed: int) -> None:
     for i in range(runs):
         for name, kw in CASES.items():
             request = GrooveRequest(seed=seed + 100 * i, style="funk", **kw)
-            times[name].append(_timed(lambda: g.generate([request])))
+            times[name].append(_timed(lambda: g.generate([request]), on_gpu))
             lengths = [len(ids) + 1 for ids in captured]  # + the closing Bar that was sampled
             flops = sum(pattern_flops(g, ids, g.block_size, kw.get("focus", 1)) for ids in captured)
             shapes[name].append((max(lengths), statistics.mean(lengths), flops))
             if twin is not None and name not in NOT_IN_HF:  # the same tokens, HF's way, on the same threads
                 torch.set_num_threads(decode_threads)
-                hf_times[name].append(_timed(lambda: hf_generate(twin, max(lengths), kw["variations"], seed + i)))
+                hf_times[name].append(_timed(lambda: hf_generate(twin, max(lengths), kw["variations"], seed + i),
+                                             on_gpu))
                 torch.set_num_threads(threads)
     g._patterns = real_patterns
 
-    print(f"torch {torch.__version__}; torch threads {torch.get_num_threads()}, decoding on {decode_threads}; "
-          f"medians of {runs} runs")
-    print("large matmul (1024^3, float32): " + ", ".join(
-        f"{r / 1e9:.1f} GFLOP/s on {t} thread{'s' if t > 1 else ''}" for t, r in rates.items()) + "\n")
+    if on_gpu:
+        print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}, decode steps "
+              f"{'replayed from CUDA graphs' if g.graphed else 'eager'}; medians of {runs} runs")
+        print(f"large matmul (8192^3, float32, no TF32): {rate / 1e12:.1f} TFLOP/s on the GPU\n")
+    else:
+        print(f"torch {torch.__version__}; torch threads {torch.get_num_threads()}, decoding on {decode_threads}; "
+              f"medians of {runs} runs")
+        print("large matmul (1024^3, float32): " + ", ".join(
+            f"{r / 1e9:.1f} GFLOP/s on {t} thread{'s' if t > 1 else ''}" for t, r in rates.items()) + "\n")
     head = f"{'case':19} {'median ms':>9} {'min ms':>7} {'tokens/pattern':>14} {'ms/token':>8} " \
            f"{'MFLOP/pattern':>13} {'GFLOP/s':>8} {'of matmul':>9}"
     print(head)
@@ -161,8 +180,9 @@ def run_table(g: Generator, runs: int, seed: int) -> None:
         return
     import transformers
 
+    where = torch.cuda.get_device_name() if on_gpu else f"{decode_threads} thread(s)"
     print(f"\nHugging Face transformers {transformers.__version__}, GPT2LMHeadModel.generate, same shape, "
-          f"same tokens, top-p 0.95, KV cache, {decode_threads} thread(s):")
+          f"same tokens, top-p 0.95, KV cache, {where}:")
     for name, hf in hf_times.items():
         ours, theirs = statistics.median(times[name]), statistics.median(hf)
         print(f"{name:12} HF median {theirs * 1e3:7.1f} ms, ours {ours * 1e3:7.1f} ms: ours is {theirs / ours:.2f}x faster")
@@ -181,6 +201,8 @@ def run_profile(g: Generator, runs: int, seed: int) -> None:
             try:
                 return real(*args, **kwargs)
             finally:
+                if g.device.type == "cuda":
+                    torch.cuda.synchronize()  # a part's time includes the GPU work it queued
                 spent[label] += time.perf_counter() - t
                 calls[label] += 1
 
@@ -188,7 +210,7 @@ def run_profile(g: Generator, runs: int, seed: int) -> None:
         return real
 
     undo = [
-        (g.model, "step", wrap(g.model, "step", "model.step (decode forward)")),
+        (g, "_step", wrap(g, "_step", "decode step (forward)")),
         (g, "_prefill", wrap(g, "_prefill", "prefill (prefix forward)")),
         (g.table, "allowed", wrap(g.table, "allowed", "grammar: allowed ids")),
         (gen, "sample_top_p", wrap(gen, "sample_top_p", "top-p draw")),
@@ -204,7 +226,7 @@ def run_profile(g: Generator, runs: int, seed: int) -> None:
         for i in range(runs):
             request = GrooveRequest(seed=seed + i, style="funk", **kw)
             total.append(_timed(lambda: g.generate([request])))
-        steps = calls["model.step (decode forward)"] / runs
+        steps = calls["decode step (forward)"] / runs
         whole = sum(total) / runs
         print(f"\n{name}: {whole * 1e3:.1f} ms mean per generate(), {steps:.0f} decode steps")
         print(f"  {'part':30} {'ms/run':>7} {'us/step':>8} {'share':>6}")
@@ -219,6 +241,8 @@ def run_profile(g: Generator, runs: int, seed: int) -> None:
         else:
             delattr(owner, attr) if attr in vars(owner) else None
 
+    if g.device.type == "cuda":
+        return
     # One decode step, op by op, with torch's profiler.
     from torch.profiler import ProfilerActivity, profile
 
@@ -235,7 +259,7 @@ def run_profile(g: Generator, runs: int, seed: int) -> None:
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
 
 
-def run_daemon(runs: int, seed: int) -> None:
+def run_daemon(runs: int, seed: int, device: str) -> None:
     """CASES through a real daemon and socket; what a producer waits for, minus Live's own tick."""
     from benchmarks.bench_daemon import cold_start
     from shared.client import DaemonClient
@@ -244,7 +268,7 @@ def run_daemon(runs: int, seed: int) -> None:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     times: dict[str, list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, _ = cold_start(endpoint, Path(tmp) / "daemon.log")
+        proc, _ = cold_start(endpoint, Path(tmp) / "daemon.log", device)
         try:
             with DaemonClient(endpoint, timeout=60, retries=0) as client:
                 for kw in CASES.values():  # warm up every path once
@@ -259,7 +283,8 @@ def run_daemon(runs: int, seed: int) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
-    print(f"\nend to end through `drumigen serve` (ZeroMQ + msgpack, packed notes), medians of {runs} runs:")
+    print(f"\nend to end through `drumigen serve --device {device}` (ZeroMQ + msgpack, packed notes), "
+          f"medians of {runs} runs:")
     for name, t in times.items():
         print(f"{name:19} {statistics.median(t) * 1e3:9.1f} ms (min {min(t) * 1e3:.1f})")
     print(f"8 variations / 1: {statistics.median(times['4 bars x 8']) / statistics.median(times['4 bars x 1']):.2f}x")
@@ -273,18 +298,24 @@ def main() -> None:
                    f"(default {Generator.threads}; 0 = use torch's setting)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--profile", action="store_true", help="break one generate() down instead")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
+    p.add_argument("--eager", action="store_true", help="on a GPU, eager steps instead of CUDA graphs "
+                   "(in process only: the daemon always replays graphs)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    g = Generator.load(device="cpu")
+    g = Generator.load(device=args.device)
     print(f"Generator.load: {(time.perf_counter() - started) * 1e3:.0f} ms")
+    if args.eager:
+        g.graphed = None
     if args.decode_threads is not None:
         g.threads = args.decode_threads or None
     if args.profile:
         run_profile(g, args.runs, args.seed)
         return
     run_table(g, args.runs, args.seed)
-    run_daemon(args.runs, args.seed)
+    if not args.eager:
+        run_daemon(args.runs, args.seed, args.device)
 
 
 if __name__ == "__main__":

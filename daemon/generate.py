@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from daemon import checkpoint, styles
+from daemon.cuda_graphs import GraphedSteps
 from daemon.grammar import BAR, BarState, TokenTable, bar_beats
 from daemon.model import DrumTransformer
 from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
@@ -120,6 +121,10 @@ class Generator:
         self.table = TokenTable(vocab, self.device)
         self.block_size = model.config.block_size
         self.uncond_prefix = vocab.prefix(Conditions())
+        # The cache decoding runs in: rows padded to the longest keep going, each within the block.
+        self.capacity = self.block_size + self.block_size // 2
+        # On a GPU, decode steps replay CUDA graphs (daemon/cuda_graphs.py); None: eager step().
+        self.graphed = GraphedSteps(model, self.capacity, self.table.size) if self.device.type == "cuda" else None
         self.style_folder = style_folder  # learned styles; None: styles.default_folder()
 
     @classmethod
@@ -241,9 +246,9 @@ class Generator:
                 row.start = self._window_start(row)
         live = list(range(len(rows)))  # rows still sampling, in batch order
         batch = self._batch(rows, live)
-        logits, cache = self._prefill(rows, batch, self.block_size + self.block_size // 2)
+        logits, cache = self._prefill(rows, batch, decode=True)
         while True:
-            scores = logits.float().cpu().numpy()
+            scores = logits.float().cpu().numpy()  # on a GPU a view of a buffer the next step overwrites
             twin = {r: b for b, (r, conditional) in enumerate(batch) if not conditional}
             tokens = []
             for b, r in enumerate(live):
@@ -262,8 +267,14 @@ class Generator:
                 cache.keep([where[entry] for entry in batch])
             self._slide(rows, batch, cache)
             feed = tokens + [t for r, t in zip(live, tokens) if r in twin]
-            logits = self.model.step(torch.tensor(feed, device=self.device), cache, self.table.size)
+            logits = self._step(feed, cache)
         return self._patterns(requests, rows)
+
+    def _step(self, tokens: list[int], cache) -> torch.Tensor:
+        """Logits for one more token per row, from a CUDA graph on a GPU."""
+        if self.graphed is not None:
+            return self.graphed.step(tokens, cache)
+        return self.model.step(torch.tensor(tokens, device=self.device), cache, self.table.size)
 
     @staticmethod
     def _batch(rows: list[_Row], live: list[int]) -> list[tuple[int, bool]]:
@@ -307,21 +318,25 @@ class Generator:
                     rows[r].judged_start, rows[r].judged_to = rows[r].start, len(rows[r].state.ids)
                 rows[r].start = self._window_start(rows[r])
             entries = [(b, entry) for b, entry in enumerate(batch) if entry[0] in full]
-            _, fresh = self._prefill(rows, [entry for _, entry in entries], None, last=False)
+            _, fresh = self._prefill(rows, [entry for _, entry in entries], decode=False, last=False)
             for i, (b, _) in enumerate(entries):
                 cache.replace_row(b, fresh, i)
         if cache.length == cache.capacity:
             cache.shift(int(cache.pad.min()))  # every row is shorter than the block: all padded
 
-    def _prefill(self, rows: list[_Row], batch: list[tuple[int, bool]], length: int | None,
+    def _prefill(self, rows: list[_Row], batch: list[tuple[int, bool]], decode: bool,
                  last: bool = True) -> tuple[torch.Tensor, object]:
-        """A fresh cache of `length` slots holding every entry's context, left-padded to a common
-        length, and the logits after it (only for ids a sampler may pick)."""
+        """A cache holding every entry's context, left-padded to a common length, and the logits
+        after it (only for ids a sampler may pick): the one decoding goes on in (`decode`), or a
+        block's worth for a row that slides its window."""
         contexts = [self._context(rows[r], conditional, last) for r, conditional in batch]
         longest = max(len(c) for c in contexts)
         pads = torch.tensor([longest - len(c) for c in contexts], device=self.device)
         idx = torch.tensor([[self.vocab.pad] * (longest - len(c)) + c for c in contexts], device=self.device)
-        cache = self.model.new_cache(len(contexts), length, pad=pads)
+        if decode and self.graphed is not None:
+            cache = self.graphed.cache(len(contexts), pads)
+        else:
+            cache = self.model.new_cache(len(contexts), self.capacity if decode else None, pad=pads)
         mix = self._mix_weights(rows, batch)
         genre_slot = SLOTS.index("genre")
         logits = self.model(idx, cache, prefix_mix=None if mix is None else (pads + genre_slot, mix))

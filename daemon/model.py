@@ -26,17 +26,21 @@ class ModelConfig:
 
 
 class KVCache:
-    """Keys and values for every layer, allocated once per generation call.
+    """Keys and values for every layer, allocated once per generation call (on a GPU, kept
+    across calls: daemon/cuda_graphs.py).
 
     Growing tensors with torch.cat each step costs an allocation and a copy per layer
     per token; writing into a slice of a fixed buffer costs neither.
     """
 
     def __init__(self, config: ModelConfig, batch: int, length: int, device, dtype,
-                 pad: torch.Tensor | None = None) -> None:
+                 pad: torch.Tensor | None = None, buffer: torch.Tensor | None = None) -> None:
         head_dim = config.n_embd // config.n_head
         shape = (config.n_layer, 2, batch, config.n_head, length, head_dim)
-        self.buffer = torch.empty(shape, device=device, dtype=dtype)
+        if buffer is not None and (tuple(buffer.shape) != shape or buffer.dtype != dtype):
+            raise ValueError(f"a cache buffer of {tuple(buffer.shape)} {buffer.dtype} is not {shape} {dtype}")
+        # `buffer`: memory kept across calls (daemon/cuda_graphs.py, whose graphs are bound to it)
+        self.buffer = torch.empty(shape, device=device, dtype=dtype) if buffer is None else buffer
         self.layers = self.buffer.unbind(0)  # per-layer (2, B, H, length, head_dim) views
         self.length = 0  # slots filled so far, the same for every row
         self.set_pad(pad)
@@ -214,11 +218,12 @@ class DrumTransformer(nn.Module):
             cache.length += T
         return self.head(self.ln_f(x))
 
-    def new_cache(self, batch: int, length: int | None = None, pad: torch.Tensor | None = None) -> KVCache:
+    def new_cache(self, batch: int, length: int | None = None, pad: torch.Tensor | None = None,
+                  buffer: torch.Tensor | None = None) -> KVCache:
         """A cache of `length` slots (default the block size; more lets rows that are padded
-        keep going, each within the block size of its own positions)."""
+        keep going, each within the block size of its own positions), in `buffer` if given."""
         p = self.tok_emb.weight
-        return KVCache(self.config, batch, length or self.config.block_size, p.device, p.dtype, pad)
+        return KVCache(self.config, batch, length or self.config.block_size, p.device, p.dtype, pad, buffer)
 
     # --- the fast path for sampling ------------------------------------------------------------
     @torch.inference_mode()
@@ -251,6 +256,38 @@ class DrumTransformer(nn.Module):
             h = F.gelu(torch.layer_norm(x, (C,), ln2_w, ln2_b) @ fc_t)
             x = torch.addmm(x, h, fc_out_t)
         cache.length += 1
+        x = torch.layer_norm(x, (C,), ln_w, ln_b)
+        return x @ head_t if vocab is None else x @ head_t[:, :vocab]
+
+    @torch.inference_mode()
+    def step_at(self, idx: torch.Tensor, slot: torch.Tensor, pad: torch.Tensor, buffer: torch.Tensor,
+                vocab: int | None = None) -> torch.Tensor:
+        """step() with every shape fixed, so that one CUDA graph can replay it at any slot
+        (daemon/cuda_graphs.py): the slot to fill (`slot`, shape (1,)) and each row's padding
+        (`pad`, (B,)) are tensors, and each row attends to every slot of `buffer` (a KVCache's),
+        masked to its filled ones. Reading every slot (576 for the shipped model) where step()
+        reads the filled ones costs nothing on a GPU, where a step's time is its ~58 kernels'
+        fixed costs. Attention is three plain kernels: for one masked fp32 query SDPA picks its
+        memory-efficient kernel, which took 65 µs a layer on an H200, 2/3 of the step. Unfilled
+        slots must hold finite numbers (GraphedSteps.cache zeroes them): a NaN would reach real
+        rows through a zero attention weight. tests/daemon/test_model.py checks it against step()."""
+        B, C, H = idx.shape[0], self.config.n_embd, self.config.n_head
+        S, D = buffer.shape[4], C // H
+        layers, (ln_w, ln_b, tok, pos_emb, head_t) = self._step_weights()
+        slots = torch.arange(S, device=idx.device)
+        visible = (slots <= slot) & (slots >= pad[:, None])  # (B, S)
+        hidden = torch.where(visible, 0.0, float("-inf")).to(tok.dtype)  # added to the scores
+        hidden = hidden[:, None, None].expand(B, H, 1, S).reshape(B * H, 1, S)
+        x = tok.index_select(0, idx) + pos_emb.index_select(0, (slot - pad).clamp(min=0))  # (B, C)
+        for kv, (ln1_w, ln1_b, qkv_t, proj_t, ln2_w, ln2_b, fc_t, fc_out_t) in zip(buffer.unbind(0), layers):
+            qkv = torch.layer_norm(x, (C,), ln1_w, ln1_b) @ qkv_t  # (B, 3C)
+            kv.index_copy_(3, slot, qkv[:, C:].view(B, 2, H, 1, D).transpose(0, 1))
+            k, v = kv.flatten(1, 2)  # (B * H, S, D) each
+            scores = torch.baddbmm(hidden, qkv[:, :C].reshape(B * H, 1, D), k.transpose(1, 2), alpha=D**-0.5)
+            y = torch.bmm(scores.softmax(-1), v)  # (B * H, 1, D)
+            x = torch.addmm(x, y.view(B, C), proj_t)
+            h = F.gelu(torch.layer_norm(x, (C,), ln2_w, ln2_b) @ fc_t)
+            x = torch.addmm(x, h, fc_out_t)
         x = torch.layer_norm(x, (C,), ln_w, ln_b)
         return x @ head_t if vocab is None else x @ head_t[:, :vocab]
 

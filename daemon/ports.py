@@ -16,9 +16,14 @@ import time
 from collections.abc import Callable
 
 import mido
-import rtmidi
 
 from daemon.clock import realtime_priority
+
+try:
+    import rtmidi
+except ImportError as err:  # its wheel links ALSA's libasound.so.2, which a headless server may lack
+    rtmidi = None  # training, serving and files need no ports; backend() says what is missing
+    _RTMIDI_ERROR = str(err)
 
 VIRTUAL_NAME = "MidiDrumiGen"  # the output port a DAW sees
 CLOCK_PORT_NAME = "MidiDrumiGen Clock"  # the virtual input a DAW sends clock to
@@ -44,7 +49,10 @@ class PortLost(Exception):
 
 def backend(api: str = "auto") -> mido.Backend:
     """mido's rtmidi backend on one MIDI API; "auto" is rtmidi's choice, or JACK on a Linux
-    machine without the ALSA sequencer (containers, CI)."""
+    machine without the ALSA sequencer (containers, CI). Every port is opened through one."""
+    if rtmidi is None:
+        raise PortError(f"MIDI ports need python-rtmidi, which did not load ({_RTMIDI_ERROR}); on Linux "
+                        "install ALSA's library (Debian, Ubuntu: apt install libasound2)")
     if api == "auto":
         if sys.platform.startswith("linux") and not os.path.exists("/dev/snd/seq"):
             api = "jack"

@@ -292,6 +292,13 @@ class Daemon:
 
     # --- model worker ------------------------------------------------------------------------
     def _work(self) -> None:
+        if self.generator.device.type == "cuda":
+            # CUDA, cuBLAS, a 16-row cache and the common batch sizes' graphs, before a request waits
+            try:
+                for variations in (16, 8, 1):
+                    self.generator.generate([GrooveRequest(bars=1, variations=variations, seed=0)])
+            except Exception:  # a request will meet the same error and carry it to the client
+                log.exception("warming up on %s failed", self.generator.device)
         held: Job | None = None  # a clip op met while gathering a batch; it goes next
         while not self.stopping.is_set():
             if held is not None:

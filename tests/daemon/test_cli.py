@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -114,3 +115,29 @@ def test_eval_refuses_a_strength_the_protocol_would_refuse(capsys):
         build_parser().parse_args(["eval", "--strength", "9"])
     assert "must be 0..4, got 9" in capsys.readouterr().err
     assert build_parser().parse_args(["eval", "--strength", "2"]).strength == 2.0
+
+
+def test_everything_but_ports_works_without_a_loadable_rtmidi(tmp_path):
+    """python-rtmidi's wheel links ALSA's libasound.so.2, which a headless GPU server may lack (an
+    H200 machine did): files and the model must not need it, and a port must say what is missing."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class NoALSA:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'rtmidi':\n"
+        "            raise ImportError('libasound.so.2: cannot open shared object file')\n"
+        "sys.meta_path.insert(0, NoALSA())\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "daemon.cli", *args], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120, env=env)
+
+    made = run("generate", "--local", "--device", "cpu", "--style", "funk", "--bars", "1", "--seed", "1",
+               "--out", str(tmp_path / "out"))
+    assert made.returncode == 0, made.stderr
+    (out,) = (tmp_path / "out").iterdir()
+    assert midifile.read(out).notes
+    played = run("play", str(out))
+    assert played.returncode == 1
+    assert "python-rtmidi" in played.stderr and "libasound2" in played.stderr

@@ -169,6 +169,52 @@ def test_cache_replace_row_and_shift_keep_positions():
     torch.testing.assert_close(out[1][1], full_logits(model, b[14:22])[-1], atol=ATOL, rtol=0)
 
 
+def step_at(model: DrumTransformer, tok: torch.Tensor, cache, vocab: int | None = None) -> torch.Tensor:
+    """model.step_at as daemon/cuda_graphs.py drives it: the slot and the padding as tensors."""
+    pad = torch.zeros(len(tok), dtype=torch.long) if cache.pad is None else cache.pad
+    logits = model.step_at(tok, torch.tensor([cache.length]), pad, cache.buffer, vocab)
+    cache.length += 1
+    return logits
+
+
+def test_step_at_equals_step_through_padding_finished_rows_and_slides():
+    """The fixed-shape step a CUDA graph replays attends over every slot, masked. Its cache
+    holds an earlier call's keys beyond the filled slots (the graphs keep one buffer); they
+    must stay invisible through left padding, rows leaving, a row's window restarting and a
+    full cache shifting, exactly where step() reads only the filled slots."""
+    model = tiny(9)
+    g = torch.Generator().manual_seed(9)
+    seqs = [torch.randint(0, 61, (40,), generator=g).tolist() for _ in range(3)]
+    lengths = [5, 12, 8]
+    pads = torch.tensor([12 - n for n in lengths])
+    idx = torch.tensor([[0] * (12 - n) + s[:n] for s, n in zip(seqs, lengths)])
+    stale = torch.randn(2, 2, 3, 2, 60, 16, generator=g)  # (layers, k/v, rows, heads, slots, head_dim)
+    with torch.inference_mode():
+        plain, fixed = model.new_cache(3, 60, pad=pads), model.new_cache(3, 60, pad=pads, buffer=stale)
+        model(idx, plain), model(idx, fixed)
+        pos = list(lengths)
+
+        def both(rows: list[int], vocab: int | None = None) -> None:
+            tok = torch.tensor([seqs[r][pos[r]] for r in rows])
+            torch.testing.assert_close(step_at(model, tok, fixed, vocab), model.step(tok, plain, vocab), atol=ATOL, rtol=0)
+            for r in rows:
+                pos[r] += 1
+
+        for t in range(10):
+            both([0, 1, 2], vocab=40 if t % 2 else None)
+        for cache in (plain, fixed):
+            cache.keep([0, 2])  # row 1 finished
+        for _ in range(5):
+            both([0, 2])
+        for cache in (plain, fixed):  # row 2 restarts its window from its token 10
+            fresh = model.new_cache(1)
+            model(torch.tensor([seqs[2][10 : pos[2]]]), fresh)
+            cache.replace_row(1, fresh, 0)
+            cache.shift(4)
+        both([0, 2])
+    assert fixed.buffer.data_ptr() == stale.data_ptr() and fixed.length == plain.length == 24
+
+
 def test_limits_raise():
     model = tiny()
     with pytest.raises(ValueError, match="block size"):

@@ -12,6 +12,7 @@ import time
 
 import msgpack
 import pytest
+import torch
 import zmq
 
 from daemon.grammar import bar_beats
@@ -41,7 +42,8 @@ def ask(endpoint: str, timeout_ms: int = 20000, **msg) -> dict:
 def test_ping_info_styles(daemon):
     assert ask(daemon.endpoint, op="ping", id="p")["pong"] is True
     info = ask(daemon.endpoint, op="info", id=2)
-    assert info["id"] == 2 and info["ok"] and info["protocol"] == 1 and info["device"] == "cpu"
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # the daemon's `auto`
+    assert info["id"] == 2 and info["ok"] and info["protocol"] == 1 and info["device"] == device
     assert info["model"] == "drumigen-gmd.pt" and info["model_params"] > 1_000_000
     styles = ask(daemon.endpoint, op="styles", id=3)
     assert {"funk", "jazz", "rock", "hiphop", "latin"} <= set(styles["styles"])
