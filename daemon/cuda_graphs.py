@@ -68,7 +68,7 @@ class GraphedSteps:
             self.storage = None  # free the old buffer before taking a bigger one
             c, p = self.model.config, self.model.tok_emb.weight
             shape = (c.n_layer, 2, 1 << (batch - 1).bit_length(), c.n_head, self.capacity, c.n_embd // c.n_head)
-            self.storage = torch.empty(shape, device=p.device, dtype=p.dtype)
+            self.storage = torch.empty(shape, device=self.device, dtype=p.dtype)
         rows = self.storage[:, :, :batch]
         rows.zero_()
         return self.model.new_cache(batch, self.capacity, pad, buffer=rows)
