@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_generate.py --profile  # one decode step, part by part
     python benchmarks/bench_generate.py --device cuda        # on a GPU: steps replayed from CUDA graphs
     python benchmarks/bench_generate.py --device cuda --eager  # the same without the graphs
+    .venv/bin/python benchmarks/bench_generate.py --onednn   # on a CPU, GELU through oneDNN, torch's default
 
 The table: 4 bars x 1 and x 8 variations, 16 bars x 1 and 4 bars x 1 at focus 2 (two takes,
 scored, the more typical kept), with tokens per pattern, ms per
@@ -23,6 +24,7 @@ interleaved so that a burst of load hits all of them alike.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import statistics
 import sys
@@ -247,6 +249,7 @@ def run_profile(g: Generator, runs: int, seed: int) -> None:
     from torch.profiler import ProfilerActivity, profile
 
     torch.set_num_threads(g.threads or torch.get_num_threads())
+    torch.backends.mkldnn.enabled = g.onednn  # as generate() samples
     with torch.inference_mode():
         cache = g.model.new_cache(1)
         g.model(torch.randint(0, g.table.size, (1, 100)), cache)
@@ -260,7 +263,10 @@ def run_profile(g: Generator, runs: int, seed: int) -> None:
 
 
 def run_daemon(runs: int, seed: int, device: str) -> None:
-    """CASES through a real daemon and socket; what a producer waits for, minus Live's own tick."""
+    """CASES through a real daemon and socket; what a producer waits for, minus Live's own tick.
+    The daemon's log says how long each batch took inside it (the model worker's generate and
+    wire encoding): the rest of a round trip is the socket, msgpack and the hand-offs between
+    the daemon's threads."""
     from benchmarks.bench_daemon import cold_start
     from shared.client import DaemonClient
     from tests.support import free_port
@@ -268,7 +274,8 @@ def run_daemon(runs: int, seed: int, device: str) -> None:
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     times: dict[str, list[float]] = defaultdict(list)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, _ = cold_start(endpoint, Path(tmp) / "daemon.log", device)
+        log = Path(tmp) / "daemon.log"
+        proc, _ = cold_start(endpoint, log, device)
         try:
             with DaemonClient(endpoint, timeout=60, retries=0) as client:
                 for kw in CASES.values():  # warm up every path once
@@ -283,10 +290,14 @@ def run_daemon(runs: int, seed: int, device: str) -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=60)
+        inside = [float(m) / 1e3 for m in re.findall(r"in one batch in ([0-9.]+) ms", log.read_text())][len(CASES):]
     print(f"\nend to end through `drumigen serve --device {device}` (ZeroMQ + msgpack, packed notes), "
-          f"medians of {runs} runs:")
-    for name, t in times.items():
-        print(f"{name:19} {statistics.median(t) * 1e3:9.1f} ms (min {min(t) * 1e3:.1f})")
+          f"medians of {runs} runs; inside: the daemon's own time for the batch, from its log:")
+    for c, (name, t) in enumerate(times.items()):
+        worker = inside[c :: len(CASES)]
+        print(f"{name:19} {statistics.median(t) * 1e3:9.1f} ms (min {min(t) * 1e3:.1f}), inside "
+              f"{statistics.median(worker) * 1e3:.1f} ms; the rest of each round trip: median "
+              f"{statistics.median(a - b for a, b in zip(t, worker)) * 1e3:.1f} ms")
     print(f"8 variations / 1: {statistics.median(times['4 bars x 8']) / statistics.median(times['4 bars x 1']):.2f}x")
 
 
@@ -301,6 +312,8 @@ def main() -> None:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ...")
     p.add_argument("--eager", action="store_true", help="on a GPU, eager steps instead of CUDA graphs "
                    "(in process only: the daemon always replays graphs)")
+    p.add_argument("--onednn", action="store_true", help="on a CPU, sample with oneDNN on, torch's default "
+                   "(in process only; Generator.onednn says why it is off)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
@@ -308,13 +321,14 @@ def main() -> None:
     print(f"Generator.load: {(time.perf_counter() - started) * 1e3:.0f} ms")
     if args.eager:
         g.graphed = None
+    g.onednn = args.onednn
     if args.decode_threads is not None:
         g.threads = args.decode_threads or None
     if args.profile:
         run_profile(g, args.runs, args.seed)
         return
     run_table(g, args.runs, args.seed)
-    if not args.eager:
+    if not (args.eager or args.onednn):
         run_daemon(args.runs, args.seed, args.device)
 
 

@@ -111,6 +111,11 @@ class Generator:
     # threads a step measured 5-50x slower under such load, with 1 thread ~1.3x.
     # None leaves torch's setting alone.
     threads: int | None = 1
+    # oneDNN is off while sampling on a CPU. The only op of ours it runs is GELU, where its fixed
+    # cost per call (~24 µs on a one-row step's 1,024 activations, against ~4 for ATen's own
+    # kernel of the same erf formula; torch 2.13) was a tenth of the step (docs/model.md).
+    # Matmuls go to MKL either way.
+    onednn: bool = False
 
     def __init__(self, model: DrumTransformer, vocab: Vocabulary, device: torch.device | str = "cpu",
                  priors: dict | None = None, style_folder: Path | None = None) -> None:
@@ -228,14 +233,16 @@ class Generator:
     # --- sampling ----------------------------------------------------------------------------
     def generate(self, requests: list[GrooveRequest]) -> list[list[Pattern]]:
         """Patterns for each request (its variations), all sampled in one batch."""
-        threads = torch.get_num_threads()
-        if self.threads and self.device.type == "cpu":
-            torch.set_num_threads(self.threads)
+        threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+        if self.device.type == "cpu":
+            torch.set_num_threads(self.threads or threads)
+            torch.backends.mkldnn.enabled = self.onednn
         try:
             with torch.inference_mode():
                 return self._generate(requests)
         finally:
             torch.set_num_threads(threads)
+            torch.backends.mkldnn.enabled = onednn
 
     def _generate(self, requests: list[GrooveRequest]) -> list[list[Pattern]]:
         rows = self._rows(requests)

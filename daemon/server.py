@@ -352,7 +352,7 @@ class Daemon:
             message = f"generation failed inside the daemon; details are in {log_file_hint()}"
             return [(job.envelope, P.error_reply(job.request_id, P.E_INTERNAL, message)) for job in batch]
         elapsed = time.perf_counter() - started
-        log.info("generated %d requests (%d patterns) in one batch in %.0f ms", len(batch),
+        log.info("generated %d requests (%d patterns) in one batch in %.1f ms", len(batch),
                   sum(j.request.variations for j in batch), elapsed * 1000)
         return [(job.envelope, P.ok_reply(job.request_id, bars=job.request.bars, tempo=job.request.tempo,
                                           time_signature=list(job.request.meter), patterns=patterns))

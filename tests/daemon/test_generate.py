@@ -167,10 +167,21 @@ def test_long_grooves_slide_their_window_independently_of_the_batch(tiny):
         assert notes_of(patterns) == notes_of(tiny.generate([request])[0]), request
 
 
-def test_threads_are_restored(bundled):
-    threads = torch.get_num_threads()
+def test_sampling_runs_on_one_thread_without_onednn_and_restores_torch_settings(bundled, monkeypatch):
+    """Generator.threads and Generator.onednn hold while sampling on a CPU; torch's own settings after."""
+    during = []
+    real = bundled.model.step
+
+    def step(*args, **kwargs):
+        during.append((torch.get_num_threads(), torch.backends.mkldnn.enabled))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bundled.model, "step", step)
+    torch.set_num_threads(2)  # the one_thread fixture restores the suite's setting
+    assert torch.backends.mkldnn.enabled
     bundled.generate([GrooveRequest(bars=1, seed=0)])
-    assert torch.get_num_threads() == threads
+    assert during and set(during) == {(1, False)}
+    assert torch.get_num_threads() == 2 and torch.backends.mkldnn.enabled
 
 
 # --- conditioning -----------------------------------------------------------------------------
