@@ -507,7 +507,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def add_eval(sub) -> None:
     p = sub.add_parser("eval", help="measure a checkpoint against held-out GMD grooves",
                        description="NLL on GMD's validation and test splits, and per-genre quality of generated "
-                                   "grooves against real test-split grooves (see daemon/evaluate.py).")
+                                   "grooves against real held-out grooves (see daemon/evaluate.py).")
     p.add_argument("--checkpoint", type=Path, help="checkpoint to measure (default: the bundled one)")
     p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default ../shared/datasets/groove)")
     p.add_argument("--cache-dir", dest="cache_dir", type=Path, default=Path(".cache"), help="tokenized-data cache")

@@ -57,14 +57,14 @@ def test_c2st_tells_different_sets_apart_and_not_equal_ones():
 def test_table_shows_style_accuracy_as_a_share_of_real():
     row = dict(real=40, generated=64, oa={d: 0.5 for d in DESCRIPTORS}, c2st=0.8, c2st_real=None,
                copied_generated=0.0, copied_real=0.01)
-    result = {"genres": [dict(row, genre="funk", style_real=0.6, style_generated=0.3),
-                         dict(row, genre="pop", style_real=0.0, style_generated=0.1)],
+    result = {"genres": [dict(row, genre="funk", style_real=0.6, style_held_out=0.4, style_generated=0.3),
+                         dict(row, genre="pop", style_real=0.0, style_held_out=0.2, style_generated=0.1)],
               "validity": 1.0, "patterns": 128}
     lines = table(result).splitlines()
     funk = next(line for line in lines if line.startswith("| funk"))
     pop = next(line for line in lines if line.startswith("| pop"))
-    assert "| 60% | 30% | 0.50 |" in funk
-    assert "| 0% | 10% | – |" in pop
+    assert "| 60% | 40% | 30% | 0.50 | 0.75 |" in funk
+    assert "| 0% | 20% | 10% | – | 0.50 |" in pop
 
 
 def test_density_and_complexity_steer_the_bundled_model():
