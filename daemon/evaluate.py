@@ -12,7 +12,8 @@ Two kinds of numbers:
   * a style classifier trained on the train split's grooves: how often it recognises the
     requested genre in generated grooves, against how often in real held-out grooves: the test
     split's, and the test and validation splits' together (for some genres the test split holds
-    one to three takes, and which ones moves the bar more than any change to the model);
+    one to three takes, and which real grooves are the reference moves a genre's share by up
+    to 0.2: docs/model.md);
   * copying: the share of 2-bar 16th-note grids found verbatim in the train split, against the
     same share for real held-out grooves;
   * validity: grooves inside the clip with every bar played;
