@@ -15,6 +15,7 @@ from shared.protocol import (
     DEFAULT_ENDPOINT,
     E_UNAVAILABLE,
     FOCUS_RANGE,
+    SEED_RANGE,
     STRENGTH_RANGE,
     STYLE_STRENGTH,
     ProtocolError,
@@ -293,6 +294,13 @@ def bounded(low: float, high: float):
 fraction_arg = bounded(0.0, 1.0)  # a humanize amount, a genre balance
 
 
+def seed_arg(text: str) -> int:
+    """An argparse type: a seed as the daemon takes them (requests check their own)."""
+    if not re.fullmatch(r"\d+", text.strip()) or int(text) > SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"must be a whole number {SEED_RANGE[0]}..{SEED_RANGE[1]}, got {text}")
+    return int(text)
+
+
 def time_signature_arg(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"(\d{1,2})/(\d{1,2})", text.strip())
     if not match:
@@ -425,11 +433,7 @@ def cmd_humanize(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:  # MidiFileError is a ValueError
         print(f"drumigen: {err}", file=sys.stderr)
         return 1
-    try:
-        midifile.write(args.out, notes, groove.tempo, groove.meter, groove.length, name="MidiDrumiGen humanized")
-    except OSError as err:
-        print(f"drumigen: cannot write {args.out}: {err.strerror or err}", file=sys.stderr)
-        return 1
+    midifile.write(args.out, notes, groove.tempo, groove.meter, groove.length, name="MidiDrumiGen humanized")
     added = len(notes) - len(groove.notes)
     print(f"humanized {len(groove.notes)} notes" + (f" (+{added} ghost notes)" if added else "") + f" -> {args.out}")
     return 0
@@ -442,7 +446,7 @@ def add_humanize_parser(sub) -> None:
     p.add_argument("file", type=Path, help="a quantised drum .mid")
     p.add_argument("--style", help="a genre the feel comes from (default: GMD as a whole)")
     p.add_argument("--amount", type=fraction_arg, default=1.0, help="0 unchanged .. 1 the full feel (default 1)")
-    p.add_argument("--seed", type=int, help="same file + same seed = same result")
+    p.add_argument("--seed", type=seed_arg, help="same file + same seed = same result")
     p.add_argument("--ghost-notes", dest="ghost_notes", action="store_true", help="add soft snare ghost notes")
     p.add_argument("--checkpoint", type=Path, help="humanizer checkpoint (default: the bundled one)")
     p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")
@@ -478,18 +482,29 @@ def add_train_humanizer_parser(sub) -> None:
 # --- files -----------------------------------------------------------------------------------
 def cmd_show(args: argparse.Namespace) -> int:
     from daemon import midifile
-    from daemon.show import grid
+    from daemon.show import grid, piano_roll
 
     groove = midifile.read(args.file)
-    print(f"{args.file}: {len(groove.notes)} notes, {groove.tempo:g} BPM, "
-          f"{groove.meter[0]}/{groove.meter[1]}, {groove.length:g} beats")
+    about = (f"{args.file}: {len(groove.notes)} notes, {groove.tempo:g} BPM, "
+             f"{groove.meter[0]}/{groove.meter[1]}, {groove.length:g} beats")
+    print(about)
     print(grid(groove.notes, groove.meter, groove.length))
+    if args.png:
+        try:
+            piano_roll(groove.notes, groove.meter, groove.length, args.png, title=about)
+        except RuntimeError as err:  # no matplotlib
+            print(f"drumigen: {err}", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"piano roll -> {args.png}")
     return EXIT_OK
 
 
 def add_show(sub) -> None:
-    p = sub.add_parser("show", help="draw a MIDI groove as a drum grid in the terminal")
+    p = sub.add_parser("show", help="draw a MIDI groove as a drum grid in the terminal (or a PNG)",
+                       description="Draw a MIDI groove as a drum grid in the terminal and, with --png, as a "
+                                   "piano-roll image that shows its exact timing and velocities.")
     p.add_argument("file", type=Path, help="a .mid file")
+    p.add_argument("--png", type=Path, help="also draw it as a piano roll into this .png (needs the png extra)")
     p.set_defaults(func=cmd_show)
 
 
@@ -594,6 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # `show --png`: its font-cache notices are not ours
     from daemon.midifile import MidiFileError
 
     try:
@@ -606,6 +622,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except MidiFileError as err:
         print(f"drumigen: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as err:  # a file that cannot be written or read: a folder in its place, no such folder, ...
+        print(f"drumigen: {err.filename}: {err.strerror}" if err.filename else f"drumigen: {err}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

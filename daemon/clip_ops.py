@@ -1,20 +1,25 @@
-"""Working on a clip the producer already has: continue it, vary it, put fills in it, drumify it.
+"""Working on a clip the producer already has: continue it, vary it, fill it, drumify it, humanize it.
 
 Continue, variation and fill turn the clip into model tokens (the *primer*), let the generator
 play on from there under the same grammar, and cut out the part the op asked for. The clip's
 own notes are never re-quantised: what is kept is returned exactly as it came in. Drumify
 hears no primer: the clip's onsets become positions the grammar makes the groove play on.
+Humanize is the humanizer's (daemon/humanize.py), in the request's kit.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import random
 
-from daemon.generate import Generator, GrooveRequest, Pattern
+from daemon import kit
+from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
 from daemon.grammar import bar_beats
+from daemon.humanize import Humanizer
 from daemon.vocab import POSITIONS_PER_BEAT
 from shared.notes import Note
-from shared.protocol import E_BAD_REQUEST, ProtocolError
+from shared.protocol import E_BAD_REQUEST, SEED_RANGE, ProtocolError
 
 FILL_CONTEXT_BARS = 2  # bars before a fill that the model hears
 
@@ -23,13 +28,13 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
     """Model ids for exactly `bars` bars of `notes` (user kit -> canonical kit, one hit per piece and slot)."""
     meter = tuple(req.meter)
     bar = bar_beats(meter)
-    to_canonical = {user: gm for gm, user in sorted(req.kit.items(), reverse=True)}  # first gm wins
+    pieces = kit.reverse_map(req.kit)
     grid = POSITIONS_PER_BEAT * meter[1] / 4  # positions per quarter note
     seen, canonical = set(), []
     for n in notes:
         if not 0 <= n.start < bars * bar:
             continue
-        pitch = to_canonical.get(n.pitch, n.pitch)
+        pitch = kit.to_canonical(pieces.get(n.pitch, n.pitch))  # a TD-11 edge zone is its piece too
         key = (pitch, round(n.start * grid))
         if key not in seen:
             seen.add(key)
@@ -55,7 +60,7 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
 def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float) -> list[Pattern]:
     """A new take as long as the clip: the model hears the clip, then plays it again its own way."""
     clip_bars = _whole_bars(length, req.meter)
-    return [Pattern([_shift(n, -length) for n in p.notes], p.seed)
+    return [Pattern(_inside([_shift(n, -length) for n in p.notes], length), p.seed)
             for p in continue_clip(generator, req, notes, length, clip_bars)]
 
 
@@ -64,6 +69,9 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     """The clip with its last bar (or every `every`-th bar) replaced by a fill."""
     clip_bars = _whole_bars(length, req.meter)
     bar = bar_beats(req.meter)
+    if every and every > clip_bars:
+        raise ProtocolError(E_BAD_REQUEST, f"a fill every {every} bars leaves this clip of {clip_bars} "
+                                           f"bar{'s' * (clip_bars > 1)} without one")
     fill_bars = list(range(every - 1, clip_bars, every)) if every else [clip_bars - 1]
     requests, offsets = [], []
     for i, k in enumerate(fill_bars):
@@ -78,8 +86,27 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     for v in range(req.variations):
         out = [n for n in notes if not any(k * bar <= n.start < (k + 1) * bar for k in fill_bars)]
         for (k, fill_start, shift), variations in zip(offsets, found):
-            out += [_shift(n, shift) for n in variations[v].notes if n.start >= fill_start]
+            out += _inside([_shift(n, shift) for n in variations[v].notes if n.start >= fill_start], length)
         patterns.append(Pattern(sorted(out, key=lambda n: (n.start, n.pitch)), found[0][v].seed))
+    return patterns
+
+
+def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], length: float, amount: float,
+                  ghost_notes: bool, chance: bool) -> list[Pattern]:
+    """The clip played with a GMD drummer's feel, once per variation. The humanizer hears each
+    note as the piece the request's kit says it is; the notes keep their own pitches, and ghost
+    notes come in the kit."""
+    style = req.voice.genre or req.voice.habits  # the humanizer knows genres; a learned style plays as `any`
+    pieces = kit.reverse_map(req.kit)
+    heard = [dataclasses.replace(n, pitch=kit.to_canonical(pieces.get(n.pitch, n.pitch))) for n in notes]
+    seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)
+    patterns = []
+    for v in range(req.variations):
+        played = humanizer.humanize(heard, style, req.tempo, req.meter, length, amount=amount,
+                                    seed=variation_seed(seed, v), ghost_notes=ghost_notes, chance=chance)
+        own = [dataclasses.replace(p, pitch=n.pitch) for p, n in zip(played, notes)]  # the i-th is the i-th given
+        ghosts = [dataclasses.replace(p, pitch=req.kit.get(p.pitch, p.pitch)) for p in played[len(notes):]]
+        patterns.append(Pattern(own + ghosts, variation_seed(seed, v)))
     return patterns
 
 
@@ -97,18 +124,24 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     onsets: list[set[int]] = [set() for _ in range(clip_bars)]
     for n in notes:
         k, offset = divmod(round(n.start * DRUMIFY_GRID) / DRUMIFY_GRID, bar)
-        if 0 <= k < clip_bars:
-            onsets[int(k)].add(round(offset * DRUMIFY_GRID) * step)
+        onsets[int(k) % clip_bars].add(round(offset * DRUMIFY_GRID) * step)  # a tap just before the end is the loop's one
     if not any(onsets):
         raise ProtocolError(E_BAD_REQUEST, "drumify needs a clip with notes: their onsets are the rhythm to play")
     voice = req.voice or generator.voice(req.style, req.strength)
     voice = dataclasses.replace(voice, template=None)  # hits stay on the onsets
     request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice)
-    return generator.generate([request])[0]
+    return [Pattern(_inside(p.notes, length), p.seed) for p in generator.generate([request])[0]]
 
 
 def _whole_bars(length: float, meter: tuple[int, int]) -> int:
-    return max(1, round(length / bar_beats(meter)))
+    """The bars that hold a clip: a clip of 1.5 bars is played as 2, and cut back (_inside)."""
+    return max(1, math.ceil(length / bar_beats(meter) - 1e-6))
+
+
+def _inside(notes: list[Note], length: float) -> list[Note]:
+    """The notes that start inside the clip, each ending by its end."""
+    return [dataclasses.replace(n, duration=min(n.duration, length - n.start))
+            for n in notes if n.start < length]
 
 
 def _shift(n: Note, by: float) -> Note:

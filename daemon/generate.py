@@ -28,7 +28,7 @@ from daemon.grammar import BAR, BarState, TokenTable, bar_beats
 from daemon.model import DrumTransformer
 from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
 from shared.notes import Note
-from shared.protocol import STYLE_STRENGTH
+from shared.protocol import SEED_RANGE, STYLE_STRENGTH
 
 # A new beat's first bar has a hit on its downbeat (grammar onsets, as drumify's). Training windows
 # sometimes start where a take starts, and a quarter of GMD's takes come in after the one; a
@@ -215,11 +215,11 @@ class Generator:
         starts where it starts."""
         rows = []
         for req in requests:
-            base_seed = req.seed if req.seed is not None else random.randrange(2**31)
+            base_seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)
             voice = req.voice or self.voice(req.style, req.strength)
             conditions = self.conditions(req, voice)
             for v in range(req.variations):
-                seed = base_seed + v
+                seed = variation_seed(base_seed, v)
                 for take in range(req.focus):
                     rng = random.Random(seed if take == 0 else f"{seed}/{take}")
                     completed = self._complete(conditions, voice.habits, rng)
@@ -458,6 +458,12 @@ class Generator:
         return sorted(best.values(), key=lambda n: (n.start, n.pitch))
 
 
+def variation_seed(seed: int, variation: int) -> int:
+    """The seed variation `variation` of a request plays, inside SEED_RANGE: a seed a reply
+    carries can always be sent back to play that variation alone."""
+    return (seed + variation) % (SEED_RANGE[1] + 1)
+
+
 def sample_top_p(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:
     """Index drawn by inverse CDF at `u` in [0, 1) from softmax(logits / temperature), cut to
     the smallest set of most likely entries whose mass reaches `top_p` (the first always stays).
@@ -465,9 +471,10 @@ def sample_top_p(logits: np.ndarray, temperature: float, top_p: float, u: float)
     at a few hundred floats that is cheaper than torch's per-op overhead."""
     if temperature <= 0:
         return int(logits.argmax())
-    p = np.array(logits, dtype=np.float64)
+    p = logits.astype(np.float64)
     p -= p.max()
-    p *= 1.0 / temperature
+    if temperature != 1.0:  # the default: a multiply by 1 changes nothing
+        p *= 1.0 / temperature
     np.exp(p, out=p)
     order = p.argsort()[::-1]  # most likely first
     cdf = p[order].cumsum()

@@ -50,6 +50,10 @@ _ACCEPTS = {
 
 PITCH_BASE = 32  # pitch bit i stands for MIDI pitch PITCH_BASE + i; the kit spans 35..60
 MAX_TOKENS_PER_BAR = 200  # a real bar needs < 100; past this the bar is closed by force
+# Pieces struck at one position: GMD's 1,150 takes strike 5 at most (8 of 367k positions, 4 in
+# 362). Without a cap, a model kept from moving on (a drumify onset due just ahead, in a meter it
+# barely knows) piled 20+ pieces onto one instant.
+MAX_HITS_AT_ONCE = 5
 MAX_CACHED_KEYS = 10_000  # allowed-id arrays kept (~2 KB each; ~1,000 keys cover 4/4 grooves)
 
 
@@ -103,6 +107,7 @@ class TokenTable:
             accepts[state, list(kinds)] = True
         self.first, self.first_pos, self.max_pos = first, first_pos, max_pos
         self.meter, self.lead_pitches, self.broken = meter, lead_pitches, broken
+        self.lead_hits = np.array([int(m).bit_count() for m in lead_pitches])  # hits before the first Position
         self.starts_bar = first == BAR
         self.state_ok = accepts[:, first] & ~broken  # (6, V): what each state accepts at all
         # A token continues the current bar's positions from its first Position on, unless it
@@ -119,18 +124,19 @@ class TokenTable:
         """Ascending ids that `s` may take next (never empty; a shared, read-only array)."""
         return self._allowed(*s.key())
 
-    def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int,
+    def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int, room: int,
                      force_bar: bool, due: int, due_next: int, rest_ok: bool) -> np.ndarray:
-        """`due`: the next position of this bar that must get a hit (-1: none left); `due_next`:
-        the next bar's first such position, for tokens that open that bar; `rest_ok`: a bar
-        opened by known tokens may stay empty (a Bar may follow its TimeSig)."""
+        """`room`: how many more pieces may be struck at this position; `due`: the next position
+        of this bar that must get a hit (-1: none left); `due_next`: the next bar's first such
+        position, for tokens that open that bar; `rest_ok`: a bar opened by known tokens may stay
+        empty (a Bar may follow its TimeSig)."""
         ids = self._base(state, meter, force_bar and due < 0)
         if rest_ok and state == AFTER_TIMESIG:
             bars = self._base(AFTER_VELOCITY, meter, False)
             ids = np.union1d(ids, bars[self.starts_bar[bars]]).astype(np.int32)
         ids = ids[self.continues_from[ids] > position]  # positions rise within a bar
-        if struck:
-            ids = ids[(self.lead_pitches[ids] & struck) == 0]  # no piece struck twice at a position
+        if struck:  # no piece struck twice at a position, and no more than `room` more
+            ids = ids[((self.lead_pitches[ids] & struck) == 0) & (self.lead_hits[ids] <= room)]
         if due >= 0:  # stay in the bar, at or before the due position
             ids = ids[~self.starts_bar[ids] & (self.max_pos[ids] <= due)]
         elif due_next >= 0:  # a token opening the next bar must not pass its first due position
@@ -197,15 +203,17 @@ class BarState:
         """Everything the allowed set depends on (TokenTable.allowed caches by it)."""
         # Close an overlong bar by force, but only where a Bar may come: a half-written hit
         # (after a Position or a pitch) must be finished first, or nothing would be allowed.
-        force_bar = self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
+        # Known tokens (a user's clip) may be as dense as the clip is: the caps are the sampler's.
+        force_bar = not self.known and self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
+        room = 128 if self.known else MAX_HITS_AT_ONCE - self.struck.bit_count()  # 128 pitches: no cap
         rest_ok = self.known and self.state == AFTER_TIMESIG
         if not self.onsets:
-            return self.state, self.meter, self.position, self.struck, force_bar, -1, -1, rest_ok
+            return self.state, self.meter, self.position, self.struck, room, force_bar, -1, -1, rest_ok
         bar = self.bars - 1  # the bar being written; -1 before the first Bar
         here = self.onsets[bar] if 0 <= bar < len(self.onsets) else ()
         due = next((p for p in here if p > self.position), -1)
         following = self.onsets[bar + 1] if bar + 1 < len(self.onsets) else ()
-        return (self.state, self.meter, self.position, self.struck, force_bar, due,
+        return (self.state, self.meter, self.position, self.struck, room, force_bar, due,
                 following[0] if following else -1, rest_ok)
 
     def advance(self, token: int, table: TokenTable) -> None:

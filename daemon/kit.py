@@ -13,6 +13,7 @@ from pathlib import Path
 
 # TD-11 pitch -> canonical GM pitch. Pitches not listed pass through unchanged.
 GMD_TO_GM = {22: 42, 26: 46, 58: 43}
+TD11_ZONES = {22: "closed hat edge", 26: "open hat edge", 58: "floor tom rim"}  # for `show`
 
 # The pieces the canonical kit uses, with names a musician knows (for `show` and docs).
 PIECE_NAMES = {
@@ -52,6 +53,16 @@ def to_canonical(pitch: int) -> int:
     return GMD_TO_GM.get(pitch, pitch)
 
 
+def reverse_map(mapping: dict[int, int]) -> dict[int, int]:
+    """A kit's pitch -> the canonical piece it plays, to read a clip written in that kit. A piece
+    the map leaves where it is keeps its pitch (rack16 folds china, splash and crash 2 onto the
+    crash's pad, 49, which is still the crash); any other pitch is the lowest piece sent there."""
+    reverse: dict[int, int] = {}
+    for piece, pitch in sorted(mapping.items()):
+        reverse.setdefault(pitch, pitch if pitch in PIECE_NAMES and pitch not in mapping else piece)
+    return reverse
+
+
 def load_map(spec: str | dict) -> dict[int, int]:
     """A kit map by built-in name, JSON file path, or inline {gm_pitch: target_pitch} map."""
     if isinstance(spec, dict):
@@ -71,11 +82,16 @@ def load_map(spec: str | dict) -> dict[int, int]:
         raise ValueError("a kit map must be a JSON object of {gm_pitch: target_pitch}")
     mapping = {}
     for key, value in raw.items():
-        try:
-            source, target = int(key), int(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"kit map entry {key!r}: {value!r} is not pitch: pitch") from None
+        # Keys are JSON's strings of whole numbers; values whole numbers ("36": 36.9 or true is a typo).
+        source = int(key) if isinstance(key, str) and key.strip().isdigit() else key
+        if not (_is_int(source) and _is_int(value)):
+            raise ValueError(f"kit map entry {key!r}: {value!r} is not pitch: pitch")
+        target = value
         if not (0 <= source <= 127 and 0 <= target <= 127):
             raise ValueError(f"kit map entry {key}: {value} is outside MIDI pitches 0..127")
         mapping[source] = target
     return mapping
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

@@ -7,6 +7,7 @@ file and any channel (a user's clip may not be on channel 10) and reports what i
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import mido
 
 from shared.notes import Note
+
+log = logging.getLogger(__name__)
 
 DRUM_CHANNEL = 9
 TICKS_PER_BEAT = 480
@@ -26,7 +29,7 @@ class MidiFileError(ValueError):
 @dataclass
 class Groove:
     notes: list[Note]
-    tempo: float  # BPM (the file's first tempo, 120 when it has none)
+    tempo: float  # BPM (the file's first tempo, 120 when it has none; later changes are warned of)
     meter: tuple[int, int]  # the first time signature, 4/4 when it has none
     length: float  # beats: whole bars covering the notes
 
@@ -72,22 +75,30 @@ def read(path: Path) -> Groove:
     except FileNotFoundError:
         raise MidiFileError(f"{path}: no such file") from None
     except (OSError, ValueError, EOFError, KeyError, IndexError) as err:
-        raise MidiFileError(f"{path} is not a readable MIDI file ({err or type(err).__name__})") from None
+        raise MidiFileError(f"{path} is not a readable MIDI file ({str(err) or type(err).__name__})") from None
     if mid.type == 2:
         raise MidiFileError(f"{path} is a type-2 MIDI file (independent patterns); save it as type 0 or 1")
     tpb = mid.ticks_per_beat
     if tpb <= 0:
         raise MidiFileError(f"{path} uses SMPTE time, which MidiDrumiGen does not read")
-    tempo, meter = None, None
+    tempo, meter, changed = None, None, None
     open_notes: dict[tuple[int, int], tuple[int, int]] = {}
     notes: list[Note] = []
     tick = 0
     for msg in mido.merge_tracks(mid.tracks):
         tick += msg.time
-        if msg.type == "set_tempo" and tempo is None:
-            tempo = round(mido.tempo2bpm(msg.tempo), 3)  # µs per beat is an integer
-        elif msg.type == "time_signature" and meter is None:
-            meter = (msg.numerator, msg.denominator)
+        if msg.type == "set_tempo":
+            if msg.tempo <= 0:
+                raise MidiFileError(f"{path} sets a tempo of 0 µs per beat")
+            bpm = round(mido.tempo2bpm(msg.tempo), 3)  # µs per beat is an integer
+            tempo = tempo or bpm
+            changed = tick if changed is None and bpm != tempo else changed  # read at the first, warned of
+        elif msg.type == "time_signature":
+            if not (msg.numerator > 0 and msg.denominator > 0):
+                raise MidiFileError(f"{path} has a time signature of {msg.numerator}/{msg.denominator}")
+            sig = (msg.numerator, msg.denominator)
+            meter = meter or sig
+            changed = tick if changed is None and sig != meter else changed
         elif msg.type == "note_on" and msg.velocity > 0:
             _close(open_notes, notes, (msg.channel, msg.note), tick, tpb)
             open_notes[(msg.channel, msg.note)] = (tick, msg.velocity)
@@ -98,6 +109,9 @@ def read(path: Path) -> Groove:
     if not notes:
         raise MidiFileError(f"{path} holds no notes")
     meter = meter or (4, 4)
+    if changed is not None:
+        log.warning("%s changes tempo or meter at beat %g; it is read at its first, %g BPM in %d/%d",
+                    path, changed / tpb, tempo or 120.0, *meter)
     bar = meter[0] * 4 / meter[1]
     bars = math.floor(max(n.start for n in notes) / bar + 1e-6) + 1
     end_bars = tick / tpb / bar  # an end-of-track on a bar line marks a longer clip (trailing rests)

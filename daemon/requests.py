@@ -20,6 +20,7 @@ from shared.protocol import (
     E_UNKNOWN_STYLE,
     FOCUS_RANGE,
     GUIDANCE_RANGE,
+    SEED_RANGE,
     STRENGTH_RANGE,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
@@ -60,7 +61,7 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
         variations=whole_number(msg, "variations", 1, VARIATIONS_RANGE),
         temperature=number(msg, "temperature", 1.0, TEMPERATURE_RANGE),
         top_p=number(msg, "top_p", 0.95, TOP_P_RANGE),
-        seed=whole_number(msg, "seed", None, (0, 2**31 - 1)),
+        seed=whole_number(msg, "seed", None, SEED_RANGE),
         kind=_choice(msg, "kind", KINDS, E_BAD_REQUEST),
         density=number(msg, "density", None, (0.0, 1.0)),
         complexity=number(msg, "complexity", None, (0.0, 1.0)),
@@ -126,7 +127,6 @@ def _style(value: object) -> str | dict[str, float] | None:
     if isinstance(value, dict):
         if not 1 <= len(value) <= MAX_STYLES_IN_MIX:
             raise ProtocolError(E_BAD_REQUEST, f"a style mix names 1..{MAX_STYLES_IN_MIX} styles")
-        mix = {}
         for name, weight in value.items():
             if not isinstance(name, str) or name.strip().lower() == "any":
                 raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {name!r} in the mix")
@@ -134,10 +134,13 @@ def _style(value: object) -> str | dict[str, float] | None:
                 math.isfinite(weight) and weight >= 0
             ):
                 raise ProtocolError(E_BAD_REQUEST, f"style weight for {name!r} must be a number >= 0")
-            key = name.strip().lower()
-            mix[key] = mix.get(key, 0.0) + float(weight)
-        if sum(mix.values()) <= 0:
+        top = max(value.values())
+        if top <= 0:
             raise ProtocolError(E_BAD_REQUEST, "style weights must not all be zero")
+        mix: dict[str, float] = {}
+        for name, weight in value.items():  # over the largest: only their ratios count, and 1e308s sum to a number
+            key = name.strip().lower()
+            mix[key] = mix.get(key, 0.0) + weight / top
         return mix
     raise ProtocolError(E_BAD_REQUEST, "style must be a name or a map of name to weight")
 
@@ -187,7 +190,10 @@ def clip(msg: dict, meter: tuple[int, int]) -> tuple[list[Note], float]:
     if len(notes) > MAX_CLIP_NOTES:
         raise ProtocolError(E_BAD_REQUEST, f"a clip may hold at most {MAX_CLIP_NOTES} notes, got {len(notes)}")
     bar = meter[0] * 4 / meter[1]
-    length = number(msg, "length", None, (bar / 4, MAX_CLIP_BARS * bar))
+    length = number(msg, "length", None, (0.0, math.inf))
+    if length is not None and not bar / 4 <= length <= MAX_CLIP_BARS * bar:
+        raise ProtocolError(E_BAD_REQUEST, f"length is {length:g} beats, {length / bar:g} bars of {meter[0]}/{meter[1]}; "
+                                           f"a clip is a quarter bar to {MAX_CLIP_BARS} bars")
     if length is None:
         raise ProtocolError(E_BAD_REQUEST, "length (the clip's length in beats) is missing")
     parsed = [n for n in map(Note.from_wire, notes) if n.start < length]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import random
 import signal
 import threading
 import time
@@ -169,7 +168,7 @@ class Daemon:
                 request = request_for(msg, self.generator)
                 self.jobs.put_nowait(Job(envelope, request_id, request, time.perf_counter(), packed=flag(msg, "packed")))
                 return None
-            if op in self._clip_ops:
+            if isinstance(op, str) and op in self._clip_ops:
                 task = self._clip_ops[op](msg)
                 self.jobs.put_nowait(Job(envelope, request_id, None, time.perf_counter(), task, flag(msg, "packed")))
                 return None
@@ -246,16 +245,8 @@ class Daemon:
         request, notes, length = self._clip(msg)
         amount = number(msg, "amount", 1.0, (0.0, 1.0))
         ghost_notes, chance = flag(msg, "ghost_notes"), flag(msg, "chance")
-        style = request.voice.genre or request.voice.habits  # the humanizer knows genres; a learned style plays as `any`
-        seed = request.seed if request.seed is not None else random.randrange(2**31)
-
-        def run() -> dict:
-            return _patterns([
-                Pattern(self.humanizer.humanize(notes, style, request.tempo, request.meter, length, amount=amount,
-                                                seed=seed + v, ghost_notes=ghost_notes, chance=chance), seed + v)
-                for v in range(request.variations)
-            ])
-        return run
+        return lambda: _patterns(clip_ops.humanize_clip(self.humanizer, request, notes, length, amount,
+                                                        ghost_notes, chance))
 
     def _learn_style(self, msg: dict) -> Callable[[], dict]:
         """A style learned from Live clips (about a minute on a laptop CPU; the queue waits)."""

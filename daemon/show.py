@@ -1,4 +1,5 @@
-"""A groove as a drum grid in the terminal: one row per piece, one column per 16th note.
+"""A groove as a drum grid in the terminal (one row per piece, one column per 16th note), or as
+a piano-roll image.
 
     bar 1            bar 2
     1 . . . 2 . . .  1 . . . 2 . . .
@@ -6,24 +7,30 @@ crash      X - - - - - - -  - - - - - - - -
 closed hat x - x - x . x -  x - x - x - x x
 
 `X` accent (velocity ≥ 100), `x` normal, `.` ghost (< 50), `-` rest. Hits are placed on the
-nearest 16th, so micro-timing is not drawn; `drumigen show --png` draws it exactly.
+nearest 16th, so micro-timing is not drawn; `drumigen show --png` draws it exactly (matplotlib,
+an optional extra: `pip install -e '.[png]'`).
 """
 
 from __future__ import annotations
 
-from daemon.kit import PIECE_NAMES
+from pathlib import Path
+
+from daemon.kit import PIECE_NAMES, TD11_ZONES
 from shared.notes import Note
 
 STEPS_PER_BEAT = 4  # quarter-note beats: 16ths
+MAX_GRID_BARS = 64  # a terminal's worth (Live's clips are shorter; a stray note at bar 50,000 is not)
 # Top to bottom as a drummer reads a chart: cymbals, hats, toms, snare, kick.
 ROW_ORDER = (49, 57, 55, 52, 51, 53, 59, 46, 42, 44, 50, 48, 47, 45, 43, 40, 38, 37, 36)
 
 
 def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
-    """The grid for notes spanning `length` beats; pitches outside the kit get their number."""
+    """The grid for notes spanning `length` beats (its first MAX_GRID_BARS bars); pitches
+    outside the kit get their number."""
     bar_beats = meter[0] * 4 / meter[1]
     steps_per_bar = round(bar_beats * STEPS_PER_BEAT)
-    bars = max(1, round(length / bar_beats))
+    all_bars = max(1, round(length / bar_beats))
+    bars = min(all_bars, MAX_GRID_BARS)
     cells: dict[int, list[str]] = {}
     for n in notes:
         step = round(n.start * STEPS_PER_BEAT)
@@ -33,22 +40,58 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
         mark = "X" if n.velocity >= 100 else "x" if n.velocity >= 50 else "."
         if "-.xX".index(mark) > "-.xX".index(row[step]):
             row[step] = mark
-    order = {p: i for i, p in enumerate(ROW_ORDER)}
-    pitches = sorted(cells, key=lambda p: (order.get(p, len(order)), p))
+    pitches = _rows(cells)
     label = max([len(_name(p)) for p in pitches] + [4])
-    steps_per_count = STEPS_PER_BEAT * 4 // meter[1]  # a count is one beat of the meter
-    counts = []
-    for bar in range(bars):
-        counts.append(" ".join(
-            str(s // steps_per_count + 1) if s % steps_per_count == 0 else "." for s in range(steps_per_bar)
-        ))
-    lines = [" " * label + "  " + "  ".join(counts)]
-    for p in pitches:
-        row = cells[p]
-        bars_text = "  ".join(" ".join(row[b * steps_per_bar : (b + 1) * steps_per_bar]) for b in range(bars))
-        lines.append(f"{_name(p):>{label}}  {bars_text}")
+    steps_per_count = max(1, STEPS_PER_BEAT * 4 // meter[1])  # a count is one beat of the meter (or a 16th)
+    header = [str(s // steps_per_count + 1) if s % steps_per_count == 0 else "." for s in range(steps_per_bar)]
+    width = max(len(cell) for cell in header)  # 12/8 counts to 12: every column two wide
+
+    def line(cells: list[str]) -> str:
+        bar_cells = (cells[b * steps_per_bar : (b + 1) * steps_per_bar] for b in range(bars))
+        return "  ".join(" ".join(c.ljust(width) for c in bar) for bar in bar_cells).rstrip()
+
+    lines = [" " * label + "  " + line(header * bars)]
+    lines += [f"{_name(p):>{label}}  {line(cells[p])}" for p in pitches]
+    if bars < all_bars:
+        lines.append(f"(the first {bars} of {all_bars} bars)")
     return "\n".join(lines)
 
 
+HIT_WIDTH = 1 / 16  # beats: a 64th, narrow enough that a flam's two strokes stay apart
+
+
+def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: Path, title: str = "") -> None:
+    """A PNG of the groove: one row per piece (as in `grid`), each hit a bar at its exact start,
+    micro-timing and all, darker the harder it is played; a line at each bar (dark) and count."""
+    try:
+        from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+    except ImportError:
+        raise RuntimeError("drawing a PNG needs matplotlib: pip install -e '.[png]'") from None
+    bar_beats, count = meter[0] * 4 / meter[1], 4 / meter[1]
+    pitches = _rows({n.pitch for n in notes})
+    fig = Figure(figsize=(min(4 + 0.5 * length, 60), 1.2 + 0.3 * max(len(pitches), 1)), dpi=100)
+    ax = fig.add_subplot()
+    for i, pitch in enumerate(reversed(pitches)):  # the kick at the bottom, as in the grid
+        hits = [n for n in notes if n.pitch == pitch]
+        ax.broken_barh([(n.start, HIT_WIDTH) for n in hits], (i - 0.4, 0.8),
+                       facecolors=[(0.1, 0.2, 0.5, 0.2 + 0.8 * n.velocity / 127) for n in hits])
+    for k in range(round(length / count) + 1):
+        on_bar = abs(k * count / bar_beats - round(k * count / bar_beats)) < 1e-9
+        ax.axvline(k * count, color="0.3" if on_bar else "0.85", linewidth=1.0 if on_bar else 0.5, zorder=0)
+    ax.set_xlim(0, length)
+    ax.set_ylim(-0.6, len(pitches) - 0.4)
+    ax.set_yticks(range(len(pitches)), [_name(p) for p in reversed(pitches)])
+    ax.set_xlabel(f"beats ({meter[0]}/{meter[1]})")
+    ax.set_title(title, fontsize=10, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, format="png")  # to exactly that path, whatever its suffix
+
+
+def _rows(pitches) -> list[int]:
+    """Pitches top to bottom as a drummer reads a chart; pitches outside the kit last."""
+    order = {p: i for i, p in enumerate(ROW_ORDER)}
+    return sorted(pitches, key=lambda p: (order.get(p, len(order)), p))
+
+
 def _name(pitch: int) -> str:
-    return PIECE_NAMES.get(pitch, f"pitch {pitch}")
+    return PIECE_NAMES.get(pitch) or TD11_ZONES.get(pitch) or f"pitch {pitch}"

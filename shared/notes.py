@@ -43,13 +43,11 @@ class Note:
             raise ProtocolError(E_BAD_REQUEST, "each note must be a map")
         try:
             pitch, velocity = wire["pitch"], wire["velocity"]
-            start, duration = float(wire["start"]), float(wire["duration"])
-            probability = float(wire.get("probability", 1.0))
-            deviation = float(wire.get("velocity_deviation", 0.0))
+            start, duration = _number(wire["start"], "start"), _number(wire["duration"], "duration")
         except KeyError as missing:
             raise ProtocolError(E_BAD_REQUEST, f"a note lacks {missing}") from None
-        except (TypeError, ValueError):
-            raise ProtocolError(E_BAD_REQUEST, "note times must be numbers") from None
+        probability = _number(wire.get("probability", 1.0), "probability")
+        deviation = _number(wire.get("velocity_deviation", 0.0), "velocity_deviation")
         return cls._checked(pitch, start, duration, velocity, probability, deviation)
 
     @classmethod
@@ -63,6 +61,8 @@ class Note:
             raise ProtocolError(E_BAD_REQUEST, "note start must be >= 0 and duration > 0 beats")
         if not (0.0 <= probability <= 1.0):
             raise ProtocolError(E_BAD_REQUEST, "note probability must be 0..1")
+        if not -127.0 <= deviation <= 127.0:  # Live 12's velocity range
+            raise ProtocolError(E_BAD_REQUEST, "note velocity_deviation must be -127..127")
         return cls(int(pitch), start, duration, int(velocity), probability, deviation)
 
 
@@ -77,6 +77,13 @@ def unpack_notes(blob: object) -> list[Note]:
         raise ProtocolError(E_BAD_REQUEST, f"packed notes must be bytes, {PACKED_NOTE.size} per note")
     return [Note._checked(pitch, start, duration, velocity, probability, deviation)
             for pitch, velocity, start, duration, probability, deviation in PACKED_NOTE.iter_unpack(blob)]
+
+
+def _number(value: object, name: str) -> float:
+    """A note field that must be a number: not a string, not a bool (msgpack keeps them apart)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise ProtocolError(E_BAD_REQUEST, f"note {name} must be a number, got {value!r}")
+    return float(value)
 
 
 def _is_int(value: object) -> bool:

@@ -61,6 +61,7 @@ TOP_P_RANGE = (0.01, 1.0)  # nucleus sampling's mass; at 0.01 nearly always the 
 FOCUS_RANGE = (1, 8)  # takes per variation; variations x focus is at most VARIATIONS_RANGE[1]
 STRENGTH_RANGE = (0.0, 4.0)
 GUIDANCE_RANGE = (0.0, 10.0)
+SEED_RANGE = (0, 2**31 - 1)  # variation v of seed s plays seed (s + v) mod 2**31: any seed a reply carries is one to send
 # The genre slot plays any + strength x (style - any): 1 is the style as the model learned it, 0
 # no style. Styles made of GMD genres play at 1.5 unless a request sets `strength`: grooves then
 # say their genre more clearly, at no cost (docs/model.md measures it). Learned styles play at 1.

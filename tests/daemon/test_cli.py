@@ -73,6 +73,42 @@ def test_show_draws_a_grid_and_refuses_corrupt_files(tmp_path):
     assert bad.returncode == 1 and "not a readable MIDI file" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_show_png_draws_a_piano_roll_and_long_counts_stay_in_columns(tmp_path):
+    from shared.notes import Note
+
+    path = tmp_path / "g.mid"
+    midifile.write(path, [Note(36, 0.0, 0.25, 110), Note(42, 5.5, 0.25, 60), Note(22, 1.5, 0.25, 90)], 90, (12, 8))
+    r = drumigen("show", str(path), "--png", str(tmp_path / "g.png"))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    header, hat = lines[1], next(l for l in lines if l.strip().startswith("closed hat "))
+    assert header.index("12") == hat.rindex("x")  # beat 5.5 is the 12th count, drawn under its number
+    assert any(l.strip().startswith("closed hat edge") for l in lines)  # the TD-11 zone, named
+    png = (tmp_path / "g.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    assert width > height > 100
+    longer = tmp_path / "long.mid"
+    midifile.write(longer, [Note(36, float(b), 0.25, 100) for b in range(32)], 90, (4, 4))
+    assert drumigen("show", str(longer), "--png", str(tmp_path / "long.png")).returncode == 0
+    assert int.from_bytes((tmp_path / "long.png").read_bytes()[16:20], "big") > width  # time runs along x
+
+
+def test_files_that_cannot_be_written_or_seeds_out_of_range_are_one_line_and_exit_1(tmp_path):
+    from shared.notes import Note
+
+    clip = tmp_path / "clip.mid"
+    midifile.write(clip, [Note(36, float(b), 0.25, 100) for b in range(4)], 100, (4, 4), 4.0)
+    (tmp_path / "taken").mkdir()
+    for args in (("humanize", str(clip), "-o", str(tmp_path / "taken")),
+                 ("fill", "--local", "-q", str(clip), "-o", str(tmp_path / "taken")),
+                 ("show", str(clip), "--png", str(tmp_path / "taken"))):
+        r = drumigen(*args)
+        assert r.returncode == 1 and "Traceback" not in r.stderr and "taken" in r.stderr, (args, r.stderr)
+    seed = drumigen("humanize", str(clip), "--seed", "-3", "-o", str(tmp_path / "h.mid"))
+    assert seed.returncode == 2 and "--seed" in seed.stderr and "0..2147483647" in seed.stderr
+
+
 @pytest.mark.parametrize("command", ["serve", "ping", "info", "styles", "generate", "continue", "variation", "fill", "humanize", "drumify", "show", "play", "style", "train", "train-humanizer", "eval", "keys"])
 def test_every_command_has_help(command):
     r = drumigen(command, "--help")

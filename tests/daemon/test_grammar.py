@@ -14,10 +14,12 @@ import torch
 
 from daemon import checkpoint
 from daemon.grammar import (
-    AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, MAX_TOKENS_PER_BAR, PITCH,
+    AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, MAX_HITS_AT_ONCE, MAX_TOKENS_PER_BAR,
+    PITCH,
     PITCH_BASE, POSITION, START, TIMESIG, VELOCITY, BarState, TokenTable, allowed_mask, positions_per_bar,
 )
 from daemon.vocab import Vocabulary
+from shared.notes import Note
 from tests.support import GROOVE_MINI
 
 
@@ -32,13 +34,14 @@ def table() -> TokenTable:
 def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
     """The grammar written out piece by piece, independently of TokenTable's arrays:
     Bar TimeSig_<meter> (Position_p (PitchDrum_k Velocity_v)+)+ per bar, positions rising and
-    inside the bar, no piece twice at one position, a Bar only as a token's first piece."""
+    inside the bar, no piece twice at one position and at most MAX_HITS_AT_ONCE there, a Bar
+    only as a token's first piece; known tokens (a clip) may be denser than sampled ones."""
     pieces = t.steps[token]
     if not pieces:
         return False
     state, position = s.state, s.position
     struck = {i for i in range(32) if s.struck >> i & 1}
-    if s.tokens_in_bar >= MAX_TOKENS_PER_BAR and state == AFTER_VELOCITY and pieces[0][0] != BAR:
+    if not s.known and s.tokens_in_bar >= MAX_TOKENS_PER_BAR and state == AFTER_VELOCITY and pieces[0][0] != BAR:
         return False
     for j, (kind, value) in enumerate(pieces):
         if kind == BAR:
@@ -55,6 +58,8 @@ def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
             state, position, struck = AFTER_POSITION, value, set()
         elif kind == PITCH:
             if state not in (AFTER_POSITION, AFTER_VELOCITY) or value - PITCH_BASE in struck:
+                return False
+            if not s.known and len(struck) >= MAX_HITS_AT_ONCE:
                 return False
             state = AFTER_PITCH
             struck.add(value - PITCH_BASE)
@@ -98,6 +103,26 @@ def test_forced_bar_only_where_a_bar_may_come():
         s = BarState(4, (4, 4), state=state, position=10, tokens_in_bar=MAX_TOKENS_PER_BAR)
         ids = t.allowed(s)
         assert len(ids) and {t.steps[i][0][0] for i in ids} == first_kinds
+
+
+def test_no_more_pieces_at_once_than_a_drummer_plays_but_a_clip_may_have_more():
+    """A sampler that always adds a piece where it stands moves on after MAX_HITS_AT_ONCE, even
+    with an onset due just ahead; known tokens (a clip) may strike 6 at once and 200+ in a bar."""
+    t = table()
+    s = BarState(1, (7, 8), onsets=((0, 96),))
+    while not s.done:
+        ids = t.allowed(s)
+        here = ids[t.first[ids] == PITCH]  # another piece at this position, whenever allowed
+        s.advance(int(here[0] if len(here) else ids[0]), t)
+    per_position = {}
+    for h in t.hits(s.ids):
+        per_position[h.start] = per_position.get(h.start, 0) + 1
+    assert max(per_position.values()) == MAX_HITS_AT_ONCE and 96 / 48 in per_position
+    chords = [Note(p, i / 8, 0.1, 90) for i in range(32) for p in (36, 38, 42, 46, 49, 51)]
+    clip = t.vocab.merge(t.vocab.encode_notes(chords, (4, 4)))
+    known = BarState(2, (4, 4))
+    known.follow(clip, t)  # one bar of 6-piece chords on every 32nd
+    assert known.tokens_in_bar > MAX_TOKENS_PER_BAR and len(t.hits(known.ids)) == len(chords)
 
 
 @pytest.mark.parametrize("meter", [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8), (2, 2)])

@@ -60,7 +60,7 @@ def test_any_channel_and_running_note_on_zero_offs_are_read(tmp_path):
 
 
 @pytest.mark.parametrize("content,reason", [
-    (b"", "not a readable MIDI file"),
+    (b"", r"not a readable MIDI file \(\w"),  # never an empty "()"
     (b"RIFF....WAVEfmt ", "not a readable MIDI file"),
     (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0MTrk\x00\x00\xff\xff", "not a readable MIDI file"),
 ])
@@ -69,6 +69,35 @@ def test_corrupt_files_raise_midi_file_error(tmp_path, content, reason):
     path.write_bytes(content)
     with pytest.raises(midifile.MidiFileError, match=reason):
         midifile.read(path)
+
+
+@pytest.mark.parametrize("meta,reason", [
+    (mido.MetaMessage("set_tempo", tempo=0), "tempo of 0"),
+    (mido.MetaMessage("time_signature", numerator=0, denominator=4), "time signature of 0/4"),
+])
+def test_degenerate_tempo_and_meter_are_refused(tmp_path, meta, reason):
+    mid = mido.MidiFile()
+    mid.tracks.append(mido.MidiTrack([meta, mido.Message("note_on", note=36, velocity=90),
+                                      mido.Message("note_off", note=36, time=60)]))
+    mid.save(tmp_path / "x.mid")
+    with pytest.raises(midifile.MidiFileError, match=reason):
+        midifile.read(tmp_path / "x.mid")
+
+
+def test_a_change_of_tempo_or_meter_is_warned_of(tmp_path, caplog):
+    mid = mido.MidiFile(ticks_per_beat=480)
+    mid.tracks.append(mido.MidiTrack([
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120)), mido.Message("note_on", note=36, velocity=90),
+        mido.Message("note_off", note=36, time=240), mido.MetaMessage("time_signature", numerator=3, time=3600),
+        mido.Message("note_on", note=38, velocity=90), mido.Message("note_off", note=38, time=240)]))
+    mid.save(tmp_path / "x.mid")
+    groove = midifile.read(tmp_path / "x.mid")
+    assert groove.meter == (3, 4) and groove.tempo == 120  # the first of each
+    assert not caplog.records
+    mid.tracks[0].insert(3, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60), time=0))  # after the kick
+    mid.save(tmp_path / "y.mid")
+    assert midifile.read(tmp_path / "y.mid").tempo == 120
+    assert "changes tempo or meter at beat 0.5" in caplog.text
 
 
 def test_files_without_notes_and_missing_files_are_refused(tmp_path):

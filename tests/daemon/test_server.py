@@ -106,6 +106,8 @@ BAD = [
     (msgpack.packb({"id": 1}), "unknown_op"),
     (msgpack.packb({"op": "explode", "id": 1}), "unknown_op"),
     (msgpack.packb({"op": 5, "id": 1}), "unknown_op"),
+    (msgpack.packb({"op": ["ping"], "id": 1}), "unknown_op"),  # unhashable: never a lookup's TypeError
+    (msgpack.packb({"op": {"continue": 1}, "id": 1}), "unknown_op"),
 ]
 BAD_GENERATE = [
     ({"tempo": float("nan")}, "bad_request", "tempo"),
@@ -133,6 +135,8 @@ BAD_GENERATE = [
     ({"kind": "solo"}, "bad_request", "kind"),
     ({"kit": "tr808"}, "bad_request", "kit"),
     ({"kit": {"36": 300}}, "bad_request", "0..127"),
+    ({"kit": {"36": 36.9}}, "bad_request", "pitch: pitch"),
+    ({"kit": {"36": True}}, "bad_request", "pitch: pitch"),
     ({"seed": -1}, "bad_request", "seed"),
     ({"density": 2}, "bad_request", "density"),
     ({"strength": -0.5}, "bad_request", "strength"),
@@ -374,6 +378,7 @@ def test_humanize_with_chance_writes_live_probabilities_and_velocity_ranges(daem
 @pytest.mark.parametrize("fields,mentions", [
     ({"notes": "x", "length": 4.0}, "notes"),
     ({"notes": [], "length": 0.0}, "length"),
+    ({"notes": [], "length": 404.0}, "101 bars of 4/4; a clip is a quarter bar to 64 bars"),
     ({"notes": [{"pitch": 36}], "length": 4.0}, "lacks"),
     ({"notes": [{"pitch": 300, "start": 0.0, "duration": 0.1, "velocity": 10}], "length": 4.0}, "pitch"),
     ({"notes": [], "length": 4.0, "amount": 2}, "amount"),
@@ -383,6 +388,69 @@ def test_humanize_with_chance_writes_live_probabilities_and_velocity_ranges(daem
 def test_bad_clips_are_named(daemon, fields, mentions):
     reply = ask(daemon.endpoint, op="humanize", id=1, **fields)
     assert reply["error"]["code"] == "bad_request" and mentions in reply["error"]["message"]
+
+
+def test_bad_note_fields_are_named_not_coerced(daemon):
+    note = {"pitch": 36, "start": 0.0, "duration": 0.25, "velocity": 100}
+    for field, value in (("start", "1.5"), ("duration", b"0.5"), ("probability", True),
+                         ("velocity_deviation", float("nan")), ("velocity_deviation", 200.0)):
+        reply = ask(daemon.endpoint, op="humanize", id=1, notes=[{**note, field: value}], length=4.0)
+        assert reply["error"]["code"] == "bad_request" and field in reply["error"]["message"], (field, value, reply)
+
+
+def test_every_seed_a_reply_carries_can_be_sent_back(daemon):
+    top = 2**31 - 1
+    reply = ask(daemon.endpoint, op="generate", id=1, style="funk", bars=1, seed=top, variations=2)
+    assert [p["seed"] for p in reply["patterns"]] == [top, 0]  # variation 1 wraps round
+    alone = ask(daemon.endpoint, op="generate", id=2, style="funk", bars=1, seed=0)
+    assert alone["patterns"][0]["notes"] == reply["patterns"][1]["notes"]
+
+
+def test_style_weights_count_by_their_ratios_even_near_the_float_limit(daemon):
+    small = ask(daemon.endpoint, op="generate", id=1, style={"funk": 1, "jazz": 1}, bars=1, seed=3)
+    huge = ask(daemon.endpoint, op="generate", id=2, style={"funk": 1e308, "jazz": 1e308}, bars=1, seed=3)
+    assert huge["ok"] and huge["patterns"][0]["notes"] == small["patterns"][0]["notes"]
+
+
+def test_clips_with_doubled_zones_or_dense_bars_are_heard_not_refused(daemon):
+    """A TD-11 hat edge (22) next to the same hat in GM (42); 192 hits a bar, 6 at a time."""
+    doubled = [{"pitch": p, "start": 0.0, "duration": 0.25, "velocity": 90} for p in (42, 22, 46, 26, 43, 58)]
+    dense = [{"pitch": p, "start": i / 8, "duration": 0.1, "velocity": 90}
+             for i in range(32) for p in (36, 38, 42, 46, 49, 51)]  # 192 hits a bar, 6 at a time
+    for op, notes in (("continue", doubled), ("variation", dense), ("fill", dense)):
+        reply = ask(daemon.endpoint, op=op, id=1, notes=notes, length=4.0, bars=1, seed=3)
+        assert reply["ok"] and reply["patterns"][0]["notes"], (op, reply)
+
+
+def test_clip_ops_stay_inside_a_clip_that_is_not_whole_bars(daemon):
+    clip = four_on_the_floor(2)
+    for op, length in (("variation", 6.0), ("fill", 6.0), ("drumify", 6.0), ("variation", 2.0)):
+        notes = [n for n in clip if n["start"] < length]
+        reply = ask(daemon.endpoint, op=op, id=1, notes=notes, length=length, seed=2, style="rock")
+        assert reply["ok"], (op, reply)
+        played = reply["patterns"][0]["notes"]
+        assert played and all(n["start"] + n["duration"] <= length + 1e-9 for n in played
+                              if n not in notes), (op, length)
+        assert max(n["start"] for n in played) < length
+
+
+def test_fill_every_more_bars_than_the_clip_has_is_refused(daemon):
+    reply = ask(daemon.endpoint, op="fill", id=1, notes=four_on_the_floor(4), length=16.0, every=5)
+    assert reply["error"]["code"] == "bad_request" and "every 5 bars" in reply["error"]["message"]
+    assert ask(daemon.endpoint, op="ping", id=2)["ok"]
+
+
+def test_humanize_reads_the_clip_through_its_kit(daemon):
+    """The same groove on a rack's pads (kick 60, snare 61, hat 62) is humanized as it is in GM."""
+    pads = {36: 60, 38: 61, 42: 62}
+    gm = four_on_the_floor(2)
+    rack = [{**n, "pitch": pads[n["pitch"]]} for n in gm]
+    kit = {str(k): v for k, v in pads.items()}
+    fields = dict(length=8.0, style="funk", seed=4, tempo=100.0, ghost_notes=True)
+    in_gm = ask(daemon.endpoint, op="humanize", id=1, notes=gm, **fields)["patterns"][0]["notes"]
+    on_pads = ask(daemon.endpoint, op="humanize", id=2, notes=rack, kit=kit, **fields)["patterns"][0]["notes"]
+    assert len(on_pads) == len(in_gm) > len(gm)  # the same ghost notes
+    assert [{**n, "pitch": pads.get(n["pitch"], n["pitch"])} for n in in_gm] == on_pads
 
 
 def test_presets_and_drummers_are_styles(daemon):

@@ -1,0 +1,44 @@
+"""Clip ops below the daemon: how a clip is heard (kit, TD-11 zones) and how drumify reads a rhythm."""
+
+from __future__ import annotations
+
+import pytest
+
+from daemon import checkpoint, clip_ops, kit
+from daemon.generate import Generator, GrooveRequest
+from shared.notes import Note
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Generator:
+    return Generator.load(checkpoint.BUNDLED, "cpu")
+
+
+def heard(g: Generator, notes: list[Note], kit_map: dict[int, int]) -> list[int]:
+    return [h.pitch for h in g.table.hits(list(clip_ops.primer(g, notes, 1, GrooveRequest(kit=kit_map))))]
+
+
+def test_a_rack_pad_a_kit_leaves_in_place_is_still_its_piece(bundled):
+    """rack16 folds china, splash and crash 2 onto the crash's pad: the pad is still the crash."""
+    rack16 = kit.BUILTIN_MAPS["rack16"]
+    assert kit.reverse_map(rack16) == {49: 49, 51: 51}
+    assert heard(bundled, [Note(49, 0.0, 0.25, 100), Note(51, 1.0, 0.25, 100)], rack16) == [49, 51]
+    pads = {36: 60, 38: 61, 61: 36}  # a user's rack: kick and snare moved, and pad 36 plays what 61 is
+    assert kit.reverse_map(pads) == {60: 36, 61: 38, 36: 61}
+    assert heard(bundled, [Note(60, 0.0, 0.25, 100), Note(61, 1.0, 0.25, 100)], pads) == [36, 38]
+
+
+def test_a_td11_zone_and_its_piece_at_one_time_are_one_hit(bundled):
+    both = [Note(42, 0.0, 0.25, 80), Note(22, 0.0, 0.25, 100), Note(58, 1.0, 0.25, 90), Note(43, 1.0, 0.25, 90)]
+    assert heard(bundled, both, {}) == [42, 43]
+
+
+def test_a_tap_just_before_the_clip_ends_is_the_loops_one(bundled):
+    """Snapped to 16ths, a tap 1/480 of a beat before the end of a one-bar clip lands on the
+    next bar's downbeat: in a loop, that is this bar's."""
+    req = GrooveRequest(style="funk", seed=1)
+    patterns = clip_ops.drumify_clip(bundled, req, [Note(40, 4 - 1 / 480, 0.1, 90)], 4.0)  # its only tap
+    starts = {n.start for n in patterns[0].notes}
+    assert 0.0 in starts and max(starts) < 4.0
