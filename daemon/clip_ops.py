@@ -99,12 +99,14 @@ def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], l
     style = req.voice.genre or req.voice.habits  # the humanizer knows genres; a learned style plays as `any`
     pieces = kit.reverse_map(req.kit)
     heard = [dataclasses.replace(n, pitch=kit.to_canonical(pieces.get(n.pitch, n.pitch))) for n in notes]
+    order = sorted(range(len(notes)), key=lambda i: (heard[i].start, heard[i].pitch))  # as the pieces sort, in any kit
     seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)
     patterns = []
     for v in range(req.variations):
-        played = humanizer.humanize(heard, style, req.tempo, req.meter, length, amount=amount,
+        played = humanizer.humanize([heard[i] for i in order], style, req.tempo, req.meter, length, amount=amount,
                                     seed=variation_seed(seed, v), ghost_notes=ghost_notes, chance=chance)
-        own = [dataclasses.replace(p, pitch=n.pitch) for p, n in zip(played, notes)]  # the i-th is the i-th given
+        placed = dict(zip(order, played))  # the humanizer's k-th note is the k-th it was given
+        own = [dataclasses.replace(placed[i], pitch=n.pitch) for i, n in enumerate(notes)]
         ghosts = [dataclasses.replace(p, pitch=req.kit.get(p.pitch, p.pitch)) for p in played[len(notes):]]
         patterns.append(Pattern(own + ghosts, variation_seed(seed, v)))
     return patterns
@@ -123,8 +125,9 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     step = per_quarter // DRUMIFY_GRID
     onsets: list[set[int]] = [set() for _ in range(clip_bars)]
     for n in notes:
-        k, offset = divmod(round(n.start * DRUMIFY_GRID) / DRUMIFY_GRID, bar)
-        onsets[int(k) % clip_bars].add(round(offset * DRUMIFY_GRID) * step)  # a tap just before the end is the loop's one
+        snapped = round(n.start * DRUMIFY_GRID) / DRUMIFY_GRID
+        k, offset = divmod(snapped if snapped < length else snapped - length, bar)  # snapped to the end: the loop's one
+        onsets[int(k)].add(round(offset * DRUMIFY_GRID) * step)
     if not any(onsets):
         raise ProtocolError(E_BAD_REQUEST, "drumify needs a clip with notes: their onsets are the rhythm to play")
     voice = req.voice or generator.voice(req.style, req.strength)
@@ -145,4 +148,5 @@ def _inside(notes: list[Note], length: float) -> list[Note]:
 
 
 def _shift(n: Note, by: float) -> Note:
-    return dataclasses.replace(n, start=round(n.start + by, 6))
+    """`n` moved by `by` beats, to 1e-6 beat; every op's shifts land at 0 or later (max: never -0.0)."""
+    return dataclasses.replace(n, start=max(0.0, round(n.start + by, 6)))

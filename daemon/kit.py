@@ -9,6 +9,7 @@ request may ask for the TD-11 layout back or for a user's own map.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 # TD-11 pitch -> canonical GM pitch. Pitches not listed pass through unchanged.
@@ -83,7 +84,7 @@ def load_map(spec: str | dict) -> dict[int, int]:
     mapping = {}
     for key, value in raw.items():
         # Keys are JSON's strings of whole numbers; values whole numbers ("36": 36.9 or true is a typo).
-        source = int(key) if isinstance(key, str) and key.strip().isdigit() else key
+        source = int(key) if isinstance(key, str) and re.fullmatch(r"[0-9]{1,3}", key) else key
         if not (_is_int(source) and _is_int(value)):
             raise ValueError(f"kit map entry {key!r}: {value!r} is not pitch: pitch")
         target = value

@@ -19,6 +19,7 @@ from shared.notes import Note
 log = logging.getLogger(__name__)
 
 DRUM_CHANNEL = 9
+MAX_DENOMINATOR = 128  # the file format allows 2^255; music stops well before
 TICKS_PER_BEAT = 480
 
 
@@ -79,8 +80,10 @@ def read(path: Path) -> Groove:
     if mid.type == 2:
         raise MidiFileError(f"{path} is a type-2 MIDI file (independent patterns); save it as type 0 or 1")
     tpb = mid.ticks_per_beat
-    if tpb <= 0:
+    if tpb < 0:
         raise MidiFileError(f"{path} uses SMPTE time, which MidiDrumiGen does not read")
+    if tpb == 0:
+        raise MidiFileError(f"{path} has 0 ticks per beat")
     tempo, meter, changed = None, None, None
     open_notes: dict[tuple[int, int], tuple[int, int]] = {}
     notes: list[Note] = []
@@ -94,8 +97,9 @@ def read(path: Path) -> Groove:
             tempo = tempo or bpm
             changed = tick if changed is None and bpm != tempo else changed  # read at the first, warned of
         elif msg.type == "time_signature":
-            if not (msg.numerator > 0 and msg.denominator > 0):
-                raise MidiFileError(f"{path} has a time signature of {msg.numerator}/{msg.denominator}")
+            if not (0 < msg.numerator and 0 < msg.denominator <= MAX_DENOMINATOR):
+                den = msg.denominator if msg.denominator <= 1024 else f"2^{msg.denominator.bit_length() - 1}"
+                raise MidiFileError(f"{path} has a time signature of {msg.numerator}/{den}")
             sig = (msg.numerator, msg.denominator)
             meter = meter or sig
             changed = tick if changed is None and sig != meter else changed

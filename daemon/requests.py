@@ -190,11 +190,14 @@ def clip(msg: dict, meter: tuple[int, int]) -> tuple[list[Note], float]:
     if len(notes) > MAX_CLIP_NOTES:
         raise ProtocolError(E_BAD_REQUEST, f"a clip may hold at most {MAX_CLIP_NOTES} notes, got {len(notes)}")
     bar = meter[0] * 4 / meter[1]
-    length = number(msg, "length", None, (0.0, math.inf))
-    if length is not None and not bar / 4 <= length <= MAX_CLIP_BARS * bar:
-        raise ProtocolError(E_BAD_REQUEST, f"length is {length:g} beats, {length / bar:g} bars of {meter[0]}/{meter[1]}; "
-                                           f"a clip is a quarter bar to {MAX_CLIP_BARS} bars")
+    length = msg.get("length")
     if length is None:
         raise ProtocolError(E_BAD_REQUEST, "length (the clip's length in beats) is missing")
+    if not isinstance(length, (int, float)) or isinstance(length, bool) or not (
+        math.isfinite(length) and bar / 4 <= length <= MAX_CLIP_BARS * bar
+    ):
+        raise ProtocolError(E_BAD_REQUEST, f"length must be {bar / 4:g} to {MAX_CLIP_BARS * bar:g} beats (a quarter "
+                                           f"bar to {MAX_CLIP_BARS} bars of {meter[0]}/{meter[1]}), got {length!r}")
+    length = round(float(length), 6)  # clip times are kept to 1e-6 beat (clip_ops._shift): 4.0000001 is 4
     parsed = [n for n in map(Note.from_wire, notes) if n.start < length]
     return sorted(parsed, key=lambda n: (n.start, n.pitch)), length

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import reprlib
 import signal
 import threading
 import time
@@ -150,7 +151,8 @@ class Daemon:
         try:
             msg = msgpack.unpackb(payload, raw=False, strict_map_key=True)
         except (ValueError, msgpack.UnpackException) as err:  # FormatError, StackError, ExtraData, bad UTF-8, ...
-            return envelope, P.error_reply(None, P.E_MALFORMED, f"request is not valid msgpack ({type(err).__name__})")
+            return envelope, P.error_reply(None, P.E_MALFORMED,
+                                           f"request is not valid msgpack ({type(err).__name__}: {str(err)[:200]})")
         if not isinstance(msg, dict):
             return envelope, P.error_reply(None, P.E_MALFORMED, "request must be a msgpack map")
         request_id = msg.get("id")
@@ -182,7 +184,7 @@ class Daemon:
             return envelope, P.error_reply(request_id, P.E_INTERNAL,
                                            f"the daemon failed on this request; details are in {log_file_hint()}")
         return envelope, P.error_reply(request_id, P.E_UNKNOWN_OP,
-                                       f"unknown op {op!r}; this daemon knows: {', '.join(P.OPS)}")
+                                       f"unknown op {reprlib.repr(op)}; this daemon knows: {', '.join(P.OPS)}")
 
     def _send(self, envelope: list[bytes], reply: dict) -> None:
         try:

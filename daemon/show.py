@@ -28,7 +28,7 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
     """The grid for notes spanning `length` beats (its first MAX_GRID_BARS bars); pitches
     outside the kit get their number."""
     bar_beats = meter[0] * 4 / meter[1]
-    steps_per_bar = round(bar_beats * STEPS_PER_BEAT)
+    steps_per_bar = max(1, round(bar_beats * STEPS_PER_BEAT))  # a bar of 1/32 is still a column
     all_bars = max(1, round(length / bar_beats))
     bars = min(all_bars, MAX_GRID_BARS)
     cells: dict[int, list[str]] = {}

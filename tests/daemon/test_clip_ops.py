@@ -42,3 +42,6 @@ def test_a_tap_just_before_the_clip_ends_is_the_loops_one(bundled):
     patterns = clip_ops.drumify_clip(bundled, req, [Note(40, 4 - 1 / 480, 0.1, 90)], 4.0)  # its only tap
     starts = {n.start for n in patterns[0].notes}
     assert 0.0 in starts and max(starts) < 4.0
+    req = GrooveRequest(style="funk", seed=11, variations=4)  # a clip of a bar and a half
+    for pattern in clip_ops.drumify_clip(bundled, req, [Note(40, 5.9, 0.1, 90)], 6.0):
+        assert min(n.start for n in pattern.notes) == 0.0 and max(n.start for n in pattern.notes) < 6.0

@@ -84,6 +84,19 @@ def test_degenerate_tempo_and_meter_are_refused(tmp_path, meta, reason):
         midifile.read(tmp_path / "x.mid")
 
 
+def test_a_denominator_of_two_to_the_255_is_refused(tmp_path):
+    mid = mido.MidiFile()
+    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("time_signature", numerator=4, denominator=4),
+                                      mido.Message("note_on", note=36, velocity=90),
+                                      mido.Message("note_off", note=36, time=60)]))
+    mid.save(tmp_path / "x.mid")
+    raw = (tmp_path / "x.mid").read_bytes()
+    at = raw.index(b"\xff\x58\x04") + 3  # the numerator; after it the denominator, as a power of 2
+    (tmp_path / "x.mid").write_bytes(raw[: at + 1] + b"\xff" + raw[at + 2 :])
+    with pytest.raises(midifile.MidiFileError, match=r"time signature of 4/2\^255"):
+        midifile.read(tmp_path / "x.mid")
+
+
 def test_a_change_of_tempo_or_meter_is_warned_of(tmp_path, caplog):
     mid = mido.MidiFile(ticks_per_beat=480)
     mid.tracks.append(mido.MidiTrack([
