@@ -61,13 +61,16 @@ HIT_WIDTH = 1 / 16  # beats: a 64th, narrow enough that a flam's two strokes sta
 
 
 def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: Path, title: str = "") -> None:
-    """A PNG of the groove: one row per piece (as in `grid`), each hit a bar at its exact start,
-    micro-timing and all, darker the harder it is played; a line at each bar (dark) and count."""
+    """A PNG of the groove (its first MAX_GRID_BARS bars): one row per piece (as in `grid`), each
+    hit a bar at its exact start, micro-timing and all, darker the harder it is played; a line at
+    each bar (dark) and count."""
     try:
         from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
     except ImportError:
         raise RuntimeError("drawing a PNG needs matplotlib: pip install -e '.[png]'") from None
     bar_beats, count = meter[0] * 4 / meter[1], 4 / meter[1]
+    length = min(length, MAX_GRID_BARS * bar_beats)
+    notes = [n for n in notes if n.start < length]
     pitches = _rows({n.pitch for n in notes})
     fig = Figure(figsize=(min(4 + 0.5 * length, 60), 1.2 + 0.3 * max(len(pitches), 1)), dpi=100)
     ax = fig.add_subplot()
