@@ -40,13 +40,20 @@ def remove_notes(clip: object, start: float, span: float) -> None:
     clip.remove_notes_extended(*ALL_PITCHES, start, span)
 
 
+def remove_audible_notes(clip: object, start: float, span: float) -> None:
+    """Remove the notes starting in [start, start + span) that play: those `read_notes` sent,
+    whose answer replaces them. Muted notes were not sent, so they stay as they are."""
+    clip.remove_notes_by_id([n.note_id for n in clip.get_notes_extended(*ALL_PITCHES, start, span) if not n.mute])
+
+
 def add_notes(clip: object, notes: list[Note], offset: float) -> None:
     """Add `notes`, their times shifted by `offset` beats."""
     clip.add_new_notes(tuple(_specification(note, offset) for note in notes))
 
 
 def set_end(clip: object, end: float) -> None:
-    """Move the end of what plays; a looped clip's end marker is kept at or past its loop end."""
+    """Move the end of what plays; a looped clip's end marker is kept at or past its loop end,
+    and a start marker the shorter loop leaves behind comes back to the loop's start."""
     if not clip.looping:
         clip.end_marker = end
     elif end >= clip.loop_end:
@@ -54,6 +61,8 @@ def set_end(clip: object, end: float) -> None:
             clip.end_marker = end
         clip.loop_end = end
     else:
+        if clip.start_marker >= end:  # Live refuses an end marker before the start marker
+            clip.start_marker = clip.loop_start
         clip.loop_end = end
         clip.end_marker = end
 

@@ -25,14 +25,16 @@ class Plan:
 
     NEW: a clip of `length` beats named `name`, or, in an occupied slot, the clip's notes
     replaced and its loop set to `length`. REPLACE: the notes of the clip's first `length`
-    beats replaced. EXTEND: the clip grows from `base` to `length` beats and the pattern's
-    notes (all at or after `base`) fill the new part.
+    beats that play replaced (muted ones stay). EXTEND: the clip grows from `base` to `length`
+    beats and the pattern's notes (all at or after `base`) fill the new part. REPLACE and
+    EXTEND write only into `clip`, the clip they read when the button was pressed.
     """
 
     mode: str
     length: float
     base: float = 0.0
     name: str | None = None
+    clip: object | None = None
 
 
 def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
@@ -50,10 +52,11 @@ def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
 
 
 def write(slot: object, plan: Plan, notes: list[Note]) -> None:
-    """Write `notes` into `slot` following `plan` (the caller wraps this in one undo step)."""
+    """Write `notes` into `slot` following `plan` (the caller wraps this in one undo step).
+    What can be refused (the clip gone, its markers) is settled before any note is removed."""
+    if plan.mode in (REPLACE, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
+        raise SlotProblem("the clip was deleted or replaced while the daemon worked — nothing written")
     if plan.mode == EXTEND:
-        if not slot.has_clip:
-            raise SlotProblem("the clip to continue was deleted — nothing written")
         clip = slot.clip
         start = clips.region(clip)[0]
         clips.set_end(clip, start + plan.length)
@@ -63,12 +66,16 @@ def write(slot: object, plan: Plan, notes: list[Note]) -> None:
     if not slot.has_clip:
         clip = slot.create_clip(plan.length)
         clips.add_notes(clip, notes, 0.0)
-    else:
+    elif plan.mode == NEW:
         clip = slot.clip
         start, end = clips.region(clip)
-        clips.remove_notes(clip, start, max(plan.length, end - start) if plan.mode == NEW else plan.length)
-        if plan.mode == NEW:
-            clips.set_end(clip, start + plan.length)
+        clips.set_end(clip, start + plan.length)
+        clips.remove_notes(clip, start, max(plan.length, end - start))
+        clips.add_notes(clip, notes, start)
+    else:
+        clip = slot.clip
+        start = clips.region(clip)[0]
+        clips.remove_audible_notes(clip, start, plan.length)
         clips.add_notes(clip, notes, start)
     if plan.name is not None:
         clip.name = plan.name

@@ -2,9 +2,9 @@
 
 Nothing here blocks Live: `press` reads the song and queues a request, `tick` (Live's display
 tick) polls the client with timeout 0 and writes a finished groove inside one undo step. One
-request is in flight at a time: pressing another request button supersedes it (its late reply
-is recognised by id and dropped); pressing the same one again with nothing changed only says
-that the script is still working.
+request is in flight at a time: pressing another request button supersedes it (the client
+forgets it, so it is neither waited for nor resent, and a late reply is dropped by its id);
+pressing the same one again with nothing changed only says that the script is still working.
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ class Controller:
         slot, timing, fields = self._clip_context("continue")
         bars, length = self.params.bars, fields["length"]
         fields.update(self._shape(), bars=bars, variations=self._variations())
-        plan = Plan(EXTEND, length + bars * timing.beats_per_bar, base=length)
+        plan = Plan(EXTEND, length + bars * timing.beats_per_bar, base=length, clip=slot.clip)
         added = bars_text(bars)
         self._request("continue", "continue", slot, plan, f"adding {added}", f"{added} added", fields)
 
@@ -149,7 +149,8 @@ class Controller:
         fields.update(self._shape())
         if self._settings.fill_every is not None:
             fields["every"] = self._settings.fill_every
-        self._request("fill", "fill", slot, Plan(REPLACE, fields["length"]), "writing a fill", "fill written", fields)
+        plan = Plan(REPLACE, fields["length"], clip=slot.clip)
+        self._request("fill", "fill", slot, plan, "writing a fill", "fill written", fields)
 
     def humanize(self) -> None:
         slot, _, fields = self._clip_context("humanize")
@@ -157,12 +158,14 @@ class Controller:
         fields.update(amount=amount, ghost_notes=self._settings.humanize_ghost_notes,
                       chance=self._settings.humanize_chance)
         done = f"humanized ({amount:.0%})"
-        self._request("humanize", "humanize", slot, Plan(REPLACE, fields["length"]), "humanizing", done, fields)
+        plan = Plan(REPLACE, fields["length"], clip=slot.clip)
+        self._request("humanize", "humanize", slot, plan, "humanizing", done, fields)
 
     def drumify(self) -> None:
         slot, _, fields = self._clip_context("drumify")
         fields.update(self._shape())
-        self._request("drumify", "drumify", slot, Plan(REPLACE, fields["length"]), "drumifying", "drumified", fields)
+        plan = Plan(REPLACE, fields["length"], clip=slot.clip)
+        self._request("drumify", "drumify", slot, plan, "drumifying", "drumified", fields)
 
     def _step_variation(self, action: str, direction: int) -> None:
         """Cycle the last answer's patterns in its slot; for any other clip, ask for variations."""
@@ -176,7 +179,7 @@ class Controller:
             return
         slot, _, fields = self._clip_context("variation")
         fields.update(self._shape(), variations=self._variations())
-        plan = Plan(REPLACE, fields["length"])
+        plan = Plan(REPLACE, fields["length"], clip=slot.clip)
         self._request(action, "variation", slot, plan, "making variations of the clip", "new variation", fields)
 
     # Local actions: they change what the next request asks for.
@@ -242,7 +245,7 @@ class Controller:
     def _clip_context(self, action: str) -> tuple[object, Timing, dict]:
         """The target slot, the song's timing, and the request fields describing its clip."""
         slot = target_slot(highlighted_slot(self._song), action, needs_clip=True)
-        timing = read_timing(self._song)
+        timing = read_timing(self._song, slot.clip)  # a 3/4 clip in a 4/4 set is read and played in 3/4
         notes, length = clips.read_notes(slot.clip)
         return slot, timing, {**self._common(timing), "notes": notes, "length": length}
 
@@ -256,7 +259,8 @@ class Controller:
         except ValueError as error:  # a clip too large for one message
             self._show(say(f"cannot send this clip: {error}"))
             return
-        if job is not None:
+        if job is not None:  # its answer is no longer wanted: it must not be waited for, or resent
+            self._client.forget(job.request_id)
             self._log(f"request {job.request_id} ({job.op}) superseded by request {request_id} ({op})")
             self._light(job.action, False)
         self._job = Job(action, op, request_id, slot, plan, doing, done, fields, time.monotonic())

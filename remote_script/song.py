@@ -34,8 +34,10 @@ class Timing:
         return f"{meter}{tempo} BPM"
 
 
-def read_timing(song: object) -> Timing:
-    return Timing(float(song.tempo), int(song.signature_numerator), int(song.signature_denominator))
+def read_timing(song: object, clip: object | None = None) -> Timing:
+    """The song's tempo, in the meter of `clip` if given (a Live 12 clip has its own), else the song's."""
+    meter = song if clip is None else clip
+    return Timing(float(song.tempo), int(meter.signature_numerator), int(meter.signature_denominator))
 
 
 def highlighted_slot(song: object) -> object | None:

@@ -169,6 +169,12 @@ class DaemonClient:
             self._open()
         return request_id
 
+    def forget(self, request_id: int) -> None:
+        """Stop waiting for a request (a newer press replaced it): no Reply comes for it, its
+        deadline no longer starts a Lazy Pirate reconnect, it is not resent, and a late answer
+        is dropped. A daemon that already has it still answers it."""
+        self._pending.pop(request_id, None)
+
     def poll(self, timeout: float = 0.0) -> list[Reply]:
         """Do the socket work due and return the Replies completed; timeout=0 never blocks."""
         end = time.monotonic() + timeout

@@ -23,6 +23,7 @@ class StubClient:
         self.sent: list[Sent] = []
         self.connected = True
         self.closed = False
+        self.forgotten: list[int] = []
         self._replies: list[Reply] = []
         self._ids = itertools.count(1)
 
@@ -30,6 +31,9 @@ class StubClient:
         request_id = next(self._ids)
         self.sent.append(Sent(request_id, op, fields))
         return request_id
+
+    def forget(self, request_id: int) -> None:
+        self.forgotten.append(request_id)
 
     def poll(self, timeout: float = 0.0) -> list[Reply]:
         replies, self._replies = self._replies, []

@@ -237,6 +237,76 @@ def test_clip_actions_replace_the_notes_and_say_so(host: LiveHost, stub: StubCli
     assert host.c_instance.status == "MidiDrumiGen: " + said
 
 
+@pytest.mark.parametrize("action", ["fill", "humanize", "drumify", "next_variation"])
+def test_clip_actions_keep_the_muted_notes_they_never_sent(host: LiveHost, stub: StubClient, action: str) -> None:
+    slot = host.slot(1)
+    clip = make_clip(slot, 4.0, [(36, 0.0)])
+    clip.add_new_notes([Live.Clip.MidiNoteSpecification(38, 0.5, 0.25, 80.0, mute=True, release_velocity=90.0)])
+    host.select(slot)
+    press(host, action)
+    request = stub.last("variation" if action == "next_variation" else action)
+    assert [n["pitch"] for n in request.fields["notes"]] == [36]  # a muted note does not play, so it is not sent
+    stub.answer(request, patterns=[hits((36, 0.01), (42, 1.0))])
+    host.tick()
+    kept = [(n.pitch, n.start_time, n.mute, n.release_velocity) for n in clip.get_all_notes_extended() if n.mute]
+    assert kept == [(38, 0.5, True, 90.0)] and [n[:2] for n in clip_notes(clip)] == [(36, 0.01), (38, 0.5), (42, 1.0)]
+
+
+@pytest.mark.parametrize("action", ["continue", "fill", "humanize"])
+def test_an_answer_whose_clip_was_deleted_or_replaced_meanwhile_is_not_written(
+    host: LiveHost, stub: StubClient, action: str
+) -> None:
+    slot = host.slot(1)
+    make_clip(slot, 4.0, [(36, 0.0)])
+    host.select(slot)
+    press(host, action)
+    slot.delete_clip()
+    other = make_clip(slot, 8.0, [(60, 0.0)])  # another clip in the slot by the time the answer comes
+    stub.answer(stub.last(action), patterns=[hits((38, 4.0 if action == "continue" else 1.0))])
+    host.tick()
+    assert clip_notes(other) == [(60, 0.0, 90.0)] and other.length == 8.0
+    assert host.c_instance.status == "MidiDrumiGen: the clip was deleted or replaced while the daemon worked — nothing written"
+
+
+def test_generate_over_a_clip_whose_start_marker_lies_past_the_new_loop(host: LiveHost, stub: StubClient) -> None:
+    slot = host.slot(1)
+    clip = make_clip(slot, 16.0, [(36, float(b)) for b in range(16)])
+    clip.start_marker = 8.0
+    host.select(slot)
+    press(host, "bars_down")
+    press(host, "bars_down")  # 1 bar
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[hits((38, 1.0))])
+    host.tick()
+    assert (clip.loop_start, clip.loop_end, clip.start_marker) == (0.0, 4.0, 0.0)
+    assert [n[:2] for n in clip_notes(clip)] == [(38, 1.0)]  # the old groove's notes all replaced
+
+
+def test_clip_actions_play_in_the_clips_own_meter(host: LiveHost, stub: StubClient) -> None:
+    """A 3/4 clip in a 4/4 set: its fill is asked for in 3/4, and continue adds bars of 3 beats."""
+    slot = host.slot(1)
+    clip = make_clip(slot, 6.0, [(36, 0.0), (36, 3.0)])
+    clip.signature_numerator = 3
+    host.select(slot)
+    press(host, "fill")
+    assert stub.last("fill").fields["time_signature"] == [3, 4]
+    press(host, "continue")
+    request = stub.last("continue")
+    assert request.fields["time_signature"] == [3, 4] and request.fields["bars"] == 4
+    stub.answer(request, patterns=[hits((36, 6.0))])
+    host.tick()
+    assert clip.length == 6.0 + 4 * 3.0
+
+
+def test_a_superseded_request_is_forgotten_by_the_client(host: LiveHost, stub: StubClient) -> None:
+    host.select(host.slot(0))
+    press(host, "generate")
+    first = stub.last("generate")
+    press(host, "bars_up")
+    press(host, "generate")
+    assert stub.forgotten == [first.id]
+
+
 @pytest.mark.parametrize("action", ["continue", "fill", "humanize", "drumify", "next_variation"])
 def test_clip_actions_on_an_empty_slot_explain_instead_of_sending(
     host: LiveHost, stub: StubClient, action: str

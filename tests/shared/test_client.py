@@ -280,6 +280,23 @@ def test_unanswered_request_is_resent_then_times_out():
     assert 0.6 <= elapsed < 5
 
 
+def test_a_forgotten_request_is_neither_waited_for_nor_resent(router):
+    """A slow request forgotten (a newer press replaced it) must not, when its deadline passes,
+    reconnect and resend the one that replaced it, nor come back as a Reply."""
+    with DaemonClient(router.endpoint, timeout=0.3, retries=1) as client:
+        hello = client.call("ping").id  # connected: what is sent now goes out at once
+        old = client.send("slow", delay=1.0)
+        client.forget(old)
+        assert client.pending() == 0
+        replies = client.poll(0.6)  # past the old request's deadline
+        new = client.send("ping")
+        replies += pump(client, lambda got: any(r.id == new for r in got))
+        assert [r.id for r in replies] == [new] and replies[0].ok
+        pump(client, lambda got: client.stats.dropped_replies == 1)  # the old answer, when it comes: dropped
+        assert client.stats.connections == 1
+    assert [r["id"] for r in router.requests] == [hello, old, new]  # nothing resent
+
+
 def test_replies_for_no_pending_request_are_dropped(router):
     log: list[str] = []
     with DaemonClient(router.endpoint, log=log.append) as client:

@@ -67,7 +67,8 @@ class MidiNoteVector(list):
     """A container for holding MIDI notes from Live."""
 
 
-@listenable("name", "notes", "loop_start", "loop_end", "end_marker", "start_marker", "looping")
+@listenable("name", "notes", "loop_start", "loop_end", "end_marker", "start_marker", "looping",
+            "signature_numerator", "signature_denominator")
 class Clip(Listenable):
     """A Session clip in a ClipSlot; MIDI unless built as audio."""
 
@@ -79,6 +80,8 @@ class Clip(Listenable):
         self._looping = True
         self._loop_start, self._loop_end = 0.0, float(length)
         self._start_marker, self._end_marker = 0.0, float(length)
+        song = slot.canonical_parent.canonical_parent  # a new clip takes the song's meter
+        self._signature_numerator, self._signature_denominator = song.signature_numerator, song.signature_denominator
         self._notes: dict[int, _Stored] = {}
         self._ids = itertools.count(1)
 
@@ -155,6 +158,26 @@ class Clip(Listenable):
             raise RuntimeError("EndMarker before StartMarker")
         self._set("end_marker", float(value))
 
+    @property
+    def signature_numerator(self) -> int:
+        return self._signature_numerator
+
+    @signature_numerator.setter
+    def signature_numerator(self, value: int) -> None:
+        if not 1 <= value <= 99:
+            raise ValueError(f"signature numerator {value} out of range 1..99")
+        self._set("signature_numerator", int(value))
+
+    @property
+    def signature_denominator(self) -> int:
+        return self._signature_denominator
+
+    @signature_denominator.setter
+    def signature_denominator(self, value: int) -> None:
+        if value not in (1, 2, 4, 8, 16):
+            raise ValueError(f"signature denominator {value} is not one of (1, 2, 4, 8, 16)")
+        self._set("signature_denominator", int(value))
+
     # The Live 11+ notes API.
 
     def add_new_notes(self, specifications: object) -> tuple[int, ...]:
@@ -188,6 +211,15 @@ class Clip(Listenable):
         self._require_midi("remove_notes_extended")
         doomed = [i for i, n in self._notes.items() if _in_range(n, from_pitch, pitch_span, from_time, time_span)]
         self._change_notes("remove_notes_extended")
+        for note_id in doomed:
+            del self._notes[note_id]
+        self._notify("notes")
+
+    def remove_notes_by_id(self, ids: object) -> None:
+        """Delete all notes matching the given note IDs (ids that match none are ignored)."""
+        self._require_midi("remove_notes_by_id")
+        doomed = [note_id for note_id in ids if note_id in self._notes]
+        self._change_notes("remove_notes_by_id")
         for note_id in doomed:
             del self._notes[note_id]
         self._notify("notes")
