@@ -324,7 +324,7 @@ class DaemonClient:
             self._sock.close()
             self._try_next_address()
         else:
-            self._lost("connection refused" if self._refused else os.strerror(code))
+            self._lost("connection refused" if self._refused else os.strerror(code), attempt=True)
 
     def _on_tcp_up(self) -> None:
         assert self._sock is not None
@@ -341,15 +341,19 @@ class DaemonClient:
         for request in self._pending.values():
             self._transmit(request)
 
-    def _lost(self, reason: str) -> None:
-        """The connection or attempt ended by itself: each pending request loses an attempt."""
+    def _lost(self, reason: str, attempt: bool = False) -> None:
+        """The connection ended by itself: each pending request loses an attempt. When only an
+        `attempt` to connect failed, requests never sent lose one (with no daemon running, a
+        press fails at once), while those the lost connection carried wait for their deadline:
+        a daemon that restarts takes seconds to listen again."""
         if self._log is not None:
             self._log(f"connection to {self.endpoint}: {reason}")
         self._close_socket()
         message = self._unavailable(reason)
         now = time.monotonic()
         for request in list(self._pending.values()):
-            self._charge(request, now, E_UNAVAILABLE, message)
+            if not (attempt and request.sent):
+                self._charge(request, now, E_UNAVAILABLE, message)
 
     def _close_socket(self) -> None:
         """Close the connection, if any, and hold off the next attempt by the backoff."""

@@ -247,6 +247,23 @@ def test_server_restart_mid_request_is_survived_lazy_pirate():
     assert any("closed" in line or "failed" in line for line in log)
 
 
+def test_one_retry_outlasts_a_daemon_that_takes_seconds_to_restart():
+    """The connection drops mid-request and every reconnect is refused for a second: the
+    request, sent once already, waits for the daemon within its deadline and is answered."""
+    first = Router(hold=True).start()
+    with DaemonClient(first.endpoint, timeout=5.0, retries=1) as client:
+        request_id = client.send("generate", bars=2)
+        pump(client, lambda _: len(first.requests) == 1)
+        first.stop()
+        client.poll(1.0)  # refused, again and again
+        second = Router(first.port).start()
+        try:
+            replies = pump(client, lambda got: len(got) >= 1)
+        finally:
+            second.stop()
+    assert [(r.id, r.ok) for r in replies] == [(request_id, True)]
+
+
 def test_daemon_not_running_fails_fast_and_readably():
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with DaemonClient(endpoint, timeout=3.0, retries=3) as client:
