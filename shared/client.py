@@ -43,6 +43,7 @@ DEFAULT_TIMEOUT_S = 5.0  # per attempt of a request
 DEFAULT_RETRIES = 3  # attempts after the first
 BACKOFF_INITIAL_S = 0.1  # before reconnecting; doubles per failure, reset by a handshake
 BACKOFF_MAX_S = 2.0
+RESTART_GRACE_S = 8.0  # after a connection drops, how long refused reconnects wait for a restarting daemon
 RECV_CHUNK_BYTES = 256 * 1024
 READ_BUDGET_S = 0.001  # one poll stops reading after this, so a big reply spreads over ticks
 
@@ -139,6 +140,7 @@ class DaemonClient:
         self._retry_at = 0.0
         self._backoff = BACKOFF_INITIAL_S
         self._refused = False  # the last connection attempt was refused: nobody listens
+        self._dropped_at: float | None = None  # when a ready connection was last lost
         self._closed = False
 
     @property
@@ -338,21 +340,25 @@ class DaemonClient:
         self.stats.connections += 1
         self._backoff = BACKOFF_INITIAL_S
         self._refused = False
+        self._dropped_at = None
         for request in self._pending.values():
             self._transmit(request)
 
     def _lost(self, reason: str, attempt: bool = False) -> None:
         """The connection ended by itself: each pending request loses an attempt. When only an
         `attempt` to connect failed, requests never sent lose one (with no daemon running, a
-        press fails at once), while those the lost connection carried wait for their deadline:
-        a daemon that restarts takes seconds to listen again."""
+        press fails at once), while those a dropped connection carried lose none for
+        RESTART_GRACE_S: a daemon that restarts takes seconds to listen again."""
         if self._log is not None:
             self._log(f"connection to {self.endpoint}: {reason}")
+        now = time.monotonic()
+        if not attempt and self.connected:
+            self._dropped_at = now
         self._close_socket()
         message = self._unavailable(reason)
-        now = time.monotonic()
+        waiting = attempt and self._dropped_at is not None and now - self._dropped_at < RESTART_GRACE_S
         for request in list(self._pending.values()):
-            if not (attempt and request.sent):
+            if not (waiting and request.sent):
                 self._charge(request, now, E_UNAVAILABLE, message)
 
     def _close_socket(self) -> None:
