@@ -39,7 +39,10 @@ def save(path: Path, model: DrumTransformer, vocab: Vocabulary, meta: dict, opti
 def load_state(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a .mid, a truncated download, anything torch cannot unpickle safely
+        raise ValueError(f"{path} is not a MidiDrumiGen checkpoint ({type(err).__name__})") from None
     version = state.get("format_version") if isinstance(state, dict) else None
     if version != FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format {version!r}; this MidiDrumiGen reads {FORMAT_VERSION}")
@@ -53,6 +56,9 @@ def sha256(path: Path) -> str:
 
 def load(path: Path, device: str | torch.device = "cpu") -> tuple[DrumTransformer, Vocabulary, dict]:
     """The model in eval mode on `device`, its vocabulary and its training metadata."""
+    device = torch.device(device)  # a RuntimeError for a name torch does not know
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} asked for, but torch sees no CUDA GPU here: use cpu or auto")
     state = load_state(path)
     model = DrumTransformer(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])

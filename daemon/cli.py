@@ -56,7 +56,7 @@ def add_train(sub) -> None:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float)
     p.add_argument("--genre-balance", dest="genre_balance", type=fraction_arg,
                    help="0 draws genres as the data plays them, 1 all alike (default 0.5, as the shipped model)")
-    p.add_argument("--device", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", type=device_arg, help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--resume", type=Path, help="continue from a checkpoint: a *.last.pt brings its optimiser state; any other "
                         "(the shipped one) starts a fresh optimiser with a new warm-up")
     p.add_argument("--teacher", type=Path, help="distil this checkpoint's classifier-free guidance (at --guidance, default "
@@ -97,7 +97,7 @@ def add_serve(sub) -> None:
                        description="Load the model once and answer requests over ZeroMQ (docs/protocol.md).")
     p.add_argument("--bind", default=DEFAULT_ENDPOINT, help=f"ZeroMQ endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the bundled GMD model)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     p.add_argument("--threads", type=int, help="CPU threads for the model (default: all cores)")
     p.add_argument("--log-file", dest="log_file", type=Path,
                    help="log file (default ~/.local/state/mididrumigen/daemon.log)")
@@ -169,8 +169,9 @@ def _call_curve(args: argparse.Namespace, request: dict) -> dict:
 
 
 def add_client_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"daemon endpoint (default {DEFAULT_ENDPOINT})")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer (default 30)")
+    p.add_argument("--endpoint", type=endpoint_arg, default=DEFAULT_ENDPOINT,
+                   help=f"daemon endpoint (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--timeout", type=bounded(0.1, 3600.0), default=30.0, help="seconds to wait for an answer (default 30)")
     p.add_argument("--server-key", dest="server_key", type=Path,
                    help="the daemon's CurveZMQ public key file, when it runs with --curve-secret")
 
@@ -294,6 +295,36 @@ def bounded(low: float, high: float):
 fraction_arg = bounded(0.0, 1.0)  # a humanize amount, a genre balance
 
 
+def kit_arg(text: str) -> str | dict[str, int]:
+    """An argparse type: a built-in kit's name, or a JSON kit map file, sent as the map itself."""
+    from daemon import kit
+
+    if text in kit.BUILTIN_MAPS:
+        return text
+    try:
+        return {str(source): target for source, target in kit.load_map(text).items()}
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def device_arg(text: str) -> str:
+    """An argparse type: auto, cpu, cuda or cuda:N (whether this machine has one is the loader's to say)."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"device must be auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def endpoint_arg(text: str) -> str:
+    """An argparse type: tcp://host:port, checked as the client will read it."""
+    from shared.client import parse_endpoint
+
+    try:
+        parse_endpoint(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def seed_arg(text: str) -> int:
     """An argparse type: a seed as the daemon takes them (requests check their own)."""
     if not re.fullmatch(r"\d+", text.strip()) or int(text) > SEED_RANGE[1]:
@@ -329,7 +360,8 @@ def add_generate(sub) -> None:
                                                   "for genres and presets, 1 for your learned styles)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance, > 1 follows the controls harder")
     add_focus_flag(p)
-    p.add_argument("--kit", help="output drum map: gm (default), gmd, rack16")
+    p.add_argument("--kit", type=kit_arg, help="output drum map: gm (default), gmd, rack16, or a JSON file of "
+                                               "{gm_pitch: your_pitch} (a Drum Rack's pads)")
     p.add_argument("--out", "-o", type=Path, help="folder to write one .mid per groove into")
     p.add_argument("--quiet", "-q", action="store_true", help="do not draw the grids")
     add_local_flags(p)
@@ -346,7 +378,7 @@ def add_local_flags(p) -> None:
     """--local: the model runs in this process, no daemon needed."""
     p.add_argument("--local", action="store_true", help="run the model in this process instead of the daemon")
     p.add_argument("--checkpoint", type=Path, help="with --local: model checkpoint (default: bundled)")
-    p.add_argument("--device", default="auto", help="with --local: auto, cpu, cuda")
+    p.add_argument("--device", type=device_arg, default="auto", help="with --local: auto, cpu, cuda")
 
 
 # --- working on a clip: continue, variation, fill ------------------------------------------------
@@ -610,7 +642,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format=LOG_FORMAT)
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # `show --png`: its font-cache notices are not ours
-    from daemon.midifile import MidiFileError
 
     try:
         return args.func(args)
@@ -620,7 +651,8 @@ def main(argv: list[str] | None = None) -> int:
     except ProtocolError as err:
         print(f"drumigen: {err.message} [{err.code}]", file=sys.stderr)
         return EXIT_ERROR
-    except MidiFileError as err:
+    except ValueError as err:  # refused input: a MIDI file or checkpoint that is not one, a GPU this machine lacks
+        log.debug("refused", exc_info=True)
         print(f"drumigen: {err}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as err:  # a file that cannot be written or read: a folder in its place, no such folder, ...

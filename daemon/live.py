@@ -60,7 +60,7 @@ class DaemonError(Exception):
 class Settings:
     """What live mode asks the daemon for; changed while playing."""
 
-    style: str | None
+    style: str | dict[str, float] | None  # a name or a mix
     density: float | None
     temperature: float
 

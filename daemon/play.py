@@ -51,13 +51,16 @@ log = logging.getLogger("drumigen.play")
 
 def add_play_parser(sub: argparse._SubParsersAction) -> None:
     """Register `play` on the drumigen command line."""
+    from daemon.cli import endpoint_arg, style_arg  # the command line's own types (cli imports this module)
+
     p = sub.add_parser(
         "play", help="stream a groove to a MIDI port in real time",
         description="Play a MIDI file, or grooves from the daemon, through a MIDI port: an existing one "
                     "(--port) or a virtual one a DAW can pick (the default; not on Windows, use loopMIDI). "
                     "Ctrl-C stops and silences every note.")
     p.add_argument("file", nargs="?", type=Path, help="a MIDI file to play (or give --style)")
-    p.add_argument("--style", help="ask the daemon for a groove in this style instead of a file")
+    p.add_argument("--style", type=style_arg, help="ask the daemon for a groove in this style (or a mix, "
+                                                  "funk:0.7,jazz:0.3) instead of a file")
     p.add_argument("--live", action="store_true",
                    help="keep generating with --style: the next phrase is made while one plays; "
                         "keys and MIDI CCs 20/21/22 change style/density/temperature at the next bar")
@@ -66,7 +69,8 @@ def add_play_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--density", type=float, help="0..1, fewer to more hits (default: the style's own)")
     p.add_argument("--temperature", type=float, default=1.0, help="randomness (default 1.0)")
     p.add_argument("--seed", type=int, help="seed of the first phrase (the next ones count up)")
-    p.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help=f"the daemon (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--endpoint", type=endpoint_arg, default=DEFAULT_ENDPOINT,
+                   help=f"the daemon (default {DEFAULT_ENDPOINT})")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--port", metavar="NAME", help="an existing output port (its name or a unique part)")
     out.add_argument("--virtual", nargs="?", const=ports.VIRTUAL_NAME, metavar="NAME",

@@ -326,7 +326,7 @@ class Style:
         if fingerprint(model.tok_emb.weight) != self.fingerprint:
             raise StyleError(f"style {self.name!r} was learned on another model than this one ({self.checkpoint} "
                              f"with embeddings {self.fingerprint}); learn it again with `drumigen style learn "
-                             f"{self.name} FILES` (it was learned from: {', '.join(self.sources)})")
+                             f"{self.name} FILES --replace` (it was learned from: {', '.join(self.sources)})")
 
     def token_weights(self, vocab: Vocabulary) -> dict[int, float]:
         unknown = [t for t in self.weights if t not in vocab.ids]
@@ -609,6 +609,7 @@ def learn_style(name: str, files: list[Path], checkpoint_path: Path = checkpoint
                 progress: Progress | None = None, folder: Path | None = None,
                 replace: bool = False) -> Style:
     """Learn a style from 3-20 MIDI grooves and save it in the style folder (about 15-60 s)."""
+    files = list(dict.fromkeys(Path(f).resolve() for f in files))  # a groove given twice counts once
     if not files:
         raise StyleError("no MIDI files given: a style is learned from 3 or more of your grooves")
     if len(files) > MAX_GROOVES:

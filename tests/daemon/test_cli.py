@@ -109,6 +109,38 @@ def test_files_that_cannot_be_written_or_seeds_out_of_range_are_one_line_and_exi
     assert seed.returncode == 2 and "--seed" in seed.stderr and "0..2147483647" in seed.stderr
 
 
+def test_a_kit_map_file_maps_the_pieces(tmp_path):
+    (tmp_path / "rack.json").write_text('{"map": {"36": 35, "38": 40}}')
+    args = ("generate", "--local", "--style", "funk", "--bars", "1", "--seed", "1", "-q")
+    gm = drumigen(*args, "--out", str(tmp_path / "gm"))
+    rack = drumigen(*args, "--kit", str(tmp_path / "rack.json"), "--out", str(tmp_path / "rack"))
+    assert gm.returncode == rack.returncode == 0, (gm.stderr, rack.stderr)
+    [gm_file], [rack_file] = (tmp_path / "gm").glob("*.mid"), (tmp_path / "rack").glob("*.mid")
+    pads = {36: 35, 38: 40}
+    assert [(pads.get(n.pitch, n.pitch), n.start) for n in midifile.read(gm_file).notes] == \
+        [(n.pitch, n.start) for n in midifile.read(rack_file).notes]
+
+
+@pytest.mark.parametrize("args, exit_code, says", [
+    (("generate", "--local", "--kit", "{missing}.json"), 2, "unknown kit map"),
+    (("generate", "--local", "--kit", "{bad}"), 2, "not valid JSON"),
+    (("ping", "--timeout", "0"), 2, "--timeout: must be 0.1..3600"),
+    (("ping", "--endpoint", "bogus"), 2, "is not tcp://host:port"),
+    (("generate", "--local", "--device", "bogus"), 2, "device must be auto, cpu, cuda or cuda:N"),
+    (("generate", "--local", "-q", "--checkpoint", "{bad}"), 1, "is not a MidiDrumiGen checkpoint"),
+])
+def test_flags_that_cannot_work_are_one_line_not_a_traceback(tmp_path, args, exit_code, says):
+    (tmp_path / "bad.json").write_bytes(b"\xff{")
+    r = drumigen(*(a.format(missing=tmp_path / "nope", bad=tmp_path / "bad.json") for a in args))
+    assert r.returncode == exit_code and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_asked_for_on_a_machine_without_one_says_so():
+    r = drumigen("generate", "--local", "-q", "--device", "cuda")
+    assert r.returncode == 1 and "sees no CUDA GPU" in r.stderr and "Traceback" not in r.stderr
+
+
 @pytest.mark.parametrize("command", ["serve", "ping", "info", "styles", "generate", "continue", "variation", "fill", "humanize", "drumify", "show", "play", "style", "train", "train-humanizer", "eval", "keys"])
 def test_every_command_has_help(command):
     r = drumigen(command, "--help")

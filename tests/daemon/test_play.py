@@ -41,6 +41,11 @@ def play_args(*argv: str) -> argparse.Namespace:
     return parser.parse_args(["play", "--api", "jack", *argv])
 
 
+def test_a_style_mix_is_a_style_to_play():
+    assert play_args("--style", "funk:0.6,rock:0.4").style == {"funk": 0.6, "rock": 0.4}
+    assert play_args("--style", "jazz").style == "jazz"
+
+
 def groove_file(tmp_path: Path, notes: list[Note], bars: int = 1) -> Path:
     path = tmp_path / "groove.mid"
     midifile.write(path, notes, 120.0, (4, 4), length=4.0 * bars)

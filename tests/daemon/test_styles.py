@@ -140,8 +140,8 @@ def _write_midi(path: Path, pitches: list[int]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["no files", "corrupt", "two grooves", "no drums", "built-in name",
-                                  "drummer name", "odd name", "taken name"])
+@pytest.mark.parametrize("case", ["no files", "corrupt", "two grooves", "one groove thrice", "no drums",
+                                  "built-in name", "drummer name", "odd name", "taken name"])
 def test_bad_input_is_refused_clearly_and_writes_nothing(case, tmp_path, learned):
     folder = tmp_path / "lib"
     files, name = list(FILES[:3]), "fine"
@@ -153,6 +153,8 @@ def test_bad_input_is_refused_clearly_and_writes_nothing(case, tmp_path, learned
         files, message = [bad, *FILES[:2]], r"at least 3 grooves.*bad\.mid is not a readable MIDI file"
     elif case == "two grooves":
         files, message = FILES[:2], "at least 3 grooves with drum notes, got 2"
+    elif case == "one groove thrice":  # the same file, and a path to it that reads differently
+        files, message = [FILES[0], FILES[0], FILES[0].parent / ".." / FILES[0].parent.name / FILES[0].name], "got 1"
     elif case == "no drums":
         files, message = [_write_midi(tmp_path / "piano.mid", [72, 76, 79]), *FILES[:2]], "piano.mid has no drum notes"
     elif case == "built-in name":
@@ -239,7 +241,7 @@ def test_a_style_learned_on_another_model_is_refused(learned, bundled, tmp_path)
     path = tmp_path / "other.pt"
     checkpoint.save(path, other, vocab, {})
     reloaded, vocab2, _ = checkpoint.load(path)
-    with pytest.raises(styles.StyleError, match="learned on another model"):
+    with pytest.raises(styles.StyleError, match="learned on another model.*style learn my-groove FILES --replace"):
         styles.resolve("my-groove", vocab2, reloaded, folder)
     assert styles.resolve("my-groove", vocab, model, folder).weights  # the right model still takes it
 
