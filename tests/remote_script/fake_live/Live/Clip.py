@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import NamedTuple
 
-from Live._lom import Listenable, Model, listenable
+from Live._lom import Listenable, Model, checked_signature, listenable
 
 
 class _Stored(NamedTuple):
@@ -164,9 +164,7 @@ class Clip(Listenable):
 
     @signature_numerator.setter
     def signature_numerator(self, value: int) -> None:
-        if not 1 <= value <= 99:
-            raise ValueError(f"signature numerator {value} out of range 1..99")
-        self._set("signature_numerator", int(value))
+        self._set("signature_numerator", checked_signature(value, self._signature_denominator)[0])
 
     @property
     def signature_denominator(self) -> int:
@@ -174,9 +172,7 @@ class Clip(Listenable):
 
     @signature_denominator.setter
     def signature_denominator(self, value: int) -> None:
-        if value not in (1, 2, 4, 8, 16):
-            raise ValueError(f"signature denominator {value} is not one of (1, 2, 4, 8, 16)")
-        self._set("signature_denominator", int(value))
+        self._set("signature_denominator", checked_signature(self._signature_numerator, value)[1])
 
     # The Live 11+ notes API.
 

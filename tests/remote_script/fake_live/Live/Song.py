@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from Live._lom import Listenable, Model, listenable
+from Live._lom import Listenable, Model, checked_signature, listenable
 from Live.ClipSlot import ClipSlot
 from Live.Track import Track
 
 TEMPO_RANGE = (20.0, 999.0)  # what Live's tempo field accepts
-SIGNATURE_DENOMINATORS = (1, 2, 4, 8, 16)
 
 
 @listenable("tempo", "signature_numerator", "signature_denominator", "is_playing")
@@ -84,9 +83,7 @@ class Song(Listenable):
 
     @signature_numerator.setter
     def signature_numerator(self, value: int) -> None:
-        if not 1 <= value <= 99:
-            raise ValueError(f"signature numerator {value} out of range 1..99")
-        self._set("numerator", int(value), "signature_numerator")
+        self._set("numerator", checked_signature(value, self._denominator)[0], "signature_numerator")
 
     @property
     def signature_denominator(self) -> int:
@@ -94,9 +91,7 @@ class Song(Listenable):
 
     @signature_denominator.setter
     def signature_denominator(self, value: int) -> None:
-        if value not in SIGNATURE_DENOMINATORS:
-            raise ValueError(f"signature denominator {value} is not one of {SIGNATURE_DENOMINATORS}")
-        self._set("denominator", int(value), "signature_denominator")
+        self._set("denominator", checked_signature(self._numerator, value)[1], "signature_denominator")
 
     @property
     def is_playing(self) -> bool:

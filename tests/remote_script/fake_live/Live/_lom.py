@@ -130,3 +130,15 @@ def _tester(name: str) -> Callable:
         return listener in self._listeners(name)
 
     return has
+
+
+SIGNATURE_DENOMINATORS = (1, 2, 4, 8, 16)
+
+
+def checked_signature(numerator: int, denominator: int) -> tuple[int, int]:
+    """A song's or a clip's meter as Live accepts it (ValueError otherwise)."""
+    if not 1 <= numerator <= 99:
+        raise ValueError(f"signature numerator {numerator} out of range 1..99")
+    if denominator not in SIGNATURE_DENOMINATORS:
+        raise ValueError(f"signature denominator {denominator} is not one of {SIGNATURE_DENOMINATORS}")
+    return int(numerator), int(denominator)
