@@ -243,7 +243,8 @@ class Controller:
         return min(self._settings.variations, VARIATIONS_RANGE[1] // self.params.focus)
 
     def _clip_context(self, action: str) -> tuple[object, Timing, dict]:
-        """The target slot, the song's timing, and the request fields describing its clip."""
+        """The target slot, the timing (the song's tempo, the clip's meter) and the request fields
+        describing its clip."""
         slot = target_slot(highlighted_slot(self._song), action, needs_clip=True)
         timing = read_timing(self._song, slot.clip)  # a 3/4 clip in a 4/4 set is read and played in 3/4
         notes, length = clips.read_notes(slot.clip)
