@@ -339,6 +339,16 @@ class Style:
 _NUMBER_LIST = re.compile(r"\[\s*(?:(?:-?[\d.eE+]+|null),\s*)*(?:-?[\d.eE+]+|null)\s*\]")
 
 
+def _umask() -> int:
+    """The process's umask; read once at import (setting it to read it is not thread-safe later)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()
+
+
 def _write_json(path: Path, data: dict) -> None:
     """Written to a temporary file first, then renamed: a crash leaves the old file or the new one.
     Lists of numbers stay on one line, so a template reads as a row per piece group."""
@@ -346,6 +356,7 @@ def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # as any file the user writes: mkstemp's 0600 would keep a shared style private
         with os.fdopen(fd, "w") as f:
             f.write(text + "\n")
             f.flush()
@@ -410,10 +421,11 @@ class StyleLibrary:
         self.path(key).unlink()
 
     def export(self, name: str, path: Path) -> Path:
-        """A copy of the style at `path` (a file, or a folder to put `<name>.json` in)."""
+        """A copy of the style at `path` (a file, or a folder to put `<name>.json` in: one that
+        exists, or a path written with a trailing slash)."""
         style = self.load(name)
-        path = Path(path)
-        target = path / f"{style.name}.json" if path.is_dir() else path
+        folder = Path(path).is_dir() or str(path).endswith(("/", os.sep))
+        target = Path(path) / f"{style.name}.json" if folder else Path(path)
         _write_json(target, style.to_json())
         return target
 
