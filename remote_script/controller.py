@@ -25,6 +25,9 @@ from .settings import Settings
 from .song import Timing, highlighted_slot, read_timing, undo_step
 
 
+MESSAGE_HOLD_S = 2.0  # a control's message, shown while a request waits, stays this long before the ticker
+
+
 @dataclass
 class Job:
     """A request in flight, and where its answer goes."""
@@ -74,6 +77,7 @@ class Controller:
                              density=settings.density, complexity=settings.complexity, focus=settings.focus,
                              guidance=settings.guidance, strength=settings.strength)
         self._job: Job | None = None
+        self._ticker_quiet_until = 0.0
         self._result: Result | None = None
         self._styles_known = False
         self._lookups: dict[int, Callable[[Reply], None]] = {}
@@ -105,10 +109,18 @@ class Controller:
     # Entry points: Live's MIDI input and display tick.
 
     def press(self, action: str) -> None:
+        job = self._job
         try:
             self.handlers[action]()
         except SlotProblem as problem:
             self._show(say(str(problem)))
+        if job is not None and self._job is job:  # said while a request waits: the ticker lets it be read
+            self._ticker_quiet_until = time.monotonic() + MESSAGE_HOLD_S
+
+    @property
+    def busy_action(self) -> str | None:
+        """The action whose request is in flight (its button lit busy), if any."""
+        return None if self._job is None else self._job.action
 
     def tick(self) -> None:
         for reply in self._client.poll(0.0):
@@ -270,8 +282,9 @@ class Controller:
 
     def _report_wait(self, job: Job) -> None:
         """Once a second, say that the script is still waiting (and on what)."""
-        seconds = int(time.monotonic() - job.started)
-        if seconds >= 1 and seconds != job.seconds_shown:
+        now = time.monotonic()
+        seconds = int(now - job.started)
+        if seconds >= 1 and seconds != job.seconds_shown and now >= self._ticker_quiet_until:
             job.seconds_shown = seconds
             doing = job.doing if self._client.connected else "waiting for the daemon"
             self._show(say(f"{doing}… {seconds} s"))

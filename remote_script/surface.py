@@ -84,8 +84,9 @@ class DrumSurface:
     @_guarded
     def refresh_state(self) -> None:
         """Live asks for the controller's LEDs to be sent again (e.g. after a port change)."""
+        busy = self._controller.busy_action
         for control in self._mapping.controls:
-            message = control.led_message(busy=False)
+            message = control.led_message(busy=control.action == busy)
             if message is not None:
                 self._c_instance.send_midi(message)
 

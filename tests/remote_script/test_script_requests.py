@@ -426,6 +426,25 @@ def test_waiting_is_reported_once_a_second(host: LiveHost, stub: StubClient, mon
     ]
 
 
+def test_a_control_changed_while_waiting_is_readable_and_a_refresh_keeps_the_busy_light(
+    host: LiveHost, stub: StubClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(controller_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    host.select(host.slot(0))
+    press(host, "generate")
+    clock[0] += 1.2
+    press(host, "next_style")
+    said = host.c_instance.status
+    host.tick()
+    assert host.c_instance.status == said and said.startswith("MidiDrumiGen: style ")  # not the ticker, yet
+    clock[0] += 2.0
+    host.tick()
+    assert host.c_instance.status == "MidiDrumiGen: generating funk 4 bars 120 BPM… 3 s"
+    host.script.refresh_state()  # Live resends the LEDs mid-request
+    assert host.c_instance.midi_out[-len(GENERIC):][list(GENERIC).index("generate")] == (0xBF, 102, 0)  # still busy
+
+
 def test_the_daemon_is_asked_what_it_is_and_its_styles_replace_the_fallback(host: LiveHost, stub: StubClient) -> None:
     stub.answer(stub.last("info"), version="0.1.0", protocol=2, model="m.pt", device="cpu")
     stub.answer(stub.last("styles"), styles=["funk", "bossa"], drummers=[], time_signatures=[[4, 4]], kits=["gm"])
