@@ -308,9 +308,9 @@ def kit_arg(text: str) -> str | dict[str, int]:
 
 
 def device_arg(text: str) -> str:
-    """An argparse type: auto, cpu, cuda or cuda:N (whether this machine has one is the loader's to say)."""
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"device must be auto, cpu, cuda or cuda:N, got {text!r}")
+    """An argparse type: auto, cpu, cuda, cuda:N or mps (whether this machine has one is the loader's to say)."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"device must be auto, cpu, cuda, cuda:N or mps, got {text!r}")
     return text
 
 
@@ -611,7 +611,7 @@ def add_style_parser(sub) -> None:
     delete.add_argument("name")
     export = actions.add_parser("export", help="copy a style to a file or folder, e.g. to share it")
     export.add_argument("name")
-    export.add_argument("path", type=Path)
+    export.add_argument("path", help="a .json file, or a folder (an existing one, or one written with a trailing /)")
     imp = actions.add_parser("import", help="add a style file exported elsewhere")
     imp.add_argument("path", type=Path)
     imp.add_argument("--name", help="store it under this name instead of its own")

@@ -123,10 +123,11 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     bar = bar_beats(req.meter)
     per_quarter = POSITIONS_PER_BEAT * req.meter[1] // 4  # grid positions per quarter note
     step = per_quarter // DRUMIFY_GRID
+    end = min(length, clip_bars * bar)  # a clip a hair past its bars (1e-6 beat) ends with them
     onsets: list[set[int]] = [set() for _ in range(clip_bars)]
     for n in notes:
         snapped = round(n.start * DRUMIFY_GRID) / DRUMIFY_GRID
-        k, offset = divmod(snapped if snapped < length else snapped - length, bar)  # snapped to the end: the loop's one
+        k, offset = divmod(snapped if snapped < end else 0.0, bar)  # snapped to the end: the loop's one
         onsets[int(k)].add(round(offset * DRUMIFY_GRID) * step)
     if not any(onsets):
         raise ProtocolError(E_BAD_REQUEST, "drumify needs a clip with notes: their onsets are the rhythm to play")

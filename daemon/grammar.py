@@ -198,14 +198,16 @@ class BarState:
     ids: list[int] = field(default_factory=list)
     onsets: tuple[tuple[int, ...], ...] = ()  # per bar, ascending positions that must each get a hit
     known: bool = False  # the tokens so far were given (follow), not sampled: their bar may be a rest
+    following: bool = False  # inside follow(): a clip may be denser than the sampler's caps allow
 
     def key(self) -> tuple:
         """Everything the allowed set depends on (TokenTable.allowed caches by it)."""
         # Close an overlong bar by force, but only where a Bar may come: a half-written hit
         # (after a Position or a pitch) must be finished first, or nothing would be allowed.
-        # Known tokens (a user's clip) may be as dense as the clip is: the caps are the sampler's.
-        force_bar = not self.known and self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
-        room = 128 if self.known else MAX_HITS_AT_ONCE - self.struck.bit_count()  # 128 pitches: no cap
+        # A clip being followed may be as dense as it is; the caps hold from the first sampled token,
+        # which may find more pieces at its position than it may add to (room 0: move on).
+        force_bar = not self.following and self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
+        room = 128 if self.following else max(0, MAX_HITS_AT_ONCE - self.struck.bit_count())  # 128 pitches: no cap
         rest_ok = self.known and self.state == AFTER_TIMESIG
         if not self.onsets:
             return self.state, self.meter, self.position, self.struck, room, force_bar, -1, -1, rest_ok
@@ -246,14 +248,18 @@ class BarState:
         the bar the known tokens end in: sampling may close it. Raises ValueError at the first
         token the grammar does not allow here, or if the tokens run past the last wanted bar.
         """
-        for i, token in enumerate(tokens):
-            self.known = True
-            if self.done or not self.allows(token, table):
-                raise ValueError(f"token {i} ({token}) does not continue a valid sequence here")
-            self.advance(token, table)
-            self.known = True
-            if self.done:
-                raise ValueError(f"token {i} ({token}) opens bar {self.bars + 1} of {self.bars_wanted}")
+        self.following = True
+        try:
+            for i, token in enumerate(tokens):
+                self.known = True
+                if self.done or not self.allows(token, table):
+                    raise ValueError(f"token {i} ({token}) does not continue a valid sequence here")
+                self.advance(token, table)
+                self.known = True
+                if self.done:
+                    raise ValueError(f"token {i} ({token}) opens bar {self.bars + 1} of {self.bars_wanted}")
+        finally:
+            self.following = False
 
 
 def allowed_mask(states: list[BarState], table: TokenTable) -> torch.Tensor:

@@ -94,15 +94,17 @@ def read(path: Path) -> Groove:
             if msg.tempo <= 0:
                 raise MidiFileError(f"{path} sets a tempo of 0 µs per beat")
             bpm = round(mido.tempo2bpm(msg.tempo), 3)  # µs per beat is an integer
+            late = tempo is None and (notes or open_notes) and bpm != 120.0  # notes played at the default first
             tempo = tempo or bpm
-            changed = tick if changed is None and bpm != tempo else changed  # read at the first, warned of
+            changed = tick if changed is None and (bpm != tempo or late) else changed  # read at the first, warned of
         elif msg.type == "time_signature":
             if not (0 < msg.numerator and 0 < msg.denominator <= MAX_DENOMINATOR):
                 den = msg.denominator if msg.denominator <= 1024 else f"2^{msg.denominator.bit_length() - 1}"
                 raise MidiFileError(f"{path} has a time signature of {msg.numerator}/{den}")
             sig = (msg.numerator, msg.denominator)
+            late = meter is None and (notes or open_notes) and sig != (4, 4)
             meter = meter or sig
-            changed = tick if changed is None and sig != meter else changed
+            changed = tick if changed is None and (sig != meter or late) else changed
         elif msg.type == "note_on" and msg.velocity > 0:
             _close(open_notes, notes, (msg.channel, msg.note), tick, tpb)
             open_notes[(msg.channel, msg.note)] = (tick, msg.velocity)

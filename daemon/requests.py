@@ -194,7 +194,7 @@ def clip(msg: dict, meter: tuple[int, int]) -> tuple[list[Note], float]:
     if length is None:
         raise ProtocolError(E_BAD_REQUEST, "length (the clip's length in beats) is missing")
     if not isinstance(length, (int, float)) or isinstance(length, bool) or not (
-        math.isfinite(length) and bar / 4 <= length <= MAX_CLIP_BARS * bar
+        math.isfinite(length) and bar / 4 <= round(length, 6) <= MAX_CLIP_BARS * bar
     ):
         raise ProtocolError(E_BAD_REQUEST, f"length must be {bar / 4:g} to {MAX_CLIP_BARS * bar:g} beats (a quarter "
                                            f"bar to {MAX_CLIP_BARS} bars of {meter[0]}/{meter[1]}), got {length!r}")

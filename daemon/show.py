@@ -13,6 +13,7 @@ an optional extra: `pip install -e '.[png]'`).
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from daemon.kit import PIECE_NAMES, TD11_ZONES
@@ -28,12 +29,13 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
     """The grid for notes spanning `length` beats (its first MAX_GRID_BARS bars); pitches
     outside the kit get their number."""
     bar_beats = meter[0] * 4 / meter[1]
-    steps_per_bar = max(1, round(bar_beats * STEPS_PER_BEAT))  # a bar of 1/32 is still a column
+    per_beat = max(STEPS_PER_BEAT, math.ceil(1 / bar_beats - 1e-9))  # a bar shorter than a 16th is a column
+    steps_per_bar = round(bar_beats * per_beat)
     all_bars = max(1, round(length / bar_beats))
     bars = min(all_bars, MAX_GRID_BARS)
     cells: dict[int, list[str]] = {}
     for n in notes:
-        step = round(n.start * STEPS_PER_BEAT)
+        step = round(n.start * per_beat)
         if not 0 <= step < bars * steps_per_bar:
             continue
         row = cells.setdefault(n.pitch, ["-"] * (bars * steps_per_bar))
@@ -42,7 +44,7 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
             row[step] = mark
     pitches = _rows(cells)
     label = max([len(_name(p)) for p in pitches] + [4])
-    steps_per_count = max(1, STEPS_PER_BEAT * 4 // meter[1])  # a count is one beat of the meter (or a 16th)
+    steps_per_count = max(1, per_beat * 4 // meter[1])  # a count is one beat of the meter (or a column)
     header = [str(s // steps_per_count + 1) if s % steps_per_count == 0 else "." for s in range(steps_per_bar)]
     width = max(len(cell) for cell in header)  # 12/8 counts to 12: every column two wide
 

@@ -19,6 +19,7 @@ folder, the file format, what each preset is made of and the measurements.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import math
@@ -356,8 +357,9 @@ def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # as any file the user writes: mkstemp's 0600 would keep a shared style private
         with os.fdopen(fd, "w") as f:
+            with contextlib.suppress(OSError):  # as any file the user writes: mkstemp's 0600 keeps a shared style private
+                os.chmod(tmp, 0o666 & ~_UMASK)
             f.write(text + "\n")
             f.flush()
             os.fsync(f.fileno())

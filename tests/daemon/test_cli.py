@@ -126,7 +126,7 @@ def test_a_kit_map_file_maps_the_pieces(tmp_path):
     (("generate", "--local", "--kit", "{bad}"), 2, "not valid JSON"),
     (("ping", "--timeout", "0"), 2, "--timeout: must be 0.1..3600"),
     (("ping", "--endpoint", "bogus"), 2, "is not tcp://host:port"),
-    (("generate", "--local", "--device", "bogus"), 2, "device must be auto, cpu, cuda or cuda:N"),
+    (("generate", "--local", "--device", "bogus"), 2, "device must be auto, cpu, cuda, cuda:N or mps"),
     (("generate", "--local", "-q", "--checkpoint", "{bad}"), 1, "is not a MidiDrumiGen checkpoint"),
 ])
 def test_flags_that_cannot_work_are_one_line_not_a_traceback(tmp_path, args, exit_code, says):

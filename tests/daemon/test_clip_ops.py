@@ -20,11 +20,14 @@ def heard(g: Generator, notes: list[Note], kit_map: dict[int, int]) -> list[int]
     return [h.pitch for h in g.table.hits(list(clip_ops.primer(g, notes, 1, GrooveRequest(kit=kit_map))))]
 
 
-def test_a_rack_pad_a_kit_leaves_in_place_is_still_its_piece(bundled):
-    """rack16 folds china, splash and crash 2 onto the crash's pad: the pad is still the crash."""
+def test_a_pad_several_pieces_share_is_heard_as_the_one_drummers_play_most(bundled):
+    """rack16 folds the TD-11's other crash zones (52, 55, 57) onto the crash pad, and the ride's
+    bell and edge onto the ride's: crash and ride they stay. A rack that sends the snare to pad 40
+    (the rim's pitch in GM) has a snare there."""
     rack16 = kit.BUILTIN_MAPS["rack16"]
-    assert kit.reverse_map(rack16) == {49: 49, 51: 51}
-    assert heard(bundled, [Note(49, 0.0, 0.25, 100), Note(51, 1.0, 0.25, 100)], rack16) == [49, 51]
+    assert kit.reverse_map(rack16) == {49: 55, 51: 51}  # 55: the crash zone GMD's drummers hit most
+    assert heard(bundled, [Note(49, 0.0, 0.25, 100), Note(51, 1.0, 0.25, 100)], rack16) == [55, 51]
+    assert heard(bundled, [Note(40, 1.0, 0.25, 100)], {36: 36, 38: 40}) == [38]
     pads = {36: 60, 38: 61, 61: 36}  # a user's rack: kick and snare moved, and pad 36 plays what 61 is
     assert kit.reverse_map(pads) == {60: 36, 61: 38, 36: 61}
     assert heard(bundled, [Note(60, 0.0, 0.25, 100), Note(61, 1.0, 0.25, 100)], pads) == [36, 38]
@@ -42,6 +45,7 @@ def test_a_tap_just_before_the_clip_ends_is_the_loops_one(bundled):
     patterns = clip_ops.drumify_clip(bundled, req, [Note(40, 4 - 1 / 480, 0.1, 90)], 4.0)  # its only tap
     starts = {n.start for n in patterns[0].notes}
     assert 0.0 in starts and max(starts) < 4.0
-    req = GrooveRequest(style="funk", seed=11, variations=4)  # a clip of a bar and a half
-    for pattern in clip_ops.drumify_clip(bundled, req, [Note(40, 5.9, 0.1, 90)], 6.0):
-        assert min(n.start for n in pattern.notes) == 0.0 and max(n.start for n in pattern.notes) < 6.0
+    req = GrooveRequest(style="funk", seed=11, variations=4)
+    for length in (6.0, 8.000001):  # a bar and a half; two bars and a hair
+        for pattern in clip_ops.drumify_clip(bundled, req, [Note(40, length - 0.05, 0.1, 90)], length):
+            assert min(n.start for n in pattern.notes) == 0.0 and max(n.start for n in pattern.notes) < length

@@ -41,7 +41,7 @@ def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
         return False
     state, position = s.state, s.position
     struck = {i for i in range(32) if s.struck >> i & 1}
-    if not s.known and s.tokens_in_bar >= MAX_TOKENS_PER_BAR and state == AFTER_VELOCITY and pieces[0][0] != BAR:
+    if not s.following and s.tokens_in_bar >= MAX_TOKENS_PER_BAR and state == AFTER_VELOCITY and pieces[0][0] != BAR:
         return False
     for j, (kind, value) in enumerate(pieces):
         if kind == BAR:
@@ -59,7 +59,7 @@ def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
         elif kind == PITCH:
             if state not in (AFTER_POSITION, AFTER_VELOCITY) or value - PITCH_BASE in struck:
                 return False
-            if not s.known and len(struck) >= MAX_HITS_AT_ONCE:
+            if not s.following and len(struck) >= MAX_HITS_AT_ONCE:
                 return False
             state = AFTER_PITCH
             struck.add(value - PITCH_BASE)
@@ -123,6 +123,16 @@ def test_no_more_pieces_at_once_than_a_drummer_plays_but_a_clip_may_have_more():
     known = BarState(2, (4, 4))
     known.follow(clip, t)  # one bar of 6-piece chords on every 32nd
     assert known.tokens_in_bar > MAX_TOKENS_PER_BAR and len(t.hits(known.ids)) == len(chords)
+    for last in (5, 6):  # a clip ending on that many pieces at once, then a sampler that keeps adding
+        chord = [Note(p, 3.75, 0.1, 90) for p in (36, 38, 42, 46, 49, 51)[:last]]
+        s = BarState(2, (4, 4))
+        s.follow(t.vocab.merge(t.vocab.encode_notes(chord, (4, 4))), t)
+        while not s.done:
+            ids = t.allowed(s)
+            assert len(ids), "nothing allowed after the clip"
+            here = ids[t.first[ids] == PITCH]
+            s.advance(int(here[0] if len(here) else ids[0]), t)
+        assert sum(h.start == 3.75 for h in t.hits(s.ids)) == last  # the clip's chord, and nothing added
 
 
 @pytest.mark.parametrize("meter", [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8), (2, 2)])

@@ -98,18 +98,23 @@ def test_a_denominator_of_two_to_the_255_is_refused(tmp_path):
 
 
 def test_a_change_of_tempo_or_meter_is_warned_of(tmp_path, caplog):
-    mid = mido.MidiFile(ticks_per_beat=480)
-    mid.tracks.append(mido.MidiTrack([
-        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(120)), mido.Message("note_on", note=36, velocity=90),
-        mido.Message("note_off", note=36, time=240), mido.MetaMessage("time_signature", numerator=3, time=3600),
-        mido.Message("note_on", note=38, velocity=90), mido.Message("note_off", note=38, time=240)]))
-    mid.save(tmp_path / "x.mid")
-    groove = midifile.read(tmp_path / "x.mid")
-    assert groove.meter == (3, 4) and groove.tempo == 120  # the first of each
-    assert not caplog.records
-    mid.tracks[0].insert(3, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60), time=0))  # after the kick
-    mid.save(tmp_path / "y.mid")
-    assert midifile.read(tmp_path / "y.mid").tempo == 120
+    def groove(*events: mido.Message) -> midifile.Groove:
+        mid = mido.MidiFile(ticks_per_beat=480)
+        mid.tracks.append(mido.MidiTrack([*events, mido.Message("note_on", note=36, velocity=90, time=0),
+                                          mido.Message("note_off", note=36, time=240)]))
+        mid.save(tmp_path / "x.mid")
+        return midifile.read(tmp_path / "x.mid")
+
+    kick = (mido.Message("note_on", note=36, velocity=90), mido.Message("note_off", note=36, time=240))
+    three = mido.MetaMessage("time_signature", numerator=3)
+    slow = mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60))
+    assert groove(three, slow, *kick).meter == (3, 4) and not caplog.records  # set before any note: no change
+    read = groove(*kick, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60), time=0))  # at beat 0.5
+    assert read.tempo == 60 and "changes tempo or meter at beat 0.5" in caplog.text  # the notes before played at 120
+    caplog.clear()
+    assert groove(three, *kick, mido.MetaMessage("time_signature", numerator=3, time=0)).meter == (3, 4)
+    assert not caplog.records  # the same meter again is no change
+    assert groove(slow, *kick, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90))).tempo == 60
     assert "changes tempo or meter at beat 0.5" in caplog.text
 
 

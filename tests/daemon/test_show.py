@@ -18,3 +18,10 @@ def test_every_hit_sits_under_its_count(meter, length):
     if length >= 0.5:  # the last 16th of the clip is its last column
         snare = next(line for line in lines if line.strip().startswith("snare"))
         assert len(snare) == len(kick) and snare.rstrip().endswith("x")
+
+
+def test_bars_shorter_than_a_16th_are_a_column_each():
+    bar = 0.125  # 1/32
+    lines = grid([Note(36, k * bar, 0.05, 110) for k in (0, 2)], (1, 32), 4 * bar).splitlines()
+    kick = next(line for line in lines if line.strip().startswith("kick"))
+    assert kick.split()[1:] == ["X", "-", "X", "-"]  # bars 1 and 3

@@ -103,6 +103,8 @@ def test_library_rename_export_import_delete(learned, tmp_path):
     assert exported == tmp_path / "late-night.json"
     assert exported.stat().st_mode & 0o777 == 0o666 & ~styles._UMASK  # shareable, as the umask allows
     assert library.export("late-night", f"{tmp_path}/new/") == tmp_path / "new" / "late-night.json"
+    from daemon.cli import build_parser
+    assert build_parser().parse_args(["style", "export", "late-night", "out/"]).path == "out/"  # the slash reaches export
     with pytest.raises(styles.StyleError, match="already a style"):
         library.import_(exported)
     library.delete("late-night")
