@@ -59,6 +59,8 @@ def load(path: Path, device: str | torch.device = "cpu") -> tuple[DrumTransforme
     device = torch.device(device)  # a RuntimeError for a name torch does not know
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device} asked for, but torch sees no CUDA GPU here: use cpu or auto")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device mps asked for, but torch sees no Apple GPU (MPS) here: use cpu or auto")
     state = load_state(path)
     model = DrumTransformer(ModelConfig(**state["model_config"]))
     model.load_state_dict(state["model"])

@@ -56,7 +56,7 @@ def add_train(sub) -> None:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float)
     p.add_argument("--genre-balance", dest="genre_balance", type=fraction_arg,
                    help="0 draws genres as the data plays them, 1 all alike (default 0.5, as the shipped model)")
-    p.add_argument("--device", type=device_arg, help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", type=device_arg, help="auto (CUDA when present), cpu, cuda, cuda:1, mps")
     p.add_argument("--resume", type=Path, help="continue from a checkpoint: a *.last.pt brings its optimiser state; any other "
                         "(the shipped one) starts a fresh optimiser with a new warm-up")
     p.add_argument("--teacher", type=Path, help="distil this checkpoint's classifier-free guidance (at --guidance, default "
@@ -97,7 +97,7 @@ def add_serve(sub) -> None:
                        description="Load the model once and answer requests over ZeroMQ (docs/protocol.md).")
     p.add_argument("--bind", default=DEFAULT_ENDPOINT, help=f"ZeroMQ endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the bundled GMD model)")
-    p.add_argument("--device", type=device_arg, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, mps")
     p.add_argument("--threads", type=int, help="CPU threads for the model (default: all cores)")
     p.add_argument("--log-file", dest="log_file", type=Path,
                    help="log file (default ~/.local/state/mididrumigen/daemon.log)")
@@ -378,7 +378,7 @@ def add_local_flags(p) -> None:
     """--local: the model runs in this process, no daemon needed."""
     p.add_argument("--local", action="store_true", help="run the model in this process instead of the daemon")
     p.add_argument("--checkpoint", type=Path, help="with --local: model checkpoint (default: bundled)")
-    p.add_argument("--device", type=device_arg, default="auto", help="with --local: auto, cpu, cuda")
+    p.add_argument("--device", type=device_arg, default="auto", help="with --local: auto, cpu, cuda, cuda:1, mps")
 
 
 # --- working on a clip: continue, variation, fill ------------------------------------------------

@@ -55,8 +55,9 @@ def to_canonical(pitch: int) -> int:
 
 
 # Hits of each canonical piece in GMD's train split (mido over its MIDI files, TD-11 zones folded
-# in): which piece a pad shared by several is heard as. 52, 55 and 57 are the TD-11's other crash
-# zones (bow and edge of two crashes); 53 and 59 the ride's bell and edge.
+# in): which piece a pad shared by several is heard as. GM calls 52, 55 and 57 china, splash and
+# crash 2 (PIECE_NAMES, as a GM rack plays them); on GMD's TD-11 they are more zones of its two
+# crashes, as 53 and 59 are the ride's bell and edge (GrooVAE's reduction).
 GMD_HITS = {38: 83743, 36: 69805, 42: 48349, 44: 43689, 51: 38692, 40: 17664, 46: 11251, 48: 11069, 43: 8920,
             37: 7713, 53: 4845, 45: 3333, 59: 1903, 55: 1837, 57: 1712, 50: 1248, 47: 1061, 52: 770, 49: 686}
 

@@ -84,7 +84,7 @@ def read(path: Path) -> Groove:
         raise MidiFileError(f"{path} uses SMPTE time, which MidiDrumiGen does not read")
     if tpb == 0:
         raise MidiFileError(f"{path} has 0 ticks per beat")
-    tempo, meter, changed = None, None, None
+    tempo, meter, changed, first_note = None, None, None, math.inf
     open_notes: dict[tuple[int, int], tuple[int, int]] = {}
     notes: list[Note] = []
     tick = 0
@@ -94,7 +94,7 @@ def read(path: Path) -> Groove:
             if msg.tempo <= 0:
                 raise MidiFileError(f"{path} sets a tempo of 0 µs per beat")
             bpm = round(mido.tempo2bpm(msg.tempo), 3)  # µs per beat is an integer
-            late = tempo is None and (notes or open_notes) and bpm != 120.0  # notes played at the default first
+            late = tempo is None and first_note < tick and bpm != 120.0  # notes played at the default first
             tempo = tempo or bpm
             changed = tick if changed is None and (bpm != tempo or late) else changed  # read at the first, warned of
         elif msg.type == "time_signature":
@@ -102,10 +102,11 @@ def read(path: Path) -> Groove:
                 den = msg.denominator if msg.denominator <= 1024 else f"2^{msg.denominator.bit_length() - 1}"
                 raise MidiFileError(f"{path} has a time signature of {msg.numerator}/{den}")
             sig = (msg.numerator, msg.denominator)
-            late = meter is None and (notes or open_notes) and sig != (4, 4)
+            late = meter is None and first_note < tick and sig != (4, 4)
             meter = meter or sig
             changed = tick if changed is None and (sig != meter or late) else changed
         elif msg.type == "note_on" and msg.velocity > 0:
+            first_note = min(first_note, tick)
             _close(open_notes, notes, (msg.channel, msg.note), tick, tpb)
             open_notes[(msg.channel, msg.note)] = (tick, msg.velocity)
         elif msg.type in ("note_off", "note_on"):

@@ -1,5 +1,5 @@
-"""A groove as a drum grid in the terminal (one row per piece, one column per 16th note), or as
-a piano-roll image.
+"""A groove as a drum grid in the terminal (one row per piece, one column per 16th note, finer
+only where a bar is not a whole number of 16ths), or as a piano-roll image.
 
     bar 1            bar 2
     1 . . . 2 . . .  1 . . . 2 . . .
@@ -29,7 +29,8 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
     """The grid for notes spanning `length` beats (its first MAX_GRID_BARS bars); pitches
     outside the kit get their number."""
     bar_beats = meter[0] * 4 / meter[1]
-    per_beat = max(STEPS_PER_BEAT, math.ceil(1 / bar_beats - 1e-9))  # a bar shorter than a 16th is a column
+    # 16ths, or finer where a bar is not a whole number of them (3/32, 1/32): every bar starts a column
+    per_beat = math.lcm(STEPS_PER_BEAT, meter[1] // math.gcd(4 * meter[0], meter[1]))
     steps_per_bar = round(bar_beats * per_beat)
     all_bars = max(1, round(length / bar_beats))
     bars = min(all_bars, MAX_GRID_BARS)

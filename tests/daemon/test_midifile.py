@@ -109,6 +109,7 @@ def test_a_change_of_tempo_or_meter_is_warned_of(tmp_path, caplog):
     three = mido.MetaMessage("time_signature", numerator=3)
     slow = mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60))
     assert groove(three, slow, *kick).meter == (3, 4) and not caplog.records  # set before any note: no change
+    assert groove(*kick[:1], three, slow, *kick[1:]).tempo == 60 and not caplog.records  # at the first note's tick
     read = groove(*kick, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(60), time=0))  # at beat 0.5
     assert read.tempo == 60 and "changes tempo or meter at beat 0.5" in caplog.text  # the notes before played at 120
     caplog.clear()

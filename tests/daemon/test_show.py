@@ -20,8 +20,10 @@ def test_every_hit_sits_under_its_count(meter, length):
         assert len(snare) == len(kick) and snare.rstrip().endswith("x")
 
 
-def test_bars_shorter_than_a_16th_are_a_column_each():
-    bar = 0.125  # 1/32
-    lines = grid([Note(36, k * bar, 0.05, 110) for k in (0, 2)], (1, 32), 4 * bar).splitlines()
-    kick = next(line for line in lines if line.strip().startswith("kick"))
-    assert kick.split()[1:] == ["X", "-", "X", "-"]  # bars 1 and 3
+@pytest.mark.parametrize("meter", [(1, 32), (3, 64), (3, 32), (7, 8)])
+def test_a_kick_on_every_other_bar_starts_every_other_bar_whatever_the_meter(meter):
+    bar = meter[0] * 4 / meter[1]
+    lines = grid([Note(36, k * bar, 0.05, 110) for k in range(0, 12, 2)], meter, 12 * bar).splitlines()
+    bars = next(line for line in lines if line.strip().startswith("kick")).split("  ")[-12:]
+    assert [b.split()[0] for b in bars] == ["X", "-"] * 6 and all(b.split()[1:] == ["-"] * (len(b.split()) - 1)
+                                                                    for b in bars)
