@@ -12,6 +12,8 @@ import json
 import re
 from pathlib import Path
 
+from shared.notes import is_int
+
 # TD-11 pitch -> canonical GM pitch. Pitches not listed pass through unchanged.
 GMD_TO_GM = {22: 42, 26: 46, 58: 43}
 TD11_ZONES = {22: "closed hat edge", 26: "open hat edge", 58: "floor tom rim"}  # for `show`
@@ -98,14 +100,10 @@ def load_map(spec: str | dict) -> dict[int, int]:
     for key, value in raw.items():
         # Keys are JSON's strings of whole numbers; values whole numbers ("36": 36.9 or true is a typo).
         source = int(key) if isinstance(key, str) and re.fullmatch(r"[0-9]{1,3}", key) else key
-        if not (_is_int(source) and _is_int(value)):
+        if not (is_int(source) and is_int(value)):
             raise ValueError(f"kit map entry {key!r}: {value!r} is not pitch: pitch")
         target = value
         if not (0 <= source <= 127 and 0 <= target <= 127):
             raise ValueError(f"kit map entry {key}: {value} is outside MIDI pitches 0..127")
         mapping[source] = target
     return mapping
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)

@@ -53,9 +53,9 @@ class Note:
     @classmethod
     def _checked(cls, pitch: object, start: float, duration: float, velocity: object, probability: float,
                  deviation: float) -> "Note":
-        if not (_is_int(pitch) and 0 <= pitch <= 127):
+        if not (is_int(pitch) and 0 <= pitch <= 127):
             raise ProtocolError(E_BAD_REQUEST, f"note pitch must be 0..127, got {pitch!r}")
-        if not (_is_int(velocity) and 1 <= velocity <= 127):
+        if not (is_int(velocity) and 1 <= velocity <= 127):
             raise ProtocolError(E_BAD_REQUEST, f"note velocity must be 1..127, got {velocity!r}")
         if not (0.0 <= start < 1e6 and 0.0 < duration < 1e6):
             raise ProtocolError(E_BAD_REQUEST, "note start must be >= 0 and duration > 0 beats")
@@ -86,5 +86,6 @@ def _number(value: object, name: str) -> float:
     return float(value)
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
+    """A whole number as msgpack and JSON carry one: an int, not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
