@@ -56,6 +56,9 @@ def add_train(sub) -> None:
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=float)
     p.add_argument("--genre-balance", dest="genre_balance", type=fraction_arg,
                    help="0 draws genres as the data plays them, 1 all alike (default 0.5, as the shipped model)")
+    p.add_argument("--rebar", type=fraction_arg,
+                   help="the share of 4/4 windows replayed in another meter, so bars of every length are learned "
+                        "(default 0.2, as the shipped model; 0: GMD's meters only)")
     p.add_argument("--device", type=device_arg, help="auto (CUDA when present), cpu, cuda, cuda:1, mps")
     p.add_argument("--resume", type=Path, help="continue from a checkpoint: a *.last.pt brings its optimiser state; any other "
                         "(the shipped one) starts a fresh optimiser with a new warm-up")

@@ -2,7 +2,7 @@
 
 A one-token step of the drummer is ~58 kernels of 1-5 µs each. Launched one by one from eager
 PyTorch they cost more than they run: 0.89 ms a token on an H200, no faster than the CPU. A CUDA
-graph launches them all at once: 0.23 ms a token, 4 bars in 42 ms (docs/model.md).
+graph launches them all at once: 0.22 ms a token, 4 bars in about 40 ms (docs/model.md).
 
 A graph replays the exact kernels and memory it was captured with, hence:
 - `DrumTransformer.step_at`: the step with fixed shapes; the slot and the padding are inputs.
@@ -11,9 +11,12 @@ A graph replays the exact kernels and memory it was captured with, hence:
   its logits alive.
 - The KV cache lives in one buffer kept across calls. A call's cache is its leading rows, zeroed,
   and stays those as rows finish (`KVCache.keep` moves rows within the same memory).
-- A step's inputs go to the GPU, and its logits come back, through pinned host buffers the graph
-  owns, in one copy each: a copy from pageable memory took 31 µs on the H200's host, pinned 17.
-  The logits `step()` returns are such a buffer: read them before the next step.
+- A step's inputs go to the GPU, and its logits come back, through pinned host buffers, and both
+  copies are part of the graph: a step is one replay and one wait. Launched on their own, the
+  copies took 17 µs each on the H200 (from pageable memory 31). Side by side in one process,
+  4 bars took 36.7 ms against 40.7 with the same notes; across benchmark runs on fresh machines
+  the gain is inside the noise (docs/model.md). The logits `step()` returns are such a buffer:
+  read them before the next step.
 """
 
 from __future__ import annotations
@@ -28,19 +31,17 @@ from daemon.model import DrumTransformer, KVCache
 
 @dataclass
 class _Graph:
-    """One captured step: the tensors it reads its inputs from and writes its logits to, and
-    their pinned host twins."""
+    """One captured step: the graph copies its inputs in from `host_inputs`, runs the step and
+    copies its logits out to `host_logits`. The GPU tensors are kept so their memory stays theirs."""
 
+    graph: torch.cuda.CUDAGraph
     inputs: torch.Tensor  # (2B + 1,) on the GPU: B token ids, the slot, B paddings
     logits: torch.Tensor  # (B, vocab) on the GPU
-    graph: torch.cuda.CUDAGraph
-    host_inputs: torch.Tensor = field(init=False)
-    host_logits: torch.Tensor = field(init=False)
+    host_inputs: torch.Tensor  # pinned twins of the two
+    host_logits: torch.Tensor
     staged: np.ndarray = field(init=False)  # host_inputs as numpy, written from Python ints
 
     def __post_init__(self) -> None:
-        self.host_inputs = torch.empty(self.inputs.shape, dtype=self.inputs.dtype, pin_memory=True)
-        self.host_logits = torch.empty(self.logits.shape, dtype=self.logits.dtype, pin_memory=True)
         self.staged = self.host_inputs.numpy()
 
 
@@ -91,28 +92,31 @@ class GraphedSteps:
         inputs = [*tokens, start, *pad]
         with torch.cuda.device(self.device):
             graph = self.graphs.get(batch) or self._capture(batch, inputs, cache)
-            graph.staged[:] = inputs  # the last step's copies are done: it waited for its logits
-            graph.inputs.copy_(graph.host_inputs, non_blocking=True)
+            graph.staged[:] = inputs  # the last replay is done: it was waited for
             graph.graph.replay()
-            graph.host_logits.copy_(graph.logits, non_blocking=True)
             torch.cuda.current_stream(self.device).synchronize()
         cache.length += 1
         return graph.host_logits
 
     def _capture(self, batch: int, inputs: list[int], cache: KVCache) -> _Graph:
-        """Capture the step for `batch` rows. The warm-up (cuBLAS picks its kernels outside the
-        capture) runs the real step, writing the keys and values the replay will write again."""
-        staged = torch.tensor(inputs, device=self.device)
+        """Capture the step for `batch` rows, its two copies included. The warm-up (cuBLAS picks
+        its kernels outside the capture) runs the real step, writing the keys and values the
+        replay will write again."""
+        host_inputs = torch.tensor(inputs).pin_memory()
+        staged = host_inputs.to(self.device)
         idx, slot, pad = staged[:batch], staged[batch : batch + 1], staged[batch + 1 :]
         main = torch.cuda.current_stream(self.device)
         self.stream.wait_stream(main)
         with torch.cuda.stream(self.stream):
-            self.model.step_at(idx, slot, pad, cache.buffer, self.vocab)
+            warm = self.model.step_at(idx, slot, pad, cache.buffer, self.vocab)
         main.wait_stream(self.stream)
+        host_logits = torch.empty(warm.shape, dtype=warm.dtype).pin_memory()
         graph = torch.cuda.CUDAGraph()
         # thread_local: the daemon's network thread may copy weights from the GPU meanwhile
         # (a learned style's fingerprint), which a global capture mode would refuse.
         with torch.cuda.graph(graph, pool=self.pool, stream=self.stream, capture_error_mode="thread_local"):
+            staged.copy_(host_inputs, non_blocking=True)
             logits = self.model.step_at(idx, slot, pad, cache.buffer, self.vocab)
-        self.graphs[batch] = _Graph(staged, logits, graph)
+            host_logits.copy_(logits, non_blocking=True)
+        self.graphs[batch] = _Graph(graph, staged, logits, host_inputs, host_logits)
         return self.graphs[batch]

@@ -3,6 +3,11 @@
 Each performance is tokenized once (and cached); a training example is a window that starts
 at a random bar, prefixed by that performance's conditions. Density and complexity labels
 are measured on the bars the window covers, so a request can ask for them later.
+
+GMD is 1,138 takes in 4/4 and 12 in any other meter, so a model trained on it as it is learns
+that a bar ends after four quarter notes, and leaves a 7/8 or 12/8 bar's last counts empty
+(docs/model.md). Some windows of 4/4 takes are therefore replayed in another meter (`rebar`),
+cut and joined the way a drummer fits a groove to one.
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ log = logging.getLogger(__name__)
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "groove"
 SPLITS = ("train", "validation", "test")
 CACHE_VERSION = 3  # bump when the cached fields change
+
+# Meters a 4/4 window may be replayed in, and how often, relative to each other: those the
+# product is asked for most (3/4, 6/8, 5/4, 7/8, 12/8) first.
+REBAR_METERS = {
+    (3, 4): 3, (6, 8): 3, (5, 4): 2, (7, 8): 2, (12, 8): 2, (5, 8): 1, (9, 8): 1, (2, 4): 1, (6, 4): 1,
+    (7, 4): 1, (2, 2): 1, (3, 8): 0.5, (3, 2): 0.5, (1, 4): 0.25, (8, 4): 0.25, (4, 2): 0.25,
+}  # fmt: skip
+COMPOUND = {(3, 8), (6, 8), (9, 8), (12, 8)}  # counted in dotted quarters: a 4/4 beat becomes one
 
 
 @dataclass
@@ -173,14 +186,17 @@ class WindowSampler:
 
     def __init__(self, performances: list[Performance], vocab: Vocabulary, block_size: int,
                  drop_slot: float = 0.2, drop_all: float = 0.1, augment: bool = True, seed: int = 0,
-                 genre_balance: float = 0.0) -> None:
+                 genre_balance: float = 0.0, rebar: float = 0.0) -> None:
         self.performances = performances
         self.vocab = vocab
         self.block_size = block_size
         self.drop_slot, self.drop_all, self.augment = drop_slot, drop_all, augment
         self.rng = random.Random(seed)
-        if not 0.0 <= genre_balance <= 1.0:
-            raise ValueError(f"genre_balance must be 0..1, got {genre_balance}")
+        for name, value in (("genre_balance", genre_balance), ("rebar", rebar)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be 0..1, got {value}")
+        self.rebar = rebar  # the share of 4/4 windows replayed in another meter (module docstring)
+        self.meters = [m for m in REBAR_METERS if m in vocab.meters] if rebar else []
         # A short fill weighs like a few bars, so fills are seen, not drowned by long beats.
         weights = [len(p.bar_starts) + 3 for p in performances]
         # With genre_balance a, a genre is drawn in proportion to its bars ** (1 - a): 0 keeps the
@@ -194,20 +210,32 @@ class WindowSampler:
         # crash 1 <-> crash 2, ride <-> ride 2: another cymbal of the same kind, same style
         self.swaps = [(base["PitchDrum_49"], base["PitchDrum_57"]), (base["PitchDrum_51"], base["PitchDrum_59"])]
 
-    def window(self, p: Performance, first_bar: int, augment: bool) -> tuple[list[int], range]:
-        """Merged ids of the window starting at `first_bar`, and the bars it covers."""
+    def window(self, p: Performance, first_bar: int, augment: bool,
+               meter: tuple[int, int] | None = None) -> tuple[list[int], range]:
+        """Merged ids of the window starting at `first_bar` (replayed in `meter`, if given), and
+        the take's bars it covers."""
         start = p.bar_starts[first_bar]
         base = p.ids[start : start + 3 * self.block_size].tolist()  # BPE merges ~1.7x
+        per_bar = 1  # the window's bars per bar of the take
+        if meter is not None:
+            base = rebar(base, meter, self.vocab)
+            per_bar = {(3, 8): 4, (6, 8): 2}.get(meter, 1)
         if augment:
             base = self._augment(base)
         merged = self.vocab.merge(base)[: self.block_size - len(SLOTS)]
         bars = sum(1 for t in merged if self.vocab.pieces[t][0] == "Bar_None")
-        return merged, range(first_bar, first_bar + max(bars, 1))
+        return merged, range(first_bar, first_bar + max(-(-bars // per_bar), 1))
 
     def sample(self) -> list[int]:
         p = self.rng.choices(self.performances, weights=self.weights)[0]
-        body, bars = self.window(p, self.rng.randrange(len(p.bar_starts)), self.augment)
+        first = self.rng.randrange(len(p.bar_starts))
+        meter = None
+        if self.meters and p.meter == (4, 4) and self.rng.random() < self.rebar:
+            meter = self.rng.choices(self.meters, weights=[REBAR_METERS[m] for m in self.meters])[0]
+        body, bars = self.window(p, first, self.augment, meter)
         cond = p.conditions(bars, self.vocab)
+        if meter is not None:
+            cond = _replace(cond, meter=meter, tempo=rebar_tempo(cond.tempo, meter))
         if self.augment and self.rng.random() < 0.3:  # a small tempo change keeps the feel
             cond = _replace(cond, tempo=cond.tempo * self.rng.uniform(0.93, 1.07))
         if self.rng.random() < self.drop_all:
@@ -228,6 +256,87 @@ class WindowSampler:
 
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         return collate([self.sample() for _ in range(batch_size)], self.block_size, self.vocab.pad)
+
+
+def rebar(ids: list[int], meter: tuple[int, int], vocab: Vocabulary) -> list[int]:
+    """A stretch of unmerged 4/4 REMI ids (from a Bar on) as bars of `meter`.
+
+    Shorter simple meters keep each bar's first counts (3/4: beats 1-3; 7/8: all but the last
+    8th); longer ones add counts of the same bar (5/4: 1 2 3 4 3; 6/4: 1 2 3 4 3 4; 7/4:
+    1 2 3 4 1 2 3). Compound meters take each quarter note as a dotted quarter (12/8: a bar;
+    6/8: half a bar; 9/8: its first three beats; 3/8: one beat), swinging straight 16ths onto
+    the triplet grid unless the stretch already plays on it. The tempo that keeps the same
+    beats per minute is `rebar_tempo`.
+    """
+    names = vocab.base_names
+    bars: list[list[tuple[int, int, int]]] = []  # per 4/4 bar: (position, pitch id, velocity id)
+    position, pitch = 0, None
+    for token in ids:
+        name = names[token]
+        if name == "Bar_None":
+            bars.append([])
+        elif name.startswith("Position_"):
+            position = int(name[9:])
+        elif name.startswith("PitchDrum_"):
+            pitch = token
+        elif name.startswith("Velocity_") and pitch is not None and bars:
+            bars[-1].append((position, pitch, token))
+            pitch = None
+    q = POSITIONS_PER_BEAT
+    out: list[list[tuple[int, int, int]]] = []
+    if meter in COMPOUND:
+        warp = not _on_triplets([h[0] for bar in bars for h in bar])
+        beats = {3: 1, 6: 2, 9: 3, 12: 4}[meter[0]]  # 4/4 beats per new bar
+        for bar in bars:
+            for first in range(0, 4 if beats != 3 else 3, beats):
+                out.append([(3 * (b - first) * q + round(3 * _swing(p % q, warp)), k, v)
+                            for p, k, v in bar if first <= (b := p // q) < first + beats])
+    else:
+        length = meter[0] * 4 * q // meter[1]  # the bar in 4/4 positions (24 per quarter)
+        extra = max(0, length - 4 * q)
+        since = 2 * q if extra <= 2 * q else 0  # where the added counts are copied from
+        scale = meter[1] / 4  # positions per 4/4 position in this meter's beat
+        for bar in bars:
+            hits = [h for h in bar if h[0] < length]
+            hits += [(p - since + 4 * q, k, v) for p, k, v in bar if since <= p < since + extra]
+            out.append([(int(p * scale), k, v) for p, k, v in hits])
+    base = vocab.base_vocab
+    tokens = []
+    for bar in out:
+        tokens += [base["Bar_None"], base[f"TimeSig_{meter[0]}/{meter[1]}"]]
+        seen, last = set(), -1
+        for p, k, v in sorted(bar, key=lambda h: h[0]):  # stable: the take's order within a position
+            if (p, k) in seen:
+                continue
+            seen.add((p, k))
+            if p != last:
+                tokens.append(base[f"Position_{p}"])
+                last = p
+            tokens += [k, v]
+    return tokens
+
+
+def rebar_tempo(tempo: float, meter: tuple[int, int]) -> float:
+    """A window's tempo in quarter notes per minute once replayed in `meter`: a compound meter
+    plays each 4/4 beat as a dotted quarter, so its quarter notes are 1.5 times as fast."""
+    return tempo * 1.5 if meter in COMPOUND else tempo
+
+
+def _on_triplets(positions: list[int]) -> bool:
+    """Whether a stretch's off-beat hits sit on the triplet grid (a shuffle) rather than on 16ths."""
+    q = POSITIONS_PER_BEAT
+    near = [min(abs(p % q - t) for t in (q / 3, 2 * q / 3)) < min(abs(p % q - s) for s in (q / 4, q / 2, 3 * q / 4))
+            for p in positions if p % q]
+    return len(near) >= 4 and sum(near) >= 0.75 * len(near)
+
+
+def _swing(offset: int, warp: bool) -> float:
+    """An offset inside a beat (of POSITIONS_PER_BEAT), swung when `warp`: the straight 8th moves
+    to the third triplet, and what lies between moves with it."""
+    q = POSITIONS_PER_BEAT
+    if not warp:
+        return offset
+    return offset * 4 / 3 if offset <= q / 2 else 2 * q / 3 + (offset - q / 2) * 2 / 3
 
 
 def _replace(cond: Conditions, **changes) -> Conditions:

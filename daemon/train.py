@@ -55,6 +55,7 @@ class TrainConfig:
     warmup: int = 100
     weight_decay: float = 0.1
     genre_balance: float = 0.5  # 0: genres as often as the data plays them; 1: all genres alike
+    rebar: float = 0.2  # the share of 4/4 windows replayed in another meter (daemon/data.py)
     grad_clip: float = 1.0
     # bookkeeping
     eval_every: int = 400
@@ -189,7 +190,8 @@ def train(cfg: TrainConfig) -> dict:
     val_windows = evaluation_windows([p for p in performances if p.split == "validation"], vocab, cfg.block_size)
     if cfg.eval_windows:
         val_windows = random.Random(0).sample(val_windows, min(cfg.eval_windows, len(val_windows)))
-    sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank, genre_balance=cfg.genre_balance)
+    sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank,
+                            genre_balance=cfg.genre_balance, rebar=cfg.rebar)
     priors = condition_priors(train_set, vocab)
     log.info("data: %d train performances, %d validation windows, vocabulary %d (%.1fs)",
              len(train_set), len(val_windows), len(vocab), time.time() - started)

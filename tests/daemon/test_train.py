@@ -10,9 +10,10 @@ import torch
 
 from daemon import checkpoint
 from daemon.cli import build_parser
-from daemon.data import WindowSampler, evaluation_windows, load_dataset
+from daemon.data import REBAR_METERS, WindowSampler, evaluation_windows, load_dataset, rebar, rebar_tempo
+from daemon.grammar import BarState, TokenTable, positions_per_bar
 from daemon.train import GuidedTeacher, TrainConfig, evaluate, lr_at, train
-from daemon.vocab import Conditions
+from daemon.vocab import SLOTS, Conditions
 from tests.support import GROOVE_MINI
 
 TINY = dict(data=GROOVE_MINI, n_layer=1, n_head=2, n_embd=32, block_size=128, batch_size=4, warmup=5, lr=3e-3,
@@ -136,3 +137,91 @@ def test_distilling_guidance_brings_plain_sampling_to_the_teachers_guided_distri
     assert student.config == replace(teacher.config, dropout=0.0) and student_vocab.names == vocab.names
     assert meta["teacher"]["sha256"] == checkpoint.sha256(checkpoint.BUNDLED)  # where it came from
     assert meta["train_config"]["n_embd"] == teacher.config.n_embd  # the shape it has, not TINY's
+
+
+def _bar(vocab, hits: list[tuple[int, int]]) -> list[int]:
+    """Unmerged 4/4 ids of one bar of (position, pitch) hits at velocity 96."""
+    base = vocab.base_vocab
+    ids = [base["Bar_None"], base["TimeSig_4/4"]]
+    for position in sorted({p for p, _ in hits}):
+        ids.append(base[f"Position_{position}"])
+        for p, pitch in hits:
+            if p == position:
+                ids += [base[f"PitchDrum_{pitch}"], base["Velocity_95"]]
+    return ids
+
+
+def _hits(vocab, ids: list[int], merged: bool = False) -> list[list[tuple[int, int]]]:
+    """Per bar, (position, pitch) of the hits in unmerged (or model) ids."""
+    bars, position = [], 0
+    for name in (n for t in ids for n in (vocab.pieces[t] if merged else [vocab.base_names[t]])):
+        if name == "Bar_None":
+            bars.append([])
+        elif name.startswith("Position_"):
+            position = int(name[9:])
+        elif name.startswith("PitchDrum_"):
+            bars[-1].append((position, int(name[10:])))
+    return bars
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    return load_dataset(GROOVE_MINI, tmp_path_factory.mktemp("cache"))
+
+
+def test_rebar_cuts_joins_and_swings_a_4_4_bar(mini):
+    vocab, _ = mini
+    kick, snare, hat = 36, 38, 42
+    straight = [(0, kick), (48, kick), (24, snare), (72, snare)] + [(p, hat) for p in range(0, 96, 12)]
+    bar = _bar(vocab, straight)
+    seven = _hits(vocab, rebar(bar, (7, 8), vocab))  # 4/4 less its last 8th, counted in 8ths (48 per quarter)
+    assert seven == [sorted([(0, kick), (0, hat), (24, hat), (48, snare), (48, hat), (72, hat), (96, kick),
+                             (96, hat), (120, hat), (144, snare), (144, hat)], key=lambda h: h[0])]
+    five = _hits(vocab, rebar(bar, (5, 4), vocab))[0]  # 1 2 3 4, then beat 3 again
+    assert [h for h in five if h[0] >= 96] == [(96, kick), (96, hat), (108, hat)]
+    three = _hits(vocab, rebar(bar, (3, 4), vocab))[0]
+    assert max(p for p, _ in three) == 60 and (72, snare) not in three
+    six = _hits(vocab, rebar(bar, (6, 8), vocab))  # each beat a dotted quarter, the straight 8th swung
+    assert len(six) == 2
+    assert six[0] == [(0, kick), (0, hat), (48, hat), (72, snare), (72, hat), (120, hat)]
+    assert six[1] == [(0, kick), (0, hat), (48, hat), (72, snare), (72, hat), (120, hat)]
+    shuffle = _bar(vocab, [(0, kick), (16, hat), (24, snare), (40, hat), (48, kick), (64, hat), (72, snare), (88, hat)])
+    twelve = _hits(vocab, rebar(shuffle, (12, 8), vocab))[0]  # already on triplets: kept there
+    assert [p for p, k in twelve if k == hat] == [48, 120, 192, 264]
+    assert rebar_tempo(100.0, (12, 8)) == 150.0 and rebar_tempo(100.0, (7, 8)) == 100.0
+
+
+def test_every_replayed_window_is_a_valid_sequence_in_its_meter(mini):
+    vocab, performances = mini
+    table = TokenTable(vocab)
+    takes = [p for p in performances if p.split == "train" and p.meter == (4, 4)]
+    sampler = WindowSampler(takes, vocab, 256, rebar=1.0)
+    assert set(sampler.meters) == set(REBAR_METERS) and all(m in vocab.meters for m in REBAR_METERS)
+    for meter in REBAR_METERS:
+        for take in takes[:3]:
+            body, bars = sampler.window(take, 0, True, meter)
+            wanted = sum(1 for t in body if vocab.pieces[t][0] == "Bar_None")
+            BarState(wanted, meter).follow(body, table)  # raises on any token the grammar refuses
+            hits = [h for bar in _hits(vocab, body, merged=True) for h in bar]
+            assert hits and max(p for p, _ in hits) < positions_per_bar(meter)
+            assert bars.start == 0 and 1 <= len(bars) <= len(take.bar_starts)
+
+
+def test_rebar_share_of_windows_and_their_prompts(mini):
+    vocab, performances = mini
+    takes = [p for p in performances if p.split == "train"]
+    meter_of = {vocab.slot_id("meter", m): m for m in vocab.meters}
+
+    def meters(share: float) -> Counter:
+        sampler = WindowSampler(takes, vocab, 256, rebar=share, drop_slot=0.0, drop_all=0.0, seed=3)
+        return Counter(meter_of[sampler.sample()[SLOTS.index("meter")]] for _ in range(800))
+
+    as_recorded, half = meters(0.0), meters(0.5)
+    assert set(as_recorded) == {p.meter for p in takes}  # GROOVE_MINI's meters, nothing else
+    assert 0.35 < half[(4, 4)] / as_recorded[(4, 4)] < 0.65  # about half the 4/4 windows replayed
+    assert len(set(half) - set(as_recorded)) >= 8  # in meters GMD never plays
+    plain = WindowSampler(takes, vocab, 256, seed=3)  # rebar 0: the windows of the recipe before it
+    again = WindowSampler(takes, vocab, 256, rebar=0.0, seed=3)
+    assert [plain.sample() for _ in range(20)] == [again.sample() for _ in range(20)]
+    with pytest.raises(ValueError, match="rebar must be 0..1"):
+        WindowSampler(takes, vocab, 128, rebar=1.5)
