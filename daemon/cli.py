@@ -64,7 +64,8 @@ def add_train(sub) -> None:
                         "(the shipped one) starts a fresh optimiser with a new warm-up")
     p.add_argument("--teacher", type=Path, help="distil this checkpoint's classifier-free guidance (at --guidance, default "
                         "1.5) into a copy of it, so plain sampling plays as guided sampling did; the shipped recipe adds "
-                        "--steps 500 --warmup 30 --lr 3e-4 --min-lr 3e-5 --dropout 0 --eval-every 100 (docs/model.md)")
+                        "--guidance 2.0 --steps 500 --warmup 30 --lr 3e-4 --min-lr 3e-5 --dropout 0 --eval-every 100 "
+                        "(docs/model.md)")
     p.set_defaults(func=cmd_train)
 
 
