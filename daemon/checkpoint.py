@@ -40,8 +40,13 @@ def _on_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The tensors on the CPU, those that share memory (tied weights) still one tensor: copied
     from a GPU one by one, the head would be saved twice, 1.1 MB more."""
     copies: dict[tuple, torch.Tensor] = {}
-    return {k: copies.setdefault((v.data_ptr(), v.shape, v.stride(), v.dtype), v.detach().cpu())
-            for k, v in tensors.items()}
+    out = {}
+    for k, v in tensors.items():
+        key = (v.data_ptr(), v.shape, v.stride(), v.dtype)
+        if key not in copies:
+            copies[key] = v.detach().cpu()
+        out[k] = copies[key]
+    return out
 
 
 def load_state(path: Path) -> dict:

@@ -110,7 +110,7 @@ class GraphedSteps:
         with torch.cuda.stream(self.stream):
             warm = self.model.step_at(idx, slot, pad, cache.buffer, self.vocab)
         main.wait_stream(self.stream)
-        host_logits = torch.empty(warm.shape, dtype=warm.dtype).pin_memory()
+        host_logits = torch.empty(warm.shape, dtype=warm.dtype, pin_memory=True)
         graph = torch.cuda.CUDAGraph()
         # thread_local: the daemon's network thread may copy weights from the GPU meanwhile
         # (a learned style's fingerprint), which a global capture mode would refuse.

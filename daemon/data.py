@@ -266,7 +266,9 @@ def rebar(ids: list[int], meter: tuple[int, int], vocab: Vocabulary) -> list[int
     1 2 3 4 1 2 3). Compound meters take each quarter note as a dotted quarter (12/8: a bar;
     6/8: half a bar; 9/8: its first three beats; 3/8: one beat), swinging straight 16ths onto
     the triplet grid unless the stretch already plays on it. The tempo that keeps the same
-    beats per minute is `rebar_tempo`.
+    beats per minute is `rebar_tempo`. docs/model.md lists what this trained the shipped model
+    on that a fix will change with the next training run (cuts at exact beat edges, a shuffle
+    test that rarely fires).
     """
     names = vocab.base_names
     bars: list[list[tuple[int, int, int]]] = []  # per 4/4 bar: (position, pitch id, velocity id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections import Counter
 from dataclasses import replace
 
@@ -199,12 +201,14 @@ def test_every_replayed_window_is_a_valid_sequence_in_its_meter(mini):
     assert set(sampler.meters) == set(REBAR_METERS) and all(m in vocab.meters for m in REBAR_METERS)
     for meter in REBAR_METERS:
         for take in takes[:3]:
-            body, bars = sampler.window(take, 0, True, meter)
+            first = len(take.bar_starts) // 2
+            body, bars = sampler.window(take, first, True, meter)
             wanted = sum(1 for t in body if vocab.pieces[t][0] == "Bar_None")
             BarState(wanted, meter).follow(body, table)  # raises on any token the grammar refuses
             hits = [h for bar in _hits(vocab, body, merged=True) for h in bar]
             assert hits and max(p for p, _ in hits) < positions_per_bar(meter)
-            assert bars.start == 0 and 1 <= len(bars) <= len(take.bar_starts)
+            per_bar = {(3, 8): 4, (6, 8): 2}.get(meter, 1)  # the window's bars per bar of the take
+            assert bars == range(first, first + max(math.ceil(wanted / per_bar), 1))  # its labels' bars
 
 
 def test_rebar_share_of_windows_and_their_prompts(mini):
@@ -220,8 +224,10 @@ def test_rebar_share_of_windows_and_their_prompts(mini):
     assert set(as_recorded) == {p.meter for p in takes}  # GROOVE_MINI's meters, nothing else
     assert 0.35 < half[(4, 4)] / as_recorded[(4, 4)] < 0.65  # about half the 4/4 windows replayed
     assert len(set(half) - set(as_recorded)) >= 8  # in meters GMD never plays
-    plain = WindowSampler(takes, vocab, 256, seed=3)  # rebar 0: the windows of the recipe before it
-    again = WindowSampler(takes, vocab, 256, rebar=0.0, seed=3)
-    assert [plain.sample() for _ in range(20)] == [again.sample() for _ in range(20)]
+    # rebar 0 draws the windows of the recipe before meter replay, the very same ones: this is
+    # the hash of 200 windows drawn by that recipe's code (commit a553d80) with these arguments.
+    plain = WindowSampler(takes, vocab, 256, seed=7, genre_balance=0.5, rebar=0.0)
+    drawn = repr([plain.sample() for _ in range(200)]).encode()
+    assert hashlib.sha256(drawn).hexdigest()[:16] == "6594d513af8bc709"
     with pytest.raises(ValueError, match="rebar must be 0..1"):
         WindowSampler(takes, vocab, 128, rebar=1.5)
