@@ -20,19 +20,21 @@ def region(clip: object) -> tuple[float, float]:
     return clip.start_marker, clip.end_marker
 
 
-def read_notes(clip: object) -> tuple[list[dict], float]:
-    """The clip's audible notes as wire maps relative to its start, and its length in beats."""
+def read_notes(clip: object) -> tuple[list[dict], float, tuple[int, ...]]:
+    """The clip's audible notes as wire maps relative to its start, its length in beats, and the
+    notes' ids. The notes come in the order the daemon reads a clip (by start, then pitch), so
+    an answer that keeps them in order (humanize) lines up with the ids."""
     start, end = region(clip)
-    wire = []
+    read = []
     for live_note in clip.get_notes_extended(*ALL_PITCHES, start, end - start):
         if live_note.mute:
             continue
         velocity = min(max(int(round(live_note.velocity)), 1), 127)
-        wire.append(
-            Note(live_note.pitch, live_note.start_time - start, live_note.duration, velocity,
-                 live_note.probability, live_note.velocity_deviation).to_wire()  # fmt: skip
-        )
-    return wire, end - start
+        note = Note(live_note.pitch, live_note.start_time - start, live_note.duration, velocity,
+                    live_note.probability, live_note.velocity_deviation)  # fmt: skip
+        read.append((note, live_note.note_id))
+    read.sort(key=lambda pair: (pair[0].start, pair[0].pitch))
+    return [note.to_wire() for note, _ in read], end - start, tuple(note_id for _, note_id in read)
 
 
 def remove_notes(clip: object, start: float, span: float) -> None:
@@ -40,10 +42,38 @@ def remove_notes(clip: object, start: float, span: float) -> None:
     clip.remove_notes_extended(*ALL_PITCHES, start, span)
 
 
-def remove_audible_notes(clip: object, start: float, span: float) -> None:
-    """Remove the notes starting in [start, start + span) that play: those `read_notes` sent,
-    whose answer replaces them. Muted notes were not sent, so they stay as they are."""
-    clip.remove_notes_by_id([n.note_id for n in clip.get_notes_extended(*ALL_PITCHES, start, span) if not n.mute])
+def remove_audible_notes(clip: object, start: float, span: float, keep: tuple[int, ...] = ()) -> None:
+    """Remove the notes starting in [start, start + span) that play, but those in `keep`: what
+    `read_notes` sent, whose answer replaces them. Muted notes were not sent, so they stay."""
+    kept = set(keep)
+    clip.remove_notes_by_id([n.note_id for n in clip.get_notes_extended(*ALL_PITCHES, start, span)
+                             if not n.mute and n.note_id not in kept])
+
+
+def modify_notes(clip: object, ids: tuple[int, ...], notes: list[Note], start: float, span: float) -> bool:
+    """Give the notes `ids` the times and dynamics of `notes[:len(ids)]`, the answer to them in
+    the order they were sent, and add the rest (ghost notes), the way Live wants existing notes
+    changed: apply_note_modifications keeps what each note carries besides (release velocity,
+    per-note expression), which removing and adding them would lose. The other notes that play in
+    [start, start + span) go, as in a replacement (ghost notes of an earlier answer, notes added
+    while the daemon worked). False, with nothing changed, when the answer does not match the
+    notes pitch for pitch."""
+    if len(notes) < len(ids):
+        return False
+    answer = dict(zip(ids, notes))
+    live = clip.get_notes_by_id(ids)  # the ones still in the clip
+    if any(answer[n.note_id].pitch != n.pitch for n in live):
+        return False
+    remove_audible_notes(clip, start, span, keep=ids)
+    for live_note in live:
+        new = answer[live_note.note_id]
+        live_note.start_time = start + new.start
+        live_note.velocity = float(new.velocity)
+        live_note.probability = new.probability
+        live_note.velocity_deviation = new.velocity_deviation
+    clip.apply_note_modifications(live)
+    add_notes(clip, notes[len(ids):], start)
+    return True
 
 
 def add_notes(clip: object, notes: list[Note], offset: float) -> None:

@@ -12,7 +12,7 @@ from shared.notes import Note
 
 from . import clip as clips
 
-NEW, REPLACE, EXTEND = "new", "replace", "extend"
+NEW, REPLACE, MODIFY, EXTEND = "new", "replace", "modify", "extend"
 
 
 class SlotProblem(Exception):
@@ -25,8 +25,11 @@ class Plan:
 
     NEW: a clip of `length` beats named `name`, or, in an occupied slot, the clip's notes
     replaced and its loop set to `length`. REPLACE: the notes of the clip's first `length`
-    beats that play replaced (muted ones stay). EXTEND: the clip grows from `base` to `length`
-    beats and the pattern's notes (all at or after `base`) fill the new part. REPLACE and
+    beats that play replaced (muted ones stay). MODIFY: the notes `note_ids` (those sent, in
+    the order sent) take the times and dynamics of the pattern's first notes and keep everything
+    else they carry; the pattern's other notes are added; an answer that does not match them
+    note for note is written as REPLACE. EXTEND: the clip grows from `base` to `length` beats
+    and the pattern's notes (all at or after `base`) fill the new part. REPLACE, MODIFY and
     EXTEND write only into `clip`, the clip they read when the button was pressed.
     """
 
@@ -35,6 +38,7 @@ class Plan:
     base: float = 0.0
     name: str | None = None
     clip: object | None = None
+    note_ids: tuple[int, ...] = ()
 
 
 def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
@@ -54,7 +58,7 @@ def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
 def write(slot: object, plan: Plan, notes: list[Note]) -> None:
     """Write `notes` into `slot` following `plan` (the caller wraps this in one undo step).
     What can be refused (the clip gone, its markers) is settled before any note is removed."""
-    if plan.mode in (REPLACE, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
+    if plan.mode in (REPLACE, MODIFY, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
         raise SlotProblem("the clip was deleted or replaced while the daemon worked — nothing written")
     if plan.mode == EXTEND:
         clip = slot.clip
@@ -75,7 +79,8 @@ def write(slot: object, plan: Plan, notes: list[Note]) -> None:
     else:
         clip = slot.clip
         start = clips.region(clip)[0]
-        clips.remove_audible_notes(clip, start, plan.length)
-        clips.add_notes(clip, notes, start)
+        if not (plan.mode == MODIFY and clips.modify_notes(clip, plan.note_ids, notes, start, plan.length)):
+            clips.remove_audible_notes(clip, start, plan.length)
+            clips.add_notes(clip, notes, start)
     if plan.name is not None:
         clip.name = plan.name

@@ -18,7 +18,7 @@ from shared.notes import Note, unpack_notes
 from shared.protocol import E_MALFORMED, PROTOCOL_VERSION, VARIATIONS_RANGE, ProtocolError
 
 from . import clip as clips
-from .clip_slot import EXTEND, NEW, REPLACE, Plan, SlotProblem, target_slot, write
+from .clip_slot import EXTEND, MODIFY, NEW, REPLACE, Plan, SlotProblem, target_slot, write
 from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
@@ -149,7 +149,7 @@ class Controller:
         self._request("generate", "generate", slot, plan, f"generating {name}", name, fields)
 
     def continue_clip(self) -> None:
-        slot, timing, fields = self._clip_context("continue")
+        slot, timing, fields, _ = self._clip_context("continue")
         bars, length = self.params.bars, fields["length"]
         fields.update(self._shape(), bars=bars, variations=self._variations())
         plan = Plan(EXTEND, length + bars * timing.beats_per_bar, base=length, clip=slot.clip)
@@ -157,7 +157,7 @@ class Controller:
         self._request("continue", "continue", slot, plan, f"adding {added}", f"{added} added", fields)
 
     def fill(self) -> None:
-        slot, _, fields = self._clip_context("fill")
+        slot, _, fields, _ = self._clip_context("fill")
         fields.update(self._shape())
         if self._settings.fill_every is not None:
             fields["every"] = self._settings.fill_every
@@ -165,16 +165,16 @@ class Controller:
         self._request("fill", "fill", slot, plan, "writing a fill", "fill written", fields)
 
     def humanize(self) -> None:
-        slot, _, fields = self._clip_context("humanize")
+        slot, _, fields, ids = self._clip_context("humanize")
         amount = self._settings.humanize_amount
         fields.update(amount=amount, ghost_notes=self._settings.humanize_ghost_notes,
                       chance=self._settings.humanize_chance)
         done = f"humanized ({amount:.0%})"
-        plan = Plan(REPLACE, fields["length"], clip=slot.clip)
+        plan = Plan(MODIFY, fields["length"], clip=slot.clip, note_ids=ids)
         self._request("humanize", "humanize", slot, plan, "humanizing", done, fields)
 
     def drumify(self) -> None:
-        slot, _, fields = self._clip_context("drumify")
+        slot, _, fields, _ = self._clip_context("drumify")
         fields.update(self._shape())
         plan = Plan(REPLACE, fields["length"], clip=slot.clip)
         self._request("drumify", "drumify", slot, plan, "drumifying", "drumified", fields)
@@ -189,7 +189,7 @@ class Controller:
         if job is not None and slot is not None and slot == job.slot:
             self._show(say(f"still {job.doing}…"))
             return
-        slot, _, fields = self._clip_context("variation")
+        slot, _, fields, _ = self._clip_context("variation")
         fields.update(self._shape(), variations=self._variations())
         plan = Plan(REPLACE, fields["length"], clip=slot.clip)
         self._request(action, "variation", slot, plan, "making variations of the clip", "new variation", fields)
@@ -254,13 +254,13 @@ class Controller:
         """The variations setting, fewer where focus makes each one several takes (the daemon's limit)."""
         return min(self._settings.variations, VARIATIONS_RANGE[1] // self.params.focus)
 
-    def _clip_context(self, action: str) -> tuple[object, Timing, dict]:
-        """The target slot, the timing (the song's tempo, the clip's meter) and the request fields
-        describing its clip."""
+    def _clip_context(self, action: str) -> tuple[object, Timing, dict, tuple[int, ...]]:
+        """The target slot, the timing (the song's tempo, the clip's meter), the request fields
+        describing its clip, and the ids of the notes sent, in the order sent."""
         slot = target_slot(highlighted_slot(self._song), action, needs_clip=True)
         timing = read_timing(self._song, slot.clip)  # a 3/4 clip in a 4/4 set is read and played in 3/4
-        notes, length = clips.read_notes(slot.clip)
-        return slot, timing, {**self._common(timing), "notes": notes, "length": length}
+        notes, length, ids = clips.read_notes(slot.clip)
+        return slot, timing, {**self._common(timing), "notes": notes, "length": length}, ids
 
     def _request(self, action: str, op: str, slot: object, plan: Plan, doing: str, done: str, fields: dict) -> None:
         job = self._job

@@ -332,6 +332,15 @@ def test_humanize_moves_hits_off_the_grid_and_keeps_the_clip(daemon):
     again = ask(daemon.endpoint, op="humanize", id=2, notes=clip, length=8.0, style="funk", amount=1.0, seed=3,
                 tempo=100.0)
     assert again["patterns"] == reply["patterns"]
+    # Note for note in the order the daemon reads a clip (by start, then pitch), ghost notes after:
+    # a client can move its own notes in place (Live: apply_note_modifications).
+    shuffled = clip[::-1]
+    ghosts = ask(daemon.endpoint, op="humanize", id=3, notes=shuffled, length=8.0, style="funk", amount=1.0, seed=3,
+                 tempo=100.0, ghost_notes=True)["patterns"][0]["notes"]
+    read = sorted(shuffled, key=lambda n: (n["start"], n["pitch"]))
+    assert [n["pitch"] for n in ghosts[: len(read)]] == [n["pitch"] for n in read]
+    assert all(abs(a["start"] - b["start"]) < 0.25 for a, b in zip(ghosts, read))  # each moved a little, not swapped
+    assert len(ghosts) > len(read) and {n["pitch"] for n in ghosts[len(read):]} <= {37, 38, 40}
 
 
 def test_continue_adds_bars_after_the_clip(daemon):

@@ -134,8 +134,11 @@ def test_clip_actions_rewrite_the_clip_through_the_daemon(live: LiveHost, action
     press(live, "complexity_up")
     clip, _ = generate(live, 3)
     before = sorted((n.pitch, n.start_time) for n in clip.get_all_notes_extended())
+    ids = {n.note_id for n in clip.get_all_notes_extended()}
     press(live, action)
     live.run_until(lambda: live.script._controller._job is None, timeout=GENERATION_TIMEOUT_S)
     after = sorted((n.pitch, n.start_time) for n in clip.get_all_notes_extended())
     done = {"fill": "fill written", "humanize": "humanized (50%)", "drumify": "drumified", "continue": "1 bar added"}
     assert live.c_instance.status.startswith(f"MidiDrumiGen: {done[action]}") and after != before
+    if action == "humanize":  # the daemon answers note for note, so each note was moved in place
+        assert ids == {n.note_id for n in clip.get_all_notes_extended()}

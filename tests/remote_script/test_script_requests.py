@@ -222,6 +222,31 @@ def test_humanize_asks_for_ghost_notes_and_chance_as_set_and_writes_them_into_th
     assert written == [(36, 0.01, 90.0, 1.0, 18.0), (38, 1.0, 100.0, 1.0, 0.0), (38, 1.75, 30.0, 0.35, 6.0)]
 
 
+def test_humanize_moves_the_notes_it_sent_keeping_their_ids_and_release_velocity(host: LiveHost, stub: StubClient) -> None:
+    """Live's doc: existing notes are changed with apply_note_modifications, which keeps their
+    per-note events; removing and adding them again would lose those."""
+    slot = host.slot(1)
+    clip = slot.create_clip(4.0)
+    spec = Live.Clip.MidiNoteSpecification
+    snare, kick = clip.add_new_notes([spec(38, 1.0, 0.25, 90.0, release_velocity=20.0),
+                                      spec(36, 0.0, 0.5, 90.0, release_velocity=100.0)])
+    host.select(slot)
+    press(host, "humanize")
+    request = stub.last("humanize")
+    assert [n["pitch"] for n in request.fields["notes"]] == [36, 38]  # sent as the daemon reads a clip: by start
+    clip.add_new_notes([spec(42, 2.0, 0.25)])  # played in while the daemon worked: replaced, as by any clip action
+    stub.answer(request, patterns=[hits((36, 0.02, 80), (38, 0.98, 110), (38, 1.5, 25))])
+    host.tick()
+    notes = {n.note_id: n for n in clip.get_all_notes_extended()}
+    assert (notes[kick].start_time, notes[kick].velocity, notes[kick].duration, notes[kick].release_velocity) == \
+        (0.02, 80.0, 0.5, 100.0)
+    assert (notes[snare].start_time, notes[snare].velocity, notes[snare].release_velocity) == (0.98, 110.0, 20.0)
+    assert [(n.pitch, n.start_time) for i, n in notes.items() if i not in (kick, snare)] == [(38, 1.5)]  # a ghost note
+    host.song.undo()  # one undo step
+    assert sorted((n.pitch, n.start_time, n.release_velocity) for n in clip.get_all_notes_extended()) == \
+        [(36, 0.0, 100.0), (38, 1.0, 20.0), (42, 2.0, 64.0)]
+
+
 @pytest.mark.parametrize("action", ["fill", "humanize", "drumify"])
 def test_clip_actions_replace_the_notes_and_say_so(host: LiveHost, stub: StubClient, action: str) -> None:
     slot = host.slot(1)

@@ -203,6 +203,29 @@ class Clip(Listenable):
         self._require_midi("get_all_notes_extended")
         return MidiNoteVector(MidiNote(i, n) for i, n in self._notes.items())
 
+    def get_notes_by_id(self, note_ids: object) -> MidiNoteVector:
+        """The notes matching the given ids (ids that match none are left out)."""
+        self._require_midi("get_notes_by_id")
+        return MidiNoteVector(MidiNote(i, self._notes[i]) for i in note_ids if i in self._notes)
+
+    def apply_note_modifications(self, notes: object) -> None:
+        """Change existing notes, matched by note_id, to the given ones, keeping everything else
+        they carry; every note must be in the clip (Live's doc: "it must not contain any notes
+        that are not present in the clip")."""
+        self._require_midi("apply_note_modifications")
+        notes = list(notes)
+        for note in notes:
+            if not isinstance(note, MidiNote):
+                raise TypeError("apply_note_modifications expects Live.Clip.MidiNote objects")
+            if note.note_id not in self._notes:
+                raise RuntimeError(f"apply_note_modifications: no note with id {note.note_id} in the clip")
+        changed = {note.note_id: MidiNoteSpecification(  # validated as a new note would be
+            note.pitch, note.start_time, note.duration, note.velocity, note.mute, note.probability,
+            note.velocity_deviation, note.release_velocity)._stored for note in notes}
+        self._change_notes("apply_note_modifications")
+        self._notes.update(changed)
+        self._notify("notes")
+
     def remove_notes_extended(self, from_pitch: int, pitch_span: int, from_time: float, time_span: float) -> None:
         self._require_midi("remove_notes_extended")
         doomed = [i for i, n in self._notes.items() if _in_range(n, from_pitch, pitch_span, from_time, time_span)]
