@@ -25,9 +25,10 @@ def read_notes(clip: object) -> tuple[list[dict], float, tuple[int, ...]]:
     notes' ids. The notes come in the order the daemon reads a clip (by start, then pitch), so
     an answer that keeps them in order (humanize) lines up with the ids."""
     start, end = region(clip)
+    length = round(end - start, 6)  # as the daemon keeps it: a note at or after it is not read there
     read = []
     for live_note in clip.get_notes_extended(*ALL_PITCHES, start, end - start):
-        if live_note.mute:
+        if live_note.mute or live_note.start_time - start >= length:
             continue
         velocity = min(max(int(round(live_note.velocity)), 1), 127)
         note = Note(live_note.pitch, live_note.start_time - start, live_note.duration, velocity,
@@ -56,19 +57,22 @@ def modify_notes(clip: object, ids: tuple[int, ...], notes: list[Note], start: f
     changed: apply_note_modifications keeps what each note carries besides (release velocity,
     per-note expression), which removing and adding them would lose. The other notes that play in
     [start, start + span) go, as in a replacement (ghost notes of an earlier answer, notes added
-    while the daemon worked). False, with nothing changed, when the answer does not match the
-    notes pitch for pitch."""
-    if len(notes) < len(ids):
+    while the daemon worked). False, with nothing changed, unless every note is still in the clip
+    and the answer matches them pitch for pitch."""
+    present = {n.note_id for n in clip.get_notes_extended(*ALL_PITCHES, start, span)}
+    if len(notes) < len(ids) or not present.issuperset(ids):
         return False
     answer = dict(zip(ids, notes))
-    live = clip.get_notes_by_id(ids)  # the ones still in the clip
+    live = clip.get_notes_by_id(ids)
     if any(answer[n.note_id].pitch != n.pitch for n in live):
         return False
     remove_audible_notes(clip, start, span, keep=ids)
     for live_note in live:
         new = answer[live_note.note_id]
         live_note.start_time = start + new.start
-        live_note.velocity = float(new.velocity)
+        live_note.duration = min(live_note.duration, span - new.start)  # moved later, it still ends with the clip
+        if new.velocity != round(live_note.velocity):  # a velocity kept as played stays exactly as it was
+            live_note.velocity = float(new.velocity)
         live_note.probability = new.probability
         live_note.velocity_deviation = new.velocity_deviation
     clip.apply_note_modifications(live)

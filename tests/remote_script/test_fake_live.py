@@ -111,18 +111,20 @@ def test_note_modifications_keep_ids_and_what_else_notes_carry_and_refuse_notes_
     clip = drums.clip_slots[0].create_clip(4.0)
     spec = Live.Clip.MidiNoteSpecification
     kick, snare = clip.add_new_notes([spec(36, 0.0, 0.25, 100.0, release_velocity=30.0), spec(38, 1.0, 0.25)])
-    notes = clip.get_notes_by_id([snare, kick, 999])
-    assert [n.note_id for n in notes] == [snare, kick]  # an id that matches no note is left out
-    notes[1].start_time, notes[1].velocity = 0.02, 80.0
+    notes = clip.get_notes_by_id([snare, kick])
+    assert [n.note_id for n in notes] == [kick, snare]  # in the clip's order
+    notes[0].start_time, notes[0].velocity = 0.02, 80.0
     clip.apply_note_modifications(notes)
     (changed,) = clip.get_notes_by_id([kick])
     assert (changed.start_time, changed.velocity, changed.release_velocity) == (0.02, 80.0, 30.0)
+    with pytest.raises(TypeError):
+        clip.apply_note_modifications(list(notes))  # a MidiNoteVector, as the signature says
     clip.remove_notes_by_id([snare])
     with pytest.raises(RuntimeError):
         clip.apply_note_modifications(notes)  # the snare is gone
-    notes[1].velocity = 300.0
+    notes[0].velocity = 300.0
     with pytest.raises(ValueError):
-        clip.apply_note_modifications(notes[1:])
+        clip.apply_note_modifications(Live.Clip.MidiNoteVector(notes[:1]))
 
 
 def test_changes_only_from_the_thread_that_created_the_song() -> None:

@@ -228,23 +228,40 @@ def test_humanize_moves_the_notes_it_sent_keeping_their_ids_and_release_velocity
     slot = host.slot(1)
     clip = slot.create_clip(4.0)
     spec = Live.Clip.MidiNoteSpecification
-    snare, kick = clip.add_new_notes([spec(38, 1.0, 0.25, 90.0, release_velocity=20.0),
-                                      spec(36, 0.0, 0.5, 90.0, release_velocity=100.0)])
+    snare, kick, hat = clip.add_new_notes([spec(38, 1.0, 0.25, 90.0, release_velocity=20.0),
+                                           spec(36, 0.0, 0.5, 90.4, release_velocity=100.0), spec(42, 3.75, 0.25)])
     host.select(slot)
     press(host, "humanize")
     request = stub.last("humanize")
-    assert [n["pitch"] for n in request.fields["notes"]] == [36, 38]  # sent as the daemon reads a clip: by start
-    clip.add_new_notes([spec(42, 2.0, 0.25)])  # played in while the daemon worked: replaced, as by any clip action
-    stub.answer(request, patterns=[hits((36, 0.02, 80), (38, 0.98, 110), (38, 1.5, 25))])
+    assert [n["pitch"] for n in request.fields["notes"]] == [36, 38, 42]  # as the daemon reads a clip: by start
+    clip.add_new_notes([spec(46, 2.0, 0.25)])  # played in while the daemon worked: replaced, as by any clip action
+    stub.answer(request, patterns=[hits((36, 0.02, 90), (38, 0.98, 110), (42, 3.9), (38, 1.5, 25))])
     host.tick()
     notes = {n.note_id: n for n in clip.get_all_notes_extended()}
     assert (notes[kick].start_time, notes[kick].velocity, notes[kick].duration, notes[kick].release_velocity) == \
-        (0.02, 80.0, 0.5, 100.0)
+        (0.02, 90.4, 0.5, 100.0)  # its played velocity came back as sent (rounded), so it stays as played
     assert (notes[snare].start_time, notes[snare].velocity, notes[snare].release_velocity) == (0.98, 110.0, 20.0)
-    assert [(n.pitch, n.start_time) for i, n in notes.items() if i not in (kick, snare)] == [(38, 1.5)]  # a ghost note
+    assert notes[hat].start_time == 3.9 and notes[hat].duration == pytest.approx(0.1)  # still ends with the clip
+    assert [(n.pitch, n.start_time) for i, n in notes.items() if i not in (kick, snare, hat)] == [(38, 1.5)]  # a ghost
     host.song.undo()  # one undo step
     assert sorted((n.pitch, n.start_time, n.release_velocity) for n in clip.get_all_notes_extended()) == \
-        [(36, 0.0, 100.0), (38, 1.0, 20.0), (42, 2.0, 64.0)]
+        [(36, 0.0, 100.0), (38, 1.0, 20.0), (42, 3.75, 64.0), (46, 2.0, 64.0)]
+
+
+def test_a_humanize_answer_that_does_not_line_up_replaces_the_notes_in_every_variation(
+    host: LiveHost, stub: StubClient
+) -> None:
+    slot = host.slot(1)
+    clip = make_clip(slot, 4.0, [(36, 0.0), (38, 1.0)])
+    host.select(slot)
+    press(host, "humanize")
+    request = stub.last("humanize")
+    clip.remove_notes_extended(38, 1, 0.0, 4.0)  # deleted while the daemon worked: nothing to move in place
+    stub.answer(request, patterns=[hits((36, 0.01), (38, 1.02)), hits((36, 0.03), (42, 1.0), (38, 1.5))])
+    host.tick()
+    assert [n[:2] for n in clip_notes(clip)] == [(36, 0.01), (38, 1.02)]
+    press(host, "next_variation")  # the notes sent are gone: this one replaces too, whole
+    assert [n[:2] for n in clip_notes(clip)] == [(36, 0.03), (38, 1.5), (42, 1.0)]
 
 
 @pytest.mark.parametrize("action", ["fill", "humanize", "drumify"])

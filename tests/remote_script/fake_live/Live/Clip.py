@@ -204,16 +204,19 @@ class Clip(Listenable):
         return MidiNoteVector(MidiNote(i, n) for i, n in self._notes.items())
 
     def get_notes_by_id(self, note_ids: object) -> MidiNoteVector:
-        """The notes matching the given ids (ids that match none are left out)."""
+        """The notes matching the given ids, in the clip's order, not the order asked. What Live
+        does with an id that matches no note is not documented; here it is left out."""
         self._require_midi("get_notes_by_id")
-        return MidiNoteVector(MidiNote(i, self._notes[i]) for i in note_ids if i in self._notes)
+        wanted = set(note_ids)
+        return MidiNoteVector(MidiNote(i, n) for i, n in self._notes.items() if i in wanted)
 
     def apply_note_modifications(self, notes: object) -> None:
         """Change existing notes, matched by note_id, to the given ones, keeping everything else
-        they carry; every note must be in the clip (Live's doc: "it must not contain any notes
-        that are not present in the clip")."""
+        they carry. It takes a MidiNoteVector, as its signature says, and every note must be in
+        the clip (Live's doc: "it must not contain any notes that are not present in the clip")."""
         self._require_midi("apply_note_modifications")
-        notes = list(notes)
+        if not isinstance(notes, MidiNoteVector):
+            raise TypeError("apply_note_modifications expects a Live.Clip.MidiNoteVector")
         for note in notes:
             if not isinstance(note, MidiNote):
                 raise TypeError("apply_note_modifications expects Live.Clip.MidiNote objects")
