@@ -219,7 +219,7 @@ class WindowSampler:
         per_bar = 1  # the window's bars per bar of the take
         if meter is not None:
             base = rebar(base, meter, self.vocab)
-            per_bar = {(3, 8): 4, (6, 8): 2}.get(meter, 1)
+            per_bar = replayed_bars(meter)
         if augment:
             base = self._augment(base)
         merged = self.vocab.merge(base)[: self.block_size - len(SLOTS)]
@@ -288,9 +288,9 @@ def rebar(ids: list[int], meter: tuple[int, int], vocab: Vocabulary) -> list[int
     out: list[list[tuple[int, int, int]]] = []
     if meter in COMPOUND:
         warp = not _on_triplets([h[0] for bar in bars for h in bar])
-        beats = {3: 1, 6: 2, 9: 3, 12: 4}[meter[0]]  # 4/4 beats per new bar
+        beats = meter[0] // 3  # 4/4 beats per new bar: each is a dotted quarter
         for bar in bars:
-            for first in range(0, 4 if beats != 3 else 3, beats):
+            for first in range(0, replayed_bars(meter) * beats, beats):
                 out.append([(3 * (b - first) * q + round(3 * _swing(p % q, warp)), k, v)
                             for p, k, v in bar if first <= (b := p // q) < first + beats])
     else:
@@ -316,6 +316,11 @@ def rebar(ids: list[int], meter: tuple[int, int], vocab: Vocabulary) -> list[int
                 last = p
             tokens += [k, v]
     return tokens
+
+
+def replayed_bars(meter: tuple[int, int]) -> int:
+    """How many bars of `meter` `rebar` makes of one 4/4 bar: 4 of 3/8, 2 of 6/8, else 1."""
+    return 4 // (meter[0] // 3) if meter in COMPOUND else 1
 
 
 def rebar_tempo(tempo: float, meter: tuple[int, int]) -> float:

@@ -12,7 +12,8 @@ import torch
 
 from daemon import checkpoint
 from daemon.cli import build_parser
-from daemon.data import REBAR_METERS, WindowSampler, evaluation_windows, load_dataset, rebar, rebar_tempo
+from daemon.data import REBAR_METERS, WindowSampler, evaluation_windows, load_dataset, rebar, rebar_tempo, \
+    replayed_bars
 from daemon.grammar import BarState, TokenTable, positions_per_bar
 from daemon.train import GuidedTeacher, TrainConfig, evaluate, lr_at, train
 from daemon.vocab import SLOTS, Conditions
@@ -208,6 +209,7 @@ def test_every_replayed_window_is_a_valid_sequence_in_its_meter(mini):
             hits = [h for bar in _hits(vocab, body, merged=True) for h in bar]
             assert hits and max(p for p, _ in hits) < positions_per_bar(meter)
             per_bar = {(3, 8): 4, (6, 8): 2}.get(meter, 1)  # the window's bars per bar of the take
+            assert replayed_bars(meter) == per_bar
             assert bars == range(first, first + max(math.ceil(wanted / per_bar), 1))  # its labels' bars
 
 
