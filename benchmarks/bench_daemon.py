@@ -8,6 +8,10 @@
    is measured per request; p50/p99 and throughput are printed.
 3. Abuse: K malformed requests of many kinds over a REQ socket; every one must get an error
    reply, the daemon must still answer `ping`, and its resident memory must stay flat.
+4. A superseded press: while the daemon samples 16 bars x 16 variations, a 4-bar request
+   replaces it, as a second press in Live does. How long the new one takes when the client
+   forgets the old one (and so cancels it on the daemon, as the Live client does), against
+   leaving the old one to run; medians over S runs of each, interleaved.
 """
 
 from __future__ import annotations
@@ -134,11 +138,36 @@ def abuse(endpoint: str, count: int, pid: int) -> None:
     print("       RSS MiB every 10%: " + " ".join(f"{x:.1f}" for x in rss))
 
 
+def superseded(endpoint: str, runs: int) -> None:
+    times: dict[str, list[float]] = {"old one cancelled": [], "old one left to run": []}
+    with DaemonClient(endpoint, timeout=120, retries=0) as dc:
+        for i in range(runs):
+            for case, spent in times.items():
+                old = dc.send("generate", bars=16, variations=16, seed=i)
+                dc.poll(0.3)  # sent; the worker is sampling it
+                started = time.perf_counter()
+                new = dc.send("generate", style="funk", bars=4, seed=i)
+                if case == "old one cancelled":
+                    dc.forget(old)
+                waiting, replies = {new} | ({old} if case == "old one left to run" else set()), {}
+                while waiting - replies.keys():
+                    for reply in dc.poll(0.01):
+                        replies[reply.id] = reply
+                        if reply.id == new:
+                            spent.append(time.perf_counter() - started)
+                if not all(r.ok for r in replies.values()):
+                    raise SystemExit(f"superseded: a request failed: {list(replies.values())}")
+    for case, spent in times.items():
+        print(f"superseded press, {case}: the new 4 bars in {statistics.median(spent) * 1000:.0f} ms "
+              f"(median of {runs}; min {min(spent) * 1000:.0f}, max {max(spent) * 1000:.0f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--malformed", type=int, default=10_000)
+    parser.add_argument("--superseded", type=int, default=7, help="runs of the superseded-press case")
     args = parser.parse_args()
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -147,6 +176,7 @@ def main() -> None:
             print(f"cold start to first ping reply: {seconds:.2f} s (CPU cores: {os.cpu_count()})")
             load(endpoint, args.clients, args.requests)
             abuse(endpoint, args.malformed, proc.pid)
+            superseded(endpoint, args.superseded)
         finally:
             proc.send_signal(signal.SIGTERM)
             print(f"SIGTERM: exit code {proc.wait(timeout=60)}")

@@ -4,7 +4,9 @@ Continue, variation and fill turn the clip into model tokens (the *primer*), let
 play on from there under the same grammar, and cut out the part the op asked for. The clip's
 own notes are never re-quantised: what is kept is returned exactly as it came in. Drumify
 hears no primer: the clip's onsets become positions the grammar makes the groove play on.
-Humanize is the humanizer's (daemon/humanize.py), in the request's kit.
+Humanize is the humanizer's (daemon/humanize.py), in the request's kit. The ops that sample
+take `abandoned`, asked before every decode step: once it says nobody waits for the answer
+(the daemon's client cancelled it, or its timeout passed), they stop and raise Abandoned.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from collections.abc import Callable
 
 from daemon import kit
 from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
@@ -22,6 +25,19 @@ from shared.notes import Note
 from shared.protocol import E_BAD_REQUEST, SEED_RANGE, ProtocolError
 
 FILL_CONTEXT_BARS = 2  # bars before a fill that the model hears
+
+Gone = Callable[[], bool]  # the daemon's "nobody waits for this answer any more"
+
+
+class Abandoned(Exception):
+    """A clip op stopped part-way because nobody waits for its answer any more."""
+
+
+def _sample(generator: Generator, requests: list[GrooveRequest], abandoned: Gone | None) -> list[list[Pattern]]:
+    found = generator.generate(requests, None if abandoned is None else lambda _: abandoned())
+    if any(patterns is None for patterns in found):
+        raise Abandoned
+    return found
 
 
 def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveRequest) -> tuple[int, ...]:
@@ -48,24 +64,25 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
 
 
 def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
-                  bars: int) -> list[Pattern]:
+                  bars: int, abandoned: Gone | None = None) -> list[Pattern]:
     """`bars` new bars after the clip; notes start at `length` and later (the clip grows)."""
     clip_bars = _whole_bars(length, req.meter)
     request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req))
     end = clip_bars * bar_beats(req.meter)
     return [Pattern([_shift(n, length - end) for n in p.notes if n.start >= end], p.seed)
-            for p in generator.generate([request])[0]]
+            for p in _sample(generator, [request], abandoned)[0]]
 
 
-def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float) -> list[Pattern]:
+def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
+              abandoned: Gone | None = None) -> list[Pattern]:
     """A new take as long as the clip: the model hears the clip, then plays it again its own way."""
     clip_bars = _whole_bars(length, req.meter)
     return [Pattern(_inside([_shift(n, -length) for n in p.notes], length), p.seed)
-            for p in continue_clip(generator, req, notes, length, clip_bars)]
+            for p in continue_clip(generator, req, notes, length, clip_bars, abandoned)]
 
 
 def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
-              every: int | None) -> list[Pattern]:
+              every: int | None, abandoned: Gone | None = None) -> list[Pattern]:
     """The clip with its last bar (or every `every`-th bar) replaced by a fill."""
     clip_bars = _whole_bars(length, req.meter)
     bar = bar_beats(req.meter)
@@ -81,7 +98,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
         requests.append(dataclasses.replace(req, kind="fill", seed=seed, bars=k - first + 1,
                                             primer=primer(generator, context, k - first, req)))
         offsets.append((k, (k - first) * bar, first * bar))
-    found = generator.generate(requests)
+    found = _sample(generator, requests, abandoned)
     patterns = []
     for v in range(req.variations):
         out = [n for n in notes if not any(k * bar <= n.start < (k + 1) * bar for k in fill_bars)]
@@ -115,7 +132,8 @@ def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], l
 DRUMIFY_GRID = 4  # onsets snap to 16ths (per quarter note): a tapped line is never exactly on a beat
 
 
-def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float) -> list[Pattern]:
+def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
+                 abandoned: Gone | None = None) -> list[Pattern]:
     """A full groove as long as the clip that plays a hit on each of its onsets (any pitch: a
     tapped line, a bass line, a melody's rhythm), snapped to the 16th grid; the model chooses
     the pieces, their loudness and everything between. A ProtocolError for a clip without notes."""
@@ -134,7 +152,7 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     voice = req.voice or generator.voice(req.style, req.strength)
     voice = dataclasses.replace(voice, template=None)  # hits stay on the onsets
     request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice)
-    return [Pattern(_inside(p.notes, length), p.seed) for p in generator.generate([request])[0]]
+    return [Pattern(_inside(p.notes, length), p.seed) for p in _sample(generator, [request], abandoned)[0]]
 
 
 def _whole_bars(length: float, meter: tuple[int, int]) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,7 @@ class Voice:
 @dataclass
 class _Row:
     request: GrooveRequest
+    source: int  # the request's index in the batch
     voice: Voice
     state: BarState
     rng: random.Random
@@ -98,6 +100,7 @@ class _Row:
     judged_start: int = 0  # the first window's start, once it has ended
     judged_to: int | None = None  # where the first window ended (the first slide); None: the groove ended in it
     own_logp: float = 0.0  # with focus: their log-likelihood under the row's prefix, the groove's end included
+    dropped: bool = False  # its request was abandoned: the row left the batch unfinished
 
     @property
     def guided(self) -> bool:
@@ -214,7 +217,7 @@ class Generator:
         A new beat starts on the one (ON_THE_ONE); a fill, a continued clip or drumify's rhythm
         starts where it starts."""
         rows = []
-        for req in requests:
+        for source, req in enumerate(requests):
             base_seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)
             voice = req.voice or self.voice(req.style, req.strength)
             conditions = self.conditions(req, voice)
@@ -227,24 +230,30 @@ class Generator:
                     on_the_one = completed.kind == "beat" and not req.primer and not req.onsets
                     state = BarState(req.bars, tuple(req.meter), onsets=ON_THE_ONE if on_the_one else req.onsets)
                     state.follow(list(req.primer), self.table)
-                    rows.append(_Row(req, voice, state, rng, seed, prefix, judged_from=len(state.ids)))
+                    rows.append(_Row(req, source, voice, state, rng, seed, prefix, judged_from=len(state.ids)))
         return rows
 
     # --- sampling ----------------------------------------------------------------------------
-    def generate(self, requests: list[GrooveRequest]) -> list[list[Pattern]]:
-        """Patterns for each request (its variations), all sampled in one batch."""
+    def generate(self, requests: list[GrooveRequest],
+                 abandoned: Callable[[int], bool] | None = None) -> list[list[Pattern] | None]:
+        """Patterns for each request (its variations), all sampled in one batch.
+
+        `abandoned(i)`, asked before every decode step, says nobody waits for request i any more
+        (the daemon's client cancelled it, or its timeout passed): its rows leave the batch at
+        once, as finished rows do, and its entry is None."""
         threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads or threads)
             torch.backends.mkldnn.enabled = self.onednn
         try:
             with torch.inference_mode():
-                return self._generate(requests)
+                return self._generate(requests, abandoned)
         finally:
             torch.set_num_threads(threads)
             torch.backends.mkldnn.enabled = onednn
 
-    def _generate(self, requests: list[GrooveRequest]) -> list[list[Pattern]]:
+    def _generate(self, requests: list[GrooveRequest],
+                  abandoned: Callable[[int], bool] | None) -> list[list[Pattern] | None]:
         rows = self._rows(requests)
         if not rows:
             return [[] for _ in requests]
@@ -264,7 +273,9 @@ class Generator:
                 row.state.advance(tokens[-1], self.table)
                 if row.request.focus > 1 and row.judged_to is None:
                     row.own_logp += self._log_likelihood(scores[b], tokens[-1], row.state.done)
-            still = [b for b, r in enumerate(live) if not rows[r].state.done]
+            if abandoned is not None:
+                self._drop_abandoned(rows, live, abandoned)
+            still = [b for b, r in enumerate(live) if not (rows[r].state.done or rows[r].dropped)]
             if not still:
                 break
             if len(still) < len(live):  # finished rows leave the batch and cost nothing more
@@ -276,6 +287,13 @@ class Generator:
             feed = tokens + [t for r, t in zip(live, tokens) if r in twin]
             logits = self._step(feed, cache)
         return self._patterns(requests, rows)
+
+    @staticmethod
+    def _drop_abandoned(rows: list[_Row], live: list[int], abandoned: Callable[[int], bool]) -> None:
+        """Mark the rows of requests nobody waits for any more (asked once per request)."""
+        gone = {source for source in {rows[r].source for r in live} if abandoned(source)}
+        for r in live:
+            rows[r].dropped = rows[r].source in gone
 
     def _step(self, tokens: list[int], cache) -> torch.Tensor:
         """Logits for one more token per row, from a CUDA graph on a GPU."""
@@ -423,13 +441,19 @@ class Generator:
         return [row.own_logp - plain for row, plain in zip(rows, plain_logp)]
 
     # --- tokens to notes -----------------------------------------------------------------------
-    def _patterns(self, requests: list[GrooveRequest], rows: list[_Row]) -> list[list[Pattern]]:
-        """Each variation's pattern: its one take, or the most typical of its `focus` takes."""
-        contested = [row for row in rows if row.request.focus > 1]
+    def _patterns(self, requests: list[GrooveRequest], rows: list[_Row]) -> list[list[Pattern] | None]:
+        """Each variation's pattern: its one take, or the most typical of its `focus` takes;
+        None for a request that was abandoned."""
+        gone = {row.source for row in rows if row.dropped}
+        contested = [row for row in rows if row.request.focus > 1 and row.source not in gone]
         typicality = dict(zip(map(id, contested), self._typicality(contested))) if contested else {}
-        out: list[list[Pattern]] = [[] for _ in requests]
+        out: list[list[Pattern] | None] = [None if i in gone else [] for i in range(len(requests))]
         it = iter(rows)
         for i, req in enumerate(requests):
+            if i in gone:
+                for _ in range(req.rows):
+                    next(it)
+                continue
             for _ in range(req.variations):
                 takes = [next(it) for _ in range(req.focus)]
                 row = max(takes, key=lambda r: typicality.get(id(r), 0.0))  # ties: the first take

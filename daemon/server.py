@@ -7,6 +7,12 @@ malformed request itself, at once; `generate` jobs go to a queue, and so do clip
 everything waiting in the queue (up to MAX_BATCH_ROWS rows) and samples it as one batch,
 so sixteen clients asking at once cost little more than one. Results travel back to the
 network thread through an inproc PAIR socket, because a ZeroMQ socket belongs to one thread.
+
+Work nobody waits for is dropped: a request may say how long its sender waits (`timeout`; the
+Live client's Lazy Pirate resends a request on a new connection once that passes), and a
+`cancel` names requests its connection no longer wants (a press that superseded another).
+The worker skips such jobs when it takes them and stops sampling them between decode steps,
+so the request that replaced them does not wait behind them.
 """
 
 from __future__ import annotations
@@ -42,14 +48,28 @@ SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
-@dataclass
+@dataclass(eq=False)
 class Job:
     envelope: list[bytes]  # ROUTER identity frames and the empty delimiter
     request_id: object
     request: GrooveRequest | None  # a plain `generate`: batched with the others waiting
-    received: float
-    task: Callable[[], dict] | None = None  # a clip op or learn_style: runs alone, returns the reply's fields
+    received: float  # time.perf_counter() when the network thread read it
+    task: Callable[[clip_ops.Gone], dict] | None = None  # a clip op or learn_style: runs alone, returns the reply's fields
     packed: bool = False  # the client asked for each pattern's notes as one bin (shared.notes.pack_notes)
+    timeout: float | None = None  # how long its sender waits, from `received`; None: as long as it takes
+    cancelled: bool = False  # set by the network thread on a `cancel`; read by the worker
+
+    @property
+    def key(self) -> tuple:
+        """Which request of which connection this is: what a `cancel` names."""
+        return tuple(self.envelope), self.request_id
+
+    def abandoned(self) -> bool:
+        return self.cancelled or (self.timeout is not None and time.perf_counter() - self.received > self.timeout)
+
+    def dropped_reply(self) -> dict:
+        why = "its sender cancelled it" if self.cancelled else f"its timeout of {self.timeout:g} s passed"
+        return P.error_reply(self.request_id, P.E_CANCELLED, f"dropped unfinished: {why}")
 
 
 @dataclass
@@ -74,7 +94,8 @@ class Daemon:
         log.info("model %s on %s loaded in %.2f s", config.checkpoint.name, self.generator.device,
                  time.perf_counter() - started)
         self.jobs: queue.Queue[Job] = queue.Queue(MAX_QUEUE)
-        self._results: queue.SimpleQueue[tuple[list[bytes], dict]] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[Job, dict]] = queue.SimpleQueue()
+        self._open: dict[tuple, list[Job]] = {}  # accepted and not yet answered, by Job.key (network thread only)
         self.stopping = threading.Event()
         self.ctx = zmq.Context()
         self.router = self.ctx.socket(zmq.ROUTER)
@@ -101,7 +122,7 @@ class Daemon:
             "device": str(self.generator.device),
         }
         self.humanizer = Humanizer.load()
-        self._clip_ops: dict[str, Callable[[dict], Callable[[], dict]]] = {
+        self._clip_ops: dict[str, Callable[[dict], Callable[[clip_ops.Gone], dict]]] = {
             P.OP_CONTINUE: self._continue,
             P.OP_VARIATION: self._variation,
             P.OP_FILL: self._fill,
@@ -166,13 +187,13 @@ class Daemon:
                 return envelope, P.ok_reply(request_id, queue=self.jobs.qsize(), **self._info)
             if op == P.OP_STYLES:
                 return envelope, P.ok_reply(request_id, **self._style_list())
+            if op == P.OP_CANCEL:
+                return envelope, P.ok_reply(request_id, cancelled=self._cancel(envelope, msg))
             if op == P.OP_GENERATE:
-                request = request_for(msg, self.generator)
-                self.jobs.put_nowait(Job(envelope, request_id, request, time.perf_counter(), packed=flag(msg, "packed")))
+                self._accept(Job(envelope, request_id, request_for(msg, self.generator), time.perf_counter()), msg)
                 return None
             if isinstance(op, str) and op in self._clip_ops:
-                task = self._clip_ops[op](msg)
-                self.jobs.put_nowait(Job(envelope, request_id, None, time.perf_counter(), task, flag(msg, "packed")))
+                self._accept(Job(envelope, request_id, None, time.perf_counter(), self._clip_ops[op](msg)), msg)
                 return None
         except P.ProtocolError as err:
             return envelope, P.error_reply(request_id, err.code, err.message)
@@ -185,6 +206,28 @@ class Daemon:
                                            f"the daemon failed on this request; details are in {log_file_hint()}")
         return envelope, P.error_reply(request_id, P.E_UNKNOWN_OP,
                                        f"unknown op {reprlib.repr(op)}; this daemon knows: {', '.join(P.OPS)}")
+
+    def _accept(self, job: Job, msg: dict) -> None:
+        """Queue a job for the worker; E_BUSY (queue.Full) when too many wait."""
+        job.packed = flag(msg, "packed")
+        job.timeout = number(msg, "timeout", None, P.TIMEOUT_RANGE)
+        self.jobs.put_nowait(job)
+        if job.request_id is not None:
+            self._open.setdefault(job.key, []).append(job)
+
+    def _cancel(self, envelope: list[bytes], msg: dict) -> list:
+        """Mark the named requests of this connection that are waiting or running; their ids."""
+        ids = msg.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+            raise P.ProtocolError(P.E_BAD_REQUEST, "ids must be a list of the request ids to cancel")
+        found = []
+        for request_id in ids:
+            jobs = self._open.get((tuple(envelope), request_id), [])
+            for job in jobs:
+                job.cancelled = True
+            if jobs:
+                found.append(request_id)
+        return found
 
     def _send(self, envelope: list[bytes], reply: dict) -> None:
         try:
@@ -202,10 +245,15 @@ class Daemon:
                 return
             while True:
                 try:
-                    envelope, reply = self._results.get_nowait()
+                    job, reply = self._results.get_nowait()
                 except queue.Empty:
                     break
-                self._send(envelope, reply)
+                self._send(job.envelope, reply)
+                waiting = self._open.get(job.key, [])
+                if job in waiting:
+                    waiting.remove(job)
+                    if not waiting:
+                        del self._open[job.key]
 
     def _style_list(self) -> dict:
         """Read afresh each time: a style learned or deleted with the CLI shows at once."""
@@ -226,31 +274,31 @@ class Daemon:
         notes, length = clip(msg, request.meter)
         return request, notes, length
 
-    def _continue(self, msg: dict) -> Callable[[], dict]:
+    def _continue(self, msg: dict) -> Callable[[clip_ops.Gone], dict]:
         request, notes, length = self._clip(msg)
-        return lambda: _patterns(clip_ops.continue_clip(self.generator, request, notes, length, request.bars))
+        return lambda gone: _patterns(clip_ops.continue_clip(self.generator, request, notes, length, request.bars, gone))
 
-    def _variation(self, msg: dict) -> Callable[[], dict]:
+    def _variation(self, msg: dict) -> Callable[[clip_ops.Gone], dict]:
         request, notes, length = self._clip(msg)
-        return lambda: _patterns(clip_ops.vary_clip(self.generator, request, notes, length))
+        return lambda gone: _patterns(clip_ops.vary_clip(self.generator, request, notes, length, gone))
 
-    def _fill(self, msg: dict) -> Callable[[], dict]:
+    def _fill(self, msg: dict) -> Callable[[clip_ops.Gone], dict]:
         request, notes, length = self._clip(msg)
         every = whole_number(msg, "every", None, (1, MAX_CLIP_BARS))
-        return lambda: _patterns(clip_ops.fill_clip(self.generator, request, notes, length, every))
+        return lambda gone: _patterns(clip_ops.fill_clip(self.generator, request, notes, length, every, gone))
 
-    def _drumify(self, msg: dict) -> Callable[[], dict]:
+    def _drumify(self, msg: dict) -> Callable[[clip_ops.Gone], dict]:
         request, notes, length = self._clip(msg)
-        return lambda: _patterns(clip_ops.drumify_clip(self.generator, request, notes, length))
+        return lambda gone: _patterns(clip_ops.drumify_clip(self.generator, request, notes, length, gone))
 
-    def _humanize(self, msg: dict) -> Callable[[], dict]:
+    def _humanize(self, msg: dict) -> Callable[[clip_ops.Gone], dict]:
         request, notes, length = self._clip(msg)
         amount = number(msg, "amount", 1.0, (0.0, 1.0))
         ghost_notes, chance = flag(msg, "ghost_notes"), flag(msg, "chance")
-        return lambda: _patterns(clip_ops.humanize_clip(self.humanizer, request, notes, length, amount,
-                                                        ghost_notes, chance))
+        return lambda _gone: _patterns(clip_ops.humanize_clip(self.humanizer, request, notes, length, amount,
+                                                              ghost_notes, chance))  # milliseconds: never stopped
 
-    def _learn_style(self, msg: dict) -> Callable[[], dict]:
+    def _learn_style(self, msg: dict) -> Callable[[clip_ops.Gone], dict]:
         """A style learned from Live clips (about a minute on a laptop CPU; the queue waits)."""
         name = msg.get("name")
         if not isinstance(name, str):
@@ -274,7 +322,7 @@ class Daemon:
         model = self.generator.model  # learning reads it on the CPU; a CUDA daemon reads the file again
         loaded = (model, self.generator.vocab) if self.generator.device.type == "cpu" else None
 
-        def run() -> dict:
+        def run(_gone: clip_ops.Gone) -> dict:  # skipped if abandoned while it waits; once learning, it finishes
             try:
                 style = styles.learn_style_from_clips(name, clips, self.config.checkpoint, steps,
                                                       folder=self.generator.style_folder, replace=replace, loaded=loaded)
@@ -301,54 +349,67 @@ class Daemon:
                     job = self.jobs.get(timeout=0.1)
                 except queue.Empty:
                     continue
-            if job.task is not None:
+            if job.abandoned():
+                replies = [(job, job.dropped_reply())]
+            elif job.task is not None:
                 replies = [self._run_task(job)]
             else:
-                batch, rows = [job], job.request.rows
+                batch, rows, replies = [job], job.request.rows, []
                 while rows < MAX_BATCH_ROWS:
                     try:
                         job = self.jobs.get_nowait()
                     except queue.Empty:
                         break
-                    if job.task is not None:
+                    if job.abandoned():
+                        replies.append((job, job.dropped_reply()))
+                    elif job.task is not None:
                         held = job
                         break
-                    batch.append(job)
-                    rows += job.request.rows
-                replies = self._run(batch)
-            for envelope, reply in replies:
-                self._results.put((envelope, reply))
+                    else:
+                        batch.append(job)
+                        rows += job.request.rows
+                replies += self._run(batch)
+            for job, reply in replies:
+                if reply["ok"] is False and reply["error"]["code"] == P.E_CANCELLED:
+                    log.info("request %r dropped: %s", job.request_id, reply["error"]["message"])
+                self._results.put((job, reply))
             self._results_out.send(b"")
 
-    def _run_task(self, job: Job) -> tuple[list[bytes], dict]:
+    def _run_task(self, job: Job) -> tuple[Job, dict]:
         started = time.perf_counter()
         try:
-            fields = job.task()
+            fields = job.task(job.abandoned)
             if "patterns" in fields:
                 fields = {**fields, "patterns": _wire_patterns(fields["patterns"], job.packed)}
+        except clip_ops.Abandoned:
+            return job, job.dropped_reply()
         except P.ProtocolError as err:  # refused once it ran (clips without drums to learn, a rhythm without notes)
-            return job.envelope, P.error_reply(job.request_id, err.code, err.message)
+            return job, P.error_reply(job.request_id, err.code, err.message)
         except Exception:
             log.exception("a clip op failed")
             message = f"the daemon failed on this clip; details are in {log_file_hint()}"
-            return job.envelope, P.error_reply(job.request_id, P.E_INTERNAL, message)
+            return job, P.error_reply(job.request_id, P.E_INTERNAL, message)
         log.info("clip op answered in %.0f ms", (time.perf_counter() - started) * 1000)
-        return job.envelope, P.ok_reply(job.request_id, **fields)
+        return job, P.ok_reply(job.request_id, **fields)
 
-    def _run(self, batch: list[Job]) -> list[tuple[list[bytes], dict]]:
+    def _run(self, batch: list[Job]) -> list[tuple[Job, dict]]:
         started = time.perf_counter()
         try:
-            found = self.generator.generate([job.request for job in batch])
-            wired = [_wire_patterns(patterns, job.packed) for job, patterns in zip(batch, found)]
+            found = self.generator.generate([job.request for job in batch], lambda i: batch[i].abandoned())
+            wired = [None if patterns is None else _wire_patterns(patterns, job.packed)
+                     for job, patterns in zip(batch, found)]
         except Exception:
             log.exception("generation failed for a batch of %d requests", len(batch))
             message = f"generation failed inside the daemon; details are in {log_file_hint()}"
-            return [(job.envelope, P.error_reply(job.request_id, P.E_INTERNAL, message)) for job in batch]
+            return [(job, P.error_reply(job.request_id, P.E_INTERNAL, message)) for job in batch]
         elapsed = time.perf_counter() - started
-        log.info("generated %d requests (%d patterns) in one batch in %.1f ms", len(batch),
-                  sum(j.request.variations for j in batch), elapsed * 1000)
-        return [(job.envelope, P.ok_reply(job.request_id, bars=job.request.bars, tempo=job.request.tempo,
-                                          time_signature=list(job.request.meter), patterns=patterns))
+        answered = [job for job, patterns in zip(batch, found) if patterns is not None]
+        log.info("generated %d requests (%d patterns) in one batch in %.1f ms%s", len(answered),
+                 sum(j.request.variations for j in answered), elapsed * 1000,
+                 f", {len(batch) - len(answered)} dropped part-way" if len(answered) < len(batch) else "")
+        return [(job, job.dropped_reply() if patterns is None else
+                 P.ok_reply(job.request_id, bars=job.request.bars, tempo=job.request.tempo,
+                            time_signature=list(job.request.meter), patterns=patterns))
                 for job, patterns in zip(batch, wired)]
 
     # --- lifecycle ---------------------------------------------------------------------------

@@ -10,7 +10,8 @@ Reliability is the ZeroMQ guide's "Lazy Pirate" pattern: every request has a dea
 passes, or the connection drops, the socket is closed, reopened after an exponential backoff, and
 the requests still pending are sent again, up to `retries` times each, before they fail with
 E_TIMEOUT or E_UNAVAILABLE. Every request carries an id unique to the client, so replies that
-arrive late or twice are recognised and dropped. CurveZMQ security is not implemented: use the
+arrive late or twice are recognised and dropped, and the attempt's timeout, so the daemon drops
+work nobody waits for any more; a request the client forgets is cancelled on the daemon too. CurveZMQ security is not implemented: use the
 daemon on localhost or a trusted network.
 """
 
@@ -36,6 +37,8 @@ from shared.protocol import (
     E_UNAVAILABLE,
     MAX_MESSAGE_BYTES,
     MAX_REPLY_BYTES,
+    OP_CANCEL,
+    TIMEOUT_RANGE,
     error_reply,
 )
 
@@ -76,6 +79,7 @@ class ClientStats:
     resent: int = 0  # requests sent again on a new connection
     dropped_replies: int = 0  # replies matching no pending request: late, duplicate, malformed
     pongs_sent: int = 0  # answers to the daemon's heartbeat PINGs
+    cancels_sent: int = 0  # `cancel`s for forgotten requests the daemon had
 
 
 @dataclass
@@ -85,6 +89,7 @@ class _Request:
     deadline: float
     tries: int = 0  # attempts that ended without a reply
     sent: bool = False
+    connection: int = 0  # the connection (stats.connections) it was last sent on
 
 
 def parse_endpoint(endpoint: str) -> tuple[str, int]:
@@ -119,8 +124,8 @@ class DaemonClient:
         max_reply_bytes: int = MAX_REPLY_BYTES,
     ) -> None:
         self._host, self._port = parse_endpoint(endpoint)
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if not TIMEOUT_RANGE[0] <= timeout <= TIMEOUT_RANGE[1]:
+            raise ValueError(f"timeout must be {TIMEOUT_RANGE[0]:g}..{TIMEOUT_RANGE[1]:g} s, got {timeout!r}")
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries!r}")
         self.endpoint = endpoint
@@ -131,6 +136,7 @@ class DaemonClient:
         self._max_reply_bytes = max_reply_bytes
         self._ids = itertools.count(1)
         self._pending: dict[int, _Request] = {}
+        self._cancels: set[int] = set()  # ids of `cancel`s sent on this connection, whose replies are nobody's
         self._replies: list[Reply] = []
         self._sock: socket.socket | None = None
         self._conn: zmtp.Connection | None = None
@@ -156,10 +162,10 @@ class DaemonClient:
         """Queue a request and return its id; never blocks. Its Reply comes from `poll`."""
         if self._closed:
             raise RuntimeError("this DaemonClient is closed")
-        if "id" in fields:
-            raise ValueError("the request id is set by the client")
+        if "id" in fields or "timeout" in fields:
+            raise ValueError("the request's id and timeout are set by the client")
         request_id = next(self._ids)
-        payload = packb({"op": op, "id": request_id, **fields})
+        payload = packb({"op": op, "id": request_id, "timeout": self.timeout, **fields})
         if len(payload) > MAX_MESSAGE_BYTES:
             raise ValueError(f"request of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
         request = _Request(request_id, payload, time.monotonic() + self.timeout)
@@ -174,8 +180,18 @@ class DaemonClient:
     def forget(self, request_id: int) -> None:
         """Stop waiting for a request (a newer press replaced it): no Reply comes for it, its
         deadline no longer starts a Lazy Pirate reconnect, it is not resent, and a late answer
-        is dropped. A daemon that already has it still answers it."""
-        self._pending.pop(request_id, None)
+        is dropped. If the daemon got it on this connection, it is cancelled there: the daemon
+        stops working on it (on an earlier connection, its timeout ends it)."""
+        request = self._pending.pop(request_id, None)
+        if request is None or not self.connected or request.connection != self.stats.connections:
+            return
+        assert self._conn is not None
+        cancel_id = next(self._ids)
+        self._conn.send([b"", packb({"op": OP_CANCEL, "id": cancel_id, "ids": [request_id]})])
+        self._wbuf += self._conn.data_to_send()
+        self._cancels.add(cancel_id)
+        self.stats.cancels_sent += 1
+        self._write()
 
     def poll(self, timeout: float = 0.0) -> list[Reply]:
         """Do the socket work due and return the Replies completed; timeout=0 never blocks."""
@@ -369,6 +385,7 @@ class DaemonClient:
         self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
         self._sock, self._conn, self._tcp_up = None, None, False
         self._wbuf = bytearray()
+        self._cancels.clear()
         self._addresses = []
 
     # Bytes in and out.
@@ -379,7 +396,7 @@ class DaemonClient:
         self._wbuf += self._conn.data_to_send()
         if request.sent:
             self.stats.resent += 1
-        request.sent = True
+        request.sent, request.connection = True, self.stats.connections
 
     def _write(self) -> None:
         while self._wbuf and self._sock is not None and self._tcp_up:
@@ -432,6 +449,9 @@ class DaemonClient:
             self._drop(f"an undecodable reply ({error})")
             return
         request_id = data.get("id") if isinstance(data, dict) else None
+        if type(request_id) is int and request_id in self._cancels:  # a cancel's answer: nobody asked for it
+            self._cancels.discard(request_id)
+            return
         request = self._pending.pop(request_id, None) if type(request_id) is int else None
         if request is None:
             self._drop(f"a reply for id {request_id!r}, which is not pending (late or duplicate)")

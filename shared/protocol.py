@@ -27,8 +27,9 @@ OP_FILL = "fill"  # a clip with fills in it
 OP_HUMANIZE = "humanize"  # a quantised clip played like a drummer
 OP_DRUMIFY = "drumify"  # a groove that plays on a clip's rhythm
 OP_LEARN_STYLE = "learn_style"  # a new style from the user's clips
+OP_CANCEL = "cancel"  # drop requests this connection sent that are still waiting or running
 OPS = (OP_PING, OP_INFO, OP_STYLES, OP_GENERATE, OP_CONTINUE, OP_VARIATION, OP_FILL, OP_HUMANIZE, OP_DRUMIFY,
-       OP_LEARN_STYLE)
+       OP_LEARN_STYLE, OP_CANCEL)
 
 # Stable, machine-readable error codes. Messages beside them are for people.
 E_MALFORMED = "malformed"  # bytes that are not one msgpack map
@@ -38,6 +39,7 @@ E_UNKNOWN_STYLE = "unknown_style"
 E_TOO_LARGE = "too_large"
 E_BUSY = "busy"  # the generation queue is full; retry later
 E_INTERNAL = "internal"  # a bug in the daemon; the message says where to look
+E_CANCELLED = "cancelled"  # dropped unfinished: its sender cancelled it, or its `timeout` passed
 E_TIMEOUT = "timeout"  # client side: no reply in time
 E_UNAVAILABLE = "unavailable"  # client side: the daemon cannot be reached
 ERROR_CODES = (
@@ -48,6 +50,7 @@ ERROR_CODES = (
     E_TOO_LARGE,
     E_BUSY,
     E_INTERNAL,
+    E_CANCELLED,
     E_TIMEOUT,
     E_UNAVAILABLE,
 )
@@ -61,6 +64,7 @@ TOP_P_RANGE = (0.01, 1.0)  # nucleus sampling's mass; at 0.01 nearly always the 
 FOCUS_RANGE = (1, 8)  # takes per variation; variations x focus is at most VARIATIONS_RANGE[1]
 STRENGTH_RANGE = (0.0, 4.0)
 GUIDANCE_RANGE = (0.0, 10.0)
+TIMEOUT_RANGE = (0.001, 3600.0)  # seconds a request's sender waits; past it the daemon drops the work
 SEED_RANGE = (0, 2**31 - 1)  # variation v of seed s plays seed (s + v) mod 2**31: any seed a reply carries is one to send
 # The genre slot plays any + strength x (style - any): 1 is the style as the model learned it, 0
 # no style. Styles made of GMD genres play at 1.5 unless a request sets `strength`: grooves then

@@ -49,3 +49,28 @@ def test_a_tap_just_before_the_clip_ends_is_the_loops_one(bundled):
     for length in (6.0, 8.000001):  # a bar and a half; two bars and a hair
         for pattern in clip_ops.drumify_clip(bundled, req, [Note(40, length - 0.05, 0.1, 90)], length):
             assert min(n.start for n in pattern.notes) == 0.0 and max(n.start for n in pattern.notes) < length
+
+
+@pytest.mark.parametrize("op", ["continue", "variation", "fill", "drumify"])
+def test_a_clip_op_nobody_waits_for_stops_part_way(bundled, op):
+    notes = [Note(36, float(b), 0.25, 100) for b in range(8)]
+    asked: list[bool] = []
+    patience = [3]  # steps it is waited for
+
+    def abandoned() -> bool:
+        asked.append(True)
+        return len(asked) > patience[0]
+
+    req = GrooveRequest(style="funk", bars=2, seed=1, variations=2)
+    run = {
+        "continue": lambda: clip_ops.continue_clip(bundled, req, notes, 8.0, 2, abandoned),
+        "variation": lambda: clip_ops.vary_clip(bundled, req, notes, 8.0, abandoned),
+        "fill": lambda: clip_ops.fill_clip(bundled, req, notes, 8.0, None, abandoned),
+        "drumify": lambda: clip_ops.drumify_clip(bundled, req, notes, 8.0, abandoned),
+    }[op]
+    with pytest.raises(clip_ops.Abandoned):
+        run()
+    assert len(asked) == 4  # it stopped at the first step after it was abandoned
+    asked.clear()
+    patience[0] = 10**6  # waited for: the same op plays through
+    assert len(run()) == 2 and len(asked) > 4

@@ -155,6 +155,35 @@ def test_rows_do_not_depend_on_their_batch(bundled):
         assert notes_of(patterns) == notes_of(bundled.generate([request])[0]), request
 
 
+def test_an_abandoned_request_leaves_the_batch_and_the_others_play_on(bundled):
+    """A request nobody waits for any more (asked before every decode step) stops part-way and
+    comes back None; its batch mates play the notes they play alone, focus takes included."""
+    requests = [
+        GrooveRequest(style="funk", bars=4, seed=1, variations=3),
+        GrooveRequest(style="jazz", bars=2, seed=2, focus=2),
+        GrooveRequest(style="rock", bars=8, seed=3, variations=2, guidance=2.0),
+    ]
+    asked: list[int] = []
+
+    def abandoned(i: int) -> bool:
+        asked.append(i)
+        return i == 2 and asked.count(2) > 20  # the long one, after 20 steps
+
+    found = bundled.generate(requests, abandoned)
+    assert found[2] is None
+    assert asked.count(2) == 21  # asked each step until it said yes, then never again
+    for request, patterns in zip(requests[:2], found[:2]):
+        assert notes_of(patterns) == notes_of(bundled.generate([request])[0]), request
+    assert asked.count(0) > 21 and asked.count(1) > 21  # the others went on to their ends
+
+
+def test_a_request_abandoned_at_once_costs_one_step(bundled):
+    asked: list[int] = []
+    found = bundled.generate([GrooveRequest(style="funk", bars=16, variations=4, seed=5)],
+                             lambda i: asked.append(i) or True)
+    assert found == [None] and asked == [0]
+
+
 def test_long_grooves_slide_their_window_independently_of_the_batch(tiny):
     """With a 64-token block every row restarts its window many times, each at its own length;
     alone or batched, and whatever the other rows do, the notes are the same."""

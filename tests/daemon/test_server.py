@@ -143,6 +143,9 @@ BAD_GENERATE = [
     ({"density": 2}, "bad_request", "density"),
     ({"strength": -0.5}, "bad_request", "strength"),
     ({"strength": 5}, "bad_request", "strength"),
+    ({"timeout": 0}, "bad_request", "timeout"),
+    ({"timeout": "soon"}, "bad_request", "timeout"),
+    ({"timeout": 7200}, "bad_request", "timeout"),
 ]
 
 
@@ -208,6 +211,137 @@ def test_ping_is_answered_while_the_model_is_busy(daemon):
             replies = [r for r in client.poll(0.1) if r.id == slow]
     assert ping.ok and replies[0].ok and len(replies[0].data["patterns"]) == 16
     assert ping_s < 5.0  # generous: without the worker thread it would wait for the whole batch
+
+
+class Dealer:
+    """One connection to the daemon for several requests, as the Live client keeps: a `cancel`
+    names requests of its own connection."""
+
+    def __init__(self, endpoint: str) -> None:
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.connect(endpoint)
+        self.early: dict = {}  # replies met while waiting for a pong
+
+    def send(self, **msg) -> None:
+        self.sock.send_multipart([b"", msgpack.packb(msg)])
+
+    def replies(self, n: int, timeout_s: float = 60) -> dict:
+        """The next `n` replies, by id."""
+        got, self.early = self.early, {}
+        while len(got) < n:
+            assert self.sock.poll(timeout_s * 1000), f"{n - len(got)} replies missing"
+            reply = msgpack.unpackb(self.sock.recv_multipart()[-1], raw=False)
+            got[reply["id"]] = reply
+        return got
+
+    def received(self) -> None:
+        """Until the daemon has read all sent so far: its network thread answers a ping after them."""
+        self.send(op="ping", id="received")
+        while True:
+            reply = self.replies(1)
+            if "received" in reply:
+                return
+            self.early.update(reply)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+BIG = {"op": "generate", "bars": 16, "variations": 16, "seed": 1}  # seconds of sampling on a CPU
+
+
+def started_on(daemon, dealer: Dealer) -> None:
+    """Until the worker has taken what `dealer` sent: read, and no job left in the queue."""
+    dealer.received()
+    deadline = time.monotonic() + 30
+    while ask(daemon.endpoint, op="info", id="i")["queue"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+class Log:
+    """What the daemon logs from now on."""
+
+    def __init__(self, daemon) -> None:
+        self.file, self.mark = daemon.log_file, len(daemon.log_file.read_text())
+
+    def text(self) -> str:
+        return self.file.read_text()[self.mark:]
+
+    def dropped(self) -> list[tuple[str, str]]:
+        return re.findall(r"request '?([^ ']+)'? dropped: (.*)", self.text())
+
+
+def test_a_cancel_stops_a_request_part_way(daemon):
+    """A press superseded by another: the daemon stops sampling the old one between decode
+    steps, so the new one does not wait behind it."""
+    log, dealer = Log(daemon), Dealer(daemon.endpoint)
+    try:
+        dealer.send(id=1, **BIG)
+        started_on(daemon, dealer)
+        dealer.send(op="cancel", id=2, ids=[1, 99])
+        dealer.send(op="generate", id=3, style="funk", bars=1, seed=3)
+        got = dealer.replies(3)
+    finally:
+        dealer.close()
+    assert got[2] == {"id": 2, "ok": True, "cancelled": [1]}  # 99 was never sent: nothing to cancel
+    assert got[1]["ok"] is False and got[1]["error"] == {
+        "code": "cancelled", "message": "dropped unfinished: its sender cancelled it"}
+    assert got[3]["ok"] and got[3]["patterns"]
+    assert log.dropped() == [("1", "dropped unfinished: its sender cancelled it")]
+    assert "generated 0 requests (0 patterns) in one batch" in log.text() and "1 dropped part-way" in log.text()
+
+
+def test_a_cancel_reaches_only_its_own_connection(daemon):
+    mine, theirs = Dealer(daemon.endpoint), Dealer(daemon.endpoint)
+    try:
+        mine.send(id=1, op="generate", style="rock", bars=4, seed=1)
+        mine.received()
+        theirs.send(op="cancel", id=1, ids=[1])  # the same id from another connection
+        assert theirs.replies(1)[1] == {"id": 1, "ok": True, "cancelled": []}
+        assert mine.replies(1)[1]["ok"]
+        theirs.send(op="cancel", id=2, ids=["x", True])
+        assert theirs.replies(1)[2]["error"]["code"] == "bad_request"
+    finally:
+        mine.close(), theirs.close()
+
+
+def test_a_request_whose_timeout_passes_in_the_queue_is_never_started(daemon):
+    log, dealer = Log(daemon), Dealer(daemon.endpoint)
+    try:
+        dealer.send(id=1, **BIG)
+        dealer.send(op="generate", id=2, style="funk", bars=1, seed=2, timeout=0.05)  # waits behind it
+        dealer.send(op="continue", id=3, notes=[{"pitch": 36, "start": 0.0, "duration": 0.25, "velocity": 100}],
+                    length=4.0, bars=1, timeout=0.05)
+        dealer.received()
+        time.sleep(0.1)
+        dealer.send(op="cancel", id=4, ids=[1])
+        got = dealer.replies(4)
+    finally:
+        dealer.close()
+    for rid in (2, 3):
+        assert got[rid]["error"] == {"code": "cancelled", "message": "dropped unfinished: its timeout of 0.05 s passed"}
+    assert sorted(rid for rid, _ in log.dropped()) == ["1", "2", "3"]
+    assert "generated 1 requests" not in log.text() and "clip op answered" not in log.text()  # neither ran
+
+
+def test_a_timeout_stops_a_request_part_way(daemon):
+    log = Log(daemon)
+    reply = ask(daemon.endpoint, timeout=0.5, id=1, **BIG)
+    assert reply["error"] == {"code": "cancelled", "message": "dropped unfinished: its timeout of 0.5 s passed"}
+    assert "generated 0 requests (0 patterns) in one batch" in log.text() and "1 dropped part-way" in log.text()
+
+
+def test_a_request_the_live_client_forgets_is_cancelled_on_the_daemon(daemon):
+    log = Log(daemon)
+    with DaemonClient(daemon.endpoint, timeout=60) as client:
+        old = client.send("generate", bars=16, variations=16, seed=4)
+        assert client.poll(0.2) == []  # sent
+        client.forget(old)
+        new = client.call("generate", style="funk", bars=1, seed=4)
+        assert new.ok and client.stats.cancels_sent == 1
+    assert log.dropped() == [(str(old), "dropped unfinished: its sender cancelled it")]
 
 
 def test_concurrent_requests_share_a_batch(daemon):

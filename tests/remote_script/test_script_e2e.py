@@ -95,6 +95,21 @@ def test_the_daemon_killed_mid_request_leaves_live_responsive_and_the_user_infor
     assert clip.get_all_notes_extended()
 
 
+def test_a_press_that_supersedes_another_stops_the_daemons_work_on_it(live: LiveHost, daemon) -> None:
+    mark = len(daemon.log_file.read_text())
+    live.select(live.slot(2))
+    press(live, "bars_up")
+    press(live, "bars_up")  # 16 bars: seconds of sampling
+    press(live, "generate")
+    live.run_until(lambda: client_of(live).connected and client_of(live).pending() >= 1, timeout=10)
+    press(live, "bars_down")
+    press(live, "bars_down")
+    clip, _ = generate(live, 2)  # 4 bars: supersedes the 16
+    assert clip.length == 4 * 3.0 and clip.get_all_notes_extended()
+    assert client_of(live).stats.cancels_sent == 1
+    assert "dropped: dropped unfinished: its sender cancelled it" in daemon.log_file.read_text()[mark:]
+
+
 def test_two_hundred_notes_from_the_daemon_are_written_whole(live: LiveHost) -> None:
     """16 bars of 3/4 from the real daemon; then 200 of its hits written again and again, each
     time all of them (the time it takes is printed for a look, not asserted: a timing belongs

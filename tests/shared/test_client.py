@@ -136,10 +136,10 @@ def free_port() -> int:
 
 
 def padding_for(frame_size: int) -> bytes:
-    """Padding that makes the first request of a fresh client exactly `frame_size` bytes."""
+    """Padding that makes the first request of a fresh client (timeout 10) exactly `frame_size` bytes."""
     for n in range(frame_size):
         pad = b"p" * n
-        if len(msgpack.packb({"op": "echo", "id": 1, "pad": pad})) == frame_size:
+        if len(msgpack.packb({"op": "echo", "id": 1, "timeout": 10, "pad": pad})) == frame_size:
             return pad
     raise AssertionError(f"no padding gives {frame_size} bytes")
 
@@ -300,7 +300,8 @@ def test_unanswered_request_is_resent_then_times_out():
 def test_a_forgotten_request_is_neither_waited_for_nor_resent(router):
     """A slow request forgotten (a newer press replaced it) must not, when its deadline passes,
     reconnect and resend the one that replaced it, nor come back as a Reply."""
-    with DaemonClient(router.endpoint, timeout=0.3, retries=1) as client:
+    log: list[str] = []
+    with DaemonClient(router.endpoint, timeout=0.3, retries=1, log=log.append) as client:
         hello = client.call("ping").id  # connected: what is sent now goes out at once
         old = client.send("slow", delay=1.0)
         client.forget(old)
@@ -310,8 +311,41 @@ def test_a_forgotten_request_is_neither_waited_for_nor_resent(router):
         replies += pump(client, lambda got: any(r.id == new for r in got))
         assert [r.id for r in replies] == [new] and replies[0].ok
         pump(client, lambda got: client.stats.dropped_replies == 1)  # the old answer, when it comes: dropped
-        assert client.stats.connections == 1
-    assert [r["id"] for r in router.requests] == [hello, old, new]  # nothing resent
+        assert client.stats.connections == 1 and client.stats.cancels_sent == 1
+    # Nothing resent; the daemon was told to drop the forgotten one, and the cancel's own answer
+    # (this router echoes it) was no Reply and no dropped reply either: the one dropped is the old answer.
+    assert [(r["op"], r["id"]) for r in router.requests] == [("ping", hello), ("slow", old), ("cancel", old + 1),
+                                                              ("ping", new)]
+    assert router.requests[2]["ids"] == [old]
+    assert [line for line in log if line.startswith("dropped")] == [
+        f"dropped a reply for id {old}, which is not pending (late or duplicate)"]
+
+
+def test_every_request_carries_the_attempts_timeout(router):
+    """So the daemon can drop what the client stopped waiting for; the client's own keys win."""
+    with DaemonClient(router.endpoint, timeout=2.5) as client:
+        assert client.call("ping").ok
+        with pytest.raises(ValueError, match="timeout"):
+            client.send("generate", timeout=100)
+    assert router.requests[0]["timeout"] == 2.5
+    with pytest.raises(ValueError, match="timeout must be"):
+        DaemonClient(router.endpoint, timeout=7200)
+
+
+def test_a_request_forgotten_before_it_was_sent_is_not_cancelled():
+    """Nothing to cancel on a daemon that never got it (no connection yet)."""
+    server = Router().start()
+    try:
+        client = DaemonClient(server.endpoint, timeout=1)
+        old = client.send("slow", delay=0.5)  # connecting: not sent yet
+        client.forget(old)
+        new = client.send("ping")
+        assert pump(client, lambda got: any(r.id == new for r in got))[0].ok
+        assert client.stats.cancels_sent == 0
+        client.close()
+    finally:
+        server.stop()
+    assert [r["op"] for r in server.requests] == ["ping"]
 
 
 def test_replies_for_no_pending_request_are_dropped(router):
