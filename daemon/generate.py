@@ -290,8 +290,10 @@ class Generator:
 
     @staticmethod
     def _drop_abandoned(rows: list[_Row], live: list[int], abandoned: Callable[[int], bool]) -> None:
-        """Mark the rows of requests nobody waits for any more (asked once per request)."""
-        gone = {source for source in {rows[r].source for r in live} if abandoned(source)}
+        """Mark the rows of requests nobody waits for any more (asked once per request that has
+        rows still sampling: one whose last rows just finished is answered)."""
+        sampling = {rows[r].source for r in live if not rows[r].state.done}
+        gone = {source for source in sampling if abandoned(source)}
         for r in live:
             rows[r].dropped = rows[r].source in gone
 

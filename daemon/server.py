@@ -218,8 +218,9 @@ class Daemon:
     def _cancel(self, envelope: list[bytes], msg: dict) -> list:
         """Mark the named requests of this connection that are waiting or running; their ids."""
         ids = msg.get("ids")
-        if not isinstance(ids, list) or not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
-            raise P.ProtocolError(P.E_BAD_REQUEST, "ids must be a list of the request ids to cancel")
+        if not (isinstance(ids, list) and len(ids) <= MAX_QUEUE
+                and all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids)):
+            raise P.ProtocolError(P.E_BAD_REQUEST, f"ids must be a list of at most {MAX_QUEUE} request ids to cancel")
         found = []
         for request_id in ids:
             jobs = self._open.get((tuple(envelope), request_id), [])

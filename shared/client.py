@@ -10,8 +10,9 @@ Reliability is the ZeroMQ guide's "Lazy Pirate" pattern: every request has a dea
 passes, or the connection drops, the socket is closed, reopened after an exponential backoff, and
 the requests still pending are sent again, up to `retries` times each, before they fail with
 E_TIMEOUT or E_UNAVAILABLE. Every request carries an id unique to the client, so replies that
-arrive late or twice are recognised and dropped, and the attempt's timeout, so the daemon drops
-work nobody waits for any more; a request the client forgets is cancelled on the daemon too. CurveZMQ security is not implemented: use the
+arrive late or twice are recognised and dropped, and how long this attempt still waits
+(`timeout`), so the daemon drops work nobody waits for any more; a request the client forgets
+is cancelled on the daemon too. CurveZMQ security is not implemented: use the
 daemon on localhost or a trusted network.
 """
 
@@ -24,6 +25,7 @@ import os
 import re
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from shared import zmtp
 from shared.msgpack_codec import DecodeError, packb, unpackb
 from shared.protocol import (
     DEFAULT_ENDPOINT,
+    E_CANCELLED,
     E_MALFORMED,
     E_TIMEOUT,
     E_UNAVAILABLE,
@@ -85,11 +88,10 @@ class ClientStats:
 @dataclass
 class _Request:
     id: int
-    payload: bytes
+    payload: bytes  # its msgpack map, `timeout` packed last as a float64 (_with_timeout sets it)
     deadline: float
     tries: int = 0  # attempts that ended without a reply
     sent: bool = False
-    connection: int = 0  # the connection (stats.connections) it was last sent on
 
 
 def parse_endpoint(endpoint: str) -> tuple[str, int]:
@@ -165,7 +167,7 @@ class DaemonClient:
         if "id" in fields or "timeout" in fields:
             raise ValueError("the request's id and timeout are set by the client")
         request_id = next(self._ids)
-        payload = packb({"op": op, "id": request_id, "timeout": self.timeout, **fields})
+        payload = packb({"op": op, "id": request_id, **fields, "timeout": float(self.timeout)})
         if len(payload) > MAX_MESSAGE_BYTES:
             raise ValueError(f"request of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
         request = _Request(request_id, payload, time.monotonic() + self.timeout)
@@ -180,10 +182,10 @@ class DaemonClient:
     def forget(self, request_id: int) -> None:
         """Stop waiting for a request (a newer press replaced it): no Reply comes for it, its
         deadline no longer starts a Lazy Pirate reconnect, it is not resent, and a late answer
-        is dropped. If the daemon got it on this connection, it is cancelled there: the daemon
-        stops working on it (on an earlier connection, its timeout ends it)."""
-        request = self._pending.pop(request_id, None)
-        if request is None or not self.connected or request.connection != self.stats.connections:
+        is dropped. While connected, it is cancelled on the daemon too, which stops working on
+        it: every pending request has then been sent on this connection (a new connection sends
+        them all). What an earlier connection carried ends on the daemon when its timeout passes."""
+        if self._pending.pop(request_id, None) is None or not self.connected:
             return
         assert self._conn is not None
         cancel_id = next(self._ids)
@@ -392,11 +394,12 @@ class DaemonClient:
 
     def _transmit(self, request: _Request) -> None:
         assert self._conn is not None
-        self._conn.send([b"", request.payload])
+        remaining = max(request.deadline - time.monotonic(), TIMEOUT_RANGE[0])
+        self._conn.send([b"", _with_timeout(request.payload, remaining)])
         self._wbuf += self._conn.data_to_send()
         if request.sent:
             self.stats.resent += 1
-        request.sent, request.connection = True, self.stats.connections
+        request.sent = True
 
     def _write(self) -> None:
         while self._wbuf and self._sock is not None and self._tcp_up:
@@ -452,16 +455,29 @@ class DaemonClient:
         if type(request_id) is int and request_id in self._cancels:  # a cancel's answer: nobody asked for it
             self._cancels.discard(request_id)
             return
-        request = self._pending.pop(request_id, None) if type(request_id) is int else None
+        request = self._pending.get(request_id) if type(request_id) is int else None
         if request is None:
             self._drop(f"a reply for id {request_id!r}, which is not pending (late or duplicate)")
             return
-        self._replies.append(_reply_from(request.id, data))
+        reply = _reply_from(request.id, data)
+        if reply.error_code == E_CANCELLED:
+            # The daemon gave up on this attempt as its timeout passed (this client cancels only
+            # requests it forgot): the client's own clock retries it or fails it, as for silence.
+            self._drop(f"the daemon's {E_CANCELLED} for attempt {request.tries + 1} of request {request_id}")
+            return
+        del self._pending[request_id]
+        self._replies.append(reply)
 
     def _drop(self, what: str) -> None:
         self.stats.dropped_replies += 1
         if self._log is not None:
             self._log(f"dropped {what}")
+
+
+def _with_timeout(payload: bytes, seconds: float) -> bytes:
+    """The request with its `timeout` set to `seconds`: how long this attempt still waits (the
+    time spent connecting, or before a daemon restarted, is not the daemon's to spend)."""
+    return payload[:-8] + struct.pack(">d", seconds)
 
 
 def _reply_from(request_id: int, data: dict) -> Reply:

@@ -15,7 +15,7 @@ import zmq
 
 from shared import zmtp
 from shared.client import DaemonClient, Reply, parse_endpoint
-from shared.protocol import E_BAD_REQUEST, E_TIMEOUT, E_UNAVAILABLE, error_reply
+from shared.protocol import E_BAD_REQUEST, E_CANCELLED, E_TIMEOUT, E_UNAVAILABLE, error_reply
 
 MIB = 1024 * 1024
 
@@ -24,7 +24,8 @@ class Router:
     """A ROUTER answering like the daemon: it echoes each request map back with ok=True.
 
     Ops with special behaviour: "slow" (answer after `delay` s), "stale" (first send replies
-    no client is waiting for), "fail" (an error reply). With hold=True it never answers.
+    no client is waiting for), "fail" (an error reply), "give_up" (`cancelled` at once, as the
+    daemon answers when an attempt's timeout passes). With hold=True it never answers.
     """
 
     def __init__(self, port: int = 0, *, hold: bool = False, heartbeat_ms: int = 0) -> None:
@@ -96,11 +97,12 @@ class Router:
             sock.send_multipart([identity, b"", msgpack.packb({"id": 10**6, "ok": True})])
             sock.send_multipart([identity, b"", b"\xc1"])
             sock.send_multipart([identity, b"", b"\x01", b"\x02"])
-        reply = msgpack.packb(
-            error_reply(request["id"], E_BAD_REQUEST, "no such style: polka")
-            if op == "fail"
-            else {**request, "ok": True}
-        )
+        if op == "fail":
+            reply = msgpack.packb(error_reply(request["id"], E_BAD_REQUEST, "no such style: polka"))
+        elif op == "give_up":
+            reply = msgpack.packb(error_reply(request["id"], E_CANCELLED, "dropped unfinished: its timeout passed"))
+        else:
+            reply = msgpack.packb({**request, "ok": True})
         self.reply_sizes.append(len(reply))
         frames = [identity, b"", reply]
         if op == "slow":
@@ -139,7 +141,7 @@ def padding_for(frame_size: int) -> bytes:
     """Padding that makes the first request of a fresh client (timeout 10) exactly `frame_size` bytes."""
     for n in range(frame_size):
         pad = b"p" * n
-        if len(msgpack.packb({"op": "echo", "id": 1, "timeout": 10, "pad": pad})) == frame_size:
+        if len(msgpack.packb({"op": "echo", "id": 1, "pad": pad, "timeout": 10.0})) == frame_size:
             return pad
     raise AssertionError(f"no padding gives {frame_size} bytes")
 
@@ -321,15 +323,38 @@ def test_a_forgotten_request_is_neither_waited_for_nor_resent(router):
         f"dropped a reply for id {old}, which is not pending (late or duplicate)"]
 
 
-def test_every_request_carries_the_attempts_timeout(router):
+def test_every_request_carries_how_long_its_attempt_still_waits(router):
     """So the daemon can drop what the client stopped waiting for; the client's own keys win."""
     with DaemonClient(router.endpoint, timeout=2.5) as client:
         assert client.call("ping").ok
         with pytest.raises(ValueError, match="timeout"):
             client.send("generate", timeout=100)
-    assert router.requests[0]["timeout"] == 2.5
+    assert 2.0 < router.requests[0]["timeout"] <= 2.5
     with pytest.raises(ValueError, match="timeout must be"):
         DaemonClient(router.endpoint, timeout=7200)
+
+
+def test_a_resent_request_carries_what_is_left_of_its_attempt():
+    """The time a reconnect takes (a backoff, a handshake) is not the daemon's to spend."""
+    server = Router(hold=True).start()
+    try:
+        with DaemonClient(server.endpoint, timeout=0.5, retries=1) as client:
+            assert client.call("generate").error_code == E_TIMEOUT
+    finally:
+        server.stop()
+    first, resent = (r["timeout"] for r in server.requests)
+    assert 0.4 < first <= 0.5 and resent < first - 0.05  # after at least the 0.1 s backoff
+
+
+def test_the_daemons_cancelled_for_a_pending_request_is_not_its_answer(router):
+    """`cancelled` for a request the client still waits for can only mean the daemon's end of
+    an attempt's timeout (it reads the request after the client sent it): the client's own
+    clock decides, retrying as it would after silence."""
+    with DaemonClient(router.endpoint, timeout=0.3, retries=1) as client:
+        reply = client.call("give_up")
+        assert reply.error_code == E_TIMEOUT
+        assert client.stats.resent == 1 and client.stats.dropped_replies == 2
+    assert [r["op"] for r in router.requests] == ["give_up", "give_up"]
 
 
 def test_a_request_forgotten_before_it_was_sent_is_not_cancelled():
