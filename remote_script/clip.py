@@ -28,7 +28,8 @@ def read_notes(clip: object) -> tuple[list[dict], float, tuple[int, ...]]:
     length = round(end - start, 6)  # as the daemon keeps it: a note at or after it is not read there
     read = []
     for live_note in clip.get_notes_extended(*ALL_PITCHES, start, end - start):
-        if live_note.mute or live_note.start_time - start >= length:
+        # Live's doc leaves open whether a note begun before `start` is in the range: it is not ours.
+        if live_note.mute or not 0 <= live_note.start_time - start < length:
             continue
         velocity = min(max(int(round(live_note.velocity)), 1), 127)
         note = Note(live_note.pitch, live_note.start_time - start, live_note.duration, velocity,
@@ -48,7 +49,7 @@ def remove_audible_notes(clip: object, start: float, span: float, keep: tuple[in
     `read_notes` sent, whose answer replaces them. Muted notes were not sent, so they stay."""
     kept = set(keep)
     clip.remove_notes_by_id([n.note_id for n in clip.get_notes_extended(*ALL_PITCHES, start, span)
-                             if not n.mute and n.note_id not in kept])
+                             if not n.mute and n.note_id not in kept and n.start_time >= start])
 
 
 def modify_notes(clip: object, ids: tuple[int, ...], notes: list[Note], start: float, span: float) -> bool:
@@ -83,6 +84,13 @@ def modify_notes(clip: object, ids: tuple[int, ...], notes: list[Note], start: f
 def add_notes(clip: object, notes: list[Note], offset: float) -> None:
     """Add `notes`, their times shifted by `offset` beats."""
     clip.add_new_notes(tuple(_specification(note, offset) for note in notes))
+
+
+def set_meter(clip: object, meter: tuple[int, int] | None) -> None:
+    """Give the clip this meter (None: leave it as it is)."""
+    if meter is None or (clip.signature_numerator, clip.signature_denominator) == meter:
+        return
+    clip.signature_numerator, clip.signature_denominator = meter
 
 
 def set_end(clip: object, end: float) -> None:

@@ -23,8 +23,9 @@ class SlotProblem(Exception):
 class Plan:
     """How a pattern lands in its slot.
 
-    NEW: a clip of `length` beats named `name`, or, in an occupied slot, the clip's notes
-    replaced and its loop set to `length`. REPLACE: the notes of the clip's first `length`
+    NEW: a clip of `length` beats named `name` in `meter`, or, in an occupied slot, the clip's
+    notes replaced, its loop set to `length` and its meter to `meter` (a Live 12 clip has its
+    own, and the new groove is played in the song's). REPLACE: the notes of the clip's first `length`
     beats that play replaced (muted ones stay). MODIFY: the notes `note_ids` (those sent, in
     the order sent) take the times and dynamics of the pattern's first notes and keep everything
     else they carry; the pattern's other notes are added; an answer that does not match them
@@ -39,6 +40,7 @@ class Plan:
     name: str | None = None
     clip: object | None = None
     note_ids: tuple[int, ...] = ()
+    meter: tuple[int, int] | None = None  # NEW: the meter the groove was asked in
 
 
 def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
@@ -69,10 +71,12 @@ def write(slot: object, plan: Plan, notes: list[Note]) -> None:
         return
     if not slot.has_clip:
         clip = slot.create_clip(plan.length)
+        clips.set_meter(clip, plan.meter)  # the song's may have changed since the press
         clips.add_notes(clip, notes, 0.0)
     elif plan.mode == NEW:
         clip = slot.clip
         start, end = clips.region(clip)
+        clips.set_meter(clip, plan.meter)
         clips.set_end(clip, start + plan.length)
         clips.remove_notes(clip, start, max(plan.length, end - start))
         clips.add_notes(clip, notes, start)

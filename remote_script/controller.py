@@ -11,6 +11,7 @@ pressing the same one again with nothing changed only says that the script is st
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -125,15 +126,22 @@ class Controller:
 
     def tick(self) -> None:
         for reply in self._client.poll(0.0):
-            lookup = self._lookups.pop(reply.id, None)
-            if lookup is not None:
-                lookup(reply)
-            elif self._job is not None and reply.id == self._job.request_id:
-                self._finish(reply)
-            else:
-                self._log(f"dropped the reply to request {reply.id}: a newer press superseded it")
+            try:
+                self._take(reply)
+            except Exception:  # Live refusing a write in its own way: the other replies still count
+                self._log(f"handling the reply to request {reply.id} failed:\n{traceback.format_exc()}")
+                self._show(say("something went wrong — details in Live's Log.txt"))
         if self._job is not None:
             self._report_wait(self._job)
+
+    def _take(self, reply: Reply) -> None:
+        lookup = self._lookups.pop(reply.id, None)
+        if lookup is not None:
+            lookup(reply)
+        elif self._job is not None and reply.id == self._job.request_id:
+            self._finish(reply)
+        else:
+            self._log(f"dropped the reply to request {reply.id}: a newer press superseded it")
 
     def close(self) -> None:
         self._client.close()
@@ -146,7 +154,7 @@ class Controller:
         bars = self.params.bars
         name = f"{self.params.style_label()} {bars_text(bars)} {timing.label()}"
         fields = {**self._common(timing), **self._shape(), "bars": bars, "variations": self._variations()}
-        plan = Plan(NEW, bars * timing.beats_per_bar, name=name)
+        plan = Plan(NEW, bars * timing.beats_per_bar, name=name, meter=(timing.numerator, timing.denominator))
         self._request("generate", "generate", slot, plan, f"generating {name}", name, fields)
 
     def continue_clip(self) -> None:

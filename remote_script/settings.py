@@ -6,6 +6,7 @@ default and the problem is reported in words (status bar and Log.txt).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
 from dataclasses import dataclass, fields, replace
@@ -75,9 +76,12 @@ def _check(name: str, value: object) -> str | None:
     """Why `value` is not acceptable for setting `name`, or None."""
     if name == "endpoint":
         try:
-            parse_endpoint(value)  # type: ignore[arg-type]
+            host, _ = parse_endpoint(value)  # type: ignore[arg-type]
         except ValueError:
             return f"must look like {DEFAULT_ENDPOINT} (IPv6: tcp://[::1]:5555), got {value!r}"
+        if host != "localhost" and not _is_ip(host):
+            # A name would be looked up on Live's own thread, which must never wait for DNS.
+            return f"must name the daemon's computer by its IP address (or localhost), got {value!r}"
         return None
     if name in ("mapping", "style"):
         return None if isinstance(value, str) and value else "must be a non-empty string"
@@ -112,6 +116,14 @@ def _check(name: str, value: object) -> str | None:
     if not (math.isfinite(value) and bounds[0] <= value <= bounds[1]):
         return f"must be between {bounds[0]:g} and {bounds[1]:g}"
     return None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_pitch(value: object) -> bool:

@@ -53,6 +53,7 @@ def test_valid_values_are_taken(tmp_path: Path) -> None:
         ({"complexity": -0.1}, "complexity must be between 0 and 1; using None"),
         ({"top_p": 0}, "top_p must be between 0.01 and 1; using 0.95"),
         ({"endpoint": "localhost:5555"}, "endpoint must look like tcp://127.0.0.1:5555 (IPv6: tcp://[::1]:5555)"),
+        ({"endpoint": "tcp://studio-mac.local:5555"}, "endpoint must name the daemon's computer by its IP address"),
         ({"kit": {"kick": 36}}, 'kit must be a kit name such as "gm"'),
         ({"retries": True}, "retries must be a whole number"),
         ({"humanize_chance": "yes"}, "humanize_chance must be true or false; using False"),

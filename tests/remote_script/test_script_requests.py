@@ -340,6 +340,31 @@ def test_clip_actions_play_in_the_clips_own_meter(host: LiveHost, stub: StubClie
     assert clip.length == 6.0 + 4 * 3.0
 
 
+def test_generate_plays_in_the_songs_meter_and_gives_the_clip_that_meter(host: LiveHost, stub: StubClient) -> None:
+    """A Live 12 clip has its own meter: generate replaces a 3/4 clip's groove in the song's 4/4
+    and makes the clip 4/4, and a new clip gets the meter asked in even if the song's changed
+    while the daemon worked."""
+    slot = host.slot(1)
+    clip = make_clip(slot, 6.0, [(36, 0.0), (36, 3.0)])
+    clip.signature_numerator = 3
+    host.select(slot)
+    press(host, "generate")
+    request = stub.last("generate")
+    assert request.fields["time_signature"] == [4, 4]
+    stub.answer(request, patterns=[hits((38, 1.0))])
+    host.tick()
+    assert (clip.signature_numerator, clip.signature_denominator, clip.length) == (4, 4, 16.0)
+    host.select(host.slot(2))
+    press(host, "generate")
+    host.song.signature_numerator, host.song.signature_denominator = 7, 8  # changed before the answer
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0))])
+    host.tick()
+    new = host.slot(2).clip
+    assert (new.signature_numerator, new.signature_denominator, new.length) == (4, 4, 16.0)
+    host.song.undo()
+    assert not host.slot(2).has_clip  # the meter was set inside the clip's one undo step
+
+
 def test_a_superseded_request_is_forgotten_by_the_client(host: LiveHost, stub: StubClient) -> None:
     host.select(host.slot(0))
     press(host, "generate")
@@ -494,6 +519,25 @@ def test_the_daemon_is_asked_what_it_is_and_its_styles_replace_the_fallback(host
     mismatch = "MidiDrumiGen: the daemon speaks protocol 2, this script 1 — update MidiDrumiGen"
     assert mismatch in host.c_instance.messages
     press(host, "next_style")
+    assert host.c_instance.status == "MidiDrumiGen: style bossa (2 of 2)"
+
+
+def test_a_reply_live_refuses_to_write_does_not_lose_the_others_of_its_tick(
+    host: LiveHost, stub: StubClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host.select(host.slot(0))
+    press(host, "generate")
+
+    def refuse(self, length):  # how Boost.Python refuses a call it cannot convert
+        raise TypeError("Python argument types in ClipSlot.create_clip did not match C++ signature")
+
+    monkeypatch.setattr(Live.ClipSlot.ClipSlot, "create_clip", refuse)
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0))])
+    stub.answer(stub.last("styles"), styles=["funk", "bossa"], drummers=[], time_signatures=[[4, 4]], kits=["gm"])
+    host.tick()
+    assert any("handling the reply to request" in line and "C++ signature" in line for line in host.c_instance.log)
+    assert not host.slot(0).has_clip
+    press(host, "next_style")  # the styles reply in the same tick was taken
     assert host.c_instance.status == "MidiDrumiGen: style bossa (2 of 2)"
 
 
