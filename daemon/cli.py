@@ -12,10 +12,14 @@ from pathlib import Path
 from daemon.play import add_play_parser
 from shared.notes import Note
 from shared.protocol import (
+    BARS_RANGE,
     DEFAULT_ENDPOINT,
+    E_TIMEOUT,
     E_UNAVAILABLE,
     FOCUS_RANGE,
+    MAX_CLIP_BARS,
     SEED_RANGE,
+    VARIATIONS_RANGE,
     STRENGTH_RANGE,
     STYLE_STRENGTH,
     ProtocolError,
@@ -99,10 +103,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def add_serve(sub) -> None:
     p = sub.add_parser("serve", help="run the inference daemon",
                        description="Load the model once and answer requests over ZeroMQ (docs/protocol.md).")
-    p.add_argument("--bind", default=DEFAULT_ENDPOINT, help=f"ZeroMQ endpoint (default {DEFAULT_ENDPOINT})")
+    p.add_argument("--bind", type=bind_arg, default=DEFAULT_ENDPOINT, help=f"ZeroMQ endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the bundled GMD model)")
     p.add_argument("--device", type=device_arg, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, mps")
-    p.add_argument("--threads", type=int, help="CPU threads for the model (default: all cores)")
+    p.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the model (default: all cores)")
     p.add_argument("--log-file", dest="log_file", type=Path,
                    help="log file (default ~/.local/state/mididrumigen/daemon.log)")
     p.add_argument("--curve-secret", dest="curve_secret", type=Path,
@@ -141,8 +145,8 @@ def call(args: argparse.Namespace, op: str, **fields) -> dict:
 
         with DaemonClient(args.endpoint, timeout=args.timeout, retries=1) as client:
             r = client.call(op, **fields)
-        if not r.ok and r.error_code == E_UNAVAILABLE:
-            raise Unavailable(f"no MidiDrumiGen daemon at {args.endpoint}: start one with `drumigen serve`")
+        if not r.ok and r.error_code in (E_UNAVAILABLE, E_TIMEOUT):  # the client says which: nobody listens, no answer
+            raise Unavailable(r.error_message)
         reply = {"ok": r.ok, **(r.data or {})} if r.ok else {"ok": False, "error": {
             "code": r.error_code, "message": r.error_message}}
     if not reply.get("ok"):
@@ -156,11 +160,13 @@ def _call_curve(args: argparse.Namespace, request: dict) -> dict:
     import msgpack
     import zmq
 
+    from daemon.server import read_curve_key
+
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
     try:
         sock.setsockopt(zmq.LINGER, 0)
-        sock.curve_serverkey = args.server_key.read_bytes().strip()
+        sock.curve_serverkey = read_curve_key(args.server_key)
         sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
         sock.connect(args.endpoint)
         sock.send(msgpack.packb(request))
@@ -318,6 +324,27 @@ def device_arg(text: str) -> str:
     return text
 
 
+def whole(low: int, high: int):
+    """An argparse type: a whole number from `low` to `high`."""
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[+-]?\d+", text.strip()):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
+        if not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {text}")
+        return int(text)
+    return parse
+
+
+def bind_arg(text: str) -> str:
+    """An argparse type: an endpoint the daemon can bind, tcp://host:port (port 1-65535), ipc:// or inproc://."""
+    if text.startswith(("ipc://", "inproc://")):
+        return text
+    match = re.fullmatch(r"tcp://(\[[^\]]+\]|[^:/\[\]]+):(\d{1,5})", text)
+    if match is None or not 1 <= int(match[2]) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an endpoint like {DEFAULT_ENDPOINT} (port 1-65535)")
+    return text
+
+
 def endpoint_arg(text: str) -> str:
     """An argparse type: tcp://host:port, checked as the client will read it."""
     from shared.client import parse_endpoint
@@ -348,12 +375,12 @@ def add_generate(sub) -> None:
                        description="Generate drum grooves, show them as grids and optionally write .mid files.")
     p.add_argument("--style", type=style_arg, help="a genre (see `drumigen styles`) or a mix: funk:0.7,jazz:0.3")
     p.add_argument("--drummer", help="play like one GMD drummer: drummer1 .. drummer10")
-    p.add_argument("--bars", type=int, default=4, help="bars per groove, 1-16 (default 4)")
+    p.add_argument("--bars", type=whole(*BARS_RANGE), default=4, help="bars per groove, 1-16 (default 4)")
     p.add_argument("--tempo", type=float, default=120.0, help="BPM (default 120)")
     p.add_argument("--time-signature", dest="time_signature", type=time_signature_arg, default=(4, 4),
                    help="meter, e.g. 4/4, 3/4, 6/8, 5/4, 7/8 (default 4/4)")
-    p.add_argument("--count", type=int, default=1, help="how many variations, 1-16 (default 1)")
-    p.add_argument("--seed", type=int, help="same request + same seed = same groove")
+    p.add_argument("--count", type=whole(*VARIATIONS_RANGE), default=1, help="how many variations, 1-16 (default 1)")
+    p.add_argument("--seed", type=seed_arg, help="same request + same seed = same groove")
     p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
     p.add_argument("--top-p", dest="top_p", type=float, help="nucleus sampling mass (default 0.95)")
     p.add_argument("--kind", choices=("beat", "fill"), help="a groove or a fill")
@@ -374,7 +401,7 @@ def add_generate(sub) -> None:
 
 
 def add_focus_flag(p) -> None:
-    p.add_argument("--focus", type=int, help="takes per groove, 1-8; the one most typical of the style is kept "
+    p.add_argument("--focus", type=whole(*FOCUS_RANGE), help="takes per groove, 1-8; the one most typical of the style is kept "
                                              "(default 1; each take costs about as much as a variation)")
 
 
@@ -443,13 +470,13 @@ def add_clip_ops(sub) -> None:
         p.add_argument("file", type=Path, help="the groove (.mid)")
         p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")
         p.add_argument("--style", type=style_arg, help="a genre or a mix (default: the model hears it)")
-        p.add_argument("--seed", type=int, help="same clip + same seed = same result")
+        p.add_argument("--seed", type=seed_arg, help="same clip + same seed = same result")
         p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
         add_focus_flag(p)
         if name == "continue":
-            p.add_argument("--bars", type=int, default=4, help="new bars, 1-16 (default 4)")
+            p.add_argument("--bars", type=whole(*BARS_RANGE), default=4, help="new bars, 1-16 (default 4)")
         if name == "fill":
-            p.add_argument("--every", type=int, help="a fill every N bars (default: only the last bar)")
+            p.add_argument("--every", type=whole(1, MAX_CLIP_BARS), help="a fill every N bars (default: only the last bar)")
         p.add_argument("--quiet", "-q", action="store_true", help="do not draw the grid")
         add_local_flags(p)
         add_client_flags(p)
@@ -579,7 +606,8 @@ def add_client_commands(sub) -> None:
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         add_client_flags(p)
         if name == "ping":
-            p.add_argument("--wait", type=float, default=0.0, help="keep trying for this many seconds (startup)")
+            p.add_argument("--wait", type=bounded(0.0, 3600.0), default=0.0,
+                           help="keep trying for this many seconds (startup)")
         p.set_defaults(func=func)
 
 

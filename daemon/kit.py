@@ -91,7 +91,7 @@ def load_map(spec: str | dict) -> dict[int, int]:
             raise ValueError(f"unknown kit map {spec!r}: use one of gm, gmd, rack16 or a JSON file path")
         try:
             raw = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; a nesting bomb
             raise ValueError(f"kit map {path} is not valid JSON: {exc}") from None
         raw = raw.get("map", raw) if isinstance(raw, dict) else raw
     if not isinstance(raw, dict):

@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mido
+from mido.midifiles.meta import KeySignatureError
 
 from shared.notes import Note
+from shared.protocol import TEMPO_RANGE
 
 log = logging.getLogger(__name__)
 
 DRUM_CHANNEL = 9
 MAX_DENOMINATOR = 128  # the file format allows 2^255; music stops well before
+MAX_BEATS = 8192  # 2,048 bars of 4/4, over an hour at 120 BPM: past it a file is not a groove
 TICKS_PER_BEAT = 480
 
 
@@ -30,7 +33,7 @@ class MidiFileError(ValueError):
 @dataclass
 class Groove:
     notes: list[Note]
-    tempo: float  # BPM (the file's first tempo, 120 when it has none; later changes are warned of)
+    tempo: float  # BPM (the file's first tempo, 120 when it has none, within TEMPO_RANGE; later changes are warned of)
     meter: tuple[int, int]  # the first time signature, 4/4 when it has none
     length: float  # beats: whole bars covering the notes
 
@@ -70,12 +73,13 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
 
 
 def read(path: Path) -> Groove:
-    """Every note-on of every track and channel, as beats; raises MidiFileError on a bad file."""
+    """Every note-on of the drum channel (10), or of every channel when the file has none there,
+    as beats; raises MidiFileError on a bad file."""
     try:
         mid = mido.MidiFile(path)
     except FileNotFoundError:
         raise MidiFileError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError, KeyError, IndexError) as err:
+    except (OSError, ValueError, EOFError, KeyError, IndexError, KeySignatureError) as err:
         raise MidiFileError(f"{path} is not a readable MIDI file ({str(err) or type(err).__name__})") from None
     if mid.type == 2:
         raise MidiFileError(f"{path} is a type-2 MIDI file (independent patterns); save it as type 0 or 1")
@@ -86,7 +90,7 @@ def read(path: Path) -> Groove:
         raise MidiFileError(f"{path} has 0 ticks per beat")
     tempo, meter, changed, first_note = None, None, None, math.inf
     open_notes: dict[tuple[int, int], tuple[int, int]] = {}
-    notes: list[Note] = []
+    notes: list[tuple[int, Note]] = []  # (channel, note)
     tick = 0
     for msg in mido.merge_tracks(mid.tracks):
         tick += msg.time
@@ -115,23 +119,32 @@ def read(path: Path) -> Groove:
         _close(open_notes, notes, key, tick, tpb)
     if not notes:
         raise MidiFileError(f"{path} holds no notes")
+    drums = [note for channel, note in notes if channel == DRUM_CHANNEL]
+    notes = drums or [note for _, note in notes]  # a bass line beside the drums is not a drum part
+    last = max(n.start for n in notes)
+    if last > MAX_BEATS:
+        raise MidiFileError(f"{path} has a note at beat {last:g}; MidiDrumiGen reads grooves of up to {MAX_BEATS} beats")
+    if tempo is not None and not TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]:
+        clamped = min(max(tempo, TEMPO_RANGE[0]), TEMPO_RANGE[1])
+        log.warning("%s plays at %g BPM; it is read at %g, the nearest tempo MidiDrumiGen plays", path, tempo, clamped)
+        tempo = clamped
     meter = meter or (4, 4)
     if changed is not None:
         log.warning("%s changes tempo or meter at beat %g; it is read at its first, %g BPM in %d/%d",
                     path, changed / tpb, tempo or 120.0, *meter)
     bar = meter[0] * 4 / meter[1]
-    bars = math.floor(max(n.start for n in notes) / bar + 1e-6) + 1
+    bars = math.floor(last / bar + 1e-6) + 1
     end_bars = tick / tpb / bar  # an end-of-track on a bar line marks a longer clip (trailing rests)
-    if abs(end_bars - round(end_bars)) < 1e-3:
+    if abs(end_bars - round(end_bars)) < 1e-3 and round(end_bars) * bar <= MAX_BEATS:
         bars = max(bars, round(end_bars))
     length = bars * bar
     notes.sort(key=lambda n: (n.start, n.pitch))
     return Groove(notes, tempo or 120.0, meter, length)
 
 
-def _close(open_notes: dict, notes: list[Note], key: tuple[int, int], tick: int, tpb: int) -> None:
+def _close(open_notes: dict, notes: list[tuple[int, Note]], key: tuple[int, int], tick: int, tpb: int) -> None:
     if key not in open_notes:
         return
     start, velocity = open_notes.pop(key)
     duration = max(tick - start, 1) / tpb
-    notes.append(Note(key[1], start / tpb, duration, velocity))
+    notes.append((key[0], Note(key[1], start / tpb, duration, velocity)))

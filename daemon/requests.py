@@ -20,6 +20,7 @@ from shared.protocol import (
     E_UNKNOWN_STYLE,
     FOCUS_RANGE,
     GUIDANCE_RANGE,
+    MAX_CLIP_BARS,
     SEED_RANGE,
     STRENGTH_RANGE,
     TEMPERATURE_RANGE,
@@ -176,7 +177,6 @@ def _kit(value: object) -> dict[int, int]:
 
 
 MAX_CLIP_NOTES = 4096
-MAX_CLIP_BARS = 64
 
 
 def clip(msg: dict, meter: tuple[int, int]) -> tuple[list[Note], float]:

@@ -31,11 +31,12 @@ from pathlib import Path
 import msgpack
 import torch
 import zmq
+from zmq.utils import z85
 
 from daemon import __version__, checkpoint, clip_ops, styles
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
-from daemon.requests import MAX_CLIP_BARS, clip, flag, meter, number, request_for, whole_number
+from daemon.requests import clip, flag, meter, number, request_for, whole_number
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
 from shared.notes import pack_notes
@@ -103,7 +104,7 @@ class Daemon:
         self.router.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_BYTES)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client may reuse its identity
         if config.curve_secret is not None:
-            secret = config.curve_secret.read_bytes().strip()
+            secret = read_curve_key(config.curve_secret)
             self.router.curve_secretkey = secret
             self.router.curve_publickey = zmq.curve_public(secret)
             self.router.curve_server = True
@@ -285,7 +286,7 @@ class Daemon:
 
     def _fill(self, msg: dict) -> Callable[[clip_ops.Gone], dict]:
         request, notes, length = self._clip(msg)
-        every = whole_number(msg, "every", None, (1, MAX_CLIP_BARS))
+        every = whole_number(msg, "every", None, (1, P.MAX_CLIP_BARS))
         return lambda gone: _patterns(clip_ops.fill_clip(self.generator, request, notes, length, every, gone))
 
     def _drumify(self, msg: dict) -> Callable[[clip_ops.Gone], dict]:
@@ -450,6 +451,22 @@ def _check_bind(config: ServeConfig) -> None:
             "Make keys with `drumigen keys` and pass --curve-secret, or pass --insecure"
         )
     log.warning("binding %s WITHOUT encryption or authentication (--insecure)", config.bind)
+
+
+def read_curve_key(path: Path) -> bytes:
+    """A CurveZMQ key from a file `drumigen keys` wrote; ValueError, saying so, for anything else."""
+    try:
+        key = path.read_bytes().strip()
+    except OSError as err:
+        raise ValueError(f"cannot read the CurveZMQ key {path}: {err.strerror}") from None
+    try:
+        z85.decode(key)
+        valid = len(key) == 40
+    except (KeyError, ValueError, TypeError):
+        valid = False
+    if not valid:
+        raise ValueError(f"{path} is not a CurveZMQ key (40 Z85 characters, as `drumigen keys` writes them)")
+    return key
 
 
 def make_keys(folder: Path) -> tuple[Path, Path]:

@@ -57,6 +57,7 @@ ERROR_CODES = (
 
 # Ranges the daemon accepts for `generate`; the Live side uses them to clamp its controls.
 BARS_RANGE = (1, 16)
+MAX_CLIP_BARS = 64  # the longest clip the clip ops take (and `fill`'s `every`)
 VARIATIONS_RANGE = (1, 16)
 TEMPO_RANGE = (20.0, 400.0)
 TEMPERATURE_RANGE = (0.05, 3.0)

@@ -44,8 +44,8 @@ def test_generate_writes_named_midi_files_that_read_back(daemon, tmp_path):
 def test_generate_refusals_exit_1_with_the_reason(daemon):
     r = drumigen("generate", "--endpoint", daemon.endpoint, "--style", "polka")
     assert r.returncode == 1 and "unknown style 'polka'" in r.stderr and "[unknown_style]" in r.stderr
-    r = drumigen("generate", "--endpoint", daemon.endpoint, "--bars", "99")
-    assert r.returncode == 1 and "bars must be 1..16" in r.stderr
+    r = drumigen("generate", "--endpoint", daemon.endpoint, "--temperature", "99")
+    assert r.returncode == 1 and "temperature must be between 0.05 and 3" in r.stderr
 
 
 @pytest.mark.parametrize("focus", [(), ("--focus", "2")])
@@ -128,10 +128,24 @@ def test_a_kit_map_file_maps_the_pieces(tmp_path):
     (("ping", "--endpoint", "bogus"), 2, "is not tcp://host:port"),
     (("generate", "--local", "--device", "bogus"), 2, "device must be auto, cpu, cuda, cuda:N or mps"),
     (("generate", "--local", "-q", "--checkpoint", "{bad}"), 1, "is not a MidiDrumiGen checkpoint"),
+    (("generate", "--seed", "100000000000000000000"), 2, "--seed: must be a whole number 0..2147483647"),
+    (("generate", "--bars", "99999999999999999999999"), 2, "--bars: must be 1..16"),
+    (("fill", "x.mid", "-o", "y.mid", "--every", "0"), 2, "--every: must be 1..64"),
+    (("ping", "--wait", "nan"), 2, "--wait: must be 0..3600"),
+    (("serve", "--bind", "tcp://127.0.0.1:99999"), 2, "is not an endpoint like tcp://127.0.0.1:5555"),
+    (("serve", "--bind", "garbage"), 2, "is not an endpoint like"),
+    (("serve", "--threads", "-1"), 2, "--threads: must be 1..1024"),
+    (("ping", "--server-key", "{bad}"), 1, "is not a CurveZMQ key"),
+    (("serve", "--curve-secret", "{bad}", "--bind", "tcp://127.0.0.1:{port}", "--log-file", "{log}"), 1,
+     "is not a CurveZMQ key"),
+    (("generate", "--local", "--kit", "{deep}"), 2, "maximum recursion depth"),
 ])
 def test_flags_that_cannot_work_are_one_line_not_a_traceback(tmp_path, args, exit_code, says):
     (tmp_path / "bad.json").write_bytes(b"\xff{")
-    r = drumigen(*(a.format(missing=tmp_path / "nope", bad=tmp_path / "bad.json") for a in args))
+    (tmp_path / "deep.json").write_text("[" * 100_000)
+    paths = {"missing": tmp_path / "nope", "bad": tmp_path / "bad.json", "deep": tmp_path / "deep.json",
+             "log": tmp_path / "d.log", "port": free_port()}
+    r = drumigen(*(a.format(**paths) for a in args))
     assert r.returncode == exit_code and says in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 

@@ -59,10 +59,43 @@ def test_any_channel_and_running_note_on_zero_offs_are_read(tmp_path):
     assert groove.notes == [Note(38, 0.5, 0.125, 80)] and groove.tempo == 120.0 and groove.meter == (4, 4)
 
 
+def test_a_drum_part_on_channel_10_is_read_without_the_other_channels(tmp_path):
+    """A bass line beside the drums is not drums; a file with no channel-10 part is read whole."""
+    mid = mido.MidiFile(ticks_per_beat=96)
+    mid.tracks.append(mido.MidiTrack([
+        mido.Message("note_on", channel=midifile.DRUM_CHANNEL, note=42, velocity=70),
+        mido.Message("note_on", channel=1, note=40, velocity=90),
+        mido.Message("note_off", channel=midifile.DRUM_CHANNEL, note=42, time=24),
+        mido.Message("note_off", channel=1, note=40, time=24),
+    ]))
+    mid.save(tmp_path / "a.mid")
+    assert [n.pitch for n in midifile.read(tmp_path / "a.mid").notes] == [42]
+
+
+def test_a_far_stray_note_is_refused_and_a_tempo_past_the_models_is_read_at_its_nearest(tmp_path, caplog):
+    mid = mido.MidiFile(ticks_per_beat=480)
+    mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=36, velocity=90),
+                                      mido.Message("note_off", note=36, time=60),
+                                      mido.Message("note_on", note=38, velocity=90, time=10**9)]))
+    mid.save(tmp_path / "stray.mid")
+    with pytest.raises(midifile.MidiFileError, match=r"note at beat 2.08333e\+06; .* up to 8192 beats"):
+        midifile.read(tmp_path / "stray.mid")
+    mid = mido.MidiFile()
+    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=0xFFFFFF),  # 3.6 BPM
+                                      mido.Message("note_on", note=36, velocity=90),
+                                      mido.Message("note_off", note=36, time=60)]))
+    mid.save(tmp_path / "slow.mid")
+    assert midifile.read(tmp_path / "slow.mid").tempo == 20.0
+    assert "plays at 3.576 BPM; it is read at 20" in caplog.text
+
+
 @pytest.mark.parametrize("content,reason", [
     (b"", r"not a readable MIDI file \(\w"),  # never an empty "()"
     (b"RIFF....WAVEfmt ", "not a readable MIDI file"),
     (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x01\xe0MTrk\x00\x00\xff\xff", "not a readable MIDI file"),
+    # a key signature of 32 sharps: mido refuses it with an error of its own
+    (b"MThd\x00\x00\x00\x06\x00\x00\x00\x01\x00\x60MTrk\x00\x00\x00\x08\x00\xff\x59\x02\x20\x05\x00\xff\x2f\x00",
+     "Could not decode key"),
 ])
 def test_corrupt_files_raise_midi_file_error(tmp_path, content, reason):
     path = tmp_path / "x.mid"
