@@ -418,6 +418,10 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
     from daemon import midifile
 
     groove = midifile.read(args.file)
+    bar = groove.meter[0] * 4 / groove.meter[1]
+    if groove.length > MAX_CLIP_BARS * bar:  # said of the file, not of a `length` field the user never wrote
+        raise ValueError(f"{args.file} lasts {groove.length / bar:g} bars of {groove.meter[0]}/{groove.meter[1]}; "
+                         f"{args.command} takes clips of up to {MAX_CLIP_BARS} bars")
     wire = {k: v for k, v in {
         "notes": [n.to_wire() for n in groove.notes], "length": groove.length, "tempo": groove.tempo,
         "time_signature": list(groove.meter), "style": args.style, "seed": args.seed,
@@ -457,7 +461,7 @@ def _clip_op_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
     elif args.command == "drumify":
         found = clip_ops.drumify_clip(generator, request, notes, length)
     else:
-        found = clip_ops.fill_clip(generator, request, notes, length, whole_number(wire, "every", None, (1, 64)))
+        found = clip_ops.fill_clip(generator, request, notes, length, whole_number(wire, "every", None, (1, MAX_CLIP_BARS)))
     return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
 
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from daemon import midifile
+from shared.notes import Note
 from tests.support import ROOT, free_port
 
 
@@ -59,7 +60,6 @@ def test_local_generation_matches_the_daemon(daemon, tmp_path, focus):
 
 
 def test_show_draws_a_grid_and_refuses_corrupt_files(tmp_path):
-    from shared.notes import Note
 
     path = tmp_path / "g.mid"
     midifile.write(path, [Note(36, 0.0, 0.25, 110), Note(38, 1.0, 0.25, 90), Note(42, 0.5, 0.25, 30)], 100, (4, 4))
@@ -74,7 +74,6 @@ def test_show_draws_a_grid_and_refuses_corrupt_files(tmp_path):
 
 
 def test_show_png_draws_a_piano_roll_and_long_counts_stay_in_columns(tmp_path):
-    from shared.notes import Note
 
     path = tmp_path / "g.mid"
     midifile.write(path, [Note(36, 0.0, 0.25, 110), Note(42, 5.5, 0.25, 60), Note(22, 1.5, 0.25, 90)], 90, (12, 8))
@@ -95,7 +94,6 @@ def test_show_png_draws_a_piano_roll_and_long_counts_stay_in_columns(tmp_path):
 
 
 def test_files_that_cannot_be_written_or_seeds_out_of_range_are_one_line_and_exit_1(tmp_path):
-    from shared.notes import Note
 
     clip = tmp_path / "clip.mid"
     midifile.write(clip, [Note(36, float(b), 0.25, 100) for b in range(4)], 100, (4, 4), 4.0)
@@ -139,12 +137,14 @@ def test_a_kit_map_file_maps_the_pieces(tmp_path):
     (("serve", "--curve-secret", "{bad}", "--bind", "tcp://127.0.0.1:{port}", "--log-file", "{log}"), 1,
      "is not a CurveZMQ key"),
     (("generate", "--local", "--kit", "{deep}"), 2, "maximum recursion depth"),
+    (("variation", "{long}", "-o", "{out}"), 1, "lasts 100 bars of 4/4; variation takes clips of up to 64 bars"),
 ])
 def test_flags_that_cannot_work_are_one_line_not_a_traceback(tmp_path, args, exit_code, says):
     (tmp_path / "bad.json").write_bytes(b"\xff{")
     (tmp_path / "deep.json").write_text("[" * 100_000)
+    midifile.write(tmp_path / "long.mid", [Note(36, 4.0 * b, 0.25, 90) for b in range(100)], 120, (4, 4))
     paths = {"missing": tmp_path / "nope", "bad": tmp_path / "bad.json", "deep": tmp_path / "deep.json",
-             "log": tmp_path / "d.log", "port": free_port()}
+             "log": tmp_path / "d.log", "port": free_port(), "long": tmp_path / "long.mid", "out": tmp_path / "o.mid"}
     r = drumigen(*(a.format(**paths) for a in args))
     assert r.returncode == exit_code and says in r.stderr and "Traceback" not in r.stderr, r.stderr
 
@@ -169,7 +169,6 @@ def test_every_command_has_help(command):
 
 
 def test_continue_through_the_daemon_grows_the_file(daemon, tmp_path):
-    from shared.notes import Note
 
     clip = tmp_path / "clip.mid"
     midifile.write(clip, [Note(36, b * 1.0, 0.25, 100) for b in range(8)] + [Note(38, 1.0 + 2 * b, 0.25, 100)
@@ -184,7 +183,6 @@ def test_continue_through_the_daemon_grows_the_file(daemon, tmp_path):
 
 
 def test_drumify_a_rhythm_file_through_the_daemon(daemon, tmp_path):
-    from shared.notes import Note
 
     rhythm = tmp_path / "bass.mid"
     taps = [0.0, 0.75, 1.5, 2.5, 3.25]
