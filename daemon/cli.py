@@ -14,7 +14,6 @@ from shared.notes import Note
 from shared.protocol import (
     BARS_RANGE,
     DEFAULT_ENDPOINT,
-    E_TIMEOUT,
     E_UNAVAILABLE,
     FOCUS_RANGE,
     MAX_CLIP_BARS,
@@ -117,7 +116,7 @@ def add_serve(sub) -> None:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from daemon.server import make_keys
+    from daemon.curve import make_keys
 
     public, secret = make_keys(args.dir)
     print(f"public key  {public}  (give it to clients: --server-key {public})")
@@ -145,7 +144,7 @@ def call(args: argparse.Namespace, op: str, **fields) -> dict:
 
         with DaemonClient(args.endpoint, timeout=args.timeout, retries=1) as client:
             r = client.call(op, **fields)
-        if not r.ok and r.error_code in (E_UNAVAILABLE, E_TIMEOUT):  # the client says which: nobody listens, no answer
+        if not r.ok and r.error_code == E_UNAVAILABLE:  # the client says which: nobody listens, or no connection
             raise Unavailable(r.error_message)
         reply = {"ok": r.ok, **(r.data or {})} if r.ok else {"ok": False, "error": {
             "code": r.error_code, "message": r.error_message}}
@@ -160,7 +159,7 @@ def _call_curve(args: argparse.Namespace, request: dict) -> dict:
     import msgpack
     import zmq
 
-    from daemon.server import read_curve_key
+    from daemon.curve import read_curve_key
 
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.REQ)
@@ -327,21 +326,23 @@ def device_arg(text: str) -> str:
 def whole(low: int, high: int):
     """An argparse type: a whole number from `low` to `high`."""
     def parse(text: str) -> int:
-        if not re.fullmatch(r"[+-]?\d+", text.strip()):
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number")
-        if not low <= int(text) <= high:
-            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {text}")
+        digits = re.fullmatch(r"\s*[+-]?(\d+)\s*", text)
+        if digits is None:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number")
+        if len(digits[1]) > 18 or not low <= int(text) <= high:  # past 18 digits int() is slow, and out of range
+            raise argparse.ArgumentTypeError(f"must be {low}..{high}, got {text[:40]}")
         return int(text)
     return parse
 
 
 def bind_arg(text: str) -> str:
-    """An argparse type: an endpoint the daemon can bind, tcp://host:port (port 1-65535), ipc:// or inproc://."""
+    """An argparse type: an endpoint the daemon can bind: tcp://host:port (port 1-65535; * or 0: any
+    free one, which the log names), ipc:// or inproc://."""
     if text.startswith(("ipc://", "inproc://")):
         return text
-    match = re.fullmatch(r"tcp://(\[[^\]]+\]|[^:/\[\]]+):(\d{1,5})", text)
-    if match is None or not 1 <= int(match[2]) <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an endpoint like {DEFAULT_ENDPOINT} (port 1-65535)")
+    match = re.fullmatch(r"tcp://(\[[^\]]+\]|[^:/\[\]]+):(\d{1,5}|\*)", text)
+    if match is None or (match[2] != "*" and not 0 <= int(match[2]) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an endpoint like {DEFAULT_ENDPOINT} (port 1-65535, or * or 0 for any)")
     return text
 
 
@@ -354,13 +355,6 @@ def endpoint_arg(text: str) -> str:
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
-
-
-def seed_arg(text: str) -> int:
-    """An argparse type: a seed as the daemon takes them (requests check their own)."""
-    if not re.fullmatch(r"\d+", text.strip()) or int(text) > SEED_RANGE[1]:
-        raise argparse.ArgumentTypeError(f"must be a whole number {SEED_RANGE[0]}..{SEED_RANGE[1]}, got {text}")
-    return int(text)
 
 
 def time_signature_arg(text: str) -> tuple[int, int]:
@@ -380,7 +374,7 @@ def add_generate(sub) -> None:
     p.add_argument("--time-signature", dest="time_signature", type=time_signature_arg, default=(4, 4),
                    help="meter, e.g. 4/4, 3/4, 6/8, 5/4, 7/8 (default 4/4)")
     p.add_argument("--count", type=whole(*VARIATIONS_RANGE), default=1, help="how many variations, 1-16 (default 1)")
-    p.add_argument("--seed", type=seed_arg, help="same request + same seed = same groove")
+    p.add_argument("--seed", type=whole(*SEED_RANGE), help="same request + same seed = same groove")
     p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
     p.add_argument("--top-p", dest="top_p", type=float, help="nucleus sampling mass (default 0.95)")
     p.add_argument("--kind", choices=("beat", "fill"), help="a groove or a fill")
@@ -417,13 +411,13 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
     """Send a .mid to a clip op (or run it --local) and write what comes back."""
     from daemon import midifile
 
-    groove = midifile.read(args.file)
+    groove = midifile.read(args.file, drums_only=args.command != "drumify")  # drumify plays on any rhythm
     bar = groove.meter[0] * 4 / groove.meter[1]
     if groove.length > MAX_CLIP_BARS * bar:  # said of the file, not of a `length` field the user never wrote
         raise ValueError(f"{args.file} lasts {groove.length / bar:g} bars of {groove.meter[0]}/{groove.meter[1]}; "
                          f"{args.command} takes clips of up to {MAX_CLIP_BARS} bars")
     wire = {k: v for k, v in {
-        "notes": [n.to_wire() for n in groove.notes], "length": groove.length, "tempo": groove.tempo,
+        "notes": [n.to_wire() for n in groove.notes], "length": groove.length, "tempo": midifile.model_tempo(groove.tempo),
         "time_signature": list(groove.meter), "style": args.style, "seed": args.seed,
         "temperature": args.temperature, "focus": args.focus, "bars": getattr(args, "bars", None),
         "every": getattr(args, "every", None),
@@ -435,7 +429,7 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
     notes = [Note.from_wire(n) for n in patterns[0]["notes"]]
     length = groove.length
     if args.command == "continue":  # the clip grows: keep it and add the new bars
-        length += args.bars * groove.meter[0] * 4 / groove.meter[1]
+        length += args.bars * bar
         notes = groove.notes + notes
     midifile.write(args.out, notes, groove.tempo, groove.meter, length, name=f"MidiDrumiGen {args.command}")
     print(f"{args.command}: {len(notes)} notes, {length:g} beats, seed {patterns[0]['seed']} -> {args.out}")
@@ -474,7 +468,7 @@ def add_clip_ops(sub) -> None:
         p.add_argument("file", type=Path, help="the groove (.mid)")
         p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")
         p.add_argument("--style", type=style_arg, help="a genre or a mix (default: the model hears it)")
-        p.add_argument("--seed", type=seed_arg, help="same clip + same seed = same result")
+        p.add_argument("--seed", type=whole(*SEED_RANGE), help="same clip + same seed = same result")
         p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
         add_focus_flag(p)
         if name == "continue":
@@ -495,7 +489,7 @@ def cmd_humanize(args: argparse.Namespace) -> int:
     try:
         groove = midifile.read(args.file)
         humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
-        notes = humanizer.humanize(groove.notes, args.style, groove.tempo, groove.meter, groove.length,
+        notes = humanizer.humanize(groove.notes, args.style, midifile.model_tempo(groove.tempo), groove.meter, groove.length,
                                    amount=args.amount, seed=args.seed, ghost_notes=args.ghost_notes)
     except (ValueError, FileNotFoundError) as err:  # MidiFileError is a ValueError
         print(f"drumigen: {err}", file=sys.stderr)
@@ -513,7 +507,7 @@ def add_humanize_parser(sub) -> None:
     p.add_argument("file", type=Path, help="a quantised drum .mid")
     p.add_argument("--style", help="a genre the feel comes from (default: GMD as a whole)")
     p.add_argument("--amount", type=fraction_arg, default=1.0, help="0 unchanged .. 1 the full feel (default 1)")
-    p.add_argument("--seed", type=seed_arg, help="same file + same seed = same result")
+    p.add_argument("--seed", type=whole(*SEED_RANGE), help="same file + same seed = same result")
     p.add_argument("--ghost-notes", dest="ghost_notes", action="store_true", help="add soft snare ghost notes")
     p.add_argument("--checkpoint", type=Path, help="humanizer checkpoint (default: the bundled one)")
     p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ DRUM_CHANNEL = 9
 MAX_DENOMINATOR = 128  # the file format allows 2^255; music stops well before
 MAX_BEATS = 8192  # 2,048 bars of 4/4, over an hour at 120 BPM: past it a file is not a groove
 TICKS_PER_BEAT = 480
+MAX_TEMPO_US = 0xFFFFFF  # µs per beat: the file format's 24 bits
 
 
 class MidiFileError(ValueError):
@@ -33,7 +35,7 @@ class MidiFileError(ValueError):
 @dataclass
 class Groove:
     notes: list[Note]
-    tempo: float  # BPM (the file's first tempo, 120 when it has none, within TEMPO_RANGE; later changes are warned of)
+    tempo: float  # BPM (the file's first tempo, 120 when it has none; later changes are warned of)
     meter: tuple[int, int]  # the first time signature, 4/4 when it has none
     length: float  # beats: whole bars covering the notes
 
@@ -58,7 +60,8 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
     events.sort(key=lambda e: (e[0], e[1]))
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("track_name", name=name, time=0))
-    track.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo), time=0))
+    per_beat = min(mido.bpm2tempo(tempo), MAX_TEMPO_US)  # a file read at 3.576 BPM (rounded) stays writable
+    track.append(mido.MetaMessage("set_tempo", tempo=per_beat, time=0))
     track.append(mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1], time=0))
     now = 0
     for tick, _, msg in events:
@@ -72,9 +75,11 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
     mid.save(path)
 
 
-def read(path: Path) -> Groove:
-    """Every note-on of the drum channel (10), or of every channel when the file has none there,
-    as beats; raises MidiFileError on a bad file."""
+def read(path: Path, drums_only: bool = True) -> Groove:
+    """Every note-on as beats; raises MidiFileError on a bad file. With `drums_only`, a part on
+    the drum channel (10) is read alone when no other channel plays more notes (a bass line
+    beside the drums is not drums; a stray note on 10 beside a drum part exported on channel 1
+    does not make it one), and what is left out is warned of."""
     try:
         mid = mido.MidiFile(path)
     except FileNotFoundError:
@@ -119,15 +124,13 @@ def read(path: Path) -> Groove:
         _close(open_notes, notes, key, tick, tpb)
     if not notes:
         raise MidiFileError(f"{path} holds no notes")
-    drums = [note for channel, note in notes if channel == DRUM_CHANNEL]
-    notes = drums or [note for _, note in notes]  # a bass line beside the drums is not a drum part
+    if drums_only:
+        notes = _drum_part(path, notes)
+    else:
+        notes = [note for _, note in notes]
     last = max(n.start for n in notes)
     if last > MAX_BEATS:
         raise MidiFileError(f"{path} has a note at beat {last:g}; MidiDrumiGen reads grooves of up to {MAX_BEATS} beats")
-    if tempo is not None and not TEMPO_RANGE[0] <= tempo <= TEMPO_RANGE[1]:
-        clamped = min(max(tempo, TEMPO_RANGE[0]), TEMPO_RANGE[1])
-        log.warning("%s plays at %g BPM; it is read at %g, the nearest tempo MidiDrumiGen plays", path, tempo, clamped)
-        tempo = clamped
     meter = meter or (4, 4)
     if changed is not None:
         log.warning("%s changes tempo or meter at beat %g; it is read at its first, %g BPM in %d/%d",
@@ -140,6 +143,20 @@ def read(path: Path) -> Groove:
     length = bars * bar
     notes.sort(key=lambda n: (n.start, n.pitch))
     return Groove(notes, tempo or 120.0, meter, length)
+
+
+def _drum_part(path: Path, notes: list[tuple[int, Note]]) -> list[Note]:
+    counts = Counter(channel for channel, _ in notes)
+    if DRUM_CHANNEL not in counts or len(counts) == 1 or counts[DRUM_CHANNEL] < max(counts.values()):
+        return [note for _, note in notes]
+    log.warning("%s: read its drum channel (10) alone, leaving out %s", path,
+                ", ".join(f"{n} notes on channel {c + 1}" for c, n in sorted(counts.items()) if c != DRUM_CHANNEL))
+    return [note for channel, note in notes if channel == DRUM_CHANNEL]
+
+
+def model_tempo(tempo: float) -> float:
+    """A file's tempo as the model hears it: the nearest in TEMPO_RANGE (the file keeps its own)."""
+    return min(max(tempo, TEMPO_RANGE[0]), TEMPO_RANGE[1])
 
 
 def _close(open_notes: dict, notes: list[tuple[int, Note]], key: tuple[int, int], tick: int, tpb: int) -> None:

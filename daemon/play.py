@@ -186,6 +186,8 @@ def _source(args: argparse.Namespace, channel: int, tempo: Callable[[], float],
         return source, tempo()
     if args.file is not None:
         groove = midifile.read(args.file)
+        if args.bpm is None and groove.tempo != midifile.model_tempo(groove.tempo):
+            raise midifile.MidiFileError(f"{args.file} plays at {groove.tempo:g} BPM; play it at 20-400 with --bpm")
         phrase = Phrase.build(groove.notes, groove.length, groove.meter, args.file.name, channel)
         return FixedSource(phrase, args.loop), args.bpm or groove.tempo
     phrase = generate_once(args.endpoint, settings, bars=args.bars, meter=args.meter, tempo=tempo(),

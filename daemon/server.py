@@ -31,9 +31,9 @@ from pathlib import Path
 import msgpack
 import torch
 import zmq
-from zmq.utils import z85
 
 from daemon import __version__, checkpoint, clip_ops, styles
+from daemon.curve import read_curve_key
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
 from daemon.requests import clip, flag, meter, number, request_for, whole_number
@@ -103,6 +103,7 @@ class Daemon:
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.MAXMSGSIZE, SOCKET_MAX_BYTES)
         self.router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client may reuse its identity
+        self.router.ipv6 = config.bind.startswith("tcp://[")  # an IPv6 address: off by default in libzmq
         if config.curve_secret is not None:
             secret = read_curve_key(config.curve_secret)
             self.router.curve_secretkey = secret
@@ -451,33 +452,6 @@ def _check_bind(config: ServeConfig) -> None:
             "Make keys with `drumigen keys` and pass --curve-secret, or pass --insecure"
         )
     log.warning("binding %s WITHOUT encryption or authentication (--insecure)", config.bind)
-
-
-def read_curve_key(path: Path) -> bytes:
-    """A CurveZMQ key from a file `drumigen keys` wrote; ValueError, saying so, for anything else."""
-    try:
-        key = path.read_bytes().strip()
-    except OSError as err:
-        raise ValueError(f"cannot read the CurveZMQ key {path}: {err.strerror}") from None
-    try:
-        z85.decode(key)
-        valid = len(key) == 40
-    except (KeyError, ValueError, TypeError):
-        valid = False
-    if not valid:
-        raise ValueError(f"{path} is not a CurveZMQ key (40 Z85 characters, as `drumigen keys` writes them)")
-    return key
-
-
-def make_keys(folder: Path) -> tuple[Path, Path]:
-    """A CurveZMQ key pair as z85 text files: server.key (share it) and server.key_secret (keep it)."""
-    public, secret = zmq.curve_keypair()
-    folder.mkdir(parents=True, exist_ok=True)
-    public_path, secret_path = folder / "server.key", folder / "server.key_secret"
-    public_path.write_bytes(public + b"\n")
-    secret_path.write_bytes(secret + b"\n")
-    os.chmod(secret_path, 0o600)
-    return public_path, secret_path
 
 
 def default_log_file() -> Path:

@@ -76,8 +76,8 @@ def write(slot: object, plan: Plan, notes: list[Note]) -> None:
     elif plan.mode == NEW:
         clip = slot.clip
         start, end = clips.region(clip)
-        clips.set_meter(clip, plan.meter)
         clips.set_end(clip, start + plan.length)
+        clips.set_meter(clip, plan.meter)
         clips.remove_notes(clip, start, max(plan.length, end - start))
         clips.add_notes(clip, notes, start)
     else:

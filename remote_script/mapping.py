@@ -86,7 +86,7 @@ def load_mapping(spec: str, folder: Path) -> Mapping:
     except FileNotFoundError:
         shipped = ", ".join(sorted(p.stem for p in folder.glob("*.json")))
         raise MappingError(f"mapping {spec!r} not found (shipped mappings: {shipped})") from None
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise MappingError(f"mapping {path.name} could not be read: {error}") from None
     return parse_mapping(data, path.name)
 

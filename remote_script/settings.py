@@ -53,7 +53,7 @@ def load_settings(path: Path) -> tuple[Settings, list[str]]:
         return Settings(), []
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         return Settings(), [f"{path.name} could not be read ({error}); using the defaults"]
     if not isinstance(raw, dict):
         return Settings(), [f"{path.name} must hold a JSON object; using the defaults"]
@@ -79,7 +79,7 @@ def _check(name: str, value: object) -> str | None:
             host, _ = parse_endpoint(value)  # type: ignore[arg-type]
         except ValueError:
             return f"must look like {DEFAULT_ENDPOINT} (IPv6: tcp://[::1]:5555), got {value!r}"
-        if host != "localhost" and not _is_ip(host):
+        if host.lower() != "localhost" and not _is_ip(host):
             # A name would be looked up on Live's own thread, which must never wait for DNS.
             return f"must name the daemon's computer by its IP address (or localhost), got {value!r}"
         return None

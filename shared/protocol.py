@@ -57,7 +57,6 @@ ERROR_CODES = (
 
 # Ranges the daemon accepts for `generate`; the Live side uses them to clamp its controls.
 BARS_RANGE = (1, 16)
-MAX_CLIP_BARS = 64  # the longest clip the clip ops take (and `fill`'s `every`)
 VARIATIONS_RANGE = (1, 16)
 TEMPO_RANGE = (20.0, 400.0)
 TEMPERATURE_RANGE = (0.05, 3.0)
@@ -67,6 +66,8 @@ STRENGTH_RANGE = (0.0, 4.0)
 GUIDANCE_RANGE = (0.0, 10.0)
 TIMEOUT_RANGE = (0.001, 3600.0)  # seconds a request's sender waits; past it the daemon drops the work
 SEED_RANGE = (0, 2**31 - 1)  # variation v of seed s plays seed (s + v) mod 2**31: any seed a reply carries is one to send
+# The longest clip the clip ops take (and the most bars between `fill`'s fills).
+MAX_CLIP_BARS = 64
 # The genre slot plays any + strength x (style - any): 1 is the style as the model learned it, 0
 # no style. Styles made of GMD genres play at 1.5 unless a request sets `strength`: grooves then
 # say their genre more clearly, at no cost (docs/model.md measures it). Learned styles play at 1.

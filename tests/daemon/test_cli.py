@@ -126,7 +126,8 @@ def test_a_kit_map_file_maps_the_pieces(tmp_path):
     (("ping", "--endpoint", "bogus"), 2, "is not tcp://host:port"),
     (("generate", "--local", "--device", "bogus"), 2, "device must be auto, cpu, cuda, cuda:N or mps"),
     (("generate", "--local", "-q", "--checkpoint", "{bad}"), 1, "is not a MidiDrumiGen checkpoint"),
-    (("generate", "--seed", "100000000000000000000"), 2, "--seed: must be a whole number 0..2147483647"),
+    (("generate", "--seed", "100000000000000000000"), 2, "--seed: must be 0..2147483647"),
+    (("generate", "--seed", "9" * 5000), 2, "--seed: must be 0..2147483647, got 9999"),
     (("generate", "--bars", "99999999999999999999999"), 2, "--bars: must be 1..16"),
     (("fill", "x.mid", "-o", "y.mid", "--every", "0"), 2, "--every: must be 1..64"),
     (("ping", "--wait", "nan"), 2, "--wait: must be 0..3600"),
@@ -228,3 +229,11 @@ def test_everything_but_ports_works_without_a_loadable_rtmidi(tmp_path):
     played = run("play", str(out))
     assert played.returncode == 1
     assert "python-rtmidi" in played.stderr and "libasound2" in played.stderr
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5555", "tcp://*:5555", "tcp://0.0.0.0:5555", "tcp://127.0.0.1:*",
+                                      "tcp://127.0.0.1:0", "tcp://[::1]:5555", "tcp://lo:5555", "ipc:///tmp/drumigen"])
+def test_serve_binds_what_zeromq_binds(endpoint):
+    from daemon.cli import bind_arg
+
+    assert bind_arg(endpoint) == endpoint

@@ -59,20 +59,36 @@ def test_any_channel_and_running_note_on_zero_offs_are_read(tmp_path):
     assert groove.notes == [Note(38, 0.5, 0.125, 80)] and groove.tempo == 120.0 and groove.meter == (4, 4)
 
 
-def test_a_drum_part_on_channel_10_is_read_without_the_other_channels(tmp_path):
-    """A bass line beside the drums is not drums; a file with no channel-10 part is read whole."""
+def _channels_file(path, parts: dict[int, list[int]]) -> None:
+    """One 16th-note hit per pitch in `parts[channel]`, a 16th apart, per channel."""
     mid = mido.MidiFile(ticks_per_beat=96)
-    mid.tracks.append(mido.MidiTrack([
-        mido.Message("note_on", channel=midifile.DRUM_CHANNEL, note=42, velocity=70),
-        mido.Message("note_on", channel=1, note=40, velocity=90),
-        mido.Message("note_off", channel=midifile.DRUM_CHANNEL, note=42, time=24),
-        mido.Message("note_off", channel=1, note=40, time=24),
-    ]))
-    mid.save(tmp_path / "a.mid")
-    assert [n.pitch for n in midifile.read(tmp_path / "a.mid").notes] == [42]
+    events = []
+    for channel, pitches in parts.items():
+        for i, pitch in enumerate(pitches):
+            events += [(i * 24, mido.Message("note_on", channel=channel, note=pitch, velocity=90)),
+                       (i * 24 + 12, mido.Message("note_off", channel=channel, note=pitch))]
+    now, track = 0, mido.MidiTrack()
+    for tick, msg in sorted(events, key=lambda e: e[0]):
+        track.append(msg.copy(time=tick - now))
+        now = tick
+    mid.tracks.append(track)
+    mid.save(path)
 
 
-def test_a_far_stray_note_is_refused_and_a_tempo_past_the_models_is_read_at_its_nearest(tmp_path, caplog):
+def test_a_drum_part_on_channel_10_is_read_without_the_bass_beside_it(tmp_path, caplog):
+    _channels_file(tmp_path / "a.mid", {midifile.DRUM_CHANNEL: [36, 42, 38, 42], 1: [40, 40, 43]})
+    assert [n.pitch for n in midifile.read(tmp_path / "a.mid").notes] == [36, 42, 38, 42]
+    assert "drum channel (10) alone, leaving out 3 notes on channel 2" in caplog.text
+    assert len(midifile.read(tmp_path / "a.mid", drums_only=False).notes) == 7  # drumify hears every rhythm
+
+
+def test_a_stray_note_on_channel_10_does_not_make_it_the_drum_part(tmp_path):
+    """Ableton exports a drum clip on channel 1: a lone note on 10 beside it is not the groove."""
+    _channels_file(tmp_path / "a.mid", {0: [36, 42, 38, 42, 36, 42], midifile.DRUM_CHANNEL: [49]})
+    assert len(midifile.read(tmp_path / "a.mid").notes) == 7
+
+
+def test_a_far_stray_note_is_refused_and_a_very_slow_file_is_read_and_written_back(tmp_path):
     mid = mido.MidiFile(ticks_per_beat=480)
     mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=36, velocity=90),
                                       mido.Message("note_off", note=36, time=60),
@@ -81,12 +97,14 @@ def test_a_far_stray_note_is_refused_and_a_tempo_past_the_models_is_read_at_its_
     with pytest.raises(midifile.MidiFileError, match=r"note at beat 2.08333e\+06; .* up to 8192 beats"):
         midifile.read(tmp_path / "stray.mid")
     mid = mido.MidiFile()
-    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=0xFFFFFF),  # 3.6 BPM
+    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=0xFFFFFF),  # 3.576 BPM, rounded
                                       mido.Message("note_on", note=36, velocity=90),
                                       mido.Message("note_off", note=36, time=60)]))
     mid.save(tmp_path / "slow.mid")
-    assert midifile.read(tmp_path / "slow.mid").tempo == 20.0
-    assert "plays at 3.576 BPM; it is read at 20" in caplog.text
+    groove = midifile.read(tmp_path / "slow.mid")
+    assert groove.tempo == 3.576 and midifile.model_tempo(groove.tempo) == 20.0  # the file keeps its own
+    midifile.write(tmp_path / "back.mid", groove.notes, groove.tempo, groove.meter, groove.length)
+    assert midifile.read(tmp_path / "back.mid").tempo == 3.576
 
 
 @pytest.mark.parametrize("content,reason", [

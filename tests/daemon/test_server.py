@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -405,6 +406,27 @@ def test_signals_shut_down_cleanly(tmp_path, sig):
     finally:
         d.stop()  # a failed assertion must not leave the daemon running
     assert "stopped" in d.log_file.read_text()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_the_daemon_listens_on_an_ipv6_address(tmp_path):
+    d = DaemonProcess(tmp_path)
+    d.endpoint = f"tcp://[::1]:{free_port()}"
+    try:
+        d.start()
+        with DaemonClient(d.endpoint, timeout=10) as client:
+            assert client.call("generate", style="funk", bars=1, seed=1).ok
+    finally:
+        d.stop()
 
 
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
