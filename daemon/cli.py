@@ -18,9 +18,9 @@ from shared.protocol import (
     FOCUS_RANGE,
     MAX_CLIP_BARS,
     SEED_RANGE,
-    VARIATIONS_RANGE,
     STRENGTH_RANGE,
     STYLE_STRENGTH,
+    VARIATIONS_RANGE,
     ProtocolError,
 )
 
