@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DRUM_CHANNEL = 9
 MAX_DENOMINATOR = 128  # the file format allows 2^255; music stops well before
+STRAY_SHARE = 0.1  # under this share of a file's notes, channel 10 is a stray beside the real part
 MAX_BEATS = 8192  # 2,048 bars of 4/4, over an hour at 120 BPM: past it a file is not a groove
 TICKS_PER_BEAT = 480
 MAX_TEMPO_US = 0xFFFFFF  # µs per beat: the file format's 24 bits
@@ -77,9 +78,9 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
 
 def read(path: Path, drums_only: bool = True) -> Groove:
     """Every note-on as beats; raises MidiFileError on a bad file. With `drums_only`, a part on
-    the drum channel (10) is read alone when no other channel plays more notes (a bass line
-    beside the drums is not drums; a stray note on 10 beside a drum part exported on channel 1
-    does not make it one), and what is left out is warned of."""
+    the drum channel (10) is read alone (a song's bass and chords are not drums) unless it is a
+    stray few notes beside a part on another channel, as a clip exported from Live on channel 1
+    may be; what is left out, or read together, is warned of."""
     try:
         mid = mido.MidiFile(path)
     except FileNotFoundError:
@@ -147,11 +148,14 @@ def read(path: Path, drums_only: bool = True) -> Groove:
 
 def _drum_part(path: Path, notes: list[tuple[int, Note]]) -> list[Note]:
     counts = Counter(channel for channel, _ in notes)
-    if DRUM_CHANNEL not in counts or len(counts) == 1 or counts[DRUM_CHANNEL] < max(counts.values()):
+    if len(counts) == 1:
         return [note for _, note in notes]
-    log.warning("%s: read its drum channel (10) alone, leaving out %s", path,
-                ", ".join(f"{n} notes on channel {c + 1}" for c, n in sorted(counts.items()) if c != DRUM_CHANNEL))
-    return [note for channel, note in notes if channel == DRUM_CHANNEL]
+    if counts[DRUM_CHANNEL] >= STRAY_SHARE * len(notes):
+        log.warning("%s: read its drum channel (10) alone, leaving out %s", path,
+                    ", ".join(f"{n} notes on channel {c + 1}" for c, n in sorted(counts.items()) if c != DRUM_CHANNEL))
+        return [note for channel, note in notes if channel == DRUM_CHANNEL]
+    log.warning("%s: read channels %s together as one drum part", path, ", ".join(str(c + 1) for c in sorted(counts)))
+    return [note for _, note in notes]
 
 
 def model_tempo(tempo: float) -> float:

@@ -37,7 +37,6 @@ from daemon.scheduler import FixedSource, Phrase, Player
 from shared.protocol import (
     BARS_RANGE,
     DEFAULT_ENDPOINT,
-    E_TIMEOUT,
     E_UNAVAILABLE,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
@@ -108,7 +107,7 @@ def cmd_play(args: argparse.Namespace) -> int:
         return EXIT_ERROR
     except DaemonError as err:
         log.error("%s", err)
-        return EXIT_UNAVAILABLE if err.code in (E_UNAVAILABLE, E_TIMEOUT) else EXIT_ERROR
+        return EXIT_UNAVAILABLE if err.code == E_UNAVAILABLE else EXIT_ERROR
     return EXIT_OK
 
 
@@ -186,8 +185,9 @@ def _source(args: argparse.Namespace, channel: int, tempo: Callable[[], float],
         return source, tempo()
     if args.file is not None:
         groove = midifile.read(args.file)
-        if args.bpm is None and groove.tempo != midifile.model_tempo(groove.tempo):
-            raise midifile.MidiFileError(f"{args.file} plays at {groove.tempo:g} BPM; play it at 20-400 with --bpm")
+        if args.bpm is None and not args.clock and groove.tempo != midifile.model_tempo(groove.tempo):
+            low, high = TEMPO_RANGE
+            raise midifile.MidiFileError(f"{args.file} plays at {groove.tempo:g} BPM; play it at {low:g}-{high:g} with --bpm")
         phrase = Phrase.build(groove.notes, groove.length, groove.meter, args.file.name, channel)
         return FixedSource(phrase, args.loop), args.bpm or groove.tempo
     phrase = generate_once(args.endpoint, settings, bars=args.bars, meter=args.meter, tempo=tempo(),

@@ -442,7 +442,7 @@ def _wire_patterns(found: list[Pattern], packed: bool) -> list[dict]:
 
 def _check_bind(config: ServeConfig) -> None:
     host = config.bind.split("://", 1)[-1].rsplit(":", 1)[0]
-    if config.bind.startswith("ipc://") or config.bind.startswith("inproc://") or host in LOOPBACK_HOSTS:
+    if config.bind.startswith("ipc://") or config.bind.startswith("inproc://") or host.lower() in LOOPBACK_HOSTS:
         return
     if config.curve_secret is not None:
         return

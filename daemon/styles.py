@@ -450,24 +450,15 @@ class StyleLibrary:
 
 # --- reading grooves -----------------------------------------------------------------------------
 def read_groove(path: Path) -> Groove:
-    """A MIDI file's drum notes; its drum tracks when it has some, else every track (a clip
-    exported from Live need not be on channel 10)."""
-    import symusic
+    """A MIDI file's drum part, read as every file command reads one (daemon.midifile.read)."""
+    from daemon import midifile
 
     path = Path(path)
-    if not path.is_file():
-        raise StyleError(f"{path}: no such file")
     try:
-        score = symusic.Score(str(path))
-    except Exception as err:  # symusic raises bare ValueErrors and RuntimeErrors on bad bytes
-        raise StyleError(f"{path.name} is not a readable MIDI file ({err})") from None
-    tracks = [t for t in score.tracks if t.is_drum] or list(score.tracks)
-    tpq = score.ticks_per_quarter
-    notes = [Note(kit.to_canonical(n.pitch), n.time / tpq, n.duration / tpq, n.velocity) for t in tracks for n in t.notes]
-    tempo = score.tempos[0].qpm if len(score.tempos) else 120.0
-    ts = score.time_signatures
-    meter = (ts[0].numerator, ts[0].denominator) if len(ts) else (4, 4)
-    return groove_from_notes(path.name, notes, tempo, meter)
+        read = midifile.read(path)
+    except midifile.MidiFileError as err:
+        raise StyleError(str(err)) from None
+    return groove_from_notes(path.name, read.notes, read.tempo, read.meter)
 
 
 def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[int, int],

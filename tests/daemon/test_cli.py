@@ -237,3 +237,13 @@ def test_serve_binds_what_zeromq_binds(endpoint):
     from daemon.cli import bind_arg
 
     assert bind_arg(endpoint) == endpoint
+
+
+def test_a_file_past_the_models_tempos_is_heard_at_the_nearest_and_keeps_its_own(tmp_path):
+    src, out = tmp_path / "fast.mid", tmp_path / "out.mid"
+    midifile.write(src, [Note(36, float(b), 0.25, 100) for b in range(8)], 1200.0, (4, 4), length=8.0)
+    r = drumigen("continue", str(src), "-o", str(out), "--bars", "1", "--seed", "3", "--local", "-q")
+    assert r.returncode == 0, r.stderr  # the daemon's protocol takes 20-400 BPM: 1200 would be refused
+    assert midifile.read(out).tempo == 1200.0
+    r = drumigen("humanize", str(src), "-o", str(out), "--seed", "3")
+    assert r.returncode == 0 and midifile.read(out).tempo == 1200.0, r.stderr

@@ -75,17 +75,19 @@ def _channels_file(path, parts: dict[int, list[int]]) -> None:
     mid.save(path)
 
 
-def test_a_drum_part_on_channel_10_is_read_without_the_bass_beside_it(tmp_path, caplog):
-    _channels_file(tmp_path / "a.mid", {midifile.DRUM_CHANNEL: [36, 42, 38, 42], 1: [40, 40, 43]})
+def test_a_drum_part_on_channel_10_is_read_without_the_song_around_it(tmp_path, caplog):
+    """A song's chords and bass, even when they outnumber the drums, are not drums."""
+    _channels_file(tmp_path / "a.mid", {midifile.DRUM_CHANNEL: [36, 42, 38, 42], 0: [60, 64, 67] * 3, 1: [40, 40, 43]})
     assert [n.pitch for n in midifile.read(tmp_path / "a.mid").notes] == [36, 42, 38, 42]
-    assert "drum channel (10) alone, leaving out 3 notes on channel 2" in caplog.text
-    assert len(midifile.read(tmp_path / "a.mid", drums_only=False).notes) == 7  # drumify hears every rhythm
+    assert "drum channel (10) alone, leaving out 9 notes on channel 1, 3 notes on channel 2" in caplog.text
+    assert len(midifile.read(tmp_path / "a.mid", drums_only=False).notes) == 16  # drumify hears every rhythm
 
 
-def test_a_stray_note_on_channel_10_does_not_make_it_the_drum_part(tmp_path):
+def test_a_stray_note_on_channel_10_does_not_make_it_the_drum_part(tmp_path, caplog):
     """Ableton exports a drum clip on channel 1: a lone note on 10 beside it is not the groove."""
-    _channels_file(tmp_path / "a.mid", {0: [36, 42, 38, 42, 36, 42], midifile.DRUM_CHANNEL: [49]})
-    assert len(midifile.read(tmp_path / "a.mid").notes) == 7
+    _channels_file(tmp_path / "a.mid", {0: [36, 42, 38, 42] * 4, midifile.DRUM_CHANNEL: [49]})
+    assert len(midifile.read(tmp_path / "a.mid").notes) == 17
+    assert "read channels 1, 10 together as one drum part" in caplog.text
 
 
 def test_a_far_stray_note_is_refused_and_a_very_slow_file_is_read_and_written_back(tmp_path):

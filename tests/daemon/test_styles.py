@@ -289,3 +289,18 @@ def test_cli_actions_return_exit_codes_and_one_clear_line(learned, tmp_path, mon
     assert run("learn", "two", *map(str, FILES[:2])) == 1
     assert "at least 3 grooves" in capsys.readouterr().err
     assert styles.StyleLibrary().list() == ["other"]
+
+
+def test_a_file_is_read_for_learning_as_every_file_command_reads_it(tmp_path):
+    """A drum clip exported on channel 1 beside a stray crash on 10: all 17 hits, as `show` reads it."""
+    from daemon import midifile
+
+    track, step = mido.MidiTrack(), 0
+    for i, (channel, pitch) in enumerate([(0, p) for p in [36, 42, 38, 42] * 4] + [(9, 49)]):
+        track += [mido.Message("note_on", channel=channel, note=pitch, velocity=90, time=0 if i == 0 else 60),
+                  mido.Message("note_off", channel=channel, note=pitch, time=60)]
+    mid = mido.MidiFile(ticks_per_beat=240)
+    mid.tracks.append(track)
+    mid.save(tmp_path / "clip.mid")
+    groove = styles.read_groove(tmp_path / "clip.mid")
+    assert len(groove.notes) == len(midifile.read(tmp_path / "clip.mid").notes) == 17

@@ -66,10 +66,16 @@ def test_bad_values_fall_back_to_the_default_with_a_reason(tmp_path: Path, raw: 
     assert settings == Settings()
 
 
-@pytest.mark.parametrize("text", ["{not json", "[1, 2]"])
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", "[" * 100_000])
 def test_an_unreadable_file_gives_the_defaults_with_a_reason(tmp_path: Path, text: str) -> None:
     settings, problems = load_settings(write(tmp_path, text))
     assert settings == Settings() and "using the defaults" in problems[0]
+
+
+@pytest.mark.parametrize("endpoint", ["tcp://LocalHost:5555", "tcp://10.0.0.7:5555", "tcp://[::1]:5555"])
+def test_an_endpoint_by_address_or_localhost_is_taken(tmp_path: Path, endpoint: str) -> None:
+    settings, problems = load_settings(write(tmp_path, {"endpoint": endpoint}))
+    assert problems == [] and settings.endpoint == endpoint
 
 
 def test_the_shipped_mappings_load() -> None:
