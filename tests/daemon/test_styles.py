@@ -295,7 +295,7 @@ def test_a_file_is_read_for_learning_as_every_file_command_reads_it(tmp_path):
     """A drum clip exported on channel 1 beside a stray crash on 10: all 17 hits, as `show` reads it."""
     from daemon import midifile
 
-    track, step = mido.MidiTrack(), 0
+    track = mido.MidiTrack()
     for i, (channel, pitch) in enumerate([(0, p) for p in [36, 42, 38, 42] * 4] + [(9, 49)]):
         track += [mido.Message("note_on", channel=channel, note=pitch, velocity=90, time=0 if i == 0 else 60),
                   mido.Message("note_off", channel=channel, note=pitch, time=60)]
