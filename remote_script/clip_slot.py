@@ -57,9 +57,17 @@ def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
     return slot
 
 
+def alive(obj: object) -> bool:
+    """Whether a Live object still exists. Live's handle on an object the user deleted compares
+    equal to None (Ableton's own `liveobj_valid`), so `obj is not None` would call it alive."""
+    return obj != None  # noqa: E711
+
+
 def write(slot: object, plan: Plan, notes: list[Note]) -> None:
     """Write `notes` into `slot` following `plan` (the caller wraps this in one undo step).
-    What can be refused (the clip gone, its markers) is settled before any note is removed."""
+    What can be refused (the slot or clip gone, its markers) is settled before any note is removed."""
+    if not alive(slot):
+        raise SlotProblem("the track or scene was deleted while the daemon worked — nothing written")
     if plan.mode in (REPLACE, MODIFY, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
         raise SlotProblem("the clip was deleted or replaced while the daemon worked — nothing written")
     if plan.mode == EXTEND:

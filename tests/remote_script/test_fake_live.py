@@ -179,6 +179,51 @@ def test_undo_reverts_one_step_at_a_time() -> None:
     assert not song.can_undo
 
 
+def test_deleting_a_track_leaves_dead_handles_that_equal_none_and_moves_the_highlight() -> None:
+    song, drums, audio = song_with_tracks()
+    slot = drums.clip_slots[2]
+    clip = slot.create_clip(4.0)
+    song.view.highlighted_clip_slot = slot
+    song.delete_track(0)
+    assert song.tracks == (audio,)
+    for handle in (drums, slot, clip):  # Ableton's liveobj_valid(obj) is `obj != None`
+        assert handle == None and not (handle != None)  # noqa: E711
+        with pytest.raises(RuntimeError, match="deleted"):
+            handle.canonical_parent
+    assert song.view.highlighted_clip_slot is audio.clip_slots[2]  # the same scene, the track now in its place
+    with pytest.raises(RuntimeError):
+        song.delete_track(5)
+    song.undo()
+    assert song.tracks == (drums, audio) and drums != None and slot.clip is clip and clip.length == 4.0  # noqa: E711
+
+
+def test_deleting_a_scene_kills_its_slot_in_every_track_and_the_scenes_below_move_up() -> None:
+    song, drums, audio = song_with_tracks()
+    gone, below = drums.clip_slots[3], drums.clip_slots[4]
+    clip = gone.create_clip(4.0)
+    song.view.highlighted_clip_slot = gone
+    song.delete_scene(3)
+    assert gone == None and clip == None and audio.clip_slots[3] is not None  # noqa: E711
+    assert drums.clip_slots[3] is below and len(drums.clip_slots) == len(audio.clip_slots) == 7
+    assert song.view.highlighted_clip_slot is below
+    for _ in range(6):
+        song.delete_scene(0)
+    with pytest.raises(RuntimeError, match="last scene"):
+        song.delete_scene(0)
+
+
+def test_a_deleted_clip_is_a_dead_handle_until_undone() -> None:
+    song, drums, _ = song_with_tracks()
+    slot = drums.clip_slots[0]
+    clip = slot.create_clip(4.0)
+    slot.delete_clip()
+    assert clip == None and slot != None  # noqa: E711
+    song.undo()
+    assert slot.clip is clip and clip.length == 4.0
+    song.undo()  # the creation undone: the clip is gone again
+    assert clip == None and not slot.has_clip  # noqa: E711
+
+
 def test_midi_map_forwards_only_with_the_owning_script_handle() -> None:
     handle = Live.MidiMap._new_map(7)
     assert Live.MidiMap.forward_midi_cc(7, handle, 15, 102)

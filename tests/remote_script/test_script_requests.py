@@ -310,6 +310,26 @@ def test_an_answer_whose_clip_was_deleted_or_replaced_meanwhile_is_not_written(
     assert host.c_instance.status == "MidiDrumiGen: the clip was deleted or replaced while the daemon worked — nothing written"
 
 
+@pytest.mark.parametrize("deleted", ["track", "scene"])
+@pytest.mark.parametrize("action", ["generate", "humanize"])
+def test_an_answer_whose_track_or_scene_was_deleted_meanwhile_is_not_written(
+    host: LiveHost, stub: StubClient, deleted: str, action: str
+) -> None:
+    slot = host.slot(1)
+    make_clip(slot, 4.0, [(36, 0.0)])
+    host.select(slot)
+    press(host, action)
+    host.song.delete_track(0) if deleted == "track" else host.song.delete_scene(1)
+    steps = len(host.song._model.undo.steps)
+    stub.answer(stub.last(action), patterns=[hits((38, 1.0))])
+    host.tick()
+    assert host.c_instance.status == ("MidiDrumiGen: the track or scene was deleted while the daemon worked"
+                                      " — nothing written")
+    assert len(host.song._model.undo.steps) == steps  # nothing written, not even an empty undo step
+    assert not any("Traceback" in line for line in host.c_instance.log)
+    assert all(not s.has_clip for t in host.song.tracks for s in t.clip_slots)  # nor written anywhere else
+
+
 def test_generate_over_a_clip_whose_start_marker_lies_past_the_new_loop(host: LiveHost, stub: StubClient) -> None:
     slot = host.slot(1)
     clip = make_clip(slot, 16.0, [(36, float(b)) for b in range(16)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import NamedTuple
 
-from Live._lom import Listenable, Model, checked_signature, listenable
+from Live._lom import Deletable, Listenable, Model, checked_signature, listenable
 
 
 class _Stored(NamedTuple):
@@ -69,7 +69,7 @@ class MidiNoteVector(list):
 
 @listenable("name", "notes", "loop_start", "loop_end", "end_marker", "start_marker", "looping",
             "signature_numerator", "signature_denominator")
-class Clip(Listenable):
+class Clip(Deletable, Listenable):
     """A Session clip in a ClipSlot; MIDI unless built as audio."""
 
     def __init__(self, model: Model, slot: object, length: float, midi: bool = True) -> None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from Live._lom import Listenable, Model, listenable
+from Live._lom import Deletable, Listenable, Model, listenable
 from Live.Clip import Clip
 
 
 @listenable("has_clip")
-class ClipSlot(Listenable):
+class ClipSlot(Deletable, Listenable):
     """A Session slot that may hold one clip."""
 
     def __init__(self, model: Model, track: object) -> None:
         self._model = model
         self._track = track
         self._clip: Clip | None = None
+
+    def _kill(self, dead: bool = True) -> None:
+        super()._kill(dead)
+        if self._clip is not None:
+            self._clip._kill(dead)
 
     @property
     def canonical_parent(self) -> object:
@@ -35,16 +40,28 @@ class ClipSlot(Listenable):
             raise RuntimeError("Can only create MIDI clips in MIDI tracks")
         if not length > 0:
             raise RuntimeError("Clip length must be greater than 0")
-        self._model.change("ClipSlot.create_clip", lambda: self._put(None))
-        self._put(Clip(self._model, self, length))
-        return self._clip
+        clip = Clip(self._model, self, length)
+
+        def revert() -> None:
+            self._put(None)
+            clip._kill()
+
+        self._model.change("ClipSlot.create_clip", revert)
+        self._put(clip)
+        return clip
 
     def delete_clip(self) -> None:
         if self._clip is None:
             raise RuntimeError("Cannot delete a clip from an empty slot")
         clip = self._clip
-        self._model.change("ClipSlot.delete_clip", lambda: self._put(clip))
+
+        def revert() -> None:
+            clip._kill(False)
+            self._put(clip)
+
+        self._model.change("ClipSlot.delete_clip", revert)
         self._put(None)
+        clip._kill()
 
     def _put(self, clip: Clip | None) -> None:
         self._clip = clip

@@ -33,6 +33,10 @@ class Song(Listenable):
         @highlighted_clip_slot.setter
         def highlighted_clip_slot(self, slot: ClipSlot | None) -> None:
             self._model.check_write("Song.View.highlighted_clip_slot")  # selection is not undoable
+            self._move(slot)
+
+        def _move(self, slot: ClipSlot | None) -> None:
+            """Also how Live moves the highlight off a slot the user deletes."""
             self._slot = slot
             self._notify("selected_track")
             self._notify("detail_clip")
@@ -62,6 +66,51 @@ class Song(Listenable):
     @property
     def tracks(self) -> tuple[Track, ...]:
         return tuple(self._tracks)
+
+    def delete_track(self, index: int) -> None:
+        """Delete the track with the given index (an exception if there is none); the script's
+        handles on it, its slots and their clips go dead (_lom.Deletable)."""
+        if not 0 <= index < len(self._tracks):
+            raise RuntimeError(f"track index {index} out of range")
+        self._model.check_write("Song.delete_track")
+        track, tracks = self._tracks[index], list(self._tracks)
+
+        def revert() -> None:
+            self._tracks[:] = tracks
+            track._kill(False)
+
+        self._model.change("Song.delete_track", revert)
+        del self._tracks[index]
+        track._kill()
+        lit = self._view._slot
+        if lit is not None and lit._track is track:  # to the same scene of the track now in its place
+            row = next(i for i, slot in enumerate(track._slots) if slot is lit)
+            near = self._tracks[min(index, len(self._tracks) - 1)] if self._tracks else None
+            self._view._move(None if near is None else near._slots[row])
+
+    def delete_scene(self, index: int) -> None:
+        """Delete the scene with the given index: its slot in every track goes dead, and the
+        scenes below move up. A set keeps at least one scene, as Live's does."""
+        scenes = len(self._tracks[0]._slots) if self._tracks else 0
+        if not 0 <= index < scenes:
+            raise RuntimeError(f"scene index {index} out of range")
+        if scenes == 1:
+            raise RuntimeError("cannot delete the last scene")
+        self._model.check_write("Song.delete_scene")
+        rows = [track._slots for track in self._tracks]
+
+        def revert() -> None:
+            for track, slots in zip(self._tracks, rows):
+                track._slots = slots
+                slots[index]._kill(False)
+
+        self._model.change("Song.delete_scene", revert)
+        lit = self._view._slot
+        for track in self._tracks:
+            track._slots[index]._kill()
+            track._slots = track._slots[:index] + track._slots[index + 1 :]
+        if lit is not None and lit._dead:  # to the same track's slot of the scene now in its place
+            self._view._move(lit._track._slots[min(index, len(lit._track._slots) - 1)])
 
     @property
     def view(self) -> View:

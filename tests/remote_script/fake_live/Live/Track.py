@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from Live._lom import Listenable, Model, listenable
+from Live._lom import Deletable, Listenable, Model, listenable
 from Live.ClipSlot import ClipSlot
 
 
 @listenable("name")
-class Track(Listenable):
+class Track(Deletable, Listenable):
     """A player track; `midi` decides whether its slots can create MIDI clips."""
 
     def __init__(self, model: Model, song: object, name: str, midi: bool, slots: int) -> None:
@@ -16,6 +16,11 @@ class Track(Listenable):
         self._name = name
         self._midi = midi
         self._slots = tuple(ClipSlot(model, self) for _ in range(slots))
+
+    def _kill(self, dead: bool = True) -> None:
+        super()._kill(dead)
+        for slot in self._slots:
+            slot._kill(dead)
 
     @property
     def canonical_parent(self) -> object:

@@ -1,9 +1,10 @@
 """The rules every fake Live object obeys, kept in one place (private to the fake).
 
-Live enforces three things a Remote Script trips over: the Live Object Model may only be changed
+Live enforces four things a Remote Script trips over: the Live Object Model may only be changed
 from Live's main thread (the thread that created the Song here), it may not be changed from
-inside a listener callback ("Changes cannot be triggered by notifications"), and every change
-lands in the undo history, grouped by begin_undo_step/end_undo_step.
+inside a listener callback ("Changes cannot be triggered by notifications"), every change
+lands in the undo history, grouped by begin_undo_step/end_undo_step, and an object the user
+deletes leaves the script holding a dead handle (`Deletable`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,35 @@ class UndoHistory:
                 revert()
         finally:
             self._reverting = False
+
+
+class Deletable:
+    """A Python handle on a Live object the user can delete (a track, a clip slot, a clip).
+
+    Live's Python objects are weak handles on its C++ objects: once Live deletes the object, its
+    handle compares equal to None (Ableton's own scripts test `liveobj_valid(obj)` as
+    `obj != None`, never `obj is None`) and using it fails. Here that failure is a RuntimeError
+    from any public attribute. Whether Live's undo of a deletion brings an old handle back is
+    not documented; this fake revives it, and a script must rely on neither.
+    """
+
+    _dead = False
+
+    def _kill(self, dead: bool = True) -> None:
+        self._dead = dead
+
+    def __getattribute__(self, name: str) -> object:
+        if name.startswith("_") or not object.__getattribute__(self, "_dead"):
+            return object.__getattribute__(self, name)
+        raise RuntimeError(f"{type(self).__name__}.{name}: the object was deleted")
+
+    def __eq__(self, other: object) -> bool:
+        return other is None if self._dead else self is other
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = object.__hash__
 
 
 class Listenable:
