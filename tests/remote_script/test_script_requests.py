@@ -186,6 +186,53 @@ def test_notes_are_read_and_written_relative_to_the_loop_start(host: LiveHost, s
     assert clip_notes(clip) == [(36, 0.0, 90.0), (38, 8.02, 96.0), (42, 11.98, 70.0)]  # outside the loop: kept
 
 
+def overlapping(note, from_pitch: int, pitch_span: int, from_time: float, time_span: float) -> bool:
+    """The other reading of a notes API time range: the notes sounding in it, begun before it or not."""
+    return (from_pitch <= note.pitch < from_pitch + pitch_span
+            and note.start_time < from_time + time_span and note.start_time + note.duration > from_time)
+
+
+@pytest.mark.parametrize("action", ["fill", "humanize"])
+def test_a_note_begun_before_the_loop_is_neither_sent_nor_removed_however_live_reads_a_range(
+    host: LiveHost, stub: StubClient, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """Live's doc leaves open whether get_notes_extended's time range holds notes that begin
+    before it and sound into it; the fake reads it as "starts in the range". Read the other way,
+    a long note from before the loop must still be left alone: it is not part of the loop."""
+    monkeypatch.setattr(Live.Clip, "_in_range", overlapping)
+    slot = host.slot(0)
+    clip = slot.create_clip(16.0)
+    clip.add_new_notes([Live.Clip.MidiNoteSpecification(49, 6.0, 4.0, 90.0),  # a crash ringing into the loop
+                        Live.Clip.MidiNoteSpecification(38, 8.0, 0.25, 90.0)])
+    clip.loop_start = 8.0
+    host.select(slot)
+    press(host, action)
+    request = stub.last(action)
+    assert [(n["pitch"], n["start"]) for n in request.fields["notes"]] == [(38, 0.0)]
+    stub.answer(request, patterns=[hits((38, 0.02, 96), (42, 1.0, 70))])
+    host.tick()
+    assert clip_notes(clip) == [(38, 8.02, 96.0), (42, 9.0, 70.0), (49, 6.0, 90.0)]
+
+
+@pytest.mark.parametrize("action", ["generate", "continue"])
+def test_notes_begun_before_what_is_rewritten_stay_however_live_reads_a_range(
+    host: LiveHost, stub: StubClient, monkeypatch: pytest.MonkeyPatch, action: str
+) -> None:
+    """generate rewrites the loop, continue the bars after it: a note ringing in from before stays."""
+    monkeypatch.setattr(Live.Clip, "_in_range", overlapping)
+    slot = host.slot(0)
+    clip = slot.create_clip(16.0)
+    spec = Live.Clip.MidiNoteSpecification
+    clip.add_new_notes([spec(49, 11.0, 4.0, 90.0), spec(57, 15.0, 4.0, 90.0)])  # ring into the loop, past its end
+    clip.loop_start, clip.loop_end = 12.0, 16.0  # one bar plays
+    host.select(slot)
+    press(host, action)
+    stub.answer(stub.last(action), patterns=[hits((36, 4.0 if action == "continue" else 0.0))])
+    host.tick()
+    kept = [(49, 11.0, 90.0), (57, 15.0, 90.0)] if action == "continue" else [(49, 11.0, 90.0)]  # generate: 57 played
+    assert clip_notes(clip) == sorted(kept + [(36, 16.0 if action == "continue" else 12.0, 100.0)])
+
+
 def test_the_starting_controls_in_settings_reach_the_request(configured, stub: StubClient) -> None:
     host = configured(stub, density=0.2, complexity=0.7, strength=2.5, guidance=1.5, temperature=0.9, top_p=0.8)
     host.select(host.slot(0))
