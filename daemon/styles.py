@@ -63,6 +63,10 @@ MAX_STEPS = 100  # learning holds the daemon's one model worker: generate reques
 BATCH = 16
 LR = 0.1
 PULL = 3e-3  # L2 weight on the distance from the starting genre's one-hot
+# Adam moves a weight by about LR a step, so learning leaves each within ~1 + LR x MAX_STEPS = 11
+# of 0. A file with one past 100 was edited by hand: a blend of embeddings that large can overflow
+# to NaN, and a sampler fed NaN plays the same notes whatever was asked.
+WEIGHT_LIMIT = 100.0
 SCAN_WINDOWS, SCAN_TOKENS = 64, 40  # picking the closest genre and drummer: an early look at many windows
 EVAL_WINDOWS = 64  # the before/after loss stored with a style
 KIND = "beat"  # a style is taught with grooves, so they are fit as beats
@@ -307,8 +311,8 @@ class Style:
                              f"{FORMAT_VERSION}")
         try:
             weights = {str(k): float(v) for k, v in data["weights"].items()}
-            if not weights or not all(math.isfinite(v) for v in weights.values()):
-                raise ValueError("its weights are empty or not numbers")
+            if not weights or not all(math.isfinite(v) and abs(v) <= WEIGHT_LIMIT for v in weights.values()):
+                raise ValueError(f"its weights are empty, not numbers or beyond ±{WEIGHT_LIMIT:g}")
             drummer = data["drummer"]
             if drummer is not None and drummer not in DRUMMERS:
                 raise ValueError(f"unknown drummer {drummer!r}")

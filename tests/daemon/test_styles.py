@@ -123,12 +123,17 @@ def test_a_damaged_style_file_does_not_hide_the_others(learned, tmp_path):
     shutil.copytree(source, folder)
     (folder / "broken.json").write_text('{"format": "mididrumigen-style", "version": 1, "name": ')
     (folder / "empty.json").write_text(json.dumps({"format": "mididrumigen-style", "version": 1, "name": "empty"}))
+    huge = json.loads((folder / "my-groove.json").read_text())
+    huge["name"], huge["weights"] = "huge", {name: 1e308 for name in huge["weights"]}  # embeddings would overflow
+    (folder / "huge.json").write_text(json.dumps(huge))
     library = styles.StyleLibrary(folder)
-    assert library.list() == ["broken", "empty", "my-groove"]
+    assert library.list() == ["broken", "empty", "huge", "my-groove"]
     with pytest.raises(styles.StyleError, match="damaged"):
         library.load("broken")
     with pytest.raises(styles.StyleError, match="damaged"):
         library.load("empty")
+    with pytest.raises(styles.StyleError, match="beyond ±100"):
+        library.load("huge")
     assert library.load("my-groove").name == "my-groove"
     assert "broken" not in styles.all_names(folder) and "my-groove" in styles.all_names(folder)
 
