@@ -40,10 +40,8 @@ def read_notes(clip: object) -> tuple[list[dict], float, tuple[int, ...]]:
 
 
 def remove_notes(clip: object, start: float, span: float) -> None:
-    """Remove the notes starting in [start, start + span); by id, since Live's doc leaves open
-    whether its time range also holds notes begun before it (as in read_notes)."""
-    clip.remove_notes_by_id([n.note_id for n in clip.get_notes_extended(*ALL_PITCHES, start, span)
-                             if n.start_time >= start])
+    """Remove the notes starting in [start, start + span) (remove_notes_extended's documented range)."""
+    clip.remove_notes_extended(*ALL_PITCHES, start, span)
 
 
 def remove_audible_notes(clip: object, start: float, span: float, keep: tuple[int, ...] = ()) -> None:

@@ -19,6 +19,9 @@ class SlotProblem(Exception):
     """Why nothing can be written where the user points; the message is for the status bar."""
 
 
+SLOT_DELETED = "the track or scene was deleted while the daemon worked — nothing written"
+
+
 @dataclass(frozen=True)
 class Plan:
     """How a pattern lands in its slot.
@@ -67,7 +70,7 @@ def write(slot: object, plan: Plan, notes: list[Note]) -> None:
     """Write `notes` into `slot` following `plan` (the caller wraps this in one undo step).
     What can be refused (the slot or clip gone, its markers) is settled before any note is removed."""
     if not alive(slot):
-        raise SlotProblem("the track or scene was deleted while the daemon worked — nothing written")
+        raise SlotProblem(SLOT_DELETED)
     if plan.mode in (REPLACE, MODIFY, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
         raise SlotProblem("the clip was deleted or replaced while the daemon worked — nothing written")
     if plan.mode == EXTEND:

@@ -20,7 +20,7 @@ from shared.notes import Note, unpack_notes
 from shared.protocol import E_MALFORMED, PROTOCOL_VERSION, VARIATIONS_RANGE, ProtocolError
 
 from . import clip as clips
-from .clip_slot import EXTEND, MODIFY, NEW, REPLACE, Plan, SlotProblem, target_slot, write
+from .clip_slot import EXTEND, MODIFY, NEW, REPLACE, SLOT_DELETED, Plan, SlotProblem, alive, target_slot, write
 from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
@@ -131,8 +131,13 @@ class Controller:
             except Exception:  # Live refusing a write in its own way: the other replies still count
                 self._log(f"handling the reply to request {reply.id} failed:\n{traceback.format_exc()}")
                 self._show(say("something went wrong — details in Live's Log.txt"))
-        if self._job is not None:
-            self._report_wait(self._job)
+        job = self._job
+        if job is not None and not alive(job.slot):  # its track or scene was deleted: stop waiting now
+            self._job = None
+            self._abandon(job, "its track or scene was deleted")
+            self._show(say(SLOT_DELETED))
+        elif job is not None:
+            self._report_wait(job)
 
     def _take(self, reply: Reply) -> None:
         lookup = self._lookups.pop(reply.id, None)
@@ -281,13 +286,18 @@ class Controller:
         except ValueError as error:  # a clip too large for one message
             self._show(say(f"cannot send this clip: {error}"))
             return
-        if job is not None:  # its answer is no longer wanted: it must not be waited for, or resent
-            self._client.forget(job.request_id)
-            self._log(f"request {job.request_id} ({job.op}) superseded by request {request_id} ({op})")
-            self._light(job.action, False)
+        if job is not None:
+            self._abandon(job, f"superseded by request {request_id} ({op})")
         self._job = Job(action, op, request_id, slot, plan, doing, done, fields, time.monotonic())
         self._light(action, True)
         self._show(say(f"{doing}…"))
+
+    def _abandon(self, job: Job, why: str) -> None:
+        """Stop waiting for `job`: the client neither waits for nor resends it, the daemon is told
+        to drop it, and its late answer is dropped by its id."""
+        self._client.forget(job.request_id)
+        self._log(f"request {job.request_id} ({job.op}) abandoned: {why}")
+        self._light(job.action, False)
 
     def _report_wait(self, job: Job) -> None:
         """Once a second, say that the script is still waiting (and on what)."""
@@ -327,7 +337,8 @@ class Controller:
         try:
             with undo_step(self._song):
                 write(result.slot, result.plan, notes)
-        except SlotProblem as problem:
+        except SlotProblem as problem:  # its clip, track or scene is gone: no variation of it either
+            self._result = None
             self._show(say(str(problem)))
             return
         except RuntimeError as error:  # Live refused a change, e.g. on a frozen track

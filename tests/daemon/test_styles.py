@@ -134,6 +134,15 @@ def test_a_damaged_style_file_does_not_hide_the_others(learned, tmp_path):
         library.load("empty")
     with pytest.raises(styles.StyleError, match="beyond ±100"):
         library.load("huge")
+    for weight, good in ((-styles.WEIGHT_LIMIT, True), (styles.WEIGHT_LIMIT * 1.01, False)):
+        huge["weights"] = dict.fromkeys(huge["weights"], weight)
+        (folder / "huge.json").write_text(json.dumps(huge))
+        if good:
+            assert library.load("huge").weights[next(iter(huge["weights"]))] == weight
+        else:
+            with pytest.raises(styles.StyleError, match="beyond"):
+                library.load("huge")
+    assert 1 + styles.LR * styles.MAX_STEPS < styles.WEIGHT_LIMIT / 4  # learning stays far inside the limit
     assert library.load("my-groove").name == "my-groove"
     assert "broken" not in styles.all_names(folder) and "my-groove" in styles.all_names(folder)
 

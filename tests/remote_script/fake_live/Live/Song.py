@@ -36,7 +36,9 @@ class Song(Listenable):
             self._move(slot)
 
         def _move(self, slot: ClipSlot | None) -> None:
-            """Also how Live moves the highlight off a slot the user deletes."""
+            """Also how the highlight leaves a slot the user deletes. Live moves it somewhere
+            valid; where is not documented, and the fake's choice (the slot that took the
+            deleted one's place) only keeps it valid: no script test depends on where."""
             self._slot = slot
             self._notify("selected_track")
             self._notify("detail_clip")
