@@ -2,10 +2,11 @@
 
 Nothing here blocks Live: `press` reads the song and queues a request, `tick` (Live's display
 tick) polls the client with timeout 0 and writes a finished groove inside one undo step. One
-request is in flight at a time: pressing another request button supersedes it (the client
-forgets it, so it is neither waited for nor resent, a late reply is dropped by its id, and the
-daemon is told to stop working on it);
-pressing the same one again with nothing changed only says that the script is still working.
+request is in flight at a time: pressing another request button supersedes it, and deleting
+the track or scene it writes into abandons it (either way the client forgets it, so it is
+neither waited for nor resent, a late reply is dropped by its id, and the daemon is told to stop
+working on it); pressing the same one again with nothing changed only says that the script is
+still working.
 """
 
 from __future__ import annotations
