@@ -20,6 +20,7 @@ class SlotProblem(Exception):
 
 
 SLOT_DELETED = "the track or scene was deleted while the daemon worked — nothing written"
+CLIP_GONE = "the clip was deleted or replaced while the daemon worked — nothing written"
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def write(slot: object, plan: Plan, notes: list[Note]) -> None:
     if not alive(slot):
         raise SlotProblem(SLOT_DELETED)
     if plan.mode in (REPLACE, MODIFY, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
-        raise SlotProblem("the clip was deleted or replaced while the daemon worked — nothing written")
+        raise SlotProblem(CLIP_GONE)
     if plan.mode == EXTEND:
         clip = slot.clip
         start = clips.region(clip)[0]

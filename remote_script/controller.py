@@ -3,7 +3,7 @@
 Nothing here blocks Live: `press` reads the song and queues a request, `tick` (Live's display
 tick) polls the client with timeout 0 and writes a finished groove inside one undo step. One
 request is in flight at a time: pressing another request button supersedes it, and deleting
-the track or scene it writes into abandons it (either way the client forgets it, so it is
+the track, scene or clip it writes into abandons it (either way the client forgets it, so it is
 neither waited for nor resent, a late reply is dropped by its id, and the daemon is told to stop
 working on it); pressing the same one again with nothing changed only says that the script is
 still working.
@@ -21,7 +21,8 @@ from shared.notes import Note, unpack_notes
 from shared.protocol import E_MALFORMED, PROTOCOL_VERSION, VARIATIONS_RANGE, ProtocolError
 
 from . import clip as clips
-from .clip_slot import EXTEND, MODIFY, NEW, REPLACE, SLOT_DELETED, Plan, SlotProblem, alive, target_slot, write
+from .clip_slot import (CLIP_GONE, EXTEND, MODIFY, NEW, REPLACE, SLOT_DELETED, Plan, SlotProblem, alive, target_slot,
+                        write)
 from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
@@ -133,11 +134,14 @@ class Controller:
                 self._log(f"handling the reply to request {reply.id} failed:\n{traceback.format_exc()}")
                 self._show(say("something went wrong — details in Live's Log.txt"))
         job = self._job
-        if job is not None and not alive(job.slot):  # its track or scene was deleted: stop waiting now
+        if job is None:
+            return
+        gone = self._gone(job)
+        if gone is not None:  # what its answer was for was deleted: stop waiting now
             self._job = None
-            self._abandon(job, "its track or scene was deleted")
-            self._show(say(SLOT_DELETED))
-        elif job is not None:
+            self._abandon(job, gone)
+            self._show(say(gone))
+        else:
             self._report_wait(job)
 
     def _take(self, reply: Reply) -> None:
@@ -147,7 +151,7 @@ class Controller:
         elif self._job is not None and reply.id == self._job.request_id:
             self._finish(reply)
         else:
-            self._log(f"dropped the reply to request {reply.id}: a newer press superseded it")
+            self._log(f"dropped the reply to request {reply.id}: it was no longer waited for")
 
     def close(self) -> None:
         self._client.close()
@@ -292,6 +296,15 @@ class Controller:
         self._job = Job(action, op, request_id, slot, plan, doing, done, fields, time.monotonic())
         self._light(action, True)
         self._show(say(f"{doing}…"))
+
+    @staticmethod
+    def _gone(job: Job) -> str | None:
+        """Why the answer to `job` can no longer be written, when the user deleted where it goes."""
+        if not alive(job.slot):
+            return SLOT_DELETED
+        if job.plan.clip is not None and not alive(job.plan.clip):  # the clip a clip action read
+            return CLIP_GONE
+        return None
 
     def _abandon(self, job: Job, why: str) -> None:
         """Stop waiting for `job`: the client neither waits for nor resends it, the daemon is told

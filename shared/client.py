@@ -180,9 +180,9 @@ class DaemonClient:
         return request_id
 
     def forget(self, request_id: int) -> None:
-        """Stop waiting for a request (a newer press replaced it): no Reply comes for it, its
-        deadline no longer starts a Lazy Pirate reconnect, it is not resent, and a late answer
-        is dropped. While connected, it is cancelled on the daemon too, which stops working on
+        """Stop waiting for a request (a newer press replaced it, or what it was for is gone): no
+        Reply comes for it, its deadline no longer starts a Lazy Pirate reconnect, it is not
+        resent, and a late answer is dropped. While connected, it is cancelled on the daemon too, which stops working on
         it: every pending request has then been sent on this connection (a new connection sends
         them all). What an earlier connection carried ends on the daemon when its timeout passes."""
         if self._pending.pop(request_id, None) is None or not self.connected:

@@ -372,12 +372,34 @@ def test_a_request_whose_track_or_scene_is_deleted_is_dropped_at_the_next_tick(
     host.song.delete_track(0) if deleted == "track" else host.song.delete_scene(1)
     host.tick()
     assert stub.forgotten == [request.id] and host.script._controller.busy_action is None
+    assert host.c_instance.midi_out[-1] == (0xBF, GENERIC["generate"]["number"], 127)  # the button is idle again
     assert host.c_instance.status == ("MidiDrumiGen: the track or scene was deleted while the daemon worked"
                                       " — nothing written")
+    assert any(f"request {request.id} (generate) abandoned" in line for line in host.c_instance.log)
     stub.answer(request, patterns=[hits((36, 0.0))])
     host.tick()
     assert all(not s.has_clip for t in host.song.tracks for s in t.clip_slots)
     assert any(f"dropped the reply to request {request.id}" in line for line in host.c_instance.log)
+
+
+@pytest.mark.parametrize("action", ["fill", "humanize", "continue"])
+def test_a_clip_action_whose_clip_is_deleted_is_dropped_at_the_next_tick(
+    host: LiveHost, stub: StubClient, action: str
+) -> None:
+    slot = host.slot(1)
+    make_clip(slot, 4.0, [(36, 0.0)])
+    host.select(slot)
+    press(host, action)
+    request = stub.last(action)
+    slot.delete_clip()
+    other = make_clip(slot, 8.0, [(60, 0.0)])  # another clip there: still not the one the answer is for
+    host.tick()
+    assert stub.forgotten == [request.id] and host.script._controller.busy_action is None
+    assert host.c_instance.midi_out[-1] == (0xBF, GENERIC[action]["number"], 127)
+    assert host.c_instance.status == "MidiDrumiGen: the clip was deleted or replaced while the daemon worked — nothing written"
+    stub.answer(request, patterns=[hits((38, 4.0 if action == "continue" else 1.0))])
+    host.tick()
+    assert clip_notes(other) == [(60, 0.0, 90.0)] and other.length == 8.0
 
 
 def test_a_track_deleted_and_undone_between_two_ticks_gets_its_answer(host: LiveHost, stub: StubClient) -> None:
