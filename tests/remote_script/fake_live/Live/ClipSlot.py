@@ -15,10 +15,10 @@ class ClipSlot(Deletable, Listenable):
         self._track = track
         self._clip: Clip | None = None
 
-    def _kill(self, dead: bool = True) -> None:
-        super()._kill(dead)
+    def _mark_dead(self, dead: bool = True) -> None:
+        super()._mark_dead(dead)
         if self._clip is not None:
-            self._clip._kill(dead)
+            self._clip._mark_dead(dead)
 
     @property
     def canonical_parent(self) -> object:
@@ -44,7 +44,7 @@ class ClipSlot(Deletable, Listenable):
 
         def revert() -> None:
             self._put(None)
-            clip._kill()
+            clip._mark_dead()
 
         self._model.change("ClipSlot.create_clip", revert)
         self._put(clip)
@@ -56,12 +56,12 @@ class ClipSlot(Deletable, Listenable):
         clip = self._clip
 
         def revert() -> None:
-            clip._kill(False)
+            clip._mark_dead(False)
             self._put(clip)
 
         self._model.change("ClipSlot.delete_clip", revert)
         self._put(None)
-        clip._kill()
+        clip._mark_dead()
 
     def _put(self, clip: Clip | None) -> None:
         self._clip = clip

@@ -79,11 +79,11 @@ class Song(Listenable):
 
         def revert() -> None:
             self._tracks[:] = tracks
-            track._kill(False)
+            track._mark_dead(False)
 
         self._model.change("Song.delete_track", revert)
         del self._tracks[index]
-        track._kill()
+        track._mark_dead()
         lit = self._view._slot
         if lit is not None and lit._track is track:  # to the same scene of the track now in its place
             row = next(i for i, slot in enumerate(track._slots) if slot is lit)
@@ -104,12 +104,12 @@ class Song(Listenable):
         def revert() -> None:
             for track, slots in zip(self._tracks, rows):
                 track._slots = slots
-                slots[index]._kill(False)
+                slots[index]._mark_dead(False)
 
         self._model.change("Song.delete_scene", revert)
         lit = self._view._slot
         for track in self._tracks:
-            track._slots[index]._kill()
+            track._slots[index]._mark_dead()
             track._slots = track._slots[:index] + track._slots[index + 1 :]
         if lit is not None and lit._dead:  # to the same track's slot of the scene now in its place
             self._view._move(lit._track._slots[min(index, len(lit._track._slots) - 1)])

@@ -17,10 +17,10 @@ class Track(Deletable, Listenable):
         self._midi = midi
         self._slots = tuple(ClipSlot(model, self) for _ in range(slots))
 
-    def _kill(self, dead: bool = True) -> None:
-        super()._kill(dead)
+    def _mark_dead(self, dead: bool = True) -> None:
+        super()._mark_dead(dead)
         for slot in self._slots:
-            slot._kill(dead)
+            slot._mark_dead(dead)
 
     @property
     def canonical_parent(self) -> object:

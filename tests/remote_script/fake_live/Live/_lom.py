@@ -89,7 +89,7 @@ class Deletable:
 
     _dead = False
 
-    def _kill(self, dead: bool = True) -> None:
+    def _mark_dead(self, dead: bool = True) -> None:
         self._dead = dead
 
     def __getattribute__(self, name: str) -> object:
