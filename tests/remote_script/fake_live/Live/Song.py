@@ -60,7 +60,10 @@ class Song(Listenable):
         self._view = Song.View(self._model, self)
 
     def _add_track(self, name: str, midi: bool = True, slots: int = 8) -> Track:
-        """Test set-up (Live's create_midi_track is not part of this fake)."""
+        """Test set-up (Live's create_midi_track is not part of this fake). Every track has a
+        slot for every scene, as in Live."""
+        if self._tracks and slots != len(self._tracks[0]._slots):
+            raise ValueError(f"this set has {len(self._tracks[0]._slots)} scenes, not {slots}")
         track = Track(self._model, self, name, midi, slots)
         self._tracks.append(track)
         return track
