@@ -24,16 +24,18 @@ sys.path.insert(0, str(ROOT))
 
 from daemon import checkpoint  # noqa: E402
 from daemon.generate import Generator, GrooveRequest  # noqa: E402
+from daemon.grammar import bar_beats  # noqa: E402
+from daemon.styles import TEMPLATE_GROUPS  # noqa: E402
 
 STYLES = ("funk", "rock", "jazz", "hiphop", None)
 BACKBEAT = {"funk", "rock", "hiphop"}  # the styles whose bars should start with a kick
-KICKS = {35, 36}
+KICKS = set(TEMPLATE_GROUPS["kick"])
 NEAR = 1 / 12  # quarter notes
 BARS, VARIATIONS = 4, 8
 
 
 def measure(generator: Generator, meter: tuple[int, int], seed: int) -> tuple[float, float, list[int]]:
-    bar, count = meter[0] * 4 / meter[1], 4 / meter[1]  # in quarter notes
+    bar, count = bar_beats(meter), 4 / meter[1]  # in quarter notes
     per_count = Counter()
     kick_bars = last_bars = backbeat_bars = 0
     for style in STYLES:
