@@ -1,5 +1,5 @@
 """DrumTransformer: the cached and fast decode paths against the plain full forward, the KV
-cache's row surgery, and the FLOP count."""
+cache's row surgery, the FLOP count, and the CPU training path's dropout."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from daemon import checkpoint
-from daemon.model import DrumTransformer, ModelConfig
+from daemon.model import DrumTransformer, Dropout, ModelConfig, causal_attention_dropout_cpu, keep_mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -247,3 +247,80 @@ def test_flops_per_token_matches_torch_flop_counter(context):
     assert model.flops_per_token(context, vocab=50) == counter.get_total_flops()
     assert model.flops_per_token(context) == 2 * c.n_layer * 12 * c.n_embd**2 + 2 * c.n_embd * c.vocab_size \
         + 4 * c.n_layer * context * c.n_embd
+
+
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5])
+def test_keep_mask_drops_p_and_its_scale_keeps_the_mean(p):
+    torch.manual_seed(0)
+    keep, scale = keep_mask((1000, 1000), p, torch.device("cpu"))
+    assert keep.dtype == torch.bool and keep.shape == (1000, 1000)
+    assert abs((~keep).float().mean().item() - p) < 0.002  # 5 standard deviations at p = 0.5
+    assert abs(keep.float().mean().item() * scale - 1) < 0.003
+    rows = keep.float().mean(1)  # every stretch of the bits is used, none is constant
+    assert rows.min().item() > 1 - p - 0.07 and rows.max().item() < 1 - p + 0.07
+
+
+def test_keep_mask_is_reproducible_from_torch_seed_and_exact_at_zero():
+    torch.manual_seed(3)
+    a, _ = keep_mask((7, 9), 0.3, torch.device("cpu"))
+    torch.manual_seed(3)
+    b, _ = keep_mask((7, 9), 0.3, torch.device("cpu"))
+    assert torch.equal(a, b)
+    assert keep_mask((64, 64), 0.0, torch.device("cpu"))[0].all()
+
+
+def test_cpu_dropout_zeroes_p_and_scales_the_rest():
+    torch.manual_seed(0)
+    drop, x = Dropout(0.25), torch.full((400, 500), 2.0, requires_grad=True)
+    y = drop(x)
+    kept = y != 0
+    assert torch.allclose(y[kept], torch.tensor(2.0 / 0.75))
+    assert abs(kept.float().mean().item() - 0.75) < 0.003
+    y.sum().backward()
+    assert torch.equal(x.grad != 0, kept)
+    assert torch.equal(drop.eval()(x), x)
+
+
+def causal_sdpa(q, k, v):
+    return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def test_cpu_attention_dropout_at_zero_equals_sdpa_forward_and_backward():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(5, 2, 24, 8, requires_grad=True) for _ in range(3))  # 5 rows: chunks of 4 and 1
+    ours = causal_attention_dropout_cpu(q, k, v, 0.0)
+    ours.square().sum().backward()
+    grads = [t.grad.clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    causal_sdpa(q, k, v).square().sum().backward()
+    assert torch.allclose(ours, causal_sdpa(q, k, v), atol=ATOL)
+    for ours_grad, t in zip(grads, (q, k, v)):
+        assert torch.allclose(ours_grad, t.grad, atol=1e-4)
+
+
+def test_cpu_attention_dropout_is_causal_and_unbiased():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 16, 8) for _ in range(3))
+    changed_future_k, changed_future_v = k.clone(), v.clone()
+    changed_future_k[:, :, 10:] += 5.0
+    changed_future_v[:, :, 10:] -= 5.0
+    torch.manual_seed(1)
+    a = causal_attention_dropout_cpu(q, k, v, 0.3)
+    torch.manual_seed(1)
+    b = causal_attention_dropout_cpu(q, changed_future_k, changed_future_v, 0.3)
+    assert torch.equal(a[:, :, :10], b[:, :, :10]) and not torch.equal(a, b)
+    mean = sum(causal_attention_dropout_cpu(q, k, v, 0.3) for _ in range(3000)) / 3000
+    assert (mean - causal_sdpa(q, k, v)).abs().max().item() < 0.1  # the spread of one draw is ~1
+
+
+def test_training_on_cpu_takes_the_dropout_path_and_eval_does_not():
+    model = tiny(dropout=0.2).train()
+    x = torch.randint(0, 61, (3, 20))
+    torch.manual_seed(5)
+    a = model(x)
+    torch.manual_seed(5)
+    assert torch.equal(a, model(x))  # reproducible from the seed
+    assert not torch.allclose(a, model(x))  # and random
+    with torch.no_grad():
+        assert torch.allclose(model.eval()(x), tiny(dropout=0.0)(x), atol=ATOL)
