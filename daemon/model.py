@@ -122,19 +122,20 @@ def keep_mask(shape: tuple[int, ...], p: float, device: torch.device) -> tuple[t
     element: each 64-bit draw of torch's generator covers four elements. torch's CPU dropout
     draws a 32-bit number per element (~5 ns each, 120 ms for one layer's attention weights of a
     training step); this takes a tenth of that. P(drop) is p to within 2^-17, and the scale is
-    exact for it."""
+    exact for it (0 when everything drops, as nn.Dropout(1.0) gives zeros)."""
+    dropped = round(p * 65536)
+    if dropped >= 65536:
+        return torch.zeros(shape, dtype=torch.bool, device=device), 0.0
     n = math.prod(shape)
     bits = torch.empty((n + 3) // 4, dtype=torch.int64, device=device).random_(-2**63, 2**63 - 1)
-    dropped = round(p * 65536)
-    keep = bits.view(torch.int16)[:n].view(shape) >= dropped - 32768
-    return keep, 65536 / (65536 - dropped)
+    return bits.view(torch.int16)[:n].view(shape) >= dropped - 32768, 65536 / (65536 - dropped)
 
 
 class Dropout(nn.Dropout):
     """nn.Dropout, with its masks drawn by keep_mask() on a CPU (docs/model.md, Training)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0 or x.device.type != "cpu":
+        if not self.training or self.p == 0 or self.inplace or x.device.type != "cpu":
             return super().forward(x)
         keep, scale = keep_mask(x.shape, self.p, x.device)
         return x * keep * scale

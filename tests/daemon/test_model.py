@@ -267,6 +267,9 @@ def test_keep_mask_is_reproducible_from_torch_seed_and_exact_at_zero():
     b, _ = keep_mask((7, 9), 0.3, torch.device("cpu"))
     assert torch.equal(a, b)
     assert keep_mask((64, 64), 0.0, torch.device("cpu"))[0].all()
+    keep, scale = keep_mask((64, 64), 1.0, torch.device("cpu"))
+    assert not keep.any() and scale == 0.0
+    assert torch.equal(Dropout(1.0)(torch.ones(5)), torch.zeros(5))
 
 
 def test_cpu_dropout_zeroes_p_and_scales_the_rest():
@@ -314,7 +317,28 @@ def test_cpu_attention_dropout_is_causal_and_unbiased():
     assert (mean - causal_sdpa(q, k, v)).abs().max().item() < 0.1  # the spread of one draw is ~1
 
 
-def test_training_on_cpu_takes_the_dropout_path_and_eval_does_not():
+def test_cpu_attention_dropout_zeroes_p_of_the_weights_and_scales_the_rest():
+    torch.manual_seed(0)
+    T = 32
+    q, k = torch.randn(8, 4, T, T), torch.randn(8, 4, T, T)
+    v = torch.eye(T).expand(8, 4, T, T)  # the output is the attention weights themselves
+    exact = torch.softmax((q @ k.transpose(-2, -1)) * T**-0.5 + torch.full((T, T), float("-inf")).triu(1), -1)
+    dropped = causal_attention_dropout_cpu(q, k, v, 0.3)
+    seen = exact > 0  # the causal triangle
+    zeroed = (dropped == 0) & seen
+    assert abs(zeroed.sum().item() / seen.sum().item() - 0.3) < 0.02
+    kept = seen & ~zeroed
+    scale = keep_mask((1,), 0.3, torch.device("cpu"))[1]
+    assert torch.allclose(dropped[kept], exact[kept] * scale, atol=1e-6)
+    assert not dropped[~seen].any()
+
+
+def test_training_on_cpu_takes_the_dropout_path_and_eval_does_not(monkeypatch):
+    import daemon.model
+
+    calls = []
+    real = daemon.model.causal_attention_dropout_cpu
+    monkeypatch.setattr(daemon.model, "causal_attention_dropout_cpu", lambda *a: calls.append(1) or real(*a))
     model = tiny(dropout=0.2).train()
     x = torch.randint(0, 61, (3, 20))
     torch.manual_seed(5)
@@ -322,5 +346,7 @@ def test_training_on_cpu_takes_the_dropout_path_and_eval_does_not():
     torch.manual_seed(5)
     assert torch.equal(a, model(x))  # reproducible from the seed
     assert not torch.allclose(a, model(x))  # and random
+    assert len(calls) == 3 * 2  # three forward passes, two layers
     with torch.no_grad():
         assert torch.allclose(model.eval()(x), tiny(dropout=0.0)(x), atol=ATOL)
+    assert len(calls) == 6
