@@ -132,7 +132,8 @@ def keep_mask(shape: tuple[int, ...], p: float, device: torch.device) -> tuple[t
 
 
 class Dropout(nn.Dropout):
-    """nn.Dropout, with its masks drawn by keep_mask() on a CPU (docs/model.md, Training)."""
+    """nn.Dropout, with its masks drawn by keep_mask() on a CPU (docs/model.md: "What the CPU
+    path does now")."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or self.inplace or x.device.type != "cpu":

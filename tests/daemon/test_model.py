@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+import daemon.model
 from daemon import checkpoint
 from daemon.model import DrumTransformer, Dropout, ModelConfig, causal_attention_dropout_cpu, keep_mask
 
@@ -334,8 +335,6 @@ def test_cpu_attention_dropout_zeroes_p_of_the_weights_and_scales_the_rest():
 
 
 def test_training_on_cpu_takes_the_dropout_path_and_eval_does_not(monkeypatch):
-    import daemon.model
-
     calls = []
     real = daemon.model.causal_attention_dropout_cpu
     monkeypatch.setattr(daemon.model, "causal_attention_dropout_cpu", lambda *a: calls.append(1) or real(*a))
