@@ -6,7 +6,8 @@
     python install_remote_script.py --uninstall
 
 The script lands in <Remote Scripts>/MidiDrumiGen with the wire-protocol client (`shared/`) in
-its `_vendor/` folder, where the script finds it inside Live. Installing again replaces the
+its `_vendor/` folder, which the script imports under its own name (remote_script/wire.py),
+never as a top-level `shared` another script could own. Installing again replaces the
 script but keeps the user's settings.json and any mapping files they added.
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import Live
 
-from shared.notes import Note
+from .wire import Note
 
 ALL_PITCHES = (0, 128)  # from_pitch, pitch_span
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.notes import Note
-
 from . import clip as clips
+from .wire import Note
 
 NEW, REPLACE, MODIFY, EXTEND = "new", "replace", "modify", "extend"
 

@@ -16,10 +16,6 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.client import DaemonClient, Reply
-from shared.notes import Note, unpack_notes
-from shared.protocol import E_MALFORMED, PROTOCOL_VERSION, VARIATIONS_RANGE, ProtocolError
-
 from . import clip as clips
 from .clip_slot import (CLIP_GONE, EXTEND, MODIFY, NEW, REPLACE, SLOT_DELETED, Plan, SlotProblem, alive, target_slot,
                         write)
@@ -27,6 +23,7 @@ from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
 from .song import Timing, highlighted_slot, read_timing, undo_step
+from .wire import E_MALFORMED, PROTOCOL_VERSION, VARIATIONS_RANGE, DaemonClient, Note, ProtocolError, Reply, unpack_notes
 
 
 MESSAGE_HOLD_S = 2.0  # a control's message, shown while a request waits, stays this long before the ticker
@@ -372,6 +369,9 @@ class Controller:
             notes = [Note.from_wire(wire) for wire in pattern["notes"]]
         else:
             raise ProtocolError(E_MALFORMED, "a pattern is not a map {seed, packed} or {seed, notes: [...]}")
+        outside = [note for note in notes if not 0 <= note.start < plan.length]
+        if outside:  # refused before the clip is touched: write() removes notes before it adds these
+            raise ProtocolError(E_MALFORMED, f"{len(outside)} notes start outside the clip's {plan.length:g} beats")
         if plan.mode == EXTEND:  # `continue` answers with the new bars only
             kept = [note for note in notes if note.start >= plan.base]
             if len(kept) < len(notes):

@@ -5,7 +5,7 @@ Status lines are short and say what to do; the technical detail goes to Log.txt.
 
 from __future__ import annotations
 
-from shared.protocol import E_BUSY, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP
+from .wire import E_BUSY, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP
 
 PREFIX = "MidiDrumiGen: "
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.protocol import TEMPERATURE_RANGE
+from .wire import TEMPERATURE_RANGE
 
 # The shipped model's styles (Groove MIDI Dataset genres), used until the daemon lists its own.
 FALLBACK_STYLES = (

@@ -12,17 +12,9 @@ import math
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from shared.client import parse_endpoint
-from shared.protocol import (
-    BARS_RANGE,
-    DEFAULT_ENDPOINT,
-    FOCUS_RANGE,
-    GUIDANCE_RANGE,
-    STRENGTH_RANGE,
-    TEMPERATURE_RANGE,
-    TOP_P_RANGE,
-    VARIATIONS_RANGE,
-)
+from .wire import (BARS_RANGE, DEFAULT_ENDPOINT, FOCUS_RANGE, GUIDANCE_RANGE, STRENGTH_RANGE, TEMPERATURE_RANGE, TOP_P_RANGE,
+                   VARIATIONS_RANGE, parse_endpoint)
+
 
 @dataclass(frozen=True)
 class Settings:

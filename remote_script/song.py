@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from shared.protocol import TEMPO_RANGE
+from .wire import TEMPO_RANGE
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import Live
 
-from shared.client import DaemonClient
-
 from . import midi_map
 from .controller import Controller
 from .mapping import Mapping, MappingError, load_mapping
 from .messages import PREFIX, bars_text, say
 from .settings import load_settings
+from .wire import DaemonClient
 
 HERE = Path(__file__).resolve().parent
 SETTINGS_FILE = HERE / "settings.json"
@@ -95,11 +94,14 @@ class DrumSurface:
 
     @_guarded
     def disconnect(self) -> None:
-        for control in self._mapping.controls:
-            message = control.off_message()
-            if message is not None:
-                self._c_instance.send_midi(message)
-        self._controller.close()
+        """Lights off, and the socket closed even when the lights cannot be turned off."""
+        try:
+            for control in self._mapping.controls:
+                message = control.off_message()
+                if message is not None:
+                    self._c_instance.send_midi(message)
+        finally:
+            self._controller.close()
         self._log("stopped")
 
     def connect_script_instances(self, instanciated_scripts: object) -> None:

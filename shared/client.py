@@ -30,9 +30,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared import zmtp
-from shared.msgpack_codec import DecodeError, packb, unpackb
-from shared.protocol import (
+from . import zmtp
+from .msgpack_codec import DecodeError, packb, unpackb
+from .protocol import (
     DEFAULT_ENDPOINT,
     E_CANCELLED,
     E_MALFORMED,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from shared.protocol import E_BAD_REQUEST, ProtocolError
+from .protocol import E_BAD_REQUEST, ProtocolError
 
 # A note as one fixed-size record, for replies the Live script asks to get `packed`: decoding a
 # reply of 16 patterns x 200 note maps in pure Python takes ~30 ms, a stall on Live's main

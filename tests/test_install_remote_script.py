@@ -93,8 +93,9 @@ def test_the_folder_name_must_be_importable(tmp_path: Path) -> None:
 LOAD_IN_LIVE = textwrap.dedent(
     """
     import importlib.util, json, sys
-    remote_scripts, fake_live = sys.argv[1:3]
-    sys.path[:0] = [remote_scripts, fake_live]  # what Live's Python has: its stdlib and the scripts
+    remote_scripts, fake_live, theirs = sys.argv[1:4]
+    sys.path[:0] = [remote_scripts, fake_live, theirs]  # what Live's Python has: its stdlib and the scripts
+    import shared  # another script's top-level `shared`, loaded first
     import MidiDrumiGen
     from live_host import LiveHost
     host = LiveHost(MidiDrumiGen.create_instance, tempo=100.0)
@@ -107,7 +108,8 @@ LOAD_IN_LIVE = textwrap.dedent(
         "site_loaded": "site" in sys.modules,
         "site_packages": [p for p in sys.path if "site-packages" in p],
         "zmq_importable": importlib.util.find_spec("zmq") is not None,
-        "shared_from": sys.modules["shared"].__file__,
+        "shared_is_theirs": sys.modules["shared"] is shared and shared.THEIRS,
+        "ours_from": sys.modules["MidiDrumiGen._vendor.shared.client"].__file__,
         "clip": slot.clip.name,
         "notes": len(slot.clip.get_all_notes_extended()),
         "status": host.c_instance.status,
@@ -124,11 +126,15 @@ def test_the_installed_copy_loads_with_only_the_standard_library_and_makes_groov
     installer.install(dest)
     settings = dest / installer.NAME / "settings.json"
     settings.write_text(json.dumps({**json.loads(settings.read_text()), "endpoint": daemon.endpoint, "bars": 1}))
-    run = subprocess.run([sys.executable, "-S", "-I", "-c", LOAD_IN_LIVE, str(dest), str(FAKE_LIVE)],
+    theirs = tmp_path / "another script"
+    (theirs / "shared").mkdir(parents=True)
+    (theirs / "shared" / "__init__.py").write_text("THEIRS = True\n")
+    run = subprocess.run([sys.executable, "-S", "-I", "-c", LOAD_IN_LIVE, str(dest), str(FAKE_LIVE), str(theirs)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=180)  # fmt: skip
     assert run.returncode == 0, run.stderr
     seen = json.loads(run.stdout)
     assert not seen["site_loaded"] and seen["site_packages"] == [] and not seen["zmq_importable"]
-    assert seen["shared_from"].startswith(str(dest / installer.NAME / "_vendor" / "shared"))
+    assert seen["shared_is_theirs"]  # neither taken nor shadowed
+    assert seen["ours_from"].startswith(str(dest / installer.NAME / "_vendor" / "shared"))
     assert seen["clip"] == "funk 1 bar 100 BPM" and seen["notes"] > 0
     assert seen["status"].startswith("MidiDrumiGen: funk 1 bar 100 BPM — variation 1 of")

@@ -580,6 +580,27 @@ def test_notes_live_cannot_take_are_refused_whole(host: LiveHost, stub: StubClie
     assert any("pitch must be 0..127" in line for line in host.c_instance.log)
 
 
+@pytest.mark.parametrize("start, said", [(4.0, "1 notes start outside the clip's 4 beats"),
+                                         (5.5, "1 notes start outside the clip's 4 beats"),
+                                         (-0.5, "note start must be >= 0")])
+def test_an_answer_with_notes_outside_the_clip_leaves_the_clip_as_it_was(
+    host: LiveHost, stub: StubClient, start: float, said: str
+) -> None:
+    """Checked before anything is removed: humanize would otherwise have deleted a note played in
+    while the daemon worked, then been refused the move of a note past the clip's end."""
+    slot = host.slot(1)
+    clip = make_clip(slot, 4.0, [(36, 0.0), (38, 1.0)])
+    host.select(slot)
+    press(host, "humanize")
+    request = stub.last("humanize")
+    clip.add_new_notes([Live.Clip.MidiNoteSpecification(42, 2.0, 0.25, 90.0)])  # played in meanwhile
+    stub.answer(request, patterns=[hits((36, 0.01), (38, start))])
+    host.tick()
+    assert [n[:2] for n in clip_notes(clip)] == [(36, 0.0), (38, 1.0), (42, 2.0)]
+    assert host.c_instance.status == "MidiDrumiGen: the daemon sent notes Live cannot use — details in Live's Log.txt"
+    assert any(said in line for line in host.c_instance.log)
+
+
 def test_waiting_is_reported_once_a_second(host: LiveHost, stub: StubClient, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [1000.0]
     monkeypatch.setattr(controller_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))

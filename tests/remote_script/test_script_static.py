@@ -1,4 +1,4 @@
-"""What Live's embedded Python allows: the standard library, `Live`, `shared`, and Live API names that exist."""
+"""What Live's embedded Python allows: the standard library, `Live`, our own `shared` copy, and Live API names that exist."""
 
 from __future__ import annotations
 
@@ -34,14 +34,25 @@ def imported_modules(path: Path) -> list[str]:
     return names
 
 
-def test_only_the_standard_library_live_and_shared_are_imported() -> None:
+def test_only_the_standard_library_and_live_are_imported_and_shared_only_through_wire() -> None:
+    """Live runs every control surface script in one Python: an absolute `import shared` could
+    get another script's package, so the script reaches its own copy through wire.py alone."""
     assert len(SOURCES) >= 10
     outside = {
         f"{path.name}: {name}"
         for path in SOURCES
         for name in imported_modules(path)
-        if name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] not in ("Live", "shared")
+        if name.split(".")[0] not in sys.stdlib_module_names and name.split(".")[0] != "Live"
     }
+    assert not outside
+
+
+def test_shared_imports_only_the_standard_library_and_itself_relatively() -> None:
+    """So that the installer's copy, imported as MidiDrumiGen._vendor.shared, is whole on its own."""
+    sources = sorted((PACKAGE.parent / "shared").glob("*.py"))
+    assert len(sources) >= 5
+    outside = {f"{path.name}: {name}" for path in sources for name in imported_modules(path)
+               if name.split(".")[0] not in sys.stdlib_module_names}  # fmt: skip
     assert not outside
 
 
