@@ -127,6 +127,21 @@ def test_note_modifications_keep_ids_and_what_else_notes_carry_and_refuse_notes_
         clip.apply_note_modifications(Live.Clip.MidiNoteVector(notes[:1]))
 
 
+def test_arguments_are_matched_as_boost_python_matches_them() -> None:
+    """(int)from_pitch, (float)from_time, a str name, a bool looping: the signatures in
+    live12-api-extract.txt. A float where an int goes fails before Live sees the call."""
+    _, drums, _ = song_with_tracks()
+    clip = drums.clip_slots[0].create_clip(4)  # an int is a (float) too
+    clip.get_notes_extended(0, 128, 0, 4)
+    for call in (lambda: clip.get_notes_extended(0.0, 128, 0.0, 4.0), lambda: clip.get_notes_extended(0, 128, "0", 4),
+                 lambda: clip.remove_notes_extended(0, 128.0, 0.0, 4.0), lambda: drums.clip_slots[1].create_clip("4"),
+                 lambda: setattr(clip, "name", None), lambda: setattr(clip, "looping", "no"),
+                 lambda: setattr(drums, "name", 3)):  # fmt: skip
+        with pytest.raises(TypeError, match="did not match the C.. signature"):
+            call()
+    assert clip.name == "" and clip.looping and not drums.clip_slots[1].has_clip
+
+
 def test_changes_only_from_the_thread_that_created_the_song() -> None:
     song, drums, _ = song_with_tracks()
     errors = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import NamedTuple
 
-from Live._lom import Deletable, Listenable, Model, checked_signature, listenable
+from Live._lom import Deletable, Listenable, Model, boost_args, checked_signature, listenable
 
 
 class _Stored(NamedTuple):
@@ -108,7 +108,8 @@ class Clip(Deletable, Listenable):
 
     @name.setter
     def name(self, value: str) -> None:
-        self._set("name", str(value))
+        boost_args("Clip.name", value=(str, value))
+        self._set("name", value)
 
     @property
     def looping(self) -> bool:
@@ -116,7 +117,8 @@ class Clip(Deletable, Listenable):
 
     @looping.setter
     def looping(self, value: bool) -> None:
-        self._set("looping", bool(value))
+        boost_args("Clip.looping", value=(bool, value))
+        self._set("looping", value)
 
     @property
     def loop_start(self) -> float:
@@ -195,6 +197,7 @@ class Clip(Deletable, Listenable):
         self, from_pitch: int, pitch_span: int, from_time: float, time_span: float
     ) -> MidiNoteVector:
         self._require_midi("get_notes_extended")
+        _range_args("Clip.get_notes_extended", from_pitch, pitch_span, from_time, time_span)
         return MidiNoteVector(
             MidiNote(i, n) for i, n in self._notes.items() if _in_range(n, from_pitch, pitch_span, from_time, time_span)
         )
@@ -231,6 +234,7 @@ class Clip(Deletable, Listenable):
 
     def remove_notes_extended(self, from_pitch: int, pitch_span: int, from_time: float, time_span: float) -> None:
         self._require_midi("remove_notes_extended")
+        _range_args("Clip.remove_notes_extended", from_pitch, pitch_span, from_time, time_span)
         doomed = [i for i, n in self._notes.items() if _in_range(n, from_pitch, pitch_span, from_time, time_span)]
         self._change_notes("remove_notes_extended")
         for note_id in doomed:
@@ -269,6 +273,11 @@ class Clip(Deletable, Listenable):
     def _require_midi(self, what: str) -> None:
         if not self._midi:
             raise RuntimeError(f"{what}: not a MIDI clip")
+
+
+def _range_args(what: str, from_pitch: int, pitch_span: int, from_time: float, time_span: float) -> None:
+    boost_args(what, from_pitch=(int, from_pitch), pitch_span=(int, pitch_span), from_time=(float, from_time),
+               time_span=(float, time_span))  # fmt: skip
 
 
 def _in_range(note: _Stored, from_pitch: int, pitch_span: int, from_time: float, time_span: float) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from Live._lom import Deletable, Listenable, Model, listenable
+from Live._lom import Deletable, Listenable, Model, boost_args, listenable
 from Live.Clip import Clip
 
 
@@ -34,6 +34,7 @@ class ClipSlot(Deletable, Listenable):
 
     def create_clip(self, length: float) -> Clip:
         """Live throws on non-empty slots, slots of non-MIDI tracks and non-positive lengths."""
+        boost_args("ClipSlot.create_clip", length=(float, length))
         if self._clip is not None:
             raise RuntimeError("Cannot create a clip in a non-empty slot")
         if not self._track.has_midi_input:

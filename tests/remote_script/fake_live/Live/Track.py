@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from Live._lom import Deletable, Listenable, Model, listenable
+from Live._lom import Deletable, Listenable, Model, boost_args, listenable
 from Live.ClipSlot import ClipSlot
 
 
@@ -40,7 +40,8 @@ class Track(Deletable, Listenable):
 
     @name.setter
     def name(self, value: str) -> None:
+        boost_args("Track.name", value=(str, value))
         old = self._name
         self._model.change("Track.name", lambda: setattr(self, "_name", old))
-        self._name = str(value)
+        self._name = value
         self._notify("name")

@@ -162,6 +162,18 @@ def _tester(name: str) -> Callable:
     return has
 
 
+def boost_args(what: str, **args: tuple[type, object]) -> None:
+    """Boost.Python's argument matching, which Live's API goes through before Live sees a call:
+    an (int) slot takes an int (a bool is one), a (float) slot an int or a float, a (str) slot a
+    str, a (bool) slot a bool. Anything else is an ArgumentError, a TypeError."""
+    for name, (kind, value) in args.items():
+        ok = {int: isinstance(value, int), float: isinstance(value, (int, float)), str: isinstance(value, str),
+              bool: isinstance(value, bool)}[kind]  # fmt: skip
+        if not ok:
+            raise TypeError(f"Python argument types in {what} did not match the C++ signature: "
+                            f"{name} is ({kind.__name__}), got {type(value).__name__}")  # fmt: skip
+
+
 SIGNATURE_DENOMINATORS = (1, 2, 4, 8, 16)
 
 
