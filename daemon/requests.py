@@ -113,7 +113,9 @@ def _choice(msg: dict, name: str, allowed: tuple[str, ...], code: str) -> str | 
     value = msg.get(name)
     if value is None:
         return None
-    if not isinstance(value, str) or value.lower() not in allowed:
+    if not isinstance(value, str):
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a string, got {value!r}")
+    if value.lower() not in allowed:
         raise ProtocolError(code, f"unknown {name} {value!r}; choose one of: {', '.join(allowed)}")
     return value.lower()
 
@@ -152,13 +154,12 @@ def meter(msg: dict, meters: tuple[tuple[int, int], ...]) -> tuple[int, int]:
 
 
 def _time_signature(value: object, meters: tuple[tuple[int, int], ...]) -> tuple[int, int]:
-    if (
-        not isinstance(value, (list, tuple))
-        or len(value) != 2
-        or not all(isinstance(x, int) and not isinstance(x, bool) for x in value)
-    ):
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ProtocolError(E_BAD_REQUEST, f"time_signature must be [numerator, denominator], got {value!r}")
-    num, den = value
+    try:  # whole numbers as every int field takes them: 4 or 4.0
+        num, den = (whole_number({"x": x}, "x", None, (-(2**63), 2**63)) for x in value)  # the meters bound them
+    except ProtocolError:
+        raise ProtocolError(E_BAD_REQUEST, f"time_signature must be [numerator, denominator], got {value!r}") from None
     if (num, den) not in meters:
         known = ", ".join(f"{n}/{d}" for n, d in sorted(meters, key=lambda m: (m[1], m[0])))
         raise ProtocolError(E_BAD_REQUEST, f"time signature {num}/{den} is not supported; choose one of: {known}")

@@ -233,8 +233,14 @@ class Daemon:
         return found
 
     def _send(self, envelope: list[bytes], reply: dict) -> None:
+        payload = msgpack.packb(reply, use_bin_type=True)
+        if len(payload) > P.MAX_REPLY_BYTES:  # the client would drop the connection and resend, in vain
+            log.warning("reply to id %r would be %d bytes: refused", reply.get("id"), len(payload))
+            payload = msgpack.packb(P.error_reply(
+                reply.get("id"), P.E_TOO_LARGE, f"the reply would be {len(payload)} bytes, over the limit of "
+                f"{P.MAX_REPLY_BYTES}: ask for `packed` notes, fewer variations or a shorter clip"), use_bin_type=True)
         try:
-            self.router.send_multipart([*envelope, msgpack.packb(reply, use_bin_type=True)], zmq.NOBLOCK)
+            self.router.send_multipart([*envelope, payload], zmq.NOBLOCK)
         except zmq.Again:
             log.warning("client %s is not reading; reply to id %r dropped", envelope[0].hex(), reply.get("id"))
         except zmq.ZMQError as err:  # EHOSTUNREACH is not raised (ROUTER_MANDATORY off); others are real
@@ -246,17 +252,20 @@ class Daemon:
                 self._results_in.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            while True:
-                try:
-                    job, reply = self._results.get_nowait()
-                except queue.Empty:
-                    break
-                self._send(job.envelope, reply)
-                waiting = self._open.get(job.key, [])
-                if job in waiting:
-                    waiting.remove(job)
-                    if not waiting:
-                        del self._open[job.key]
+            self._flush_results()
+
+    def _flush_results(self) -> None:
+        while True:
+            try:
+                job, reply = self._results.get_nowait()
+            except queue.Empty:
+                return
+            self._send(job.envelope, reply)
+            waiting = self._open.get(job.key, [])
+            if job in waiting:
+                waiting.remove(job)
+                if not waiting:
+                    del self._open[job.key]
 
     def _style_list(self) -> dict:
         """Read afresh each time: a style learned or deleted with the CLI shows at once."""
@@ -420,10 +429,21 @@ class Daemon:
         self.stopping.set()
 
     def close(self) -> None:
+        """Stop on the network thread: the running batch finishes and is answered, requests still
+        waiting hear that the daemon is stopping, and only then do the sockets close."""
         self.stopping.set()
         if self._worker.is_alive():
             self._worker.join(timeout=30)
-        for sock in (self.router, self._results_in, self._results_out):
+        while True:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                break
+            self._results.put((job, P.error_reply(job.request_id, P.E_BUSY, "the daemon is stopping; try again once "
+                                                  "it is back")))
+        self._flush_results()
+        self.router.close(linger=1000)  # time for those last replies to leave
+        for sock in (self._results_in, self._results_out):
             sock.close(linger=0)
         self.ctx.term()
         log.info("stopped")
@@ -467,7 +487,7 @@ def log_file_hint() -> str:
 
 
 def serve(config: ServeConfig) -> None:
-    """Run until SIGINT or SIGTERM; both stop cleanly (the current batch finishes first)."""
+    """Run until SIGINT or SIGTERM; both stop cleanly (the current batch finishes and is answered)."""
     daemon = Daemon(config)
     signal.signal(signal.SIGINT, daemon.stop)
     signal.signal(signal.SIGTERM, daemon.stop)

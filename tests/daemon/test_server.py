@@ -133,6 +133,9 @@ BAD_GENERATE = [
     ({"style": {"funk": 0}}, "bad_request", "zero"),
     ({"style": 3}, "bad_request", "style"),
     ({"drummer": "ringo"}, "unknown_style", "ringo"),
+    ({"drummer": 5}, "bad_request", "drummer must be a string"),
+    ({"time_signature": [4.5, 4]}, "bad_request", "time_signature"),
+    ({"time_signature": [4, True]}, "bad_request", "time_signature"),
     ({"kind": "solo"}, "bad_request", "kind"),
     ({"kit": "tr808"}, "bad_request", "kit"),
     ({"kit": {"36": 300}}, "bad_request", "0..127"),
@@ -155,6 +158,14 @@ def test_malformed_requests_get_error_replies(daemon, payload, code):
     reply = req(daemon.endpoint, payload)
     assert reply["ok"] is False and reply["error"]["code"] == code
     assert reply["error"]["message"]
+
+
+def test_whole_numbers_may_come_as_floats_in_every_int_field(daemon):
+    """A client whose numbers are all floats (JavaScript's msgpack may send 3.0) is understood."""
+    reply = ask(daemon.endpoint, op="generate", id=1, style="funk", bars=1.0, seed=5.0, time_signature=[3.0, 4.0])
+    assert reply["ok"] and reply["bars"] == 1 and reply["time_signature"] == [3, 4]
+    assert reply["patterns"] == ask(daemon.endpoint, op="generate", id=2, style="funk", bars=1, seed=5,
+                                    time_signature=[3, 4])["patterns"]
 
 
 @pytest.mark.parametrize("fields,code,mentions", BAD_GENERATE)
@@ -396,15 +407,26 @@ def test_daemon_killed_and_restarted_mid_request(daemon):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signals_shut_down_cleanly(tmp_path, sig):
+def test_signals_shut_down_cleanly_answering_what_they_started(tmp_path, sig):
+    """The batch running when the signal lands finishes and is answered; a request still waiting
+    hears that the daemon is stopping, rather than nothing."""
     d = DaemonProcess(tmp_path).start()
     try:
-        with DaemonClient(d.endpoint, timeout=30) as client:
-            client.send("generate", bars=16, variations=4, seed=1)  # ~1 s of sampling, whatever the seed plays
+        with DaemonClient(d.endpoint, timeout=30, retries=0) as client:
+            running = client.send("generate", bars=16, variations=4, seed=1)  # ~1 s of sampling, whatever the seed plays
             assert client.poll(0.1) == []  # delivered: the signal lands mid-generation
-            assert d.stop(sig) == 0
+            waiting = client.send("generate", bars=1, seed=2)
+            assert client.poll(0.1) == []
+            d.proc.send_signal(sig)
+            replies = {}
+            deadline = time.monotonic() + 30
+            while len(replies) < 2 and time.monotonic() < deadline:
+                replies.update((r.id, r) for r in client.poll(0.1))
+            assert d.proc.wait(timeout=30) == 0
     finally:
         d.stop()  # a failed assertion must not leave the daemon running
+    assert replies[running].ok and len(replies[running].data["patterns"]) == 4
+    assert replies[waiting].error_code == "busy" and "stopping" in replies[waiting].error_message
     assert "stopped" in d.log_file.read_text()
 
 
@@ -540,6 +562,20 @@ def test_fill_replaces_only_the_fill_bars(daemon):
     for bar in (1, 3):
         fill = {(n["pitch"], n["start"]) for n in notes if 4 * bar <= n["start"] < 4 * bar + 4}
         assert fill and fill != {(n["pitch"], n["start"]) for n in clip if 4 * bar <= n["start"] < 4 * bar + 4}
+
+
+def test_a_reply_over_the_clients_limit_is_refused_with_advice(daemon):
+    """Every field in range, yet 16 humanized takes of a 4,096-note clip as note maps come to
+    ~8.6 MB: the client would drop the connection and resend in vain. Packed, the same fits."""
+    notes = {((36, 42, 51)[k % 3], (k // 2) * 0.25): k for k in range(4096)}
+    clip = [{"pitch": p, "start": t, "duration": 0.25, "velocity": 70, "probability": 0.9, "velocity_deviation": -5.5}
+            for p, t in notes]
+    fields = dict(op="humanize", notes=clip, length=512.0, time_signature=[8, 4], seed=1, variations=16, chance=True,
+                  ghost_notes=True, style="funk")
+    refused = ask(daemon.endpoint, id=1, timeout_ms=60000, **fields)
+    assert refused["error"]["code"] == "too_large" and "ask for `packed` notes" in refused["error"]["message"]
+    packed = ask(daemon.endpoint, id=2, timeout_ms=60000, packed=True, **fields)
+    assert packed["ok"] and len(packed["patterns"]) == 16
 
 
 def test_humanize_with_chance_writes_live_probabilities_and_velocity_ranges(daemon):
