@@ -52,7 +52,8 @@ GROUP_OF_PIECE = np.array([next((g for g, ps in enumerate(GROUPS) if p in ps), l
 SNARES = (37, 38, 40)  # a step with any of these has no room for a ghost note
 GHOST_PITCH = 38
 GHOST_VELOCITY = 45  # GMD snare hits softer than this are ghost notes (the trough of its velocity histogram)
-MAX_BAR_STEPS = 32  # 16ths of the longest bar with its own position features (8/4)
+MAX_BAR_STEPS = 32  # position features a checkpoint has; those past TRAINED_BAR_STEPS are never set
+TRAINED_BAR_STEPS = 16  # GMD plays 4/4 bars (and a few 3/4, 6/8): a longer bar is heard as such bars in a row
 END_MARGIN = 1 / 64  # beats: the latest start a note may get before the clip end
 MIN_GHOST_CHANCE = 0.05  # with `chance`, rarer ghost notes are left out rather than cluttering the clip
 MAX_OFFSET = 0.5  # 16ths: further than this a hit belongs to the neighbouring step
@@ -109,6 +110,17 @@ def bar_steps(meter: tuple[int, int]) -> int:
     return max(1, round(meter[0] * 16 / meter[1]))
 
 
+def position_span(meter: tuple[int, int]) -> int:
+    """16ths after which the position in the bar starts again, for the position and meter
+    features. Positions the data never showed (a 7/4 bar's last 12 16ths) left the model guessing:
+    it put a ghost note on nearly every free 16th and loosened the timing 3x. So a longer bar is
+    read as bars the data has: 12/8 as two 6/8 bars, 7/4 as 4/4 and then 3/4."""
+    per_bar = bar_steps(meter)
+    if per_bar <= TRAINED_BAR_STEPS:
+        return per_bar
+    return 12 if meter[1] == 8 and meter[0] % 3 == 0 else TRAINED_BAR_STEPS  # compound: dotted quarters
+
+
 def nearest_steps(starts: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(starts, dtype=np.float64) * 4 + 0.5).astype(np.int64)
 
@@ -145,8 +157,9 @@ def features(grid: Grid, steps: np.ndarray, pieces: np.ndarray, velocities: np.n
     x[rows, cols["piece"].start + pieces] = 1
     x[rows, cols["beat"].start + steps % 4] = 1
     per_bar = bar_steps(grid.meter)
-    x[rows, cols["bar"].start + np.minimum(steps % per_bar, MAX_BAR_STEPS - 1)] = 1
-    x[:, cols["meter"]] = (per_bar / 16, grid.meter[1] == 8)
+    span = position_span(grid.meter)
+    x[rows, cols["bar"].start + steps % per_bar % span] = 1
+    x[:, cols["meter"]] = (span / 16, grid.meter[1] == 8)
     x[:, cols["tempo"]] = (grid.tempo / 120, 120 / grid.tempo)
     # which groups are hit at each step around the query; the clip wraps, as a loop does
     hits = np.zeros((grid.total, len(GROUPS) + 1), dtype=np.float32)

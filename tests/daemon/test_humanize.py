@@ -13,7 +13,8 @@ import torch
 from daemon import midifile
 from daemon.cli import add_humanize_parser, add_train_humanizer_parser
 from daemon.humanize import (
-    BUNDLED_HUMANIZER, GHOST_VELOCITY, MIN_GHOST_CHANCE, Humanizer, HumanizerConfig, repeat_spread, train_humanizer,
+    BUNDLED_HUMANIZER, GHOST_VELOCITY, MIN_GHOST_CHANCE, Humanizer, HumanizerConfig, position_span, repeat_spread,
+    train_humanizer,
 )
 from shared.notes import Note
 from tests.support import GROOVE_MINI
@@ -92,6 +93,32 @@ def test_ghost_notes_only_when_asked_and_soft(humanizer):
     out = humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=5, ghost_notes=True)
     ghosts = out[len(notes):]
     assert ghosts and all(g.pitch == 38 and g.velocity < GHOST_VELOCITY and 0 <= g.start < 32 for g in ghosts)
+
+
+def test_bars_longer_than_the_data_has_are_read_as_bars_it_has():
+    assert [position_span(m) for m in ((4, 4), (3, 4), (7, 8), (5, 4), (7, 4), (8, 4), (12, 8), (9, 8))] == \
+        [16, 12, 14, 16, 16, 16, 12, 12]
+
+
+@pytest.mark.parametrize("meter, like", [((5, 4), (4, 4)), ((7, 4), (4, 4)), ((8, 4), (4, 4)), ((12, 8), (6, 8))])
+def test_long_bars_get_ghost_notes_and_timing_like_the_bars_they_are_read_as(meter, like):
+    """Positions past a 4/4 bar, which GMD never showed, once put a ghost note on nearly every
+    free 16th of a 7/4 bar (16.9 a bar against 2.2 in 4/4) and tripled the timing offsets."""
+    bundled = Humanizer.load()
+
+    def played(meter: tuple[int, int]) -> tuple[float, float]:
+        per_bar = round(meter[0] * 16 / meter[1])
+        notes = [Note(pitch, (bar * per_bar + step) / 4, 0.1, 90) for bar in range(4) for step in range(0, per_bar, 2)
+                 for pitch in (42, *((36,) if step % 8 == 0 else (38,) if step % 8 == 4 else ()))]
+        ghosts, offsets = [], []
+        for seed in range(5):
+            out = bundled.humanize(notes, "funk", 100.0, meter, 4 * per_bar / 4, seed=seed, ghost_notes=True)
+            ghosts.append((len(out) - len(notes)) / (4 * per_bar))
+            offsets += [abs(o.start - n.start) for o, n in zip(out, notes)]
+        return float(np.mean(ghosts)), float(np.mean(offsets))
+
+    (ghosts, offset), (common_ghosts, common_offset) = played(meter), played(like)
+    assert ghosts < 1.6 * common_ghosts and offset < 1.3 * common_offset
 
 
 def test_chance_leaves_ghost_notes_and_pass_to_pass_velocity_to_live(humanizer):
