@@ -91,11 +91,11 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
                                            f"bar{'s' * (clip_bars > 1)} without one")
     fill_bars = list(range(every - 1, clip_bars, every)) if every else [clip_bars - 1]
     requests, offsets = [], []
+    seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)  # one seed replays every fill
     for i, k in enumerate(fill_bars):
         first = max(0, k - FILL_CONTEXT_BARS)
         context = [_shift(n, -first * bar) for n in notes if first * bar <= n.start < k * bar]
-        seed = None if req.seed is None else req.seed + 7919 * i
-        requests.append(dataclasses.replace(req, kind="fill", seed=seed, bars=k - first + 1,
+        requests.append(dataclasses.replace(req, kind="fill", seed=seed + 7919 * i, bars=k - first + 1,
                                             primer=primer(generator, context, k - first, req)))
         offsets.append((k, (k - first) * bar, first * bar))
     found = _sample(generator, requests, abandoned)

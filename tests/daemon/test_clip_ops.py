@@ -74,3 +74,13 @@ def test_a_clip_op_nobody_waits_for_stops_part_way(bundled, op):
     asked.clear()
     patience[0] = 10**6  # waited for: the same op plays through
     assert len(run()) == 2 and len(asked) > 4
+
+
+def test_every_fill_of_an_unseeded_request_replays_from_the_seed_it_answers_with(bundled):
+    """Each fill bar draws from the one seed (plus 7919 per fill): the seed a pattern carries
+    plays all its fills again, not only the first."""
+    notes = [Note(36, b * 0.5, 0.25, 100) for b in range(32)]  # 4 bars of 8ths
+    req = GrooveRequest(style="funk", bars=4)
+    first = clip_ops.fill_clip(bundled, req, notes, 16.0, 2)[0]
+    again = clip_ops.fill_clip(bundled, GrooveRequest(style="funk", bars=4, seed=first.seed), notes, 16.0, 2)[0]
+    assert again.notes == first.notes and any(n.start >= 12.0 and n.pitch != 36 for n in first.notes)
