@@ -412,6 +412,8 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
     from daemon import midifile
 
     groove = midifile.read(args.file, drums_only=args.command != "drumify")  # drumify plays on any rhythm
+    if args.command != "drumify":
+        _warn_unheard(args.file, groove.notes, args.kit)
     bar = groove.meter[0] * 4 / groove.meter[1]
     if groove.length > MAX_CLIP_BARS * bar:  # said of the file, not of a `length` field the user never wrote
         raise ValueError(f"{args.file} lasts {groove.length / bar:g} bars of {groove.meter[0]}/{groove.meter[1]}; "
@@ -420,7 +422,7 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
         "notes": [n.to_wire() for n in groove.notes], "length": groove.length, "tempo": midifile.model_tempo(groove.tempo),
         "time_signature": list(groove.meter), "style": args.style, "seed": args.seed,
         "temperature": args.temperature, "focus": args.focus, "bars": getattr(args, "bars", None),
-        "every": getattr(args, "every", None),
+        "every": getattr(args, "every", None), "kit": args.kit,
     }.items() if v is not None}
     if args.local:
         patterns = _clip_op_locally(args, wire)
@@ -438,6 +440,19 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
 
         print(grid(notes, groove.meter, length))
     return EXIT_OK
+
+
+def _warn_unheard(path: Path, notes: list[Note], kit_choice: str | dict[str, int] | None) -> None:
+    """Say when most of a file's notes are not drums the model hears (a melody, or a rack's pads
+    without --kit); a file with none at all is refused by the op itself."""
+    from daemon import clip_ops
+    from daemon.requests import kit_map
+
+    missed = clip_ops.unheard(notes, kit_map(kit_choice or "gm"))
+    if 0 < len(missed) < len(notes) and 2 * len(missed) > len(notes):
+        print(f"drumigen: warning: {len(missed)} of the {len(notes)} notes in {path} are not drums the model hears "
+              f"(pitches {', '.join(map(str, sorted({n.pitch for n in missed})[:8]))}); a rack of your own needs --kit",
+              file=sys.stderr)
 
 
 def _clip_op_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
@@ -470,6 +485,8 @@ def add_clip_ops(sub) -> None:
         p.add_argument("--style", type=style_arg, help="a genre or a mix (default: the model hears it)")
         p.add_argument("--seed", type=whole(*SEED_RANGE), help="same clip + same seed = same result")
         p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
+        p.add_argument("--kit", type=kit_arg, help="the file's drum map, which the result keeps: gm (default), gmd, "
+                                                   "rack16, or a JSON file of {gm_pitch: your_pitch}")
         add_focus_flag(p)
         if name == "continue":
             p.add_argument("--bars", type=whole(*BARS_RANGE), default=4, help="new bars, 1-16 (default 4)")
@@ -483,20 +500,28 @@ def add_clip_ops(sub) -> None:
 
 # --- humanize ---------------------------------------------------------------------------------
 def cmd_humanize(args: argparse.Namespace) -> int:
-    from daemon import midifile
-    from daemon.humanize import BUNDLED_HUMANIZER, Humanizer
+    """Humanize a .mid in this process, as the daemon's `humanize` op does (same seed, same notes)."""
+    from daemon import clip_ops, midifile
+    from daemon.generate import GrooveRequest, Voice
+    from daemon.humanize import BUNDLED_HUMANIZER, Humanizer, genre_index
+    from daemon.requests import kit_map
 
     try:
         groove = midifile.read(args.file)
+        genre_index(args.style)  # a clear error for a style the humanizer does not know
         humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
-        notes = humanizer.humanize(groove.notes, args.style, midifile.model_tempo(groove.tempo), groove.meter, groove.length,
-                                   amount=args.amount, seed=args.seed, ghost_notes=args.ghost_notes)
-    except (ValueError, FileNotFoundError) as err:  # MidiFileError is a ValueError
-        print(f"drumigen: {err}", file=sys.stderr)
+        req = GrooveRequest(tempo=midifile.model_tempo(groove.tempo), meter=groove.meter, seed=args.seed,
+                            kit=kit_map(args.kit or "gm"), voice=Voice(genre=args.style and args.style.lower()))
+        (played,) = clip_ops.humanize_clip(humanizer, req, groove.notes, groove.length, args.amount, args.ghost_notes,
+                                           chance=False)
+    except (ValueError, FileNotFoundError, ProtocolError) as err:  # MidiFileError is a ValueError
+        print(f"drumigen: {getattr(err, 'message', err)}", file=sys.stderr)
         return 1
+    notes = played.notes
     midifile.write(args.out, notes, groove.tempo, groove.meter, groove.length, name="MidiDrumiGen humanized")
     added = len(notes) - len(groove.notes)
-    print(f"humanized {len(groove.notes)} notes" + (f" (+{added} ghost notes)" if added else "") + f" -> {args.out}")
+    print(f"humanized {len(groove.notes)} notes" + (f" (+{added} ghost notes)" if added else "")
+          + f", seed {played.seed} -> {args.out}")
     return 0
 
 
@@ -509,6 +534,8 @@ def add_humanize_parser(sub) -> None:
     p.add_argument("--amount", type=fraction_arg, default=1.0, help="0 unchanged .. 1 the full feel (default 1)")
     p.add_argument("--seed", type=whole(*SEED_RANGE), help="same file + same seed = same result")
     p.add_argument("--ghost-notes", dest="ghost_notes", action="store_true", help="add soft snare ghost notes")
+    p.add_argument("--kit", type=kit_arg, help="the file's drum map, which the result keeps: gm (default), gmd, "
+                                               "rack16, or a JSON file of {gm_pitch: your_pitch}")
     p.add_argument("--checkpoint", type=Path, help="humanizer checkpoint (default: the bundled one)")
     p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")
     p.set_defaults(func=cmd_humanize)

@@ -20,6 +20,7 @@ from daemon import kit
 from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
 from daemon.grammar import bar_beats
 from daemon.humanize import Humanizer
+from daemon.styles import DRUM_PITCHES
 from daemon.vocab import POSITIONS_PER_BEAT
 from shared.notes import Note
 from shared.protocol import E_BAD_REQUEST, SEED_RANGE, ProtocolError
@@ -63,9 +64,25 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
     return tuple(vocab.merge(base + empty_bar * (bars - opened)))
 
 
+def unheard(notes: list[Note], kit_map: dict[int, int]) -> list[Note]:
+    """The notes the model cannot hear: in the request's kit, not on a drum it plays (a melody's
+    notes, or a Drum Rack's pads that need a `kit` map)."""
+    pieces = kit.reverse_map(kit_map)
+    return [n for n in notes if kit.to_canonical(pieces.get(n.pitch, n.pitch)) not in DRUM_PITCHES]
+
+
+def _check_heard(notes: list[Note], req: GrooveRequest) -> None:
+    """Refuse a clip the model would hear as silence, rather than play on from nothing."""
+    if notes and len(unheard(notes, req.kit)) == len(notes):
+        raise ProtocolError(E_BAD_REQUEST, f"none of the clip's {len(notes)} notes is on a drum the model plays "
+                                           f"(GM pitches {DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]}); a Drum Rack with "
+                                           "pads of its own needs `kit`")
+
+
 def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
                   bars: int, abandoned: Gone | None = None) -> list[Pattern]:
     """`bars` new bars after the clip; notes start at `length` and later (the clip grows)."""
+    _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
     request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req))
     end = clip_bars * bar_beats(req.meter)
@@ -84,6 +101,7 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
 def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
               every: int | None, abandoned: Gone | None = None) -> list[Pattern]:
     """The clip with its last bar (or every `every`-th bar) replaced by a fill."""
+    _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
     bar = bar_beats(req.meter)
     if every and every > clip_bars:

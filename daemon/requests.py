@@ -69,7 +69,7 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
         strength=number(msg, "strength", None, STRENGTH_RANGE),
         guidance=number(msg, "guidance", 1.0, GUIDANCE_RANGE),
         focus=whole_number(msg, "focus", 1, FOCUS_RANGE),
-        kit=_kit(msg.get("kit", "gm")),
+        kit=kit_map(msg.get("kit", "gm")),
     )
     if request.rows > VARIATIONS_RANGE[1]:  # each take is a row of the batch, as a variation is
         raise ProtocolError(E_BAD_REQUEST, f"variations x focus must be at most {VARIATIONS_RANGE[1]}, "
@@ -166,7 +166,8 @@ def _time_signature(value: object, meters: tuple[tuple[int, int], ...]) -> tuple
     return num, den
 
 
-def _kit(value: object) -> dict[int, int]:
+def kit_map(value: object) -> dict[int, int]:
+    """A request's `kit`: a built-in map's name, or a map of its own."""
     if isinstance(value, str) and value in kit.BUILTIN_MAPS:
         return kit.BUILTIN_MAPS[value]
     if isinstance(value, dict):

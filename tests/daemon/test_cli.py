@@ -247,3 +247,26 @@ def test_a_file_past_the_models_tempos_is_heard_at_the_nearest_and_keeps_its_own
     assert midifile.read(out).tempo == 1200.0
     r = drumigen("humanize", str(src), "-o", str(out), "--seed", "3")
     assert r.returncode == 0 and midifile.read(out).tempo == 1200.0, r.stderr
+
+
+def test_a_clip_op_on_a_rack_of_its_own_reads_and_writes_through_kit(daemon, tmp_path):
+    """Pads 60/61 are kick and snare in this rack: heard as drums with --kit, kept in the result;
+    without it the model would hear nothing, and is refused that rather than playing on from
+    silence. A file that is mostly not drums is warned of."""
+    (tmp_path / "rack.json").write_text('{"36": 60, "38": 61, "42": 62}')
+    clip = tmp_path / "clip.mid"
+    midifile.write(clip, [Note(60, b * 1.0, 0.25, 100) for b in range(4)] + [Note(61, 1.0, 0.25, 100)], 90, (4, 4), 4.0)
+    with_kit = drumigen("continue", str(clip), "--endpoint", daemon.endpoint, "--bars", "2", "--seed", "1", "-q",
+                        "--kit", str(tmp_path / "rack.json"), "-o", str(tmp_path / "out.mid"))
+    assert with_kit.returncode == 0 and "warning" not in with_kit.stderr, with_kit.stderr
+    new = [n for n in midifile.read(tmp_path / "out.mid").notes if n.start >= 4]
+    assert new and {n.pitch for n in new} & {60, 61} and not {n.pitch for n in new} & {36, 38}
+    melody = tmp_path / "melody.mid"
+    midifile.write(melody, [Note(62 + 2 * k, k * 0.5, 0.5, 90) for k in range(8)], 90, (4, 4), 4.0)
+    refused = drumigen("continue", str(melody), "--endpoint", daemon.endpoint, "-q", "-o", str(tmp_path / "m.mid"))
+    assert refused.returncode != 0 and "none of the clip's 8 notes is on a drum the model plays" in refused.stderr
+    mostly = tmp_path / "mostly.mid"
+    midifile.write(mostly, [Note(36, 0.0, 0.25, 100)] + [Note(62 + 2 * k, k * 0.5, 0.5, 90) for k in range(4)], 90,
+                   (4, 4), 4.0)
+    warned = drumigen("variation", str(mostly), "--endpoint", daemon.endpoint, "-q", "-o", str(tmp_path / "v.mid"))
+    assert warned.returncode == 0 and "warning: 4 of the 5 notes" in warned.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -269,3 +270,20 @@ def test_cli_train_humanizer_writes_a_checkpoint(tmp_path, capsys):
     assert cli(add_train_humanizer_parser, "train-humanizer", "--data", str(GROOVE_MINI), "--out", str(out),
                "--epochs", "1") == 0
     assert Humanizer.load(out).meta["epochs_run"] == 1 and "validation offset MAE" in capsys.readouterr().out
+
+
+def test_cli_humanize_through_a_kit_plays_as_it_would_in_gm(tmp_path, capsys):
+    """A rack with kick, snare and hats on pads 60-62: heard as those pieces, ghost notes on the
+    snare's pad, and every note placed as the same groove in GM pitches would be."""
+    rack = {36: 60, 38: 61, 42: 62}
+    (tmp_path / "rack.json").write_text(json.dumps({str(k): v for k, v in rack.items()}))
+    midifile.write(tmp_path / "gm.mid", groove(4), 100.0, (4, 4), 16.0)
+    midifile.write(tmp_path / "rack.mid", [replace(n, pitch=rack[n.pitch]) for n in groove(4)], 100.0, (4, 4), 16.0)
+    for name, extra in (("gm", ()), ("rack", ("--kit", str(tmp_path / "rack.json")))):
+        assert cli(add_humanize_parser, "humanize", str(tmp_path / f"{name}.mid"), "--style", "funk", "--seed", "4",
+                   "--ghost-notes", *extra, "-o", str(tmp_path / f"{name}-out.mid")) == 0
+    gm, racked = (midifile.read(tmp_path / f"{name}-out.mid").notes for name in ("gm", "rack"))
+    assert [(rack.get(n.pitch, n.pitch), n.start, n.velocity) for n in gm] == \
+        [(n.pitch, n.start, n.velocity) for n in racked]
+    assert len(racked) > len(groove(4)) and {n.pitch for n in racked} == {60, 61, 62}
+    assert "seed 4" in capsys.readouterr().out
