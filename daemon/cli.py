@@ -508,10 +508,11 @@ def cmd_humanize(args: argparse.Namespace) -> int:
 
     try:
         groove = midifile.read(args.file)
-        genre_index(args.style)  # a clear error for a style the humanizer does not know
+        style = None if args.style is None or args.style.strip().lower() == "any" else args.style.strip().lower()
+        genre_index(style)  # a clear error for a style the humanizer does not know
         humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
         req = GrooveRequest(tempo=midifile.model_tempo(groove.tempo), meter=groove.meter, seed=args.seed,
-                            kit=kit_map(args.kit or "gm"), voice=Voice(genre=args.style and args.style.lower()))
+                            kit=kit_map(args.kit or "gm"), voice=Voice(genre=style))
         (played,) = clip_ops.humanize_clip(humanizer, req, groove.notes, groove.length, args.amount, args.ghost_notes,
                                            chance=False)
     except (ValueError, FileNotFoundError, ProtocolError) as err:  # MidiFileError is a ValueError

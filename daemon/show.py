@@ -37,6 +37,8 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
     cells: dict[int, list[str]] = {}
     for n in notes:
         step = round(n.start * per_beat)
+        if step == all_bars * steps_per_bar and n.start < length:  # a hair before the end: the loop's one
+            step = 0
         if not 0 <= step < bars * steps_per_bar:
             continue
         row = cells.setdefault(n.pitch, ["-"] * (bars * steps_per_bar))
@@ -90,6 +92,7 @@ def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: P
     ax.set_xlabel(f"beats ({meter[0]}/{meter[1]})")
     ax.set_title(title, fontsize=10, loc="left")
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)  # as a .mid's folder is made
     fig.savefig(path, format="png")  # to exactly that path, whatever its suffix
 
 

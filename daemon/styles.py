@@ -203,11 +203,17 @@ class GrooveTemplate:
             raise ValueError(f"its groove template's meter {meter} is not a time signature")
         n = steps_per_bar(meter)
         offsets, velocities = data["offsets"], data["velocities"]
-        for table in (offsets, velocities):
-            if set(table) != set(TEMPLATE_GROUPS) or any(
-                    len(v) != n or not all(x is None or isinstance(x, (int, float)) for x in v) for v in table.values()):
-                raise ValueError("its groove template is not one number (or null) per piece group and 16th")
+        for table, low, high in ((offsets, -1.0, 1.0), (velocities, 1.0, 127.0)):  # a 16th either way; MIDI's
+            if not isinstance(table, dict) or set(table) != set(TEMPLATE_GROUPS) or any(
+                    not isinstance(v, list) or len(v) != n or not all(x is None or _number_in(x, low, high) for x in v)
+                    for v in table.values()):
+                raise ValueError("its groove template is not one number (or null) per piece group and 16th, "
+                                 "offsets within a 16th and velocities 1-127")
         return cls(meter, offsets, velocities)
+
+
+def _number_in(x: object, low: float, high: float) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and low <= x <= high
 
 
 # --- built-in styles -----------------------------------------------------------------------------

@@ -77,13 +77,13 @@ def test_show_png_draws_a_piano_roll_and_long_counts_stay_in_columns(tmp_path):
 
     path = tmp_path / "g.mid"
     midifile.write(path, [Note(36, 0.0, 0.25, 110), Note(42, 5.5, 0.25, 60), Note(22, 1.5, 0.25, 90)], 90, (12, 8))
-    r = drumigen("show", str(path), "--png", str(tmp_path / "g.png"))
+    r = drumigen("show", str(path), "--png", str(tmp_path / "new" / "g.png"))  # its folder is made
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     header, hat = lines[1], next(l for l in lines if l.strip().startswith("closed hat "))
     assert header.index("12") == hat.rindex("x")  # beat 5.5 is the 12th count, drawn under its number
     assert any(l.strip().startswith("closed hat edge") for l in lines)  # the TD-11 zone, named
-    png = (tmp_path / "g.png").read_bytes()
+    png = (tmp_path / "new" / "g.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     assert width > height > 100

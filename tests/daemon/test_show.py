@@ -27,3 +27,10 @@ def test_a_kick_on_every_other_bar_starts_every_other_bar_whatever_the_meter(met
     bars = next(line for line in lines if line.strip().startswith("kick")).split("  ")[-12:]
     assert [b.split()[0] for b in bars] == ["X", "-"] * 6 and all(b.split()[1:] == ["-"] * (len(b.split()) - 1)
                                                                     for b in bars)
+
+
+def test_a_hit_a_hair_before_the_clip_ends_is_drawn_on_the_loops_one():
+    """Its nearest 16th is the next bar's downbeat, which in a loop is this clip's first."""
+    lines = grid([Note(38, 4 - 5 / 480, 0.1, 90), Note(36, 1.0, 0.1, 110)], (4, 4), 4.0).splitlines()
+    snare = next(line for line in lines if line.strip().startswith("snare"))
+    assert snare.split()[1] == "x"

@@ -147,6 +147,20 @@ def test_a_damaged_style_file_does_not_hide_the_others(learned, tmp_path):
     assert "broken" not in styles.all_names(folder) and "my-groove" in styles.all_names(folder)
 
 
+@pytest.mark.parametrize("offset", [float("nan"), float("inf"), True, 3.0, "0.1"])
+def test_a_template_with_impossible_numbers_is_a_damaged_file(learned, tmp_path, offset):
+    """NaN offsets once imported cleanly and broke every groove of the style with a note error."""
+    _, source, _ = learned
+    data = json.loads((source / "my-groove.json").read_text())
+    data["name"] = "odd"
+    data["template"]["offsets"] = {group: [offset] * len(steps) for group, steps in data["template"]["offsets"].items()}
+    (tmp_path / "odd.json").write_text(json.dumps(data))
+    library = styles.StyleLibrary(tmp_path / "lib")
+    with pytest.raises(styles.StyleError, match="offsets within a 16th"):
+        library.import_(tmp_path / "odd.json")
+    assert library.list() == []
+
+
 def _write_midi(path: Path, pitches: list[int]) -> Path:
     track = mido.MidiTrack()
     for p in pitches:
