@@ -66,13 +66,18 @@ def alive(obj: object) -> bool:
     return obj != None  # noqa: E711
 
 
-def write(slot: object, plan: Plan, notes: list[Note]) -> None:
-    """Write `notes` into `slot` following `plan` (the caller wraps this in one undo step).
-    What can be refused (the slot or clip gone, its markers) is settled before any note is removed."""
+def check_still_there(slot: object, plan: Plan) -> None:
+    """SlotProblem when what `plan` writes into is gone: its track or scene, or the clip it changes.
+    Asked before the undo step opens, so a refusal leaves no empty one behind."""
     if not alive(slot):
         raise SlotProblem(SLOT_DELETED)
     if plan.mode in (REPLACE, MODIFY, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
         raise SlotProblem(CLIP_GONE)
+
+
+def write(slot: object, plan: Plan, notes: list[Note]) -> None:
+    """Write `notes` into `slot` following `plan`, once check_still_there passed (the caller wraps
+    this in one undo step). What can be refused (the markers) is settled before any note is removed."""
     if plan.mode == EXTEND:
         clip = slot.clip
         start = clips.region(clip)[0]

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import clip as clips
-from .clip_slot import (CLIP_GONE, EXTEND, MODIFY, NEW, REPLACE, SLOT_DELETED, Plan, SlotProblem, alive, target_slot,
-                        write)
+from .clip_slot import (CLIP_GONE, EXTEND, MODIFY, NEW, REPLACE, SLOT_DELETED, Plan, SlotProblem, alive,
+                        check_still_there, target_slot, write)
 from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
@@ -346,6 +346,7 @@ class Controller:
             self._show(say("the daemon sent notes Live cannot use — details in Live's Log.txt"))
             return
         try:
+            check_still_there(result.slot, result.plan)
             with undo_step(self._song):
                 write(result.slot, result.plan, notes)
         except SlotProblem as problem:  # its clip, track or scene is gone: no variation of it either

@@ -50,10 +50,12 @@ class UndoHistory:
         self.depth += 1
 
     def end(self) -> None:
+        """Whether Live keeps a step with no change in it is not documented: here it is kept, an
+        entry in the Edit menu that undoes nothing, so a script that opens one needlessly shows."""
         if self.depth == 0:
             return
         self.depth -= 1
-        if self.depth == 0 and self._open:
+        if self.depth == 0:
             self.steps.append(self._open)
             self._open = []
 
