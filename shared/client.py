@@ -218,7 +218,12 @@ class DaemonClient:
             self._step(self.timeout)
 
     def close(self) -> None:
-        """Close the connection and forget pending requests; the client cannot be reused."""
+        """Close the connection, cancelling on the daemon what is still pending (it would work on
+        until each request's timeout: Live closing a set must not leave it busy); the client cannot
+        be reused. The cancels go out only as far as the socket takes them now, without waiting."""
+        for request_id in list(self._pending):
+            self.forget(request_id)
+        self._write()
         self._close_socket()
         self._pending.clear()
         self._replies.clear()

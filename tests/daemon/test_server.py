@@ -368,6 +368,19 @@ def test_a_request_the_live_client_forgets_is_cancelled_on_the_daemon(daemon):
     assert log.dropped(old) == ["dropped unfinished: its sender cancelled it"]
 
 
+def test_a_request_pending_when_the_live_client_closes_is_cancelled_on_the_daemon(daemon):
+    """Live closing a set (the script's disconnect) must not leave the daemon busy for a minute."""
+    log = Log(daemon)
+    client = DaemonClient(daemon.endpoint, timeout=60)
+    pending = client.send("generate", bars=16, variations=16, seed=5)
+    assert client.poll(0.2) == []  # sent
+    client.close()
+    assert client.stats.cancels_sent == 1
+    with DaemonClient(daemon.endpoint, timeout=60) as after:
+        assert after.call("generate", style="funk", bars=1, seed=5).ok
+    assert log.dropped(pending) == ["dropped unfinished: its sender cancelled it"]
+
+
 def test_concurrent_requests_share_a_batch(daemon):
     barrier = threading.Barrier(8)
     replies: list[dict] = []
