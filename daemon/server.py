@@ -17,6 +17,7 @@ so the request that replaced them does not wait behind them.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import queue
@@ -46,7 +47,6 @@ log = logging.getLogger("drumigen.server")
 MAX_QUEUE = 256  # waiting generate requests before new ones get E_BUSY
 MAX_BATCH_ROWS = 64  # rows (takes of variations) sampled together in one batch
 SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; between the two we reply too_large
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
 
 
 @dataclass(eq=False)
@@ -163,8 +163,9 @@ class Daemon:
     def _handle(self, frames: list[bytes]) -> tuple[list[bytes], dict] | None:
         """The reply for one request, or None when a job was queued."""
         if len(frames) < 3 or frames[-2] != b"":
-            # No REQ-style delimiter: answer on the envelope we got, so a DEALER that forgot it hears why.
-            envelope = frames[:-1] if len(frames) >= 2 else frames
+            # Not [routing..., "", one payload]: answer on the routing part (through the first empty
+            # frame, or the identity alone), so a DEALER that got the framing wrong hears why.
+            envelope = frames[: frames.index(b"", 1) + 1] if b"" in frames[1:] else frames[:1]
             return envelope, P.error_reply(None, P.E_MALFORMED,
                                            "expected an empty delimiter frame, then one msgpack frame")
         envelope, payload = frames[:-1], frames[-1]
@@ -462,7 +463,7 @@ def _wire_patterns(found: list[Pattern], packed: bool) -> list[dict]:
 
 def _check_bind(config: ServeConfig) -> None:
     host = config.bind.split("://", 1)[-1].rsplit(":", 1)[0]
-    if config.bind.startswith("ipc://") or config.bind.startswith("inproc://") or host.lower() in LOOPBACK_HOSTS:
+    if config.bind.startswith("ipc://") or config.bind.startswith("inproc://") or _loopback(host):
         return
     if config.curve_secret is not None:
         return
@@ -472,6 +473,16 @@ def _check_bind(config: ServeConfig) -> None:
             "Make keys with `drumigen keys` and pass --curve-secret, or pass --insecure"
         )
     log.warning("binding %s WITHOUT encryption or authentication (--insecure)", config.bind)
+
+
+def _loopback(host: str) -> bool:
+    """localhost, or any loopback address (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name or an interface: not known to be loopback
+        return False
 
 
 def default_log_file() -> Path:

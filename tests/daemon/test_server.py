@@ -17,6 +17,7 @@ import torch
 import zmq
 
 from daemon.grammar import bar_beats
+from daemon.server import _loopback
 from shared.client import DaemonClient
 from shared.notes import Note
 from shared.protocol import MAX_MESSAGE_BYTES, STYLE_STRENGTH
@@ -182,15 +183,20 @@ def test_oversized_request_is_refused_not_decoded(daemon):
     assert ask(daemon.endpoint, op="ping", id=1)["ok"]
 
 
-def test_dealer_without_delimiter_hears_why(daemon):
+@pytest.mark.parametrize("frames, back", [(1, 1), (3, 2)])
+def test_dealer_with_the_framing_wrong_hears_why_and_gets_nothing_of_its_own_back(daemon, frames, back):
+    """Without the delimiter, or with two payload frames after it: the reply comes on the routing
+    part alone (its delimiter, if it sent one), not with a payload frame of the client's echoed."""
     sock = zmq.Context.instance().socket(zmq.DEALER)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(daemon.endpoint)
-    sock.send(msgpack.packb({"op": "ping", "id": 1}))
+    ping = msgpack.packb({"op": "ping", "id": 1})
+    sock.send_multipart([ping] if frames == 1 else [b"", ping, ping])
     assert sock.poll(10000)
-    reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+    got = sock.recv_multipart()
     sock.close()
-    assert reply["error"]["code"] == "malformed" and "delimiter" in reply["error"]["message"]
+    reply = msgpack.unpackb(got[-1], raw=False)
+    assert len(got) == back and reply["error"]["code"] == "malformed" and "delimiter" in reply["error"]["message"]
 
 
 @pytest.mark.parametrize("size", [0, 255, 256, 5 * 1024 * 1024])
@@ -472,6 +478,8 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_non_loopback_bind_needs_keys_or_insecure(tmp_path):
     refused = run_cli("serve", "--bind", f"tcp://0.0.0.0:{free_port()}", "--log-file", str(tmp_path / "a.log"))
     assert refused.returncode == 1 and "drumigen keys" in refused.stderr
+    assert all(map(_loopback, ("localhost", "127.0.0.1", "127.0.0.2", "[::1]", "::1")))
+    assert not any(map(_loopback, ("0.0.0.0", "192.168.1.2", "[::]", "eth0", "example.com")))
 
 
 def test_curve_keys_secure_the_daemon(tmp_path):
