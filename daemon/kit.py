@@ -105,5 +105,7 @@ def load_map(spec: str | dict) -> dict[int, int]:
         target = value
         if not (0 <= source <= 127 and 0 <= target <= 127):
             raise ValueError(f"kit map entry {key}: {value} is outside MIDI pitches 0..127")
+        if source in mapping:  # "36" and "036": which one was meant?
+            raise ValueError(f"kit map entry {key!r} maps pitch {source} a second time")
         mapping[source] = target
     return mapping

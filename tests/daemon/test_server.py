@@ -144,6 +144,7 @@ BAD_GENERATE = [
     ({"kit": {"36": True}}, "bad_request", "pitch: pitch"),
     ({"kit": {"\u0663\u0666": 38}}, "bad_request", "pitch: pitch"),  # Arabic-Indic 36: a digit to str.isdigit
     ({"kit": {" 36": 38}}, "bad_request", "pitch: pitch"),
+    ({"kit": {"36": 36, "036": 40}}, "bad_request", "maps pitch 36 a second time"),
     ({"seed": -1}, "bad_request", "seed"),
     ({"density": 2}, "bad_request", "density"),
     ({"strength": -0.5}, "bad_request", "strength"),
