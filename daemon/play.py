@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable
-from contextlib import ExitStack
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -90,9 +92,33 @@ def add_play_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
+    _check(args)
+    with _stopped_like_ctrl_c():
+        return _run(args)
+
+
+@contextmanager
+def _stopped_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP (kill, a closed terminal, a process manager) stop as Ctrl-C does, so
+    the player releases every note on the way out instead of leaving them hanging."""
+    def interrupt(*_: object) -> NoReturn:
+        raise KeyboardInterrupt
+
+    signals = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    previous = {s: signal.signal(s, interrupt) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
     from daemon.cli import EXIT_ERROR, EXIT_OK, EXIT_UNAVAILABLE  # here: cli imports this module
 
-    _check(args)
     try:
         midi = ports.backend(args.api)
         if args.list_ports:

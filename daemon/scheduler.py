@@ -36,6 +36,8 @@ HOUSEKEEPING_S = 0.005  # slack needed before queueing phrases, splicing or chec
 FILL_AHEAD_S = 0.25  # queue the next phrase this long before it plays: live mode's worker
                      # gets the rest of the time to make the one after
 SPLICE_MARGIN_S = 0.02  # a change lands on the first bar line at least this far ahead
+MAX_LATE_S = 0.05  # a note-on due longer ago than this is dropped: after a stall (suspend, SIGSTOP,
+                   # a VM paused) the missed notes are not fired all at once; its note-off goes too
 PORT_CHECK_S = 0.5  # how often named ports are checked for disappearance
 SWITCH_INTERVAL_S = 0.0002  # GIL hand-over while playing: other threads must not delay a send
 ALL_NOTES_OFF = 123
@@ -277,6 +279,8 @@ class Player:
     def _send(self, entry: Entry, deadline: float) -> None:
         _, kind, _, key, msg = entry
         pitch = msg.note
+        if kind == ON and time.perf_counter() - deadline > MAX_LATE_S:
+            return  # missed, not held: its note-off finds nothing sounding and is skipped too
         if kind == ON:
             if pitch in self._held:
                 self._out.send(self._offs[pitch])

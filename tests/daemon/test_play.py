@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +25,7 @@ from daemon.play import add_play_parser
 from daemon.scheduler import FixedSource, Phrase, Player
 from shared.notes import Note
 from tests.daemon.jack_support import Sink, connect_to, jack_ports, wait_for
+from tests.support import ROOT
 
 # The clock master, the player and the listener share this process (and its GIL) on a busy 2-core VM, so
 # an event is now and then 20+ ms late here; a 16th at 240 BPM is 62.5 ms. The player's own error
@@ -121,6 +124,31 @@ def test_virtual_port_loops_until_ctrl_c_and_releases_every_note(tmp_path: Path,
     first_on = next(i for i, m in enumerate(messages) if m[0] == 0x90 | CH)
     assert_paired(messages[first_on:])  # joined mid-stream: start at the first note-on heard
     assert messages[-2][0] == 0x80 | CH  # a note still held at Ctrl-C was released explicitly
+
+
+def play_process(*argv: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "daemon.cli", "play", "--api", "jack", *argv], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_kill_or_a_closed_terminal_releases_every_note_as_ctrl_c_does(tmp_path: Path, jack_server: str, sig: int):
+    held = [Note(49, 0.0, 15.5, 100)] + [Note(42, k / 2, 0.25, 80) for k in range(32)]  # a crash held 4 bars
+    name = f"drumigen-{sig.name.lower()}"
+    proc = play_process(str(groove_file(tmp_path, held, bars=4)), "--virtual", name, "--loop")
+    try:
+        source = wait_for(lambda: next((p for p in jack_ports(True) if p.endswith(":" + name)), None), timeout=30,
+                          what="the player's port")
+        listener = Sink("listener-" + name).connect(source)
+        wait_for(lambda: len(listener.note_ons()) >= 3, what="notes")
+        proc.send_signal(sig)
+        assert proc.wait(10) == 130, proc.stderr.read()
+        wait_for(lambda: listener.messages()[-1][1] == ALL_NOTES_OFF, what="All Notes Off")
+        listener.close()
+        assert_paired([m for _, m in listener.messages()])  # the crash and the hat released
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 def test_port_loss_stops_with_all_notes_off(tmp_path: Path, jack_server: str):

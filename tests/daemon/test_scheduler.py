@@ -144,3 +144,31 @@ def test_player_ends_after_a_single_pass_and_splices_changes_at_a_bar():
     assert_paired(out.sent)
     hits = [m.note for m in out.sent if m.type == "note_on"]
     assert placed == [0.0, 4.0] and hits == [36] * 4 + [38] * 8
+
+
+def test_after_a_stall_the_missed_notes_are_dropped_not_fired_at_once():
+    """A send that blocks for 0.4 s (suspend, SIGSTOP, a paused VM, in small) leaves the next six
+    16ths overdue: they are skipped, with their note-offs, and playing goes on in time."""
+    sixteenths = phrase([Note(42, k / 4, 0.1, 80) for k in range(16)], length=4.0)
+    stalled = []
+
+    def stall_once(sent: list[mido.Message]) -> None:
+        if not stalled and sent[-1].type == "note_on":
+            stalled.append(time.perf_counter())
+            time.sleep(0.4)
+
+    out = Recorder(stall_once)
+    times: list[float] = []
+    original = out.send
+
+    def send(msg: mido.Message) -> None:
+        if msg.type == "note_on":
+            times.append(time.perf_counter())
+        original(msg)
+
+    out.send = send
+    Player(out, FixedSource(sixteenths, loop=False), FixedTempo(240.0), channel=CH, realtime=False).run()  # 16ths 62.5 ms
+    assert_paired(out.sent)
+    ons = sum(m.type == "note_on" for m in out.sent)
+    assert 16 - 8 <= ons <= 16 - 5  # about 0.4 s of 16ths missed
+    assert min(b - a for a, b in zip(times, times[1:])) > 0.03  # never a burst
