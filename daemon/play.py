@@ -152,6 +152,8 @@ def _check(args: argparse.Namespace) -> None:
         error("--cc-port needs --live")
     if not 1 <= args.channel <= 16:
         error("--channel must be 1..16")
+    if args.port == "" or args.virtual == "":
+        error("a port name must not be empty")
     if args.bpm is not None and not TEMPO_RANGE[0] <= args.bpm <= TEMPO_RANGE[1]:
         error(f"--bpm must be {TEMPO_RANGE[0]:g}..{TEMPO_RANGE[1]:g}")
     if not BARS_RANGE[0] <= args.bars <= BARS_RANGE[1]:
