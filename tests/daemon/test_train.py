@@ -233,3 +233,16 @@ def test_rebar_share_of_windows_and_their_prompts(mini):
     assert hashlib.sha256(drawn).hexdigest()[:16] == "6594d513af8bc709"
     with pytest.raises(ValueError, match="rebar must be 0..1"):
         WindowSampler(takes, vocab, 128, rebar=1.5)
+
+
+def test_nll_per_note_counts_every_hit_of_the_targets_wherever_bpe_put_it(tiny_checkpoint, mini):
+    """A merged token may begin with a position and carry hits after it: they are notes too.
+    Counted here independently, by decoding the targets' hits with MidiTok."""
+    model, vocab, _ = checkpoint.load(tiny_checkpoint)
+    _, performances = mini
+    windows = evaluation_windows([p for p in performances if p.split == "validation"], vocab, 128)
+    cfg = TrainConfig(**{**TINY, "batch_size": 4})
+    metrics = evaluate(model, windows, vocab, cfg, torch.device("cpu"))
+    targets = [w[1:128 + 1] for w in windows]  # what collate predicts: every token after the first
+    hits = sum(len(vocab.decode_hits([t for t in ids if t < len(vocab.pieces)])) for ids in targets)
+    assert hits > 0 and round(metrics["nll_token"] * metrics["tokens"] / metrics["nll_note"]) == hits
