@@ -128,7 +128,11 @@ def load_dataset(data: Path, cache_dir: Path, limit: int | None = None,
     if limit:  # a few files of each split, for tests and smoke runs
         rows = [r for s in SPLITS for r in [r for r in rows if r["split"] == s][:limit]]
     given = None if vocab is None else vocab.to_dict()
-    parts = (CACHE_VERSION, TOKENIZER_CONFIG, BPE_VOCAB_SIZE, [r["midi_filename"] for r in rows])
+    # Every label the performances carry (a re-split or relabelled info.csv is a new dataset) and
+    # each file's size (one replaced in place), not only the file names.
+    files = [(sorted(r.items()), (data / r["midi_filename"]).stat().st_size if (data / r["midi_filename"]).is_file()
+              else None) for r in rows]
+    parts = (CACHE_VERSION, TOKENIZER_CONFIG, BPE_VOCAB_SIZE, files)
     key = hashlib.sha256(repr(parts if given is None else (*parts, given)).encode())
     cache = cache_dir / f"gmd-{key.hexdigest()[:16]}.pt"
     if cache.is_file():

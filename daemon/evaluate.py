@@ -184,7 +184,7 @@ def real_grooves(data: Path) -> RealGrooves:
 
 def likelihood(path: Path, data: Path, cache_dir: Path) -> dict[str, dict]:
     model, vocab, meta = checkpoint.load(path)
-    _, performances = load_dataset(data, cache_dir)
+    _, performances = load_dataset(data, cache_dir, vocab=vocab)  # its own merges: no BPE fitted anew
     cfg = TrainConfig(batch_size=16, block_size=model.config.block_size)
     out = {}
     for split in ("validation", "test"):

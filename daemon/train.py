@@ -30,7 +30,7 @@ from tqdm import tqdm
 from daemon import checkpoint
 from daemon.data import DEFAULT_DATA, WindowSampler, collate, condition_priors, evaluation_windows, load_dataset
 from daemon.model import DrumTransformer, ModelConfig
-from daemon.vocab import Conditions, Vocabulary
+from daemon.vocab import SLOTS, Conditions, Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -69,11 +69,27 @@ class TrainConfig:
     guidance: float = 1.5
     extra: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Refuse what would crash a run part-way or quietly train nothing."""
+        positive = ("n_layer", "n_head", "n_embd", "steps", "batch_size", "warmup", "eval_every")
+        bad = [f"{name} {getattr(self, name)}" for name in positive if getattr(self, name) < 1]
+        bad += [f"{name} {getattr(self, name)}" for name in ("limit_files", "eval_windows", "threads")
+                if getattr(self, name) is not None and getattr(self, name) < 1]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: must be at least 1")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd {self.n_embd} must be a multiple of n_head {self.n_head}")
+        if self.block_size <= len(SLOTS):
+            raise ValueError(f"block_size {self.block_size} leaves no room after the {len(SLOTS)}-token prompt")
+
 
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)  # ValueError for a name torch does not know
+    if device.type == "cuda" and not (torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()):
+        raise ValueError(f"--device {name}: this machine's torch sees no such GPU")
+    return device
 
 
 def lr_at(step: int, cfg: TrainConfig, warm_from: int = 0) -> float:
@@ -186,10 +202,23 @@ def train(cfg: TrainConfig) -> dict:
                       block_size=min(cfg.block_size, shape.block_size))
         taught_by = {"sha256": checkpoint.sha256(Path(cfg.teacher)), "guidance": cfg.guidance,
                      **{k: teacher_meta.get(k) for k in ("train_config", "history", "objective", "best_val")}}
-    vocab, performances = load_dataset(Path(cfg.data), Path(cfg.cache_dir), cfg.limit_files,
-                                       None if teacher is None else teacher.vocab)
+    resumed = checkpoint.load_state(Path(cfg.resume)) if cfg.resume else None
+    given_vocab = None if teacher is None else teacher.vocab
+    if resumed is not None:  # its weights go on with its own vocabulary and shape, whatever the flags say
+        given_vocab = Vocabulary.from_dict(resumed["vocab"])
+        if teacher is not None and given_vocab.to_dict() != teacher.vocab.to_dict():
+            raise ValueError(f"{cfg.resume} and the teacher {cfg.teacher} have different vocabularies")
+        shape = resumed["model_config"]
+        ours = {k: getattr(cfg, k) for k in ("n_layer", "n_head", "n_embd", "block_size")}
+        if any(ours[k] != shape[k] for k in ours):
+            log.warning("resuming %s: its shape %s is kept, not %s", cfg.resume, {k: shape[k] for k in ours}, ours)
+            cfg = replace(cfg, **{k: shape[k] for k in ours})
+    vocab, performances = load_dataset(Path(cfg.data), Path(cfg.cache_dir), cfg.limit_files, given_vocab)
     train_set = [p for p in performances if p.split == "train"]  # the test split is never read here
     val_windows = evaluation_windows([p for p in performances if p.split == "validation"], vocab, cfg.block_size)
+    if not val_windows:  # nothing would pick the checkpoint: "best 0.0000" and a frozen --out
+        raise ValueError(f"{cfg.data} has no validation performances (info.csv's split column): "
+                         "the validation split picks the checkpoint")
     if cfg.eval_windows:
         val_windows = random.Random(0).sample(val_windows, min(cfg.eval_windows, len(val_windows)))
     sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank,
@@ -207,8 +236,8 @@ def train(cfg: TrainConfig) -> dict:
     objective = "nll_token" if teacher is None else "kl_token"  # what validation picks the checkpoint by
     optimizer = make_optimizer(model, cfg, device)
     step, best, history, warm_from = 0, float("inf"), [], 0
-    if cfg.resume:
-        state = checkpoint.load_state(Path(cfg.resume))
+    if resumed is not None:
+        state = resumed
         model.load_state_dict(state["model"])
         step, before = state["meta"]["step"], state["meta"]
         if (before.get("objective", "nll_token"), before.get("teacher")) == (objective, taught_by):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
+import shutil
 from collections import Counter
 from dataclasses import replace
 
@@ -54,6 +56,24 @@ def test_test_split_is_tokenized_but_never_sampled(tmp_path):
     assert {p.meter for p in performances} >= {(4, 4), (3, 4), (6, 8), (5, 4), (5, 8)}
     short_fill = next(p for p in performances if p.kind == "fill")
     assert len(short_fill.bar_starts) >= 1  # short fills are kept, not dropped
+
+
+def test_the_cache_follows_the_split_not_only_the_file_names(tmp_path):
+    """A re-split info.csv with the same files is a new dataset: a stale cache would keep the old
+    splits, and could train on what is now the test split."""
+    data = tmp_path / "mini"
+    shutil.copytree(GROOVE_MINI, data)
+    _, before = load_dataset(data, tmp_path / "cache")
+    rows = list(csv.DictReader((data / "info.csv").open(newline="")))
+    moved = next(r for r in rows if r["split"] == "train")
+    moved["split"] = "test"
+    with (data / "info.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    _, after = load_dataset(data, tmp_path / "cache")
+    split = {p.name: p.split for p in after}
+    assert split[moved["midi_filename"]] == "test" and {p.name: p.split for p in before}[moved["midi_filename"]] == "train"
 
 
 def test_learning_rate_warms_up_then_decays_to_the_floor():
@@ -246,3 +266,43 @@ def test_nll_per_note_counts_every_hit_of_the_targets_wherever_bpe_put_it(tiny_c
     targets = [w[1:128 + 1] for w in windows]  # what collate predicts: every token after the first
     hits = sum(len(vocab.decode_hits([t for t in ids if t < len(vocab.pieces)])) for ids in targets)
     assert hits > 0 and round(metrics["nll_token"] * metrics["tokens"] / metrics["nll_note"]) == hits
+
+
+@pytest.mark.parametrize("flags, says", [(["--steps", "-5"], "steps -5: must be at least 1"),
+                                         (["--eval-every", "0"], "eval_every 0"),
+                                         (["--warmup", "0"], "warmup 0"),
+                                         (["--limit-files", "0"], "limit_files 0"),
+                                         (["--block-size", "4"], "leaves no room after the 7-token prompt"),
+                                         (["--n-head", "3", "--n-embd", "32"], "multiple of n_head 3")])
+def test_options_that_would_crash_or_train_nothing_are_refused_in_one_line(flags, says, capsys):
+    from daemon.cli import main
+
+    assert main(["train", "--data", str(GROOVE_MINI), *flags]) == 1
+    err = capsys.readouterr().err
+    assert says in err and err.strip().count("\n") == 0
+
+
+def test_a_dataset_without_a_validation_split_is_refused(tmp_path):
+    data = tmp_path / "mini"
+    shutil.copytree(GROOVE_MINI, data)
+    lines = (data / "info.csv").read_text().splitlines()
+    (data / "info.csv").write_text("\n".join(line.removesuffix(",validation") + (",train" if line.endswith(
+        ",validation") else "") for line in lines) + "\n")
+    with pytest.raises(ValueError, match="no validation performances"):
+        train(TrainConfig(**{**TINY, "data": data}, steps=2, out=tmp_path / "m.pt", cache_dir=tmp_path / "cache"))
+
+
+def test_a_resumed_run_goes_on_with_its_checkpoints_vocabulary_and_shape(tiny_checkpoint, tmp_path):
+    """Not a vocabulary rebuilt from --data (other merges for the same ids), nor another width."""
+    data = tmp_path / "mini"
+    shutil.copytree(GROOVE_MINI, data)
+    rows = (data / "info.csv").read_text().splitlines()
+    header, train_rows = rows[0], [r for r in rows[1:] if r.endswith(",train")]
+    kept = [header] + [r for r in rows[1:] if not r.endswith(",train")] + train_rows[: len(train_rows) // 2]
+    (data / "info.csv").write_text("\n".join(kept) + "\n")  # half the train files: BPE would merge otherwise
+    _, vocab, _ = checkpoint.load(tiny_checkpoint)
+    meta = train(TrainConfig(**{**TINY, "data": data, "n_embd": 64}, steps=31, out=tmp_path / "r.pt",
+                             cache_dir=tmp_path / "cache", resume=tiny_checkpoint))
+    model, resumed_vocab, _ = checkpoint.load(tmp_path / "r.last.pt")
+    assert resumed_vocab.to_dict() == vocab.to_dict() and model.config.n_embd == 32
+    assert meta["history"][-1]["nll_token"] < math.log(len(vocab)) - 0.3  # it still knows what it learned
