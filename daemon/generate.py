@@ -35,6 +35,7 @@ from shared.protocol import SEED_RANGE, STYLE_STRENGTH
 # sometimes start where a take starts, and a quarter of GMD's takes come in after the one; a
 # loop that starts late sounds broken. Without this 9 % of beats did (docs/model.md).
 ON_THE_ONE = ((0,),)
+TIE = 1e-3  # nats: typicality scores closer than this are equal (Generator._patterns)
 
 
 @dataclass(frozen=True)
@@ -153,10 +154,11 @@ class Generator:
         learned styles leave open controls open, as they were learned or trained with them open.
         The heaviest style lends its groove template, if it has one.
 
-        Each style is pushed from `any` by `strength`, or by its own default: STYLE_STRENGTH for
-        genres and presets; 1 for a learned style, the strength learning fitted it at (1.5 buys
-        it nothing on the shipped model, docs/styles.md), and for a drummer, which has no genre
-        to push. In a mix each part keeps its own default.
+        Each style is pushed from `any` by `strength` (a dial on the genre slot alone: at 0 the slot
+        is `any`, while the drummers, densities and feel the style brings stay), or by its own
+        default: STYLE_STRENGTH for genres and presets; 1 for a learned style, the strength learning
+        fitted it at (1.5 buys it nothing on the shipped model, docs/styles.md), and for a drummer,
+        which has no genre to push. In a mix each part keeps its own default.
         """
         if style is None:
             return Voice()
@@ -458,7 +460,10 @@ class Generator:
                 continue
             for _ in range(req.variations):
                 takes = [next(it) for _ in range(req.focus)]
-                row = max(takes, key=lambda r: typicality.get(id(r), 0.0))  # ties: the first take
+                scores = [typicality.get(id(r), 0.0) for r in takes]
+                # The first take within TIE of the best: where the style adds nothing over no style,
+                # every score is float noise from the batched pass, which must not pick the notes.
+                row = next(r for r, score in zip(takes, scores) if score >= max(scores) - TIE)
                 out[i].append(Pattern(self.notes(row.state.ids, req, row.voice.template), row.seed))
         return out
 

@@ -100,6 +100,7 @@ TEMPLATE_GROUPS = {  # the pieces a drummer thinks in
     "toms": (41, 43, 45, 47, 48, 50), "crash": (49, 52, 55, 57),
 }
 GROUP_OF = {p: g for g, pitches in TEMPLATE_GROUPS.items() for p in pitches}
+ON_GRID = 0.25  # 16ths: a hit further than this from a 16th is on another grid (a 32nd, a triplet)
 
 
 def steps_per_bar(meter: tuple[int, int]) -> int:
@@ -138,7 +139,7 @@ class GrooveTemplate:
         for groove in (g for g in grooves if g.meter == meter):
             for note in groove.notes:
                 group, step, offset = cls._place(note)
-                if group is not None:
+                if group is not None and abs(offset) <= ON_GRID:
                     acc = sums[group][step % n]
                     acc[0] += offset
                     acc[1] += note.velocity
@@ -162,21 +163,24 @@ class GrooveTemplate:
               velocity: float = 0.0) -> list[Note]:
         """Canonical-kit notes with each piece group's mean timing (and velocity) on each 16th of
         this clip moved `timing` (`velocity`) of the way, 0..1, to the template's; every hit keeps
-        its own deviation from that mean, so the feel changes and the human spread stays. Notes
-        in another meter come back unchanged. Velocity is off by default (docs/styles.md)."""
+        its own deviation from that mean, so the feel changes and the human spread stays. Hits
+        off the 16th grid (32nds, triplets: further than ON_GRID from a 16th) are another grid's
+        and stay where they are, out of the means; so does a hit on the clip's first beat, the
+        loop's one. Notes in another meter come back unchanged. Velocity is off by default
+        (docs/styles.md)."""
         if tuple(meter) != self.meter:
             return list(notes)
         n = steps_per_bar(self.meter)
         cells: dict[tuple[str, int], list[tuple[float, int]]] = {}
         for note in notes:
             group, step, offset = self._place(note)
-            if group is not None:
+            if group is not None and abs(offset) <= ON_GRID:
                 cells.setdefault((group, step % n), []).append((offset, note.velocity))
         out = []
         for note in notes:
-            group, step, _ = self._place(note)
+            group, step, offset = self._place(note)
             start, vel = note.start, note.velocity
-            if group is not None:
+            if group is not None and abs(offset) <= ON_GRID and note.start != 0.0:
                 cell = cells[(group, step % n)]
                 target, loudness = self.offsets[group][step % n], self.velocities[group][step % n]
                 if target is not None:

@@ -504,3 +504,14 @@ def test_the_shipped_model_plays_a_long_bar_through_to_its_last_count(bundled, m
     played = {(p, int(n.start // bar)) for p, pattern in enumerate(patterns) for n in pattern.notes
               if n.start % bar >= bar - count}
     assert len(played) >= 0.8 * 4 * len(patterns)  # the previous checkpoint: 0, 0 and 0
+
+
+def test_focus_where_the_style_adds_nothing_keeps_the_first_take_whatever_shares_the_batch(bundled):
+    """No style: every take is as typical as the next, and the scores are float noise that the
+    rest of the batch shapes. The first take is kept, alone or batched, as focus 1 would play it."""
+    req = GrooveRequest(bars=4, seed=3, focus=4)
+    others = [GrooveRequest(style="jazz", bars=16, seed=77, focus=8), GrooveRequest(style="funk", bars=2, seed=78,
+                                                                                     focus=5)]
+    alone = bundled.generate([req])[0][0].notes
+    assert bundled.generate([req, *others])[0][0].notes == alone
+    assert bundled.generate([dataclasses.replace(req, focus=1)])[0][0].notes == alone

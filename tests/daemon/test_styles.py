@@ -332,3 +332,22 @@ def test_a_file_is_read_for_learning_as_every_file_command_reads_it(tmp_path):
     mid.save(tmp_path / "clip.mid")
     groove = styles.read_groove(tmp_path / "clip.mid")
     assert len(groove.notes) == len(midifile.read(tmp_path / "clip.mid").notes) == 17
+
+
+def test_a_template_moves_only_hits_on_its_own_grid_and_never_the_loops_one():
+    """A triplet (-1/3 of a 16th) in a hat cell once dragged the cell's mean: a "pull to the grid"
+    template then moved the on-grid hats late, and the downbeat with them."""
+    flat = styles.GrooveTemplate.feel()  # every offset 0: pull towards the grid
+    notes = [Note(42, 0.0, 0.1, 90), Note(42, 4.0 - 1 / 12, 0.1, 70), Note(42, 4.0, 0.1, 90),  # a triplet before beat 5
+             Note(36, 1.03, 0.1, 100), Note(36, 5.03, 0.1, 100)]  # kicks a little late on beat 2: pulled in
+    out = {(n.pitch, round(n.start, 4)) for n in flat.apply(notes, (4, 4), 8.0)}
+    assert {(42, 0.0), (42, 3.9167), (42, 4.0)} <= out  # untouched: the one, the triplet, the hat on the grid
+    assert (36, 1.0) in out and (36, 5.0) in out
+
+
+def test_presets_play_new_beats_on_the_one():
+    generator = Generator.load(checkpoint.BUNDLED, "cpu")
+    for name in styles.PRESETS:
+        for seed in range(6):
+            notes = generator.generate([GrooveRequest(style=name, bars=4, seed=seed)])[0][0].notes
+            assert min(n.start for n in notes) == 0.0, (name, seed)
