@@ -59,6 +59,9 @@ def load_state(path: Path) -> dict:
     version = state.get("format_version") if isinstance(state, dict) else None
     if version != FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format {version!r}; this MidiDrumiGen reads {FORMAT_VERSION}")
+    missing = [key for key in ("model_config", "model", "vocab", "meta") if key not in state]
+    if missing:
+        raise ValueError(f"{path} is a damaged checkpoint: it lacks {', '.join(missing)}")
     return state
 
 

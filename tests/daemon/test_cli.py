@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
-from daemon import midifile
+from daemon import checkpoint, midifile
 from shared.notes import Note
 from tests.support import ROOT, free_port
 
@@ -126,6 +127,7 @@ def test_a_kit_map_file_maps_the_pieces(tmp_path):
     (("ping", "--endpoint", "bogus"), 2, "is not tcp://host:port"),
     (("generate", "--local", "--device", "bogus"), 2, "device must be auto, cpu, cuda, cuda:N or mps"),
     (("generate", "--local", "-q", "--checkpoint", "{bad}"), 1, "is not a MidiDrumiGen checkpoint"),
+    (("generate", "--local", "-q", "--checkpoint", "{gutted}"), 1, "is a damaged checkpoint: it lacks vocab"),
     (("generate", "--seed", "100000000000000000000"), 2, "--seed: must be 0..2147483647"),
     (("generate", "--seed", "9" * 5000), 2, "--seed: must be 0..2147483647, got 9999"),
     (("generate", "--bars", "99999999999999999999999"), 2, "--bars: must be 1..16"),
@@ -144,7 +146,11 @@ def test_flags_that_cannot_work_are_one_line_not_a_traceback(tmp_path, args, exi
     (tmp_path / "bad.json").write_bytes(b"\xff{")
     (tmp_path / "deep.json").write_text("[" * 100_000)
     midifile.write(tmp_path / "long.mid", [Note(36, 4.0 * b, 0.25, 90) for b in range(100)], 120, (4, 4))
+    gutted = torch.load(checkpoint.BUNDLED, weights_only=True)
+    del gutted["vocab"]
+    torch.save(gutted, tmp_path / "gutted.pt")
     paths = {"missing": tmp_path / "nope", "bad": tmp_path / "bad.json", "deep": tmp_path / "deep.json",
+             "gutted": tmp_path / "gutted.pt",
              "log": tmp_path / "d.log", "port": free_port(), "long": tmp_path / "long.mid", "out": tmp_path / "o.mid"}
     r = drumigen(*(a.format(**paths) for a in args))
     assert r.returncode == exit_code and says in r.stderr and "Traceback" not in r.stderr, r.stderr
