@@ -281,15 +281,18 @@ class Player:
         pitch = msg.note
         if kind == ON and time.perf_counter() - deadline > MAX_LATE_S:
             return  # missed, not held: its note-off finds nothing sounding and is skipped too
+        # A note counts as held from before its note-on until after its note-off is sent: a Ctrl-C
+        # between the two then costs a spare note-off, never a note left sounding.
         if kind == ON:
             if pitch in self._held:
                 self._out.send(self._offs[pitch])
             self._held[pitch] = key
+            self._out.send(msg)
         elif self._held.get(pitch) == key:
+            self._out.send(msg)
             del self._held[pitch]
         else:
             return  # its note was re-struck or silenced already
-        self._out.send(msg)
         self._rolling = True
         if self.timing is not None:
             self.timing.append((deadline, time.perf_counter()))
