@@ -20,6 +20,7 @@ class SlotProblem(Exception):
 
 SLOT_DELETED = "the track or scene was deleted while the daemon worked — nothing written"
 CLIP_GONE = "the clip was deleted or replaced while the daemon worked — nothing written"
+CLIP_CHANGED = "another clip is in the slot now — nothing written over it"
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,9 @@ class Plan:
     else they carry; the pattern's other notes are added; an answer that does not match them
     note for note is written as REPLACE. EXTEND: the clip grows from `base` to `length` beats
     and the pattern's notes (all at or after `base`) fill the new part. REPLACE, MODIFY and
-    EXTEND write only into `clip`, the clip they read when the button was pressed.
+    EXTEND write only into `clip`, the clip they read when the button was pressed. NEW writes
+    into `clip`, the clip the slot held when the button was pressed (None: it was empty), or into
+    the slot if that clip is gone since, never over another clip the user put there meanwhile.
     """
 
     mode: str
@@ -73,6 +76,8 @@ def check_still_there(slot: object, plan: Plan) -> None:
         raise SlotProblem(SLOT_DELETED)
     if plan.mode in (REPLACE, MODIFY, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
         raise SlotProblem(CLIP_GONE)
+    if plan.mode == NEW and slot.has_clip and slot.clip != plan.clip:
+        raise SlotProblem(CLIP_CHANGED)
 
 
 def write(slot: object, plan: Plan, notes: list[Note]) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import clip as clips
 from .clip_slot import (CLIP_GONE, EXTEND, MODIFY, NEW, REPLACE, SLOT_DELETED, Plan, SlotProblem, alive,
@@ -161,7 +161,8 @@ class Controller:
         bars = self.params.bars
         name = f"{self.params.style_label()} {bars_text(bars)} {timing.label()}"
         fields = {**self._common(timing), **self._shape(), "bars": bars, "variations": self._variations()}
-        plan = Plan(NEW, bars * timing.beats_per_bar, name=name, meter=(timing.numerator, timing.denominator))
+        plan = Plan(NEW, bars * timing.beats_per_bar, name=name, meter=(timing.numerator, timing.denominator),
+                    clip=slot.clip if slot.has_clip else None)
         self._request("generate", "generate", slot, plan, f"generating {name}", name, fields)
 
     def continue_clip(self) -> None:
@@ -198,7 +199,8 @@ class Controller:
     def _step_variation(self, action: str, direction: int) -> None:
         """Cycle the last answer's patterns in its slot; for any other clip, ask for variations."""
         slot, result, job = highlighted_slot(self._song), self._result, self._job
-        if result is not None and slot is not None and slot == result.slot and len(result.patterns) > 1:
+        if (result is not None and slot is not None and slot == result.slot and len(result.patterns) > 1
+                and slot.has_clip and slot.clip == result.plan.clip):  # still the clip the answer went into
             result.index = (result.index + direction) % len(result.patterns)
             self._write_current()
             return
@@ -299,7 +301,7 @@ class Controller:
         """Why the answer to `job` can no longer be written, when the user deleted where it goes."""
         if not alive(job.slot):
             return SLOT_DELETED
-        if job.plan.clip is not None and not alive(job.plan.clip):  # the clip a clip action read
+        if job.plan.mode != NEW and job.plan.clip is not None and not alive(job.plan.clip):  # the clip an action read
             return CLIP_GONE
         return None
 
@@ -349,6 +351,7 @@ class Controller:
             check_still_there(result.slot, result.plan)
             with undo_step(self._song):
                 write(result.slot, result.plan, notes)
+            result.plan = replace(result.plan, clip=result.slot.clip)  # a new clip: the one the next variation goes into
         except SlotProblem as problem:  # its clip, track or scene is gone: no variation of it either
             self._result = None
             self._show(say(str(problem)))

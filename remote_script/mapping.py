@@ -77,15 +77,17 @@ class Mapping:
 
 
 def load_mapping(spec: str, folder: Path) -> Mapping:
-    """The mapping named `spec` (a file in `folder`, without .json) or at the path `spec`."""
+    """The mapping named `spec`: a file in `folder` ("push", "push.json"), or the path `spec`."""
     path = Path(spec).expanduser()
-    if path.suffix != ".json":
+    if path.suffix.lower() != ".json":
         path = folder / f"{spec}.json"
+    elif path.parent == Path("."):  # a bare file name: one in the mappings folder
+        path = folder / f"{path.stem}.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
-        shipped = ", ".join(sorted(p.stem for p in folder.glob("*.json")))
-        raise MappingError(f"mapping {spec!r} not found (shipped mappings: {shipped})") from None
+        available = ", ".join(sorted(p.stem for p in folder.glob("*.json")))
+        raise MappingError(f"mapping {spec!r} not found (available mappings: {available})") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise MappingError(f"mapping {path.name} could not be read: {error}") from None
     return parse_mapping(data, path.name)

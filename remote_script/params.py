@@ -74,7 +74,8 @@ class Params:
         return self.bars
 
     def step_temperature(self, direction: int) -> float:
-        value = round(self.temperature + direction * TEMPERATURE_STEP, 2)
+        on_grid = round(self.temperature / TEMPERATURE_STEP) * TEMPERATURE_STEP  # the floor, 0.05, is off it
+        value = round(on_grid + direction * TEMPERATURE_STEP, 2)
         self.temperature = min(max(value, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1])
         return self.temperature
 

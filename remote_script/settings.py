@@ -44,7 +44,7 @@ def load_settings(path: Path) -> tuple[Settings, list[str]]:
     if not path.exists():
         return Settings(), []
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad's "UTF-8 with BOM" too
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         return Settings(), [f"{path.name} could not be read ({error}); using the defaults"]
     if not isinstance(raw, dict):

@@ -88,6 +88,22 @@ def test_the_shipped_mappings_load() -> None:
     assert push.control_for("next_style").led_message(busy=False) == (0xB0, 45, 48)
 
 
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows Notepad's "UTF-8 with BOM": every setting was lost to a JSON error."""
+    path = tmp_path / "settings.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"style": "jazz"}).encode())
+    assert load_settings(path) == (Settings(style="jazz"), [])
+    (tmp_path / "mine.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(
+        {"controls": {"fill": {"type": "cc", "channel": 0, "number": 1}}}).encode())
+    assert load_mapping("mine", tmp_path).action_for("cc", 0, 1) == "fill"
+
+
+@pytest.mark.parametrize("spec", ["mine", "mine.json", "mine.JSON"])
+def test_a_mapping_in_the_mappings_folder_by_its_name_with_or_without_json(tmp_path: Path, spec: str) -> None:
+    (tmp_path / "mine.json").write_text(json.dumps({"controls": {"fill": {"type": "cc", "channel": 0, "number": 1}}}))
+    assert load_mapping(spec, tmp_path).action_for("cc", 0, 1) == "fill"
+
+
 def test_a_mapping_by_path(tmp_path: Path) -> None:
     path = tmp_path / "mine.json"
     path.write_text(json.dumps({"name": "mine", "controls": {"fill": {"type": "note", "channel": 3, "number": 60}}}))

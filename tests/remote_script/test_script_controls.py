@@ -147,6 +147,9 @@ def test_bars_and_temperature_stay_in_the_protocol_ranges(host: LiveHost) -> Non
     for _ in range(40):
         press(host, "temperature_down")
     assert host.c_instance.status == "MidiDrumiGen: temperature 0.05 (tighter)"
+    for _ in range(10):  # back onto the 0.1 grid from the floor, not 0.15 ... 1.05
+        press(host, "temperature_up")
+    assert host.c_instance.status == "MidiDrumiGen: temperature 1.00 (balanced)"
 
 
 def test_a_bug_in_a_handler_is_logged_and_shown_never_raised_into_live(
@@ -177,7 +180,7 @@ def test_bad_settings_and_mappings_fall_back_and_say_why(configured) -> None:
     host = configured(StubClient(), bars=99, mapping="launchpad")
     messages = " | ".join(host.c_instance.messages)
     assert "bars must be between 1 and 16; using 4" in messages
-    assert "mapping 'launchpad' not found (shipped mappings: generic, push); no buttons are mapped" in messages
+    assert "mapping 'launchpad' not found (available mappings: generic, push); no buttons are mapped" in messages
     assert host.forwards == frozenset()
 
 

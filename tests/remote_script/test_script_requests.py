@@ -683,3 +683,39 @@ def test_two_hundred_notes_are_written_whole_on_reply_and_on_variation_change(ho
         press(host, "next_variation")
         starts = sorted(n.start_time for n in slot.clip.get_all_notes_extended())
         assert len(starts) == 200 and starts[0] == 1.0  # the second pattern replaced the first, whole
+
+
+def _users_clip(slot: Live.ClipSlot.ClipSlot) -> Live.Clip.Clip:
+    clip = slot.create_clip(8.0)
+    clip.name = "my beat"
+    clip.add_new_notes([Live.Clip.MidiNoteSpecification(60, 1.0, 0.5, 100.0)])
+    return clip
+
+
+def test_a_clip_the_user_puts_in_the_slot_meanwhile_is_never_written_over(host: LiveHost, stub: StubClient) -> None:
+    """Recorded or drawn while the daemon worked: the answer to generate is not written over it."""
+    slot = host.slot(0)
+    host.select(slot)
+    press(host, "generate")
+    clip = _users_clip(slot)
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0))])
+    host.tick()
+    assert clip.name == "my beat" and clip_notes(clip) == [(60, 1.0, 100.0)]
+    assert host.c_instance.status == "MidiDrumiGen: another clip is in the slot now — nothing written over it"
+
+
+def test_next_variation_on_a_clip_that_replaced_the_answers_asks_for_variations_of_it(
+    host: LiveHost, stub: StubClient
+) -> None:
+    """The last answer's patterns cycle only in the clip they went into; in the user's new clip
+    the button does what it does on any clip: it asks for variations of that clip."""
+    slot = host.slot(0)
+    host.select(slot)
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0)), hits((38, 1.0))])
+    host.tick()
+    slot.delete_clip()
+    clip = _users_clip(slot)
+    press(host, "next_variation")
+    assert clip.name == "my beat" and clip_notes(clip) == [(60, 1.0, 100.0)]
+    assert stub.last("variation").fields["notes"][0]["pitch"] == 60
