@@ -1,9 +1,10 @@
 """Working on a clip the producer already has: continue it, vary it, fill it, drumify it, humanize it.
 
-Continue, variation and fill turn the clip into model tokens (the *primer*), let the generator
-play on from there under the same grammar, and cut out the part the op asked for. The clip's
-own notes are never re-quantised: what is kept is returned exactly as it came in. Drumify
-hears no primer: the clip's onsets become positions the grammar makes the groove play on.
+Continue and variation turn the clip into model tokens (the *primer*), let the generator play
+on from there under the same grammar, and cut out the part the op asked for. The clip's own
+notes are never re-quantised: what is kept is returned exactly as it came in. Fill plays its
+bars afresh as fills (fill_clip says why), and drumify hears no primer either: the clip's
+onsets become positions the grammar makes the groove play on.
 Humanize is the humanizer's (daemon/humanize.py), in the request's kit. The ops that sample
 take `abandoned`, asked before every decode step: once it says nobody waits for the answer
 (the daemon's client cancelled it, or its timeout passed), they stop and raise Abandoned.
@@ -25,7 +26,6 @@ from daemon.vocab import POSITIONS_PER_BEAT
 from shared.notes import Note
 from shared.protocol import E_BAD_REQUEST, SEED_RANGE, ProtocolError
 
-FILL_CONTEXT_BARS = 2  # bars before a fill that the model hears
 
 Gone = Callable[[], bool]  # the daemon's "nobody waits for this answer any more"
 
@@ -100,7 +100,13 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
 
 def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
               every: int | None, abandoned: Gone | None = None) -> list[Pattern]:
-    """The clip with its last bar (or every `every`-th bar) replaced by a fill."""
+    """The clip with its last bar (or every `every`-th bar) replaced by a fill: a bar played as
+    the model plays a fill (`kind` fill) in the request's style, tempo and meter.
+
+    The model does not hear the bars before it. With two bars of the groove in its context it
+    went on playing the groove, whatever `kind` said (and classifier-free guidance from `kind`
+    beat to `kind` fill at 2-5 did not change that): over 24 rock fill bars, toms in 0 of them
+    against 24 of 24 heard afresh (docs/model.md)."""
     _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
     bar = bar_beats(req.meter)
@@ -108,20 +114,15 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
         raise ProtocolError(E_BAD_REQUEST, f"a fill every {every} bars leaves this clip of {clip_bars} "
                                            f"bar{'s' * (clip_bars > 1)} without one")
     fill_bars = list(range(every - 1, clip_bars, every)) if every else [clip_bars - 1]
-    requests, offsets = [], []
     seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)  # one seed replays every fill
-    for i, k in enumerate(fill_bars):
-        first = max(0, k - FILL_CONTEXT_BARS)
-        context = [_shift(n, -first * bar) for n in notes if first * bar <= n.start < k * bar]
-        requests.append(dataclasses.replace(req, kind="fill", seed=seed + 7919 * i, bars=k - first + 1,
-                                            primer=primer(generator, context, k - first, req)))
-        offsets.append((k, (k - first) * bar, first * bar))
+    requests = [dataclasses.replace(req, kind="fill", seed=seed + 7919 * i, bars=1, primer=())
+                for i in range(len(fill_bars))]
     found = _sample(generator, requests, abandoned)
     patterns = []
     for v in range(req.variations):
         out = [n for n in notes if not any(k * bar <= n.start < (k + 1) * bar for k in fill_bars)]
-        for (k, fill_start, shift), variations in zip(offsets, found):
-            out += _inside([_shift(n, shift) for n in variations[v].notes if n.start >= fill_start], length)
+        for k, variations in zip(fill_bars, found):
+            out += _inside([_shift(n, k * bar) for n in variations[v].notes], length)
         patterns.append(Pattern(sorted(out, key=lambda n: (n.start, n.pitch)), found[0][v].seed))
     return patterns
 

@@ -84,3 +84,15 @@ def test_every_fill_of_an_unseeded_request_replays_from_the_seed_it_answers_with
     first = clip_ops.fill_clip(bundled, req, notes, 16.0, 2)[0]
     again = clip_ops.fill_clip(bundled, GrooveRequest(style="funk", bars=4, seed=first.seed), notes, 16.0, 2)[0]
     assert again.notes == first.notes and any(n.start >= 12.0 and n.pitch != 36 for n in first.notes)
+
+
+def test_a_fill_is_a_fill_after_a_steady_groove(bundled):
+    """With the groove's bars in its context the model played the groove on (toms in 0 of 24
+    rock fill bars): each fill bar is played afresh, as a fill."""
+    notes = [Note(p, b * 4 + t, 0.1, 90) for b in range(4) for p, ts in ((42, [k / 2 for k in range(8)]), (36, [0, 2]),
+                                                                          (38, [1, 3])) for t in ts]
+    toms = {41, 43, 45, 47, 48, 50}
+    patterns = clip_ops.fill_clip(bundled, GrooveRequest(style="rock", bars=4, seed=50, variations=8), notes, 16.0, None)
+    with_toms = sum(any(n.pitch in toms and n.start >= 12 for n in p.notes) for p in patterns)
+    kept = sorted((n for n in notes if n.start < 12), key=lambda n: (n.start, n.pitch))
+    assert with_toms >= 6 and all([n for n in p.notes if n.start < 12] == kept for p in patterns)
