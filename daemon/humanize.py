@@ -121,6 +121,15 @@ def position_span(meter: tuple[int, int]) -> int:
     return 12 if meter[1] == 8 and meter[0] % 3 == 0 else TRAINED_BAR_STEPS  # compound: dotted quarters
 
 
+GRIDS = (4, 8, 3, 6)  # per beat: 16ths, 32nds, 8th and 16th triplets
+GRID_TOLERANCE = 1e-4  # beats: a programmed note sits on its grid to MIDI's tick, not a played one
+
+
+def on_a_grid(start: float) -> bool:
+    """Whether a note sits on one of the GRIDS, as programmed notes do (a played one may too, by chance)."""
+    return any(abs(start * g - round(start * g)) < GRID_TOLERANCE * g for g in GRIDS)
+
+
 def nearest_steps(starts: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(starts, dtype=np.float64) * 4 + 0.5).astype(np.int64)
 
@@ -284,8 +293,10 @@ class Humanizer:
         dynamics.
         The i-th note returned is the i-th note given, pitch untouched; ghost notes (only with
         `ghost_notes`) follow. Starts stay in [0, length); length defaults to the whole bars
-        that cover the notes. Notes off the 16th grid keep their placement plus the offset of
-        their nearest 16th. Same input and seed, same output.
+        that cover the notes. In a programmed clip (most notes on a grid: 16ths, 32nds, triplets)
+        each note keeps its placement plus the offset of its nearest 16th; in a played one (or
+        one humanized before) each is placed at its nearest 16th plus the offset, so humanizing
+        twice does not drift twice as far. Same input and seed, same output.
 
         `chance` leaves to Live 12 the dice it can roll on every pass of the clip, so the groove
         is never quite the same twice: each ghost note comes with its chance as its probability
@@ -317,14 +328,19 @@ class Humanizer:
         walk = self._walk(grid.total, rng)
         note_out, _ = self.predict(features(grid, grid.steps, grid.pieces, grid.velocities, self.config))
         offsets, velocities, ranges = self._draw(note_out, grid.steps, grid.pieces, walk, rng, spread, chance)
+        # A programmed clip (most notes on some grid: 16ths, 32nds, triplets) keeps each note's place
+        # plus the feel; a played one (or one humanized before) takes the feel instead, from each
+        # note's nearest 16th, so a clip humanized again does not drift further each time.
+        played = 2 * sum(not on_a_grid(n.start) for n in notes) > len(notes)
         out = []
-        for note, offset, velocity, width in zip(notes, offsets, velocities, ranges):
+        for note, step, offset, velocity, width in zip(notes, grid.steps, offsets, velocities, ranges):
+            anchor = step / 4 if played else note.start
+            start = note.start + amount * (anchor + offset / 4 - note.start)
             if grid.known:  # played velocities, and any range the user gave them, stay the user's
-                out.append(self._place(note, note.start + amount * offset / 4, note.velocity, length))
+                out.append(self._place(note, start, note.velocity, length))
             else:  # a range, like the noise it stands for, scales with the amount
                 shaped = note.velocity + amount * (velocity - note.velocity)
-                out.append(self._place(note, note.start + amount * offset / 4, shaped, length,
-                                       amount * width if chance else None))
+                out.append(self._place(note, start, shaped, length, amount * width if chance else None))
         if ghost_notes:
             out += self._ghosts(notes, grid, amount, walk, rng, spread, length, chance)
         return out
