@@ -148,30 +148,42 @@ def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], l
     return patterns
 
 
-DRUMIFY_GRID = 4  # onsets snap to 16ths (per quarter note): a tapped line is never exactly on a beat
+DRUMIFY_GRIDS = (4, 3)  # onsets snap to the nearer of 16ths and 8th triplets (per quarter note), 16ths on a tie:
+                        # a tapped line is never exactly on a beat, and a shuffle's bass is not on 16ths
+FLAM_BEATS = 1 / 12  # a hit of the same piece this close to an onset's hit doubles it: left out
 
 
 def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
                  abandoned: Gone | None = None) -> list[Pattern]:
     """A full groove as long as the clip that plays a hit on each of its onsets (any pitch: a
-    tapped line, a bass line, a melody's rhythm), snapped to the 16th grid; the model chooses
-    the pieces, their loudness and everything between. A ProtocolError for a clip without notes."""
+    tapped line, a bass line, a melody's rhythm), snapped to 16ths or 8th triplets; the model
+    chooses the pieces, their loudness and everything between, but never doubles an onset's
+    hit with a flam of the same piece. A ProtocolError for a clip without notes."""
     clip_bars = _whole_bars(length, req.meter)
     bar = bar_beats(req.meter)
     per_quarter = POSITIONS_PER_BEAT * req.meter[1] // 4  # grid positions per quarter note
-    step = per_quarter // DRUMIFY_GRID
     end = min(length, clip_bars * bar)  # a clip a hair past its bars (1e-6 beat) ends with them
     onsets: list[set[int]] = [set() for _ in range(clip_bars)]
     for n in notes:
-        snapped = round(n.start * DRUMIFY_GRID) / DRUMIFY_GRID
+        snapped = min((math.floor(n.start * g + 0.5) / g for g in DRUMIFY_GRIDS), key=lambda t: abs(t - n.start))
         k, offset = divmod(snapped if snapped < end else 0.0, bar)  # snapped to the end: the loop's one
-        onsets[int(k)].add(round(offset * DRUMIFY_GRID) * step)
+        onsets[int(k)].add(round(offset * per_quarter))
     if not any(onsets):
         raise ProtocolError(E_BAD_REQUEST, "drumify needs a clip with notes: their onsets are the rhythm to play")
     voice = req.voice or generator.voice(req.style, req.strength)
     voice = dataclasses.replace(voice, template=None)  # hits stay on the onsets
     request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice)
-    return [Pattern(_inside(p.notes, length), p.seed) for p in _sample(generator, [request], abandoned)[0]]
+    times = {round(k * bar + pos / per_quarter, 6) for k, bar_onsets in enumerate(onsets) for pos in bar_onsets}
+    return [Pattern(_inside(_without_flams(p.notes, times), length), p.seed)
+            for p in _sample(generator, [request], abandoned)[0]]
+
+
+def _without_flams(notes: list[Note], onsets: set[float]) -> list[Note]:
+    """The notes but those a hair off an onset whose hit is the same piece: the grammar puts a hit
+    on each onset, and the model may also play that piece just before or after it, as a flam."""
+    on_onset = {(n.pitch, n.start) for n in notes if round(n.start, 6) in onsets}
+    return [n for n in notes if round(n.start, 6) in onsets or not any(
+        pitch == n.pitch and 0 < abs(start - n.start) < FLAM_BEATS for pitch, start in on_onset)]
 
 
 def _whole_bars(length: float, meter: tuple[int, int]) -> int:

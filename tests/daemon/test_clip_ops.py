@@ -96,3 +96,18 @@ def test_a_fill_is_a_fill_after_a_steady_groove(bundled):
     with_toms = sum(any(n.pitch in toms and n.start >= 12 for n in p.notes) for p in patterns)
     kept = sorted((n for n in notes if n.start < 12), key=lambda n: (n.start, n.pitch))
     assert with_toms >= 6 and all([n for n in p.notes if n.start < 12] == kept for p in patterns)
+
+
+def test_drumify_hits_a_shuffles_triplets_and_never_flams_an_onsets_hit(bundled):
+    """A bass in 8th triplets was snapped to 16ths (a gallop, 9-19 of 24 onsets hit where the bass
+    plays); and the model often doubled an onset's hit with the same piece 1/24 beat away."""
+    triplets = [Note(40, b + k / 3, 0.3, 90) for b in range(8) for k in range(3)]
+    straight = [Note(40, b + k, 0.3, 90) for b in range(8) for k in (0, 0.5, 0.75)]
+    for clip in (triplets, straight):
+        onsets = {round(n.start, 6) for n in clip}
+        for pattern in clip_ops.drumify_clip(bundled, GrooveRequest(style="jazz", seed=9, variations=3), clip, 8.0):
+            starts = {round(n.start, 6) for n in pattern.notes}
+            assert onsets <= starts
+            for n in pattern.notes:
+                assert not any(m.pitch == n.pitch and 0 < abs(m.start - n.start) < clip_ops.FLAM_BEATS
+                               for m in pattern.notes if round(m.start, 6) in onsets)
