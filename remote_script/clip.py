@@ -6,6 +6,8 @@ part between the markers), so a clip whose loop starts at bar 3 is sent and writ
 
 from __future__ import annotations
 
+from collections import Counter
+
 import Live
 
 from .wire import Note
@@ -50,6 +52,39 @@ def remove_audible_notes(clip: object, start: float, span: float, keep: tuple[in
     kept = set(keep)
     clip.remove_notes_by_id([n.note_id for n in clip.get_notes_extended(*ALL_PITCHES, start, span)
                              if not n.mute and n.note_id not in kept and n.start_time >= start])
+
+
+def replace_notes(clip: object, start: float, span: float, notes: list[Note]) -> None:
+    """The notes that play in [start, start + span) become `notes` (times from `start`), changing
+    only what differs: a note the answer has exactly as the clip has it (fill's other bars) stays
+    in the clip untouched, with its id and what else it carries (release velocity, per-note
+    expression), which removing and adding it would lose. Muted notes were not sent, so they stay."""
+    wanted = Counter(_key(note) for note in notes)
+    kept: Counter = Counter()
+    doomed = []
+    for live_note in clip.get_notes_extended(*ALL_PITCHES, start, span):
+        if live_note.mute or live_note.start_time < start:
+            continue
+        key = (live_note.pitch, round(live_note.start_time - start, 6), round(live_note.duration, 6),
+               min(max(int(round(live_note.velocity)), 1), 127), round(live_note.probability, 6),
+               round(live_note.velocity_deviation, 6))  # fmt: skip
+        if kept[key] < wanted[key]:
+            kept[key] += 1
+        else:
+            doomed.append(live_note.note_id)
+    clip.remove_notes_by_id(doomed)
+    new = []
+    for note in notes:
+        if kept[_key(note)]:
+            kept[_key(note)] -= 1
+        else:
+            new.append(note)
+    add_notes(clip, new, start)
+
+
+def _key(note: Note) -> tuple:
+    return (note.pitch, round(note.start, 6), round(note.duration, 6), note.velocity, round(note.probability, 6),
+            round(note.velocity_deviation, 6))
 
 
 def modify_notes(clip: object, ids: tuple[int, ...], notes: list[Note], start: float, span: float) -> bool:

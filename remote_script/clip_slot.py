@@ -105,7 +105,6 @@ def write(slot: object, plan: Plan, notes: list[Note]) -> None:
         clip = slot.clip
         start = clips.region(clip)[0]
         if not (plan.mode == MODIFY and clips.modify_notes(clip, plan.note_ids, notes, start, plan.length)):
-            clips.remove_audible_notes(clip, start, plan.length)
-            clips.add_notes(clip, notes, start)
+            clips.replace_notes(clip, start, plan.length, notes)
     if plan.name is not None:
         clip.name = plan.name

@@ -719,3 +719,26 @@ def test_next_variation_on_a_clip_that_replaced_the_answers_asks_for_variations_
     press(host, "next_variation")
     assert clip.name == "my beat" and clip_notes(clip) == [(60, 1.0, 100.0)]
     assert stub.last("variation").fields["notes"][0]["pitch"] == 60
+
+
+def test_a_fill_leaves_the_bars_it_keeps_untouched_in_live(host: LiveHost, stub: StubClient) -> None:
+    """The answer holds the other bars exactly as sent: those notes stay the clip's own, with their
+    ids and release velocities, rather than being removed and added again."""
+    slot = host.slot(1)
+    clip = slot.create_clip(8.0)
+    kept_ids = clip.add_new_notes([Live.Clip.MidiNoteSpecification(36, 0.0, 0.25, 100.0, release_velocity=30.0),
+                                   Live.Clip.MidiNoteSpecification(42, 0.5, 0.25, 80.4, release_velocity=30.0)])
+    clip.add_new_notes([Live.Clip.MidiNoteSpecification(38, 5.0, 0.25, 90.0)])  # in the bar the fill replaces
+    host.select(slot)
+    press(host, "fill")
+    request = stub.last("fill")
+    sent = [Note.from_wire(n) for n in request.fields["notes"]]
+    stub.answer(request, patterns=[{"seed": 7, "packed": pack_notes(sent[:2] + [Note(45, 4.5, 0.25, 100),
+                                                                                 Note(43, 7.0, 0.25, 110)])}])
+    host.tick()
+    notes = {n.note_id: n for n in clip.get_all_notes_extended()}
+    assert set(kept_ids) <= set(notes) and {notes[i].release_velocity for i in kept_ids} == {30.0}
+    assert notes[kept_ids[1]].velocity == 80.4  # as the user set it, not the 80 sent
+    assert sorted((n.pitch, n.start_time) for n in notes.values()) == [(36, 0.0), (42, 0.5), (43, 7.0), (45, 4.5)]
+    host.song.undo()
+    assert sorted((n.pitch, n.start_time) for n in clip.get_all_notes_extended()) == [(36, 0.0), (38, 5.0), (42, 0.5)]
