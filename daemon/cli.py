@@ -673,6 +673,8 @@ def add_style_parser(sub) -> None:
     imp = actions.add_parser("import", help="add a style file exported elsewhere")
     imp.add_argument("path", type=Path)
     imp.add_argument("--name", help="store it under this name instead of its own")
+    imp.add_argument("--checkpoint", type=Path, help="refuse a style learned on another model than this one "
+                                                     "(default: the bundled one)")
     p.set_defaults(func=cmd_style)
 
 

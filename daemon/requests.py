@@ -41,7 +41,7 @@ def request_for(msg: dict, generator: Generator) -> GrooveRequest:
     try:
         voice = generator.voice(request.style, request.strength)
     except UnknownStyle as err:
-        known = ", ".join(all_names(generator.style_folder))
+        known = ", ".join(all_names(generator.style_folder, generator.model, generator.vocab))
         raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {err.name!r}; choose one of: {known}") from None
     except StyleError as err:
         raise ProtocolError(E_UNKNOWN_STYLE, str(err)) from None

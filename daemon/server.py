@@ -270,7 +270,7 @@ class Daemon:
 
     def _style_list(self) -> dict:
         """Read afresh each time: a style learned or deleted with the CLI shows at once."""
-        names = styles.all_names(self.generator.style_folder)
+        names = styles.all_names(self.generator.style_folder, self.generator.model, self.generator.vocab)
         return {
             "styles": names,  # every name `style` takes: genres, presets, drummers, learned
             "genres": list(GENRES),

@@ -445,8 +445,9 @@ class StyleLibrary:
         _write_json(target, style.to_json())
         return target
 
-    def import_(self, path: Path, name: str | None = None) -> Style:
-        """A style file from elsewhere, checked, added under its own name or `name`."""
+    def import_(self, path: Path, name: str | None = None, model_fingerprint: str | None = None) -> Style:
+        """A style file from elsewhere, checked (with `model_fingerprint`, that it was learned on
+        that model: fingerprint(tok_emb)), added under its own name or `name`."""
         path = Path(path)
         try:
             data = json.loads(path.read_text())
@@ -455,6 +456,9 @@ class StyleLibrary:
         except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
             raise StyleError(f"{path} is not a style file ({err})") from None
         style = Style.from_json(data, str(path))
+        if model_fingerprint is not None and style.fingerprint != model_fingerprint:
+            raise StyleError(f"{path} was learned on another model ({style.checkpoint}, embeddings "
+                             f"{style.fingerprint}); learn it again here from its grooves: {', '.join(style.sources)}")
         style.name = check_name(name or style.name)
         if self.path(style.name).exists():
             raise StyleError(f"there is already a style named {style.name!r}; import it under another name")
@@ -758,16 +762,22 @@ def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer
     return Resolved(weights, drummer, parts[heaviest_first[0]].template)
 
 
-def all_names(folder: Path | None = None) -> list[str]:
-    """Every style a request may name: genres, presets, drummers, then the learned styles that load."""
+def all_names(folder: Path | None = None, model: DrumTransformer | None = None,
+              vocab: Vocabulary | None = None) -> list[str]:
+    """Every style a request may name: genres, presets, drummers, then the learned styles that
+    load (and, given the model and its vocabulary, were learned on that model: the others would
+    only be refused)."""
     library = StyleLibrary(folder)
     learned = []
     for name in library.list():
         try:
-            library.load(name)
+            style = library.load(name)
+            if model is not None and vocab is not None:
+                style.check(model)
+                style.token_weights(vocab)
             learned.append(name)
         except StyleError:
-            continue  # a damaged file: `drumigen style list` says what is wrong with it
+            continue  # damaged or another model's: `drumigen style list` says what is wrong with it
     return [*GENRES, *PRESETS, *DRUMMERS, *learned]
 
 
@@ -860,4 +870,8 @@ def cmd_style_export(args: argparse.Namespace) -> int:
 
 
 def cmd_style_import(args: argparse.Namespace) -> int:
-    return _run(lambda: print(f"imported style {StyleLibrary().import_(args.path, args.name).name!r}"))
+    def add() -> None:
+        model = checkpoint.load_state(args.checkpoint or checkpoint.BUNDLED)["model"]["tok_emb.weight"]
+        print(f"imported style {StyleLibrary().import_(args.path, args.name, fingerprint(model)).name!r}")
+
+    return _run(add)

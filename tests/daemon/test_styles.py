@@ -351,3 +351,21 @@ def test_presets_play_new_beats_on_the_one():
         for seed in range(6):
             notes = generator.generate([GrooveRequest(style=name, bars=4, seed=seed)])[0][0].notes
             assert min(n.start for n in notes) == 0.0, (name, seed)
+
+
+def test_a_style_of_another_model_is_neither_imported_nor_offered(learned, bundled, tmp_path, monkeypatch, capsys):
+    """The daemon's `styles` list is every name `style` takes: one that generate would refuse is
+    not on it. Importing such a file is refused with what to do, not accepted to fail later."""
+    _, source, _ = learned
+    model, vocab = bundled
+    foreign = json.loads((source / "my-groove.json").read_text())
+    foreign["name"], foreign["checkpoint"]["tok_emb_sha256"] = "foreign", "0" * 16
+    (tmp_path / "foreign.json").write_text(json.dumps(foreign))
+    monkeypatch.setenv("MIDIDRUMIGEN_STYLES", str(tmp_path / "lib"))
+    assert cli.main(["style", "import", str(tmp_path / "foreign.json")]) == 1
+    assert "was learned on another model" in capsys.readouterr().err and not (tmp_path / "lib" / "foreign.json").exists()
+    shutil.copytree(source, tmp_path / "both")
+    shutil.copy(tmp_path / "foreign.json", tmp_path / "both" / "foreign.json")
+    assert "foreign" in styles.all_names(tmp_path / "both")  # it loads
+    offered = styles.all_names(tmp_path / "both", model, vocab)
+    assert "foreign" not in offered and "my-groove" in offered
