@@ -493,6 +493,12 @@ def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[i
     if not (meter[0] > 0 and meter[1] > 0):
         raise StyleError(f"{name} has no usable time signature ({meter[0]}/{meter[1]})")
     bar = meter[0] * 4 / meter[1]
+    if length is not None and length < bar - 1e-6:  # a loop shorter than a bar plays again within it, as in Live
+        drums = [n for n in drums if n.start < length]
+        drums = sorted((replace(n, start=round(n.start + k * length, 6)) for k in range(math.ceil(bar / length - 1e-6))
+                        for n in drums if n.start + k * length < bar - 1e-6), key=lambda n: (n.start, n.pitch))
+        if not drums:
+            raise StyleError(f"{name} has no drum notes inside its {length:g}-beat loop")
     bars = math.floor(drums[-1].start / bar + 1e-6) + 1 if length is None else max(1, math.ceil(length / bar - 1e-6))
     return Groove(name, drums, float(tempo), (int(meter[0]), int(meter[1])), bars)
 

@@ -369,3 +369,8 @@ def test_a_style_of_another_model_is_neither_imported_nor_offered(learned, bundl
     assert "foreign" in styles.all_names(tmp_path / "both")  # it loads
     offered = styles.all_names(tmp_path / "both", model, vocab)
     assert "foreign" not in offered and "my-groove" in offered
+
+
+def test_a_clip_shorter_than_a_bar_is_learned_looped_as_live_plays_it():
+    half = styles.groove_from_notes("half", [Note(36, 0.0, 0.1, 100), Note(38, 1.0, 0.1, 100)], 100.0, (4, 4), 2.0)
+    assert half.bars == 1 and [(n.pitch, n.start) for n in half.notes] == [(36, 0.0), (38, 1.0), (36, 2.0), (38, 3.0)]
