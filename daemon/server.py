@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import queue
 import reprlib
@@ -46,6 +47,7 @@ log = logging.getLogger("drumigen.server")
 
 MAX_QUEUE = 256  # waiting generate requests before new ones get E_BUSY
 MAX_BATCH_ROWS = 64  # rows (takes of variations) sampled together in one batch
+STOP_GRACE_S = 2.0  # on SIGINT/SIGTERM the running batch may finish within this; later, it is dropped
 SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; between the two we reply too_large
 
 
@@ -98,6 +100,7 @@ class Daemon:
         self._results: queue.SimpleQueue[tuple[Job, dict]] = queue.SimpleQueue()
         self._open: dict[tuple, list[Job]] = {}  # accepted and not yet answered, by Job.key (network thread only)
         self.stopping = threading.Event()
+        self._stop_at = math.inf  # perf_counter() when asked to stop
         self.ctx = zmq.Context()
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
@@ -391,11 +394,11 @@ class Daemon:
     def _run_task(self, job: Job) -> tuple[Job, dict]:
         started = time.perf_counter()
         try:
-            fields = job.task(job.abandoned)
+            fields = job.task(lambda: job.abandoned() or self._out_of_grace())
             if "patterns" in fields:
                 fields = {**fields, "patterns": _wire_patterns(fields["patterns"], job.packed)}
         except clip_ops.Abandoned:
-            return job, job.dropped_reply()
+            return job, self._dropped(job)
         except P.ProtocolError as err:  # refused once it ran (clips without drums to learn, a rhythm without notes)
             return job, P.error_reply(job.request_id, err.code, err.message)
         except Exception:
@@ -408,7 +411,8 @@ class Daemon:
     def _run(self, batch: list[Job]) -> list[tuple[Job, dict]]:
         started = time.perf_counter()
         try:
-            found = self.generator.generate([job.request for job in batch], lambda i: batch[i].abandoned())
+            found = self.generator.generate([job.request for job in batch],
+                                            lambda i: batch[i].abandoned() or self._out_of_grace())
             wired = [None if patterns is None else _wire_patterns(patterns, job.packed)
                      for job, patterns in zip(batch, found)]
         except Exception:
@@ -420,28 +424,39 @@ class Daemon:
         log.info("generated %d requests (%d patterns) in one batch in %.1f ms%s", len(answered),
                  sum(j.request.variations for j in answered), elapsed * 1000,
                  f", {len(batch) - len(answered)} dropped part-way" if len(answered) < len(batch) else "")
-        return [(job, job.dropped_reply() if patterns is None else
+        return [(job, self._dropped(job) if patterns is None else
                  P.ok_reply(job.request_id, bars=job.request.bars, tempo=job.request.tempo,
                             time_signature=list(job.request.meter), patterns=patterns))
                 for job, patterns in zip(batch, wired)]
 
+    def _out_of_grace(self) -> bool:
+        """Stopping, and the running work had its STOP_GRACE_S to finish."""
+        return time.perf_counter() > self._stop_at + STOP_GRACE_S
+
+    def _dropped(self, job: Job) -> dict:
+        if job.abandoned():
+            return job.dropped_reply()
+        return P.error_reply(job.request_id, P.E_BUSY, "the daemon is stopping; try again once it is back")
+
     # --- lifecycle ---------------------------------------------------------------------------
     def stop(self, *_: object) -> None:
+        self._stop_at = min(self._stop_at, time.perf_counter())
         self.stopping.set()
 
     def close(self) -> None:
-        """Stop on the network thread: the running batch finishes and is answered, requests still
-        waiting hear that the daemon is stopping, and only then do the sockets close."""
-        self.stopping.set()
+        """Stop on the network thread: the running batch finishes and is answered if it can within
+        STOP_GRACE_S (else it stops and hears that the daemon is stopping, as requests still
+        waiting do), and only then do the sockets close. A style being learned is not waited for
+        long: its file is written whole or not at all."""
+        self.stop()
         if self._worker.is_alive():
-            self._worker.join(timeout=30)
+            self._worker.join(timeout=STOP_GRACE_S + 3)
         while True:
             try:
                 job = self.jobs.get_nowait()
             except queue.Empty:
                 break
-            self._results.put((job, P.error_reply(job.request_id, P.E_BUSY, "the daemon is stopping; try again once "
-                                                  "it is back")))
+            self._results.put((job, self._dropped(job)))
         self._flush_results()
         self.router.close(linger=1000)  # time for those last replies to leave
         for sock in (self._results_in, self._results_out):
@@ -498,7 +513,7 @@ def log_file_hint() -> str:
 
 
 def serve(config: ServeConfig) -> None:
-    """Run until SIGINT or SIGTERM; both stop cleanly (the current batch finishes and is answered)."""
+    """Run until SIGINT or SIGTERM; both stop cleanly (Daemon.close says how the running batch ends)."""
     daemon = Daemon(config)
     signal.signal(signal.SIGINT, daemon.stop)
     signal.signal(signal.SIGTERM, daemon.stop)

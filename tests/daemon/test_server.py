@@ -17,7 +17,7 @@ import torch
 import zmq
 
 from daemon.grammar import bar_beats
-from daemon.server import _loopback
+from daemon.server import STOP_GRACE_S, _loopback
 from shared.client import DaemonClient
 from shared.notes import Note
 from shared.protocol import MAX_MESSAGE_BYTES, STYLE_STRENGTH
@@ -448,6 +448,28 @@ def test_signals_shut_down_cleanly_answering_what_they_started(tmp_path, sig):
     assert replies[running].ok and len(replies[running].data["patterns"]) == 4
     assert replies[waiting].error_code == "busy" and "stopping" in replies[waiting].error_message
     assert "stopped" in d.log_file.read_text()
+
+
+def test_a_long_batch_does_not_hold_a_stop_up(tmp_path):
+    """SIGTERM in a batch of ~5 s here: it gets STOP_GRACE_S to finish, then stops, and its
+    sender hears that the daemon is stopping, instead of the stop waiting the batch out."""
+    d = DaemonProcess(tmp_path).start()
+    try:
+        with DaemonClient(d.endpoint, timeout=60, retries=0) as client:
+            rid = client.send("generate", style="funk", bars=16, variations=16, guidance=3.0, seed=1,
+                              time_signature=[12, 8])
+            assert client.poll(0.3) == []  # delivered, and sampling
+            d.proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            replies = []
+            while not replies and time.monotonic() < signalled + 30:
+                replies = [r for r in client.poll(0.05) if r.id == rid]
+            assert d.proc.wait(30) == 0
+            took = time.monotonic() - signalled
+    finally:
+        d.stop()
+    assert replies and (replies[0].ok or "stopping" in replies[0].error_message)
+    assert took < STOP_GRACE_S + 3
 
 
 def _ipv6_loopback() -> bool:
