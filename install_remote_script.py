@@ -14,6 +14,7 @@ script but keeps the user's settings.json and any mapping files they added.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -83,7 +84,16 @@ def install(remote_scripts: Path, name: str = NAME) -> list[str]:
             if not (staging / relative).exists() or (staging / relative).read_bytes() != kept.read_bytes():
                 shutil.copy2(kept, staging / relative)
                 notes.append(f"kept your {relative.as_posix()}")
-        (staging / MARKER).write_text(json.dumps({"name": name, "source": str(REPO)}, indent=2) + "\n")
+        for edited in _edited_mappings(target):  # a shipped mapping the user changed: theirs is kept beside it
+            mine = staging / "mappings" / f"{edited.stem}-mine.json"
+            if not mine.exists():
+                shutil.copy2(edited, mine)
+                notes.append(f"your edited mappings/{edited.name} is kept as mappings/{mine.name}: "
+                             f'set "mapping": "{mine.stem}" in settings.json to use it')
+        shipped = {p.name: _sha256(p) for p in sorted((staging / "mappings").glob("*.json"))
+                   if (REPO / "remote_script" / "mappings" / p.name).exists()}
+        (staging / MARKER).write_text(json.dumps({"name": name, "source": str(REPO), "mappings": shipped},
+                                                 indent=2) + "\n")
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
@@ -112,6 +122,27 @@ def _user_files(target: Path) -> list[Path]:
     shipped = {p.name for p in (REPO / "remote_script" / "mappings").glob("*.json")}
     files += [p for p in (target / "mappings").glob("*.json") if p.name not in shipped]
     return files
+
+
+def _edited_mappings(target: Path) -> list[Path]:
+    """Shipped mappings of an existing install that differ from what was installed (from an
+    install that recorded no hashes: from what this one ships)."""
+    if not target.exists():
+        return []
+    try:
+        installed = json.loads((target / MARKER).read_text()).get("mappings", {})
+    except (OSError, ValueError, AttributeError):
+        installed = {}
+    edited = []
+    for source in sorted((REPO / "remote_script" / "mappings").glob("*.json")):
+        current = target / "mappings" / source.name
+        if current.exists() and _sha256(current) != installed.get(source.name, _sha256(source)):
+            edited.append(current)
+    return edited
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _ignore(folder: str, names: list[str]) -> set[str]:

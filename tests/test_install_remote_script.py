@@ -70,6 +70,20 @@ def test_reinstalling_keeps_the_users_settings_and_own_mappings(tmp_path: Path) 
     assert (target / "surface.py").read_text() != "stale"
 
 
+def test_reinstalling_keeps_a_shipped_mapping_the_user_edited_beside_the_new_one(tmp_path: Path) -> None:
+    installer.install(tmp_path)
+    target = tmp_path / installer.NAME
+    push = target / "mappings/push.json"
+    edited = push.read_text().replace('"number": 36', '"number": 44', 1)
+    push.write_text(edited)
+    notes = installer.install(tmp_path)
+    assert notes == ['your edited mappings/push.json is kept as mappings/push-mine.json: set "mapping": '
+                     '"push-mine" in settings.json to use it']
+    assert (target / "mappings/push-mine.json").read_text() == edited
+    assert push.read_bytes() == (ROOT / "remote_script/mappings/push.json").read_bytes()
+    assert installer.install(tmp_path) == ["kept your mappings/push-mine.json"]  # now a mapping of the user's own
+
+
 def test_uninstall_removes_only_what_the_installer_put_there(tmp_path: Path, capsys) -> None:
     installer.install(tmp_path, "DrumsA")
     assert installer.main(["--dest", str(tmp_path), "--name", "DrumsA", "--uninstall"]) == 0
