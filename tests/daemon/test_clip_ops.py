@@ -111,3 +111,10 @@ def test_drumify_hits_a_shuffles_triplets_and_never_flams_an_onsets_hit(bundled)
             for n in pattern.notes:
                 assert not any(m.pitch == n.pitch and 0 < abs(m.start - n.start) < clip_ops.FLAM_BEATS
                                for m in pattern.notes if round(m.start, 6) in onsets)
+
+
+def test_a_variation_of_a_clip_that_starts_on_the_one_starts_on_the_one(bundled):
+    notes = [Note(p, b * 4 + t, 0.1, 90) for b in range(2) for p, ts in ((42, [k / 2 for k in range(8)]), (36, [0, 2.5]),
+                                                                          (38, [1, 3])) for t in ts]
+    req = GrooveRequest(style="rock", bars=2, seed=77, variations=16)
+    assert all(min(n.start for n in p.notes) == 0.0 for p in clip_ops.vary_clip(bundled, req, notes, 8.0))
