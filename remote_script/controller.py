@@ -235,10 +235,10 @@ class Controller:
         self._show(say(f"temperature {value:.2f} ({feel})"))
 
     def _step_density(self, direction: int) -> None:
-        self._show(say(f"density {self.params.step_density(direction):.0%}"))
+        self._show(say(_level_text("density", self.params.step_density(direction))))
 
     def _step_complexity(self, direction: int) -> None:
-        self._show(say(f"complexity {self.params.step_complexity(direction):.0%}"))
+        self._show(say(_level_text("complexity", self.params.step_complexity(direction))))
 
     def _step_focus(self) -> None:
         focus = self.params.step_focus()
@@ -409,3 +409,7 @@ class Controller:
             self._log(f"styles: {', '.join(styles)}")
         else:
             self._log(f"styles request failed: {reply.error_code}: {reply.error_message}")
+
+
+def _level_text(name: str, level: float | None) -> str:
+    return f"{name}: the model chooses" if level is None else f"{name} {level:.0%}"

@@ -79,11 +79,11 @@ class Params:
         self.temperature = min(max(value, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1])
         return self.temperature
 
-    def step_density(self, direction: int) -> float:
+    def step_density(self, direction: int) -> float | None:
         self.density = _step_level(self.density, direction)
         return self.density
 
-    def step_complexity(self, direction: int) -> float:
+    def step_complexity(self, direction: int) -> float | None:
         self.complexity = _step_level(self.complexity, direction)
         return self.complexity
 
@@ -114,10 +114,13 @@ class Params:
         return self.style if self.mix_with is None else f"{self.style}+{self.mix_with}"
 
 
-def _step_level(level: float | None, direction: int) -> float:
-    """A 0-1 control one LEVEL_STEP on; from None ("the model chooses") it starts at LEVEL_START."""
-    start = LEVEL_START if level is None else level
-    return min(max(round(start + direction * LEVEL_STEP, 2), 0.0), 1.0)
+def _step_level(level: float | None, direction: int) -> float | None:
+    """A 0-1 control one LEVEL_STEP on; from None ("the model chooses") it starts at LEVEL_START,
+    and one step past either end it is None again, so the model's choice is never out of reach."""
+    if level is None:
+        return min(max(round(LEVEL_START + direction * LEVEL_STEP, 2), 0.0), 1.0)
+    stepped = round(level + direction * LEVEL_STEP, 2)
+    return stepped if 0.0 <= stepped <= 1.0 else None
 
 
 def _next_step(steps: tuple, current):

@@ -152,6 +152,19 @@ def test_bars_and_temperature_stay_in_the_protocol_ranges(host: LiveHost) -> Non
     assert host.c_instance.status == "MidiDrumiGen: temperature 1.00 (balanced)"
 
 
+def test_density_and_complexity_step_back_to_the_models_choice_past_either_end(host: LiveHost) -> None:
+    said = []
+    for _ in range(7):
+        press(host, "density_up")
+        said.append(host.c_instance.status.removeprefix("MidiDrumiGen: "))
+    assert said == ["density 60%", "density 70%", "density 80%", "density 90%", "density 100%",
+                    "density: the model chooses", "density 60%"]
+    for _ in range(6):  # 40 % ... 0 %, then the model's choice
+        press(host, "complexity_down")
+    assert host.c_instance.status == "MidiDrumiGen: complexity: the model chooses"
+    assert "density" in host.script._controller._shape() and "complexity" not in host.script._controller._shape()
+
+
 def test_a_bug_in_a_handler_is_logged_and_shown_never_raised_into_live(
     host: LiveHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
