@@ -60,6 +60,8 @@ def load_settings(path: Path) -> tuple[Settings, list[str]]:
             problems.append(f"{path.name}: {name} {problem}; using {getattr(settings, name)!r}")
         else:
             as_float = isinstance(getattr(Settings, name), float)  # JSON's 1 for a 1.0 default
+            if name == "style":
+                value = value.strip().lower()  # as the daemon names styles: "Funk" is funk
             settings = replace(settings, **{name: float(value) if as_float else value})
     return settings, problems
 

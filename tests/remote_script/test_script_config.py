@@ -88,6 +88,12 @@ def test_the_shipped_mappings_load() -> None:
     assert push.control_for("next_style").led_message(busy=False) == (0xB0, 45, 48)
 
 
+def test_a_style_is_named_as_the_daemon_names_it(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"style": " Funk "}))
+    assert load_settings(path) == (Settings(style="funk"), [])
+
+
 def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     """Windows Notepad's "UTF-8 with BOM": every setting was lost to a JSON error."""
     path = tmp_path / "settings.json"
