@@ -121,8 +121,9 @@ def position_span(meter: tuple[int, int]) -> int:
     return 12 if meter[1] == 8 and meter[0] % 3 == 0 else TRAINED_BAR_STEPS  # compound: dotted quarters
 
 
-GRIDS = (4, 8, 3, 6)  # per beat: 16ths, 32nds, 8th and 16th triplets
+GRIDS = (4, 8, 16, 3, 6, 12)  # per beat: 16ths, 32nds, 64ths, 8th, 16th and 32nd triplets
 GRID_TOLERANCE = 1e-4  # beats: a programmed note sits on its grid to MIDI's tick, not a played one
+TRIPLET_REACH = 0.02  # beats: a played note this close to a triplet (and not to a 16th) is one
 
 
 def on_a_grid(start: float) -> bool:
@@ -295,8 +296,9 @@ class Humanizer:
         `ghost_notes`) follow. Starts stay in [0, length); length defaults to the whole bars
         that cover the notes. In a programmed clip (most notes on a grid: 16ths, 32nds, triplets)
         each note keeps its placement plus the offset of its nearest 16th; in a played one (or
-        one humanized before) each is placed at its nearest 16th plus the offset, so humanizing
-        twice does not drift twice as far. Same input and seed, same output.
+        one humanized before) a note around a 16th is placed at that 16th plus the offset (one
+        played on a triplet keeps its place), so humanizing twice does not drift twice as far.
+        Same input and seed, same output.
 
         `chance` leaves to Live 12 the dice it can roll on every pass of the clip, so the groove
         is never quite the same twice: each ghost note comes with its chance as its probability
@@ -329,12 +331,16 @@ class Humanizer:
         note_out, _ = self.predict(features(grid, grid.steps, grid.pieces, grid.velocities, self.config))
         offsets, velocities, ranges = self._draw(note_out, grid.steps, grid.pieces, walk, rng, spread, chance)
         # A programmed clip (most notes on some grid: 16ths, 32nds, triplets) keeps each note's place
-        # plus the feel; a played one (or one humanized before) takes the feel instead, from each
-        # note's nearest 16th, so a clip humanized again does not drift further each time.
+        # plus the feel; in a played one (or one humanized before) a note played around a 16th
+        # takes the feel from that 16th instead, so a clip humanized again does not drift further
+        # each time. A played note nearer a triplet than a 16th (a triplet fill, a shuffle's swung
+        # 8ths) keeps its place: the feel, learned on 16ths, is laid on top of it.
         played = 2 * sum(not on_a_grid(n.start) for n in notes) > len(notes)
         out = []
         for note, step, offset, velocity, width in zip(notes, grid.steps, offsets, velocities, ranges):
-            anchor = step / 4 if played else note.start
+            triplet = math.floor(note.start * 6 + 0.5) / 6  # the nearest 8th or 16th triplet
+            on_16ths = abs(note.start - triplet) >= TRIPLET_REACH or abs(note.start - step / 4) <= TRIPLET_REACH
+            anchor = step / 4 if played and on_16ths else note.start
             start = note.start + amount * (anchor + offset / 4 - note.start)
             if grid.known:  # played velocities, and any range the user gave them, stay the user's
                 out.append(self._place(note, start, note.velocity, length))
