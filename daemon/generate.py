@@ -475,8 +475,9 @@ class Generator:
         hits = [Note(h.pitch, round(h.start, 6), NOTE_DURATION, h.velocity) for h in self.table.hits(ids)]
         known = len(self.table.hits(list(req.primer))) if req.primer else 0
         sampled = [h for h in hits[known:] if h.start < clip_end]
-        if template is not None:
-            sampled = template.apply(sampled, tuple(req.meter), clip_end)
+        if template is not None:  # the first bar played after a primer starts on its one, as a new beat does
+            one = sum(self.table.steps[t][0][0] == BAR for t in req.primer) * bar_beats(tuple(req.meter))
+            sampled = template.apply(sampled, tuple(req.meter), clip_end, one=one)
         hits = [h for h in hits[:known] if h.start < clip_end] + sampled
         best: dict[tuple[int, float], Note] = {}
         for hit in hits:

@@ -139,7 +139,7 @@ class GrooveTemplate:
         for groove in (g for g in grooves if g.meter == meter):
             for note in groove.notes:
                 group, step, offset = cls._place(note)
-                if group is not None and abs(offset) <= ON_GRID:
+                if group is not None:  # every hit: a heavy swing's off-beats sit past ON_GRID
                     acc = sums[group][step % n]
                     acc[0] += offset
                     acc[1] += note.velocity
@@ -160,14 +160,14 @@ class GrooveTemplate:
         return cls(meter, offsets, {g: [None] * n for g in TEMPLATE_GROUPS})
 
     def apply(self, notes: list[Note], meter: tuple[int, int], length: float, timing: float = 1.0,
-              velocity: float = 0.0) -> list[Note]:
+              velocity: float = 0.0, one: float = 0.0) -> list[Note]:
         """Canonical-kit notes with each piece group's mean timing (and velocity) on each 16th of
         this clip moved `timing` (`velocity`) of the way, 0..1, to the template's; every hit keeps
         its own deviation from that mean, so the feel changes and the human spread stays. Hits
         off the 16th grid (32nds, triplets: further than ON_GRID from a 16th) are another grid's
-        and stay where they are, out of the means; so does a hit on the clip's first beat, the
-        loop's one. Notes in another meter come back unchanged. Velocity is off by default
-        (docs/styles.md)."""
+        and stay where they are, out of the means; so does a hit on `one`, the first beat of what
+        was played (the loop's one; after a primer, the first new bar's). Notes in another meter
+        come back unchanged. Velocity is off by default (docs/styles.md)."""
         if tuple(meter) != self.meter:
             return list(notes)
         n = steps_per_bar(self.meter)
@@ -180,7 +180,7 @@ class GrooveTemplate:
         for note in notes:
             group, step, offset = self._place(note)
             start, vel = note.start, note.velocity
-            if group is not None and abs(offset) <= ON_GRID and note.start != 0.0:
+            if group is not None and abs(offset) <= ON_GRID and note.start != one:
                 cell = cells[(group, step % n)]
                 target, loudness = self.offsets[group][step % n], self.velocities[group][step % n]
                 if target is not None:
