@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -85,7 +86,9 @@ def install(remote_scripts: Path, name: str = NAME) -> list[str]:
                 shutil.copy2(kept, staging / relative)
                 notes.append(f"kept your {relative.as_posix()}")
         for edited in _edited_mappings(target):  # a shipped mapping the user changed: theirs is kept beside it
-            mine = staging / "mappings" / f"{edited.stem}-mine.json"
+            copies = (staging / "mappings" / f"{edited.stem}-mine{'' if k == 1 else f'-{k}'}.json"
+                      for k in itertools.count(1))
+            mine = next(c for c in copies if not c.exists() or c.read_bytes() == edited.read_bytes())
             if not mine.exists():
                 shutil.copy2(edited, mine)
                 notes.append(f"your edited mappings/{edited.name} is kept as mappings/{mine.name}: "
@@ -126,7 +129,8 @@ def _user_files(target: Path) -> list[Path]:
 
 def _edited_mappings(target: Path) -> list[Path]:
     """Shipped mappings of an existing install that differ from what was installed (from an
-    install that recorded no hashes: from what this one ships)."""
+    install that recorded no hashes: from what this one ships, so an older version's file is
+    kept too, once: better a spare copy than a user's edit lost)."""
     if not target.exists():
         return []
     try:

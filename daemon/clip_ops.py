@@ -188,7 +188,7 @@ def _without_flams(notes: list[Note], onsets: set[float]) -> list[Note]:
     on each onset, and the model may also play that piece just before or after it, as a flam."""
     on_onset = {(n.pitch, n.start) for n in notes if round(n.start, 6) in onsets}
     return [n for n in notes if round(n.start, 6) in onsets or not any(
-        pitch == n.pitch and 0 < abs(start - n.start) < FLAM_BEATS for pitch, start in on_onset)]
+        pitch == n.pitch and 0 < abs(start - n.start) < FLAM_BEATS - 1e-6 for pitch, start in on_onset)]
 
 
 def _whole_bars(length: float, meter: tuple[int, int]) -> int:

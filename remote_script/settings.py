@@ -55,13 +55,13 @@ def load_settings(path: Path) -> tuple[Settings, list[str]]:
         if name not in known:
             problems.append(f"{path.name}: unknown setting {name!r} ignored (known: {', '.join(sorted(known))})")
             continue
+        if name == "style" and isinstance(value, str):
+            value = value.strip().lower()  # as the daemon names styles: "Funk" is funk
         problem = _check(name, value)
         if problem:
             problems.append(f"{path.name}: {name} {problem}; using {getattr(settings, name)!r}")
         else:
             as_float = isinstance(getattr(Settings, name), float)  # JSON's 1 for a 1.0 default
-            if name == "style":
-                value = value.strip().lower()  # as the daemon names styles: "Funk" is funk
             settings = replace(settings, **{name: float(value) if as_float else value})
     return settings, problems
 

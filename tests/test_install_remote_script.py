@@ -82,6 +82,10 @@ def test_reinstalling_keeps_a_shipped_mapping_the_user_edited_beside_the_new_one
     assert (target / "mappings/push-mine.json").read_text() == edited
     assert push.read_bytes() == (ROOT / "remote_script/mappings/push.json").read_bytes()
     assert installer.install(tmp_path) == ["kept your mappings/push-mine.json"]  # now a mapping of the user's own
+    push.write_text(edited.replace('"number": 44', '"number": 45', 1))  # edited again: a second copy, not lost
+    assert installer.install(tmp_path) == ["kept your mappings/push-mine.json",
+                                           'your edited mappings/push.json is kept as mappings/push-mine-2.json: '
+                                           'set "mapping": "push-mine-2" in settings.json to use it']
 
 
 def test_uninstall_removes_only_what_the_installer_put_there(tmp_path: Path, capsys) -> None:

@@ -92,6 +92,8 @@ def test_a_style_is_named_as_the_daemon_names_it(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"style": " Funk "}))
     assert load_settings(path) == (Settings(style="funk"), [])
+    path.write_text(json.dumps({"style": "  "}))
+    assert load_settings(path) == (Settings(), ["settings.json: style must be a non-empty string; using 'funk'"])
 
 
 def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
