@@ -109,7 +109,7 @@ def test_drumify_hits_a_shuffles_triplets_and_never_flams_an_onsets_hit(bundled)
             starts = {round(n.start, 6) for n in pattern.notes}
             assert onsets <= starts
             for n in pattern.notes:
-                assert not any(m.pitch == n.pitch and 0 < abs(m.start - n.start) < clip_ops.FLAM_BEATS
+                assert not any(m.pitch == n.pitch and 0 < abs(m.start - n.start) < clip_ops.FLAM_BEATS - 1e-6
                                for m in pattern.notes if round(m.start, 6) in onsets)
 
 
