@@ -33,10 +33,7 @@ def read_notes(clip: object) -> tuple[list[dict], float, tuple[int, ...]]:
         # Live's doc leaves open whether a note begun before `start` is in the range: it is not ours.
         if live_note.mute or not 0 <= live_note.start_time - start < length:
             continue
-        velocity = min(max(int(round(live_note.velocity)), 1), 127)
-        note = Note(live_note.pitch, live_note.start_time - start, live_note.duration, velocity,
-                    live_note.probability, live_note.velocity_deviation)  # fmt: skip
-        read.append((note, live_note.note_id))
+        read.append((_as_sent(live_note, start), live_note.note_id))
     read.sort(key=lambda pair: (pair[0].start, pair[0].pitch))
     return [note.to_wire() for note, _ in read], end - start, tuple(note_id for _, note_id in read)
 
@@ -65,9 +62,7 @@ def replace_notes(clip: object, start: float, span: float, notes: list[Note]) ->
     for live_note in clip.get_notes_extended(*ALL_PITCHES, start, span):
         if live_note.mute or live_note.start_time < start:
             continue
-        key = (live_note.pitch, round(live_note.start_time - start, 6), round(live_note.duration, 6),
-               min(max(int(round(live_note.velocity)), 1), 127), round(live_note.probability, 6),
-               round(live_note.velocity_deviation, 6))  # fmt: skip
+        key = _key(_as_sent(live_note, start))
         if kept[key] < wanted[key]:
             kept[key] += 1
         else:
@@ -80,6 +75,13 @@ def replace_notes(clip: object, start: float, span: float, notes: list[Note]) ->
         else:
             new.append(note)
     add_notes(clip, new, start)
+
+
+def _as_sent(live_note: object, start: float) -> Note:
+    """A Live note as the daemon is sent it: its time from `start`, its velocity a whole 1-127."""
+    velocity = min(max(int(round(live_note.velocity)), 1), 127)
+    return Note(live_note.pitch, live_note.start_time - start, live_note.duration, velocity, live_note.probability,
+                live_note.velocity_deviation)
 
 
 def _key(note: Note) -> tuple:
