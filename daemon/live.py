@@ -8,7 +8,6 @@ ones; the player splices it in at the first bar line after it arrives.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 import sys
@@ -24,10 +23,15 @@ from daemon.scheduler import Phrase
 from shared.client import DaemonClient, Reply
 from shared.notes import Note
 from shared.protocol import (
+    E_BUSY,
+    E_CANCELLED,
     E_INTERNAL,
     E_MALFORMED,
+    E_TIMEOUT,
+    E_UNAVAILABLE,
     OP_GENERATE,
     OP_STYLES,
+    SEED_RANGE,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
     ProtocolError,
@@ -37,6 +41,7 @@ PREFETCH = 1  # phrases kept ready beyond the one playing
 GENERATE_TIMEOUT_S = 20.0  # per attempt; a phrase takes well under a second on 2 CPU cores
 GENERATE_RETRIES = 1
 RETRY_AFTER_S = 1.0  # after a failed request while playing (the current phrase repeats)
+PASSING = (E_UNAVAILABLE, E_TIMEOUT, E_BUSY, E_CANCELLED)  # errors worth a retry; others would only come again
 DENSITY_STEP = 0.1
 TEMPERATURE_STEP = 0.1
 DEFAULT_DENSITY = 0.5  # where the density keys start when no density was asked for
@@ -117,7 +122,7 @@ class LiveSource:
         self.styles: list[str] = []  # the daemon's, for the style keys and CC
         self._endpoint = endpoint
         self._bars, self._meter, self._channel, self._tempo = bars, meter, channel, tempo
-        self._seeds = itertools.count(seed) if seed is not None else None
+        self._seed = seed  # the next phrase's; it moves on only when a phrase is taken, so a seed replays its phrase
         self._cond = threading.Condition()
         self._settings = settings
         self._version = 0  # bumped by every change of settings
@@ -162,7 +167,11 @@ class LiveSource:
         return True
 
     def next_phrase(self) -> Phrase:
+        """The next phrase, or this one again if the daemon is late; DaemonError once it refused
+        in a way a retry will not mend (the player stops, silencing what sounds)."""
         with self._cond:
+            if self._failure is not None:
+                raise self._failure
             if self._change is not None:
                 return self._adopt_change()
             if self._ready:
@@ -211,15 +220,14 @@ class LiveSource:
                     if self._closed:
                         return
                     version, settings = self._version, self._settings
-                seed = next(self._seeds) if self._seeds is not None else None
-                fields = request_fields(settings, self._bars, self._meter, self._tempo(), seed)
+                fields = request_fields(settings, self._bars, self._meter, self._tempo(), self._seed)
                 try:
                     phrase = phrase_from_reply(client.call(OP_GENERATE, **fields), self._channel,
                                                settings.describe())
                 except DaemonError as err:
                     with self._cond:
                         first = self._current is None and not self._ready
-                    if first:
+                    if first or err.code not in PASSING:
                         self._fail(err)
                         return
                     log.warning("%s — repeating the current phrase, retrying in %g s", err, RETRY_AFTER_S)
@@ -228,7 +236,9 @@ class LiveSource:
                     continue
                 with self._cond:
                     if version != self._version:
-                        continue  # made with settings changed meanwhile
+                        continue  # made with settings changed meanwhile: its seed plays the next one
+                    if self._seed is not None:
+                        self._seed = (self._seed + 1) % (SEED_RANGE[1] + 1)  # wrapping, as variation seeds do
                     if version != self._playing and self._change is None:
                         self._change = (version, phrase)
                     else:

@@ -64,7 +64,8 @@ def add_play_parser(sub: argparse._SubParsersAction) -> None:
                                                   "funk:0.7,jazz:0.3) instead of a file")
     p.add_argument("--live", action="store_true",
                    help="keep generating with --style: the next phrase is made while one plays; "
-                        "keys and MIDI CCs 20/21/22 change style/density/temperature at the next bar")
+                        "keys (and MIDI CCs 20/21/22 from --cc-port, or the --clock port) change "
+                        "style/density/temperature at the next bar")
     p.add_argument("--bars", type=int, default=DEFAULT_BARS, help="bars per generated phrase (default 4)")
     p.add_argument("--meter", default="4/4", help="time signature of generated phrases (default 4/4)")
     p.add_argument("--density", type=float, help="0..1, fewer to more hits (default: the style's own)")
@@ -77,10 +78,10 @@ def add_play_parser(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--virtual", nargs="?", const=ports.VIRTUAL_NAME, metavar="NAME",
                      help=f"create a virtual output port (default, named {ports.VIRTUAL_NAME!r})")
     p.add_argument("--loop", action="store_true", help="repeat the file or phrase until stopped")
-    sync = p.add_mutually_exclusive_group()
-    sync.add_argument("--bpm", type=float, help="tempo (default: the file's, or 120)")
-    sync.add_argument("--clock", action="store_true",
-                      help="follow MIDI clock, Start/Stop/Continue and Song Position from --clock-port")
+    p.add_argument("--bpm", type=float, help="tempo (default: the file's, or 120); with --clock, the tempo "
+                                             "until the clock is heard, which the first phrases are made at")
+    p.add_argument("--clock", action="store_true",
+                   help="follow MIDI clock, Start/Stop/Continue and Song Position from --clock-port")
     p.add_argument("--clock-port", metavar="NAME",
                    help=f"input port sending clock (default: a virtual input {ports.CLOCK_PORT_NAME!r})")
     p.add_argument("--cc-port", metavar="NAME", help="input port for the live CCs (default: the clock port)")

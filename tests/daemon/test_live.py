@@ -1,7 +1,8 @@
-"""Live mode's pieces that need no daemon: request fields, reply parsing, keys, CCs, the terminal."""
+"""Live mode's pieces: request fields, reply parsing, keys, CCs, the terminal; seeds and refusals against a daemon."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import pty
 import threading
@@ -94,3 +95,49 @@ def test_keyboard_is_off_without_a_terminal():
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def test_seeds_count_up_by_the_phrases_played_and_wrap(daemon):
+    """From the top of the seed range on to 0 (the request after 2**31 - 1 was refused forever),
+    and only a phrase taken moves the seed on, so `--seed S` replays the same phrases."""
+    live = LiveSource(daemon.endpoint, Settings("funk", None, 1.0), bars=1, meter=(4, 4), channel=9,
+                      tempo=lambda: 120.0, seed=2**31 - 1)
+    live.start()
+    try:
+        seeds = [live.next_phrase().info["seed"]]
+        for _ in range(400):  # ~20 s at most: a phrase takes well under a second
+            phrase = live.next_phrase()
+            if phrase.info["seed"] != seeds[-1]:
+                seeds.append(phrase.info["seed"])
+            if len(seeds) == 3:
+                break
+            threading.Event().wait(0.05)
+    finally:
+        live.close()
+    assert seeds == [2**31 - 1, 0, 1]
+
+
+def test_a_refusal_a_retry_cannot_mend_stops_playing_with_the_daemons_word(daemon):
+    live = LiveSource(daemon.endpoint, Settings("funk", None, 1.0), bars=1, meter=(4, 4), channel=9,
+                      tempo=lambda: 120.0, seed=1)
+    live.start()
+    try:
+        live.next_phrase()
+        live.change(style="no-such-style")  # as a stale style list could offer
+        with pytest.raises(DaemonError) as refused:
+            for _ in range(200):
+                live.next_phrase()
+                threading.Event().wait(0.05)
+        assert refused.value.code == "unknown_style"
+    finally:
+        live.close()
+
+
+def test_with_a_clock_bpm_is_the_tempo_until_the_clock_is_heard():
+    """The first phrases are made before the clock is heard: at --bpm, not always at 120."""
+    from daemon.play import add_play_parser
+
+    parser = argparse.ArgumentParser(prog="drumigen")
+    add_play_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["play", "--style", "funk", "--live", "--clock", "--bpm", "84"])
+    assert args.clock and args.bpm == 84.0
