@@ -1,6 +1,6 @@
 """The daemon under load, through real sockets: the numbers issue 3 asks for.
 
-    python benchmarks/bench_daemon.py [--clients 16] [--requests 50] [--malformed 10000]
+    .venv/bin/python benchmarks/bench_daemon.py [--clients 16] [--requests 50] [--malformed 10000] [--superseded N]
 
 1. Cold start: from `drumigen serve` launched to its first `ping` reply (model loaded).
 2. Sustained load: N clients (the Live-side stdlib client, each in its own thread) each send

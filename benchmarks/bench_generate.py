@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/bench_generate.py            # the tables (medians of --runs)
     .venv/bin/python benchmarks/bench_generate.py --profile  # one decode step, part by part
-    python benchmarks/bench_generate.py --device cuda        # on a GPU: steps replayed from CUDA graphs
-    python benchmarks/bench_generate.py --device cuda --eager  # the same without the graphs
+    .venv/bin/python benchmarks/bench_generate.py --device cuda        # on a GPU: steps replayed from CUDA graphs
+    .venv/bin/python benchmarks/bench_generate.py --device cuda --eager  # the same without the graphs
     .venv/bin/python benchmarks/bench_generate.py --onednn   # on a CPU, GELU through oneDNN, torch's default
 
 The table: 4 bars x 1 and x 8 variations, 16 bars x 1 and 4 bars x 1 at focus 2 (two takes,

@@ -1,6 +1,6 @@
 """Humanize, measured on GMD's test split: how close to the drummer does it put quantised notes?
 
-    python benchmarks/eval_humanize.py [--data PATH] [--checkpoint PATH] [--kind beat|fill|all] [--seed N]
+    .venv/bin/python benchmarks/eval_humanize.py [--data PATH] [--checkpoint PATH] [--kind beat|fill|all] [--seed N]
 
 Every test performance is quantised (starts to the nearest 16th) and humanized with amount=1,
 then compared note by note with what the drummer played:

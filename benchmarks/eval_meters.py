@@ -1,7 +1,7 @@
 """Meters the data barely has: does the model play each meter's bar through, from a kick on the one
 to its last count?
 
-    python benchmarks/eval_meters.py [--checkpoint PATH] [--seed N] [--meters 4/4,7/8,...]
+    .venv/bin/python benchmarks/eval_meters.py [--checkpoint PATH] [--seed N] [--meters 4/4,7/8,...]
 
 GMD is 1,138 takes of 4/4 against 12 in any other meter, so a model can learn where a 4/4 bar
 ends and nothing else (docs/model.md, meter replay). For every meter, 4 bars x 8 variations of

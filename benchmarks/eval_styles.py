@@ -1,7 +1,7 @@
 """Learned styles, measured: do grooves generated in a style learned from 10 files move towards
 held-out grooves of the same drummer, compared with the style's base genre alone?
 
-    python benchmarks/eval_styles.py [--drummer drummer7] [--learn 10] [--per-condition 64] [--seed 0] [--strength S]
+    .venv/bin/python benchmarks/eval_styles.py [--drummer drummer7] [--learn 10] [--per-condition 64] [--seed 0] [--strength S]
 
 The model never trained on GMD's test split. No drummer-genre pair there has more than 7 beat
 files, so the held-out combination is one drummer's test-split 4/4 beats (drummer7: 21 files,
