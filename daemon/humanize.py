@@ -123,7 +123,23 @@ def position_span(meter: tuple[int, int]) -> int:
 
 GRIDS = (4, 8, 16, 3, 6, 12)  # per beat: 16ths, 32nds, 64ths, 8th, 16th and 32nd triplets
 GRID_TOLERANCE = 1e-4  # beats: a programmed note sits on its grid to MIDI's tick, not a played one
-TRIPLET_REACH = 0.02  # beats: a played note this close to a triplet (and not to a 16th) is one
+TRIPLET_REACH = 0.02  # beats: a played note this close to a place only triplets have is near it
+
+
+def triplet_beats(notes: list[Note]) -> set[int]:
+    """The beats of a played clip that are played in triplets: two or more notes near a place only
+    triplets have (1/6, 1/3, 2/3, 5/6 of the beat), none near the off-beat 16ths (1/4, 3/4). A
+    16th groove humanized before has notes drifted near a triplet place now and then, one at a
+    time; a triplet fill or a shuffle's beat has them in numbers."""
+    near = lambda x, places: any(abs(x - p) < TRIPLET_REACH for p in places)  # noqa: E731
+    triplet_only, sixteenth_only = {}, set()
+    for n in notes:
+        beat, within = math.floor(n.start), n.start - math.floor(n.start)
+        if near(within, (1 / 6, 1 / 3, 2 / 3, 5 / 6)):
+            triplet_only[beat] = triplet_only.get(beat, 0) + 1
+        elif near(within, (1 / 4, 3 / 4)):
+            sixteenth_only.add(beat)
+    return {beat for beat, count in triplet_only.items() if count >= 2 and beat not in sixteenth_only}
 
 
 def on_a_grid(start: float) -> bool:
@@ -331,16 +347,15 @@ class Humanizer:
         note_out, _ = self.predict(features(grid, grid.steps, grid.pieces, grid.velocities, self.config))
         offsets, velocities, ranges = self._draw(note_out, grid.steps, grid.pieces, walk, rng, spread, chance)
         # A programmed clip (most notes on some grid: 16ths, 32nds, triplets) keeps each note's place
-        # plus the feel; in a played one (or one humanized before) a note played around a 16th
-        # takes the feel from that 16th instead, so a clip humanized again does not drift further
-        # each time. A played note nearer a triplet than a 16th (a triplet fill, a shuffle's swung
-        # 8ths) keeps its place: the feel, learned on 16ths, is laid on top of it.
+        # plus the feel; in a played one (or one humanized before) a note takes the feel from its
+        # nearest 16th instead, so a clip humanized again does not drift further each time; but in
+        # a beat played in triplets (a fill, a shuffle) notes keep their places, the feel, learned
+        # on 16ths, laid on top.
         played = 2 * sum(not on_a_grid(n.start) for n in notes) > len(notes)
+        in_triplets = triplet_beats(notes) if played else set()
         out = []
         for note, step, offset, velocity, width in zip(notes, grid.steps, offsets, velocities, ranges):
-            triplet = math.floor(note.start * 6 + 0.5) / 6  # the nearest 8th or 16th triplet
-            on_16ths = abs(note.start - triplet) >= TRIPLET_REACH or abs(note.start - step / 4) <= TRIPLET_REACH
-            anchor = step / 4 if played and on_16ths else note.start
+            anchor = step / 4 if played and math.floor(note.start) not in in_triplets else note.start
             start = note.start + amount * (anchor + offset / 4 - note.start)
             if grid.known:  # played velocities, and any range the user gave them, stay the user's
                 out.append(self._place(note, start, note.velocity, length))
