@@ -118,6 +118,8 @@ class Daemon:
         self._results_in.bind(f"inproc://results-{id(self)}")
         self._results_out = self.ctx.socket(zmq.PAIR)
         self._results_out.connect(f"inproc://results-{id(self)}")
+        self._results_lock = threading.Lock()  # the worker's sends and close() never meet on _results_out
+        self._results_closed = False
         self._worker = threading.Thread(target=self._work, name="model-worker", daemon=True)
         self._info = {
             "version": __version__,
@@ -395,10 +397,11 @@ class Daemon:
             if reply["ok"] is False and reply["error"]["code"] == P.E_CANCELLED:
                 log.info("request %r dropped: %s", job.request_id, reply["error"]["message"])
             self._results.put((job, reply))
-        try:
+        with self._results_lock:
+            if self._results_closed:  # the daemon stopped without waiting for this (a style still learning)
+                log.info("stopped before %d replies could be sent", len(replies))
+                return
             self._results_out.send(b"")
-        except zmq.ZMQError:  # closed: the daemon stopped without waiting for this (a style still learning)
-            log.info("stopped before %d replies could be sent", len(replies))
 
     def _run_task(self, job: Job) -> tuple[Job, dict]:
         started = time.perf_counter()
@@ -468,8 +471,10 @@ class Daemon:
             self._results.put((job, self._dropped(job)))
         self._flush_results()
         self.router.close(linger=1000)  # time for those last replies to leave
-        for sock in (self._results_in, self._results_out):
-            sock.close(linger=0)
+        with self._results_lock:
+            self._results_closed = True
+            for sock in (self._results_in, self._results_out):
+                sock.close(linger=0)
         self.ctx.term()
         log.info("stopped")
 

@@ -103,6 +103,14 @@ GROUP_OF = {p: g for g, pitches in TEMPLATE_GROUPS.items() for p in pitches}
 ON_GRID = 0.25  # 16ths: a hit further than this from a 16th is on another grid (a 32nd, a triplet)
 
 
+def _played_near_a_16th(start: float, offset: float) -> bool:
+    """Whether a hit of a groove being measured belongs to its nearest 16th: any played hit (a
+    heavy swing's off-beats sit a third of a 16th late), but not one exactly on a 32nd or a
+    triplet, nor one half a 16th off, which would pull the 16th's mean towards another grid."""
+    on_other_grid = any(abs(start * g - round(start * g)) < 1e-4 * g for g in (8, 6)) and abs(offset) > 1e-4
+    return abs(offset) < 0.45 and not on_other_grid
+
+
 def steps_per_bar(meter: tuple[int, int]) -> int:
     return meter[0] * 16 // meter[1]
 
@@ -139,7 +147,7 @@ class GrooveTemplate:
         for groove in (g for g in grooves if g.meter == meter):
             for note in groove.notes:
                 group, step, offset = cls._place(note)
-                if group is not None:  # every hit: a heavy swing's off-beats sit past ON_GRID
+                if group is not None and _played_near_a_16th(note.start, offset):
                     acc = sums[group][step % n]
                     acc[0] += offset
                     acc[1] += note.velocity

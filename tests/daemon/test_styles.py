@@ -374,3 +374,14 @@ def test_a_style_of_another_model_is_neither_imported_nor_offered(learned, bundl
 def test_a_clip_shorter_than_a_bar_is_learned_looped_as_live_plays_it():
     half = styles.groove_from_notes("half", [Note(36, 0.0, 0.1, 100), Note(38, 1.0, 0.1, 100)], 100.0, (4, 4), 2.0)
     assert half.bars == 1 and [(n.pitch, n.start) for n in half.notes] == [(36, 0.0), (38, 1.0), (36, 2.0), (38, 3.0)]
+
+
+def test_a_learned_template_hears_a_swing_but_not_another_grids_hits():
+    """A 32nd roll's odd hits sit half a 16th before the next 16th: in its mean they pushed the
+    hats 0.25 of a 16th early. A heavy swing's late off-beats (a third of a 16th) still count."""
+    roll = [Note(42, k / 8, 0.1, 80) for k in range(64)]  # 32nds, programmed
+    swung = [Note(42, k / 4 + (0.085 if k % 2 else 0.0), 0.1, 80) for k in range(32)]  # played, ~67 % swing
+    rolled = styles.GrooveTemplate.measure([styles.groove_from_notes("roll", roll, 100.0, (4, 4), 8.0)])
+    assert all(abs(x) < 1e-9 for x in rolled.offsets["hats"] if x is not None)
+    swing = styles.GrooveTemplate.measure([styles.groove_from_notes("swing", swung, 100.0, (4, 4), 8.0)])
+    assert swing.offsets["hats"][1] == pytest.approx(0.34) and swing.offsets["hats"][0] == 0.0
