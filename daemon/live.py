@@ -122,7 +122,8 @@ class LiveSource:
         self.styles: list[str] = []  # the daemon's, for the style keys and CC
         self._endpoint = endpoint
         self._bars, self._meter, self._channel, self._tempo = bars, meter, channel, tempo
-        self._seed = seed  # the next phrase's; it moves on only when a phrase is taken, so a seed replays its phrase
+        self._seed = seed  # the next request's: it moves on when a phrase arrives, not when a request fails
+        self._working = settings  # the last settings the daemon made a phrase with
         self._cond = threading.Condition()
         self._settings = settings
         self._version = 0  # bumped by every change of settings
@@ -227,14 +228,19 @@ class LiveSource:
                 except DaemonError as err:
                     with self._cond:
                         first = self._current is None and not self._ready
-                    if first or err.code not in PASSING:
+                    if first:
                         self._fail(err)
                         return
+                    if err.code not in PASSING:
+                        if not self._back_to_working(version, err):
+                            return
+                        continue
                     log.warning("%s — repeating the current phrase, retrying in %g s", err, RETRY_AFTER_S)
                     with self._cond:
                         self._cond.wait_for(lambda: self._closed, RETRY_AFTER_S)
                     continue
                 with self._cond:
+                    self._working = settings
                     if version != self._version:
                         continue  # made with settings changed meanwhile: its seed plays the next one
                     if self._seed is not None:
@@ -244,6 +250,25 @@ class LiveSource:
                     else:
                         self._ready.append(phrase)
                     self._cond.notify_all()
+
+    def _back_to_working(self, version: int, err: DaemonError) -> bool:
+        """A change the daemon refused (a style it no longer has, say) goes back to the settings
+        that worked, rather than ending the show; False when those were refused: it ends, with
+        the daemon's word (next_phrase raises it)."""
+        with self._cond:
+            if version != self._version:  # changed again meanwhile: those settings are tried next
+                return True
+            if self._settings == self._working:
+                self._failure = err
+                self._cond.notify_all()
+                return False
+            log.error("the daemon refused %s (%s) — back to %s", self._settings.describe(), err,
+                      self._working.describe())
+            self._settings = self._working
+            self._version += 1
+            self._ready.clear()
+            self._change = None
+            return True
 
     def _fail(self, err: DaemonError) -> None:
         with self._cond:
