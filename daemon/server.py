@@ -326,6 +326,9 @@ class Daemon:
             name = styles.check_name(name)
         except styles.StyleError as err:
             raise P.ProtocolError(P.E_BAD_REQUEST, str(err)) from None
+        if not replace and styles.StyleLibrary(self.generator.style_folder).path(name).exists():  # said now, not
+            raise P.ProtocolError(P.E_BAD_REQUEST, f"there is already a style named {name!r}; "  # after the queue
+                                                   "pass replace: true to learn it again")
         raw = msg.get("clips")
         if not isinstance(raw, list) or not styles.MIN_GROOVES <= len(raw) <= styles.MAX_GROOVES:
             raise P.ProtocolError(P.E_BAD_REQUEST, f"clips must be a list of {styles.MIN_GROOVES}..{styles.MAX_GROOVES} clip maps (your grooves)")

@@ -646,7 +646,9 @@ def learn_style(name: str, files: list[Path], checkpoint_path: Path = checkpoint
                 progress: Progress | None = None, folder: Path | None = None,
                 replace: bool = False) -> Style:
     """Learn a style from 3-20 MIDI grooves and save it in the style folder (about 15-60 s)."""
-    files = list(dict.fromkeys(Path(f).resolve() for f in files))  # a groove given twice counts once
+    # a groove given twice counts once, by path or as a copy (three copies of one are not three grooves)
+    files = list({Path(f).resolve().read_bytes() if Path(f).is_file() else Path(f).resolve(): Path(f).resolve()
+                  for f in files}.values())
     if not files:
         raise StyleError("no MIDI files given: a style is learned from 3 or more of your grooves")
     if len(files) > MAX_GROOVES:

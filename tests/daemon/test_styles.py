@@ -385,3 +385,13 @@ def test_a_learned_template_hears_a_swing_but_not_another_grids_hits():
     assert all(abs(x) < 1e-9 for x in rolled.offsets["hats"] if x is not None)
     swing = styles.GrooveTemplate.measure([styles.groove_from_notes("swing", swung, 100.0, (4, 4), 8.0)])
     assert swing.offsets["hats"][1] == pytest.approx(0.34) and swing.offsets["hats"][0] == 0.0
+
+
+def test_copies_of_one_groove_are_one_groove(tmp_path):
+    """Three copies of one file at three paths once made the three grooves a style needs."""
+    copies = []
+    for i in range(3):
+        copies.append(tmp_path / f"copy{i}.mid")
+        shutil.copy(FILES[0], copies[-1])
+    with pytest.raises(styles.StyleError, match="3"):
+        styles.learn_style("copies", copies, steps=1, folder=tmp_path / "lib")
