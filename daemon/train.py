@@ -221,7 +221,8 @@ def train(cfg: TrainConfig) -> dict:
                          "the validation split picks the checkpoint")
     if cfg.eval_windows:
         val_windows = random.Random(0).sample(val_windows, min(cfg.eval_windows, len(val_windows)))
-    sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank,
+    resumed_at = resumed["meta"]["step"] if resumed is not None else 0  # not the first run's first batches again
+    sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank + resumed_at,
                             genre_balance=cfg.genre_balance, rebar=cfg.rebar)
     priors = condition_priors(train_set, vocab)
     log.info("data: %d train performances, %d validation windows, vocabulary %d (%.1fs)",
