@@ -17,6 +17,7 @@ so the request that replaced them does not wait behind them.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import math
@@ -34,11 +35,11 @@ import msgpack
 import torch
 import zmq
 
-from daemon import __version__, checkpoint, clip_ops, styles
+from daemon import __version__, checkpoint, clip_ops, kit, styles
 from daemon.curve import read_curve_key
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
-from daemon.requests import clip, flag, meter, number, request_for, whole_number
+from daemon.requests import clip, flag, kit_map, meter, number, request_for, whole_number
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
 from shared.notes import pack_notes
@@ -329,6 +330,7 @@ class Daemon:
         if not replace and styles.StyleLibrary(self.generator.style_folder).path(name).exists():  # said now, not
             raise P.ProtocolError(P.E_BAD_REQUEST, f"there is already a style named {name!r}; "  # after the queue
                                                    "pass replace: true to learn it again")
+        pieces = kit.reverse_map(kit_map(msg.get("kit", "gm")))  # the clips' pads, heard as the pieces they play
         raw = msg.get("clips")
         if not isinstance(raw, list) or not styles.MIN_GROOVES <= len(raw) <= styles.MAX_GROOVES:
             raise P.ProtocolError(P.E_BAD_REQUEST, f"clips must be a list of {styles.MIN_GROOVES}..{styles.MAX_GROOVES} clip maps (your grooves)")
@@ -338,6 +340,7 @@ class Daemon:
                 raise P.ProtocolError(P.E_BAD_REQUEST, f"clip {i} is not a map")
             m = meter(item, self.generator.vocab.meters)
             notes, length = clip(item, m)
+            notes = [dataclasses.replace(n, pitch=pieces.get(n.pitch, n.pitch)) for n in notes]
             clips.append((notes, number(item, "tempo", 120.0, P.TEMPO_RANGE), m, length))
         steps = whole_number(msg, "steps", styles.STEPS, (1, styles.MAX_STEPS))
         model = self.generator.model  # learning reads it on the CPU; a CUDA daemon reads the file again

@@ -770,6 +770,19 @@ def test_learn_a_style_from_clips_then_play_it(daemon):
     assert gone["error"]["code"] == "unknown_style"
 
 
+def test_learn_style_hears_the_clips_through_their_kit(daemon):
+    """A rack with kick, snare and hats on pads 70-72: no drums to the model without its map."""
+    rack = {36: 70, 38: 71, 42: 72}
+    clips = [live_clip(name) for name in LIVE_CLIPS]
+    for c in clips:
+        c["notes"] = [{**n, "pitch": rack[n["pitch"]]} for n in c["notes"] if n["pitch"] in rack]
+    refused = ask(daemon.endpoint, op="learn_style", id=1, name="racked", clips=clips, steps=1, timeout_ms=120_000)
+    assert refused["error"]["code"] == "bad_request" and "no drum notes" in refused["error"]["message"]
+    learned = ask(daemon.endpoint, op="learn_style", id=2, name="racked", clips=clips, steps=1, timeout_ms=120_000,
+                  kit={str(k): v for k, v in rack.items()})
+    assert learned["ok"] and learned["style"] == "racked", learned
+
+
 @pytest.mark.parametrize("fields, mentions", [
     ({"name": "../etc", "clips": []}, "won't do"),
     ({"name": "funk", "clips": []}, "built-in"),
