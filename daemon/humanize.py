@@ -142,9 +142,10 @@ def triplet_beats(notes: list[Note]) -> set[int]:
     return {beat for beat, count in triplet_only.items() if count >= 2 and beat not in sixteenth_only}
 
 
-def on_a_grid(start: float) -> bool:
-    """Whether a note sits on one of the GRIDS, as programmed notes do (a played one may too, by chance)."""
-    return any(abs(start * g - round(start * g)) < GRID_TOLERANCE * g for g in GRIDS)
+def on_a_grid(start: float, grids: tuple[int, ...] = GRIDS) -> bool:
+    """Whether a note sits on one of `grids` (per beat), as programmed notes do (a played one may
+    too, by chance)."""
+    return any(abs(start * g - round(start * g)) < GRID_TOLERANCE * g for g in grids)
 
 
 def nearest_steps(starts: np.ndarray) -> np.ndarray:

@@ -79,8 +79,11 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
 
 def whole_number(msg: dict, name: str, default, bounds: tuple[int, int]):
     value = msg.get(name)
-    if value is None:
-        return default
+    return default if value is None else _whole(value, name, bounds)
+
+
+def _whole(value: object, name: str, bounds: tuple[int, int]) -> int:
+    """An int, or a float with a whole value (2.0), within `bounds`."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
@@ -157,7 +160,7 @@ def _time_signature(value: object, meters: tuple[tuple[int, int], ...]) -> tuple
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ProtocolError(E_BAD_REQUEST, f"time_signature must be [numerator, denominator], got {value!r}")
     try:  # whole numbers as every int field takes them: 4 or 4.0
-        num, den = (whole_number({"x": x}, "x", None, (-(2**63), 2**63)) for x in value)  # the meters bound them
+        num, den = (_whole(x, "x", (-(2**63), 2**63)) for x in value)  # the meters bound them
     except ProtocolError:
         raise ProtocolError(E_BAD_REQUEST, f"time_signature must be [numerator, denominator], got {value!r}") from None
     if (num, den) not in meters:

@@ -41,6 +41,7 @@ import torch
 from torch.nn import functional as F
 
 from daemon import checkpoint, kit
+from daemon.humanize import GRID_TOLERANCE, on_a_grid
 from daemon.data import bar_stats
 from daemon.model import DrumTransformer
 from daemon.vocab import DRUMMERS, GENRES, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
@@ -107,7 +108,7 @@ def _played_near_a_16th(start: float, offset: float) -> bool:
     """Whether a hit of a groove being measured belongs to its nearest 16th: any played hit (a
     heavy swing's off-beats sit a third of a 16th late), but not one exactly on a 32nd or a
     triplet, nor one half a 16th off, which would pull the 16th's mean towards another grid."""
-    on_other_grid = any(abs(start * g - round(start * g)) < 1e-4 * g for g in (8, 6)) and abs(offset) > 1e-4
+    on_other_grid = on_a_grid(start, (8, 6)) and abs(offset) > GRID_TOLERANCE  # a 32nd or a triplet, not a 16th
     return abs(offset) < 0.45 and not on_other_grid
 
 

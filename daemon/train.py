@@ -238,16 +238,15 @@ def train(cfg: TrainConfig) -> dict:
     optimizer = make_optimizer(model, cfg, device)
     step, best, history, warm_from = 0, float("inf"), [], 0
     if resumed is not None:
-        state = resumed
-        model.load_state_dict(state["model"])
-        step, before = state["meta"]["step"], state["meta"]
+        model.load_state_dict(resumed["model"])
+        step, before = resumed["meta"]["step"], resumed["meta"]
         if (before.get("objective", "nll_token"), before.get("teacher")) == (objective, taught_by):
             best = before["best_val"] if "best_val" in before else before["best_val_nll_token"]  # older checkpoints
-        if "optimizer" in state:
-            optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in resumed:
+            optimizer.load_state_dict(resumed["optimizer"])
         else:
             warm_from = step
-        history = state["meta"].get("history", [])
+        history = resumed["meta"].get("history", [])
         log.info("resumed from %s at step %d", cfg.resume, step)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
     log.info("model: %.2fM parameters, %s", model.num_params() / 1e6, device)
