@@ -9,8 +9,12 @@ then compared note by note with what the drummer played:
   produced. A mean predictor shrinks it; sampling should bring it back;
 - the same-16th gap: how far apart hits on one 16th land (mean ms); independent noise per
   note would flam them, a drummer's hits there move together.
-Two inputs: velocities flat at 100, as a clip drawn in Live has them (the model supplies the
-dynamics), and velocities as played (only the timing was quantised; humanize keeps them).
+Three inputs: velocities flat at 100, as a clip drawn in Live has them (the model supplies the
+dynamics); velocities as played (only the timing was quantised; humanize keeps them); and
+accents programmed in two levels, each piece's loudest third of the take at 127 and the rest at
+100, where a producer would accent them (humanize.accented) (humanize keeps the levels and adds the style's dynamics
+within each): for those, how the velocities vary within a level, against how the drummer's vary
+within the same notes (std, and the correlation of the two).
 Rows: the quantised input itself; the style average (the train split's mean offset and
 velocity per genre, piece and 16th position in the bar, backing off to genre and piece, then
 piece); the learned humanizer's most likely feel (spread 0); the humanizer sampled (spread 1);
@@ -37,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from daemon.data import DEFAULT_DATA  # noqa: E402
 from daemon.humanize import (  # noqa: E402
     BUNDLED_HUMANIZER, GHOST_PITCH, GHOST_VELOCITY, PIECES, Humanizer, Performance, bar_steps, features,
-    ghost_candidates, load_performances, make_grid, nearest_steps,
+    accented, ghost_candidates, level_means, load_performances, make_grid, nearest_steps,
 )
 from daemon.vocab import GENRES  # noqa: E402
 from shared.notes import Note  # noqa: E402
@@ -77,28 +81,41 @@ def clip_length(perf: Performance) -> float:
     return perf.length + bar if nearest_steps(perf.starts).max() >= perf.length * 4 else perf.length
 
 
-def quantised(perf: Performance, flat: bool) -> list[Note]:
+ACCENT = 127  # a programmed accent; the other notes get FLAT_VELOCITY
+INPUTS = ("flat", "played", "accents")
+
+
+def quantised(perf: Performance, velocities: str) -> list[Note]:
+    """The take on the 16th grid, its velocities `velocities` (one of INPUTS)."""
     starts = nearest_steps(perf.starts) / 4
-    return [Note(n.pitch, float(s), n.duration, FLAT_VELOCITY if flat else n.velocity)
-            for n, s in zip(perf.notes(), starts)]
+    given = {"flat": np.full(len(starts), FLAT_VELOCITY), "played": perf.velocities,
+             "accents": np.where(accented(perf.pitches, perf.velocities), ACCENT, FLAT_VELOCITY)}[velocities]
+    return [Note(n.pitch, float(s), n.duration, int(v)) for n, s, v in zip(perf.notes(), starts, given)]
 
 
-def compare(humanizer: Humanizer, baseline: StyleAverage, tests: list[Performance], flat: bool,
+def within_levels(velocities: np.ndarray, levels: np.ndarray, pieces: np.ndarray) -> np.ndarray:
+    """Each velocity less the mean of its piece's notes at its level in the take."""
+    return velocities - level_means(velocities, levels, pieces)
+
+
+def compare(humanizer: Humanizer, baseline: StyleAverage, tests: list[Performance], velocities: str,
             seed: int) -> dict[str, dict[str, np.ndarray]]:
     """Per method: offsets from the grid (ms) and velocities of every test note; 'real' is the drummer."""
     found: dict[str, dict[str, list]] = {m: defaultdict(list) for m in ("real", *METHODS)}
     independent = copy.copy(humanizer)  # the ablation: each note's own noise, nothing shared
-    independent.noise = {target: [0.0, 0.0] for target in humanizer.noise}
+    independent.noise = {**humanizer.noise, "offset": [0.0, 0.0], "velocity": [0.0, 0.0]}
     for i, perf in enumerate(tests):
         ms = 60000 / perf.tempo / 4  # one 16th
         grid = nearest_steps(perf.starts)
-        notes = quantised(perf, flat)
+        notes = quantised(perf, velocities)
+        given = np.array([n.velocity for n in notes], dtype=float)
         style = GENRES[perf.genre] if perf.genre < len(GENRES) else None
         base_offset, base_velocity = baseline(perf)
         produced = {
             "real": (perf.starts * 4 - grid, perf.velocities),
             "quantised input": (np.zeros(len(grid)), np.array([n.velocity for n in notes], dtype=float)),
-            "style average": (base_offset, base_velocity if flat else perf.velocities),
+            "style average": (base_offset, {"flat": base_velocity, "played": perf.velocities, "accents":
+                              given + within_levels(base_velocity, given, perf.pitches)}[velocities]),
         }
         for method, spread in (("learned, mean", 0.0), ("learned, sampled", 1.0), ("sampled, iid noise", 1.0)):
             model = independent if method == "sampled, iid noise" else humanizer
@@ -112,6 +129,7 @@ def compare(humanizer: Humanizer, baseline: StyleAverage, tests: list[Performanc
             found[method]["velocity"].append(velocity)
             found[method]["genre"].append(np.full(len(grid), perf.genre))
             found[method]["gap_ms"].append(np.abs(np.diff(offset[order]))[together] * ms)
+            found[method]["within"].append(within_levels(velocity, given, perf.pitches))
     return {m: {k: np.concatenate(v) for k, v in d.items()} for m, d in found.items()}
 
 
@@ -126,6 +144,19 @@ def table(result: dict[str, dict[str, np.ndarray]], title: str) -> str:
         lines.append(f"{method:18} {np.abs(got['offset_ms'] - real['offset_ms']).mean():13.1f} "
                      f"{np.abs(got['velocity'] - real['velocity']).mean():12.1f} "
                      f"{got['offset_ms'].std():13.1f} {got['velocity'].std():12.1f} {got['gap_ms'].mean():16.1f}")
+    return "\n".join(lines)
+
+
+def level_table(result: dict[str, dict[str, np.ndarray]]) -> str:
+    """For accents: the velocities within a level (piece and level in a take, its mean taken
+    out), against the drummer's within the same notes."""
+    real = result["real"]["within"]
+    lines = ["within a programmed level: velocity std, and its correlation with the drummer's",
+             f"{'real performance':18} {real.std():8.1f}"]
+    for method in METHODS:
+        got = result[method]["within"]
+        r = float(np.corrcoef(got, real)[0, 1]) if got.std() > 0 else float("nan")
+        lines.append(f"{method:18} {got.std():8.1f} {r:8.2f}")
     return "\n".join(lines)
 
 
@@ -157,7 +188,7 @@ def ghost_rates(performances: list[Performance]) -> dict[tuple, float]:
 def ghost_task(perf: Performance) -> tuple[np.ndarray, np.ndarray, list[Note]]:
     """A groove without its ghost notes: its free 16ths, whether the drummer put one there, the notes left."""
     ghost = (perf.pitches == GHOST_PITCH) & (perf.velocities < GHOST_VELOCITY)
-    main = [n for n, g in zip(quantised(perf, flat=True), ghost) if not g]
+    main = [n for n, g in zip(quantised(perf, "flat"), ghost) if not g]
     grid = make_grid(main, perf.genre, perf.tempo, perf.meter, clip_length(perf))
     free = ghost_candidates(grid)
     label = np.isin(free, nearest_steps(perf.starts[ghost]) % grid.total).astype(float)
@@ -224,14 +255,18 @@ def main() -> None:
                                                                        sorted(meters.items())))
     print(f"checkpoint {args.checkpoint.name}: {humanizer.meta.get('train_notes')} train notes, "
           f"epoch {humanizer.meta.get('best_epoch')}\n")
-    flat = compare(humanizer, baseline, tests, flat=True, seed=args.seed)
+    flat = compare(humanizer, baseline, tests, "flat", seed=args.seed)
     print(table(flat, "velocities flat at 100 (a drawn clip), amount 1") + "\n")
-    print(table(compare(humanizer, baseline, tests, flat=False, seed=args.seed),
+    print(table(compare(humanizer, baseline, tests, "played", seed=args.seed),
                 "velocities as played (only timing quantised; humanize keeps them), amount 1") + "\n")
+    accents = compare(humanizer, baseline, tests, "accents", seed=args.seed)
+    print(table(accents, f"accents programmed: {ACCENT} on each piece's loudest third, {FLAT_VELOCITY} on the rest, "
+                         "amount 1") + "\n")
+    print(level_table(accents) + "\n")
     for meter in sorted(meters):
         if len(meters) > 1:
             subset = [p for p in tests if p.meter == meter]
-            print(table(compare(humanizer, baseline, subset, flat=True, seed=args.seed),
+            print(table(compare(humanizer, baseline, subset, "flat", seed=args.seed),
                         f"{meter[0]}/{meter[1]} only, flat velocities") + "\n")
     files = defaultdict(int)
     for perf in tests:

@@ -14,6 +14,7 @@ from shared.notes import Note
 from shared.protocol import (
     BARS_RANGE,
     DEFAULT_ENDPOINT,
+    E_TIMEOUT,
     E_UNAVAILABLE,
     FOCUS_RANGE,
     MAX_CLIP_BARS,
@@ -27,7 +28,7 @@ from shared.protocol import (
 EXIT_OK = 0
 EXIT_ERROR = 1  # the request was refused or failed (bad input, unknown style, ...)
 EXIT_USAGE = 2  # argparse's own code for bad flags
-EXIT_UNAVAILABLE = 3  # no daemon answered at the endpoint
+EXIT_UNAVAILABLE = 3  # no daemon answered at the endpoint (none listens, or it did not answer in time)
 
 log = logging.getLogger("drumigen")
 
@@ -105,7 +106,9 @@ def add_serve(sub) -> None:
     p.add_argument("--bind", type=bind_arg, default=DEFAULT_ENDPOINT, help=f"ZeroMQ endpoint (default {DEFAULT_ENDPOINT})")
     p.add_argument("--checkpoint", type=Path, help="model checkpoint (default: the bundled GMD model)")
     p.add_argument("--device", type=device_arg, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, mps")
-    p.add_argument("--threads", type=whole(1, 1024), help="CPU threads for the model (default: all cores)")
+    p.add_argument("--threads", type=whole(1, 1024),
+                   help="torch's CPU threads for humanize (default: all cores); sampling and style learning "
+                        "run on one thread, which is faster for their small steps")
     p.add_argument("--log-file", dest="log_file", type=Path,
                    help="log file (default ~/.local/state/mididrumigen/daemon.log)")
     p.add_argument("--curve-secret", dest="curve_secret", type=Path,
@@ -132,7 +135,8 @@ def add_keys(sub) -> None:
 
 # --- talking to the daemon ---------------------------------------------------------------------
 class Unavailable(Exception):
-    """No daemon answered; the message says how to start one."""
+    """No daemon answered: none listens (the message says how to start one), or it did not
+    answer in time."""
 
 
 def call(args: argparse.Namespace, op: str, **fields) -> dict:
@@ -144,7 +148,7 @@ def call(args: argparse.Namespace, op: str, **fields) -> dict:
 
         with DaemonClient(args.endpoint, timeout=args.timeout, retries=1) as client:
             r = client.call(op, **fields)
-        if not r.ok and r.error_code == E_UNAVAILABLE:  # the client says which: nobody listens, or no connection
+        if not r.ok and r.error_code in (E_UNAVAILABLE, E_TIMEOUT):  # nobody listens, or no answer in time
             raise Unavailable(r.error_message)
         reply = {"ok": r.ok, **(r.data or {})} if r.ok else {"ok": False, "error": {
             "code": r.error_code, "message": r.error_message}}
@@ -180,7 +184,9 @@ def _call_curve(args: argparse.Namespace, request: dict) -> dict:
 def add_client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", type=endpoint_arg, default=DEFAULT_ENDPOINT,
                    help=f"daemon endpoint (default {DEFAULT_ENDPOINT})")
-    p.add_argument("--timeout", type=bounded(0.1, 3600.0), default=30.0, help="seconds to wait for an answer (default 30)")
+    p.add_argument("--timeout", type=bounded(0.1, 3600.0), default=30.0,
+                   help="seconds to wait for an answer; without one the request is sent once more on a fresh "
+                        "connection (Lazy Pirate), and waited for as long again (default 30)")
     p.add_argument("--server-key", dest="server_key", type=Path,
                    help="the daemon's CurveZMQ public key file, when it runs with --curve-secret")
 
@@ -367,7 +373,9 @@ def time_signature_arg(text: str) -> tuple[int, int]:
 def add_generate(sub) -> None:
     p = sub.add_parser("generate", help="generate grooves (through the daemon, or --local)",
                        description="Generate drum grooves, show them as grids and optionally write .mid files.")
-    p.add_argument("--style", type=style_arg, help="a genre (see `drumigen styles`) or a mix: funk:0.7,jazz:0.3")
+    p.add_argument("--style", type=style_arg,
+                   help="any style `drumigen styles` lists (a genre, drummer, preset or your own), or a mix: "
+                        "funk:0.7,jazz:0.3")
     p.add_argument("--drummer", help="play like one GMD drummer: drummer1 .. drummer10")
     p.add_argument("--bars", type=whole(*BARS_RANGE), default=4, help="bars per groove, 1-16 (default 4)")
     p.add_argument("--tempo", type=float, default=120.0, help="BPM (default 120)")
@@ -482,7 +490,9 @@ def add_clip_ops(sub) -> None:
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         p.add_argument("file", type=Path, help="the groove (.mid)")
         p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")
-        p.add_argument("--style", type=style_arg, help="a genre or a mix (default: the model hears it)")
+        heard = name in ("continue", "variation")  # fill and drumify do not play on from the clip's notes
+        p.add_argument("--style", type=style_arg, help="any style `drumigen styles` lists, or a mix (default: "
+                                                       + ("what the model hears in the clip)" if heard else "any style)"))
         p.add_argument("--seed", type=whole(*SEED_RANGE), help="same clip + same seed = same result")
         p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
         p.add_argument("--kit", type=kit_arg, help="the file's drum map, which the result keeps: gm (default), gmd, "

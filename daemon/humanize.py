@@ -40,8 +40,9 @@ log = logging.getLogger(__name__)
 
 BUNDLED_HUMANIZER = Path(__file__).resolve().parent / "checkpoints" / "humanizer-gmd.pt"
 FORMAT = "mididrumigen-humanizer"
-FORMAT_VERSION = 2  # 2 added noise["repeat"], the pass-to-pass velocity spread behind `chance`
-READABLE_VERSIONS = (1, 2)  # a version-1 checkpoint humanizes as ever, only without `chance`
+FORMAT_VERSION = 3  # 2 added noise["repeat"] (behind `chance`); 3 noise["levels"] (accent_levels)
+# A version-1 checkpoint humanizes without `chance`; 1 and 2 keep programmed accent levels as played.
+READABLE_VERSIONS = (1, 2, 3)
 
 PIECES = tuple(kit.PIECE_NAMES)  # the canonical kit; any other pitch is one more "other" piece
 GROUPS = (  # what the context features see: the pieces a drummer thinks in
@@ -150,6 +151,39 @@ def on_a_grid(start: float, grids: tuple[int, ...] = GRIDS) -> bool:
 
 def nearest_steps(starts: np.ndarray) -> np.ndarray:
     return np.floor(np.asarray(starts, dtype=np.float64) * 4 + 0.5).astype(np.int64)
+
+
+MAX_LEVELS = 4  # distinct velocities a programmed clip's accents use at most (a played one has dozens)
+ACCENTED_SHARE = 1 / 3  # how a take is programmed to fit noise["levels"]: each piece's loudest third accented
+
+
+def accent_levels(velocities: np.ndarray) -> bool:
+    """Whether a clip's velocities are a few programmed levels (notes at 100, accents at 127), each
+    level shared by notes in numbers, rather than played. Levels are where the producer wants the
+    accents, not how a drummer plays them: humanize keeps them and adds the style's dynamics within."""
+    levels = len(np.unique(velocities))
+    return 1 < levels <= MAX_LEVELS and len(velocities) >= 2 * levels
+
+
+def level_groups(levels: np.ndarray, pieces: np.ndarray) -> np.ndarray:
+    """Per note, the index of its (piece, velocity level) group."""
+    return np.unique(np.stack([pieces, levels]), axis=1, return_inverse=True)[1].ravel()
+
+
+def level_means(values: np.ndarray, levels: np.ndarray, pieces: np.ndarray) -> np.ndarray:
+    """Per note, the mean of `values` over the notes of its piece at its velocity level."""
+    groups = level_groups(levels, pieces)
+    return (np.bincount(groups, values) / np.bincount(groups))[groups]
+
+
+def accented(pieces: np.ndarray, velocities: np.ndarray) -> np.ndarray:
+    """Per note, whether it is among its piece's loudest ACCENTED_SHARE of a take: where a producer
+    programming the take would put the accents."""
+    loud = np.zeros(len(velocities), dtype=bool)
+    for piece in np.unique(pieces):
+        mask = pieces == piece
+        loud[mask] = velocities[mask] >= np.quantile(velocities[mask], 1 - ACCENTED_SHARE)
+    return loud
 
 
 def make_grid(notes: list[Note], genre: int, tempo: float, meter: tuple[int, int], length: float) -> Grid:
@@ -265,7 +299,8 @@ class Humanizer:
     def __init__(self, net: HumanizerNet, config: HumanizerConfig, mean: torch.Tensor, std: torch.Tensor,
                  noise: dict[str, list[float]], meta: dict) -> None:
         self.net, self.config, self.mean, self.std = net.eval(), config, mean, std
-        self.noise, self.meta = noise, meta  # noise: target -> [shared, decay] (noise_structure), "repeat" -> per piece
+        # noise: target -> [shared, decay] (noise_structure), "repeat" -> per piece, "levels" -> level_fit's
+        self.noise, self.meta = noise, meta
 
     @classmethod
     def load(cls, path: Path = BUNDLED_HUMANIZER) -> "Humanizer":
@@ -306,9 +341,10 @@ class Humanizer:
 
         amount 0..1 blends from the input (0: returned unchanged) to the full feel (1).
         spread scales the sampled looseness: 0 gives the model's most likely feel, no chance.
-        A clip whose velocities differ (played, or shaped by hand) keeps them, and they inform
-        the timing (a soft hit sits differently from an accent); a flat clip gets the style's
-        dynamics.
+        A clip whose velocities were played keeps them, and they inform the timing (a soft hit
+        sits differently from an accent); a flat clip gets the style's dynamics; one programmed
+        in a few levels (accent_levels) keeps each level where it is, the style's dynamics added
+        within it (its hats' lilt, its scatter), the levels informing the timing as played ones do.
         The i-th note returned is the i-th note given, pitch untouched; ghost notes (only with
         `ghost_notes`) follow. Starts stay in [0, length); length defaults to the whole bars
         that cover the notes. In a programmed clip (most notes on a grid: 16ths, 32nds, triplets)
@@ -346,7 +382,17 @@ class Humanizer:
         rng = np.random.default_rng(seed)
         walk = self._walk(grid.total, rng)
         note_out, _ = self.predict(features(grid, grid.steps, grid.pieces, grid.velocities, self.config))
+        levels = grid.known and "levels" in self.noise and accent_levels(grid.velocities)
+        if levels:  # the dynamics the style would give the clip unaccented, re-centred on each level below
+            unaccented, _ = self.predict(features(grid, grid.steps, grid.pieces, None, self.config))
+            note_out = np.concatenate([note_out[:, :2], unaccented[:, 2:]], 1)
         offsets, velocities, ranges = self._draw(note_out, grid.steps, grid.pieces, walk, rng, spread, chance)
+        if levels:  # noise["levels"]: how much of the style's lilt and scatter a level leaves to add
+            follow, scatter = self.noise["levels"]
+            loc = note_out[:, 2] * 127
+            lilt = loc - level_means(loc, grid.velocities, grid.pieces)
+            velocities = grid.velocities + follow * lilt + scatter * (velocities - loc)
+            ranges = scatter * ranges
         # A programmed clip (most notes on some grid: 16ths, 32nds, triplets) keeps each note's place
         # plus the feel; in a played one (or one humanized before) a note takes the feel from its
         # nearest 16th instead, so a clip humanized again does not drift further each time; but in
@@ -358,7 +404,7 @@ class Humanizer:
         for note, step, offset, velocity, width in zip(notes, grid.steps, offsets, velocities, ranges):
             anchor = step / 4 if played and math.floor(note.start) not in in_triplets else note.start
             start = note.start + amount * (anchor + offset / 4 - note.start)
-            if grid.known:  # played velocities, and any range the user gave them, stay the user's
+            if grid.known and not levels:  # played velocities, and any range the user gave them, stay the user's
                 out.append(self._place(note, start, note.velocity, length))
             else:  # a range, like the noise it stands for, scales with the amount
                 shaped = note.velocity + amount * (velocity - note.velocity)
@@ -550,6 +596,30 @@ def noise_structure(u: np.ndarray, at: np.ndarray) -> list[float]:
     return [round(shared, 4), round(float(np.clip(carried / max(shared, 1e-3), 0.0, 0.95)), 4)]
 
 
+def level_fit(performances: list[Performance], head: np.ndarray, at: np.ndarray) -> list[float]:
+    """[follow, scatter] for a clip programmed in accent levels, from the train split's takes, each
+    programmed as `accented` says. Within a level (one piece's notes at one velocity in a take),
+    how much of the model's unaccented dynamics `head` (its velocity location and scale per note,
+    the velocity hidden) the drummers' velocities follow: the regression slope; and the share of
+    the model's noise that then brings the spread within a level to the drummers'. The model's
+    scatter, uncertain where the accents go, is wider than what is left once a level says so."""
+    loc, std = head[:, 2] * 127, np.exp(np.clip(head[:, 3], -7, 3)) * np.sqrt(2) * 127
+    lilt, real, var = [], [], []
+    for index, perf in enumerate(performances):
+        rows = at[:, 0] == index
+        pieces = np.array([piece_index(p) for p in perf.pitches])
+        levels = accented(pieces, perf.velocities)
+        groups = level_groups(levels, pieces)
+        shared = np.bincount(groups)[groups] > 1  # a note alone at its level says nothing of the spread in it
+        lilt.append((loc[rows] - level_means(loc[rows], levels, pieces))[shared])
+        real.append((perf.velocities - level_means(perf.velocities, levels, pieces))[shared])
+        var.append(std[rows][shared] ** 2)
+    lilt, real, var = np.concatenate(lilt), np.concatenate(real), np.concatenate(var)
+    follow = float(lilt @ real / (lilt @ lilt))
+    scatter = float(np.sqrt(max(real @ real - follow**2 * (lilt @ lilt), 0.0) / var.sum()))
+    return [round(follow, 4), round(scatter, 4)]
+
+
 def repeat_spread(performances: list[Performance], min_pairs: int = 50) -> list[float]:
     """Per piece (PIECES, then "other"), how much a drummer's velocity on that piece at one place
     in the bar changes from one bar of a beat to the next, in /127: the robust std of those
@@ -644,6 +714,7 @@ def fit(train_set: list[Performance], val_set: list[Performance], config: Humani
         noise = {name: noise_structure(u[:, k], train["note_at"].numpy())
                  for k, name in enumerate(("offset", "velocity"))}
         noise["repeat"] = repeat_spread(train_set)
+        noise["levels"] = level_fit(train_set, train_note.double().numpy(), train["note_at"].numpy())
         meta = {"train_notes": n_notes, "train_ghost_steps": n_ghost, "val_notes": len(val["note_x"]),
                 "best_epoch": best_epoch, "epochs_run": len(history), "val_loss": round(best, 4),
                 "val_history": history,

@@ -72,7 +72,8 @@ def add_play_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=1.0, help="randomness (default 1.0)")
     p.add_argument("--seed", type=int, help="seed of the first phrase (the next ones count up)")
     p.add_argument("--endpoint", type=endpoint_arg, default=DEFAULT_ENDPOINT,
-                   help=f"the daemon (default {DEFAULT_ENDPOINT})")
+                   help=f"the daemon (default {DEFAULT_ENDPOINT}); unencrypted, as the Live script's: keep it on "
+                        "this computer")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--port", metavar="NAME", help="an existing output port (its name or a unique part)")
     out.add_argument("--virtual", nargs="?", const=ports.VIRTUAL_NAME, metavar="NAME",
@@ -143,7 +144,9 @@ def _check(args: argparse.Namespace) -> None:
     error = args.play_parser.error
     if args.list_ports:
         return
-    if (args.file is None) == (args.style is None):
+    if args.file is None and args.style is None:
+        error("give a MIDI file to play, or --style to play grooves from the daemon")
+    if args.file is not None and args.style is not None:
         error("give a MIDI file or --style, not both")
     if args.live and args.style is None:
         error("--live needs --style")

@@ -25,6 +25,21 @@ def test_no_daemon_is_one_clear_line_and_exit_3():
     assert r.stderr.strip().count("\n") == 0 and "drumigen serve" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_a_daemon_that_never_answers_is_exit_3_after_the_timeout_and_one_retry():
+    import zmq
+
+    ctx = zmq.Context()
+    silent = ctx.socket(zmq.ROUTER)  # takes the connection and the request, never replies
+    try:
+        port = silent.bind_to_random_port("tcp://127.0.0.1")
+        r = drumigen("ping", "--endpoint", f"tcp://127.0.0.1:{port}", "--timeout", "0.5")
+        assert r.returncode == 3, r.stderr
+        assert "did not answer within 0.5 s (tried 2 times)" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        silent.close(0)
+        ctx.term()
+
+
 def test_client_commands_talk_to_the_daemon(daemon):
     assert "answered in" in drumigen("ping", "--endpoint", daemon.endpoint).stdout
     info = drumigen("info", "--endpoint", daemon.endpoint).stdout

@@ -21,7 +21,7 @@ import rtmidi
 from daemon import midifile, ports
 from daemon.clock import PPQN, FixedTempo, MidiClock
 from daemon.live import CC_DENSITY, Controls, LiveSource, Settings
-from daemon.play import add_play_parser
+from daemon.play import _check, add_play_parser
 from daemon.scheduler import FixedSource, Phrase, Player
 from shared.notes import Note
 from tests.daemon.jack_support import Sink, connect_to, jack_ports, wait_for
@@ -47,6 +47,14 @@ def play_args(*argv: str) -> argparse.Namespace:
 def test_a_style_mix_is_a_style_to_play():
     assert play_args("--style", "funk:0.6,rock:0.4").style == {"funk": 0.6, "rock": 0.4}
     assert play_args("--style", "jazz").style == "jazz"
+
+
+@pytest.mark.parametrize("argv, says", [((), "give a MIDI file to play, or --style"),
+                                         (("groove.mid", "--style", "funk"), "not both")])
+def test_what_to_play_is_asked_for_plainly(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _check(play_args(*argv))
+    assert exit_.value.code == 2 and says in capsys.readouterr().err
 
 
 def groove_file(tmp_path: Path, notes: list[Note], bars: int = 1) -> Path:
