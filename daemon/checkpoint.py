@@ -78,7 +78,12 @@ def load(path: Path, device: str | torch.device = "cpu") -> tuple[DrumTransforme
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ValueError("device mps asked for, but torch sees no Apple GPU (MPS) here: use cpu or auto")
     state = load_state(path)
-    model = DrumTransformer(ModelConfig(**state["model_config"]))
-    model.load_state_dict(state["model"])
+    try:
+        model = DrumTransformer(ModelConfig(**state["model_config"]))
+        model.load_state_dict(state["model"])
+        vocab = Vocabulary.from_dict(state["vocab"])
+    except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as err:  # fields or tensors that do not fit
+        raise ValueError(f"{path} is a damaged checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]})") \
+            from None
     model.to(device).eval()
-    return model, Vocabulary.from_dict(state["vocab"]), state["meta"]
+    return model, vocab, state["meta"]

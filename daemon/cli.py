@@ -287,6 +287,8 @@ def style_arg(text: str) -> str | dict[str, float]:
     mix = {}
     for part in text.split(","):
         name, _, weight = part.partition(":")
+        if name.strip().lower() in (given.lower() for given in mix):
+            raise argparse.ArgumentTypeError(f"style {name.strip()!r} is named twice in the mix")
         try:
             mix[name.strip()] = float(weight)
         except ValueError:
@@ -518,6 +520,7 @@ def cmd_humanize(args: argparse.Namespace) -> int:
 
     try:
         groove = midifile.read(args.file)
+        _warn_unheard(args.file, groove.notes, args.kit)
         style = None if args.style is None or args.style.strip().lower() == "any" else args.style.strip().lower()
         genre_index(style)  # a clear error for a style the humanizer does not know
         humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
@@ -726,10 +729,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drumigen: {err}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as err:  # a file that cannot be written or read: a folder in its place, no such folder, ...
-        print(f"drumigen: {err.filename}: {err.strerror}" if err.filename else f"drumigen: {err}", file=sys.stderr)
+        print(f"drumigen: {_os_error(err)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+
+
+def _os_error(err: OSError) -> str:
+    """One line for a file that could not be read or written; a file standing where a folder
+    must be (`-o song.mid/out.mid`) is named as such, not as mkdir's "File exists"."""
+    if not err.filename:
+        return str(err)
+    path = Path(err.filename)
+    blocking = next((p for p in (path, *path.parents) if p.is_file()), None)
+    if isinstance(err, (FileExistsError, NotADirectoryError)) and blocking is not None:
+        return f"{blocking} is a file, not a folder"
+    return f"{err.filename}: {err.strerror}"
 
 
 if __name__ == "__main__":

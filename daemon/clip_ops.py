@@ -73,7 +73,8 @@ def unheard(notes: list[Note], kit_map: dict[int, int]) -> list[Note]:
 
 def _check_heard(notes: list[Note], req: GrooveRequest) -> None:
     """Refuse a clip with no drum the model plays (a melody, a rack without its `kit`): continue
-    and variation would play on from silence, and a fill would land among notes that are not drums."""
+    and variation would play on from silence, a fill would land among notes that are not drums,
+    and humanize would play a melody as drums, snare ghost notes and all."""
     if notes and len(unheard(notes, req.kit)) == len(notes):
         raise ProtocolError(E_BAD_REQUEST, f"none of the clip's {len(notes)} notes is on a drum the model plays "
                                            f"(GM pitches {DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]}); a Drum Rack with "
@@ -137,6 +138,7 @@ def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], l
     """The clip played with a GMD drummer's feel, once per variation. The humanizer hears each
     note as the piece the request's kit says it is; the notes keep their own pitches, and ghost
     notes come in the kit."""
+    _check_heard(notes, req)  # a melody would be moved as drums and get snare ghost notes
     style = req.voice.genre or req.voice.habits  # the humanizer knows genres; a learned style plays as `any`
     pieces = kit.reverse_map(req.kit)
     heard = [dataclasses.replace(n, pitch=kit.to_canonical(pieces.get(n.pitch, n.pitch))) for n in notes]

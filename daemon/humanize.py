@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import math
-import pickle
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -308,17 +307,21 @@ class Humanizer:
             raise FileNotFoundError(f"no humanizer checkpoint at {path}")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
-        except (pickle.UnpicklingError, RuntimeError, EOFError) as err:  # not a torch file, or a truncated one
-            raise ValueError(f"{path} is not a readable checkpoint ({str(err).splitlines()[0]})") from None
+        except Exception as err:  # a .mid, a truncated file, anything torch cannot unpickle safely
+            raise ValueError(f"{path} is not a MidiDrumiGen humanizer checkpoint ({type(err).__name__})") from None
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(f"{path} is not a MidiDrumiGen humanizer checkpoint")
         if state.get("version") not in READABLE_VERSIONS:
             raise ValueError(f"{path} has humanizer format {state.get('version')}; this version reads "
                              f"{', '.join(map(str, READABLE_VERSIONS))}: retrain it with drumigen train-humanizer")
-        config = HumanizerConfig(**state["config"])
-        net = HumanizerNet(len(state["mean"]), config)
-        net.load_state_dict(state["model"])
-        return cls(net, config, state["mean"], state["std"], state["noise"], state["meta"])
+        try:
+            config = HumanizerConfig(**state["config"])
+            net = HumanizerNet(len(state["mean"]), config)
+            net.load_state_dict(state["model"])
+            return cls(net, config, state["mean"], state["std"], state["noise"], state["meta"])
+        except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as err:  # fields or tensors that do not fit
+            raise ValueError(f"{path} is a damaged humanizer checkpoint "
+                             f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,8 @@ def read(path: Path, drums_only: bool = True) -> Groove:
     except FileNotFoundError:
         raise MidiFileError(f"{path}: no such file") from None
     except (OSError, ValueError, EOFError, KeyError, IndexError, KeySignatureError) as err:
-        raise MidiFileError(f"{path} is not a readable MIDI file ({str(err) or type(err).__name__})") from None
+        raise MidiFileError(f"{path} is not a readable MIDI file ({type(err).__name__}: {err})" if str(err) else
+                            f"{path} is not a readable MIDI file ({type(err).__name__})") from None
     if mid.type == 2:
         raise MidiFileError(f"{path} is a type-2 MIDI file (independent patterns); save it as type 0 or 1")
     tpb = mid.ticks_per_beat

@@ -144,9 +144,11 @@ def _style(value: object) -> str | dict[str, float] | None:
         if top <= 0:
             raise ProtocolError(E_BAD_REQUEST, "style weights must not all be zero")
         mix: dict[str, float] = {}
-        for name, weight in value.items():  # over the largest: only their ratios count, and 1e308s sum to a number
+        for name, weight in value.items():  # over the largest: only their ratios count
             key = name.strip().lower()
-            mix[key] = mix.get(key, 0.0) + weight / top
+            if key in mix:
+                raise ProtocolError(E_BAD_REQUEST, f"style {name!r} is named twice in the mix")
+            mix[key] = weight / top
         return mix
     raise ProtocolError(E_BAD_REQUEST, "style must be a name or a map of name to weight")
 

@@ -377,6 +377,8 @@ def _write_json(path: Path, data: dict) -> None:
     """Written to a temporary file first, then renamed: a crash leaves the old file or the new one.
     Lists of numbers stay on one line, so a template reads as a row per piece group."""
     text = _NUMBER_LIST.sub(lambda m: re.sub(r"\s+", "", m.group()).replace(",", ", "), json.dumps(data, indent=1))
+    if path.exists() and not path.is_file():  # renaming over a device or a pipe would replace it, not write to it
+        raise StyleError(f"{path} is not a regular file: give a file name (or a folder to export into)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
     try:
@@ -648,15 +650,18 @@ def learn_style(name: str, files: list[Path], checkpoint_path: Path = checkpoint
                 replace: bool = False) -> Style:
     """Learn a style from 3-20 MIDI grooves and save it in the style folder (about 15-60 s)."""
     # a groove given twice counts once, by path or as a copy (three copies of one are not three grooves)
+    given = len(files)
     files = list({Path(f).resolve().read_bytes() if Path(f).is_file() else Path(f).resolve(): Path(f).resolve()
                   for f in files}.values())
+    repeated = given - len(files)
+    copies = [f"{repeated} file{'s' * (repeated > 1)} repeating another groove, counted once"] if repeated else []
     if not files:
         raise StyleError("no MIDI files given: a style is learned from 3 or more of your grooves")
     if len(files) > MAX_GROOVES:
         raise StyleError(f"{len(files)} files given; a style is learned from {MIN_GROOVES}-{MAX_GROOVES} grooves")
     if not 1 <= steps <= MAX_STEPS:
         raise StyleError(f"steps must be 1-{MAX_STEPS}, got {steps}")
-    grooves, problems = [], []
+    grooves, problems = [], copies
     for path in files:
         try:
             grooves.append(read_groove(Path(path)))

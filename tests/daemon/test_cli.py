@@ -143,6 +143,12 @@ def test_a_kit_map_file_maps_the_pieces(tmp_path):
     (("generate", "--local", "--device", "bogus"), 2, "device must be auto, cpu, cuda, cuda:N or mps"),
     (("generate", "--local", "-q", "--checkpoint", "{bad}"), 1, "is not a MidiDrumiGen checkpoint"),
     (("generate", "--local", "-q", "--checkpoint", "{gutted}"), 1, "is a damaged checkpoint: it lacks vocab"),
+    (("generate", "--local", "-q", "--checkpoint", "{foreign}"), 1, "is a damaged checkpoint (TypeError"),
+    (("humanize", "{clip}", "-o", "{out}", "--checkpoint", "{clip}"), 1, "is not a MidiDrumiGen humanizer checkpoint"),
+    (("humanize", "{clip}", "-o", "{out}", "--checkpoint", "{hollow}"), 1, "is a damaged humanizer checkpoint"),
+    (("humanize", "{clip}", "-o", "{clip}/x.mid"), 1, "clip.mid is a file, not a folder"),
+    (("generate", "--local", "-q", "--bars", "1", "--out", "{long}"), 1, "long.mid is a file, not a folder"),
+    (("generate", "--local", "--style", "funk:0.9,jazz:0.1,Funk:0.1"), 2, "style 'Funk' is named twice in the mix"),
     (("generate", "--seed", "100000000000000000000"), 2, "--seed: must be 0..2147483647"),
     (("generate", "--seed", "9" * 5000), 2, "--seed: must be 0..2147483647, got 9999"),
     (("generate", "--bars", "99999999999999999999999"), 2, "--bars: must be 1..16"),
@@ -161,14 +167,20 @@ def test_flags_that_cannot_work_are_one_line_not_a_traceback(tmp_path, args, exi
     (tmp_path / "bad.json").write_bytes(b"\xff{")
     (tmp_path / "deep.json").write_text("[" * 100_000)
     midifile.write(tmp_path / "long.mid", [Note(36, 4.0 * b, 0.25, 90) for b in range(100)], 120, (4, 4))
+    midifile.write(tmp_path / "clip.mid", [Note(36, b, 0.25, 90) for b in range(4)], 120, (4, 4))
     gutted = torch.load(checkpoint.BUNDLED, weights_only=True)
     del gutted["vocab"]
     torch.save(gutted, tmp_path / "gutted.pt")
+    torch.save({"format_version": 1, "model_config": {"bogus": 1}, "model": {}, "vocab": {}, "meta": {}},
+               tmp_path / "foreign.pt")
+    torch.save({"format": "mididrumigen-humanizer", "version": 3}, tmp_path / "hollow.pt")
     paths = {"missing": tmp_path / "nope", "bad": tmp_path / "bad.json", "deep": tmp_path / "deep.json",
-             "gutted": tmp_path / "gutted.pt",
-             "log": tmp_path / "d.log", "port": free_port(), "long": tmp_path / "long.mid", "out": tmp_path / "o.mid"}
+             "gutted": tmp_path / "gutted.pt", "foreign": tmp_path / "foreign.pt", "hollow": tmp_path / "hollow.pt",
+             "log": tmp_path / "d.log", "port": free_port(), "long": tmp_path / "long.mid", "out": tmp_path / "o.mid",
+             "clip": tmp_path / "clip.mid"}
     r = drumigen(*(a.format(**paths) for a in args))
     assert r.returncode == exit_code and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "weights_only" not in r.stderr  # torch's advice to unpickle code is not ours to pass on
 
 
 @pytest.mark.parametrize("device, says, present", [
@@ -284,8 +296,10 @@ def test_a_clip_op_on_a_rack_of_its_own_reads_and_writes_through_kit(daemon, tmp
     assert new and {n.pitch for n in new} & {60, 61} and not {n.pitch for n in new} & {36, 38}
     melody = tmp_path / "melody.mid"
     midifile.write(melody, [Note(62 + 2 * k, k * 0.5, 0.5, 90) for k in range(8)], 90, (4, 4), 4.0)
-    refused = drumigen("continue", str(melody), "--endpoint", daemon.endpoint, "-q", "-o", str(tmp_path / "m.mid"))
-    assert refused.returncode != 0 and "none of the clip's 8 notes is on a drum the model plays" in refused.stderr
+    for op in (("continue", "--endpoint", daemon.endpoint, "-q"), ("humanize", "--ghost-notes")):
+        refused = drumigen(op[0], str(melody), *op[1:], "-o", str(tmp_path / "m.mid"))
+        assert refused.returncode == 1 and "none of the clip's 8 notes is on a drum the model plays" in refused.stderr
+        assert not (tmp_path / "m.mid").exists()
     mostly = tmp_path / "mostly.mid"
     midifile.write(mostly, [Note(36, 0.0, 0.25, 100)] + [Note(62 + 2 * k, k * 0.5, 0.5, 90) for k in range(4)], 90,
                    (4, 4), 4.0)

@@ -132,6 +132,7 @@ BAD_GENERATE = [
     ({"style": "polka"}, "unknown_style", "polka"),
     ({"style": {"funk": 1, "polka": 1}}, "unknown_style", "polka"),
     ({"style": {"funk": 0}}, "bad_request", "zero"),
+    ({"style": {"funk": 1, "Funk": 1}}, "bad_request", "'Funk' is named twice"),
     ({"style": 3}, "bad_request", "style"),
     ({"drummer": "ringo"}, "unknown_style", "ringo"),
     ({"drummer": 5}, "bad_request", "drummer must be a string"),

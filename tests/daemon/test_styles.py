@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import mido
@@ -99,6 +101,11 @@ def test_library_rename_export_import_delete(learned, tmp_path):
     assert library.list() == ["late-night"]
     with pytest.raises(styles.StyleError, match="built-in"):
         library.rename("late-night", "funk")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(styles.StyleError, match="is not a regular file"):  # a rename over it would replace it
+        library.export("late-night", pipe)
+    assert stat.S_ISFIFO(pipe.stat().st_mode)
     exported = library.export("late-night", tmp_path)
     assert exported == tmp_path / "late-night.json"
     assert exported.stat().st_mode & 0o777 == 0o666 & ~styles._UMASK  # shareable, as the umask allows
@@ -186,7 +193,8 @@ def test_bad_input_is_refused_clearly_and_writes_nothing(case, tmp_path, learned
     elif case == "two grooves":
         files, message = FILES[:2], "at least 3 grooves with drum notes, got 2"
     elif case == "one groove thrice":  # the same file, and a path to it that reads differently
-        files, message = [FILES[0], FILES[0], FILES[0].parent / ".." / FILES[0].parent.name / FILES[0].name], "got 1"
+        files, message = ([FILES[0], FILES[0], FILES[0].parent / ".." / FILES[0].parent.name / FILES[0].name],
+                          "got 1; skipped: 2 files repeating another groove, counted once")
     elif case == "no drums":
         files, message = [_write_midi(tmp_path / "piano.mid", [72, 76, 79]), *FILES[:2]], "piano.mid has no drum notes"
     elif case == "built-in name":
