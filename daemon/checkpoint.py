@@ -54,6 +54,8 @@ def load_state(path: Path) -> dict:
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:  # a file that cannot be read (permissions, a disk error) says so itself
+        raise
     except Exception as err:  # a .mid, a truncated download, anything torch cannot unpickle safely
         raise ValueError(f"{path} is not a MidiDrumiGen checkpoint ({type(err).__name__})") from None
     version = state.get("format_version") if isinstance(state, dict) else None

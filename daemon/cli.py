@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import sys
 from dataclasses import fields
@@ -740,10 +741,11 @@ def _os_error(err: OSError) -> str:
     must be (`-o song.mid/out.mid`) is named as such, not as mkdir's "File exists"."""
     if not err.filename:
         return str(err)
-    path = Path(err.filename)
-    blocking = next((p for p in (path, *path.parents) if p.is_file()), None)
-    if isinstance(err, (FileExistsError, NotADirectoryError)) and blocking is not None:
-        return f"{blocking} is a file, not a folder"
+    if isinstance(err, (FileExistsError, NotADirectoryError)):
+        path = Path(err.filename)
+        blocking = next((p for p in (path, *path.parents) if os.path.isfile(p)), None)  # isfile: never raises
+        if blocking is not None:
+            return f"{blocking} is a file, not a folder"
     return f"{err.filename}: {err.strerror}"
 
 

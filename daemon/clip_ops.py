@@ -28,6 +28,7 @@ from shared.protocol import E_BAD_REQUEST, SEED_RANGE, ProtocolError
 
 
 Gone = Callable[[], bool]  # the daemon's "nobody waits for this answer any more"
+PERCUSSION = range(27, 88)  # GM2's percussion keys (High Q to Open Surdo): what humanize can play a feel into
 
 
 class Abandoned(Exception):
@@ -73,8 +74,7 @@ def unheard(notes: list[Note], kit_map: dict[int, int]) -> list[Note]:
 
 def _check_heard(notes: list[Note], req: GrooveRequest) -> None:
     """Refuse a clip with no drum the model plays (a melody, a rack without its `kit`): continue
-    and variation would play on from silence, a fill would land among notes that are not drums,
-    and humanize would play a melody as drums, snare ghost notes and all."""
+    and variation would play on from silence, and a fill would land among notes that are not drums."""
     if notes and len(unheard(notes, req.kit)) == len(notes):
         raise ProtocolError(E_BAD_REQUEST, f"none of the clip's {len(notes)} notes is on a drum the model plays "
                                            f"(GM pitches {DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]}); a Drum Rack with "
@@ -137,10 +137,15 @@ def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], l
                   ghost_notes: bool, chance: bool) -> list[Pattern]:
     """The clip played with a GMD drummer's feel, once per variation. The humanizer hears each
     note as the piece the request's kit says it is; the notes keep their own pitches, and ghost
-    notes come in the kit."""
-    _check_heard(notes, req)  # a melody would be moved as drums and get snare ghost notes
-    style = req.voice.genre or req.voice.habits  # the humanizer knows genres; a learned style plays as `any`
+    notes come in the kit, only where the clip has a drum the model plays (a shaker line gets no
+    snare). A clip with no percussion at all (a melody) is refused: it would be moved as drums."""
     pieces = kit.reverse_map(req.kit)
+    if notes and not any(kit.to_canonical(pieces.get(n.pitch, n.pitch)) in PERCUSSION for n in notes):
+        raise ProtocolError(E_BAD_REQUEST, f"none of the clip's {len(notes)} notes is a drum or percussion sound "
+                                           f"(GM pitches {PERCUSSION[0]}-{PERCUSSION[-1]}); a Drum Rack with pads "
+                                           "of its own needs `kit`")
+    ghost_notes = ghost_notes and len(unheard(notes, req.kit)) < len(notes)
+    style = req.voice.genre or req.voice.habits  # the humanizer knows genres; a learned style plays as `any`
     heard = [dataclasses.replace(n, pitch=kit.to_canonical(pieces.get(n.pitch, n.pitch))) for n in notes]
     order = sorted(range(len(notes)), key=lambda i: (heard[i].start, heard[i].pitch))  # as the pieces sort, in any kit
     seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)

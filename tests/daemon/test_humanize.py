@@ -14,8 +14,8 @@ import torch
 from daemon import midifile
 from daemon.cli import add_humanize_parser, add_train_humanizer_parser
 from daemon.humanize import (
-    BUNDLED_HUMANIZER, GHOST_VELOCITY, MIN_GHOST_CHANCE, Humanizer, HumanizerConfig, on_a_grid, position_span,
-    repeat_spread, train_humanizer,
+    BUNDLED_HUMANIZER, GHOST_VELOCITY, MIN_GHOST_CHANCE, Humanizer, HumanizerConfig, Performance, accent_levels,
+    level_bounds, level_fit, on_a_grid, piece_index, position_span, repeat_spread, train_humanizer,
 )
 from shared.notes import Note
 from tests.support import GROOVE_MINI
@@ -107,6 +107,52 @@ def test_programmed_accents_keep_their_levels_with_the_styles_dynamics_within(hu
     hats = {level: np.mean([o.velocity for run in runs for n, o in zip(notes, run) if (n.pitch, n.velocity) == (42, level)])
             for level in (110, 70)}
     assert 30 < hats[110] - hats[70] < 50  # the accents stay accents, as loud over the rest as programmed
+
+
+def test_what_counts_as_programmed_levels():
+    def levels(*groups: tuple[int, int, int]) -> bool:  # (pitch, velocity, count)
+        notes = [(pitch, velocity) for pitch, velocity, count in groups for _ in range(count)]
+        return accent_levels(np.array([v for _, v in notes], float), np.array([piece_index(p) for p, _ in notes]))
+
+    assert levels((36, 127, 4), (38, 115, 2), (38, 40, 1), (42, 100, 4), (42, 80, 4))  # five values, two a piece
+    assert levels((42, 100, 15), (42, 127, 1))  # one accent
+    assert not levels((42, 100, 16))  # flat: the style's dynamics, as ever
+    assert not levels((42, 100, 3), (42, 90, 3), (42, 80, 3), (42, 70, 3), (42, 60, 3))  # five levels on one piece
+    assert not levels((42, 100, 2), (42, 101, 1), (42, 99, 1), (42, 98, 1))  # mostly values of their own
+    velocities = np.random.default_rng(0).integers(40, 127, 64).astype(float)
+    assert not accent_levels(velocities, np.full(64, piece_index(42)))  # played
+
+
+def test_no_note_of_a_level_crosses_halfway_to_the_next(humanizer):
+    notes = groove(bars=8, velocity=None)  # hats 110 and 70: halfway is 90
+    assert [list(b) for b in level_bounds(np.array([110.0, 70.0, 120.0]), np.array([5, 5, 0]))] == \
+        [[91, 1, 1], [127, 89, 127]]
+    for chance in (False, True):
+        for seed in range(6):
+            out = humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=seed, spread=2.0, chance=chance)
+            for n, o in zip(notes, out):
+                if n.pitch == 42:  # the whole range Live may play stays on the note's side of halfway
+                    low, high = (91, 127) if n.velocity == 110 else (1, 89)
+                    assert low <= o.velocity <= o.velocity + o.velocity_deviation <= high
+
+
+def test_level_fit_recovers_how_far_levels_follow_the_model():
+    """Synthetic takes whose velocities follow the model's lilt by half, plus scatter of std 2
+    where the model's scale says 4: follow 0.5, scatter 0.5. Without a level of two notes: no lilt."""
+    rng = np.random.default_rng(1)
+    takes, heads, at = [], [], []
+    for index in range(8):
+        lilt = rng.normal(0, 10, 60)
+        loud = np.arange(60) % 3 == 0
+        velocities = np.where(loud, 110.0, 70.0) + 0.5 * lilt + rng.normal(0, 2, 60)
+        takes.append(Performance(np.full(60, 42), np.arange(60) / 4, velocities, 0, 120.0, (4, 4), 16.0, "beat"))
+        heads.append(np.stack([np.zeros(60), np.zeros(60), (90 + lilt) / 127,
+                               np.full(60, np.log(4 / (np.sqrt(2) * 127)))], 1))
+        at.append(np.stack([np.full(60, index), np.arange(60)], 1))
+    follow, scatter = level_fit(takes, np.concatenate(heads), np.concatenate(at))
+    assert follow == pytest.approx(0.5, abs=0.03) and scatter == pytest.approx(0.5, abs=0.05)
+    alone = [Performance(np.array([42]), np.zeros(1), np.array([90.0]), 0, 120.0, (4, 4), 4.0, "beat")]
+    assert level_fit(alone, np.zeros((1, 4)), np.zeros((1, 2), dtype=int)) == [0.0, 1.0]
 
 
 def test_a_checkpoint_without_the_levels_fit_keeps_programmed_accents_as_they_are(tiny, tmp_path):
