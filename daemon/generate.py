@@ -319,7 +319,7 @@ class Generator:
         if uncond is not None:
             base = uncond[ids].astype(np.float64)
             logits = base + row.request.guidance * (logits - base)
-        return int(ids[sample_top_p(logits, row.request.temperature, row.request.top_p, u)])
+        return int(ids[sample_top_p(logits, row.request.temperature, row.request.top_p, u, self.table.choice[ids])])
 
     # --- the context window ------------------------------------------------------------------
     def _context(self, row: _Row, conditional: bool, last: bool = True) -> list[int]:
@@ -496,18 +496,28 @@ def variation_seed(seed: int, variation: int) -> int:
     return (seed + variation) % (SEED_RANGE[1] + 1)
 
 
-def sample_top_p(logits: np.ndarray, temperature: float, top_p: float, u: float) -> int:
+def sample_top_p(logits: np.ndarray, temperature: float, top_p: float, u: float,
+                 choices: np.ndarray | None = None) -> int:
     """Index drawn by inverse CDF at `u` in [0, 1) from softmax(logits / temperature), cut to
     the smallest set of most likely entries whose mass reaches `top_p` (the first always stays).
     temperature <= 0 means the most likely entry. A few numpy calls over the allowed ids only:
-    at a few hundred floats that is cheaper than torch's per-op overhead."""
+    at a few hundred floats that is cheaper than torch's per-op overhead.
+
+    With `choices` (per entry, which musical choice it makes: TokenTable.choice), temperature
+    sharpens or flattens the choices, each by its whole mass, and leaves the odds within one
+    alone: softmax(logits) * mass(choice)^(1/temperature - 1). A snare on 2 comes as a dozen
+    ids, one per velocity and hair off the grid, each less likely than one closed hat, so plain
+    temperature turned a cool groove into hats at one velocity (docs/model.md, "Temperature")."""
     if temperature <= 0:
         return int(logits.argmax())
     p = logits.astype(np.float64)
     p -= p.max()
-    if temperature != 1.0:  # the default: a multiply by 1 changes nothing
+    if temperature != 1.0 and choices is None:  # the default: a multiply by 1 changes nothing
         p *= 1.0 / temperature
     np.exp(p, out=p)
+    if temperature != 1.0 and choices is not None:
+        _, which = np.unique(choices, return_inverse=True)
+        p *= np.bincount(which, p)[which] ** (1.0 / temperature - 1.0)
     order = p.argsort()[::-1]  # most likely first
     cdf = p[order].cumsum()
     last = min(int(cdf.searchsorted(top_p * cdf[-1])), len(cdf) - 1)  # the nucleus ends here

@@ -108,6 +108,10 @@ class TokenTable:
         self.first, self.first_pos, self.max_pos = first, first_pos, max_pos
         self.meter, self.lead_pitches, self.broken = meter, lead_pitches, broken
         self.lead_hits = np.array([int(m).bit_count() for m in lead_pitches])  # hits before the first Position
+        # Ids that play the same pieces at the same 16ths, only louder or softer or off the grid
+        # by a hair, make one choice for temperature (generate.sample_top_p).
+        choices: dict[tuple, int] = {}
+        self.choice = np.array([choices.setdefault(_what_and_where(s), len(choices)) for s in self.steps])
         self.starts_bar = first == BAR
         self.state_ok = accepts[:, first] & ~broken  # (6, V): what each state accepts at all
         # A token continues the current bar's positions from its first Position on, unless it
@@ -268,6 +272,13 @@ def allowed_mask(states: list[BarState], table: TokenTable) -> torch.Tensor:
     for b, s in enumerate(states):
         mask[b, torch.tensor(table.allowed(s), dtype=torch.long)] = True
     return mask.to(table.device)
+
+
+def _what_and_where(steps: list[tuple[int, object]]) -> tuple:
+    """A token's pieces with velocities left out and positions taken to the nearest 16th."""
+    sixteenth = POSITIONS_PER_BEAT // 4
+    return tuple((kind,) if kind == VELOCITY else (kind, round(value / sixteenth)) if kind == POSITION
+                 else (kind, value) for kind, value in steps)
 
 
 def _parse(pieces: list[str]) -> list[tuple[int, object]]:

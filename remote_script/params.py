@@ -17,6 +17,9 @@ FALLBACK_STYLES = (
 )  # fmt: skip
 BAR_STEPS = (1, 2, 4, 8, 16)  # musical lengths within protocol.BARS_RANGE
 TEMPERATURE_STEP = 0.1
+# The tighter button stops here: cooler, grooves thin out towards the likeliest single piece (hats
+# alone, in a meter the data barely has: docs/model.md, "Temperature"). The settings file may start lower.
+LOWEST_BUTTON_TEMPERATURE = 0.5
 LEVEL_STEP = 0.1  # density and complexity, each 0-1
 LEVEL_START = 0.5  # where the first press starts from "the model chooses"
 MIX_SHARE = 0.3  # the blended-in style's weight
@@ -74,9 +77,10 @@ class Params:
         return self.bars
 
     def step_temperature(self, direction: int) -> float:
-        on_grid = round(self.temperature / TEMPERATURE_STEP) * TEMPERATURE_STEP  # the floor, 0.05, is off it
+        on_grid = round(self.temperature / TEMPERATURE_STEP) * TEMPERATURE_STEP  # a start off the grid comes onto it
         value = round(on_grid + direction * TEMPERATURE_STEP, 2)
-        self.temperature = min(max(value, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1])
+        lowest = max(min(LOWEST_BUTTON_TEMPERATURE, self.temperature), TEMPERATURE_RANGE[0])  # never a jump up
+        self.temperature = min(max(value, lowest), TEMPERATURE_RANGE[1])
         return self.temperature
 
     def step_density(self, direction: int) -> float | None:

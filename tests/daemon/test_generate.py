@@ -320,7 +320,7 @@ def test_typicality_judges_every_take_on_its_first_window(tiny):
     from daemon.vocab import SLOTS
 
     rng = random.Random(14)  # four requests whose takes all outgrow the block, strengths 0, 4, default and 1
-    requests = [dataclasses.replace(random_request(rng, bars=12, temperature=2.0, top_p=1.0), style="funk", focus=2)
+    requests = [dataclasses.replace(random_request(rng, bars=16, temperature=2.0, top_p=1.0), style="funk", focus=2)
                 for _ in range(4)]
     assert any(r.guidance != 1.0 for r in requests)
     with sampled_rows(tiny) as rows:
@@ -437,6 +437,24 @@ def test_sample_top_p_matches_a_plain_reference():
     assert sample_top_p(logits, 1.0, 1e-6, 0.99) == 1  # the top token always stays
     assert sample_top_p(logits, 0.0, 0.9, 0.5) == 1  # temperature 0: the most likely
     assert [sample_top_p(logits, 1.0, 1.0, u) for u in (0.0, 0.999999)] == [1, 0]
+
+
+def test_temperature_weighs_whole_choices_and_leaves_the_odds_within_one(bundled):
+    """A closed hat alone (0.4) against a snare that comes as four velocities (0.15 each, 0.6 in
+    all): cooled, the snare wins by its whole mass and keeps its velocities' odds; plain
+    temperature would pick the hat, one id against a quarter of the snare each."""
+    logits, choices = np.log([0.4, 0.15, 0.15, 0.15, 0.15]), np.array([7, 3, 3, 3, 3])
+    draws = [sample_top_p(logits, 0.25, 1.0, u, choices) for u in np.linspace(0, 1, 2000, endpoint=False)]
+    counts = np.bincount(draws, minlength=5) / len(draws)
+    expected_hat = 0.4**4 / (0.4**4 + 0.6**4)  # the choices' masses to the power 1/temperature
+    assert counts[0] == pytest.approx(expected_hat, abs=0.005)
+    assert np.allclose(counts[1:], (1 - expected_hat) / 4, atol=0.005)  # even odds within the snare, as given
+    assert [sample_top_p(logits, 0.25, 1.0, u) for u in (0.0, 0.5, 0.9)] == [0, 0, 0]  # plain: the hat
+    assert sample_top_p(logits, 1.0, 1.0, 0.5, choices) == sample_top_p(logits, 1.0, 1.0, 0.5)  # 1: as ever
+    table = bundled.table
+    velocities = [i for i, steps in enumerate(table.steps) if [k for k, _ in steps] == [PITCH, VELOCITY]
+                  and steps[0][1] == 38]
+    assert len(velocities) > 3 and len(set(table.choice[velocities])) == 1  # a snare hit at any velocity: one choice
 
 
 def test_every_kind_of_style_has_a_voice(bundled, tmp_path):

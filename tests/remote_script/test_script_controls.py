@@ -12,6 +12,7 @@ from live_host import LiveHost
 from stub_client import StubClient
 
 from remote_script.actions import ACTIONS
+from remote_script.params import FALLBACK_STYLES, Params
 from tests.support import free_port
 
 GENERIC = controls("generic")
@@ -144,12 +145,18 @@ def test_bars_and_temperature_stay_in_the_protocol_ranges(host: LiveHost) -> Non
     for _ in range(6):
         press(host, "bars_down")
     assert host.c_instance.status == "MidiDrumiGen: 1 bar — press generate"
-    for _ in range(40):
+    for _ in range(40):  # the button stops where grooves still hold together (docs/model.md, "Temperature")
         press(host, "temperature_down")
-    assert host.c_instance.status == "MidiDrumiGen: temperature 0.05 (tighter)"
-    for _ in range(10):  # back onto the 0.1 grid from the floor, not 0.15 ... 1.05
+    assert host.c_instance.status == "MidiDrumiGen: temperature 0.50 (tighter)"
+    for _ in range(5):
         press(host, "temperature_up")
     assert host.c_instance.status == "MidiDrumiGen: temperature 1.00 (balanced)"
+
+
+def test_a_settings_temperature_below_the_buttons_floor_steps_onto_the_grid_never_up() -> None:
+    params = Params(FALLBACK_STYLES, "funk", 4, 0.05, None)
+    assert params.step_temperature(-1) == 0.05  # down from the settings' start: no jump up to the floor
+    assert [params.step_temperature(+1) for _ in range(3)] == [0.1, 0.2, 0.3]  # the floor, 0.05, is off the grid
 
 
 def test_density_and_complexity_step_back_to_the_models_choice_past_either_end(host: LiveHost) -> None:
