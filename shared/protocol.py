@@ -63,7 +63,9 @@ TEMPERATURE_RANGE = (0.05, 3.0)
 TOP_P_RANGE = (0.01, 1.0)  # nucleus sampling's mass; at 0.01 nearly always the most likely token alone
 FOCUS_RANGE = (1, 8)  # takes per variation; variations x focus is at most VARIATIONS_RANGE[1]
 STRENGTH_RANGE = (0.0, 4.0)
-GUIDANCE_RANGE = (0.0, 10.0)
+# Past 2 classifier-free guidance thins grooves out (at 3, 12 % of bars under 5 hits, against 0.3 % at 1)
+# and loses the one: docs/model.md, "Guidance".
+GUIDANCE_RANGE = (0.0, 2.0)
 TIMEOUT_RANGE = (0.001, 3600.0)  # seconds a request's sender waits; past it the daemon drops the work
 SEED_RANGE = (0, 2**31 - 1)  # variation v of seed s plays seed (s + v) mod 2**31: any seed a reply carries is one to send
 # The longest clip the clip ops take (and the most bars between `fill`'s fills).

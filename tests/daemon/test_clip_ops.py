@@ -119,3 +119,56 @@ def test_a_variation_of_a_clip_that_starts_on_the_one_starts_on_the_one(bundled)
     for style in ("rock", "disco-funk", "motown-soul"):  # the presets' groove templates leave the one where it is
         req = GrooveRequest(style=style, bars=2, seed=77, variations=16)
         assert all(min(n.start for n in p.notes) == 0.0 for p in clip_ops.vary_clip(bundled, req, notes, 8.0)), style
+
+
+def steady_rock(bars: int) -> list[Note]:
+    """Programmed: hats on 8ths, kick on 1 and 3, snare on 2 and 4, all on the 16th grid."""
+    return sorted((Note(p, b * 4 + t, 0.1, 90) for b in range(bars)
+                   for p, ts in ((42, [k / 2 for k in range(8)]), (36, [0, 2]), (38, [1, 3])) for t in ts),
+                  key=lambda n: (n.start, n.pitch))
+
+
+def test_a_fill_that_comes_in_late_has_the_groove_before_it(bundled):
+    """A third of rock's fills start a beat or more into the bar (14 of 32 here before): the
+    groove went silent until them. Now the bar keeps the clip's own notes up to a 16th before
+    the fill's first hit, as a drummer keeps time into a fill."""
+    notes = steady_rock(4)
+    groove_bar = [n for n in notes if n.start >= 12]
+    kept_some = 0
+    for seed in (100, 200):
+        for p in clip_ops.fill_clip(bundled, GrooveRequest(style="rock", seed=seed, variations=16), notes, 16.0, None):
+            bar = [n for n in p.notes if n.start >= 12]
+            kept = [n for n in bar if n in groove_bar]
+            new = [n for n in bar if n not in groove_bar]
+            assert new and min(n.start for n in bar) < 13  # something within the first beat: no hole before the fill
+            if kept:  # the groove as it was, then the fill, a 16th apart at least
+                assert kept == [n for n in groove_bar if n.start <= max(k.start for k in kept)]
+                assert max(n.start for n in kept) <= min(n.start for n in new) - clip_ops.FILL_GAP + 1e-9
+                kept_some += 1
+    assert kept_some >= 8
+
+
+def test_new_notes_of_a_programmed_clip_come_on_its_grid_and_a_played_clip_keeps_the_feel(bundled):
+    """Continuing a quantised clip, about half the model's new hits sat a 48th of a beat or more
+    off the grid: the feel changed at the join. A programmed clip's grid is kept (straight: 16ths;
+    a shuffle: 8th triplets too); a played clip's new notes keep the model's feel."""
+    straight = steady_rock(2)
+    shuffle = [Note(42, b + k, 0.1, 90) for b in range(8) for k in (0, 2 / 3)] + [Note(36, 0.0, 0.1, 100)]
+    assert clip_ops.clip_grids(straight) == (4,) and clip_ops.clip_grids(shuffle) == (4, 3)
+    req = GrooveRequest(style="funk", seed=3, variations=4)
+    ops = {"continue": lambda c: clip_ops.continue_clip(bundled, req, c, 8.0, 2),
+           "variation": lambda c: clip_ops.vary_clip(bundled, req, c, 8.0),
+           "fill": lambda c: clip_ops.fill_clip(bundled, req, c, 8.0, None)}
+
+    def on(grids: tuple[int, ...], t: float) -> bool:
+        return any(abs(t * g - round(t * g)) < 1e-5 for g in grids)  # times are kept to a millionth
+
+    for name, op in ops.items():
+        for clip, grids in ((straight, (4,)), (shuffle, (4, 3))):
+            for p in op(clip):
+                assert all(on(grids, n.start) for n in p.notes), name
+                assert len({(n.pitch, n.start) for n in p.notes}) == len(p.notes)  # one hit a piece at a point
+    played = [Note(n.pitch, n.start + (0.013 if n.start % 1 else 0.0), n.duration, n.velocity) for n in straight]
+    assert clip_ops.clip_grids(played) == ()
+    new = [n for p in ops["continue"](played) for n in p.notes]
+    assert sum(not on((4, 3), n.start) for n in new) > len(new) / 4

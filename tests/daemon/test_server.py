@@ -132,6 +132,7 @@ BAD_GENERATE = [
     ({"style": "polka"}, "unknown_style", "polka"),
     ({"style": {"funk": 1, "polka": 1}}, "unknown_style", "polka"),
     ({"style": {"funk": 0}}, "bad_request", "zero"),
+    ({"guidance": 3}, "bad_request", "guidance must be between 0 and 2"),
     ({"style": {"funk": 1, "Funk": 1}}, "bad_request", "'Funk' is named twice"),
     ({"style": 3}, "bad_request", "style"),
     ({"drummer": "ringo"}, "unknown_style", "ringo"),
@@ -459,7 +460,7 @@ def test_a_long_batch_does_not_hold_a_stop_up(tmp_path):
     d = DaemonProcess(tmp_path).start()
     try:
         with DaemonClient(d.endpoint, timeout=60, retries=0) as client:
-            rid = client.send("generate", style="funk", bars=16, variations=16, guidance=3.0, seed=1,
+            rid = client.send("generate", style="funk", bars=16, variations=16, guidance=2.0, seed=1,
                               time_signature=[12, 8])
             assert client.poll(0.3) == []  # delivered, and sampling
             d.proc.send_signal(signal.SIGTERM)

@@ -48,7 +48,7 @@ def test_valid_values_are_taken(tmp_path: Path) -> None:
         ({"bars": 2.5}, "bars must be a whole number; using 4"),
         ({"temperature": "hot"}, "temperature must be a number; using 1.0"),
         ({"density": 1.5}, "density must be between 0 and 1; using None"),
-        ({"guidance": 11}, "guidance must be between 0 and 10; using 1.0"),
+        ({"guidance": 3}, "guidance must be between 0 and 2; using 1.0"),
         ({"strength": 5}, "strength must be between 0 and 4; using None"),
         ({"complexity": -0.1}, "complexity must be between 0 and 1; using None"),
         ({"top_p": 0}, "top_p must be between 0.01 and 1; using 0.95"),
