@@ -394,7 +394,8 @@ def add_generate(sub) -> None:
     p.add_argument("--strength", type=float, help=f"how strongly the style is played: 0 none, 1 as the model "
                                                   f"learned it, up to {STRENGTH_RANGE[1]:g} (default {STYLE_STRENGTH} "
                                                   "for genres and presets, 1 for your learned styles)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance, > 1 follows the controls harder")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance 0-2 (default 1): > 1 follows the controls "
+                                                  "harder, 0 ignores them")
     add_focus_flag(p)
     p.add_argument("--kit", type=kit_arg, help="output drum map: gm (default), gmd, rack16, or a JSON file of "
                                                "{gm_pitch: your_pitch} (a Drum Rack's pads)")

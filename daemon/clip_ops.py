@@ -93,9 +93,8 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
     request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req))
     end = clip_bars * bar_beats(req.meter)
     grids = clip_grids(notes)
-    return [Pattern([_shift(n, length - end) for n in
-                     _on_grids([n for n in p.notes if n.start >= end], grids, end + bars * bar_beats(req.meter))],
-                    p.seed)
+    return [Pattern(_on_grids([_shift(n, length - end) for n in p.notes if n.start >= end], grids,
+                              length + bars * bar_beats(req.meter), length), p.seed)
             for p in _sample(generator, [request], abandoned)[0]]
 
 
@@ -138,10 +137,12 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     for v in range(req.variations):
         out = [n for n in notes if not any(k * bar <= n.start < (k + 1) * bar for k in fill_bars)]
         for k, variations in zip(fill_bars, found):
-            fill = _on_grids(variations[v].notes, grids, bar)
-            first = min((n.start for n in fill), default=bar)
-            out += [n for n in notes if k * bar <= n.start < k * bar + first - FILL_GAP]  # the groove, into the fill
-            out += _inside([_shift(n, k * bar) for n in fill], length)
+            at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
+            fill = _on_grids([_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar], grids,
+                             length, k * bar)
+            first = min((n.start for n in fill), default=length)
+            out += [n for n in notes if k * bar <= n.start < first - FILL_GAP]  # the groove, into the fill
+            out += _inside(fill, length)
         patterns.append(Pattern(sorted(out, key=lambda n: (n.start, n.pitch)), found[0][v].seed))
     return patterns
 
@@ -213,28 +214,30 @@ def _without_flams(notes: list[Note], onsets: set[float]) -> list[Note]:
 
 def clip_grids(notes: list[Note]) -> tuple[int, ...]:
     """The grids (per beat, SNAP_GRIDS) a programmed clip's notes need, coarse to fine: a straight
-    clip 16ths, a shuffle 8th triplets as well; () for a played clip, whose new notes keep the
-    model's feel. Continuing a quantised clip, 45-49 % of the model's new hits sat more than a
-    48th of a beat off the grid: the feel changed at the join."""
+    clip 16ths, a shuffle 8th triplets (a note on the beat is on every grid and says nothing);
+    () for a played clip, whose new notes keep the model's feel. Continuing a quantised clip,
+    45-49 % of the model's new hits sat more than a 48th of a beat off the grid: the feel
+    changed at the join."""
     if not notes or sum(on_a_grid(n.start) for n in notes) < PROGRAMMED * len(notes):
         return ()
+    off_the_beat = [n for n in notes if not on_a_grid(n.start, (1,))]  # a beat is on every grid
     used: list[int] = []
     for g in SNAP_GRIDS:
-        if any(on_a_grid(n.start, (g,)) and not on_a_grid(n.start, tuple(used)) for n in notes):
+        if any(on_a_grid(n.start, (g,)) and not on_a_grid(n.start, tuple(used)) for n in off_the_beat):
             used.append(g)
-    return tuple(used)
+    return tuple(used) or SNAP_GRIDS[:1]
 
 
-def _on_grids(notes: list[Note], grids: tuple[int, ...], end: float) -> list[Note]:
-    """New notes moved to the nearest point of `grids` (none: as they are), one hit a piece at a
-    point (the loudest), none at or past `end`."""
+def _on_grids(notes: list[Note], grids: tuple[int, ...], end: float, begin: float = 0.0) -> list[Note]:
+    """New notes (times from the clip's start) moved to the nearest point of `grids` (none: as they
+    are), one hit a piece at a point (the loudest), none before `begin` or at or past `end`."""
     if not grids:
         return notes
     placed: dict[tuple[int, float], Note] = {}
     for n in notes:
-        start = round(min((math.floor(n.start * g + 0.5) / g for g in grids), key=lambda t: abs(t - n.start)), 6)
-        if start < end and ((n.pitch, start) not in placed or n.velocity > placed[n.pitch, start].velocity):
-            placed[n.pitch, start] = dataclasses.replace(n, start=start, duration=min(n.duration, end - start))
+        at = round(min((math.floor(n.start * g + 0.5) / g for g in grids), key=lambda t: abs(t - n.start)), 6)
+        if begin <= at < end and ((n.pitch, at) not in placed or n.velocity > placed[n.pitch, at].velocity):
+            placed[n.pitch, at] = dataclasses.replace(n, start=at, duration=min(n.duration, end - at))
     return sorted(placed.values(), key=lambda n: (n.start, n.pitch))
 
 

@@ -319,7 +319,8 @@ class Generator:
         if uncond is not None:
             base = uncond[ids].astype(np.float64)
             logits = base + row.request.guidance * (logits - base)
-        return int(ids[sample_top_p(logits, row.request.temperature, row.request.top_p, u, self.table.choice[ids])])
+        choices = self.table.choices(row.request.meter[1])[ids]
+        return int(ids[sample_top_p(logits, row.request.temperature, row.request.top_p, u, choices)])
 
     # --- the context window ------------------------------------------------------------------
     def _context(self, row: _Row, conditional: bool, last: bool = True) -> list[int]:
@@ -503,7 +504,7 @@ def sample_top_p(logits: np.ndarray, temperature: float, top_p: float, u: float,
     temperature <= 0 means the most likely entry. A few numpy calls over the allowed ids only:
     at a few hundred floats that is cheaper than torch's per-op overhead.
 
-    With `choices` (per entry, which musical choice it makes: TokenTable.choice), temperature
+    With `choices` (per entry, which musical choice it makes: TokenTable.choices), temperature
     sharpens or flattens the choices, each by its whole mass, and leaves the odds within one
     alone: softmax(logits) * mass(choice)^(1/temperature - 1). A snare on 2 comes as a dozen
     ids, one per velocity and hair off the grid, each less likely than one closed hat, so plain
@@ -515,9 +516,8 @@ def sample_top_p(logits: np.ndarray, temperature: float, top_p: float, u: float,
     if temperature != 1.0 and choices is None:  # the default: a multiply by 1 changes nothing
         p *= 1.0 / temperature
     np.exp(p, out=p)
-    if temperature != 1.0 and choices is not None:
-        _, which = np.unique(choices, return_inverse=True)
-        p *= np.bincount(which, p)[which] ** (1.0 / temperature - 1.0)
+    if temperature != 1.0 and choices is not None:  # `tiny`: a choice whose every id underflowed stays out
+        p *= np.maximum(np.bincount(choices, p)[choices], np.finfo(np.float64).tiny) ** (1.0 / temperature - 1.0)
     order = p.argsort()[::-1]  # most likely first
     cdf = p[order].cumsum()
     last = min(int(cdf.searchsorted(top_p * cdf[-1])), len(cdf) - 1)  # the nucleus ends here

@@ -22,6 +22,7 @@ over the vocabulary.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,10 +109,6 @@ class TokenTable:
         self.first, self.first_pos, self.max_pos = first, first_pos, max_pos
         self.meter, self.lead_pitches, self.broken = meter, lead_pitches, broken
         self.lead_hits = np.array([int(m).bit_count() for m in lead_pitches])  # hits before the first Position
-        # Ids that play the same pieces at the same 16ths, only louder or softer or off the grid
-        # by a hair, make one choice for temperature (generate.sample_top_p).
-        choices: dict[tuple, int] = {}
-        self.choice = np.array([choices.setdefault(_what_and_where(s), len(choices)) for s in self.steps])
         self.starts_bar = first == BAR
         self.state_ok = accepts[:, first] & ~broken  # (6, V): what each state accepts at all
         # A token continues the current bar's positions from its first Position on, unless it
@@ -121,8 +118,21 @@ class TokenTable:
         self._allowed = functools.lru_cache(maxsize=MAX_CACHED_KEYS)(self._allowed_ids)
         self.vocab = vocab
         self.device = torch.device(device)
+        self._choices: dict[int, np.ndarray] = {}
         # For turning tokens back into hits (MidiTok's own arithmetic, see `hits`).
         self.ticks_per_quarter = vocab.ticks_per_quarter
+
+    def choices(self, denominator: int) -> np.ndarray:
+        """Per id, which musical choice it makes in a meter over `denominator`: ids that play the
+        same pieces at the same 16ths, only louder or softer or off the grid by a hair, make one
+        (numbered densely from 0) for temperature (generate.sample_top_p). Positions count the
+        denominator's beats, so a 16th is 3 of them in x/2, 6 in x/4 and 12 in x/8."""
+        if denominator not in self._choices:
+            sixteenth = POSITIONS_PER_BEAT * denominator / 16
+            seen: dict[tuple, int] = {}
+            self._choices[denominator] = np.array([seen.setdefault(_what_and_where(s, sixteenth), len(seen))
+                                                   for s in self.steps])
+        return self._choices[denominator]
 
     def allowed(self, s: "BarState") -> np.ndarray:
         """Ascending ids that `s` may take next (never empty; a shared, read-only array)."""
@@ -274,10 +284,9 @@ def allowed_mask(states: list[BarState], table: TokenTable) -> torch.Tensor:
     return mask.to(table.device)
 
 
-def _what_and_where(steps: list[tuple[int, object]]) -> tuple:
-    """A token's pieces with velocities left out and positions taken to the nearest 16th."""
-    sixteenth = POSITIONS_PER_BEAT // 4
-    return tuple((kind,) if kind == VELOCITY else (kind, round(value / sixteenth)) if kind == POSITION
+def _what_and_where(steps: list[tuple[int, object]], sixteenth: float) -> tuple:
+    """A token's pieces with velocities left out and positions taken to the nearest 16th (halves up)."""
+    return tuple((kind,) if kind == VELOCITY else (kind, math.floor(value / sixteenth + 0.5)) if kind == POSITION
                  else (kind, value) for kind, value in steps)
 
 

@@ -148,13 +148,26 @@ def test_a_fill_that_comes_in_late_has_the_groove_before_it(bundled):
     assert kept_some >= 8
 
 
+def test_a_clip_that_ends_mid_bar_gets_its_fill_at_its_end(bundled):
+    """The fill bar of a 6-beat clip is half a bar: the fill's last half plays there (it used
+    to start at the bar line and lose whatever fell past the clip's end, the whole fill at times)."""
+    notes = [n for n in steady_rock(2) if n.start < 6]
+    groove_bar = [n for n in notes if n.start >= 4]
+    for seed in (100, 200):
+        for p in clip_ops.fill_clip(bundled, GrooveRequest(style="rock", seed=seed, variations=16), notes, 6.0, None):
+            new = [n for n in p.notes if n.start >= 4 and n not in groove_bar]
+            assert new and all(4 <= n.start < 6 for n in new)
+
+
 def test_new_notes_of_a_programmed_clip_come_on_its_grid_and_a_played_clip_keeps_the_feel(bundled):
     """Continuing a quantised clip, about half the model's new hits sat a 48th of a beat or more
     off the grid: the feel changed at the join. A programmed clip's grid is kept (straight: 16ths;
-    a shuffle: 8th triplets too); a played clip's new notes keep the model's feel."""
+    a shuffle: 8th triplets), also past a clip that ends mid-bar; a played clip's new notes keep
+    the model's feel."""
     straight = steady_rock(2)
     shuffle = [Note(42, b + k, 0.1, 90) for b in range(8) for k in (0, 2 / 3)] + [Note(36, 0.0, 0.1, 100)]
-    assert clip_ops.clip_grids(straight) == (4,) and clip_ops.clip_grids(shuffle) == (4, 3)
+    assert clip_ops.clip_grids(straight) == (4,) and clip_ops.clip_grids(shuffle) == (3,)
+    assert clip_ops.clip_grids(shuffle + [Note(38, 1.5, 0.1, 90)]) == (4, 3)
     req = GrooveRequest(style="funk", seed=3, variations=4)
     ops = {"continue": lambda c: clip_ops.continue_clip(bundled, req, c, 8.0, 2),
            "variation": lambda c: clip_ops.vary_clip(bundled, req, c, 8.0),
@@ -164,10 +177,13 @@ def test_new_notes_of_a_programmed_clip_come_on_its_grid_and_a_played_clip_keeps
         return any(abs(t * g - round(t * g)) < 1e-5 for g in grids)  # times are kept to a millionth
 
     for name, op in ops.items():
-        for clip, grids in ((straight, (4,)), (shuffle, (4, 3))):
+        for clip, grids in ((straight, (4,)), (shuffle, (3,))):
             for p in op(clip):
                 assert all(on(grids, n.start) for n in p.notes), name
                 assert len({(n.pitch, n.start) for n in p.notes}) == len(p.notes)  # one hit a piece at a point
+    half = [n for n in shuffle if n.start < 4.5]  # a bar and a half: the new bars start off the triplet grid's bar
+    for p in clip_ops.continue_clip(bundled, req, half, 4.5, 2):
+        assert p.notes and all(on((3,), n.start) and n.start >= 4.5 for n in p.notes)
     played = [Note(n.pitch, n.start + (0.013 if n.start % 1 else 0.0), n.duration, n.velocity) for n in straight]
     assert clip_ops.clip_grids(played) == ()
     new = [n for p in ops["continue"](played) for n in p.notes]
