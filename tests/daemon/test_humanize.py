@@ -155,14 +155,19 @@ def test_level_fit_recovers_how_far_levels_follow_the_model():
     assert level_fit(alone, np.zeros((1, 4)), np.zeros((1, 2), dtype=int)) == [0.0, 1.0]
 
 
-def test_a_checkpoint_without_the_levels_fit_keeps_programmed_accents_as_they_are(tiny, tmp_path):
+def older_format(tiny: Path, folder: Path, version: int, *dropped: str) -> Path:
+    """The tiny checkpoint as format `version` wrote it: without the `dropped` noise statistics."""
     state = torch.load(tiny, weights_only=True)
-    del state["noise"]["levels"]
-    state["version"] = 2
-    old = tmp_path / "v2.pt"
-    torch.save(state, old)
+    for key in dropped:
+        del state["noise"][key]
+    state["version"] = version
+    torch.save(state, folder / f"v{version}.pt")
+    return folder / f"v{version}.pt"
+
+
+def test_a_checkpoint_without_the_levels_fit_keeps_programmed_accents_as_they_are(tiny, tmp_path):
     notes = groove(velocity=None)
-    out = Humanizer.load(old).humanize(notes, "rock", 120, (4, 4), 8.0, seed=1)
+    out = Humanizer.load(older_format(tiny, tmp_path, 2, "levels")).humanize(notes, "rock", 120, (4, 4), 8.0, seed=1)
     assert [n.velocity for n in out] == [n.velocity for n in notes]
 
 
@@ -264,19 +269,13 @@ def test_a_range_the_user_gave_is_kept_unless_chance_replaces_it(humanizer):
 
 
 def test_a_format_1_checkpoint_humanizes_but_cannot_leave_chance_to_live(tiny, tmp_path):
-    state = torch.load(tiny, weights_only=True)
-    del state["noise"]["repeat"]
-    state["version"] = 1
-    old = tmp_path / "v1.pt"
-    torch.save(state, old)
+    old = older_format(tiny, tmp_path, 1, "repeat", "levels")
     humanizer = Humanizer.load(old)
     assert len(humanizer.humanize(groove(), "rock", 120, (4, 4), 8.0, seed=1)) == len(groove())
     with pytest.raises(ValueError, match="retrain it with drumigen train-humanizer"):
         humanizer.humanize(groove(), "rock", 120, (4, 4), 8.0, seed=1, chance=True)
-    state["version"] = 7
-    torch.save(state, old)
     with pytest.raises(ValueError, match="humanizer format 7"):
-        Humanizer.load(old)
+        Humanizer.load(older_format(tiny, tmp_path, 7))
 
 
 def test_repeat_spread_is_the_bar_to_bar_velocity_change():
