@@ -139,7 +139,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
         for k, variations in zip(fill_bars, found):
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
             fill = _on_grids([_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar], grids,
-                             length, k * bar)
+                             at + bar, k * bar)  # a hit snapped onto the next bar's one is not the fill's
             first = min((n.start for n in fill), default=length)
             out += [n for n in notes if k * bar <= n.start < first - FILL_GAP]  # the groove, into the fill
             out += _inside(fill, length)
