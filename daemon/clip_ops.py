@@ -139,7 +139,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
         for k, variations in zip(fill_bars, found):
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
             fill = _on_grids([_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar], grids,
-                             at + bar, k * bar)  # a hit snapped onto the next bar's one is not the fill's
+                             at + bar, k * bar)  # never onto the next bar's one, which stays as sent
             first = min((n.start for n in fill), default=length)
             out += [n for n in notes if k * bar <= n.start < first - FILL_GAP]  # the groove, into the fill
             out += _inside(fill, length)
@@ -230,13 +230,17 @@ def clip_grids(notes: list[Note]) -> tuple[int, ...]:
 
 def _on_grids(notes: list[Note], grids: tuple[int, ...], end: float, begin: float = 0.0) -> list[Note]:
     """New notes (times from the clip's start) moved to the nearest point of `grids` (none: as they
-    are), one hit a piece at a point (the loudest), none before `begin` or at or past `end`."""
+    are), one hit a piece at a point (the loudest), none before `begin`. A hit pushed so far that
+    it would snap onto `end` (the next bar's one) lands on the last point before it: a fill of two
+    hits at 3.75 and 3.96 keeps both."""
     if not grids:
         return notes
+    last = max(math.ceil(end * g - 1 - 1e-6) / g for g in grids)  # the latest point before `end`
     placed: dict[tuple[int, float], Note] = {}
     for n in notes:
         at = round(min((math.floor(n.start * g + 0.5) / g for g in grids), key=lambda t: abs(t - n.start)), 6)
-        if begin <= at < end and ((n.pitch, at) not in placed or n.velocity > placed[n.pitch, at].velocity):
+        at = min(at, round(last, 6))
+        if begin <= at and ((n.pitch, at) not in placed or n.velocity > placed[n.pitch, at].velocity):
             placed[n.pitch, at] = dataclasses.replace(n, start=at, duration=min(n.duration, end - at))
     return sorted(placed.values(), key=lambda n: (n.start, n.pitch))
 
