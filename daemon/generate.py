@@ -319,7 +319,8 @@ class Generator:
         if uncond is not None:
             base = uncond[ids].astype(np.float64)
             logits = base + row.request.guidance * (logits - base)
-        choices = self.table.choices(row.request.meter[1])[ids]
+        cooled = row.request.temperature != 1.0  # at 1, choices change nothing: not looked up
+        choices = self.table.choices(row.request.meter[1])[ids] if cooled else None
         return int(ids[sample_top_p(logits, row.request.temperature, row.request.top_p, u, choices)])
 
     # --- the context window ------------------------------------------------------------------
