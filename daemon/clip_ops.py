@@ -191,7 +191,7 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     end = min(length, clip_bars * bar)  # a clip a hair past its bars (1e-6 beat) ends with them
     onsets: list[set[int]] = [set() for _ in range(clip_bars)]
     for n in notes:
-        snapped = min((math.floor(n.start * g + 0.5) / g for g in DRUMIFY_GRIDS), key=lambda t: abs(t - n.start))
+        snapped = nearest_point(n.start, DRUMIFY_GRIDS)
         k, offset = divmod(snapped if snapped < end else 0.0, bar)  # snapped to the end: the loop's one
         onsets[int(k)].add(round(offset * per_quarter))
     if not any(onsets):
@@ -238,11 +238,15 @@ def _on_grids(notes: list[Note], grids: tuple[int, ...], end: float, begin: floa
     last = max(math.ceil(end * g - 1 - 1e-6) / g for g in grids)  # the latest point before `end`
     placed: dict[tuple[int, float], Note] = {}
     for n in notes:
-        at = round(min((math.floor(n.start * g + 0.5) / g for g in grids), key=lambda t: abs(t - n.start)), 6)
-        at = min(at, round(last, 6))
+        at = round(min(nearest_point(n.start, grids), last), 6)
         if begin <= at and ((n.pitch, at) not in placed or n.velocity > placed[n.pitch, at].velocity):
             placed[n.pitch, at] = dataclasses.replace(n, start=at, duration=min(n.duration, end - at))
     return sorted(placed.values(), key=lambda n: (n.start, n.pitch))
+
+
+def nearest_point(t: float, grids: tuple[int, ...]) -> float:
+    """The point of `grids` (per beat) nearest `t` beats, the earlier grid's on a tie."""
+    return min((math.floor(t * g + 0.5) / g for g in grids), key=lambda point: abs(point - t))
 
 
 def _whole_bars(length: float, meter: tuple[int, int]) -> int:

@@ -302,6 +302,12 @@ class HumanizerNet(nn.Module):
         return self.note(h), self.ghost(h)
 
 
+def laplace_std(log_scale: np.ndarray) -> np.ndarray:
+    """The standard deviation of the head's Laplace, from its log scale b (clamped as in training):
+    b * sqrt(2)."""
+    return np.exp(np.clip(log_scale, -7, 3)) * np.sqrt(2)
+
+
 def laplace_nll(y: torch.Tensor, loc: torch.Tensor, log_scale: torch.Tensor,
                 weight: torch.Tensor | None = None) -> torch.Tensor:
     """Laplace rather than Gaussian: its location is the median, what an absolute error rewards,
@@ -463,7 +469,7 @@ class Humanizer:
         draw from on each pass; the total spread is the same, and so is every offset."""
         shared = np.array([self.noise["offset"][0], self.noise["velocity"][0]])
         own = rng.laplace(size=(len(head), 2)) / np.sqrt(2)
-        std = np.exp(np.clip(head[:, [1, 3]], -7, 3)) * np.sqrt(2) * spread  # a Laplace's std is b*sqrt(2)
+        std = laplace_std(head[:, [1, 3]]) * spread
         own_std = np.sqrt(1 - shared) * std
         ranges = np.zeros(len(head))
         if chance:
@@ -635,7 +641,7 @@ def level_fit(performances: list[Performance], head: np.ndarray, at: np.ndarray)
     and the share of the model's noise that then brings the spread within a level to the
     drummers'. The model's scatter, uncertain where the accents go, is wider than what is left
     once a level says so. With no level of two notes to learn from: no lilt, the whole noise."""
-    loc, std = head[:, 2] * 127, np.exp(np.clip(head[:, 3], -7, 3)) * np.sqrt(2) * 127
+    loc, std = head[:, 2] * 127, laplace_std(head[:, 3]) * 127
     lilt, real, var = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]  # no takes: nothing learned
     for index, perf in enumerate(performances):
         rows = at[:, 0] == index
