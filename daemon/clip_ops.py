@@ -119,8 +119,9 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     went on playing the groove, whatever `kind` said (and classifier-free guidance from `kind`
     beat to `kind` fill at 2-5 did not change that): over 24 rock fill bars, toms in 0 of them
     against 24 of 24 heard afresh (docs/model.md). A fill that comes in late (a third of rock's
-    start a beat or more into the bar) has the groove's own notes before it, up to FILL_GAP
-    before its first hit, as a drummer keeps time into a fill."""
+    start a beat or more into the bar) has the groove before it, up to FILL_GAP before its first
+    hit, as a drummer keeps time into a fill: the bar before's notes, one bar on (the fill bar's
+    own could be an earlier fill, pressed again), or the fill bar's own in a one-bar clip."""
     _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
     bar = bar_beats(req.meter)
@@ -141,7 +142,9 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
             fill = _on_grids([_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar], grids,
                              at + bar, k * bar)  # never onto the next bar's one, which stays as sent
             first = min((n.start for n in fill), default=length)
-            out += [n for n in notes if k * bar <= n.start < first - FILL_GAP]  # the groove, into the fill
+            before = max(k - 1, 0)  # the groove to keep time with: the bar before the fill's
+            out += [_shift(n, (k - before) * bar) for n in notes
+                    if before * bar <= n.start < first - (k - before) * bar - FILL_GAP]
             out += _inside(fill, length)
         patterns.append(Pattern(sorted(out, key=lambda n: (n.start, n.pitch)), found[0][v].seed))
     return patterns

@@ -56,6 +56,7 @@ GHOST_VELOCITY = 45  # GMD snare hits softer than this are ghost notes (the trou
 MAX_BAR_STEPS = 32  # position features a checkpoint has; those past TRAINED_BAR_STEPS are never set
 TRAINED_BAR_STEPS = 16  # GMD plays 4/4 bars (and a few 3/4, 6/8): a longer bar is heard as such bars in a row
 END_MARGIN = 1 / 64  # beats: the latest start a note may get before the clip end
+NEVER_VARIED = 1e-3  # a feature column whose std in training is no more than this never varied there
 MIN_GHOST_CHANCE = 0.05  # with `chance`, rarer ghost notes are left out rather than cluttering the clip
 MAX_OFFSET = 0.5  # 16ths: further than this a hit belongs to the neighbouring step
 
@@ -92,8 +93,16 @@ class Grid:
     total: int  # 16ths in the clip
 
 
+# GM percussion GMD's kit lacks, heard as the piece that plays its part: a second kick, a clap on
+# the backbeat, a low floor tom; shakers, tambourine, cowbell, claves and triangles keep time as
+# hats do; bongos, congas and timbales are hand drums tuned as toms. Other pitches are "other".
+PLAYED_AS = {35: 36, 39: 38, 41: 43, 54: 42, 56: 42, 69: 42, 70: 42, 75: 42, 80: 42, 81: 42, 82: 42,
+             60: 50, 61: 48, 62: 48, 63: 47, 64: 45, 65: 50, 66: 47}
+
+
 def piece_index(pitch: int) -> int:
     canonical = kit.to_canonical(pitch)
+    canonical = PLAYED_AS.get(canonical, canonical)
     return PIECES.index(canonical) if canonical in PIECES else len(PIECES)
 
 
@@ -325,6 +334,10 @@ class Humanizer:
 
     def __init__(self, net: HumanizerNet, config: HumanizerConfig, mean: torch.Tensor, std: torch.Tensor,
                  noise: dict[str, list[float]], meta: dict) -> None:
+        # A column that never varied in training (a piece GMD never plays: a clap, a shaker; a bar
+        # position past a 4/4 bar) was kept at a scale of 1e-3, so one clap put 1,000 into the net
+        # and threw every note near it to the clamp at 127: such a column keeps its own scale.
+        std = torch.where(std <= NEVER_VARIED, torch.ones_like(std), std)
         self.net, self.config, self.mean, self.std = net.eval(), config, mean, std
         # noise: target -> [shared, decay] (noise_structure), "repeat" -> per piece, "levels" -> level_fit's
         self.noise, self.meta = noise, meta
@@ -379,7 +392,8 @@ class Humanizer:
         in a few levels (accent_levels) keeps each level where it is, the style's dynamics added
         within it (its hats' lilt, its scatter), the levels informing the timing as played ones do.
         The i-th note returned is the i-th note given, pitch untouched; ghost notes (only with
-        `ghost_notes`) follow. Starts stay in [0, length); length defaults to the whole bars
+        `ghost_notes`, and only into a clip with none: a snare softer than GHOST_VELOCITY is one)
+        follow, so pressing humanize again does not pile them up (2, 4, 8, ... 18 over 8 presses). Starts stay in [0, length); length defaults to the whole bars
         that cover the notes. In a programmed clip (most notes on a grid: 16ths, 32nds, triplets)
         each note keeps its placement plus the offset of its nearest 16th; in a played one (or
         one humanized before) a note around a 16th is placed at that 16th plus the offset (one
@@ -445,7 +459,8 @@ class Humanizer:
                 shaped = note.velocity + amount * (velocity - note.velocity)
                 out.append(self._place(note, start, shaped, length, amount * width if chance else None, loudest,
                                        softest))
-        if ghost_notes:
+        softly = np.isin(np.array(PIECES + (-1,))[grid.pieces], SNARES) & (grid.velocities < GHOST_VELOCITY)
+        if ghost_notes and not softly.any():  # a clip with ghost notes (of an earlier press) gets no more
             out += self._ghosts(notes, grid, amount, walk, rng, spread, length, chance)
         return out
 
@@ -696,7 +711,7 @@ def fit(train_set: list[Performance], val_set: list[Performance], config: Humani
         train = {k: torch.from_numpy(v) for k, v in examples(train_set, config).items()}
         val = {k: torch.from_numpy(v) for k, v in examples(val_set, config).items()}
         everything = torch.cat([train["note_x"], train["ghost_x"]])
-        mean, std = everything.mean(0), everything.std(0).clamp_min(1e-3)
+        mean, std = everything.mean(0), everything.std(0).clamp_min(NEVER_VARIED)
         del everything
         cols = feature_slices(config)
         mean[cols["velocity"]], std[cols["velocity"]] = 0.0, 1.0  # a hidden velocity stays exactly 0

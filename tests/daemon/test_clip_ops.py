@@ -148,6 +148,17 @@ def test_a_fill_that_comes_in_late_has_the_groove_before_it(bundled):
     assert kept_some >= 8
 
 
+def test_a_fill_pressed_again_keeps_time_with_the_groove_not_the_last_fill(bundled):
+    """Pressing fill again to try another: the groove into the new fill is the bar before's, so
+    the result is what that fill gives the clip as it was; the first fill is not stacked under it."""
+    notes = steady_rock(4)
+    for seed in range(4):
+        first = clip_ops.fill_clip(bundled, GrooveRequest(style="rock", seed=seed), notes, 16.0, None)[0]
+        again = clip_ops.fill_clip(bundled, GrooveRequest(style="rock", seed=seed + 50), first.notes, 16.0, None)[0]
+        fresh = clip_ops.fill_clip(bundled, GrooveRequest(style="rock", seed=seed + 50), notes, 16.0, None)[0]
+        assert again.notes == fresh.notes
+
+
 def test_a_clip_that_ends_mid_bar_gets_its_fill_at_its_end(bundled):
     """The fill bar of a 6-beat clip is half a bar: the fill's last half plays there (it used
     to start at the bar line and lose whatever fell past the clip's end, the whole fill at times)."""

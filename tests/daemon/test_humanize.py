@@ -171,6 +171,33 @@ def test_a_checkpoint_without_the_levels_fit_keeps_programmed_accents_as_they_ar
     assert [n.velocity for n in out] == [n.velocity for n in notes]
 
 
+def test_percussion_gmd_lacks_leaves_the_kit_as_it_plays_alone():
+    """A clap on 2 and 4 (39), a second kick (35), a shaker (70): columns GMD never sets were
+    divided by 1e-3, so one such note put 1,000 into the net; the kit's notes went to the clamp
+    (67 % at +-0.5 16th) and every velocity to 127."""
+    bundled = Humanizer.load()
+    for extra in (39, 35, 70):
+        plain, mixed = [], []
+        for seed in range(10):
+            for notes, found in ((groove(bars=4), plain), (groove(bars=4) + [Note(extra, b + 1.0, 0.1, 100)
+                                                                              for b in range(0, 16, 2)], mixed)):
+                out = bundled.humanize(notes, "rock", 100, (4, 4), 16.0, seed=seed)
+                found += [(abs(o.start - n.start) * 4, o.velocity) for n, o in zip(notes, out) if n.pitch in (36, 38, 42)]
+        offsets, velocities = (np.array([x[i] for x in mixed]) for i in (0, 1))
+        assert offsets.mean() < 1.3 * np.mean([x[0] for x in plain]), extra
+        assert (velocities == 127).mean() < 0.3 and (offsets >= 0.49).mean() < 0.05, extra
+
+
+def test_ghost_notes_do_not_pile_up_when_humanize_is_pressed_again(humanizer):
+    """Ghost notes came back as the clip's notes and each press rolled more: 2, 4, 8, ... 18."""
+    clip = groove(bars=4)
+    once = humanizer.humanize(clip, "funk", 100, (4, 4), 16.0, seed=5, ghost_notes=True)
+    assert len(once) > len(clip)  # some ghost notes the first time
+    again = humanizer.humanize(sorted(once, key=lambda n: (n.start, n.pitch)), "funk", 100, (4, 4), 16.0, seed=6,
+                               ghost_notes=True)
+    assert len(again) == len(once)
+
+
 def test_ghost_notes_only_when_asked_and_soft(humanizer):
     notes = groove(bars=8)
     assert len(humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=5)) == len(notes)
