@@ -136,18 +136,26 @@ GRID_TOLERANCE = 1e-4  # beats: a programmed note sits on its grid to MIDI's tic
 TRIPLET_REACH = 0.02  # beats: a played note this close to a place only triplets have is near it
 
 
+TRIPLET_PLACES = (1 / 6, 1 / 3, 2 / 3, 5 / 6)  # of the beat: where only triplets go
+
+
+def near_a_triplet(start: float, reach: float) -> bool:
+    """Whether a note lies within `reach` beats of a place only triplets have."""
+    within = start - math.floor(start)
+    return any(abs(within - place) < reach for place in TRIPLET_PLACES)
+
+
 def triplet_beats(notes: list[Note]) -> set[int]:
     """The beats of a played clip that are played in triplets: two or more notes near a place only
     triplets have (1/6, 1/3, 2/3, 5/6 of the beat), none near the off-beat 16ths (1/4, 3/4). A
     16th groove humanized before has notes drifted near a triplet place now and then, one at a
     time; a triplet fill or a shuffle's beat has them in numbers."""
-    near = lambda x, places: any(abs(x - p) < TRIPLET_REACH for p in places)  # noqa: E731
     triplet_only, sixteenth_only = {}, set()
     for n in notes:
         beat, within = math.floor(n.start), n.start - math.floor(n.start)
-        if near(within, (1 / 6, 1 / 3, 2 / 3, 5 / 6)):
+        if near_a_triplet(n.start, TRIPLET_REACH):
             triplet_only[beat] = triplet_only.get(beat, 0) + 1
-        elif near(within, (1 / 4, 3 / 4)):
+        elif any(abs(within - place) < TRIPLET_REACH for place in (1 / 4, 3 / 4)):
             sixteenth_only.add(beat)
     return {beat for beat, count in triplet_only.items() if count >= 2 and beat not in sixteenth_only}
 
@@ -393,12 +401,13 @@ class Humanizer:
         within it (its hats' lilt, its scatter), the levels informing the timing as played ones do.
         The i-th note returned is the i-th note given, pitch untouched; ghost notes (only with
         `ghost_notes`, and only into a clip with none: a snare softer than GHOST_VELOCITY is one)
-        follow, so pressing humanize again does not pile them up (2, 4, 8, ... 18 over 8 presses). Starts stay in [0, length); length defaults to the whole bars
-        that cover the notes. In a programmed clip (most notes on a grid: 16ths, 32nds, triplets)
-        each note keeps its placement plus the offset of its nearest 16th; in a played one (or
-        one humanized before) a note around a 16th is placed at that 16th plus the offset (one
-        played on a triplet keeps its place), so humanizing twice does not drift twice as far.
-        Same input and seed, same output.
+        follow, so pressing humanize again does not pile them up (2, 4, 8, ... 18 over 8 presses).
+        Starts stay in [0, length); length defaults to the whole bars that cover the notes. In a
+        programmed clip (most notes on a grid: 16ths, 32nds, triplets) each note keeps its
+        placement plus the offset of its nearest 16th; in a played one (or one humanized before)
+        a note around a 16th is placed at that 16th plus the offset, so humanizing twice does not
+        drift twice as far. A note on a triplet place (written so, or played so in a beat played
+        in triplets) keeps its swing and gets the scatter only. Same input and seed, same output.
 
         `chance` leaves to Live 12 the dice it can roll on every pass of the clip, so the groove
         is never quite the same twice: each ghost note comes with its chance as its probability
@@ -447,6 +456,13 @@ class Humanizer:
         # on 16ths, laid on top.
         played = 2 * sum(not on_a_grid(n.start) for n in notes) > len(notes)
         in_triplets = triplet_beats(notes) if played else set()
+        # A note on a triplet place keeps its swing as written and gets only the scatter: the
+        # model's mean offset, learned on 16ths, is mostly swing itself (GMD's swung "a" of the
+        # beat played at the triplet), and added to a written triplet it swung it twice (0.67 of
+        # the beat to 0.54-0.66 in one press, then pulled to the 8th by the next).
+        swung = np.array([near_a_triplet(n.start, TRIPLET_REACH if played else GRID_TOLERANCE)
+                          and (not played or math.floor(n.start) in in_triplets) for n in notes], dtype=bool)
+        offsets = offsets - np.where(swung, note_out[:, 0], 0.0)
         out = []
         bounds = zip(*level_bounds(grid.velocities, grid.pieces)) if levels else itertools.repeat((1, 127))
         for note, step, offset, velocity, width, (softest, loudest) in zip(notes, grid.steps, offsets, velocities,
