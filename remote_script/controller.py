@@ -230,9 +230,11 @@ class Controller:
         self._show(say(f"{bars_text(self.params.step_bars(direction))} — press generate"))
 
     def _step_temperature(self, direction: int) -> None:
+        before = self.params.temperature
         value = self.params.step_temperature(direction)
         feel = "wilder" if value > 1.05 else "tighter" if value < 0.95 else "balanced"
-        self._show(say(f"temperature {value:.2f} ({feel})"))
+        end = " — as far as the button goes" if value == before else ""  # cooler, grooves thin out
+        self._show(say(f"temperature {value:.2f} ({feel}){end}"))
 
     def _step_density(self, direction: int) -> None:
         self._show(say(_level_text("density", self.params.step_density(direction))))

@@ -147,7 +147,7 @@ def test_bars_and_temperature_stay_in_the_protocol_ranges(host: LiveHost) -> Non
     assert host.c_instance.status == "MidiDrumiGen: 1 bar — press generate"
     for _ in range(40):  # the button stops where grooves still hold together (docs/model.md, "Temperature")
         press(host, "temperature_down")
-    assert host.c_instance.status == "MidiDrumiGen: temperature 0.50 (tighter)"
+    assert host.c_instance.status == "MidiDrumiGen: temperature 0.50 (tighter) — as far as the button goes"
     for _ in range(5):
         press(host, "temperature_up")
     assert host.c_instance.status == "MidiDrumiGen: temperature 1.00 (balanced)"
