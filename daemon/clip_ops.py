@@ -134,17 +134,21 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
                 for i in range(len(fill_bars))]
     found = _sample(generator, requests, abandoned)
     grids = clip_grids(notes)
+
+    def bar_of(n: Note) -> int:  # by its nearest 16th: a downbeat played a hair early is its bar's
+        return math.floor((n.start + 1 / 8) / bar)
+
     patterns = []
     for v in range(req.variations):
-        out = [n for n in notes if not any(k * bar <= n.start < (k + 1) * bar for k in fill_bars)]
+        out = [n for n in notes if bar_of(n) not in fill_bars]
         for k, variations in zip(fill_bars, found):
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
             fill = _on_grids([_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar], grids,
                              at + bar, k * bar)  # never onto the next bar's one, which stays as sent
-            first = min((n.start for n in fill), default=length)
+            first = min((n.start for n in fill), default=min(length, at + bar))
             before = max(k - 1, 0)  # the groove to keep time with: the bar before the fill's
             out += [_shift(n, (k - before) * bar) for n in notes
-                    if before * bar <= n.start < first - (k - before) * bar - FILL_GAP]
+                    if bar_of(n) == before and n.start + (k - before) * bar < first - FILL_GAP]
             out += _inside(fill, length)
         patterns.append(Pattern(sorted(out, key=lambda n: (n.start, n.pitch)), found[0][v].seed))
     return patterns

@@ -96,8 +96,8 @@ class Grid:
 # GM percussion GMD's kit lacks, heard as the piece that plays its part: a second kick, a clap on
 # the backbeat, a low floor tom; shakers, tambourine, cowbell, claves and triangles keep time as
 # hats do; bongos, congas and timbales are hand drums tuned as toms. Other pitches are "other".
-PLAYED_AS = {35: 36, 39: 38, 41: 43, 54: 42, 56: 42, 69: 42, 70: 42, 75: 42, 80: 42, 81: 42, 82: 42,
-             60: 50, 61: 48, 62: 48, 63: 47, 64: 45, 65: 50, 66: 47}
+PLAYED_AS = {35: 36, 39: 38, 41: 43, 54: 42, 56: 42, 69: 42, 70: 42, 75: 42, 76: 42, 77: 42, 80: 42, 81: 42,
+             82: 42, 60: 50, 61: 48, 62: 48, 63: 47, 64: 45, 65: 50, 66: 47, 86: 43, 87: 43}
 
 
 def piece_index(pitch: int) -> int:
@@ -400,7 +400,8 @@ class Humanizer:
         in a few levels (accent_levels) keeps each level where it is, the style's dynamics added
         within it (its hats' lilt, its scatter), the levels informing the timing as played ones do.
         The i-th note returned is the i-th note given, pitch untouched; ghost notes (only with
-        `ghost_notes`, and only into a clip with none: a snare softer than GHOST_VELOCITY is one)
+        `ghost_notes`, and only into a clip with none: a snare softer than GHOST_VELOCITY under a
+        louder one is one)
         follow, so pressing humanize again does not pile them up (2, 4, 8, ... 18 over 8 presses).
         Starts stay in [0, length); length defaults to the whole bars that cover the notes. In a
         programmed clip (most notes on a grid: 16ths, 32nds, triplets) each note keeps its
@@ -475,8 +476,9 @@ class Humanizer:
                 shaped = note.velocity + amount * (velocity - note.velocity)
                 out.append(self._place(note, start, shaped, length, amount * width if chance else None, loudest,
                                        softest))
-        softly = np.isin(np.array(PIECES + (-1,))[grid.pieces], SNARES) & (grid.velocities < GHOST_VELOCITY)
-        if ghost_notes and not softly.any():  # a clip with ghost notes (of an earlier press) gets no more
+        snare = np.array([kit.to_canonical(n.pitch) == GHOST_PITCH for n in notes], dtype=bool)
+        soft = grid.velocities < GHOST_VELOCITY
+        if ghost_notes and not ((snare & soft).any() and (snare & ~soft).any()):  # ghosts under a backbeat: no more
             out += self._ghosts(notes, grid, amount, walk, rng, spread, length, chance)
         return out
 

@@ -159,6 +159,21 @@ def test_a_fill_pressed_again_keeps_time_with_the_groove_not_the_last_fill(bundl
         assert again.notes == fresh.notes
 
 
+def test_a_fill_on_a_played_clip_plays_its_one_once(bundled):
+    """Bars are a note's nearest 16th's: a downbeat played a hair early belongs to the bar it
+    starts. By raw start the fill bar kept its own early one and got the bar before's late one
+    too, a flam on the one (2 of 24 humanized clips)."""
+    from daemon.humanize import Humanizer
+
+    humanizer = Humanizer.load()
+    for seed in range(24):
+        played = sorted(humanizer.humanize(steady_rock(4), "rock", 120, (4, 4), 16.0, seed=seed),
+                        key=lambda n: (n.start, n.pitch))
+        out = clip_ops.fill_clip(bundled, GrooveRequest(style="rock", seed=seed), played, 16.0, None)[0].notes
+        at_the_one = [n.pitch for n in out if abs(n.start - 12) < 0.15]
+        assert len(at_the_one) == len(set(at_the_one)), (seed, sorted(at_the_one))
+
+
 def test_a_clip_that_ends_mid_bar_gets_its_fill_at_its_end(bundled):
     """The fill bar of a 6-beat clip is half a bar: the fill's last half plays there (it used
     to start at the bar line and lose whatever fell past the clip's end, the whole fill at times)."""
