@@ -121,7 +121,8 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     against 24 of 24 heard afresh (docs/model.md). A fill that comes in late (a third of rock's
     start a beat or more into the bar) has the groove before it, up to FILL_GAP before its first
     hit, as a drummer keeps time into a fill: the bar before's notes, one bar on (the fill bar's
-    own could be an earlier fill, pressed again), or the fill bar's own in a one-bar clip."""
+    own could be an earlier fill, pressed again). Where the bar before is a fill bar too (a
+    one-bar clip, fills in every bar) there is no groove to keep: the fill has the bar alone."""
     _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
     bar = bar_beats(req.meter)
@@ -146,9 +147,9 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
             fill = _on_grids([_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar], grids,
                              at + bar, k * bar)  # never onto the next bar's one, which stays as sent
             first = min((n.start for n in fill), default=min(length, at + bar))
-            before = max(k - 1, 0)  # the groove to keep time with: the bar before the fill's
-            out += [_shift(n, (k - before) * bar) for n in notes
-                    if bar_of(n) == before and n.start + (k - before) * bar < first - FILL_GAP]
+            if k - 1 >= 0 and k - 1 not in fill_bars:  # the groove to keep time with: the bar before the fill's
+                out += _inside([_shift(n, bar) for n in notes if bar_of(n) == k - 1 and n.start + bar < first - FILL_GAP],
+                               length)
             out += _inside(fill, length)
         patterns.append(Pattern(sorted(out, key=lambda n: (n.start, n.pitch)), found[0][v].seed))
     return patterns

@@ -287,6 +287,18 @@ def _rank_in_piece(velocities: np.ndarray, pieces: np.ndarray) -> np.ndarray:
     return rank
 
 
+def ghosted_bars(notes: list[Note], grid: Grid) -> np.ndarray:
+    """Bars that have ghost notes already (a snare, GM 38, softer than GHOST_VELOCITY beside a
+    louder snare, side stick, rim or clap): an earlier press's, a fill's, the user's. They get no
+    more, so pressing humanize again does not pile them up (2, 4, 8, ... 18 over 8 presses); the
+    other bars still get theirs."""
+    bars = grid.steps // bar_steps(grid.meter)
+    soft = grid.velocities < GHOST_VELOCITY
+    ghost = np.array([kit.to_canonical(n.pitch) == GHOST_PITCH for n in notes], dtype=bool) & soft
+    backbeat = np.isin(np.array(PIECES + (-1,))[grid.pieces], SNARES) & ~soft
+    return np.intersect1d(bars[ghost], bars[backbeat])
+
+
 def ghost_candidates(grid: Grid) -> np.ndarray:
     """16th steps with no snare, side stick or rim hit: where a ghost note may go."""
     snare = np.isin(np.array(PIECES + (-1,))[grid.pieces], SNARES)
@@ -400,9 +412,7 @@ class Humanizer:
         in a few levels (accent_levels) keeps each level where it is, the style's dynamics added
         within it (its hats' lilt, its scatter), the levels informing the timing as played ones do.
         The i-th note returned is the i-th note given, pitch untouched; ghost notes (only with
-        `ghost_notes`, and only into a clip with none: a snare softer than GHOST_VELOCITY under a
-        louder one is one)
-        follow, so pressing humanize again does not pile them up (2, 4, 8, ... 18 over 8 presses).
+        `ghost_notes`, and only in bars without any: ghosted_bars) follow.
         Starts stay in [0, length); length defaults to the whole bars that cover the notes. In a
         programmed clip (most notes on a grid: 16ths, 32nds, triplets) each note keeps its
         placement plus the offset of its nearest 16th; in a played one (or one humanized before)
@@ -476,9 +486,7 @@ class Humanizer:
                 shaped = note.velocity + amount * (velocity - note.velocity)
                 out.append(self._place(note, start, shaped, length, amount * width if chance else None, loudest,
                                        softest))
-        snare = np.array([kit.to_canonical(n.pitch) == GHOST_PITCH for n in notes], dtype=bool)
-        soft = grid.velocities < GHOST_VELOCITY
-        if ghost_notes and not ((snare & soft).any() and (snare & ~soft).any()):  # ghosts under a backbeat: no more
+        if ghost_notes:
             out += self._ghosts(notes, grid, amount, walk, rng, spread, length, chance)
         return out
 
@@ -516,6 +524,7 @@ class Humanizer:
     def _ghosts(self, notes: list[Note], grid: Grid, amount: float, walk: np.ndarray, rng: np.random.Generator,
                 spread: float, length: float, chance: bool = False) -> list[Note]:
         free = ghost_candidates(grid)
+        free = free[~np.isin(free // bar_steps(grid.meter), ghosted_bars(notes, grid))]
         if not len(free):
             return []
         pieces = np.full(len(free), PIECES.index(GHOST_PITCH))
