@@ -50,13 +50,13 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
     """Model ids for exactly `bars` bars of `notes` (user kit -> canonical kit, one hit per piece and slot)."""
     meter = tuple(req.meter)
     bar = bar_beats(meter)
-    pieces = kit.reverse_map(req.kit)
+    piece = kit.heard_as(req.kit)
     grid = POSITIONS_PER_BEAT * meter[1] / 4  # positions per quarter note
     seen, canonical = set(), []
     for n in notes:
         if not 0 <= n.start < bars * bar:
             continue
-        pitch = kit.to_canonical(pieces.get(n.pitch, n.pitch))  # a TD-11 edge zone is its piece too
+        pitch = piece(n.pitch)  # a TD-11 edge zone is its piece too
         key = (pitch, round(n.start * grid))
         if key not in seen:
             seen.add(key)
@@ -72,8 +72,8 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
 def unheard(notes: list[Note], kit_map: dict[int, int]) -> list[Note]:
     """The notes the model cannot hear: in the request's kit, not on a drum it plays (a melody's
     notes, or a Drum Rack's pads that need a `kit` map)."""
-    pieces = kit.reverse_map(kit_map)
-    return [n for n in notes if kit.to_canonical(pieces.get(n.pitch, n.pitch)) not in DRUM_PITCHES]
+    piece = kit.heard_as(kit_map)
+    return [n for n in notes if piece(n.pitch) not in DRUM_PITCHES]
 
 
 def _check_heard(notes: list[Note], req: GrooveRequest) -> None:
@@ -161,14 +161,14 @@ def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], l
     note as the piece the request's kit says it is; the notes keep their own pitches, and ghost
     notes come in the kit, only where the clip has a drum the model plays (a shaker line gets no
     snare). A clip with no percussion at all (a melody) is refused: it would be moved as drums."""
-    pieces = kit.reverse_map(req.kit)
-    if notes and not any(kit.to_canonical(pieces.get(n.pitch, n.pitch)) in PERCUSSION for n in notes):
+    piece = kit.heard_as(req.kit)
+    if notes and not any(piece(n.pitch) in PERCUSSION for n in notes):
         raise ProtocolError(E_BAD_REQUEST, f"none of the clip's {len(notes)} notes is a drum or percussion sound "
                                            f"(GM pitches {PERCUSSION[0]}-{PERCUSSION[-1]}); a Drum Rack with pads "
                                            "of its own needs `kit`")
-    ghost_notes = ghost_notes and len(unheard(notes, req.kit)) < len(notes)
+    ghost_notes = ghost_notes and any(piece(n.pitch) in DRUM_PITCHES for n in notes)
     style = req.voice.genre or req.voice.habits  # the humanizer knows genres; a learned style plays as `any`
-    heard = [dataclasses.replace(n, pitch=kit.to_canonical(pieces.get(n.pitch, n.pitch))) for n in notes]
+    heard = [dataclasses.replace(n, pitch=piece(n.pitch)) for n in notes]
     order = sorted(range(len(notes)), key=lambda i: (heard[i].start, heard[i].pitch))  # as the pieces sort, in any kit
     seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)
     patterns = []

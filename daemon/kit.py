@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from shared.notes import is_int
@@ -77,6 +78,13 @@ def reverse_map(mapping: dict[int, int]) -> dict[int, int]:
         own = [pitch] if pitch in PIECE_NAMES and pitch not in mapping else []
         reverse[pitch] = max(own + pieces, key=lambda p: (GMD_HITS.get(p, 0), -p))
     return reverse
+
+
+def heard_as(mapping: dict[int, int]) -> Callable[[int], int]:
+    """A kit's pitch -> the canonical piece it plays: the map read back (reverse_map), TD-11 zones
+    folded into their pieces (to_canonical)."""
+    pieces = reverse_map(mapping)
+    return lambda pitch: to_canonical(pieces.get(pitch, pitch))
 
 
 def load_map(spec: str | dict) -> dict[int, int]:
