@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable
 
 from daemon import kit
-from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
+from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed, without_doubled_ones
 from daemon.grammar import bar_beats
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
@@ -85,29 +85,42 @@ def _check_heard(notes: list[Note], req: GrooveRequest) -> None:
                                            "pads of its own needs `kit`")
 
 
-def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
-                  bars: int, abandoned: Gone | None = None) -> list[Pattern]:
-    """`bars` new bars after the clip; notes start at `length` and later (the clip grows)."""
+def _played_on(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
+               bars: int, abandoned: Gone | None) -> list[Pattern]:
+    """`bars` bars the model plays after hearing the clip, from `length` on, as it played them."""
     _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
     request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req))
     end = clip_bars * bar_beats(req.meter)
-    grids = clip_grids(notes)
-    return [Pattern(_on_grids([_shift(n, length - end) for n in p.notes if n.start >= end], grids,
-                              length + bars * bar_beats(req.meter), length), p.seed)
+    return [Pattern([_shift(n, length - end) for n in p.notes if n.start >= end], p.seed)
             for p in _sample(generator, [request], abandoned)[0]]
+
+
+def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
+                  bars: int, abandoned: Gone | None = None) -> list[Pattern]:
+    """`bars` new bars after the clip; notes start at `length` and later (the clip grows), and
+    the new end leads into the clip's one (without_doubled_ones)."""
+    end = length + bars * bar_beats(req.meter)
+    grids = clip_grids(notes)
+    return [Pattern(_on_grids(without_doubled_ones(p.notes, end, notes), grids, end, length), p.seed)
+            for p in _played_on(generator, req, notes, length, bars, abandoned)]
 
 
 def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
               abandoned: Gone | None = None) -> list[Pattern]:
-    """A new take as long as the clip: the model hears the clip, then plays it again its own way.
-    A clip with a hit on its one gets a take with one too (3 of 16 takes had none): a loop that
-    starts late sounds broken."""
+    """A new take as long as the clip: the model hears the clip, then plays it again its own way,
+    a loop of its own (without_doubled_ones). A clip with a hit on its one gets a take with one
+    too (3 of 16 takes had none): a loop that starts late sounds broken."""
     clip_bars = _whole_bars(length, req.meter)
     if any(n.start == 0.0 for n in notes):
         req = dataclasses.replace(req, onsets=((),) * clip_bars + ((0,),))  # the take's first bar, after the clip's
-    return [Pattern(_inside([_shift(n, -length) for n in p.notes], length), p.seed)
-            for p in continue_clip(generator, req, notes, length, clip_bars, abandoned)]
+    grids = clip_grids(notes)
+    patterns = []
+    for p in _played_on(generator, req, notes, length, clip_bars, abandoned):
+        take = [_shift(n, -length) for n in p.notes]
+        take = _on_grids(without_doubled_ones(take, length, take), grids, clip_bars * bar_beats(req.meter))
+        patterns.append(Pattern(_inside(take, length), p.seed))
+    return patterns
 
 
 def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
@@ -142,11 +155,16 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     patterns = []
     for v in range(req.variations):
         out = [n for n in notes if bar_of(n) not in fill_bars]
+        fills = {}
         for k, variations in zip(fill_bars, found):
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
-            fill = _on_grids([_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar], grids,
-                             at + bar, k * bar)  # never onto the next bar's one, which stays as sent
-            first = min((n.start for n in fill), default=min(length, at + bar))
+            fills[k] = [_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar]
+        heard = out + [n for fill in fills.values() for n in fill]  # the clip as it will play, fills and all
+        for k, fill in fills.items():
+            end = min((k + 1) * bar, length)  # into the next bar's one, or the loop's
+            fill = _on_grids(without_doubled_ones(fill, end, heard, end if end < length else 0.0), grids,
+                             end, k * bar)  # never onto the next bar's one, which stays as sent
+            first = min((n.start for n in fill), default=end)
             if k - 1 >= 0 and k - 1 not in fill_bars:  # the groove to keep time with: the bar before the fill's
                 out += _inside([_shift(n, bar) for n in notes if bar_of(n) == k - 1 and n.start + bar < first - FILL_GAP],
                                length)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon import checkpoint, clip_ops, kit
-from daemon.generate import Generator, GrooveRequest
+from daemon.generate import ACROSS_THE_LINE, Generator, GrooveRequest
 from shared.notes import Note
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -172,6 +172,32 @@ def test_a_fill_on_a_played_clip_plays_its_one_once(bundled):
         out = clip_ops.fill_clip(bundled, GrooveRequest(style="rock", seed=seed), played, 16.0, None)[0].notes
         at_the_one = [n.pitch for n in out if abs(n.start - 12) < 0.15]
         assert len(at_the_one) == len(set(at_the_one)), (seed, sorted(at_the_one))
+
+
+def test_new_notes_lead_into_the_next_one_without_doubling_it(bundled):
+    """The model ends its bars with the next bar's kick or hats played early (GMD writes them so).
+    A variation loops on itself, a continuation and a last-bar fill lead into the clip's one, a
+    fill every 2 bars into the next bar's: on a played clip 12-96 % of them doubled that one,
+    a flam on it."""
+    from daemon.humanize import Humanizer
+
+    played = sorted(Humanizer.load().humanize(steady_rock(4), "rock", 120, (4, 4), 16.0, seed=1),
+                    key=lambda n: (n.start, n.pitch))
+
+    def doubled(new: list[Note], end: float, following: list[Note], start: float) -> list[Note]:
+        ones = {n.pitch for n in following if start <= n.start < start + ACROSS_THE_LINE}
+        return [n for n in new if n.pitch in ones and end - ACROSS_THE_LINE < n.start < end]
+
+    for style in ("rock", "hiphop"):
+        req = GrooveRequest(style=style, seed=5, variations=8)
+        for p in clip_ops.vary_clip(bundled, req, played, 16.0):
+            assert not doubled(p.notes, 16.0, p.notes, 0.0)
+        for p in clip_ops.continue_clip(bundled, req, played, 16.0, 2):
+            assert not doubled(p.notes, 24.0, played, 0.0)
+        for p in clip_ops.fill_clip(bundled, req, played, 16.0, 2):
+            new = [n for n in p.notes if n not in played]
+            assert not doubled([n for n in new if n.start < 8], 8.0, p.notes, 8.0)
+            assert not doubled([n for n in new if n.start >= 8], 16.0, p.notes, 0.0)
 
 
 def test_a_clip_that_ends_mid_bar_gets_its_fill_at_its_end(bundled):
