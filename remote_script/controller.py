@@ -197,15 +197,17 @@ class Controller:
         self._request("drumify", "drumify", slot, plan, "drumifying", "drumified", fields)
 
     def _step_variation(self, action: str, direction: int) -> None:
-        """Cycle the last answer's patterns in its slot; for any other clip, ask for variations."""
+        """Cycle the last answer's patterns in its slot; for any other clip, ask for variations.
+        Not while the slot waits for an answer: that answer is worked from the notes the clip had
+        when it was asked for, and would overwrite the variation picked meanwhile."""
         slot, result, job = highlighted_slot(self._song), self._result, self._job
+        if job is not None and slot is not None and slot == job.slot:
+            self._show(say(f"still {job.doing}…"))
+            return
         if (result is not None and slot is not None and slot == result.slot and len(result.patterns) > 1
                 and slot.has_clip and slot.clip == result.plan.clip):  # still the clip the answer went into
             result.index = (result.index + direction) % len(result.patterns)
             self._write_current()
-            return
-        if job is not None and slot is not None and slot == job.slot:
-            self._show(say(f"still {job.doing}…"))
             return
         slot, _, fields, _ = self._clip_context("variation")
         fields.update(self._shape(), variations=self._variations())

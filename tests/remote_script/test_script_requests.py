@@ -136,6 +136,23 @@ def test_variations_cycle_locally_each_as_one_undo_step(host: LiveHost, stub: St
     assert [n[0] for n in clip_notes(slot.clip)] == [36]
 
 
+def test_variations_do_not_cycle_while_the_slot_waits_for_an_answer(host: LiveHost, stub: StubClient) -> None:
+    """A fill asked for on variation 1 is worked from variation 1's notes: had next_variation
+    written variation 2 meanwhile, the fill would land over it, undoing the pick unasked."""
+    slot = host.slot(0)
+    host.select(slot)
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0), (38, 1.0)), hits((36, 0.0), (42, 2.0))])
+    host.tick()
+    press(host, "fill")
+    press(host, "next_variation")
+    assert [n[:2] for n in clip_notes(slot.clip)] == [(36, 0.0), (38, 1.0)]  # still variation 1
+    assert host.c_instance.status.endswith("still writing a fill…")
+    stub.answer(stub.last("fill"), patterns=[hits((36, 0.0), (38, 1.0), (45, 3.5))])
+    host.tick()
+    assert [n[:2] for n in clip_notes(slot.clip)] == [(36, 0.0), (38, 1.0), (45, 3.5)]
+
+
 def test_next_variation_on_another_clip_asks_the_daemon_for_variations_of_it(host: LiveHost, stub: StubClient) -> None:
     slot = host.slot(2)
     make_clip(slot, 8.0, [(36, 0.0), (38, 4.0)])
