@@ -56,6 +56,8 @@ def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
     track = slot.canonical_parent
     if not track.has_midi_input:
         raise SlotProblem(f"“{track.name}” is not a MIDI track — select a slot in a MIDI track")
+    if track.is_frozen:  # Live: "no changes should be applied to the track's devices or clips"
+        raise SlotProblem(f"“{track.name}” is frozen — unfreeze it to change its clips")
     if needs_clip and not slot.has_clip:
         raise SlotProblem(f"{action} needs a clip — select a clip, or press generate first")
     if slot.has_clip and not slot.clip.is_midi_clip:
@@ -97,9 +99,12 @@ def write(slot: object, plan: Plan, notes: list[Note]) -> None:
     elif plan.mode == NEW:
         clip = slot.clip
         start, end = clips.region(clip)
+        first = min(start, clip.start_marker)  # a looped clip plays from its start marker before its loop
         clips.set_end(clip, start + plan.length)
         clips.set_meter(clip, plan.meter)
-        clips.remove_notes(clip, start, max(plan.length, end - start))
+        if clip.start_marker < start:  # the new groove starts on its one, not after the old one's lead-in
+            clip.start_marker = start
+        clips.remove_notes(clip, first, max(plan.length, end - start) + start - first)
         clips.add_notes(clip, notes, start)
     else:
         clip = slot.clip

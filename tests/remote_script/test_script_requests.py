@@ -447,6 +447,23 @@ def test_generate_over_a_clip_whose_start_marker_lies_past_the_new_loop(host: Li
     assert [n[:2] for n in clip_notes(clip)] == [(38, 1.0)]  # the old groove's notes all replaced
 
 
+def test_a_new_groove_over_a_clip_with_a_lead_in_before_its_loop_replaces_that_too(
+    host: LiveHost, stub: StubClient
+) -> None:
+    """A looped clip plays from its start marker once, then its loop: the old notes before the
+    loop played before every launch of the new groove."""
+    slot = host.slot(1)
+    clip = make_clip(slot, 16.0, [(60, 0.0), (62, 2.0), (36, 4.0), (36, 12.0)])
+    clip.loop_start, clip.loop_end = 4.0, 12.0
+    host.select(slot)
+    press(host, "bars_down")  # 2 bars
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[hits((38, 1.0))])
+    host.tick()
+    assert (clip.start_marker, clip.loop_start, clip.loop_end) == (4.0, 4.0, 12.0)
+    assert [n[:2] for n in clip_notes(clip)] == [(36, 12.0), (38, 5.0)]  # after the loop: kept, unheard as before
+
+
 def test_clip_actions_play_in_the_clips_own_meter(host: LiveHost, stub: StubClient) -> None:
     """A 3/4 clip in a 4/4 set: its fill is asked for in 3/4, and continue adds bars of 3 beats."""
     slot = host.slot(1)
@@ -506,6 +523,19 @@ def test_clip_actions_on_an_empty_slot_explain_instead_of_sending(
     press(host, action)
     assert len(stub.sent) == sent
     assert "needs a clip — select a clip, or press generate first" in host.c_instance.status
+
+
+@pytest.mark.parametrize("action", ["generate", "humanize"])
+def test_a_frozen_track_is_explained_instead_of_sending(host: LiveHost, stub: StubClient, action: str) -> None:
+    """Live: "no changes should be applied to the track's devices or clips while it is frozen";
+    the frozen audio would go on playing the old groove."""
+    slot = host.slot(0)
+    make_clip(slot, 4.0, [(36, 0.0)])
+    slot.canonical_parent._frozen = True
+    host.select(slot)
+    press(host, action)
+    assert host.c_instance.status == "MidiDrumiGen: “Drums” is frozen — unfreeze it to change its clips"
+    assert action not in stub.ops()
 
 
 def test_no_slot_or_an_audio_track_is_explained(host: LiveHost, stub: StubClient) -> None:

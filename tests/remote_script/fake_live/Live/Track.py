@@ -6,7 +6,7 @@ from Live._lom import Deletable, Listenable, Model, boost_args, listenable
 from Live.ClipSlot import ClipSlot
 
 
-@listenable("name")
+@listenable("name", "is_frozen")
 class Track(Deletable, Listenable):
     """A player track; `midi` decides whether its slots can create MIDI clips."""
 
@@ -15,6 +15,7 @@ class Track(Deletable, Listenable):
         self._song = song
         self._name = name
         self._midi = midi
+        self._frozen = False  # Freeze is a user's menu command, with no API to do it: tests set this
         self._slots = tuple(ClipSlot(model, self) for _ in range(slots))
 
     def _mark_dead(self, dead: bool = True) -> None:
@@ -33,6 +34,12 @@ class Track(Deletable, Listenable):
     @property
     def has_midi_input(self) -> bool:
         return self._midi
+
+    @property
+    def is_frozen(self) -> bool:
+        """Live's doc: "No changes should be applied to the track's devices or clips while it is
+        frozen" (it does not say Live refuses them): the fake lets them through, as Live may."""
+        return self._frozen
 
     @property
     def name(self) -> str:
