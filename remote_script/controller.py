@@ -157,7 +157,7 @@ class Controller:
 
     def generate(self) -> None:
         slot = target_slot(highlighted_slot(self._song), "generate", needs_clip=False)
-        timing = read_timing(self._song)
+        timing = read_timing(self._song, slot)
         bars = self.params.bars
         name = f"{self.params.style_label()} {bars_text(bars)} {timing.label()}"
         fields = {**self._common(timing), **self._shape(), "bars": bars, "variations": self._variations()}
@@ -277,10 +277,10 @@ class Controller:
         return min(self._settings.variations, VARIATIONS_RANGE[1] // self.params.focus)
 
     def _clip_context(self, action: str) -> tuple[object, Timing, dict, tuple[int, ...]]:
-        """The target slot, the timing (the song's tempo, the clip's meter), the request fields
+        """The target slot, the timing (the scene's or song's tempo, the clip's meter), the request fields
         describing its clip, and the ids of the notes sent, in the order sent."""
         slot = target_slot(highlighted_slot(self._song), action, needs_clip=True)
-        timing = read_timing(self._song, slot.clip)  # a 3/4 clip in a 4/4 set is read and played in 3/4
+        timing = read_timing(self._song, slot, slot.clip)  # a 3/4 clip in a 4/4 set is read and played in 3/4
         notes, length, ids = clips.read_notes(slot.clip)
         return slot, timing, {**self._common(timing), "notes": notes, "length": length}, ids
 

@@ -11,7 +11,7 @@ from .wire import TEMPO_RANGE
 
 @dataclass(frozen=True)
 class Timing:
-    """The song's tempo and meter when a button was pressed."""
+    """The tempo and meter a groove is asked in, read when a button was pressed."""
 
     tempo: float
     numerator: int
@@ -34,10 +34,19 @@ class Timing:
         return f"{meter}{tempo} BPM"
 
 
-def read_timing(song: object, clip: object | None = None) -> Timing:
-    """The song's tempo, in the meter of `clip` if given (a Live 12 clip has its own), else the song's."""
-    meter = song if clip is None else clip
-    return Timing(float(song.tempo), int(meter.signature_numerator), int(meter.signature_denominator))
+def read_timing(song: object, slot: object, clip: object | None = None) -> Timing:
+    """The tempo and meter a groove for `slot` plays in: the meter of `clip` if given (a Live 12
+    clip has its own), and where the slot's scene sets a tempo or a meter, the scene's (the song
+    takes them when the scene fires; Live reads -1 where it sets none), else the song's."""
+    scene = song.scenes[list(slot.canonical_parent.clip_slots).index(slot)]
+    tempo = scene.tempo if scene.tempo > 0 else song.tempo
+    if clip is not None:
+        meter = (clip.signature_numerator, clip.signature_denominator)
+    elif scene.time_signature_numerator > 0:
+        meter = (scene.time_signature_numerator, scene.time_signature_denominator)
+    else:
+        meter = (song.signature_numerator, song.signature_denominator)
+    return Timing(float(tempo), int(meter[0]), int(meter[1]))
 
 
 def highlighted_slot(song: object) -> object | None:

@@ -21,6 +21,7 @@ FAKE_CLASSES = {
     "Live.Song.Song.View": Live.Song.Song.View,
     "Live.Track.Track": Live.Track.Track,
     "Live.ClipSlot.ClipSlot": Live.ClipSlot.ClipSlot,
+    "Live.Scene.Scene": Live.Scene.Scene,
     "Live.Clip.Clip": Live.Clip.Clip,
     "Live.Clip.MidiNote": Live.Clip.MidiNote,
     "Live.MidiMap.MapMode": Live.MidiMap.MapMode,
@@ -223,6 +224,30 @@ def test_deleting_a_scene_kills_its_slot_in_every_track_and_the_scenes_below_mov
         song.delete_scene(0)
     with pytest.raises(RuntimeError, match="last scene"):
         song.delete_scene(0)
+
+
+def test_a_scenes_tempo_and_meter_read_minus_one_until_it_has_them() -> None:
+    """Live's doc: "Returns -1 if the scene has no tempo property", and when `tempo_enabled` is
+    off; the same for the time signature, whose enabled state can only be read."""
+    song, drums, _ = song_with_tracks()
+    scene = song.scenes[2]
+    assert scene.clip_slots[0] is drums.clip_slots[2] and len(song.scenes) == len(drums.clip_slots)
+    assert (scene.tempo, scene.time_signature_numerator, scene.time_signature_denominator) == (-1, -1, -1)
+    scene.tempo = 90.0
+    assert scene.tempo == -1
+    scene.tempo_enabled = True
+    assert scene.tempo == 90.0
+    scene.time_signature_numerator = 7
+    scene.time_signature_denominator = 8
+    assert scene.time_signature_numerator == -1 and not scene.time_signature_enabled
+    scene._meter_on = True  # set in Live's own UI: no API turns it on
+    assert (scene.time_signature_numerator, scene.time_signature_denominator) == (7, 8)
+    with pytest.raises(ValueError):
+        scene.time_signature_denominator = 3
+    song.undo()
+    assert (scene.time_signature_numerator, scene.time_signature_denominator) == (7, 4)  # 8 undone, not the refused 3
+    song.delete_scene(2)
+    assert scene == None and song.scenes[2].clip_slots[0] is drums.clip_slots[2]  # noqa: E711
 
 
 def test_a_deleted_clip_is_a_dead_handle_until_undone() -> None:

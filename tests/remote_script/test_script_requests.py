@@ -505,6 +505,33 @@ def test_generate_plays_in_the_songs_meter_and_gives_the_clip_that_meter(host: L
     assert not host.slot(2).has_clip  # the meter was set inside the clip's one undo step
 
 
+def test_a_scenes_own_tempo_and_meter_are_the_ones_its_groove_is_asked_in(host: LiveHost, stub: StubClient) -> None:
+    """The song takes a scene's tempo and meter when the scene fires: a groove made for its slot
+    while the song still plays another scene's 4/4 at 120 is asked in the scene's 7/8 at 90,
+    and its clip is 7/8. A clip keeps its own meter, and takes the scene's tempo."""
+    scene = host.song.scenes[2]
+    scene.tempo, scene.tempo_enabled = 90.0, True
+    scene.time_signature_numerator, scene.time_signature_denominator = 7, 8
+    scene._meter_on = True
+    slot = host.slot(2)
+    host.select(slot)
+    press(host, "generate")
+    request = stub.last("generate")
+    assert (request.fields["tempo"], request.fields["time_signature"]) == (90.0, [7, 8])
+    stub.answer(request, patterns=[hits((36, 0.0))])
+    host.tick()
+    assert (slot.clip.signature_numerator, slot.clip.signature_denominator, slot.clip.length) == (7, 8, 14.0)
+    assert slot.clip.name.endswith("7/8 90 BPM")
+    other = host.slot(3)
+    make_clip(other, 6.0, [(36, 0.0)]).signature_numerator = 3
+    host.select(other)
+    press(host, "fill")  # scene 3 sets nothing: the song's tempo, the clip's meter
+    assert (stub.last("fill").fields["tempo"], stub.last("fill").fields["time_signature"]) == (120.0, [3, 4])
+    host.select(slot)
+    press(host, "fill")
+    assert (stub.last("fill").fields["tempo"], stub.last("fill").fields["time_signature"]) == (90.0, [7, 8])
+
+
 def test_a_superseded_request_is_forgotten_by_the_client(host: LiveHost, stub: StubClient) -> None:
     host.select(host.slot(0))
     press(host, "generate")

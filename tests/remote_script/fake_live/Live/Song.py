@@ -1,9 +1,10 @@
-"""Fake Live.Song: tempo, meter, tracks, the Session view and the undo history."""
+"""Fake Live.Song: tempo, meter, tracks, scenes, the Session view and the undo history."""
 
 from __future__ import annotations
 
 from Live._lom import Listenable, Model, checked_signature, listenable
 from Live.ClipSlot import ClipSlot
+from Live.Scene import Scene
 from Live.Track import Track
 
 TEMPO_RANGE = (20.0, 999.0)  # what Live's tempo field accepts
@@ -57,6 +58,7 @@ class Song(Listenable):
         self._numerator = numerator
         self._denominator = denominator
         self._tracks: list[Track] = []
+        self._scenes: list[Scene] = []
         self._view = Song.View(self._model, self)
 
     def _add_track(self, name: str, midi: bool = True, slots: int = 8) -> Track:
@@ -66,11 +68,17 @@ class Song(Listenable):
             raise ValueError(f"this set has {len(self._tracks[0]._slots)} scenes, not {slots}")
         track = Track(self._model, self, name, midi, slots)
         self._tracks.append(track)
+        if not self._scenes:
+            self._scenes = [Scene(self._model, self) for _ in range(slots)]
         return track
 
     @property
     def tracks(self) -> tuple[Track, ...]:
         return tuple(self._tracks)
+
+    @property
+    def scenes(self) -> tuple[Scene, ...]:
+        return tuple(self._scenes)
 
     def delete_track(self, index: int) -> None:
         """Delete the track with the given index (an exception if there is none); the script's
@@ -102,15 +110,19 @@ class Song(Listenable):
         if scenes == 1:
             raise RuntimeError("cannot delete the last scene")
         self._model.check_write("Song.delete_scene")
-        rows = [track._slots for track in self._tracks]
+        rows, scenes, scene = [track._slots for track in self._tracks], list(self._scenes), self._scenes[index]
 
         def revert() -> None:
             for track, slots in zip(self._tracks, rows):
                 track._slots = slots
                 slots[index]._mark_dead(False)
+            self._scenes[:] = scenes
+            scene._mark_dead(False)
 
         self._model.change("Song.delete_scene", revert)
         lit = self._view._slot
+        del self._scenes[index]
+        scene._mark_dead()
         for track in self._tracks:
             track._slots[index]._mark_dead()
             track._slots = track._slots[:index] + track._slots[index + 1 :]

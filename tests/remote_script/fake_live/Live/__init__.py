@@ -5,6 +5,6 @@ Live enforces (main thread only, no changes from listeners, undo steps) live in 
 Put this folder on sys.path and `import Live` finds it, as a Remote Script does inside Live.
 """
 
-from Live import Clip, ClipSlot, MidiMap, Song, Track
+from Live import Clip, ClipSlot, MidiMap, Scene, Song, Track
 
-__all__ = ["Clip", "ClipSlot", "MidiMap", "Song", "Track"]
+__all__ = ["Clip", "ClipSlot", "MidiMap", "Scene", "Song", "Track"]
