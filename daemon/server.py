@@ -52,6 +52,18 @@ STOP_GRACE_S = 2.0  # on SIGINT/SIGTERM the running batch may finish within this
 SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; between the two we reply too_large
 
 
+def _id_of(payload: bytes) -> str | int | None:
+    """The id of a request refused as malformed, where it can be read: a map with a key that is
+    not a string (`kit={36: 40}`) is valid msgpack that the strict decoding refuses, and a client
+    that never hears its id on the answer retries until its timeout instead of showing why."""
+    try:
+        msg = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    request_id = msg.get("id") if isinstance(msg, dict) else None
+    return request_id if isinstance(request_id, (str, int)) and not isinstance(request_id, bool) else None
+
+
 @dataclass(eq=False)
 class Job:
     envelope: list[bytes]  # ROUTER identity frames and the empty delimiter
@@ -181,7 +193,7 @@ class Daemon:
         try:
             msg = msgpack.unpackb(payload, raw=False, strict_map_key=True)
         except (ValueError, msgpack.UnpackException) as err:  # FormatError, StackError, ExtraData, bad UTF-8, ...
-            return envelope, P.error_reply(None, P.E_MALFORMED,
+            return envelope, P.error_reply(_id_of(payload), P.E_MALFORMED,
                                            f"request is not valid msgpack ({type(err).__name__}: {str(err)[:200]})")
         if not isinstance(msg, dict):
             return envelope, P.error_reply(None, P.E_MALFORMED, "request must be a msgpack map")

@@ -164,6 +164,13 @@ def test_malformed_requests_get_error_replies(daemon, payload, code):
     assert reply["error"]["message"]
 
 
+def test_a_map_key_that_is_not_a_string_is_refused_with_the_requests_id(daemon):
+    """Valid msgpack the strict decoding refuses: answered without its id, a client (the Live
+    script's) dropped the answer as nobody's and retried until its timeout."""
+    reply = req(daemon.endpoint, msgpack.packb({"op": "generate", "id": 9, "style": "funk", "kit": {36: 40}}))
+    assert reply["id"] == 9 and reply["error"]["code"] == "malformed" and "map key" in reply["error"]["message"]
+
+
 def test_whole_numbers_may_come_as_floats_in_every_int_field(daemon):
     """A client whose numbers are all floats (JavaScript's msgpack may send 3.0) is understood."""
     reply = ask(daemon.endpoint, op="generate", id=1, style="funk", bars=1.0, seed=5.0, time_signature=[3.0, 4.0])
