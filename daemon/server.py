@@ -340,7 +340,7 @@ class Daemon:
         except styles.StyleError as err:
             raise P.ProtocolError(P.E_BAD_REQUEST, str(err)) from None
         if not replace and styles.StyleLibrary(self.generator.style_folder).path(name).exists():  # said now, not
-            raise P.ProtocolError(P.E_BAD_REQUEST, f"there is already a style named {name!r}; "  # after the queue
+            raise P.ProtocolError(P.E_BAD_REQUEST, f"there is already a style named {reprlib.repr(name)}; "  # after the queue
                                                    "pass replace: true to learn it again")
         pieces = kit.reverse_map(kit_map(msg.get("kit", "gm")))  # the clips' pads, heard as the pieces they play
         raw = msg.get("clips")

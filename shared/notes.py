@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import reprlib
 import struct
 from dataclasses import dataclass
 
@@ -54,9 +55,9 @@ class Note:
     def _checked(cls, pitch: object, start: float, duration: float, velocity: object, probability: float,
                  deviation: float) -> "Note":
         if not (is_int(pitch) and 0 <= pitch <= 127):
-            raise ProtocolError(E_BAD_REQUEST, f"note pitch must be 0..127, got {pitch!r}")
+            raise ProtocolError(E_BAD_REQUEST, f"note pitch must be 0..127, got {reprlib.repr(pitch)}")
         if not (is_int(velocity) and 1 <= velocity <= 127):
-            raise ProtocolError(E_BAD_REQUEST, f"note velocity must be 1..127, got {velocity!r}")
+            raise ProtocolError(E_BAD_REQUEST, f"note velocity must be 1..127, got {reprlib.repr(velocity)}")
         if not (0.0 <= start < 1e6 and 0.0 < duration < 1e6):
             raise ProtocolError(E_BAD_REQUEST, "note start must be >= 0 and duration > 0 beats")
         if not (0.0 <= probability <= 1.0):
@@ -82,7 +83,7 @@ def unpack_notes(blob: object) -> list[Note]:
 def _number(value: object, name: str) -> float:
     """A note field that must be a number: not a string, not a bool (msgpack keeps them apart)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ProtocolError(E_BAD_REQUEST, f"note {name} must be a number, got {value!r}")
+        raise ProtocolError(E_BAD_REQUEST, f"note {name} must be a number, got {reprlib.repr(value)}")
     return float(value)
 
 

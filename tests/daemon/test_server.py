@@ -111,7 +111,13 @@ BAD = [
     (msgpack.packb({"op": ["ping"], "id": 1}), "unknown_op"),  # unhashable: never a lookup's TypeError
     (msgpack.packb({"op": {"continue": 1}, "id": 1}), "unknown_op"),
 ]
+DEEP = [1]
+for _ in range(1000):  # valid msgpack (its limit is 1,024 levels), beyond what repr() can show
+    DEEP = [DEEP]
 BAD_GENERATE = [
+    ({"bars": DEEP}, "bad_request", "bars must be a whole number"),
+    ({"tempo": "\x01" * 3_000_000}, "bad_request", "tempo must be a number"),  # shown in full, 12 MB: too_large
+    ({"time_signature": [DEEP, 4]}, "bad_request", "time_signature"),
     ({"tempo": float("nan")}, "bad_request", "tempo"),
     ({"tempo": 1e9}, "bad_request", "tempo"),
     ({"tempo": "fast"}, "bad_request", "tempo"),
@@ -184,7 +190,7 @@ def test_bad_generate_fields_are_named(daemon, fields, code, mentions):
     reply = ask(daemon.endpoint, op="generate", id="x", **fields)
     assert reply == {"id": "x", "ok": False, "error": reply["error"]}
     assert reply["error"]["code"] == code
-    assert mentions in reply["error"]["message"]
+    assert mentions in reply["error"]["message"] and len(reply["error"]["message"]) < 2000  # the value, abridged
 
 
 def test_oversized_request_is_refused_not_decoded(daemon):
