@@ -358,9 +358,13 @@ class Daemon:
         model = self.generator.model  # learning reads it on the CPU; a CUDA daemon reads the file again
         loaded = (model, self.generator.vocab) if self.generator.device.type == "cpu" else None
 
+        def stopping(_done: int, _total: int) -> None:  # a learner still in torch when the process exits aborts it
+            if self._out_of_grace():
+                raise clip_ops.Abandoned
+
         def run(_gone: clip_ops.Gone) -> dict:  # skipped if abandoned while it waits; once learning, it finishes
-            try:
-                style = styles.learn_style_from_clips(name, clips, self.config.checkpoint, steps,
+            try:  # unless the daemon stops: the style file is written whole at the end, or not at all
+                style = styles.learn_style_from_clips(name, clips, self.config.checkpoint, steps, stopping,
                                                       folder=self.generator.style_folder, replace=replace, loaded=loaded)
             except styles.StyleError as err:
                 raise P.ProtocolError(P.E_BAD_REQUEST, str(err)) from None
@@ -416,7 +420,7 @@ class Daemon:
                 log.info("request %r dropped: %s", job.request_id, reply["error"]["message"])
             self._results.put((job, reply))
         with self._results_lock:
-            if self._results_closed:  # the daemon stopped without waiting for this (a style still learning)
+            if self._results_closed:  # the daemon stopped without waiting for this (work that outlived the wait)
                 log.info("stopped before %d replies could be sent", len(replies))
                 return
             self._results_out.send(b"")
@@ -474,10 +478,9 @@ class Daemon:
         self.stopping.set()
 
     def close(self) -> None:
-        """Stop on the network thread: the running batch finishes and is answered if it can within
-        STOP_GRACE_S (else it stops and hears that the daemon is stopping, as requests still
-        waiting do), and only then do the sockets close. A style being learned is not waited for
-        long: its file is written whole or not at all."""
+        """Stop on the network thread: the running batch (or clip op, or style being learned)
+        finishes and is answered if it can within STOP_GRACE_S (else it stops and hears that the
+        daemon is stopping, as requests still waiting do), and only then do the sockets close."""
         self.stop()
         if self._worker.is_alive():
             self._worker.join(timeout=STOP_GRACE_S + 3)

@@ -489,6 +489,29 @@ def test_a_long_batch_does_not_hold_a_stop_up(tmp_path):
     assert took < STOP_GRACE_S + 3
 
 
+def test_a_style_being_learned_stops_with_the_daemon(tmp_path):
+    """SIGTERM while a style is learned: the learning stops within the grace, its sender hears
+    that the daemon is stopping, no half a style is left, and the process exits cleanly (it used
+    to return with the learner still in torch, and the interpreter's exit aborted it)."""
+    d = DaemonProcess(tmp_path).start()
+    try:
+        with DaemonClient(d.endpoint, timeout=120, retries=0) as client:
+            rid = client.send("learn_style", name="stopped", clips=[live_clip(name) for name in LIVE_CLIPS] * 6,
+                              steps=100)
+            assert client.poll(2.0) == []  # delivered, and learning
+            d.proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            replies = []
+            while not replies and time.monotonic() < signalled + 30:
+                replies = [r for r in client.poll(0.05) if r.id == rid]
+            assert d.proc.wait(30) == 0
+            took = time.monotonic() - signalled
+    finally:
+        d.stop()
+    assert replies and replies[0].error_code == "busy" and "stopping" in replies[0].error_message
+    assert took < STOP_GRACE_S + 3 and not list(d.styles.glob("*.json"))
+
+
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:
