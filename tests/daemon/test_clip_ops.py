@@ -238,6 +238,9 @@ def test_new_notes_of_a_programmed_clip_come_on_its_grid_and_a_played_clip_keeps
     half = [n for n in shuffle if n.start < 4.5]  # a bar and a half: the new bars start off the triplet grid's bar
     for p in clip_ops.continue_clip(bundled, req, half, 4.5, 2):
         assert p.notes and all(on((3,), n.start) and n.start >= 4.5 for n in p.notes)
+    for clip, length, grids in ((straight, 3.3, (4,)), (shuffle, 3.5, (3,))):  # a length off the clip's own grid:
+        for p in clip_ops.vary_clip(bundled, req, [n for n in clip if n.start < length], length):  # a take from its one
+            assert min(n.start for n in p.notes) == 0.0 and all(on(grids, n.start) for n in p.notes)
     played = [Note(n.pitch, n.start + (0.013 if n.start % 1 else 0.0), n.duration, n.velocity) for n in straight]
     assert clip_ops.clip_grids(played) == ()
     new = [n for p in ops["continue"](played) for n in p.notes]
