@@ -19,12 +19,12 @@ import random
 from collections.abc import Callable
 
 from daemon import kit
-from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed, without_doubled_ones
+from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
 from daemon.grammar import bar_beats
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
 from daemon.vocab import POSITIONS_PER_BEAT
-from shared.notes import Note
+from shared.notes import Note, without_doubled_ones
 from shared.protocol import E_BAD_REQUEST, SEED_RANGE, ProtocolError
 
 

@@ -28,7 +28,7 @@ from daemon.cuda_graphs import GraphedSteps
 from daemon.grammar import BAR, BarState, TokenTable, bar_beats
 from daemon.model import DrumTransformer
 from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
-from shared.notes import Note
+from shared.notes import Note, without_doubled_ones
 from shared.protocol import SEED_RANGE, STYLE_STRENGTH
 
 # A new beat's first bar has a hit on its downbeat (grammar onsets, as drumify's). Training windows
@@ -36,7 +36,6 @@ from shared.protocol import SEED_RANGE, STYLE_STRENGTH
 # loop that starts late sounds broken. Without this 9 % of beats did (docs/model.md).
 ON_THE_ONE = ((0,),)
 TIE = 1e-3  # nats: typicality scores closer than this are equal (Generator._patterns)
-ACROSS_THE_LINE = 1 / 8  # beats: a hit this close before a loop's end (or a bar line) and its piece again as close after
 
 
 @dataclass(frozen=True)
@@ -495,17 +494,6 @@ class Generator:
         if not req.primer and req.kind != "fill":  # a beat loops on itself; a clip op knows what follows its notes
             out = without_doubled_ones(out, clip_end, out)
         return out
-
-
-def without_doubled_ones(notes: list[Note], end: float, following: list[Note], start: float = 0.0) -> list[Note]:
-    """`notes` but their hits in the last ACROSS_THE_LINE beat before `end` of a piece that
-    `following` (what plays from `end` on: the loop from its `start`, or the clip's next bar)
-    hits within ACROSS_THE_LINE after `start`. Such a hit is the next one played early: GMD
-    writes a downbeat played a hair early into the bar before, so the model ends a take with the
-    next bar's kick or hats, and with the loop's own one after it the two made a flam on the one
-    in 29-46 % of 2-bar beats, where 7 % of GMD's bar lines have one (docs/model.md)."""
-    ones = {n.pitch for n in following if start <= n.start < start + ACROSS_THE_LINE}
-    return [n for n in notes if not (n.pitch in ones and end - ACROSS_THE_LINE < n.start < end)]
 
 
 def variation_seed(seed: int, variation: int) -> int:

@@ -103,7 +103,7 @@ def phrase_from_reply(reply: Reply, channel: int, label: str) -> Phrase:
     except ProtocolError as err:
         raise DaemonError(E_MALFORMED, f"the daemon sent a bad note: {err.message}") from None
     info = {"seed": pattern.get("seed"), "tempo": data.get("tempo")}
-    return Phrase.build(notes, length, meter, f"{label}, seed {info['seed']}", channel, info)
+    return Phrase.build(notes, length, meter, f"{label}, seed {info['seed']}", channel, info, generated=True)
 
 
 def generate_once(endpoint: str, settings: Settings, *, bars: int, meter: tuple[int, int], tempo: float,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from daemon import checkpoint, clip_ops, kit
-from daemon.generate import ACROSS_THE_LINE, Generator, GrooveRequest
-from shared.notes import Note
+from daemon.generate import Generator, GrooveRequest
+from shared.notes import ACROSS_THE_LINE, Note
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

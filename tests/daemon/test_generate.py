@@ -12,11 +12,11 @@ import pytest
 import torch
 
 from daemon import checkpoint
-from daemon.generate import ACROSS_THE_LINE, Generator, GrooveRequest, sample_top_p, without_doubled_ones
+from daemon.generate import Generator, GrooveRequest, sample_top_p
 from daemon.grammar import BAR, OTHER, PITCH, POSITION, TIMESIG as TIMESIG_, VELOCITY, bar_beats, positions_per_bar
 from daemon.model import DrumTransformer, ModelConfig
 from daemon.vocab import GENRES
-from shared.notes import Note
+from shared.notes import ACROSS_THE_LINE, Note, without_doubled_ones
 
 METERS = [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8)]
 
