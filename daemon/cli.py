@@ -527,7 +527,7 @@ def cmd_humanize(args: argparse.Namespace) -> int:
         genre_index(style)  # a clear error for a style the humanizer does not know
         humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
         req = GrooveRequest(tempo=midifile.model_tempo(groove.tempo), meter=groove.meter, seed=args.seed,
-                            kit=kit_map(args.kit or "gm"), voice=Voice(genre=style))
+                            kit=kit_map(args.kit or "gm"), voice=Voice(genre=style, feel=style))
         (played,) = clip_ops.humanize_clip(humanizer, req, groove.notes, groove.length, args.amount, args.ghost_notes,
                                            chance=False)
     except (ValueError, FileNotFoundError, ProtocolError) as err:  # MidiFileError is a ValueError

@@ -185,7 +185,7 @@ def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], l
                                            f"(GM pitches {PERCUSSION[0]}-{PERCUSSION[-1]}); a Drum Rack with pads "
                                            "of its own needs `kit`")
     ghost_notes = ghost_notes and any(piece(n.pitch) in DRUM_PITCHES for n in notes)
-    style = req.voice.genre or req.voice.habits  # the humanizer knows genres; a learned style plays as `any`
+    style = req.voice.feel  # the humanizer knows genres (Voice.feel)
     heard = [dataclasses.replace(n, pitch=piece(n.pitch)) for n in notes]
     order = sorted(range(len(notes)), key=lambda i: (heard[i].start, heard[i].pitch))  # as the pieces sort, in any kit
     seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)

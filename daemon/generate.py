@@ -27,7 +27,7 @@ from daemon import checkpoint, styles
 from daemon.cuda_graphs import GraphedSteps
 from daemon.grammar import BAR, BarState, TokenTable, bar_beats
 from daemon.model import DrumTransformer
-from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
+from daemon.vocab import DRUMMERS, GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
 from shared.notes import Note, without_doubled_ones
 from shared.protocol import SEED_RANGE, STYLE_STRENGTH
 
@@ -83,6 +83,7 @@ class Voice:
     drummer: str | None = None
     habits: str | None = None  # genre whose priors fill open controls; None: leave them open
     template: styles.GrooveTemplate | None = None
+    feel: str | None = None  # genre whose feel humanize plays (it knows genres); None: GMD's as a whole
 
 
 @dataclass
@@ -169,13 +170,32 @@ class Generator:
         if len(names) == 1 and (genre := next(iter(names))) in GENRES:  # its own token, or pushed from `any`
             token, s = self.vocab.slot_id("genre", genre), strengths[genre]
             blend = None if s == 1.0 else styles.push({token: 1.0}, s, self.vocab.slot_base["genre"])
-            return Voice(genre=genre, blend=blend, habits=genre)
+            return Voice(genre=genre, blend=blend, habits=genre, feel=genre)
         resolved = styles.resolve_mix(names, self.vocab, self.model, self.style_folder, strengths)
         habits = None
         if all(name in GENRES or name in styles.PRESETS for name in names):  # its strongest genre, as mixed
-            shares = styles.resolve_mix(names, self.vocab).weights
-            habits = max(GENRES, key=lambda g: shares.get(self.vocab.slot_id("genre", g), 0.0))
-        return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=habits, template=resolved.template)
+            habits = self._strongest_genre(names)
+        return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=habits, template=resolved.template,
+                     feel=habits or self._feel(names))
+
+    def _strongest_genre(self, mix: dict[str, float]) -> str:
+        shares = styles.resolve_mix(mix, self.vocab).weights
+        return max(GENRES, key=lambda g: shares.get(self.vocab.slot_id("genre", g), 0.0))
+
+    def _feel(self, mix: dict[str, float]) -> str | None:
+        """The genre a mix with learned styles or drummers leans to most, for humanize: a learned
+        style's is the genre it was learned from (Style.base); a drummer plays any genre, so a
+        drummer alone humanizes with GMD's feel as a whole."""
+        leanings: dict[str, float] = {}
+        for name, share in mix.items():
+            if name in GENRES or name in styles.PRESETS:
+                genre = self._strongest_genre({name: 1.0})
+            elif name in DRUMMERS:
+                continue
+            else:
+                genre = styles.StyleLibrary(self.style_folder).load(name).base
+            leanings[genre] = leanings.get(genre, 0.0) + share
+        return max(leanings, key=leanings.get) if leanings else None
 
     def conditions(self, req: GrooveRequest, voice: Voice | None = None) -> Conditions:
         level = lambda x: None if x is None else round(min(max(x, 0.0), 1.0) * (LEVELS - 1))  # noqa: E731

@@ -326,8 +326,9 @@ class Daemon:
         request, notes, length = self._clip(msg)
         amount = number(msg, "amount", 1.0, (0.0, 1.0))
         ghost_notes, chance = flag(msg, "ghost_notes"), flag(msg, "chance")
-        return lambda _gone: _patterns(clip_ops.humanize_clip(self.humanizer, request, notes, length, amount,
-                                                              ghost_notes, chance))  # milliseconds: never stopped
+        return lambda _gone: {**_patterns(clip_ops.humanize_clip(self.humanizer, request, notes, length, amount,
+                                                                 ghost_notes, chance)),  # milliseconds: never stopped
+                              "feel": request.voice.feel or "any"}
 
     def _learn_style(self, msg: dict) -> Callable[[clip_ops.Gone], dict]:
         """A style learned from Live clips (about a minute on a laptop CPU; the queue waits)."""

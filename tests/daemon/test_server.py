@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import signal
@@ -596,7 +597,7 @@ def test_humanize_moves_hits_off_the_grid_and_keeps_the_clip(daemon):
     clip = four_on_the_floor(2)
     reply = ask(daemon.endpoint, op="humanize", id=1, notes=clip, length=8.0, style="funk", amount=1.0, seed=3,
                 tempo=100.0)
-    assert reply["ok"], reply
+    assert reply["ok"] and reply["feel"] == "funk", reply
     notes = reply["patterns"][0]["notes"]
     assert sorted(n["pitch"] for n in notes) == sorted(n["pitch"] for n in clip)
     assert all(0 <= n["start"] < 8 for n in notes)
@@ -796,6 +797,12 @@ def test_learn_a_style_from_clips_then_play_it(daemon):
     for style in ("late-night", {"late-night": 0.5, "jazz": 0.5}):
         played = ask(daemon.endpoint, op="generate", id=3, style=style, bars=2, seed=1)
         assert played["ok"] and played["patterns"][0]["notes"], played
+    clip = clips[0]  # humanized in the genre the style was learned from (it was played as GMD's whole)
+    feels = {json.dumps(style): ask(daemon.endpoint, op="humanize", id=7, style=style, seed=3, **clip)
+             for style in ("late-night", reply["base"], "drummer3", None, {"drummer3": 0.7, "late-night": 0.3})}
+    assert [r["feel"] for r in feels.values()] == [reply["base"], reply["base"], "any", "any", reply["base"]]
+    assert feels['"late-night"']["patterns"] == feels[json.dumps(reply["base"])]["patterns"]
+    assert feels['"drummer3"']["patterns"] == feels["null"]["patterns"] != feels['"late-night"']["patterns"]
     taken = ask(daemon.endpoint, op="learn_style", id=4, name="late-night", clips=clips, steps=1)
     assert taken["error"]["code"] == "bad_request" and "already a style" in taken["error"]["message"]
     try:
