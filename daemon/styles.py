@@ -448,17 +448,24 @@ class StyleLibrary:
         self.path(key).unlink()
 
     def export(self, name: str, path: Path) -> Path:
-        """A copy of the style at `path` (a file, or a folder to put `<name>.json` in: one that
-        exists, or a path written with a trailing slash)."""
+        """A copy of the style at `path` (a .json file, or a folder to put `<name>.json` in: one
+        that exists, or a path written with a trailing slash). Any other name is refused: given
+        `groove.mid`, the style's JSON replaced the user's MIDI file."""
         style = self.load(name)
         folder = Path(path).is_dir() or str(path).endswith(("/", os.sep))
         target = Path(path) / f"{style.name}.json" if folder else Path(path)
+        if target.suffix.lower() != ".json":
+            raise StyleError(f"{target}: a style is exported as a .json file (or into a folder); "
+                             f"try {target.with_suffix('.json')}")
         _write_json(target, style.to_json())
         return target
 
-    def import_(self, path: Path, name: str | None = None, model_fingerprint: str | None = None) -> Style:
+    def import_(self, path: Path, name: str | None = None, model_fingerprint: str | None = None,
+                vocab: Vocabulary | None = None) -> Style:
         """A style file from elsewhere, checked (with `model_fingerprint`, that it was learned on
-        that model: fingerprint(tok_emb)), added under its own name or `name`."""
+        that model: fingerprint(tok_emb); with `vocab`, that its tokens are that model's: a
+        hand-edited `genre_polka` was imported, listed as fine, and refused by every request),
+        added under its own name or `name`."""
         path = Path(path)
         try:
             data = json.loads(path.read_text())
@@ -470,6 +477,8 @@ class StyleLibrary:
         if model_fingerprint is not None and style.fingerprint != model_fingerprint:
             raise StyleError(f"{path} was learned on another model ({style.checkpoint}, embeddings "
                              f"{style.fingerprint}); learn it again here from its grooves: {', '.join(style.sources)}")
+        if vocab is not None:
+            style.token_weights(vocab)
         style.name = check_name(name or style.name)
         if self.path(style.name).exists():
             raise StyleError(f"there is already a style named {style.name!r}; import it under another name")
@@ -814,11 +823,12 @@ def _run(action: Callable[[], None]) -> int:
 
 
 def _midi_files(paths: list[Path]) -> list[Path]:
-    """Files as given; folders become the .mid/.midi files inside them."""
+    """Files as given; folders become the .mid/.midi files inside them and their subfolders (a
+    dataset's drummer/session/take.mid)."""
     out = []
     for p in paths:
         if p.is_dir():
-            out += sorted(f for f in p.iterdir() if f.suffix.lower() in (".mid", ".midi"))
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in (".mid", ".midi") and f.is_file())
         else:
             out.append(p)
     return out
@@ -893,7 +903,8 @@ def cmd_style_export(args: argparse.Namespace) -> int:
 
 def cmd_style_import(args: argparse.Namespace) -> int:
     def add() -> None:
-        model = checkpoint.load_state(args.checkpoint or checkpoint.BUNDLED)["model"]["tok_emb.weight"]
-        print(f"imported style {StyleLibrary().import_(args.path, args.name, fingerprint(model)).name!r}")
+        model, vocab, _ = checkpoint.load(args.checkpoint or checkpoint.BUNDLED)
+        style = StyleLibrary().import_(args.path, args.name, fingerprint(model.tok_emb.weight), vocab)
+        print(f"imported style {style.name!r}")
 
     return _run(add)

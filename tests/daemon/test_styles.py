@@ -101,7 +101,7 @@ def test_library_rename_export_import_delete(learned, tmp_path):
     assert library.list() == ["late-night"]
     with pytest.raises(styles.StyleError, match="built-in"):
         library.rename("late-night", "funk")
-    pipe = tmp_path / "pipe"
+    pipe = tmp_path / "pipe.json"
     os.mkfifo(pipe)
     with pytest.raises(styles.StyleError, match="is not a regular file"):  # a rename over it would replace it
         library.export("late-night", pipe)
@@ -122,6 +122,17 @@ def test_library_rename_export_import_delete(learned, tmp_path):
     assert library.import_(exported, name="copy").name == "copy"
     assert library.list() == ["copy", "late-night"]
     assert library.load("copy").weights == library.load("late-night").weights
+    groove = tmp_path / "groove.mid"
+    groove.write_bytes(b"MThd")
+    with pytest.raises(styles.StyleError, match=r"exported as a \.json file"):  # the JSON replaced the groove
+        library.export("copy", groove)
+    assert groove.read_bytes() == b"MThd"
+    edited = json.loads(exported.read_text())
+    edited["weights"]["genre_polka"] = 1.0
+    (tmp_path / "polka.json").write_text(json.dumps(edited))
+    with pytest.raises(styles.StyleError, match="uses tokens this model lacks"):  # listed as fine, then refused
+        library.import_(tmp_path / "polka.json", name="polka", vocab=Generator.load(checkpoint.BUNDLED).vocab)
+    assert library.list() == ["copy", "late-night"]
 
 
 def test_a_damaged_style_file_does_not_hide_the_others(learned, tmp_path):
@@ -324,6 +335,12 @@ def test_cli_actions_return_exit_codes_and_one_clear_line(learned, tmp_path, mon
     assert run("import", str(tmp_path / "other.json")) == 0
     assert run("learn", "two", *map(str, FILES[:2])) == 1
     assert "at least 3 grooves" in capsys.readouterr().err
+    nested = tmp_path / "takes" / "session1"  # a dataset's layout: drummer/session/take.mid
+    nested.mkdir(parents=True)
+    for f in FILES[:2]:
+        shutil.copy(f, nested / f.name)
+    assert run("learn", "two", str(tmp_path / "takes")) == 1
+    assert "at least 3 grooves" in capsys.readouterr().err  # found the 2 takes, not "no MIDI files given"
     assert styles.StyleLibrary().list() == ["other"]
 
 
