@@ -351,10 +351,14 @@ class Daemon:
         for i, item in enumerate(raw, 1):
             if not isinstance(item, dict):
                 raise P.ProtocolError(P.E_BAD_REQUEST, f"clip {i} is not a map")
-            m = meter(item, self.generator.vocab.meters)
-            notes, length = clip(item, m)
+            try:
+                m = meter(item, self.generator.vocab.meters)
+                notes, length = clip(item, m)
+                tempo = number(item, "tempo", 120.0, P.TEMPO_RANGE)
+            except P.ProtocolError as err:  # which of up to 20 clips
+                raise P.ProtocolError(err.code, f"clip {i}: {err.message}") from None
             notes = [dataclasses.replace(n, pitch=pieces.get(n.pitch, n.pitch)) for n in notes]
-            clips.append((notes, number(item, "tempo", 120.0, P.TEMPO_RANGE), m, length))
+            clips.append((notes, tempo, m, length))
         steps = whole_number(msg, "steps", styles.STEPS, (1, styles.MAX_STEPS))
         model = self.generator.model  # learning reads it on the CPU; a CUDA daemon reads the file again
         loaded = (model, self.generator.vocab) if self.generator.device.type == "cpu" else None

@@ -833,7 +833,9 @@ def test_learn_style_hears_the_clips_through_their_kit(daemon):
     ({"name": "funk", "clips": []}, "built-in"),
     ({"name": "mine", "clips": "x"}, "clips"),
     ({"name": "mine", "clips": [{"notes": [], "length": 4.0}] * 2}, "3..20"),
-    ({"name": "mine", "clips": [{"notes": [], "length": 4.0, "tempo": -1}] * 3}, "tempo"),
+    ({"name": "mine", "clips": [{"notes": [], "length": 4.0, "tempo": -1}] * 3}, "clip 1: tempo"),
+    ({"name": "mine", "clips": [{"notes": [], "length": 4.0}] * 2 + [{"notes": [], "length": 4.0,
+                                                                      "time_signature": [4, 3]}]}, "clip 3: time signature 4/3"),
     ({"name": "mine", "clips": [{"notes": [{"pitch": 80, "start": 0.0, "duration": 0.1, "velocity": 90}],
                                  "length": 4.0}] * 3}, "no drum notes"),
 ])
