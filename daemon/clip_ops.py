@@ -159,10 +159,12 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
         for k, variations in zip(fill_bars, found):
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
             fills[k] = [_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar]
-        heard = out + [n for fill in fills.values() for n in fill]  # the clip as it will play, fills and all
         for k, fill in fills.items():
             end = min((k + 1) * bar, length)  # into the next bar's one, or the loop's
-            fill = _on_grids(without_doubled_ones(fill, end, heard, end if end < length else 0.0), grids,
+            # What plays from `end` on: the clip and the other fills (this one too where it loops
+            # on itself, a one-bar clip's); its own end is not its next one
+            after = out + [n for j, other in fills.items() if j != k or end >= length for n in other]
+            fill = _on_grids(without_doubled_ones(fill, end, after, end if end < length else 0.0), grids,
                              end, k * bar)  # never onto the next bar's one, which stays as sent
             first = min((n.start for n in fill), default=end)
             if k - 1 >= 0 and k - 1 not in fill_bars:  # the groove to keep time with: the bar before the fill's

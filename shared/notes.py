@@ -98,10 +98,11 @@ ACROSS_THE_LINE = 1 / 8  # beats: a hit this close before a loop's end (or a bar
 def without_doubled_ones(notes: list[Note], end: float, following: list[Note], start: float = 0.0) -> list[Note]:
     """`notes` but their hits in the last ACROSS_THE_LINE beat before `end` of a piece that
     `following` (what plays from `end` on: the loop from its `start`, or the clip's next bar)
-    hits within ACROSS_THE_LINE after `start`. Such a hit is the next one played early: GMD
+    hits within ACROSS_THE_LINE of `start`, either side (a played clip's next one may come a
+    hair early). Such a hit is the next one played early: GMD
     writes a downbeat played a hair early into the bar before, so the model ends a take with the
     next bar's kick or hats, and with the loop's own one after it the two made a flam on the one
     in 29-46 % of 2-bar beats, where 7 % of GMD's bar lines have one (docs/model.md, "The loop point")."""
-    ones = {n.pitch for n in following if start <= n.start < start + ACROSS_THE_LINE}
+    ones = {n.pitch for n in following if abs(n.start - start) < ACROSS_THE_LINE}
     return [n for n in notes if not (n.pitch in ones and end - ACROSS_THE_LINE < n.start < end)]
 
