@@ -24,7 +24,7 @@ from daemon.grammar import bar_beats
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
 from daemon.vocab import POSITIONS_PER_BEAT
-from shared.notes import Note, without_doubled_ones
+from shared.notes import Note, across_the_line, without_doubled_ones
 from shared.protocol import E_BAD_REQUEST, SEED_RANGE, ProtocolError
 
 
@@ -102,7 +102,7 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
     the new end leads into the clip's one (without_doubled_ones)."""
     end = length + bars * bar_beats(req.meter)
     grids = clip_grids(notes)
-    return [Pattern(_on_grids(without_doubled_ones(p.notes, end, notes), grids, end, length), p.seed)
+    return [Pattern(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter), grids, end, length), p.seed)
             for p in _played_on(generator, req, notes, length, bars, abandoned)]
 
 
@@ -118,7 +118,7 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     patterns = []
     for p in _played_on(generator, req, notes, length, clip_bars, abandoned):
         take = [_shift(n, -length) for n in p.notes]
-        take = _on_grids(without_doubled_ones(take, length, take), grids, clip_bars * bar_beats(req.meter))
+        take = _on_grids(without_doubled_ones(take, length, take, meter=req.meter), grids, clip_bars * bar_beats(req.meter))
         patterns.append(Pattern(_inside(take, length), p.seed))
     return patterns
 
@@ -160,11 +160,14 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
             fills[k] = [_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar]
         for k, fill in fills.items():
-            end = min((k + 1) * bar, length)  # into the next bar's one, or the loop's
-            # What plays from `end` on: the clip and the other fills (this one too where it loops
-            # on itself, a one-bar clip's); its own end is not its next one
-            after = out + [n for j, other in fills.items() if j != k or end >= length for n in other]
-            fill = _on_grids(without_doubled_ones(fill, end, after, end if end < length else 0.0), grids,
+            end = min((k + 1) * bar, length)
+            if end < length:  # into the next bar's one: the clip's, or the next fill's
+                following, start = out + [n for j, other in fills.items() if j != k for n in other], end
+            else:  # into the loop's: the first bar's (this fill's, in a one-bar clip), or the one the clip
+                   # played a hair early at its end
+                early = [_shift(n, -length) for n in out if n.start > length - across_the_line(req.meter)]
+                following, start = out + fills.get(0, []) + early, 0.0
+            fill = _on_grids(without_doubled_ones(fill, end, following, start, req.meter), grids,
                              end, k * bar)  # never onto the next bar's one, which stays as sent
             first = min((n.start for n in fill), default=end)
             if k - 1 >= 0 and k - 1 not in fill_bars:  # the groove to keep time with: the bar before the fill's

@@ -75,10 +75,12 @@ class Settings:
 
 
 def request_fields(settings: Settings, bars: int, meter: tuple[int, int], tempo: float,
-                   seed: int | None) -> dict:
+                   seed: int | None, loop: bool = True) -> dict:
+    """`loop`: the phrase plays into its own one (False: into the next phrase's, which the
+    player's Sequencer sees and the daemon does not)."""
     lo, hi = TEMPO_RANGE
     fields = {"bars": bars, "tempo": round(min(hi, max(lo, tempo)), 2), "time_signature": list(meter),
-              "temperature": settings.temperature}
+              "temperature": settings.temperature, "loop": loop}
     if settings.style is not None:
         fields["style"] = settings.style
     if settings.density is not None:
@@ -221,7 +223,7 @@ class LiveSource:
                     if self._closed:
                         return
                     version, settings = self._version, self._settings
-                fields = request_fields(settings, self._bars, self._meter, self._tempo(), self._seed)
+                fields = request_fields(settings, self._bars, self._meter, self._tempo(), self._seed, loop=False)
                 try:
                     phrase = phrase_from_reply(client.call(OP_GENERATE, **fields), self._channel,
                                                settings.describe())

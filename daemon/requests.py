@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import reprlib
 
 from daemon import kit
 from daemon.generate import Generator, GrooveRequest
@@ -29,6 +28,7 @@ from shared.protocol import (
     TOP_P_RANGE,
     VARIATIONS_RANGE,
     ProtocolError,
+    brief,
 )
 
 MAX_STYLES_IN_MIX = 8
@@ -43,7 +43,7 @@ def request_for(msg: dict, generator: Generator) -> GrooveRequest:
         voice = generator.voice(request.style, request.strength)
     except UnknownStyle as err:
         known = ", ".join(all_names(generator.style_folder, generator.model, generator.vocab))
-        raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {reprlib.repr(err.name)}; choose one of: {known}") from None
+        raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {brief(err.name)}; choose one of: {known}") from None
     except StyleError as err:
         raise ProtocolError(E_UNKNOWN_STYLE, str(err)) from None
     return dataclasses.replace(request, voice=voice)  # resolved once: a style deleted meanwhile cannot fail the batch
@@ -71,6 +71,7 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
         guidance=number(msg, "guidance", 1.0, GUIDANCE_RANGE),
         focus=whole_number(msg, "focus", 1, FOCUS_RANGE),
         kit=kit_map(msg.get("kit", "gm")),
+        loops=flag(msg, "loop", True),
     )
     if request.rows > VARIATIONS_RANGE[1]:  # each take is a row of the batch, as a variation is
         raise ProtocolError(E_BAD_REQUEST, f"variations x focus must be at most {VARIATIONS_RANGE[1]}, "
@@ -88,17 +89,17 @@ def _whole(value: object, name: str, bounds: tuple[int, int]) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a whole number, got {reprlib.repr(value)}")
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a whole number, got {brief(value)}")
     if not bounds[0] <= value <= bounds[1]:
         raise ProtocolError(E_BAD_REQUEST, f"{name} must be {bounds[0]}..{bounds[1]}, got {value}")
     return value
 
 
-def flag(msg: dict, name: str) -> bool:
-    """An optional true/false field, false when absent."""
-    value = msg.get(name, False)
+def flag(msg: dict, name: str, default: bool = False) -> bool:
+    """An optional true/false field, `default` when absent."""
+    value = msg.get(name, default)
     if not isinstance(value, bool):
-        raise ProtocolError(E_BAD_REQUEST, f"{name} must be true or false, got {reprlib.repr(value)}")
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be true or false, got {brief(value)}")
     return value
 
 
@@ -107,9 +108,9 @@ def number(msg: dict, name: str, default, bounds: tuple[float, float]):
     if value is None:
         return default
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a number, got {reprlib.repr(value)}")
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a number, got {brief(value)}")
     if not math.isfinite(value) or not bounds[0] <= value <= bounds[1]:
-        raise ProtocolError(E_BAD_REQUEST, f"{name} must be between {bounds[0]:g} and {bounds[1]:g}, got {reprlib.repr(value)}")
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be between {bounds[0]:g} and {bounds[1]:g}, got {brief(value)}")
     return float(value)
 
 
@@ -118,9 +119,9 @@ def _choice(msg: dict, name: str, allowed: tuple[str, ...], code: str) -> str | 
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a string, got {reprlib.repr(value)}")
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be a string, got {brief(value)}")
     if value.lower() not in allowed:
-        raise ProtocolError(code, f"unknown {name} {reprlib.repr(value)}; choose one of: {', '.join(allowed)}")
+        raise ProtocolError(code, f"unknown {name} {brief(value)}; choose one of: {', '.join(allowed)}")
     return value.lower()
 
 
@@ -136,11 +137,11 @@ def _style(value: object) -> str | dict[str, float] | None:
             raise ProtocolError(E_BAD_REQUEST, f"a style mix names 1..{MAX_STYLES_IN_MIX} styles")
         for name, weight in value.items():
             if not isinstance(name, str) or name.strip().lower() == "any":
-                raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {reprlib.repr(name)} in the mix")
+                raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {brief(name)} in the mix")
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not (
                 math.isfinite(weight) and weight >= 0
             ):
-                raise ProtocolError(E_BAD_REQUEST, f"style weight for {reprlib.repr(name)} must be a number >= 0")
+                raise ProtocolError(E_BAD_REQUEST, f"style weight for {brief(name)} must be a number >= 0")
         top = max(value.values())
         if top <= 0:
             raise ProtocolError(E_BAD_REQUEST, "style weights must not all be zero")
@@ -148,7 +149,7 @@ def _style(value: object) -> str | dict[str, float] | None:
         for name, weight in value.items():  # over the largest: only their ratios count
             key = name.strip().lower()
             if key in mix:
-                raise ProtocolError(E_BAD_REQUEST, f"style {reprlib.repr(name)} is named twice in the mix")
+                raise ProtocolError(E_BAD_REQUEST, f"style {brief(name)} is named twice in the mix")
             mix[key] = weight / top
         return mix
     raise ProtocolError(E_BAD_REQUEST, "style must be a name or a map of name to weight")
@@ -161,11 +162,11 @@ def meter(msg: dict, meters: tuple[tuple[int, int], ...]) -> tuple[int, int]:
 
 def _time_signature(value: object, meters: tuple[tuple[int, int], ...]) -> tuple[int, int]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ProtocolError(E_BAD_REQUEST, f"time_signature must be [numerator, denominator], got {reprlib.repr(value)}")
+        raise ProtocolError(E_BAD_REQUEST, f"time_signature must be [numerator, denominator], got {brief(value)}")
     try:  # whole numbers as every int field takes them: 4 or 4.0
         num, den = (_whole(x, "x", (-(2**63), 2**63)) for x in value)  # the meters bound them
     except ProtocolError:
-        raise ProtocolError(E_BAD_REQUEST, f"time_signature must be [numerator, denominator], got {reprlib.repr(value)}") from None
+        raise ProtocolError(E_BAD_REQUEST, f"time_signature must be [numerator, denominator], got {brief(value)}") from None
     if (num, den) not in meters:
         known = ", ".join(f"{n}/{d}" for n, d in sorted(meters, key=lambda m: (m[1], m[0])))
         raise ProtocolError(E_BAD_REQUEST, f"time signature {num}/{den} is not supported; choose one of: {known}")
@@ -205,7 +206,7 @@ def clip(msg: dict, meter: tuple[int, int]) -> tuple[list[Note], float]:
         math.isfinite(length) and bar / 4 <= round(length, 6) <= MAX_CLIP_BARS * bar
     ):
         raise ProtocolError(E_BAD_REQUEST, f"length must be {bar / 4:g} to {MAX_CLIP_BARS * bar:g} beats (a quarter "
-                                           f"bar to {MAX_CLIP_BARS} bars of {meter[0]}/{meter[1]}), got {reprlib.repr(length)}")
+                                           f"bar to {MAX_CLIP_BARS} bars of {meter[0]}/{meter[1]}), got {brief(length)}")
     length = round(float(length), 6)  # clip times are kept to 1e-6 beat (clip_ops._shift): 4.0000001 is 4
     parsed = [n for n in map(Note.from_wire, notes) if n.start < length]
     return sorted(parsed, key=lambda n: (n.start, n.pitch)), length

@@ -28,7 +28,7 @@ import mido
 
 from daemon.clock import Position, Timeline, realtime_priority
 from daemon.ports import PortLost, PortWatch
-from shared.notes import ACROSS_THE_LINE, Note
+from shared.notes import Note, across_the_line
 
 SPIN_S = 0.001  # busy-wait this long before each deadline (see the module docstring)
 MAX_WAIT_S = 0.05  # longest sleep between looks at stop requests, changes and ports
@@ -173,8 +173,9 @@ class Sequencer:
         own, has its one on time: what is queued in the last ACROSS_THE_LINE beat before `start`
         of a piece `phrase` plays as close after it goes (shared.notes.without_doubled_ones,
         across phrases: 1-2 of 15 phrase changes in live mode flammed)."""
-        ones = {msg.note for beat, kind, _, msg in phrase.events if kind == ON and beat < ACROSS_THE_LINE}
-        early = {e[3] for e in self._heap if e[1] == ON and start - ACROSS_THE_LINE < e[0] < start and e[4].note in ones}
+        across = across_the_line(phrase.meter)
+        ones = {msg.note for beat, kind, _, msg in phrase.events if kind == ON and beat < across}
+        early = {e[3] for e in self._heap if e[1] == ON and start - across < e[0] < start and e[4].note in ones}
         if early:
             self._heap = [e for e in self._heap if e[3] not in early]
             heapq.heapify(self._heap)

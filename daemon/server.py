@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import queue
-import reprlib
 import signal
 import threading
 import time
@@ -226,7 +225,7 @@ class Daemon:
             return envelope, P.error_reply(request_id, P.E_INTERNAL,
                                            f"the daemon failed on this request; details are in {log_file_hint()}")
         return envelope, P.error_reply(request_id, P.E_UNKNOWN_OP,
-                                       f"unknown op {reprlib.repr(op)}; this daemon knows: {', '.join(P.OPS)}")
+                                       f"unknown op {P.brief(op)}; this daemon knows: {', '.join(P.OPS)}")
 
     def _accept(self, job: Job, msg: dict) -> None:
         """Queue a job for the worker; E_BUSY (queue.Full) when too many wait."""
@@ -341,7 +340,7 @@ class Daemon:
         except styles.StyleError as err:
             raise P.ProtocolError(P.E_BAD_REQUEST, str(err)) from None
         if not replace and styles.StyleLibrary(self.generator.style_folder).path(name).exists():  # said now, not
-            raise P.ProtocolError(P.E_BAD_REQUEST, f"there is already a style named {reprlib.repr(name)}; "  # after the queue
+            raise P.ProtocolError(P.E_BAD_REQUEST, f"there is already a style named {P.brief(name)}; "  # after the queue
                                                    "pass replace: true to learn it again")
         pieces = kit.reverse_map(kit_map(msg.get("kit", "gm")))  # the clips' pads, heard as the pieces they play
         raw = msg.get("clips")

@@ -335,6 +335,8 @@ class Style:
             drummer = data["drummer"]
             if drummer is not None and drummer not in DRUMMERS:
                 raise ValueError(f"unknown drummer {drummer!r}")
+            if data["base"] not in GENRES:  # humanize plays a learned style in its base genre's feel
+                raise ValueError(f"unknown base genre {data['base']!r}")
             return cls(
                 name=str(data["name"]), base=str(data["base"]), weights=weights, drummer=drummer,
                 template=None if data["template"] is None else GrooveTemplate.from_json(data["template"]),

@@ -23,6 +23,10 @@ CLIP_GONE = "the clip was deleted or replaced while the daemon worked — nothin
 CLIP_CHANGED = "another clip is in the slot now — nothing written over it"
 
 
+def frozen(track: object) -> str:
+    return f"“{track.name}” is frozen — unfreeze it to change its clips"
+
+
 @dataclass(frozen=True)
 class Plan:
     """How a pattern lands in its slot.
@@ -57,7 +61,7 @@ def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
     if not track.has_midi_input:
         raise SlotProblem(f"“{track.name}” is not a MIDI track — select a slot in a MIDI track")
     if track.is_frozen:  # Live: "no changes should be applied to the track's devices or clips"
-        raise SlotProblem(f"“{track.name}” is frozen — unfreeze it to change its clips")
+        raise SlotProblem(frozen(track))
     if needs_clip and not slot.has_clip:
         raise SlotProblem(f"{action} needs a clip — select a clip, or press generate first")
     if slot.has_clip and not slot.clip.is_midi_clip:
@@ -76,6 +80,8 @@ def check_still_there(slot: object, plan: Plan) -> None:
     Asked before the undo step opens, so a refusal leaves no empty one behind."""
     if not alive(slot):
         raise SlotProblem(SLOT_DELETED)
+    if slot.canonical_parent.is_frozen:  # frozen while the daemon worked, or before a variation press
+        raise SlotProblem(frozen(slot.canonical_parent))
     if plan.mode in (REPLACE, MODIFY, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
         raise SlotProblem(CLIP_GONE)
     if plan.mode == NEW and slot.has_clip and slot.clip != plan.clip:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import reprlib
 import struct
 from dataclasses import dataclass
 
-from .protocol import E_BAD_REQUEST, ProtocolError
+from .protocol import E_BAD_REQUEST, ProtocolError, brief
 
 # A note as one fixed-size record, for replies the Live script asks to get `packed`: decoding a
 # reply of 16 patterns x 200 note maps in pure Python takes ~30 ms, a stall on Live's main
@@ -55,9 +54,9 @@ class Note:
     def _checked(cls, pitch: object, start: float, duration: float, velocity: object, probability: float,
                  deviation: float) -> "Note":
         if not (is_int(pitch) and 0 <= pitch <= 127):
-            raise ProtocolError(E_BAD_REQUEST, f"note pitch must be 0..127, got {reprlib.repr(pitch)}")
+            raise ProtocolError(E_BAD_REQUEST, f"note pitch must be 0..127, got {brief(pitch)}")
         if not (is_int(velocity) and 1 <= velocity <= 127):
-            raise ProtocolError(E_BAD_REQUEST, f"note velocity must be 1..127, got {reprlib.repr(velocity)}")
+            raise ProtocolError(E_BAD_REQUEST, f"note velocity must be 1..127, got {brief(velocity)}")
         if not (0.0 <= start < 1e6 and 0.0 < duration < 1e6):
             raise ProtocolError(E_BAD_REQUEST, "note start must be >= 0 and duration > 0 beats")
         if not (0.0 <= probability <= 1.0):
@@ -83,7 +82,7 @@ def unpack_notes(blob: object) -> list[Note]:
 def _number(value: object, name: str) -> float:
     """A note field that must be a number: not a string, not a bool (msgpack keeps them apart)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise ProtocolError(E_BAD_REQUEST, f"note {name} must be a number, got {reprlib.repr(value)}")
+        raise ProtocolError(E_BAD_REQUEST, f"note {name} must be a number, got {brief(value)}")
     return float(value)
 
 
@@ -92,17 +91,24 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-ACROSS_THE_LINE = 1 / 8  # beats: a hit this close before a loop's end (or a bar line), and its piece as close after
+ACROSS_THE_LINE = 1 / 8  # of the meter's beat: a hit this close before a loop's end (or a bar line), its piece as close after
 
 
-def without_doubled_ones(notes: list[Note], end: float, following: list[Note], start: float = 0.0) -> list[Note]:
+def without_doubled_ones(notes: list[Note], end: float, following: list[Note], start: float = 0.0,
+                         meter: tuple[int, int] = (4, 4)) -> list[Note]:
     """`notes` but their hits in the last ACROSS_THE_LINE beat before `end` of a piece that
     `following` (what plays from `end` on: the loop from its `start`, or the clip's next bar)
-    hits within ACROSS_THE_LINE of `start`, either side (a played clip's next one may come a
-    hair early). Such a hit is the next one played early: GMD
-    writes a downbeat played a hair early into the bar before, so the model ends a take with the
-    next bar's kick or hats, and with the loop's own one after it the two made a flam on the one
-    in 29-46 % of 2-bar beats, where 7 % of GMD's bar lines have one (docs/model.md, "The loop point")."""
-    ones = {n.pitch for n in following if abs(n.start - start) < ACROSS_THE_LINE}
-    return [n for n in notes if not (n.pitch in ones and end - ACROSS_THE_LINE < n.start < end)]
+    hits within ACROSS_THE_LINE beat of `start`, either side (a played clip's next one may come a
+    hair early). Such a hit is the next one played early: GMD writes a downbeat played a hair
+    early into the bar before, so the model ends a take with the next bar's kick or hats, and
+    with the loop's own one after it the two made a flam on the one in 29-46 % of 2-bar beats,
+    where 7 % of GMD's bar lines have one (docs/model.md, "The loop point"). Times are in quarter
+    notes; the beat is the meter's (in 2/2 the model writes a hit 1/12 of a half note early)."""
+    across = across_the_line(meter)
+    ones = {n.pitch for n in following if abs(n.start - start) < across}
+    return [n for n in notes if not (n.pitch in ones and end - across < n.start < end)]
 
+
+def across_the_line(meter: tuple[int, int]) -> float:
+    """ACROSS_THE_LINE of the meter's beat, in quarter notes."""
+    return ACROSS_THE_LINE * 4 / meter[1]

@@ -7,6 +7,8 @@ whenever a field changes meaning; adding an optional field does not need a bump.
 
 from __future__ import annotations
 
+import reprlib
+
 PROTOCOL_VERSION = 1
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
@@ -96,3 +98,12 @@ def ok_reply(request_id, **fields) -> dict:
 
 def error_reply(request_id, code: str, message: str) -> dict:
     return {"id": request_id, "ok": False, "error": {"code": code, "message": message}}
+
+
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring = _BRIEF.maxother = 60  # a style name (40 characters) whole; a megabyte, or 1,000 levels deep, not
+
+
+def brief(value: object) -> str:
+    """A client's value as an error message shows it: whole when short, abridged when long or deep."""
+    return _BRIEF.repr(value)

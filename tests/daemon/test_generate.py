@@ -360,6 +360,16 @@ def test_a_beat_plays_its_loop_point_once(bundled):
     for p in (p for patterns in found for p in patterns):
         ones = {n.pitch for n in p.notes if n.start < ACROSS_THE_LINE}
         assert not [n for n in p.notes if n.pitch in ones and n.start > 8 - ACROSS_THE_LINE], p.seed
+    for meter in ((2, 2), (3, 2)):  # the model writes its early hits 1/24 and 1/12 of the meter's beat early
+        end, across = 2 * bar_beats(meter), ACROSS_THE_LINE * 4 / meter[1]
+        for patterns in bundled.generate([GrooveRequest(style="rock", bars=2, meter=meter, seed=9, variations=16)]):
+            for p in patterns:
+                ones = {n.pitch for n in p.notes if n.start < across}
+                assert not [n for n in p.notes if n.pitch in ones and n.start > end - across], (meter, p.seed)
+    looped, phrases = bundled.generate([GrooveRequest(style="rock", bars=2, seed=0, variations=8),
+                                        GrooveRequest(style="rock", bars=2, seed=0, variations=8, loops=False)])
+    assert all(set(a.notes) <= set(b.notes) for a, b in zip(looped, phrases))  # live mode's phrases keep their ends:
+    assert any(a.notes != b.notes for a, b in zip(looped, phrases))  # the player sees what follows them, not the daemon
     take = [Note(36, 0.0, 0.25, 100), Note(42, 0.0, 0.25, 80), Note(42, 7.5, 0.25, 70), Note(36, 7.958333, 0.25, 110),
             Note(49, 7.958333, 0.25, 120), Note(42, 7.916667, 0.25, 60)]
     assert without_doubled_ones(take, 8.0, take) == take[:3] + [take[4]]

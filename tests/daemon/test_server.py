@@ -120,6 +120,8 @@ BAD_GENERATE = [
     ({"tempo": "\x01" * 3_000_000}, "bad_request", "tempo must be a number"),  # shown in full, 12 MB: too_large
     ({"time_signature": [DEEP, 4]}, "bad_request", "time_signature"),
     ({"tempo": float("nan")}, "bad_request", "tempo"),
+    ({"loop": "yes"}, "bad_request", "loop must be true or false"),
+    ({"style": "a-style-name-of-forty-characters-exactly"}, "unknown_style", "'a-style-name-of-forty-characters-exactly'"),
     ({"tempo": 1e9}, "bad_request", "tempo"),
     ({"tempo": "fast"}, "bad_request", "tempo"),
     ({"bars": 0}, "bad_request", "bars"),

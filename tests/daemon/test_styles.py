@@ -133,6 +133,11 @@ def test_library_rename_export_import_delete(learned, tmp_path):
     with pytest.raises(styles.StyleError, match="uses tokens this model lacks"):  # listed as fine, then refused
         library.import_(tmp_path / "polka.json", name="polka", vocab=Generator.load(checkpoint.BUNDLED).vocab)
     assert library.list() == ["copy", "late-night"]
+    edited = json.loads(exported.read_text())
+    edited["base"] = "polka"  # humanize plays a learned style in its base genre's feel
+    (tmp_path / "polka.json").write_text(json.dumps(edited))
+    with pytest.raises(styles.StyleError, match="damaged.*unknown base genre 'polka'"):
+        library.import_(tmp_path / "polka.json", name="polka")
 
 
 def test_a_damaged_style_file_does_not_hide_the_others(learned, tmp_path):

@@ -565,6 +565,23 @@ def test_a_frozen_track_is_explained_instead_of_sending(host: LiveHost, stub: St
     assert action not in stub.ops()
 
 
+def test_a_track_frozen_while_the_daemon_works_or_before_a_variation_is_not_written(
+    host: LiveHost, stub: StubClient
+) -> None:
+    slot = host.slot(0)
+    host.select(slot)
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0)), hits((38, 1.0))])
+    host.tick()
+    press(host, "fill")
+    slot.canonical_parent._frozen = True
+    stub.answer(stub.last("fill"), patterns=[hits((45, 3.5))])
+    host.tick()
+    assert [n[:2] for n in clip_notes(slot.clip)] == [(36, 0.0)] and "is frozen" in host.c_instance.status
+    press(host, "next_variation")
+    assert [n[:2] for n in clip_notes(slot.clip)] == [(36, 0.0)] and "is frozen" in host.c_instance.status
+
+
 def test_no_slot_or_an_audio_track_is_explained(host: LiveHost, stub: StubClient) -> None:
     host.select(None)
     press(host, "generate")
