@@ -102,7 +102,9 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
     the new end leads into the clip's one (without_doubled_ones)."""
     end = length + bars * bar_beats(req.meter)
     grids = clip_grids(notes)
-    return [Pattern(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter), grids, end, length), p.seed)
+    heard = kit.heard_as(req.kit)  # a clip's hi-hat edge zone is the hi-hat the model plays
+    return [Pattern(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter, piece=heard), grids, end,
+                              length), p.seed)
             for p in _played_on(generator, req, notes, length, bars, abandoned)]
 
 
@@ -167,7 +169,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
                    # played a hair early at its end
                 early = [_shift(n, -length) for n in out if n.start > length - across_the_line(req.meter)]
                 following, start = out + fills.get(0, []) + early, 0.0
-            fill = _on_grids(without_doubled_ones(fill, end, following, start, req.meter), grids,
+            fill = _on_grids(without_doubled_ones(fill, end, following, start, req.meter, kit.heard_as(req.kit)), grids,
                              end, k * bar)  # never onto the next bar's one, which stays as sent
             first = min((n.start for n in fill), default=end)
             if k - 1 >= 0 and k - 1 not in fill_bars:  # the groove to keep time with: the bar before the fill's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .protocol import E_BAD_REQUEST, ProtocolError, brief
@@ -95,7 +96,7 @@ ACROSS_THE_LINE = 1 / 8  # of the meter's beat: a hit this close before a loop's
 
 
 def without_doubled_ones(notes: list[Note], end: float, following: list[Note], start: float = 0.0,
-                         meter: tuple[int, int] = (4, 4)) -> list[Note]:
+                         meter: tuple[int, int] = (4, 4), piece: Callable[[int], int] = int) -> list[Note]:
     """`notes` but their hits in the last ACROSS_THE_LINE beat before `end` of a piece that
     `following` (what plays from `end` on: the loop from its `start`, or the clip's next bar)
     hits within ACROSS_THE_LINE beat of `start`, either side (a played clip's next one may come a
@@ -103,10 +104,11 @@ def without_doubled_ones(notes: list[Note], end: float, following: list[Note], s
     early into the bar before, so the model ends a take with the next bar's kick or hats, and
     with the loop's own one after it the two made a flam on the one in 29-46 % of 2-bar beats,
     where 7 % of GMD's bar lines have one (docs/model.md, "The loop point"). Times are in quarter
-    notes; the beat is the meter's (in 2/2 the model writes a hit 1/12 of a half note early)."""
+    notes; the beat is the meter's (in 2/2 the model writes a hit 1/12 of a half note early).
+    `piece` says which drum a pitch plays (a clip's hi-hat edge zone is the hi-hat)."""
     across = across_the_line(meter)
-    ones = {n.pitch for n in following if abs(n.start - start) < across}
-    return [n for n in notes if not (n.pitch in ones and end - across < n.start < end)]
+    ones = {piece(n.pitch) for n in following if abs(n.start - start) < across}
+    return [n for n in notes if not (piece(n.pitch) in ones and end - across < n.start < end)]
 
 
 def across_the_line(meter: tuple[int, int]) -> float:

@@ -208,6 +208,16 @@ def test_new_notes_lead_into_the_next_one_without_doubling_it(bundled):
                 assert not doubled([n for n in new if n.start >= 8], 16.0, kept, 0.0)
 
 
+def test_the_next_one_is_heard_by_piece_not_pitch():
+    """A clip played on a TD-11 has its one's hi-hat on the edge zone (22): the model's early
+    closed hat (42) before it is the same drum."""
+    from shared.notes import without_doubled_ones
+
+    early = [Note(42, 7.958333, 0.04, 80)]
+    assert without_doubled_ones(early, 8.0, [Note(22, 0.0, 0.1, 90)]) == early
+    assert without_doubled_ones(early, 8.0, [Note(22, 0.0, 0.1, 90)], piece=kit.heard_as({})) == []
+
+
 def test_a_clip_that_ends_mid_bar_gets_its_fill_at_its_end(bundled):
     """The fill bar of a 6-beat clip is half a bar: the fill's last half plays there (it used
     to start at the bar line and lose whatever fell past the clip's end, the whole fill at times)."""
