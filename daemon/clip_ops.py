@@ -217,7 +217,8 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     """A full groove as long as the clip that plays a hit on each of its onsets (any pitch: a
     tapped line, a bass line, a melody's rhythm), snapped to 16ths or 8th triplets; the model
     chooses the pieces, their loudness and everything between, but never doubles an onset's
-    hit with a flam of the same piece. A ProtocolError for a clip without notes."""
+    hit with a flam of the same piece, nor the loop's one where a clip ends mid-bar (Generator.notes
+    sees the end of the model's bars). A ProtocolError for a clip without notes."""
     clip_bars = _whole_bars(length, req.meter)
     bar = bar_beats(req.meter)
     per_quarter = POSITIONS_PER_BEAT * req.meter[1] // 4  # grid positions per quarter note
@@ -233,8 +234,14 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     voice = dataclasses.replace(voice, template=None)  # hits stay on the onsets
     request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice)
     times = {round(k * bar + pos / per_quarter, 6) for k, bar_onsets in enumerate(onsets) for pos in bar_onsets}
-    return [Pattern(_inside(_without_flams(p.notes, times), length), p.seed)
-            for p in _sample(generator, [request], abandoned)[0]]
+    patterns = []
+    for p in _sample(generator, [request], abandoned)[0]:
+        played = _inside(_without_flams(p.notes, times), length)
+        on_onsets = [n for n in played if round(n.start, 6) in times]
+        loose = [n for n in played if round(n.start, 6) not in times]  # a clip ending mid-bar loops there
+        loose = without_doubled_ones(loose, length, played, meter=req.meter)
+        patterns.append(Pattern(sorted(on_onsets + loose, key=lambda n: (n.start, n.pitch)), p.seed))
+    return patterns
 
 
 def _without_flams(notes: list[Note], onsets: set[float]) -> list[Note]:

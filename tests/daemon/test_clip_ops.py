@@ -218,6 +218,16 @@ def test_the_next_one_is_heard_by_piece_not_pitch():
     assert without_doubled_ones(early, 8.0, [Note(22, 0.0, 0.1, 90)], piece=kit.heard_as({})) == []
 
 
+def test_drumify_of_a_clip_that_ends_mid_bar_loops_there_without_a_flam(bundled):
+    """The model's bars go on past a 6-beat clip's end: its hits a hair before beat 3 of bar 2
+    are the loop's one played early, beside the one the clip's tap puts on 0."""
+    taps = [Note(40, t, 0.1, 90) for t in (0.0, 1.0, 1.5, 3.0, 4.0, 5.0)]
+    for style in ("rock", "funk", "hiphop"):
+        for p in clip_ops.drumify_clip(bundled, GrooveRequest(style=style, seed=3, variations=8), taps, 6.0):
+            ones = {n.pitch for n in p.notes if n.start < ACROSS_THE_LINE}
+            assert not [n for n in p.notes if n.pitch in ones and n.start > 6.0 - ACROSS_THE_LINE], (style, p.seed)
+
+
 def test_a_clip_that_ends_mid_bar_gets_its_fill_at_its_end(bundled):
     """The fill bar of a 6-beat clip is half a bar: the fill's last half plays there (it used
     to start at the bar line and lose whatever fell past the clip's end, the whole fill at times)."""
