@@ -54,6 +54,7 @@ class Result:
     done: str
     patterns: list
     index: int = 0
+    sent: dict | None = None  # the request's fields: for humanize, the clip as it was before
 
 
 class Controller:
@@ -183,6 +184,9 @@ class Controller:
 
     def humanize(self) -> None:
         slot, _, fields, ids = self._clip_context("humanize")
+        before = self._before_humanize(slot, fields["notes"])
+        if before is not None:  # pressed again: another take of the clip as it was
+            fields["notes"], ids = before
         amount = self._settings.humanize_amount
         fields.update(amount=amount, ghost_notes=self._settings.humanize_ghost_notes,
                       chance=self._settings.humanize_chance)
@@ -339,7 +343,7 @@ class Controller:
             return
         if not self._styles_known:
             self._ask_daemon()
-        self._result = Result(job.slot, job.plan, job.done, patterns)
+        self._result = Result(job.slot, job.plan, job.done, patterns, sent=job.fields)
         self._write_current()
 
     def _write_current(self) -> None:
@@ -368,6 +372,22 @@ class Controller:
         which = f" — variation {result.index + 1} of {count}" if count > 1 else ""
         self._log(f"wrote {len(notes)} notes: {result.done}{which}")
         self._show(say(result.done + which))
+
+    def _before_humanize(self, slot: object, notes: list[dict]) -> tuple[list[dict], tuple[int, ...]] | None:
+        """The notes the last humanize was sent, and their ids, while the clip holds what it
+        wrote: humanizing the humanized clip again read its flams, drags and triplets as played
+        16ths and pinned them there, piled up ghost notes and pushed amount 0.3 towards 1."""
+        result = self._result
+        if (result is None or result.plan.mode != MODIFY or slot != result.slot or not slot.has_clip
+                or slot.clip != result.plan.clip):
+            return None
+        try:
+            written = self._notes_of(result.patterns[result.index], result.plan)
+        except ProtocolError:
+            return None
+        if not _same_notes(notes, [note.to_wire() for note in written]):  # edited, or undone, since
+            return None
+        return result.sent["notes"], result.plan.note_ids
 
     def _notes_of(self, pattern: object, plan: Plan) -> list[Note]:
         """The pattern's notes, unpacked only now that it is written (the reply stays bytes)."""
@@ -413,6 +433,14 @@ class Controller:
             self._log(f"styles: {', '.join(styles)}")
         else:
             self._log(f"styles request failed: {reply.error_code}: {reply.error_message}")
+
+
+def _same_notes(a: list[dict], b: list[dict]) -> bool:
+    """The same hits (pitch, time, dynamics; a note's length is Live's to keep) as Live reads them back."""
+    def key(wire: dict) -> tuple:
+        return (wire["pitch"], round(wire["start"], 4), wire["velocity"], round(wire.get("probability", 1.0), 4),
+                round(wire.get("velocity_deviation", 0.0), 4))
+    return sorted(map(key, a)) == sorted(map(key, b))
 
 
 def _level_text(name: str, level: float | None) -> str:

@@ -296,6 +296,37 @@ def test_humanize_moves_the_notes_it_sent_keeping_their_ids_and_release_velocity
         [(36, 0.0, 100.0), (38, 1.0, 20.0), (42, 3.75, 64.0), (46, 2.0, 64.0)]
 
 
+def test_humanize_pressed_again_plays_the_clip_as_it_was_afresh(host: LiveHost, stub: StubClient) -> None:
+    """Humanizing the humanized clip read its flams and triplets as played 16ths and pinned them
+    there (2 of 40 flams left after a second press), and piled up ghost notes. While the clip
+    holds what humanize wrote, pressing again sends the clip as it was, the same notes by id;
+    once the producer has changed it, the clip as it is."""
+    slot = host.slot(1)
+    clip = slot.create_clip(4.0)
+    spec = Live.Clip.MidiNoteSpecification
+    clip.add_new_notes([spec(38, 0.875, 0.1, 60.0), spec(38, 1.0, 0.25, 100.0), spec(36, 0.0, 0.25, 100.0)])  # a flam
+    host.select(slot)
+    press(host, "humanize")
+    first = stub.last("humanize")
+    stub.answer(first, patterns=[hits((36, 0.02, 90), (38, 0.86, 55), (38, 0.99, 104), (38, 2.5, 25)),
+                                 hits((36, 0.01, 95), (38, 0.88, 62), (38, 1.02, 99))])
+    host.tick()
+    press(host, "next_variation")  # the second take is in the clip now
+    press(host, "humanize")
+    again = stub.last("humanize")
+    assert again.fields["notes"] == first.fields["notes"] and again.id != first.id
+    stub.answer(again, patterns=[hits((36, 0.03, 92), (38, 0.87, 58), (38, 1.01, 101))])
+    host.tick()
+    assert sorted((n.pitch, n.start_time) for n in clip.get_all_notes_extended()) == [(36, 0.03), (38, 0.87), (38, 1.01)]
+    snare = [n.note_id for n in clip.get_all_notes_extended() if n.start_time == 1.01]
+    moved = clip.get_notes_by_id(snare)  # the producer moves the snare: the clip as it is now is humanized
+    moved[0].start_time = 1.5
+    clip.apply_note_modifications(moved)
+    press(host, "humanize")
+    assert [(n["pitch"], n["start"]) for n in stub.last("humanize").fields["notes"]] == \
+        [(36, 0.03), (38, 0.87), (38, 1.5)]
+
+
 def test_a_humanize_answer_that_does_not_line_up_replaces_the_notes_in_every_variation(
     host: LiveHost, stub: StubClient
 ) -> None:
