@@ -474,6 +474,15 @@ class Humanizer:
         swung = np.array([near_a_triplet(n.start, TRIPLET_REACH if played else GRID_TOLERANCE)
                           and (not played or math.floor(n.start) in in_triplets) for n in notes], dtype=bool)
         offsets = offsets - np.where(swung, note_out[:, 0], 0.0)
+        # Layered samples are one stroke: a snare and a clap on one hit, kicks 35 and 36, pitches
+        # heard as one piece at one time, move together (each its own draw split them 12 ms apart,
+        # a flam). A pitch twice at one time (a flam quantised onto one 16th) stays two strokes.
+        strokes: dict[tuple[int, float], tuple[int, set[int]]] = {}
+        for i, (piece, note) in enumerate(zip(grid.pieces.tolist(), notes)):
+            first, pitches = strokes.setdefault((piece, note.start), (i, set()))
+            if piece < len(PIECES) and note.pitch not in pitches:  # "other" pitches are no one piece
+                offsets[i] = offsets[first]
+                pitches.add(note.pitch)
         out = []
         bounds = zip(*level_bounds(grid.velocities, grid.pieces)) if levels else itertools.repeat((1, 127))
         for note, step, offset, velocity, width, (softest, loudest) in zip(notes, grid.steps, offsets, velocities,
