@@ -57,10 +57,10 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
         if not 0 <= n.start < bars * bar:
             continue
         pitch = piece(n.pitch)  # a TD-11 edge zone is its piece too
-        key = (pitch, round(n.start * grid))
-        if key not in seen:
-            seen.add(key)
-            canonical.append(dataclasses.replace(n, pitch=pitch))
+        at = math.floor(n.start * grid + 0.5)  # its position, exactly: two hits a half position apart made
+        if (pitch, at) not in seen:              # two keys here and one position in MidiTok, which the grammar refused
+            seen.add((pitch, at))
+            canonical.append(dataclasses.replace(n, pitch=pitch, start=at / grid))
     vocab = generator.vocab
     base = vocab.encode_notes(canonical, meter)
     opened = sum(vocab.base_names[t] == "Bar_None" for t in base)

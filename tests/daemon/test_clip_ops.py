@@ -40,6 +40,19 @@ def test_a_td11_zone_and_its_piece_at_one_time_are_one_hit(bundled):
     assert heard(bundled, both, {}) == [42, 43]
 
 
+def test_hits_half_a_position_apart_are_heard_as_one(bundled):
+    """Two hits of a piece a half position (1/48 beat) apart: Python's round() (half to even)
+    kept both, MidiTok put both on one position, and the grammar refused the clip (48 of 96
+    such pairs in a bar: the daemon failed on the request)."""
+    from daemon.grammar import BarState
+
+    for k in range(96):
+        notes = [Note(38, (k + 0.5) / 24, 0.1, 100), Note(38, (k + 0.9) / 24, 0.1, 90)]
+        ids = clip_ops.primer(bundled, notes, 1, GrooveRequest())
+        BarState(2, (4, 4)).follow(list(ids), bundled.table)  # raises on a sequence the grammar refuses
+        assert len(bundled.table.hits(list(ids))) == 1, k
+
+
 def test_a_tap_just_before_the_clip_ends_is_the_loops_one(bundled):
     """Snapped to 16ths, a tap 1/480 of a beat before the end of a one-bar clip lands on the
     next bar's downbeat: in a loop, that is this bar's."""
