@@ -201,7 +201,8 @@ def train(cfg: TrainConfig) -> dict:
         cfg = replace(cfg, n_layer=shape.n_layer, n_head=shape.n_head, n_embd=shape.n_embd,
                       block_size=min(cfg.block_size, shape.block_size))
         taught_by = {"sha256": checkpoint.sha256(Path(cfg.teacher)), "guidance": cfg.guidance,
-                     **{k: teacher_meta.get(k) for k in ("train_config", "history", "objective", "best_val")}}
+                     **{k: teacher_meta.get(k) for k in ("train_config", "history", "objective", "best_val",
+                                                          "device", "torch")}}  # where stage 1 ran: bf16 on CUDA
     resumed = checkpoint.load_state(Path(cfg.resume)) if cfg.resume else None
     given_vocab = None if teacher is None else teacher.vocab
     if resumed is not None:  # its weights go on with its own vocabulary and shape, whatever the flags say

@@ -159,6 +159,8 @@ def test_distilling_guidance_brings_plain_sampling_to_the_teachers_guided_distri
     assert meta["best_val"] == min(h["kl_token"] for h in meta["history"])
     assert student.config == replace(teacher.config, dropout=0.0) and student_vocab.names == vocab.names
     assert meta["teacher"]["sha256"] == checkpoint.sha256(checkpoint.BUNDLED)  # where it came from
+    bundled = torch.load(checkpoint.BUNDLED, weights_only=True)["meta"]
+    assert (meta["teacher"]["device"], meta["teacher"]["torch"]) == (bundled["device"], bundled["torch"])  # on what
     assert meta["train_config"]["n_embd"] == teacher.config.n_embd  # the shape it has, not TINY's
 
 
