@@ -128,6 +128,27 @@ def test_drumify_hits_a_shuffles_triplets_and_never_flams_an_onsets_hit(bundled)
                                for m in pattern.notes if round(m.start, 6) in onsets)
 
 
+def test_a_tapped_line_snaps_as_a_whole_to_16ths_or_to_triplets():
+    """Snapped one note at a time, a straight line tapped 20 ms loose at 120 BPM put 9 % of its
+    16ths on triplets. The clip decides (a loose shuffle still snaps to triplets); a beat played
+    tight on the other grid's places (a triplet fill in a straight line) keeps them."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    loose = lambda times: [Note(40, max(0.0, t + rng.normal(0, 0.04)), 0.1, 90) for t in times]  # noqa: E731
+    straight = loose([b + k / 4 for b in range(16) for k in range(4)])
+    grids = clip_ops.onset_grids(straight)
+    assert all(clip_ops.nearest_point(n.start, grids[int(n.start)]) * 4 % 1 == 0 for n in straight)
+    shuffle = loose([b + k for b in range(16) for k in (0, 2 / 3)])
+    grids = clip_ops.onset_grids(shuffle)
+    snapped = [clip_ops.nearest_point(n.start, grids[int(n.start)]) * 3 for n in shuffle]
+    assert all(abs(t - round(t)) < 1e-9 and round(t) % 3 != 1 for t in snapped)  # on the beat or its last triplet
+    fill = [Note(40, b + k / 4, 0.1, 90) for b in range(7) for k in range(4)] + \
+        [Note(45, 7 + k / 3 + 0.005, 0.1, 90) for k in range(3)]
+    grids = clip_ops.onset_grids(fill)
+    assert grids[7] == (3,) and grids[0] == (4,)
+
+
 def test_a_variation_of_a_clip_that_starts_on_the_one_starts_on_the_one(bundled):
     notes = [Note(p, b * 4 + t, 0.1, 90) for b in range(2) for p, ts in ((42, [k / 2 for k in range(8)]), (36, [0, 2.5]),
                                                                           (38, [1, 3])) for t in ts]
