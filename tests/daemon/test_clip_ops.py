@@ -113,19 +113,21 @@ def test_a_fill_is_a_fill_after_a_steady_groove(bundled):
     assert with_toms >= 6 and all([n for n in p.notes if n.start < 12] == kept for p in patterns)
 
 
-def test_drumify_hits_a_shuffles_triplets_and_never_flams_an_onsets_hit(bundled):
+def test_drumify_hits_a_shuffles_triplets_and_plays_on_the_onsets_not_beside_them(bundled):
     """A bass in 8th triplets was snapped to 16ths (a gallop, 9-19 of 24 onsets hit where the bass
-    plays); and the model often doubled an onset's hit with the same piece 1/24 beat away."""
+    plays); the model often doubled an onset's hit with the same piece 1/24 beat away, and played
+    its kick or snare 1/24 beat before an onset it left to a cymbal (35 % of those near one)."""
     triplets = [Note(40, b + k / 3, 0.3, 90) for b in range(8) for k in range(3)]
     straight = [Note(40, b + k, 0.3, 90) for b in range(8) for k in (0, 0.5, 0.75)]
-    for clip in (triplets, straight):
-        onsets = {round(n.start, 6) for n in clip}
-        for pattern in clip_ops.drumify_clip(bundled, GrooveRequest(style="jazz", seed=9, variations=3), clip, 8.0):
-            starts = {round(n.start, 6) for n in pattern.notes}
-            assert onsets <= starts
-            for n in pattern.notes:
-                assert not any(m.pitch == n.pitch and 0 < abs(m.start - n.start) < clip_ops.FLAM_BEATS - 1e-6
-                               for m in pattern.notes if round(m.start, 6) in onsets)
+    for style in ("jazz", "funk", "rock"):
+        for clip in (triplets, straight):
+            onsets = {round(n.start, 6) for n in clip}
+            for pattern in clip_ops.drumify_clip(bundled, GrooveRequest(style=style, seed=9, variations=3), clip, 8.0):
+                starts = {round(n.start, 6) for n in pattern.notes}
+                assert onsets <= starts
+                assert len({(n.pitch, round(n.start, 6)) for n in pattern.notes}) == len(pattern.notes)
+                assert not [n for n in pattern.notes
+                            if any(0 < abs(t - n.start) < clip_ops.FLAM_BEATS - 1e-6 for t in onsets)], style
 
 
 def test_a_tapped_line_snaps_as_a_whole_to_16ths_or_to_triplets():
