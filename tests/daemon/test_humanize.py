@@ -185,7 +185,7 @@ def test_percussion_gmd_lacks_leaves_the_kit_as_it_plays_alone():
                 found += [(abs(o.start - n.start) * 4, o.velocity) for n, o in zip(notes, out) if n.pitch in (36, 38, 42)]
         offsets, velocities = (np.array([x[i] for x in mixed]) for i in (0, 1))
         assert offsets.mean() < 1.3 * np.mean([x[0] for x in plain]), extra
-        assert (velocities == 127).mean() < 0.3 and (offsets >= 0.49).mean() < 0.05, extra
+        assert (velocities == 127).mean() < 0.3 and (offsets >= 0.48).mean() < 0.05, extra
 
 
 def test_layered_samples_move_as_one_stroke():
@@ -456,6 +456,16 @@ def test_humanizing_again_does_not_drift_further_each_time(hats: int):
         drift.append(float(np.mean([abs(n.start - g) for n, g in zip(notes, grid)])))
     assert drift[-1] < 1.6 * drift[0]  # unanchored: 15 -> 86 ms after eight passes, 5.7x
     assert sum(abs(n.start - g) > 0.125 for n, g in zip(notes, grid)) <= len(notes) // 20  # a 16th astray: rare
+
+
+def test_a_note_is_moved_less_than_half_a_16th():
+    """Moved exactly half a 16th (8 % of notes at 174 BPM sat at that clamp), a note was the next
+    16th's when humanized again, and doubled the hit there."""
+    bundled = Humanizer.load()
+    line = [Note(42, k / 4, 0.1, 90) for k in range(64)] + [Note(36, float(b), 0.1, 110) for b in range(0, 16, 2)]
+    moved = [abs(o.start - n.start) * 4 for seed in range(8)
+             for n, o in zip(line, bundled.humanize(line, "funk", 174, (4, 4), 16.0, seed=seed))]
+    assert max(moved) < 0.5 and sum(m > 0.45 for m in moved) > 10  # the clamp is reached, and it holds
 
 
 def test_programmed_notes_are_those_on_a_grid():
