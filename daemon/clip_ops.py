@@ -17,7 +17,7 @@ import bisect
 import dataclasses
 import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from daemon import kit
@@ -255,13 +255,14 @@ def onset_grids(notes: list[Note]) -> dict[int, tuple[int, ...]]:
     within ON_A_PLACE of the other grid's own places was played on it (a triplet fill)."""
     off_beat = [n.start for n in notes if nearest_point(n.start, DRUMIFY_GRIDS) % 1 > 1e-6]  # a beat is on both
     nearer_triplets = sum(nearest_point(t, DRUMIFY_GRIDS) * 4 % 1 > 1e-6 for t in off_beat)
-    clip, other = ((3,), (4,)) if 2 * nearer_triplets > len(off_beat) else ((4,), (3,))
-    only_other = lambda t: abs(t * other[0] - round(t * other[0])) < ON_A_PLACE * other[0] and \
-        abs(t * clip[0] - round(t * clip[0])) > 2 * ON_A_PLACE * clip[0]  # noqa: E731
-    on_other: dict[int, int] = {}
-    for t in off_beat:
-        on_other[math.floor(t)] = on_other.get(math.floor(t), 0) + only_other(t)
-    return defaultdict(lambda: clip, {beat: other for beat, count in on_other.items() if count >= 2})
+    clip, other = (3, 4) if 2 * nearer_triplets > len(off_beat) else (4, 3)  # points a beat
+
+    def beats_off(t: float, per_beat: int) -> float:
+        return abs(t * per_beat - round(t * per_beat)) / per_beat
+
+    played_on_other = Counter(math.floor(t) for t in off_beat
+                              if beats_off(t, other) < ON_A_PLACE and beats_off(t, clip) > 2 * ON_A_PLACE)
+    return defaultdict(lambda: (clip,), {beat: (other,) for beat, count in played_on_other.items() if count >= 2})
 
 
 def _onto_onsets(notes: list[Note], onsets: set[float]) -> list[Note]:
