@@ -80,7 +80,9 @@ def request_fields(settings: Settings, bars: int, meter: tuple[int, int], tempo:
     player's Sequencer sees and the daemon does not)."""
     lo, hi = TEMPO_RANGE
     fields = {"bars": bars, "tempo": round(min(hi, max(lo, tempo)), 2), "time_signature": list(meter),
-              "temperature": settings.temperature, "loop": loop}
+              "temperature": settings.temperature}
+    if not loop:
+        fields["loop"] = False
     if settings.style is not None:
         fields["style"] = settings.style
     if settings.density is not None:

@@ -26,6 +26,7 @@ def test_request_fields_leave_out_what_is_unset_and_clamp_tempo():
     assert request_fields(Settings(None, None, 0.8), 4, (3, 4), 500.0, None) == {
         "bars": 4, "tempo": 400.0, "time_signature": [3, 4], "temperature": 0.8}
     assert request_fields(Settings("funk", 0.5, 1.0), 1, (4, 4), 96.123, 7)["seed"] == 7
+    assert request_fields(Settings(None, None, 1.0), 1, (4, 4), 120.0, None, loop=False)["loop"] is False  # live mode
 
 
 def test_phrase_from_reply():
