@@ -474,7 +474,7 @@ class Humanizer:
         # the beat to 0.54-0.66 in one press, then pulled to the 8th by the next).
         swung = np.array([near_a_triplet(n.start, TRIPLET_REACH if played else GRID_TOLERANCE)
                           and (not played or math.floor(n.start) in in_triplets) for n in notes], dtype=bool)
-        offsets = offsets - np.where(swung, note_out[:, 0], 0.0)
+        offsets = np.clip(offsets - np.where(swung, note_out[:, 0], 0.0), -MAX_OFFSET, MAX_OFFSET)
         # Layered samples are one stroke: a snare and a clap on one hit, kicks 35 and 36, pitches
         # heard as one piece at one time, move together (each its own draw split them 12 ms apart,
         # a flam). A pitch twice at one time (a flam quantised onto one 16th) stays two strokes.

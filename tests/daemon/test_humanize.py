@@ -463,9 +463,11 @@ def test_a_note_is_moved_less_than_half_a_16th():
     16th's when humanized again, and doubled the hit there."""
     bundled = Humanizer.load()
     line = [Note(42, k / 4, 0.1, 90) for k in range(64)] + [Note(36, float(b), 0.1, 110) for b in range(0, 16, 2)]
-    moved = [abs(o.start - n.start) * 4 for seed in range(8)
-             for n, o in zip(line, bundled.humanize(line, "funk", 174, (4, 4), 16.0, seed=seed))]
-    assert max(moved) < 0.5 and sum(m > 0.45 for m in moved) > 10  # the clamp is reached, and it holds
+    triplets = [Note(42, b + k / 3, 0.1, 90) for b in range(16) for k in range(3)]  # the swing's mean comes off
+    for clip, style in ((line, "funk"), (triplets, "jazz")):                         # after the clamp: clamped again
+        moved = [abs(o.start - n.start) * 4 for seed in range(8)
+                 for n, o in zip(clip, bundled.humanize(clip, style, 174, (4, 4), 16.0, seed=seed))]
+        assert max(moved) < 0.5 and sum(m > 0.45 for m in moved) > 10, style  # the clamp is reached, and it holds
 
 
 def test_programmed_notes_are_those_on_a_grid():
