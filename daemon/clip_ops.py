@@ -240,7 +240,7 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     times = {round(k * bar + pos / per_quarter, 6) for k, bar_onsets in enumerate(onsets) for pos in bar_onsets}
     patterns = []
     for p in _sample(generator, [request], abandoned)[0]:
-        played = _inside(_onto_onsets(p.notes, times), length)
+        played = _inside(_onto_onsets(p.notes, times, length), length)
         on_onsets = [n for n in played if round(n.start, 6) in times]
         loose = [n for n in played if round(n.start, 6) not in times]  # a clip ending mid-bar loops there
         loose = without_doubled_ones(loose, length, played, meter=req.meter)
@@ -265,24 +265,28 @@ def onset_grids(notes: list[Note]) -> dict[int, tuple[int, ...]]:
     return defaultdict(lambda: (clip,), {beat: (other,) for beat, count in played_on_other.items() if count >= 2})
 
 
-def _onto_onsets(notes: list[Note], onsets: set[float]) -> list[Note]:
+def _onto_onsets(notes: list[Note], onsets: set[float], length: float) -> list[Note]:
     """The notes, each hit a hair off an onset (closer than FLAM_BEATS) moved onto it, or left
-    out where its piece already plays there (a flam). The grammar puts a hit on each onset, and
-    the model often played its kick or snare 1/24 beat before it and a cymbal on it: of the kicks
-    and snares near a bass line's onsets, 35 % sat beside them, flamming with the bass."""
-    times = sorted(onsets)
+    out where its piece already plays there (a flam); a hit a hair before the clip's end is off
+    the loop's first onset. The grammar puts a hit on each onset, and the model often played its
+    kick or snare 1/24 beat before it and a cymbal on it: of the kicks and snares near a bass
+    line's onsets, 35 % sat beside them, flamming with the bass."""
+    wrapped = {round(length + t, 6): t for t in onsets if t < FLAM_BEATS}  # the loop's, seen from its end
+    times = sorted(onsets | set(wrapped))
     on = {(n.pitch, round(n.start, 6)) for n in notes if round(n.start, 6) in onsets}
     out = [n for n in notes if round(n.start, 6) in onsets]
     for n in notes:
-        if round(n.start, 6) in onsets:
+        if round(n.start, 6) in onsets or n.start >= length:  # past the clip: not the clip's
             continue
         i = bisect.bisect(times, n.start)
         near = min(times[max(i - 1, 0):i + 1], key=lambda t: abs(t - n.start), default=None)
         if near is None or abs(near - n.start) >= FLAM_BEATS - 1e-6:
             out.append(n)
-        elif (n.pitch, near) not in on:
-            on.add((n.pitch, near))
-            out.append(dataclasses.replace(n, start=near))
+            continue
+        onset = wrapped.get(near, near)
+        if (n.pitch, onset) not in on:
+            on.add((n.pitch, onset))
+            out.append(dataclasses.replace(n, start=onset))
     return sorted(out, key=lambda n: (n.start, n.pitch))
 
 

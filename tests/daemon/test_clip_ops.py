@@ -126,8 +126,8 @@ def test_drumify_hits_a_shuffles_triplets_and_plays_on_the_onsets_not_beside_the
                 starts = {round(n.start, 6) for n in pattern.notes}
                 assert onsets <= starts
                 assert len({(n.pitch, round(n.start, 6)) for n in pattern.notes}) == len(pattern.notes)
-                assert not [n for n in pattern.notes
-                            if any(0 < abs(t - n.start) < clip_ops.FLAM_BEATS - 1e-6 for t in onsets)], style
+                assert not [n for n in pattern.notes  # the loop's first onset is a hair after the clip's end too
+                            if any(0 < abs(t - n.start) < clip_ops.FLAM_BEATS - 1e-6 for t in onsets | {8.0})], style
 
 
 def test_a_tapped_line_snaps_as_a_whole_to_16ths_or_to_triplets():
