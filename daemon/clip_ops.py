@@ -229,7 +229,7 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     onsets: list[set[int]] = [set() for _ in range(clip_bars)]
     grids = onset_grids(notes)
     for n in notes:
-        snapped = nearest_point(n.start, grids[math.floor(n.start)])
+        snapped = n.start if on_a_grid(n.start, DRUMIFY_GRIDS) else nearest_point(n.start, grids[math.floor(n.start)])
         k, offset = divmod(snapped if snapped < end else 0.0, bar)  # snapped to the end: the loop's one
         onsets[int(k)].add(round(offset * per_quarter))
     if not any(onsets):
@@ -249,10 +249,11 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
 
 
 def onset_grids(notes: list[Note]) -> dict[int, tuple[int, ...]]:
-    """Per beat, the grid its onsets snap to. The clip's: 8th triplets if most of its notes off
-    the beat are nearer a triplet place than a 16th, else 16ths; one note at a time, a straight
-    line tapped 20 ms loose at 120 BPM put 9 % of its 16ths on triplets. A beat with two notes
-    within ON_A_PLACE of the other grid's own places was played on it (a triplet fill)."""
+    """Per beat, the grid its loose onsets snap to (one on a grid, programmed, stays there). The
+    clip's: 8th triplets if most of its notes off the beat are nearer a triplet place than a
+    16th, else 16ths; one note at a time, a straight line tapped 20 ms loose at 120 BPM put 9 %
+    of its 16ths on triplets. A beat with two notes within ON_A_PLACE of the other grid's own
+    places was played on it (a triplet fill)."""
     off_beat = [n.start for n in notes if nearest_point(n.start, DRUMIFY_GRIDS) % 1 > 1e-6]  # a beat is on both
     nearer_triplets = sum(nearest_point(t, DRUMIFY_GRIDS) * 4 % 1 > 1e-6 for t in off_beat)
     clip, other = (3, 4) if 2 * nearer_triplets > len(off_beat) else (4, 3)  # points a beat

@@ -151,6 +151,15 @@ def test_a_tapped_line_snaps_as_a_whole_to_16ths_or_to_triplets():
     assert grids[7] == (3,) and grids[0] == (4,)
 
 
+def test_a_programmed_rhythm_is_drumified_where_it_is(bundled):
+    """A shuffle bass with a 16th run on beat 4 is half triplets, half 16ths: the clip's grid came
+    out 16ths, and the swung notes were played 1/12 beat after the bass."""
+    bass = [Note(33, t, 0.2, 90) for t in (0.0, 2 / 3, 1.0, 5 / 3, 2.0, 8 / 3, 3.0, 3.25, 3.5, 3.75)]
+    for p in clip_ops.drumify_clip(bundled, GrooveRequest(style="funk", seed=2, variations=2), bass, 4.0):
+        starts = {round(n.start, 6) for n in p.notes}
+        assert {round(n.start, 6) for n in bass} <= starts
+
+
 def test_a_variation_of_a_clip_that_starts_on_the_one_starts_on_the_one(bundled):
     notes = [Note(p, b * 4 + t, 0.1, 90) for b in range(2) for p, ts in ((42, [k / 2 for k in range(8)]), (36, [0, 2.5]),
                                                                           (38, [1, 3])) for t in ts]
