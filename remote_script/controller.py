@@ -57,6 +57,19 @@ class Result:
     sent: dict | None = None  # the request's fields: for humanize, the clip as it was before
 
 
+@dataclass
+class Humanized:
+    """What humanize wrote into a clip, and the notes it was sent: pressed again, humanize plays those afresh."""
+
+    clip: object
+    sent: list
+    note_ids: tuple
+    written: list
+
+
+HUMANIZED_KEPT = 16  # clips whose last humanize is remembered
+
+
 class Controller:
     """Owns the request in flight and the last result; everything it does runs on Live's thread."""
 
@@ -81,6 +94,7 @@ class Controller:
         self._job: Job | None = None
         self._ticker_quiet_until = 0.0
         self._result: Result | None = None
+        self._humanized: list[Humanized] = []
         self._styles_known = False
         self._lookups: dict[int, Callable[[Reply], None]] = {}
         self.handlers: dict[str, Callable[[], None]] = {
@@ -360,6 +374,8 @@ class Controller:
             with undo_step(self._song):
                 write(result.slot, result.plan, notes)
             result.plan = replace(result.plan, clip=result.slot.clip)  # a new clip: the one the next variation goes into
+            if result.plan.mode == MODIFY:
+                self._remember_humanized(result, notes)
         except SlotProblem as problem:  # its clip, track or scene is gone: no variation of it either
             self._result = None
             self._show(say(str(problem)))
@@ -373,21 +389,19 @@ class Controller:
         self._log(f"wrote {len(notes)} notes: {result.done}{which}")
         self._show(say(result.done + which))
 
-    def _before_humanize(self, slot: object, notes: list[dict]) -> tuple[list[dict], tuple[int, ...]] | None:
-        """The notes the last humanize was sent, and their ids, while the clip holds what it
-        wrote: humanizing the humanized clip again read its flams, drags and triplets as played
+    def _before_humanize(self, slot: object, notes: list[dict]) -> tuple[list, tuple[int, ...]] | None:
+        """The notes the clip's last humanize was sent, and their ids, while the clip holds what
+        it wrote: humanizing the humanized clip again read its flams, drags and triplets as played
         16ths and pinned them there, piled up ghost notes and pushed amount 0.3 towards 1."""
-        result = self._result
-        if (result is None or result.plan.mode != MODIFY or slot != result.slot or not slot.has_clip
-                or slot.clip != result.plan.clip):
-            return None
-        try:
-            written = self._notes_of(result.patterns[result.index], result.plan)
-        except ProtocolError:
-            return None
-        if not _same_notes(notes, [note.to_wire() for note in written]):  # edited, or undone, since
-            return None
-        return result.sent["notes"], result.plan.note_ids
+        for done in reversed(self._humanized):
+            if done.clip == slot.clip:
+                return (done.sent, done.note_ids) if _same_notes(notes, done.written) else None  # edited, or undone
+        return None
+
+    def _remember_humanized(self, result: Result, notes: list[Note]) -> None:
+        clip = result.slot.clip
+        done = Humanized(clip, result.sent["notes"], result.plan.note_ids, [note.to_wire() for note in notes])
+        self._humanized = [h for h in self._humanized if h.clip != clip][-(HUMANIZED_KEPT - 1):] + [done]
 
     def _notes_of(self, pattern: object, plan: Plan) -> list[Note]:
         """The pattern's notes, unpacked only now that it is written (the reply stays bytes)."""

@@ -327,6 +327,27 @@ def test_humanize_pressed_again_plays_the_clip_as_it_was_afresh(host: LiveHost, 
         [(36, 0.03), (38, 0.87), (38, 1.5)]
 
 
+def test_each_clip_remembers_what_humanize_was_sent_while_others_are_worked_on(host: LiveHost, stub: StubClient) -> None:
+    """Only the last answer was remembered: humanize clip A, then B (or generate anywhere), then
+    A again, and A's humanized notes were humanized once more."""
+    a, b = make_clip(host.slot(1), 4.0, [(36, 0.0), (38, 1.0)]), make_clip(host.slot(2), 4.0, [(36, 0.0), (42, 0.5)])
+    for slot, moved in ((host.slot(1), hits((36, 0.02, 90), (38, 0.97, 104))),
+                        (host.slot(2), hits((36, 0.01, 95), (42, 0.53, 70)))):
+        host.select(slot)
+        press(host, "humanize")
+        stub.answer(stub.last("humanize"), patterns=[moved])
+        host.tick()
+    host.select(host.slot(3))
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0))])
+    host.tick()
+    host.select(host.slot(1))
+    press(host, "humanize")
+    assert [(n["pitch"], n["start"], n["velocity"]) for n in stub.last("humanize").fields["notes"]] == \
+        [(36, 0.0, 90), (38, 1.0, 90)]
+    assert [n[:2] for n in clip_notes(a)] == [(36, 0.02), (38, 0.97)] and clip_notes(b)[0][:2] == (36, 0.01)
+
+
 def test_a_humanize_answer_that_does_not_line_up_replaces_the_notes_in_every_variation(
     host: LiveHost, stub: StubClient
 ) -> None:
