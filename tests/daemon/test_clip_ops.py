@@ -253,14 +253,16 @@ def test_new_notes_lead_into_the_next_one_without_doubling_it(bundled):
                 assert not doubled([n for n in new if n.start >= 8], 16.0, kept, 0.0)
 
 
-def test_the_next_one_is_heard_by_piece_not_pitch():
+def test_the_next_one_is_heard_by_piece_not_pitch(bundled, monkeypatch):
     """A clip played on a TD-11 has its one's hi-hat on the edge zone (22): the model's early
     closed hat (42) before it is the same drum."""
-    from shared.notes import without_doubled_ones
+    from daemon.generate import Pattern
 
-    early = [Note(42, 7.958333, 0.04, 80)]
-    assert without_doubled_ones(early, 8.0, [Note(22, 0.0, 0.1, 90)]) == early
-    assert without_doubled_ones(early, 8.0, [Note(22, 0.0, 0.1, 90)], piece=kit.heard_as({})) == []
+    clip = [Note(22, 0.0, 0.1, 90), Note(36, 0.0, 0.1, 100), Note(38, 1.0, 0.1, 100)]
+    played = [Note(42, 4.0, 0.25, 80), Note(38, 5.0, 0.25, 90), Note(42, 7.958333, 0.04, 80)]
+    monkeypatch.setattr(clip_ops, "_played_on", lambda *args: [Pattern(played, 1)])
+    (continued,) = clip_ops.continue_clip(bundled, GrooveRequest(style="rock"), clip, 4.0, 1)
+    assert continued.notes == played[:2]
 
 
 def test_drumify_of_a_clip_that_ends_mid_bar_loops_there_without_a_flam(bundled):
