@@ -470,15 +470,14 @@ def test_signals_shut_down_cleanly_answering_what_they_started(tmp_path, sig):
     assert "stopped" in d.log_file.read_text()
 
 
-def test_a_long_batch_does_not_hold_a_stop_up(tmp_path):
-    """SIGTERM in a batch of ~5 s here: it gets STOP_GRACE_S to finish, then stops, and its
-    sender hears that the daemon is stopping, instead of the stop waiting the batch out."""
+def stopped_while(tmp_path, settle: float, op: str, **fields) -> tuple:
+    """SIGTERM to a daemon `settle` s after it was sent `op`: its answer to that request (None
+    if none came), how long the stop took, and the daemon."""
     d = DaemonProcess(tmp_path).start()
     try:
-        with DaemonClient(d.endpoint, timeout=60, retries=0) as client:
-            rid = client.send("generate", style="funk", bars=16, variations=16, guidance=2.0, seed=1,
-                              time_signature=[12, 8])
-            assert client.poll(0.3) == []  # delivered, and sampling
+        with DaemonClient(d.endpoint, timeout=120, retries=0) as client:
+            rid = client.send(op, **fields)
+            assert client.poll(settle) == []  # delivered, and working
             d.proc.send_signal(signal.SIGTERM)
             signalled = time.monotonic()
             replies = []
@@ -488,7 +487,15 @@ def test_a_long_batch_does_not_hold_a_stop_up(tmp_path):
             took = time.monotonic() - signalled
     finally:
         d.stop()
-    assert replies and (replies[0].ok or "stopping" in replies[0].error_message)
+    return (replies[0] if replies else None), took, d
+
+
+def test_a_long_batch_does_not_hold_a_stop_up(tmp_path):
+    """SIGTERM in a batch of ~5 s here: it gets STOP_GRACE_S to finish, then stops, and its
+    sender hears that the daemon is stopping, instead of the stop waiting the batch out."""
+    reply, took, _ = stopped_while(tmp_path, 0.3, "generate", style="funk", bars=16, variations=16, guidance=2.0,
+                                   seed=1, time_signature=[12, 8])
+    assert reply is not None and (reply.ok or "stopping" in reply.error_message)
     assert took < STOP_GRACE_S + 3
 
 
@@ -496,22 +503,9 @@ def test_a_style_being_learned_stops_with_the_daemon(tmp_path):
     """SIGTERM while a style is learned: the learning stops within the grace, its sender hears
     that the daemon is stopping, no half a style is left, and the process exits cleanly (it used
     to return with the learner still in torch, and the interpreter's exit aborted it)."""
-    d = DaemonProcess(tmp_path).start()
-    try:
-        with DaemonClient(d.endpoint, timeout=120, retries=0) as client:
-            rid = client.send("learn_style", name="stopped", clips=[live_clip(name) for name in LIVE_CLIPS] * 6,
-                              steps=100)
-            assert client.poll(2.0) == []  # delivered, and learning
-            d.proc.send_signal(signal.SIGTERM)
-            signalled = time.monotonic()
-            replies = []
-            while not replies and time.monotonic() < signalled + 30:
-                replies = [r for r in client.poll(0.05) if r.id == rid]
-            assert d.proc.wait(30) == 0
-            took = time.monotonic() - signalled
-    finally:
-        d.stop()
-    assert replies and replies[0].error_code == "busy" and "stopping" in replies[0].error_message
+    reply, took, d = stopped_while(tmp_path, 2.0, "learn_style", name="stopped",
+                                   clips=[live_clip(name) for name in LIVE_CLIPS] * 6, steps=100)
+    assert reply is not None and reply.error_code == "busy" and "stopping" in reply.error_message
     assert took < STOP_GRACE_S + 3 and not list(d.styles.glob("*.json"))
 
 
