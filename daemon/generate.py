@@ -27,7 +27,7 @@ from daemon import checkpoint, styles
 from daemon.cuda_graphs import GraphedSteps
 from daemon.grammar import BAR, BarState, TokenTable, bar_beats
 from daemon.model import DrumTransformer
-from daemon.vocab import DRUMMERS, GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
+from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
 from shared.notes import Note, without_doubled_ones
 from shared.protocol import SEED_RANGE, STYLE_STRENGTH
 
@@ -175,28 +175,10 @@ class Generator:
         resolved = styles.resolve_mix(names, self.vocab, self.model, self.style_folder, strengths)
         habits = None
         if all(name in GENRES or name in styles.PRESETS for name in names):  # its strongest genre, as mixed
-            habits = self._strongest_genre(names)
+            shares = styles.resolve_mix(names, self.vocab).weights
+            habits = max(GENRES, key=lambda g: shares.get(self.vocab.slot_id("genre", g), 0.0))
         return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=habits, template=resolved.template,
-                     feel=habits or self._feel(names))
-
-    def _strongest_genre(self, mix: dict[str, float]) -> str:
-        shares = styles.resolve_mix(mix, self.vocab).weights
-        return max(GENRES, key=lambda g: shares.get(self.vocab.slot_id("genre", g), 0.0))
-
-    def _feel(self, mix: dict[str, float]) -> str | None:
-        """The genre a mix with learned styles or drummers leans to most, for humanize: a learned
-        style's is the genre it was learned from (Style.base); a drummer plays any genre, so a
-        drummer alone humanizes with GMD's feel as a whole."""
-        leanings: dict[str, float] = {}
-        for name, share in mix.items():
-            if name in GENRES or name in styles.PRESETS:
-                genre = self._strongest_genre({name: 1.0})
-            elif name in DRUMMERS:
-                continue
-            else:
-                genre = styles.StyleLibrary(self.style_folder).load(name).base
-            leanings[genre] = leanings.get(genre, 0.0) + share
-        return max(leanings, key=leanings.get) if leanings else None
+                     feel=resolved.feel)
 
     def conditions(self, req: GrooveRequest, voice: Voice | None = None) -> Conditions:
         level = lambda x: None if x is None else round(min(max(x, 0.0), 1.0) * (LEVELS - 1))  # noqa: E731

@@ -739,11 +739,13 @@ def _enough(grooves: list[Groove], problems: list[str]) -> None:
 # --- the integration point -------------------------------------------------------------------------
 class Resolved(NamedTuple):
     """What a style name means for sampling: genre-slot weights {token id: weight}, the drummer
-    it brings (a default for a request that leaves the drummer open) and its groove template."""
+    it brings (a default for a request that leaves the drummer open), its groove template, and
+    the genre whose feel humanize plays it in (it knows genres; a drummer plays any: None)."""
 
     weights: dict[int, float]
     drummer: str | None = None
     template: GrooveTemplate | None = None
+    feel: str | None = None
 
 
 def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
@@ -753,18 +755,18 @@ def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
     on another model."""
     key = name.strip().lower()
     if key in GENRES:
-        return Resolved({vocab.slot_id("genre", key): 1.0})
+        return Resolved({vocab.slot_id("genre", key): 1.0}, feel=key)
     if key in DRUMMERS:
         return Resolved({vocab.slot_id("genre", None): 1.0}, drummer=key)
     if key in PRESETS:
         preset = PRESETS[key]
         total = sum(preset.mix.values())
         return Resolved({vocab.slot_id("genre", g): share / total for g, share in preset.mix.items()},
-                        template=preset.template)
+                        template=preset.template, feel=max(preset.mix, key=preset.mix.get))
     style = StyleLibrary(folder).load(key)
     if model is not None:
         style.check(model)
-    return Resolved(style.token_weights(vocab), style.drummer, style.template)
+    return Resolved(style.token_weights(vocab), style.drummer, style.template, style.base)  # the genre it was learned from
 
 
 def push(weights: dict[int, float], strength: float, plain: int) -> dict[int, float]:
@@ -781,8 +783,8 @@ def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer
                 folder: Path | None = None, strengths: dict[str, float] | None = None) -> Resolved:
     """A weighted blend of styles: their weights, each pushed from `any` by its strength in
     `strengths` (default 1), mixed by share. The heaviest style lends its template and the
-    heaviest one that brings a drummer its drummer (ties: the first named); a style at weight
-    0 lends nothing, though its name must still exist."""
+    heaviest one that brings a drummer its drummer (ties: the first named), and the feel is the
+    genre the rest lean to most; a style at weight 0 lends nothing, though its name must still exist."""
     total = sum(mix.values())
     parts = {name: resolve(name, vocab, model, folder) for name in mix}
     heaviest_first = sorted((name for name in mix if mix[name] > 0), key=lambda name: -mix[name])
@@ -792,7 +794,11 @@ def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer
         for token, value in pushed.items():
             weights[token] = weights.get(token, 0.0) + value * mix[name] / total
     drummer = next((parts[name].drummer for name in heaviest_first if parts[name].drummer), None)
-    return Resolved(weights, drummer, parts[heaviest_first[0]].template)
+    leanings: dict[str, float] = {}  # the genre the parts with a feel lean to most
+    for name in heaviest_first:
+        if parts[name].feel is not None:
+            leanings[parts[name].feel] = leanings.get(parts[name].feel, 0.0) + mix[name]
+    return Resolved(weights, drummer, parts[heaviest_first[0]].template, max(leanings, key=leanings.get, default=None))
 
 
 def all_names(folder: Path | None = None, model: DrumTransformer | None = None,

@@ -246,22 +246,22 @@ def test_clips_from_live_learn_a_style(tmp_path):
 def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
     model, vocab = bundled
     for name, preset in styles.PRESETS.items():
-        weights, drummer, template = styles.resolve(name, vocab)
+        weights, drummer, template, feel = styles.resolve(name, vocab)
         assert drummer is None and abs(sum(weights.values()) - 1.0) < 1e-9
         assert {vocab.names[i] for i in weights} == {f"genre_{g}" for g in preset.mix}
-        assert template is preset.template
-    assert styles.resolve("drummer3", vocab) == ({vocab.slot_id("genre", None): 1.0}, "drummer3", None)
-    assert styles.resolve("Jazz", vocab) == ({vocab.slot_id("genre", "jazz"): 1.0}, None, None)
+        assert template is preset.template and feel == max(preset.mix, key=preset.mix.get)  # humanize's genre
+    assert styles.resolve("drummer3", vocab) == ({vocab.slot_id("genre", None): 1.0}, "drummer3", None, None)
+    assert styles.resolve("Jazz", vocab) == ({vocab.slot_id("genre", "jazz"): 1.0}, None, None, "jazz")
     mix = styles.resolve_mix({"funk": 3.0, "drummer5": 1.0}, vocab)
     assert mix.weights == {vocab.slot_id("genre", "funk"): 0.75, vocab.slot_id("genre", None): 0.25}
-    assert mix.drummer == "drummer5" and mix.template is None
+    assert mix.drummer == "drummer5" and mix.template is None and mix.feel == "funk"
     swung = styles.resolve_mix({"funk": 1.0, "drummer5": 1.0, "shuffle-blues": 2.0}, vocab)
     assert swung.drummer == "drummer5" and swung.template is styles.PRESETS["shuffle-blues"].template
     tied = styles.resolve_mix({"drummer4": 1.0, "shuffle-blues": 1.0}, vocab)
     assert tied.drummer == "drummer4" and tied.template is None  # a tie: the first named leads
     tied = styles.resolve_mix({"shuffle-blues": 1.0, "drummer4": 1.0}, vocab)
     assert tied.drummer == "drummer4" and tied.template is styles.PRESETS["shuffle-blues"].template
-    assert styles.resolve_mix({"funk": 1.0, "drummer3": 0.0}, vocab) == ({vocab.slot_id("genre", "funk"): 1.0}, None, None)
+    assert styles.resolve_mix({"funk": 1.0, "drummer3": 0.0}, vocab) == ({vocab.slot_id("genre", "funk"): 1.0}, None, None, "funk")
     with pytest.raises(KeyError):
         styles.resolve("no-such-style", vocab, folder=tmp_path)
     names = styles.all_names(tmp_path)
