@@ -212,7 +212,7 @@ def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], l
 DRUMIFY_GRIDS = (4, 3)  # onsets snap to 16ths or 8th triplets (per quarter note): a tapped line is never
                         # exactly on a beat, and a shuffle's bass is not on 16ths
 ON_A_PLACE = 1 / 48  # beats: a note this close to a place only the other grid has was played there
-FLAM_BEATS = 1 / 12  # a hit of the same piece this close to an onset's hit doubles it: left out
+FLAM_BEATS = 1 / 12  # a hit this close to an onset is played on it (_onto_onsets); of its piece, a flam: left out
 
 
 def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
