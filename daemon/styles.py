@@ -55,6 +55,7 @@ DRUM_PITCHES = range(TOKENIZER_CONFIG["drums_pitch_range"][0], TOKENIZER_CONFIG[
 
 # Learning. Measured (docs/styles.md): held-out loss stops falling after 20-40 steps of 16 windows.
 MIN_GROOVES = 3
+UNLIKE_DRUMS = 4.0  # nats a token on the base genre: grooves the model finds this unlikely may not be drums at all
 MAX_GROOVES = 20  # the daemon's limit per learn_style request; more adds little for a 30-weight style
 MIN_BARS = 4  # a shorter groove is looped to this length, as Live loops a clip
 WINDOW_BARS = 2  # the bars right after the prefix are the ones the style steers most
@@ -865,6 +866,9 @@ def cmd_style_learn(args: argparse.Namespace) -> int:
               f"{style.base}{drummer}; loss on your grooves {fit['loss_base']:.3f} -> {fit['loss_style']:.3f}")
         for skipped in fit["skipped"]:
             print(f"  skipped {skipped}")
+        if fit["loss_base"] > UNLIKE_DRUMS:  # a song's piano and bass, read as drums, scored 5.7
+            print(f"  note: the model finds these grooves unlike any drums it knows ({fit['loss_base']:.1f} nats a "
+                  f"token; GMD's held-out grooves score about 2.75): are they drum parts?")
 
     return _run(learn)
 
