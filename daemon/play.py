@@ -188,7 +188,7 @@ def _play(args: argparse.Namespace, midi: mido.Backend, stack: ExitStack) -> Non
                                                    args.virtual or ports.VIRTUAL_NAME))
     inputs = _open_inputs(args, midi, clock, controls, stack)
     named = ([output.name] if args.port else [], [port.name for name, port in inputs if name is not None])
-    watch = ports.PortWatch(output.api, *named) if any(named) else None
+    watch = ports.PortWatch(output.api, *named) if any(named) or output.api == "UNIX_JACK" else None
     if watch is not None:
         stack.callback(watch.close)
     timeline: Timeline = clock if clock is not None else FixedTempo(bpm)

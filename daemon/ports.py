@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import mido
 
@@ -155,25 +156,40 @@ class PolledInput:
 
 
 class PortWatch:
-    """Notices named ports vanishing: rtmidi keeps sending into the void when a device goes."""
+    """Notices named ports vanishing, and the JACK server stopping: rtmidi keeps sending into the
+    void when a device goes, and its clients go on listing a dead server's ports."""
 
     def __init__(self, api: str, outputs: list[str], inputs: list[str]) -> None:
         rtapi = getattr(rtmidi, "API_" + api)
-        self._probes = [(rtmidi.MidiOut(rtapi=rtapi), outputs), (rtmidi.MidiIn(rtapi=rtapi), inputs)]
+        self._probes = [(probe(rtapi=rtapi), names) for probe, names in ((rtmidi.MidiOut, outputs), (rtmidi.MidiIn, inputs))
+                        if names]
+        self._server = jack_server_socket() if api == "UNIX_JACK" else None
 
     def lost(self) -> str | None:
-        """The name of a watched port that is gone, if any (one cheap query per direction)."""
+        """What is gone, if anything (one cheap query per direction): "MIDI port 'x'", or "the JACK server"."""
+        if self._server is not None and not self._server.exists():
+            return "the JACK server"
         for probe, names in self._probes:
-            if names:
-                present = set(probe.get_ports())
-                for name in names:
-                    if name not in present:
-                        return name
+            present = set(probe.get_ports())
+            for name in names:
+                if name not in present:
+                    return f"MIDI port {name!r}"
         return None
 
     def close(self) -> None:
         for probe, _ in self._probes:
             probe.delete()
+
+
+def jack_server_socket() -> Path | None:
+    """The socket of the JACK server this process's clients talk to, where jackd (JACK 2) keeps
+    one: $JACK_TMPDIR or /dev/shm, jack_<server>_<uid>_0. It goes when the server stops; a server
+    without one (PipeWire's JACK) is not watched."""
+    if not hasattr(os, "getuid"):
+        return None
+    folder = Path(os.environ.get("JACK_TMPDIR", "/dev/shm"))
+    path = folder / f"jack_{os.environ.get('JACK_DEFAULT_SERVER', 'default')}_{os.getuid()}_0"
+    return path if path.exists() else None
 
 
 def _rtapi(midi: mido.Backend) -> int:

@@ -280,7 +280,7 @@ class Player:
             self._next_port_check = now + PORT_CHECK_S
             gone = self._watch.lost()
             if gone is not None:
-                raise PortLost(f"MIDI port {gone!r} disappeared")
+                raise PortLost(f"{gone} disappeared")
         if not fill:
             return False
         changed = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -49,6 +50,18 @@ def test_watch_notices_a_vanished_port(jack_server: str):
         assert watch.lost() is None
         name = target.full_name()
         target.close()
-        assert watch.lost() == name
+        assert watch.lost() == f"MIDI port {name!r}"
     finally:
         watch.close()
+
+
+def test_watch_notices_the_jack_server_stopping():
+    """A JACK server that stops (restarted, or PipeWire's restarted) leaves rtmidi's clients
+    listing its ports: `play` went on sending into nothing and never stopped."""
+    from daemon import jack
+
+    with jack.dummy_server(f"drumigen-watch-{os.getpid()}"):
+        watch = ports.PortWatch("UNIX_JACK", [], [])
+        assert watch.lost() is None
+    assert watch.lost() == "the JACK server"
+    watch.close()
