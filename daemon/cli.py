@@ -515,29 +515,33 @@ def add_clip_ops(sub) -> None:
 # --- humanize ---------------------------------------------------------------------------------
 def cmd_humanize(args: argparse.Namespace) -> int:
     """Humanize a .mid in this process, as the daemon's `humanize` op does (same seed, same notes)."""
-    from daemon import clip_ops, midifile
+    from daemon import checkpoint, clip_ops, midifile, styles
     from daemon.generate import GrooveRequest, Voice
-    from daemon.humanize import BUNDLED_HUMANIZER, Humanizer, genre_index
+    from daemon.humanize import BUNDLED_HUMANIZER, Humanizer
     from daemon.requests import kit_map
+    from daemon.vocab import Vocabulary
 
     try:
         groove = midifile.read(args.file)
         _warn_unheard(args.file, groove.notes, args.kit)
-        style = None if args.style is None or args.style.strip().lower() == "any" else args.style.strip().lower()
-        genre_index(style)  # a clear error for a style the humanizer does not know
+        mix = {} if args.style is None else {args.style: 1.0} if isinstance(args.style, str) else args.style
+        mix = {name.strip().lower(): share for name, share in mix.items() if name.strip().lower() != "any"}
+        feel = None  # the genre the daemon's humanize plays the style in (styles.Resolved.feel)
+        if mix:
+            feel = styles.resolve_mix(mix, Vocabulary.from_dict(checkpoint.load_state(checkpoint.BUNDLED)["vocab"])).feel
         humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
         req = GrooveRequest(tempo=midifile.model_tempo(groove.tempo), meter=groove.meter, seed=args.seed,
-                            kit=kit_map(args.kit or "gm"), voice=Voice(genre=style, feel=style))
+                            kit=kit_map(args.kit or "gm"), voice=Voice(feel=feel))
         (played,) = clip_ops.humanize_clip(humanizer, req, groove.notes, groove.length, args.amount, args.ghost_notes,
                                            chance=False)
-    except (ValueError, FileNotFoundError, ProtocolError) as err:  # MidiFileError is a ValueError
+    except (ValueError, FileNotFoundError, ProtocolError) as err:  # MidiFileError and StyleError are ValueErrors
         print(f"drumigen: {getattr(err, 'message', err)}", file=sys.stderr)
         return 1
     notes = played.notes
     midifile.write(args.out, notes, groove.tempo, groove.meter, groove.length, name="MidiDrumiGen humanized")
     added = len(notes) - len(groove.notes)
     print(f"humanized {len(groove.notes)} notes" + (f" (+{added} ghost notes)" if added else "")
-          + f", seed {played.seed} -> {args.out}")
+          + f" in the feel of {feel or 'GMD as a whole'}, seed {played.seed} -> {args.out}")
     return 0
 
 
@@ -546,7 +550,8 @@ def add_humanize_parser(sub) -> None:
                        description="Move each hit off the grid and shape its velocity the way GMD drummers "
                                    "play the style; optionally add snare ghost notes.")
     p.add_argument("file", type=Path, help="a quantised drum .mid")
-    p.add_argument("--style", help="a genre the feel comes from (default: GMD as a whole)")
+    p.add_argument("--style", type=style_arg, help="whose feel: a genre, a preset, a style you learned (its genre), a "
+                                                  "mix (its strongest genre); a drummer, or none, GMD as a whole")
     p.add_argument("--amount", type=fraction_arg, default=1.0, help="0 unchanged .. 1 the full feel (default 1)")
     p.add_argument("--seed", type=whole(*SEED_RANGE), help="same file + same seed = same result")
     p.add_argument("--ghost-notes", dest="ghost_notes", action="store_true", help="add soft snare ghost notes")

@@ -409,6 +409,14 @@ def test_cli_humanize_round_trips_a_midi_file(tiny, tmp_path, capsys):
     assert (back.tempo, back.meter, back.length) == (96.0, (4, 4), 8.0)
     assert len(back.notes) >= len(groove()) and {n.pitch for n in back.notes} == {36, 38, 42}
     assert "humanized" in capsys.readouterr().out
+    # the styles the daemon's humanize takes: a preset, a mix, a drummer (refused here until the review's walkthrough)
+    for style, feel in (("laid-back-hiphop", "hiphop"), ("funk:0.3,jazz:0.7", "jazz"), ("drummer3", "GMD as a whole")):
+        assert cli(add_humanize_parser, "humanize", str(source), "--style", style, "--checkpoint", str(tiny),
+                   "-o", str(out)) == 0
+        assert f"in the feel of {feel}," in capsys.readouterr().out
+    assert cli(add_humanize_parser, "humanize", str(source), "--style", "polka", "--checkpoint", str(tiny),
+               "-o", str(out)) == 1
+    assert "no style named 'polka'" in capsys.readouterr().err
 
 
 def test_cli_humanize_refuses_a_bad_file_in_one_line(tiny, tmp_path, capsys):
