@@ -83,7 +83,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log_file.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
-    logging.getLogger().addHandler(handler)
+    root = logging.getLogger()
+    if args.log_file:  # asked for a file: the terminal (a daemon run in the background of a shell) hears only trouble
+        for terminal in (h for h in root.handlers if type(h) is logging.StreamHandler):
+            terminal.setLevel(logging.WARNING)
+    root.addHandler(handler)
     config = server.ServeConfig(bind=args.bind, device=args.device, threads=args.threads,
                                 curve_secret=args.curve_secret, insecure=args.insecure, styles=args.styles)
     if args.checkpoint:
@@ -111,7 +115,8 @@ def add_serve(sub) -> None:
                    help="torch's CPU threads for humanize (default: all cores); sampling and style learning "
                         "run on one thread, which is faster for their small steps")
     p.add_argument("--log-file", dest="log_file", type=Path,
-                   help="log file (default ~/.local/state/mididrumigen/daemon.log)")
+                   help="log here, and only warnings and errors to the terminal (default: everything to both, "
+                        "the file ~/.local/state/mididrumigen/daemon.log)")
     p.add_argument("--curve-secret", dest="curve_secret", type=Path,
                    help="CurveZMQ server secret key from `drumigen keys` (required off loopback)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ")

@@ -96,6 +96,8 @@ def load_map(spec: str | dict) -> dict[int, int]:
     else:
         path = Path(spec).expanduser()
         if not path.is_file():
+            if path.suffix.lower() == ".json" or len(path.parts) > 1:  # meant as a file
+                raise ValueError(f"no kit map file {spec!r}")
             raise ValueError(f"unknown kit map {spec!r}: use one of gm, gmd, rack16 or a JSON file path")
         try:
             raw = json.loads(path.read_text())

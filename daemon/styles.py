@@ -430,7 +430,8 @@ class StyleLibrary:
     def save(self, style: Style, replace: bool = False) -> Path:
         path = self.path(check_name(style.name))
         if path.exists() and not replace:
-            raise StyleError(f"there is already a style named {style.name!r}; choose another name or replace it")
+            raise StyleError(f"there is already a style named {style.name!r}; choose another name or replace it "
+                             "(`--replace`)")
         _write_json(path, style.to_json())
         return path
 
@@ -706,7 +707,7 @@ def _learn(name: str, grooves: list[Groove], problems: list[str], checkpoint_pat
     name = check_name(name)
     library = StyleLibrary(folder)
     if library.path(name).exists() and not replace:
-        raise StyleError(f"there is already a style named {name!r}; choose another name or replace it")
+        raise StyleError(f"there is already a style named {name!r}; choose another name or replace it (`--replace`)")
     _enough(grooves, problems)  # before loading the model: a refusal should be quick
     model, vocab = loaded or checkpoint.load(Path(checkpoint_path))[:2]
     usable, per_groove = [], []

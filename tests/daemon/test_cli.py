@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -136,7 +137,8 @@ def test_a_kit_map_file_maps_the_pieces(tmp_path):
 
 
 @pytest.mark.parametrize("args, exit_code, says", [
-    (("generate", "--local", "--kit", "{missing}.json"), 2, "unknown kit map"),
+    (("generate", "--local", "--kit", "{missing}.json"), 2, "no kit map file"),
+    (("generate", "--local", "--kit", "rack99"), 2, "unknown kit map 'rack99': use one of gm, gmd, rack16"),
     (("generate", "--local", "--kit", "{bad}"), 2, "not valid JSON"),
     (("ping", "--timeout", "0"), 2, "--timeout: must be 0.1..3600"),
     (("ping", "--endpoint", "bogus"), 2, "is not tcp://host:port"),
@@ -262,6 +264,22 @@ def test_everything_but_ports_works_without_a_loadable_rtmidi(tmp_path):
     played = run("play", str(out))
     assert played.returncode == 1
     assert "python-rtmidi" in played.stderr and "libasound2" in played.stderr
+
+
+def test_serve_with_a_log_file_keeps_the_terminal_for_trouble(tmp_path):
+    """The quick start runs the daemon in the background of the shell: with --log-file given,
+    its every request was logged into the terminal too."""
+    from tests.support import DaemonProcess
+
+    d = DaemonProcess(tmp_path).start()
+    try:
+        assert drumigen("generate", "--endpoint", d.endpoint, "--bars", "1", "-q").returncode == 0
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(30)
+    assert "INFO" not in d.proc.stderr.read().decode()
+    logged = d.log_file.read_text()
+    assert "listening on" in logged and "generated 1 requests" in logged
 
 
 @pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5555", "tcp://*:5555", "tcp://0.0.0.0:5555", "tcp://127.0.0.1:*",

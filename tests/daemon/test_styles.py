@@ -338,6 +338,8 @@ def test_cli_actions_return_exit_codes_and_one_clear_line(learned, tmp_path, mon
     assert run("delete", "other") == 1
     assert capsys.readouterr().err.strip().splitlines() == ["drumigen: no style named 'other'; `drumigen style list` shows them"]
     assert run("import", str(tmp_path / "other.json")) == 0
+    assert run("learn", "other", *map(str, FILES)) == 1
+    assert "already a style named 'other'; choose another name or replace it (`--replace`)" in capsys.readouterr().err
     assert run("learn", "two", *map(str, FILES[:2])) == 1
     assert "at least 3 grooves" in capsys.readouterr().err
     nested = tmp_path / "takes" / "session1"  # a dataset's layout: drummer/session/take.mid
