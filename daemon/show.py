@@ -59,7 +59,12 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
     lines += [f"{_name(p):>{label}}  {line(cells[p])}" for p in pitches]
     if bars < all_bars:
         lines.append(f"(the first {bars} of {all_bars} bars)")
+    lines.append(LEGEND)
     return "\n".join(lines)
+
+
+LEGEND = ("X loud (velocity 100+)  x medium  . soft (under 50)  - none; each hit on its nearest 16th, "
+          "one a hair before the end on the loop's one")
 
 
 HIT_WIDTH = 1 / 16  # beats: a 64th, narrow enough that a flam's two strokes stay apart

@@ -34,3 +34,4 @@ def test_a_hit_a_hair_before_the_clip_ends_is_drawn_on_the_loops_one():
     lines = grid([Note(38, 4 - 5 / 480, 0.1, 90), Note(36, 1.0, 0.1, 110)], (4, 4), 4.0).splitlines()
     snare = next(line for line in lines if line.strip().startswith("snare"))
     assert snare.split()[1] == "x"
+    assert lines[-1].startswith("X loud") and "a hair before the end on the loop's one" in lines[-1]  # it says so
