@@ -684,6 +684,8 @@ def add_style_parser(sub) -> None:
     learn.add_argument("--steps", type=int, help="optimisation steps, 1-100 (default 40)")
     learn.add_argument("--checkpoint", type=Path, help="model (default: the bundled one)")
     learn.add_argument("--replace", action="store_true", help="overwrite a style of the same name")
+    learn.add_argument("--kit", type=kit_arg, help="the files' drum map, for grooves played on a rack of your own: "
+                                                   "gm (default), gmd, rack16, or a JSON file of {gm_pitch: your_pitch}")
     listing = actions.add_parser("list", help="your styles, the presets and the drummers")
     listing.add_argument("--checkpoint", type=Path,
                          help="flag styles learned on a model other than this one (default: the bundled one)")

@@ -491,8 +491,9 @@ class StyleLibrary:
 
 
 # --- reading grooves -----------------------------------------------------------------------------
-def read_groove(path: Path) -> Groove:
-    """A MIDI file's drum part, read as every file command reads one (daemon.midifile.read)."""
+def read_groove(path: Path, kit_map: dict[int, int] | None = None) -> Groove:
+    """A MIDI file's drum part, read as every file command reads one (daemon.midifile.read), its
+    pads heard through `kit_map` (a Drum Rack of the user's own) as the pieces they play."""
     from daemon import midifile
 
     path = Path(path)
@@ -500,7 +501,8 @@ def read_groove(path: Path) -> Groove:
         read = midifile.read(path)
     except midifile.MidiFileError as err:
         raise StyleError(str(err)) from None
-    return groove_from_notes(path.name, read.notes, read.tempo, read.meter)
+    piece = kit.heard_as(kit_map or {})
+    return groove_from_notes(path.name, [replace(n, pitch=piece(n.pitch)) for n in read.notes], read.tempo, read.meter)
 
 
 def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[int, int],
@@ -660,8 +662,9 @@ def _fit(model: DrumTransformer, vocab: Vocabulary, per_groove: list[list[list[i
 
 def learn_style(name: str, files: list[Path], checkpoint_path: Path = checkpoint.BUNDLED, steps: int = STEPS,
                 progress: Progress | None = None, folder: Path | None = None,
-                replace: bool = False) -> Style:
-    """Learn a style from 3-20 MIDI grooves and save it in the style folder (about 15-60 s)."""
+                replace: bool = False, kit_map: dict[int, int] | None = None) -> Style:
+    """Learn a style from 3-20 MIDI grooves (played on `kit_map`'s pads) and save it in the style
+    folder (about 15-60 s)."""
     # a groove given twice counts once, by path or as a copy (three copies of one are not three grooves)
     given = len(files)
     files = list({Path(f).resolve().read_bytes() if Path(f).is_file() else Path(f).resolve(): Path(f).resolve()
@@ -677,7 +680,7 @@ def learn_style(name: str, files: list[Path], checkpoint_path: Path = checkpoint
     grooves, problems = [], copies
     for path in files:
         try:
-            grooves.append(read_groove(Path(path)))
+            grooves.append(read_groove(Path(path), kit_map))
         except StyleError as err:
             problems.append(str(err))
     return _learn(name, grooves, problems, checkpoint_path, steps, progress, folder, replace)
@@ -857,7 +860,8 @@ def cmd_style_learn(args: argparse.Namespace) -> int:
 
         try:
             style = learn_style(args.name, _midi_files(args.files), args.checkpoint or checkpoint.BUNDLED,
-                                STEPS if args.steps is None else args.steps, progress, replace=args.replace)
+                                STEPS if args.steps is None else args.steps, progress, replace=args.replace,
+                                kit_map=kit.load_map(args.kit) if args.kit else None)
         finally:
             for bar in bars:
                 bar.close()

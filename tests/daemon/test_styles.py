@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import mido
@@ -373,6 +374,27 @@ def test_learning_from_what_is_not_drums_says_so(tmp_path, monkeypatch, capsys):
     assert "unlike any drums it knows" in capsys.readouterr().out
     assert cli.main(["style", "learn", "drums", *map(str, FILES), "--steps", "1"]) == 0
     assert "unlike any drums" not in capsys.readouterr().out
+
+
+def test_grooves_played_on_a_rack_of_ones_own_are_learned_through_its_kit(tmp_path, monkeypatch, capsys):
+    """`style learn` had no --kit: grooves recorded on a Drum Rack's own pads were not drums to it."""
+    from daemon import midifile
+
+    monkeypatch.setenv(styles.FOLDER_ENV, str(tmp_path / "lib"))
+    monkeypatch.setattr(styles, "SCAN_WINDOWS", 8)
+    monkeypatch.setattr(styles, "EVAL_WINDOWS", 8)
+    rack = {36: 70, 38: 71, 42: 72, 22: 72}  # kick, snare and hats on pads 70-72 (the hat's edge zone too)
+    files = []
+    for f in FILES[:3]:
+        groove = midifile.read(f)
+        notes = [n for n in groove.notes if n.pitch in rack]
+        midifile.write(tmp_path / f.name, [replace(n, pitch=rack[n.pitch]) for n in notes], groove.tempo, groove.meter)
+        files.append(str(tmp_path / f.name))
+    (tmp_path / "rack.json").write_text(json.dumps({"36": 70, "38": 71, "42": 72}))
+    assert cli.main(["style", "learn", "racked", *files, "--steps", "1"]) == 1
+    assert "no drum notes" in capsys.readouterr().err
+    assert cli.main(["style", "learn", "racked", *files, "--steps", "1", "--kit", str(tmp_path / "rack.json")]) == 0
+    assert "learned style 'racked' from 3 grooves" in capsys.readouterr().out
 
 
 def test_a_file_is_read_for_learning_as_every_file_command_reads_it(tmp_path):
