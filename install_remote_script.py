@@ -106,15 +106,22 @@ def install(remote_scripts: Path, name: str = NAME) -> list[str]:
     return notes
 
 
-def uninstall(remote_scripts: Path, name: str = NAME) -> bool:
-    """Remove remote_scripts/name if this installer put it there; False if it is not installed."""
+def uninstall(remote_scripts: Path, name: str = NAME) -> tuple[bool, Path | None]:
+    """Remove remote_scripts/name if this installer put it there (False if it is not installed),
+    keeping the user's own files (settings, mappings added or edited) in a folder beside it,
+    which is returned: an uninstall deleted them without a word."""
     target = remote_scripts / name
     if not target.exists():
-        return False
+        return False, None
     if not (target / MARKER).exists():
         raise SystemExit(f"{target} was not installed by this installer; not removing it")
+    own = _user_files(target) + _edited_mappings(target)
+    kept = remote_scripts / f"{name} settings (uninstalled)" if own else None  # not a package: Live passes it by
+    for path in own:
+        (kept / path.relative_to(target)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, kept / path.relative_to(target))
     shutil.rmtree(target)
-    return True
+    return True, kept
 
 
 def _user_files(target: Path) -> list[Path]:
@@ -164,8 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     remote_scripts = args.dest.expanduser() if args.dest else find_remote_scripts()
     target = remote_scripts / args.name
     if args.uninstall:
-        if uninstall(remote_scripts, args.name):
+        removed, kept = uninstall(remote_scripts, args.name)
+        if removed:
             print(f"Removed {target}\nRestart Live so that it forgets the script.")
+            if kept is not None:
+                print(f"Your settings and mappings are kept in {kept}: copy them back after a reinstall.")
         else:
             print(f"Nothing to remove at {target}")
         return EXIT_OK

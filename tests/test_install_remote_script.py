@@ -102,6 +102,19 @@ def test_uninstall_removes_only_what_the_installer_put_there(tmp_path: Path, cap
     assert (tmp_path / "Theirs").exists()
 
 
+def test_uninstall_keeps_the_users_own_files_beside(tmp_path: Path, capsys) -> None:
+    """It deleted settings.json and the user's mappings without a word."""
+    installer.install(tmp_path, "DrumsB")
+    target = tmp_path / "DrumsB"
+    (target / "settings.json").write_text('{"style": "jazz"}')
+    (target / "mappings" / "mine.json").write_text("{}")
+    assert installer.main(["--dest", str(tmp_path), "--name", "DrumsB", "--uninstall"]) == 0
+    kept = tmp_path / "DrumsB settings (uninstalled)"
+    assert not target.exists() and str(kept) in capsys.readouterr().out
+    assert (kept / "settings.json").read_text() == '{"style": "jazz"}' and (kept / "mappings" / "mine.json").exists()
+    assert not (kept / "__init__.py").exists()  # not a script Live would list
+
+
 def test_the_folder_name_must_be_importable(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as refused:
         installer.main(["--dest", str(tmp_path), "--name", "Midi-Drumi-Gen"])
