@@ -115,11 +115,17 @@ def uninstall(remote_scripts: Path, name: str = NAME) -> tuple[bool, Path | None
         return False, None
     if not (target / MARKER).exists():
         raise SystemExit(f"{target} was not installed by this installer; not removing it")
-    own = _user_files(target) + _edited_mappings(target)
-    kept = remote_scripts / f"{name} settings (uninstalled)" if own else None  # not a package: Live passes it by
-    for path in own:
-        (kept / path.relative_to(target)).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, kept / path.relative_to(target))
+    shipped = REPO / "remote_script"
+    own = [path for path in _user_files(target) + _edited_mappings(target)  # as shipped: nothing to keep
+           if not ((shipped / path.relative_to(target)).is_file() and
+                   _sha256(shipped / path.relative_to(target)) == _sha256(path))]
+    kept = None
+    if own:  # a folder of its own each time (an earlier one may hold older edits); not a package: Live passes it by
+        kept = next(folder for n in itertools.count(1)
+                    if not (folder := remote_scripts / f"{name} settings (uninstalled{f' {n}' if n > 1 else ''})").exists())
+        for path in own:
+            (kept / path.relative_to(target)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, kept / path.relative_to(target))
     shutil.rmtree(target)
     return True, kept
 

@@ -523,16 +523,16 @@ def cmd_humanize(args: argparse.Namespace) -> int:
     from daemon import checkpoint, clip_ops, midifile, styles
     from daemon.generate import GrooveRequest, Voice
     from daemon.humanize import BUNDLED_HUMANIZER, Humanizer
-    from daemon.requests import kit_map
+    from daemon.requests import checked_style, kit_map
     from daemon.vocab import Vocabulary
 
     try:
         groove = midifile.read(args.file)
         _warn_unheard(args.file, groove.notes, args.kit)
-        mix = {} if args.style is None else {args.style: 1.0} if isinstance(args.style, str) else args.style
-        mix = {name.strip().lower(): share for name, share in mix.items() if name.strip().lower() != "any"}
+        style = checked_style(args.style)  # as the daemon checks it: weights >= 0, not all zero, no `any` in a mix
         feel = None  # the genre the daemon's humanize plays the style in (styles.Resolved.feel)
-        if mix:
+        if style is not None:
+            mix = {style: 1.0} if isinstance(style, str) else style
             feel = styles.resolve_mix(mix, Vocabulary.from_dict(checkpoint.load_state(checkpoint.BUNDLED)["vocab"])).feel
         humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
         req = GrooveRequest(tempo=midifile.model_tempo(groove.tempo), meter=groove.meter, seed=args.seed,

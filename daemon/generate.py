@@ -173,12 +173,9 @@ class Generator:
             blend = None if s == 1.0 else styles.push({token: 1.0}, s, self.vocab.slot_base["genre"])
             return Voice(genre=genre, blend=blend, habits=genre, feel=genre)
         resolved = styles.resolve_mix(names, self.vocab, self.model, self.style_folder, strengths)
-        habits = None
-        if all(name in GENRES or name in styles.PRESETS for name in names):  # its strongest genre, as mixed
-            shares = styles.resolve_mix(names, self.vocab).weights
-            habits = max(GENRES, key=lambda g: shares.get(self.vocab.slot_id("genre", g), 0.0))
-        return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=habits, template=resolved.template,
-                     feel=resolved.feel)
+        genres_only = all(name in GENRES or name in styles.PRESETS for name in names)  # its strongest genre, as mixed
+        return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=resolved.feel if genres_only else None,
+                     template=resolved.template, feel=resolved.feel)
 
     def conditions(self, req: GrooveRequest, voice: Voice | None = None) -> Conditions:
         level = lambda x: None if x is None else round(min(max(x, 0.0), 1.0) * (LEVELS - 1))  # noqa: E731

@@ -182,13 +182,12 @@ class PortWatch:
 
 
 def jack_server_socket() -> Path | None:
-    """The socket of the JACK server this process's clients talk to, where jackd (JACK 2) keeps
-    one: $JACK_TMPDIR or /dev/shm, jack_<server>_<uid>_0. It goes when the server stops; a server
-    without one (PipeWire's JACK) is not watched."""
+    """The socket of the JACK server this process's clients talk to, where jackd (JACK 2 on
+    Linux) keeps it: /dev/shm/jack_<server>_<uid>_0. It goes when the server stops. A server
+    without one there (PipeWire's JACK, macOS, a promiscuous server) is not watched."""
     if not hasattr(os, "getuid"):
         return None
-    folder = Path(os.environ.get("JACK_TMPDIR", "/dev/shm"))
-    path = folder / f"jack_{os.environ.get('JACK_DEFAULT_SERVER', 'default')}_{os.getuid()}_0"
+    path = Path("/dev/shm") / f"jack_{os.environ.get('JACK_DEFAULT_SERVER', 'default')}_{os.getuid()}_0"
     return path if path.exists() else None
 
 

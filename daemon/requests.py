@@ -55,7 +55,7 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
     its shape here; whether its names exist is the generator's to say (request_for)."""
     num, den = meter(msg, meters)
     request = GrooveRequest(
-        style=_style(msg.get("style")),
+        style=checked_style(msg.get("style")),
         drummer=_choice(msg, "drummer", DRUMMERS, E_UNKNOWN_STYLE),
         bars=whole_number(msg, "bars", 4, BARS_RANGE),
         tempo=number(msg, "tempo", 120.0, TEMPO_RANGE),
@@ -125,7 +125,7 @@ def _choice(msg: dict, name: str, allowed: tuple[str, ...], code: str) -> str | 
     return value.lower()
 
 
-def _style(value: object) -> str | dict[str, float] | None:
+def checked_style(value: object) -> str | dict[str, float] | None:
     """A style name (lower case; `any` is None) or a mix {name: weight}."""
     if value is None:
         return None

@@ -431,7 +431,7 @@ class StyleLibrary:
         path = self.path(check_name(style.name))
         if path.exists() and not replace:
             raise StyleError(f"there is already a style named {style.name!r}; choose another name or replace it "
-                             "(`--replace`)")
+                             "(`--replace`; over the wire, `replace: true`)")
         _write_json(path, style.to_json())
         return path
 
@@ -710,7 +710,8 @@ def _learn(name: str, grooves: list[Groove], problems: list[str], checkpoint_pat
     name = check_name(name)
     library = StyleLibrary(folder)
     if library.path(name).exists() and not replace:
-        raise StyleError(f"there is already a style named {name!r}; choose another name or replace it (`--replace`)")
+        raise StyleError(f"there is already a style named {name!r}; choose another name or replace it "
+                         "(`--replace`; over the wire, `replace: true`)")
     _enough(grooves, problems)  # before loading the model: a refusal should be quick
     model, vocab = loaded or checkpoint.load(Path(checkpoint_path))[:2]
     usable, per_groove = [], []
@@ -745,12 +746,19 @@ def _enough(grooves: list[Groove], problems: list[str]) -> None:
 class Resolved(NamedTuple):
     """What a style name means for sampling: genre-slot weights {token id: weight}, the drummer
     it brings (a default for a request that leaves the drummer open), its groove template, and
-    the genre whose feel humanize plays it in (it knows genres; a drummer plays any: None)."""
+    the genres humanize hears in it {genre: share} (a preset's blend; a learned style's, the
+    genre it was learned from; a drummer plays any: none)."""
 
     weights: dict[int, float]
     drummer: str | None = None
     template: GrooveTemplate | None = None
-    feel: str | None = None
+    genres: dict[str, float] | None = None
+
+    @property
+    def feel(self) -> str | None:
+        """The genre whose feel humanize plays the style in (it knows genres): the strongest, the
+        first in GENRES' order on a tie (a preset of two genres half and half)."""
+        return max((g for g in GENRES if g in self.genres), key=self.genres.get) if self.genres else None
 
 
 def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
@@ -760,18 +768,18 @@ def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
     on another model."""
     key = name.strip().lower()
     if key in GENRES:
-        return Resolved({vocab.slot_id("genre", key): 1.0}, feel=key)
+        return Resolved({vocab.slot_id("genre", key): 1.0}, genres={key: 1.0})
     if key in DRUMMERS:
         return Resolved({vocab.slot_id("genre", None): 1.0}, drummer=key)
     if key in PRESETS:
         preset = PRESETS[key]
         total = sum(preset.mix.values())
         return Resolved({vocab.slot_id("genre", g): share / total for g, share in preset.mix.items()},
-                        template=preset.template, feel=max(preset.mix, key=preset.mix.get))
+                        template=preset.template, genres={g: share / total for g, share in preset.mix.items()})
     style = StyleLibrary(folder).load(key)
     if model is not None:
         style.check(model)
-    return Resolved(style.token_weights(vocab), style.drummer, style.template, style.base)  # the genre it was learned from
+    return Resolved(style.token_weights(vocab), style.drummer, style.template, {style.base: 1.0})
 
 
 def push(weights: dict[int, float], strength: float, plain: int) -> dict[int, float]:
@@ -788,8 +796,8 @@ def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer
                 folder: Path | None = None, strengths: dict[str, float] | None = None) -> Resolved:
     """A weighted blend of styles: their weights, each pushed from `any` by its strength in
     `strengths` (default 1), mixed by share. The heaviest style lends its template and the
-    heaviest one that brings a drummer its drummer (ties: the first named), and the feel is the
-    genre the rest lean to most; a style at weight 0 lends nothing, though its name must still exist."""
+    heaviest one that brings a drummer its drummer (ties: the first named), and the genres are
+    the parts' as mixed; a style at weight 0 lends nothing, though its name must still exist."""
     total = sum(mix.values())
     parts = {name: resolve(name, vocab, model, folder) for name in mix}
     heaviest_first = sorted((name for name in mix if mix[name] > 0), key=lambda name: -mix[name])
@@ -799,11 +807,11 @@ def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer
         for token, value in pushed.items():
             weights[token] = weights.get(token, 0.0) + value * mix[name] / total
     drummer = next((parts[name].drummer for name in heaviest_first if parts[name].drummer), None)
-    leanings: dict[str, float] = {}  # the genre the parts with a feel lean to most
+    genres: dict[str, float] = {}  # the parts' genres as mixed (a preset's blend counts genre by genre)
     for name in heaviest_first:
-        if parts[name].feel is not None:
-            leanings[parts[name].feel] = leanings.get(parts[name].feel, 0.0) + mix[name]
-    return Resolved(weights, drummer, parts[heaviest_first[0]].template, max(leanings, key=leanings.get, default=None))
+        for genre, share in (parts[name].genres or {}).items():
+            genres[genre] = genres.get(genre, 0.0) + share * mix[name] / total
+    return Resolved(weights, drummer, parts[heaviest_first[0]].template, genres)
 
 
 def all_names(folder: Path | None = None, model: DrumTransformer | None = None,

@@ -113,6 +113,13 @@ def test_uninstall_keeps_the_users_own_files_beside(tmp_path: Path, capsys) -> N
     assert not target.exists() and str(kept) in capsys.readouterr().out
     assert (kept / "settings.json").read_text() == '{"style": "jazz"}' and (kept / "mappings" / "mine.json").exists()
     assert not (kept / "__init__.py").exists()  # not a script Live would list
+    installer.install(tmp_path, "DrumsB")  # untouched: nothing of the user's to keep, and the first copy stays
+    assert installer.main(["--dest", str(tmp_path), "--name", "DrumsB", "--uninstall"]) == 0
+    assert "kept" not in capsys.readouterr().out and (kept / "settings.json").read_text() == '{"style": "jazz"}'
+    installer.install(tmp_path, "DrumsB")
+    (target / "settings.json").write_text('{"style": "funk"}')
+    installer.main(["--dest", str(tmp_path), "--name", "DrumsB", "--uninstall"])
+    assert (tmp_path / "DrumsB settings (uninstalled 2)" / "settings.json").read_text() == '{"style": "funk"}'
 
 
 def test_the_folder_name_must_be_importable(tmp_path: Path) -> None:

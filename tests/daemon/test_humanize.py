@@ -414,9 +414,11 @@ def test_cli_humanize_round_trips_a_midi_file(tiny, tmp_path, capsys):
         assert cli(add_humanize_parser, "humanize", str(source), "--style", style, "--checkpoint", str(tiny),
                    "-o", str(out)) == 0
         assert f"in the feel of {feel}," in capsys.readouterr().out
-    assert cli(add_humanize_parser, "humanize", str(source), "--style", "polka", "--checkpoint", str(tiny),
-               "-o", str(out)) == 1
-    assert "no style named 'polka'" in capsys.readouterr().err
+    for style, says in (("polka", "no style named 'polka'"), ("funk:0", "must not all be zero"),
+                        ("any:1,funk:0.5", "unknown style 'any' in the mix"), ("funk:nan", "must be a number >= 0")):
+        assert cli(add_humanize_parser, "humanize", str(source), "--style", style, "--checkpoint", str(tiny),
+                   "-o", str(out)) == 1  # one line, as the daemon refuses them, not a traceback
+        assert says in capsys.readouterr().err, style
 
 
 def test_cli_humanize_refuses_a_bad_file_in_one_line(tiny, tmp_path, capsys):
