@@ -92,7 +92,8 @@ def _played_on(generator: Generator, req: GrooveRequest, notes: list[Note], leng
     """`bars` bars the model plays after hearing the clip, from `length` on, as it played them."""
     _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
-    request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req))
+    request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req),
+                                  loops=False)  # what follows the new bars is the caller's to say
     end = clip_bars * bar_beats(req.meter)
     return [Pattern([_shift(n, length - end) for n in p.notes if n.start >= end], p.seed)
             for p in _sample(generator, [request], abandoned)[0]]
@@ -148,7 +149,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
                                            f"bar{'s' * (clip_bars > 1)} without one")
     fill_bars = list(range(every - 1, clip_bars, every)) if every else [clip_bars - 1]
     seed = req.seed if req.seed is not None else random.randrange(SEED_RANGE[1] + 1)  # one seed replays every fill
-    requests = [dataclasses.replace(req, kind="fill", seed=seed + 7919 * i, bars=1, primer=())
+    requests = [dataclasses.replace(req, kind="fill", seed=seed + 7919 * i, bars=1, primer=(), loops=False)
                 for i in range(len(fill_bars))]
     found = _sample(generator, requests, abandoned)
     grids = clip_grids(notes)
@@ -220,8 +221,8 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     """A full groove as long as the clip that plays a hit on each of its onsets (any pitch: a
     tapped line, a bass line, a melody's rhythm), snapped to 16ths or 8th triplets; the model
     chooses the pieces, their loudness and everything between; a hit it plays a hair off an
-    onset is played on it (_onto_onsets), and the loop's one where a clip ends mid-bar is played
-    once (Generator.notes sees the end of the model's bars). A ProtocolError for a clip without notes."""
+    onset is played on it (_onto_onsets), and the loop's one is played once at the clip's end,
+    mid-bar too, the onsets' hits kept. A ProtocolError for a clip without notes."""
     clip_bars = _whole_bars(length, req.meter)
     bar = bar_beats(req.meter)
     per_quarter = POSITIONS_PER_BEAT * req.meter[1] // 4  # grid positions per quarter note
@@ -236,13 +237,14 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
         raise ProtocolError(E_BAD_REQUEST, "drumify needs a clip with notes: their onsets are the rhythm to play")
     voice = req.voice or generator.voice(req.style, req.strength)
     voice = dataclasses.replace(voice, template=None)  # hits stay on the onsets
-    request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice)
+    request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice,
+                                  loops=False)  # its loop point is the clip's length, with its onsets kept (below)
     times = {round(k * bar + pos / per_quarter, 6) for k, bar_onsets in enumerate(onsets) for pos in bar_onsets}
     patterns = []
     for p in _sample(generator, [request], abandoned)[0]:
         played = _inside(_onto_onsets(p.notes, times, length), length)
         on_onsets = [n for n in played if round(n.start, 6) in times]
-        loose = [n for n in played if round(n.start, 6) not in times]  # a clip ending mid-bar loops there
+        loose = [n for n in played if round(n.start, 6) not in times]
         loose = without_doubled_ones(loose, length, played, meter=req.meter)
         patterns.append(Pattern(sorted(on_onsets + loose, key=lambda n: (n.start, n.pitch)), p.seed))
     return patterns

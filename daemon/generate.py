@@ -58,7 +58,7 @@ class GrooveRequest:
     kit: dict[int, int] = field(default_factory=dict)  # canonical GM pitch -> output pitch
     primer: tuple[int, ...] = ()  # model ids after the prefix that every variation starts from (a clip)
     onsets: tuple[tuple[int, ...], ...] = ()  # per bar, grid positions that must each get a hit (drumify)
-    loops: bool = True  # a beat's end leads into its own one (a clip); False: into another's (live mode's phrases)
+    loops: bool = True  # its end leads into its own one (a clip); False: into what follows (live mode, clip ops)
     voice: Voice | None = None  # `style` resolved once (requests.request_for); None: resolved when sampled
 
     @property
@@ -491,7 +491,7 @@ class Generator:
             if key not in best or best[key].velocity < note.velocity:  # a kit map may merge pieces
                 best[key] = note
         out = sorted(best.values(), key=lambda n: (n.start, n.pitch))
-        if req.loops and not req.primer and req.kind != "fill":  # a clip op knows what follows its notes
+        if req.loops:  # the clip ops ask with loops False: they know what follows their notes
             out = without_doubled_ones(out, clip_end, out, meter=tuple(req.meter))
         return out
 
