@@ -30,10 +30,33 @@ def save(path: Path, model: DrumTransformer, vocab: Vocabulary, meta: dict, opti
     }
     if optimizer is not None:
         state["optimizer"] = optimizer.state_dict()
+    write(path, state)
+
+
+def write(path: Path, state: dict) -> None:
+    """torch.save through a temporary file, so a crash never leaves half a checkpoint behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
-    tmp.replace(path)  # never leave a half-written checkpoint behind
+    tmp.replace(path)
+
+
+def read(path: Path, what: str = "checkpoint") -> object:
+    """What a file holds, loaded weights-only, or a clear error saying it is no MidiDrumiGen `what`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no {what} at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:  # a file that cannot be read (permissions, a disk error) says so itself
+        raise
+    except Exception as err:  # a .mid, a truncated download, anything torch cannot unpickle safely
+        raise ValueError(f"{path} is not a MidiDrumiGen {what} ({type(err).__name__})") from None
+
+
+def damaged(path: Path, what: str, err: Exception) -> ValueError:
+    """The error for a file that loads but whose fields or tensors do not fit."""
+    return ValueError(f"{path} is a damaged {what} ({type(err).__name__}: {str(err).splitlines()[0][:200]})")
 
 
 def _on_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -50,14 +73,7 @@ def _on_cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def load_state(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except OSError:  # a file that cannot be read (permissions, a disk error) says so itself
-        raise
-    except Exception as err:  # a .mid, a truncated download, anything torch cannot unpickle safely
-        raise ValueError(f"{path} is not a MidiDrumiGen checkpoint ({type(err).__name__})") from None
+    state = read(path)
     version = state.get("format_version") if isinstance(state, dict) else None
     if version != FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format {version!r}; this MidiDrumiGen reads {FORMAT_VERSION}")
@@ -85,7 +101,6 @@ def load(path: Path, device: str | torch.device = "cpu") -> tuple[DrumTransforme
         model.load_state_dict(state["model"])
         vocab = Vocabulary.from_dict(state["vocab"])
     except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as err:  # fields or tensors that do not fit
-        raise ValueError(f"{path} is a damaged checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:200]})") \
-            from None
+        raise damaged(path, "checkpoint", err) from None
     model.to(device).eval()
     return model, vocab, state["meta"]

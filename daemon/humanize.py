@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from daemon import kit, midifile
+from daemon import checkpoint, kit, midifile
 from daemon.data import DEFAULT_DATA, read_index
 from daemon.vocab import GENRES, NOTE_DURATION
 from shared.notes import Note
@@ -365,14 +365,7 @@ class Humanizer:
 
     @classmethod
     def load(cls, path: Path = BUNDLED_HUMANIZER) -> "Humanizer":
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"no humanizer checkpoint at {path}")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except OSError:  # a file that cannot be read (permissions, a disk error) says so itself
-            raise
-        except Exception as err:  # a .mid, a truncated file, anything torch cannot unpickle safely
-            raise ValueError(f"{path} is not a MidiDrumiGen humanizer checkpoint ({type(err).__name__})") from None
+        state = checkpoint.read(path, "humanizer checkpoint")
         if not isinstance(state, dict) or state.get("format") != FORMAT:
             raise ValueError(f"{path} is not a MidiDrumiGen humanizer checkpoint")
         if state.get("version") not in READABLE_VERSIONS:
@@ -384,16 +377,12 @@ class Humanizer:
             net.load_state_dict(state["model"])
             return cls(net, config, state["mean"], state["std"], state["noise"], state["meta"])
         except (TypeError, KeyError, RuntimeError, AttributeError, ValueError) as err:  # fields or tensors that do not fit
-            raise ValueError(f"{path} is a damaged humanizer checkpoint "
-                             f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+            raise checkpoint.damaged(path, "humanizer checkpoint", err) from None
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save({"format": FORMAT, "version": FORMAT_VERSION, "config": asdict(self.config),
-                    "model": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
-                    "mean": self.mean, "std": self.std, "noise": self.noise, "meta": self.meta}, tmp)
-        tmp.replace(path)  # never leave a half-written checkpoint behind
+        checkpoint.write(path, {"format": FORMAT, "version": FORMAT_VERSION, "config": asdict(self.config),
+                                "model": {k: v.detach().clone() for k, v in self.net.state_dict().items()},
+                                "mean": self.mean, "std": self.std, "noise": self.noise, "meta": self.meta})
 
     @torch.no_grad()
     def predict(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
