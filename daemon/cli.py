@@ -50,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train the drummer on the Groove MIDI Dataset",
                        description="Train on GMD's train split, validate on its validation split.")
-    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default ../shared/datasets/groove)")
+    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default: shared/datasets/groove beside the repository)")
     p.add_argument("--out", type=Path, help="checkpoint path (default runs/gmd/model.pt)")
     p.add_argument("--cache-dir", dest="cache_dir", type=Path, help="tokenized-data cache (default .cache)")
     p.add_argument("--limit-files", dest="limit_files", type=int, help="use only N files per split (smoke tests)")
@@ -116,7 +116,7 @@ def add_serve(sub) -> None:
                         "run on one thread, which is faster for their small steps")
     p.add_argument("--log-file", dest="log_file", type=Path,
                    help="log here, and only warnings and errors to the terminal (default: everything to both, "
-                        "the file ~/.local/state/mididrumigen/daemon.log)")
+                        "the file mididrumigen/daemon.log in $XDG_STATE_HOME or ~/.local/state)")
     p.add_argument("--curve-secret", dest="curve_secret", type=Path,
                    help="CurveZMQ server secret key from `drumigen keys` (required off loopback)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ")
@@ -398,7 +398,7 @@ def add_generate(sub) -> None:
     p.add_argument("--complexity", type=float, help="0 straight .. 1 syncopated")
     p.add_argument("--strength", type=float, help=f"how strongly the style is played: 0 none, 1 as the model "
                                                   f"learned it, up to {STRENGTH_RANGE[1]:g} (default {STYLE_STRENGTH} "
-                                                  "for genres and presets, 1 for your learned styles)")
+                                                  "for genres and presets, 1 for your learned styles and drummers)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance 0-2 (default 1): > 1 follows the controls "
                                                   "harder, 0 ignores them")
     add_focus_flag(p)
@@ -585,7 +585,7 @@ def cmd_train_humanizer(args: argparse.Namespace) -> int:
 def add_train_humanizer_parser(sub) -> None:
     p = sub.add_parser("train-humanizer", help="train the humanizer on the Groove MIDI Dataset",
                        description="Fit the humanizer on GMD's train split; its validation split picks the epoch.")
-    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default ../shared/datasets/groove)")
+    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default: shared/datasets/groove beside the repository)")
     p.add_argument("--out", type=Path, default=Path("runs/humanizer/humanizer-gmd.pt"), help="checkpoint to write")
     p.add_argument("--epochs", type=int,
                    help="most epochs (the validation loss may stop it earlier)")
@@ -638,7 +638,7 @@ def add_eval(sub) -> None:
                        description="NLL on GMD's validation and test splits, and per-genre quality of generated "
                                    "grooves against real held-out grooves (see daemon/evaluate.py).")
     p.add_argument("--checkpoint", type=Path, help="checkpoint to measure (default: the bundled one)")
-    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default ../shared/datasets/groove)")
+    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default: shared/datasets/groove beside the repository)")
     p.add_argument("--cache-dir", dest="cache_dir", type=Path, default=Path(".cache"), help="tokenized-data cache")
     p.add_argument("--per-genre", dest="per_genre", type=int, default=64, help="grooves generated per genre")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -686,7 +686,7 @@ def add_style_parser(sub) -> None:
     learn.add_argument("--replace", action="store_true", help="overwrite a style of the same name")
     learn.add_argument("--kit", type=kit_arg, help="the files' drum map, for grooves played on a rack of your own: "
                                                    "gm (default), gmd, rack16, or a JSON file of {gm_pitch: your_pitch}")
-    listing = actions.add_parser("list", help="your styles, the presets and the drummers")
+    listing = actions.add_parser("list", help="the genres, the presets, the drummers and your styles")
     listing.add_argument("--checkpoint", type=Path,
                          help="flag styles learned on a model other than this one (default: the bundled one)")
     rename = actions.add_parser("rename", help="rename a style")

@@ -12,8 +12,8 @@ the requests still pending are sent again, up to `retries` times each, before th
 E_TIMEOUT or E_UNAVAILABLE. Every request carries an id unique to the client, so replies that
 arrive late or twice are recognised and dropped, and how long this attempt still waits
 (`timeout`), so the daemon drops work nobody waits for any more; a request the client forgets
-is cancelled on the daemon too. CurveZMQ security is not implemented: use the
-daemon on localhost or a trusted network.
+is cancelled on the daemon too. CurveZMQ security is not implemented here (the CLI's daemon
+commands have it): this client speaks to a daemon on the same computer, over loopback.
 """
 
 from __future__ import annotations
