@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from daemon import kit
 from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
-from daemon.grammar import bar_beats
+from daemon.grammar import HATS, bar_beats
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
 from daemon.vocab import POSITIONS_PER_BEAT
@@ -214,6 +214,7 @@ DRUMIFY_GRIDS = (4, 3)  # onsets snap to 16ths or 8th triplets (per quarter note
                         # exactly on a beat, and a shuffle's bass is not on 16ths
 ON_A_PLACE = 1 / 48  # beats: a note this close to a place only the other grid has was played there
 FLAM_BEATS = 1 / 12  # a hit this close to an onset is played on it (_onto_onsets); of its piece, a flam: left out
+HAT = 42  # the hi-hat as one drum, in whichever state (grammar.HATS) it is struck
 
 
 def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
@@ -240,12 +241,12 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice,
                                   loops=False)  # its loop point is the clip's length, with its onsets kept (below)
     times = {round(k * bar + pos / per_quarter, 6) for k, bar_onsets in enumerate(onsets) for pos in bar_onsets}
-    patterns = []
+    patterns, piece = [], kit.heard_as(req.kit)
     for p in _sample(generator, [request], abandoned)[0]:
-        played = _inside(_onto_onsets(p.notes, times, length), length)
+        played = _inside(_onto_onsets(p.notes, times, length, piece), length)
         on_onsets = [n for n in played if round(n.start, 6) in times]
         loose = [n for n in played if round(n.start, 6) not in times]
-        loose = without_doubled_ones(loose, length, played, meter=req.meter)
+        loose = without_doubled_ones(loose, length, played, meter=req.meter, piece=piece)
         patterns.append(Pattern(sorted(on_onsets + loose, key=lambda n: (n.start, n.pitch)), p.seed))
     return patterns
 
@@ -268,15 +269,20 @@ def onset_grids(notes: list[Note]) -> dict[int, tuple[int, ...]]:
     return defaultdict(lambda: (clip,), {beat: (other,) for beat, count in played_on_other.items() if count >= 2})
 
 
-def _onto_onsets(notes: list[Note], onsets: set[float], length: float) -> list[Note]:
+def _onto_onsets(notes: list[Note], onsets: set[float], length: float, piece: Callable[[int], int]) -> list[Note]:
     """The notes, each hit a hair off an onset (closer than FLAM_BEATS) moved onto it, or left
-    out where its piece already plays there (a flam); a hit a hair before the clip's end is off
-    the loop's first onset. The grammar puts a hit on each onset, and the model often played its
-    kick or snare 1/24 beat before it and a cymbal on it: of the kicks and snares near a bass
-    line's onsets, 35 % sat beside them, flamming with the bass."""
+    out where its piece (`piece` of its pitch) already plays there (a flam), or another state of
+    the hi-hat does; a hit a hair before the clip's end is off the loop's first onset. The
+    grammar puts a hit on each onset, and the model often played its kick or snare 1/24 beat
+    before it and a cymbal on it: of the kicks and snares near a bass line's onsets, 35 % sat
+    beside them, flamming with the bass."""
     wrapped = {round(length + t, 6): t for t in onsets if t < FLAM_BEATS}  # the loop's, seen from its end
     times = sorted(onsets | set(wrapped))
-    on = {(n.pitch, round(n.start, 6)) for n in notes if round(n.start, 6) in onsets}
+
+    def drum(pitch: int) -> int:  # the hi-hat is one drum whichever state it is struck in
+        return HAT if piece(pitch) in HATS else piece(pitch)
+
+    on = {(drum(n.pitch), round(n.start, 6)) for n in notes if round(n.start, 6) in onsets}
     out = [n for n in notes if round(n.start, 6) in onsets]
     for n in notes:
         if round(n.start, 6) in onsets or n.start >= length:  # past the clip: not the clip's
@@ -287,8 +293,8 @@ def _onto_onsets(notes: list[Note], onsets: set[float], length: float) -> list[N
             out.append(n)
             continue
         onset = wrapped.get(near, near)
-        if (n.pitch, onset) not in on:
-            on.add((n.pitch, onset))
+        if (drum(n.pitch), onset) not in on:
+            on.add((drum(n.pitch), onset))
             out.append(dataclasses.replace(n, start=onset))
     return sorted(out, key=lambda n: (n.start, n.pitch))
 

@@ -5,7 +5,9 @@ The grammar over base REMI tokens is
     Bar TimeSig_<requested> ( Position_p ( PitchDrum_k Velocity_v )+ )+   ... repeated per bar
 
 with positions strictly rising and below the bar's length, no piece struck twice at one
-position, and exactly the requested number of bars. A sampled bar holds at least one hit (the
+position, and exactly the requested number of bars. Sampled tokens also keep to what one drummer
+can play: no piece but the snare's struck again one position (1/24 beat) after itself, and one
+hi-hat state (closed, pedal or open) at a time. A sampled bar holds at least one hit (the
 data has empty bars, at the ends of takes; a groove that asks for four bars wants four bars of
 drums); known tokens a row starts from (`BarState.follow`, a clip) may have empty bars.
 
@@ -55,6 +57,15 @@ MAX_TOKENS_PER_BAR = 200  # a real bar needs < 100; past this the bar is closed 
 # 362). Without a cap, a model kept from moving on (a drumify onset due just ahead, in a meter it
 # barely knows) piled 20+ pieces onto one instant.
 MAX_HITS_AT_ONCE = 5
+# A piece struck again one position (1/24 beat, 21 ms at 120 BPM) later is one limb restriking
+# faster than it can, or an early hit played twice. GMD's train split does it on the snare
+# (drags, ruffs, buzz rolls: 52 of 1,000 snare hits; snare rim 7.5, side stick 7.6) and hardly
+# anywhere else (kick 5.7, closed hat 1.1, ride 1.9, floor tom 1.7 of 1,000); the model did it
+# 5-25x as often (kick 28, closed hat 24, floor tom 42), a flammed kick or a stuttered hat.
+RESTRIKES = frozenset({37, 38, 40})  # side stick, snare, snare rim: two hands, grace notes
+HATS = frozenset({42, 44, 46})  # closed, pedal, open: one hi-hat, in one state at a time
+HAT_BITS = sum(1 << (pitch - PITCH_BASE) for pitch in HATS)
+SINGLE_BITS = sum(1 << i for i in range(32) if PITCH_BASE + i not in RESTRIKES)  # pieces struck once at a time
 MAX_CACHED_KEYS = 10_000  # allowed-id arrays kept (~2 KB each; ~1,000 keys cover 4/4 grooves)
 
 
@@ -78,7 +89,9 @@ class TokenTable:
         max_pos = np.full(V, -1)
         meter = np.full(V, -1)  # index into vocab.meters, -1 if no TimeSig
         lead_pitches = np.zeros(V, dtype=np.int64)  # pitches before the token's first Position
+        first_pitches = np.zeros(V, dtype=np.int64)  # pitches at the token's first Position
         broken = np.zeros(V, dtype=bool)  # can never be valid (Bar mid-token, a double hit, ...)
+        unplayable = np.zeros(V, dtype=bool)  # breaks a drummer's rule inside itself: never sampled
         self.steps: list[list[tuple[int, object]]] = []  # (kind, value) pieces, for state updates
         for i in range(V):
             pieces = _parse(vocab.pieces[i])
@@ -88,6 +101,7 @@ class TokenTable:
             first[i] = pieces[0][0]
             seen_position = pieces[0][0] == BAR
             struck: set[int] = set()
+            before: set[int] = set()  # pitches at the position just before this one, if the token has it
             for j, (kind, value) in enumerate(pieces):
                 if kind == BAR and j > 0:
                     broken[i] = True
@@ -95,19 +109,25 @@ class TokenTable:
                     meter[i] = vocab.meters.index(value)
                 elif kind == POSITION:
                     broken[i] |= value <= max_pos[i]  # positions inside a token must rise too
+                    before = struck if max_pos[i] == value - 1 else set()
                     first_pos[i] = value if first_pos[i] < 0 else first_pos[i]
                     max_pos[i] = max(max_pos[i], value)
                     seen_position, struck = True, set()
                 elif kind == PITCH:
                     broken[i] |= value in struck
+                    unplayable[i] |= (value in before and value not in RESTRIKES) or (value in HATS and bool(struck & HATS))
                     struck.add(value)
                     if not seen_position:
                         lead_pitches[i] |= 1 << (value - PITCH_BASE)
+                    elif first_pos[i] == max_pos[i]:
+                        first_pitches[i] |= 1 << (value - PITCH_BASE)
         accepts = np.zeros((6, 6), dtype=bool)  # [state, first kind]
         for state, kinds in _ACCEPTS.items():
             accepts[state, list(kinds)] = True
         self.first, self.first_pos, self.max_pos = first, first_pos, max_pos
         self.meter, self.lead_pitches, self.broken = meter, lead_pitches, broken
+        self.first_pitches, self.unplayable = first_pitches, unplayable
+        self.lead_hats = (lead_pitches & HAT_BITS) != 0
         self.lead_hits = np.array([int(m).bit_count() for m in lead_pitches])  # hits before the first Position
         self.starts_bar = first == BAR
         self.state_ok = accepts[:, first] & ~broken  # (6, V): what each state accepts at all
@@ -139,11 +159,13 @@ class TokenTable:
         return self._allowed(*s.key())
 
     def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int, room: int,
-                     force_bar: bool, due: int, due_next: int, rest_ok: bool) -> np.ndarray:
+                     force_bar: bool, due: int, due_next: int, rest_ok: bool, played: tuple[int, int] | None
+                     ) -> np.ndarray:
         """`room`: how many more pieces may be struck at this position; `due`: the next position
         of this bar that must get a hit (-1: none left); `due_next`: the next bar's first such
         position, for tokens that open that bar; `rest_ok`: a bar opened by known tokens may stay
-        empty (a Bar may follow its TimeSig)."""
+        empty (a Bar may follow its TimeSig); `played`: for sampled tokens, the pieces that may
+        not be restruck at this position and at the next (BarState.before, .after), else None."""
         ids = self._base(state, meter, force_bar and due < 0)
         if rest_ok and state == AFTER_TIMESIG:
             bars = self._base(AFTER_VELOCITY, meter, False)
@@ -151,12 +173,28 @@ class TokenTable:
         ids = ids[self.continues_from[ids] > position]  # positions rise within a bar
         if struck:  # no piece struck twice at a position, and no more than `room` more
             ids = ids[((self.lead_pitches[ids] & struck) == 0) & (self.lead_hits[ids] <= room)]
+        if played is not None:
+            ids = ids[self._playable(ids, meter, position, struck, *played)]
         if due >= 0:  # stay in the bar, at or before the due position
             ids = ids[~self.starts_bar[ids] & (self.max_pos[ids] <= due)]
         elif due_next >= 0:  # a token opening the next bar must not pass its first due position
             ids = ids[~self.starts_bar[ids] | (self.max_pos[ids] <= due_next)]
         ids.flags.writeable = False
         return ids
+
+    def _playable(self, ids: np.ndarray, meter: tuple[int, int], position: int, struck: int, before: int,
+                  after: int) -> np.ndarray:
+        """Which ids keep to one drummer's hands and feet (RESTRIKES, HATS): none restrikes a
+        piece played one position earlier (`before` at this position, `after` at the next, which
+        may open the next bar) and none adds a hi-hat state to one already struck here."""
+        lead, first = self.lead_pitches[ids], self.first_pitches[ids]
+        ok = ~self.unplayable[ids] & ((lead & before) == 0)
+        if struck & HAT_BITS:
+            ok &= ~self.lead_hats[ids]
+        next_position = self.starts_bar[ids] if position == positions_per_bar(meter) - 1 else ~self.starts_bar[ids]
+        next_position &= self.first_pos[ids] == (position + 1) % positions_per_bar(meter)
+        ok &= ~next_position | ((first & (after | (lead & SINGLE_BITS))) == 0)
+        return ok
 
     def _base(self, state: int, meter: tuple[int, int], force_bar: bool) -> np.ndarray:
         """Ids a state accepts in a meter whatever the position: right kind first, the right
@@ -207,6 +245,8 @@ class BarState:
     position: int = -1
     bars: int = 0  # Bar tokens emitted so far
     struck: int = 0  # pitch bitmask at the current position
+    before: int = 0  # pieces outside RESTRIKES struck one position before the current one
+    after: int = 0  # those a hit at the next position may not strike: struck here (or at a bar's end)
     tokens_in_bar: int = 0
     done: bool = False
     ids: list[int] = field(default_factory=list)
@@ -223,14 +263,15 @@ class BarState:
         force_bar = not self.following and self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
         room = 128 if self.following else max(0, MAX_HITS_AT_ONCE - self.struck.bit_count())  # 128 pitches: no cap
         rest_ok = self.known and self.state == AFTER_TIMESIG
+        played = None if self.following else (self.before, self.after)
         if not self.onsets:
-            return self.state, self.meter, self.position, self.struck, room, force_bar, -1, -1, rest_ok
+            return self.state, self.meter, self.position, self.struck, room, force_bar, -1, -1, rest_ok, played
         bar = self.bars - 1  # the bar being written; -1 before the first Bar
         here = self.onsets[bar] if 0 <= bar < len(self.onsets) else ()
         due = next((p for p in here if p > self.position), -1)
         following = self.onsets[bar + 1] if bar + 1 < len(self.onsets) else ()
         return (self.state, self.meter, self.position, self.struck, room, force_bar, due,
-                following[0] if following else -1, rest_ok)
+                following[0] if following else -1, rest_ok, played)
 
     def advance(self, token: int, table: TokenTable) -> None:
         """Apply a sampled token; a Bar beyond the last wanted bar ends the sequence instead."""
@@ -243,11 +284,15 @@ class BarState:
         self.tokens_in_bar += 1
         for kind, value in pieces:
             if kind == BAR:
+                at_the_end = self.position == positions_per_bar(self.meter) - 1
                 self.bars, self.position, self.struck, self.tokens_in_bar = self.bars + 1, -1, 0, 0
+                self.before, self.after = 0, self.after if at_the_end else 0  # position 0 is next to the end
             elif kind == POSITION:
-                self.position, self.struck = value, 0
+                self.before = self.after if value == self.position + 1 else 0
+                self.position, self.struck, self.after = value, 0, 0
             elif kind == PITCH:
                 self.struck |= 1 << (value - PITCH_BASE)
+                self.after |= (1 << (value - PITCH_BASE)) & SINGLE_BITS
         self.state = _AFTER[pieces[-1][0]]
 
     def allows(self, token: int, table: TokenTable) -> bool:

@@ -8,6 +8,7 @@ import pytest
 
 from daemon import checkpoint, clip_ops, kit
 from daemon.generate import Generator, GrooveRequest
+from daemon.grammar import HATS
 from shared.notes import ACROSS_THE_LINE, Note
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -128,6 +129,19 @@ def test_drumify_hits_a_shuffles_triplets_and_plays_on_the_onsets_not_beside_the
                 assert len({(n.pitch, round(n.start, 6)) for n in pattern.notes}) == len(pattern.notes)
                 assert not [n for n in pattern.notes  # the loop's first onset is a hair after the clip's end too
                             if any(0 < abs(t - n.start) < clip_ops.FLAM_BEATS - 1e-6 for t in onsets | {8.0})], style
+                hats = [round(n.start, 6) for n in pattern.notes if n.pitch in HATS]
+                assert len(hats) == len(set(hats)), style  # one hi-hat state at a time
+
+
+def test_a_hit_moved_onto_an_onset_is_left_out_where_its_drum_plays_there():
+    """A kick 1/24 beat early moves onto the onset; an open hat 1/24 beat early, where the closed
+    hat plays on the onset, is the hi-hat struck twice: left out, whatever pads the kit puts them on."""
+    early = 1 - 1 / 24
+    for hats in ({}, {42: 60, 46: 61}):
+        closed, opened = hats.get(42, 42), hats.get(46, 46)
+        notes = [Note(closed, 1.0, 0.1, 80), Note(opened, early, 0.1, 90), Note(36, early, 0.1, 100)]
+        out = clip_ops._onto_onsets(notes, {1.0}, 4.0, kit.heard_as(hats))
+        assert sorted((n.pitch, n.start) for n in out) == [(36, 1.0), (closed, 1.0)]
 
 
 def test_a_tapped_line_snaps_as_a_whole_to_16ths_or_to_triplets():

@@ -13,7 +13,9 @@ import torch
 
 from daemon import checkpoint
 from daemon.generate import Generator, GrooveRequest, sample_top_p
-from daemon.grammar import BAR, OTHER, PITCH, POSITION, TIMESIG as TIMESIG_, VELOCITY, bar_beats, positions_per_bar
+from daemon.grammar import (
+    BAR, HATS, OTHER, PITCH, POSITION, RESTRIKES, TIMESIG as TIMESIG_, VELOCITY, bar_beats, positions_per_bar,
+)
 from daemon.model import DrumTransformer, ModelConfig
 from daemon.vocab import GENRES
 from shared.notes import ACROSS_THE_LINE, Note, without_doubled_ones
@@ -91,8 +93,9 @@ def random_request(rng: random.Random, **fixed) -> GrooveRequest:
 
 def assert_valid(g: Generator, request: GrooveRequest, ids: list[int], notes) -> None:
     """Exactly `bars` bars of the meter, every id a music token, the grammar respected piece by
-    piece (checked here from the token pieces, not by the grammar module), notes unique and
-    inside the clip."""
+    piece (checked here from the token pieces, not by the grammar module), playable by one
+    drummer (no piece but the snare's restruck one position later, one hi-hat state at a
+    time), notes unique and inside the clip."""
     table, meter = g.table, tuple(request.meter)
     assert all(0 <= i < table.size and table.steps[i] for i in ids)
     pieces = [piece for i in ids for piece in table.steps[i]]
@@ -100,6 +103,7 @@ def assert_valid(g: Generator, request: GrooveRequest, ids: list[int], notes) ->
     follows = {BAR: (None, TIMESIG_, VELOCITY), TIMESIG_: (BAR,), POSITION: (TIMESIG_, VELOCITY),
                PITCH: (POSITION, VELOCITY), VELOCITY: (PITCH,)}
     last, bars, position, struck = None, 0, -1, set()
+    at: set[tuple[int, int]] = set()  # (pitch, position counted from the first bar)
     for kind, value in pieces:
         assert last in follows[kind], (last, kind)
         if kind == BAR:
@@ -112,8 +116,12 @@ def assert_valid(g: Generator, request: GrooveRequest, ids: list[int], notes) ->
         elif kind == PITCH:
             assert value not in struck
             struck.add(value)
+            at.add((value, (bars - 1) * positions_per_bar(meter) + position))
         last = kind
     assert bars == request.bars and last in (TIMESIG_, VELOCITY)
+    assert not {(pitch, p) for pitch, p in at if pitch not in RESTRIKES and (pitch, p + 1) in at}
+    hats = [p for pitch, p in at if pitch in HATS]
+    assert len(hats) == len(set(hats))
     clip_end = request.bars * bar_beats(meter)
     for n in notes:
         assert 0 <= n.start < clip_end and 0 < n.duration and n.start + n.duration <= clip_end + 1e-9

@@ -3,6 +3,7 @@ token-to-hit decoder against MidiTok's."""
 
 from __future__ import annotations
 
+import copy
 import csv
 import random
 from functools import cache
@@ -14,9 +15,9 @@ import torch
 
 from daemon import checkpoint
 from daemon.grammar import (
-    AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, MAX_HITS_AT_ONCE, MAX_TOKENS_PER_BAR,
-    PITCH,
-    PITCH_BASE, POSITION, START, TIMESIG, VELOCITY, BarState, TokenTable, allowed_mask, positions_per_bar,
+    AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, HATS, MAX_HITS_AT_ONCE,
+    MAX_TOKENS_PER_BAR, PITCH, PITCH_BASE, POSITION, RESTRIKES, START, TIMESIG, VELOCITY, BarState, TokenTable,
+    allowed_mask, positions_per_bar,
 )
 from daemon.vocab import Vocabulary
 from shared.notes import Note
@@ -35,18 +36,25 @@ def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
     """The grammar written out piece by piece, independently of TokenTable's arrays:
     Bar TimeSig_<meter> (Position_p (PitchDrum_k Velocity_v)+)+ per bar, positions rising and
     inside the bar, no piece twice at one position and at most MAX_HITS_AT_ONCE there, a Bar
-    only as a token's first piece; known tokens (a clip) may be denser than sampled ones."""
+    only as a token's first piece; known tokens (a clip) may be denser than sampled ones, and
+    need not be playable: sampled ones strike no piece outside RESTRIKES one position after
+    itself (across a bar line too) and one hi-hat state at a time."""
     pieces = t.steps[token]
     if not pieces:
         return False
     state, position = s.state, s.position
     struck = {i for i in range(32) if s.struck >> i & 1}
+    last = {PITCH_BASE + i for i in range(32) if (s.before if s.position >= 0 else 0) >> i & 1}  # one position ago
+    here = {PITCH_BASE + i for i in struck}
+    if s.position < 0:  # after a Bar: `after` holds what the last bar ended on, if on its last position
+        here = {PITCH_BASE + i for i in range(32) if s.after >> i & 1}
     if not s.following and s.tokens_in_bar >= MAX_TOKENS_PER_BAR and state == AFTER_VELOCITY and pieces[0][0] != BAR:
         return False
     for j, (kind, value) in enumerate(pieces):
         if kind == BAR:
             if j > 0 or state not in (START, AFTER_VELOCITY):
                 return False
+            here = here if position == positions_per_bar(s.meter) - 1 else set()
             state, position, struck = AFTER_BAR, -1, set()
         elif kind == TIMESIG:
             if state != AFTER_BAR or value != s.meter:
@@ -55,14 +63,20 @@ def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
         elif kind == POSITION:
             if state not in (AFTER_TIMESIG, AFTER_VELOCITY) or not position < value < positions_per_bar(s.meter):
                 return False
+            last, here = (here if value == position + 1 else set()), set()
             state, position, struck = AFTER_POSITION, value, set()
         elif kind == PITCH:
             if state not in (AFTER_POSITION, AFTER_VELOCITY) or value - PITCH_BASE in struck:
                 return False
             if not s.following and len(struck) >= MAX_HITS_AT_ONCE:
                 return False
+            if not s.following and value not in RESTRIKES and value in last:
+                return False
+            if not s.following and value in HATS and HATS & here:
+                return False
             state = AFTER_PITCH
             struck.add(value - PITCH_BASE)
+            here.add(value)
         elif kind == VELOCITY:
             if state != AFTER_PITCH:
                 return False
@@ -135,6 +149,50 @@ def test_no_more_pieces_at_once_than_a_drummer_plays_but_a_clip_may_have_more():
         assert sum(h.start == 3.75 for h in t.hits(s.ids)) == last  # the clip's chord, and nothing added
 
 
+def played(t: TokenTable, state: BarState, base_tokens: list[str]) -> BarState:
+    for name in base_tokens:
+        state.advance(t.vocab.base_vocab[name], t)
+    return state
+
+
+def adding(t: TokenTable, ids, pitch: int) -> list[int]:
+    """The ids in `ids` that strike `pitch` first, where the sequence stands."""
+    return [int(i) for i in ids if t.steps[i][0] == (PITCH, pitch)]
+
+
+def opening(t: TokenTable, ids, position: int, pitch: int) -> list[int]:
+    """The ids in `ids` that go to `position` and strike `pitch` first there (a Bar first or not)."""
+    return [int(i) for i in ids
+            if [v for k, v in t.steps[i] if k in (POSITION, PITCH)][:2] == [position, pitch]]
+
+
+def test_a_sampler_plays_what_one_drummer_can_but_a_clip_may_hold_anything():
+    """No kick, hat or cymbal struck again 1/24 beat later, within a bar or across its line; the
+    snare may be (drags, ruffs); one hi-hat state at a time. A clip that breaks both is followed."""
+    t = table()
+    hit = ["PitchDrum_36", "Velocity_99", "PitchDrum_42", "Velocity_99", "PitchDrum_38", "Velocity_99"]
+    s = played(t, BarState(2, (4, 4)), ["Bar_None", "TimeSig_4/4", "Position_10", *hit])
+    ids = t.allowed(s)
+    for pitch in (36, 42, 44, 46):  # kick and closed hat were struck: neither again, nor another hat state
+        assert not adding(t, ids, pitch)
+    assert adding(t, ids, 49)  # a crash with them is fine
+    assert not opening(t, ids, 11, 36) and not opening(t, ids, 11, 42)  # merged tokens too
+    next_door = t.allowed(played(t, copy.deepcopy(s), ["Position_11"]))
+    assert not adding(t, next_door, 36) and not adding(t, next_door, 42)
+    assert adding(t, next_door, 38) and adding(t, next_door, 46)
+    assert adding(t, t.allowed(played(t, copy.deepcopy(s), ["Position_12"])), 36)
+    end = played(t, BarState(2, (4, 4)), ["Bar_None", "TimeSig_4/4", "Position_95", *hit])
+    assert not opening(t, [i for i in t.allowed(end) if t.starts_bar[i]], 0, 36)
+    one = t.allowed(played(t, end, ["Bar_None", "TimeSig_4/4", "Position_0"]))  # the next bar's one is next door
+    assert not adding(t, one, 36) and adding(t, one, 38)
+    early = played(t, BarState(2, (4, 4)), ["Bar_None", "TimeSig_4/4", "Position_94", *hit])
+    assert adding(t, t.allowed(played(t, early, ["Bar_None", "TimeSig_4/4", "Position_0"])), 36)  # 2 away
+    clip = [Note(36, 0.0, 0.1, 90), Note(36, 1 / 24, 0.1, 90), Note(42, 0.5, 0.1, 90), Note(46, 0.5, 0.1, 90)]
+    known = BarState(1, (4, 4))
+    known.follow(t.vocab.merge(t.vocab.encode_notes(clip, (4, 4))), t)
+    assert sorted((h.pitch, h.start) for h in t.hits(known.ids)) == sorted((n.pitch, n.start) for n in clip)
+
+
 @pytest.mark.parametrize("meter", [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8), (2, 2)])
 def test_walks_are_valid_and_decode_like_miditok(meter):
     t, rng = table(), random.Random(hash(meter) % 1000)
@@ -148,6 +206,10 @@ def test_walks_are_valid_and_decode_like_miditok(meter):
         bar_len = meter[0] * 4 / meter[1]
         assert all(0 <= h.start < bars * bar_len for h in hits)
         assert len({(h.pitch, h.start) for h in hits}) == len(hits)
+        at = {(h.pitch, round(h.start * 6 * meter[1])) for h in hits}  # positions, counted across bars
+        assert not [h for h in hits if h.pitch not in RESTRIKES and (h.pitch, round(h.start * 6 * meter[1]) + 1) in at]
+        hats = [round(h.start * 6 * meter[1]) for h in hits if h.pitch in HATS]
+        assert len(hats) == len(set(hats))
 
 
 ROWS = list(csv.DictReader((GROOVE_MINI / "info.csv").open()))
