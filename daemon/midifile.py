@@ -16,7 +16,7 @@ from pathlib import Path
 import mido
 from mido.midifiles.meta import KeySignatureError
 
-from shared.notes import Note
+from shared.notes import Note, cut_short
 from shared.protocol import TEMPO_RANGE
 
 log = logging.getLogger(__name__)
@@ -45,17 +45,13 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
           name: str = "MidiDrumiGen") -> None:
     """One drum track; the end-of-track sits at `length` beats so loops stay whole bars.
 
-    A hit that would still sound when the same piece is hit again is cut short there: MIDI
-    cannot tell two overlapping notes of one pitch apart, and a roll must stay a roll.
+    A hit that would still sound when the same piece is hit again is cut short there
+    (shared.notes.cut_short): a roll must stay a roll.
     """
     events: list[tuple[int, int, mido.Message]] = []  # (tick, order: offs before ons, message)
-    next_on: dict[int, int] = {}
-    for n in sorted(notes, key=lambda n: (n.pitch, -n.start)):
+    for n in cut_short(notes):
         on = round(n.start * TICKS_PER_BEAT)
         off = max(on + 1, round((n.start + n.duration) * TICKS_PER_BEAT))
-        if n.pitch in next_on and next_on[n.pitch] > on:
-            off = min(off, next_on[n.pitch])
-        next_on[n.pitch] = on
         events.append((on, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=n.pitch, velocity=n.velocity)))
         events.append((off, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=n.pitch, velocity=0)))
     events.sort(key=lambda e: (e[0], e[1]))

@@ -28,7 +28,7 @@ import mido
 
 from daemon.clock import Position, Timeline, realtime_priority
 from daemon.ports import PortLost, PortWatch
-from shared.notes import Note, across_the_line
+from shared.notes import Note, across_the_line, cut_short
 
 SPIN_S = 0.001  # busy-wait this long before each deadline (see the module docstring)
 MAX_WAIT_S = 0.05  # longest sleep between looks at stop requests, changes and ports
@@ -71,22 +71,16 @@ class Phrase:
 def note_events(notes: list[Note], channel: int) -> tuple[tuple[float, int, int, mido.Message], ...]:
     """On and off events; a note ends no later than the next hit of its pitch, and one of two
     hits on the same pitch and start (the louder) is kept."""
-    by_pitch: dict[int, list[Note]] = {}
+    louder: dict[tuple[int, float], Note] = {}
     for note in sorted(notes, key=lambda n: (n.start, -n.velocity)):
-        hits = by_pitch.setdefault(note.pitch, [])
-        if not hits or note.start > hits[-1].start:
-            hits.append(note)
+        louder.setdefault((note.pitch, note.start), note)
     events = []
-    for pitch, hits in by_pitch.items():
-        off = mido.Message("note_off", channel=channel, note=pitch, velocity=0)
-        for i, note in enumerate(hits):
-            end = note.start + note.duration
-            if i + 1 < len(hits):
-                end = min(end, hits[i + 1].start)
-            index = len(events) // 2
-            events.append((note.start, ON, index,
-                           mido.Message("note_on", channel=channel, note=pitch, velocity=note.velocity)))
-            events.append((end, OFF, index, off))
+    for note in cut_short(sorted(louder.values(), key=lambda n: (n.start, n.pitch))):
+        index = len(events) // 2
+        events.append((note.start, ON, index,
+                       mido.Message("note_on", channel=channel, note=note.pitch, velocity=note.velocity)))
+        events.append((note.start + note.duration, OFF, index,
+                       mido.Message("note_off", channel=channel, note=note.pitch, velocity=0)))
     events.sort(key=lambda e: (e[0], e[1], e[2]))
     return tuple(events)
 

@@ -41,7 +41,7 @@ from daemon.humanize import Humanizer
 from daemon.requests import clip, flag, kit_map, meter, number, request_for, whole_number
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
-from shared.notes import pack_notes
+from shared.notes import cut_short, pack_notes
 
 log = logging.getLogger("drumigen.server")
 
@@ -516,10 +516,11 @@ def _patterns(found: list[Pattern]) -> dict:
 
 
 def _wire_patterns(found: list[Pattern], packed: bool) -> list[dict]:
-    """Patterns as the wire has them: notes as maps, or as one bin each when asked `packed`."""
+    """Patterns as the wire has them: notes as maps, or as one bin each when asked `packed`; each
+    ends by the next hit of its pitch (cut_short), as a clip or a synth holds them."""
     if packed:
-        return [{"seed": p.seed, "packed": pack_notes(p.notes)} for p in found]
-    return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
+        return [{"seed": p.seed, "packed": pack_notes(cut_short(p.notes))} for p in found]
+    return [{"seed": p.seed, "notes": [n.to_wire() for n in cut_short(p.notes)]} for p in found]
 
 
 def _check_bind(config: ServeConfig) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
+import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .protocol import E_BAD_REQUEST, ProtocolError, brief
 
@@ -90,6 +92,25 @@ def _number(value: object, name: str) -> float:
 def is_int(value: object) -> bool:
     """A whole number as msgpack and JSON carry one: an int, not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def cut_short(notes: list[Note]) -> list[Note]:
+    """The notes in their order, each ending by the next hit of its pitch: MIDI, Live and a
+    synth hold one note of a pitch at a time, and a hit still sounding when its drum is struck
+    again (a 16th-long note in a 32nd roll) would swallow or end the next. Two hits of a pitch
+    at one start are left as they are."""
+    starts: dict[int, list[float]] = {}
+    for n in notes:
+        starts.setdefault(n.pitch, []).append(n.start)
+    for line in starts.values():
+        line.sort()
+    out = []
+    for n in notes:
+        line = starts[n.pitch]
+        k = bisect.bisect_right(line, n.start)
+        nxt = line[k] if k < len(line) else math.inf
+        out.append(replace(n, duration=nxt - n.start) if nxt < n.start + n.duration else n)
+    return out
 
 
 ACROSS_THE_LINE = 1 / 8  # of the meter's beat: a hit this close before a loop's end (or a bar line), its piece as close after

@@ -20,7 +20,7 @@ import zmq
 from daemon.grammar import bar_beats
 from daemon.server import STOP_GRACE_S, _loopback
 from shared.client import DaemonClient
-from shared.notes import Note
+from shared.notes import Note, unpack_notes
 from shared.protocol import MAX_MESSAGE_BYTES, STYLE_STRENGTH
 from tests.support import ROOT, DaemonProcess, free_port
 
@@ -614,6 +614,22 @@ def test_humanize_moves_hits_off_the_grid_and_keeps_the_clip(daemon):
     assert len(ghosts) > len(read) and {n["pitch"] for n in ghosts[len(read):]} <= {37, 38, 40}
 
 
+def test_a_note_in_a_reply_ends_by_the_next_hit_of_its_pitch(daemon):
+    """A 32nd roll of 16th-long notes: in a clip or a synth the next hit of a pitch ends the
+    last, so the reply says so (a note sounding into the next would swallow it in Live)."""
+    roll = [{"pitch": 38, "start": 2 + k / 8, "duration": 0.25, "velocity": 80} for k in range(8)]
+    for packed in (False, True):
+        reply = ask(daemon.endpoint, op="humanize", id=1, notes=four_on_the_floor(1) + roll, length=4.0,
+                    style="funk", seed=5, packed=packed)
+        assert reply["ok"], reply
+        wire = reply["patterns"][0]
+        notes = unpack_notes(wire["packed"]) if packed else [Note.from_wire(n) for n in wire["notes"]]
+        snares = sorted((n for n in notes if n.pitch == 38), key=lambda n: n.start)
+        assert len(snares) == len(roll) + 2
+        assert all(a.start + a.duration <= b.start + 1e-9 for a, b in zip(snares, snares[1:]))
+        assert sum(n.duration < 0.2 for n in snares) >= len(roll) - 1
+
+
 def test_continue_adds_bars_after_the_clip(daemon):
     reply = ask(daemon.endpoint, op="continue", id=1, notes=four_on_the_floor(2), length=8.0, bars=2, style="rock",
                 seed=4, variations=2)
@@ -859,8 +875,6 @@ def test_drumify_plays_a_hit_on_every_onset_of_the_rhythm(daemon):
 
 
 def test_packed_replies_hold_the_same_notes(daemon):
-    from shared.notes import unpack_notes
-
     for op, fields in (("generate", {"style": "jazz", "bars": 2, "variations": 3}),
                        ("humanize", {"notes": four_on_the_floor(1), "length": 4.0, "variations": 2})):
         plain = ask(daemon.endpoint, op=op, id=1, seed=9, **fields)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from shared.notes import PACKED_NOTE, Note, pack_notes, unpack_notes
+from shared.notes import PACKED_NOTE, Note, cut_short, pack_notes, unpack_notes
 from shared.protocol import ProtocolError
 
 notes = st.lists(st.builds(
@@ -38,3 +38,23 @@ def test_packed_notes_come_back_exactly(original):
 def test_bad_packed_notes_are_refused_with_a_reason(blob, mentions):
     with pytest.raises(ProtocolError, match=mentions):
         unpack_notes(blob)
+
+
+@given(notes)
+def test_cut_short_ends_each_note_by_its_pitchs_next_hit_and_changes_nothing_else(original):
+    cut = cut_short(original)
+    assert [(n.pitch, n.start, n.velocity, n.probability) for n in cut] == \
+        [(n.pitch, n.start, n.velocity, n.probability) for n in original]
+    assert all(0 < c.duration <= n.duration for c, n in zip(cut, original))
+    for a in cut:
+        for b in cut:
+            if a.pitch == b.pitch and a.start < b.start:
+                assert a.start + a.duration <= b.start
+    for c, n in zip(cut, original):  # only where the next hit of its pitch came before its end
+        nearest = min((b.start for b in original if b.pitch == n.pitch and b.start > n.start), default=None)
+        assert c.duration == n.duration or c.start + c.duration == nearest
+
+
+def test_a_roll_of_16th_long_notes_is_cut_to_its_32nds():
+    roll = [Note(38, k / 8, 0.25, 90) for k in range(4)] + [Note(36, 0.0, 0.25, 100)]
+    assert [n.duration for n in cut_short(roll)] == [0.125, 0.125, 0.125, 0.25, 0.25]
