@@ -49,17 +49,21 @@ def _sample(generator: Generator, requests: list[GrooveRequest], abandoned: Gone
 
 
 def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveRequest) -> tuple[int, ...]:
-    """Model ids for exactly `bars` bars of `notes` (user kit -> canonical kit, one hit per piece and slot)."""
+    """Model ids for exactly `bars` bars of `notes` (user kit -> canonical kit, one hit per piece and slot).
+    A hit in the last half position is heard on the last position, where it is played: rounded
+    into the next bar, the next bar's one played early came back from the model as a new note,
+    beside the clip's own (a flam where 14 of 48 continuations of GMD clips begin)."""
     meter = tuple(req.meter)
     bar = bar_beats(meter)
     piece = kit.heard_as(req.kit)
     grid = POSITIONS_PER_BEAT * meter[1] / 4  # positions per quarter note
+    last = round(bars * bar * grid) - 1
     seen, canonical = set(), []
     for n in notes:
         if not 0 <= n.start < bars * bar:
             continue
         pitch = piece(n.pitch)  # a TD-11 edge zone is its piece too
-        at = math.floor(n.start * grid + 0.5)  # its position, exactly: two hits a half position apart made
+        at = min(math.floor(n.start * grid + 0.5), last)  # its position, exactly: two hits a half position apart made
         if (pitch, at) not in seen:              # two keys here and one position in MidiTok, which the grammar refused
             seen.add((pitch, at))
             canonical.append(dataclasses.replace(n, pitch=pitch, start=at / grid))
