@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shared.notes import is_int
+from shared.protocol import brief
 
 # TD-11 pitch -> canonical GM pitch. Pitches not listed pass through unchanged.
 GMD_TO_GM = {22: 42, 26: 46, 58: 43}
@@ -97,8 +98,8 @@ def load_map(spec: str | dict) -> dict[int, int]:
         path = Path(spec).expanduser()
         if not path.is_file():
             if path.suffix.lower() == ".json" or len(path.parts) > 1:  # meant as a file
-                raise ValueError(f"no kit map file {spec!r}")
-            raise ValueError(f"unknown kit map {spec!r}: use one of gm, gmd, rack16 or a JSON file path")
+                raise ValueError(f"no kit map file {brief(spec)}")
+            raise ValueError(f"unknown kit map {brief(spec)}: use one of gm, gmd, rack16 or a JSON file path")
         try:
             raw = json.loads(path.read_text())
         except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; a nesting bomb
@@ -111,11 +112,11 @@ def load_map(spec: str | dict) -> dict[int, int]:
         # Keys are JSON's strings of whole numbers; values whole numbers ("36": 36.9 or true is a typo).
         source = int(key) if isinstance(key, str) and re.fullmatch(r"[0-9]{1,3}", key) else key
         if not (is_int(source) and is_int(value)):
-            raise ValueError(f"kit map entry {key!r}: {value!r} is not pitch: pitch")
+            raise ValueError(f"kit map entry {brief(key)}: {brief(value)} is not pitch: pitch")
         target = value
         if not (0 <= source <= 127 and 0 <= target <= 127):
             raise ValueError(f"kit map entry {key}: {value} is outside MIDI pitches 0..127")
         if source in mapping:  # "36" and "036": which one was meant?
-            raise ValueError(f"kit map entry {key!r} maps pitch {source} a second time")
+            raise ValueError(f"kit map entry {brief(key)} maps pitch {source} a second time")
         mapping[source] = target
     return mapping

@@ -91,7 +91,7 @@ def _whole(value: object, name: str, bounds: tuple[int, int]) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise ProtocolError(E_BAD_REQUEST, f"{name} must be a whole number, got {brief(value)}")
     if not bounds[0] <= value <= bounds[1]:
-        raise ProtocolError(E_BAD_REQUEST, f"{name} must be {bounds[0]}..{bounds[1]}, got {value}")
+        raise ProtocolError(E_BAD_REQUEST, f"{name} must be {bounds[0]}..{bounds[1]}, got {brief(value)}")
     return value
 
 

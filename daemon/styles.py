@@ -46,6 +46,7 @@ from daemon.data import bar_stats
 from daemon.model import DrumTransformer
 from daemon.vocab import DRUMMERS, GENRES, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
 from shared.notes import Note
+from shared.protocol import brief
 
 FORMAT = "mididrumigen-style"
 FORMAT_VERSION = 1
@@ -268,7 +269,7 @@ def check_name(name: str) -> str:
     """The name as stored (lower case); a StyleError when it is odd or taken by a built-in style."""
     clean = name.strip().lower()
     if not NAME_PATTERN.fullmatch(clean):
-        raise StyleError(f"style name {name!r} won't do: use 1-40 letters, digits, '-' or '_' (like my-funk)")
+        raise StyleError(f"style name {brief(name)} won't do: use 1-40 letters, digits, '-' or '_' (like my-funk)")
     if clean in BUILTIN:
         raise StyleError(f"{clean!r} is a built-in style; choose another name")
     return clean

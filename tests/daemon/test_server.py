@@ -150,6 +150,10 @@ BAD_GENERATE = [
     ({"time_signature": [4, True]}, "bad_request", "time_signature"),
     ({"kind": "solo"}, "bad_request", "kind"),
     ({"kit": "tr808"}, "bad_request", "kit"),
+    ({"kit": "t" * 3_000_000}, "bad_request", "kit"),  # each shown in full, 3 MB a message: abridged
+    ({"kit": {"x" * 3_000_000: 40}}, "bad_request", "pitch: pitch"),
+    ({"kit": {"36": "y" * 3_000_000}}, "bad_request", "pitch: pitch"),
+    ({"bars": 1.7e308}, "bad_request", "bars must be 1..16"),  # a 309-digit whole number
     ({"kit": {"36": 300}}, "bad_request", "0..127"),
     ({"kit": {"36": 36.9}}, "bad_request", "pitch: pitch"),
     ({"kit": {"36": True}}, "bad_request", "pitch: pitch"),
@@ -842,6 +846,7 @@ def test_learn_style_hears_the_clips_through_their_kit(daemon):
 
 @pytest.mark.parametrize("fields, mentions", [
     ({"name": "../etc", "clips": []}, "won't do"),
+    ({"name": "z" * 3_000_000, "clips": []}, "won't do"),
     ({"name": "funk", "clips": []}, "built-in"),
     ({"name": "mine", "clips": "x"}, "clips"),
     ({"name": "mine", "clips": [{"notes": [], "length": 4.0}] * 2}, "3..20"),
@@ -854,6 +859,7 @@ def test_learn_style_hears_the_clips_through_their_kit(daemon):
 def test_bad_learn_style_requests_are_named(daemon, fields, mentions):
     reply = ask(daemon.endpoint, op="learn_style", id=1, **fields)
     assert reply["error"]["code"] == "bad_request" and mentions in reply["error"]["message"], reply
+    assert len(reply["error"]["message"]) < 2000  # a name given is abridged
     assert not (daemon.styles / "mine.json").exists()
 
 
