@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mido
@@ -25,6 +25,7 @@ DRUM_CHANNEL = 9
 MAX_DENOMINATOR = 128  # the file format allows 2^255; music stops well before
 STRAY_SHARE = 0.1  # under this share of a file's notes, channel 10 is a stray beside the real part
 MAX_BEATS = 8192  # 2,048 bars of 4/4, over an hour at 120 BPM: past it a file is not a groove
+MAX_FILE_BYTES = 2 * 1024 * 1024  # GMD's longest take is 156 KB; mido took 20 s and 670 MB over a 3 MB file
 TICKS_PER_BEAT = 480
 MAX_TEMPO_US = 0xFFFFFF  # µs per beat: the file format's 24 bits
 
@@ -78,9 +79,15 @@ def read(path: Path, drums_only: bool = True) -> Groove:
     stray few notes beside a part on another channel, as a clip exported from Live on channel 1
     may be; what is left out, or read together, is warned of."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise MidiFileError(f"{path} is {size / 2**20:.1f} MB; MidiDrumiGen reads MIDI files of up to "
+                                f"{MAX_FILE_BYTES // 2**20} MB (a groove's is kilobytes)")
         mid = mido.MidiFile(path)
     except FileNotFoundError:
         raise MidiFileError(f"{path}: no such file") from None
+    except MidiFileError:
+        raise
     except (OSError, ValueError, EOFError, KeyError, IndexError, KeySignatureError) as err:
         raise MidiFileError(f"{path} is not a readable MIDI file ({type(err).__name__}: {err})" if str(err) else
                             f"{path} is not a readable MIDI file ({type(err).__name__})") from None
@@ -139,7 +146,9 @@ def read(path: Path, drums_only: bool = True) -> Groove:
     if abs(end_bars - round(end_bars)) < 1e-3 and round(end_bars) * bar <= MAX_BEATS:
         bars = max(bars, round(end_bars))
     length = bars * bar
-    notes.sort(key=lambda n: (n.start, n.pitch))
+    end = round(length * tpb)  # a note held to a far end of track ends with the groove
+    notes = sorted((n if n.start + n.duration <= length else replace(n, duration=(end - round(n.start * tpb)) / tpb)
+                    for n in notes), key=lambda n: (n.start, n.pitch))
     return Groove(notes, tempo or 120.0, meter, length)
 
 

@@ -17,6 +17,9 @@ from .protocol import E_BAD_REQUEST, ProtocolError, brief
 PACKED_NOTE = struct.Struct("<BBdddd")
 
 
+MAX_NOTE_BEATS = 1e6  # a note's start and its length, in beats: far past any clip
+
+
 @dataclass(frozen=True)
 class Note:
     pitch: int
@@ -60,12 +63,15 @@ class Note:
             raise ProtocolError(E_BAD_REQUEST, f"note pitch must be 0..127, got {brief(pitch)}")
         if not (is_int(velocity) and 1 <= velocity <= 127):
             raise ProtocolError(E_BAD_REQUEST, f"note velocity must be 1..127, got {brief(velocity)}")
-        if not (0.0 <= start < 1e6 and 0.0 < duration < 1e6):
-            raise ProtocolError(E_BAD_REQUEST, "note start must be >= 0 and duration > 0 beats")
+        if not 0.0 <= start < MAX_NOTE_BEATS:
+            raise ProtocolError(E_BAD_REQUEST, f"note start must be 0 to {MAX_NOTE_BEATS:g} beats, got {start!r}")
+        if not 0.0 < duration < MAX_NOTE_BEATS:
+            raise ProtocolError(E_BAD_REQUEST, f"note duration must be over 0 and under {MAX_NOTE_BEATS:g} beats, "
+                                               f"got {duration!r}")
         if not (0.0 <= probability <= 1.0):
-            raise ProtocolError(E_BAD_REQUEST, "note probability must be 0..1")
+            raise ProtocolError(E_BAD_REQUEST, f"note probability must be 0..1, got {probability!r}")
         if not -127.0 <= deviation <= 127.0:  # Live 12's velocity range
-            raise ProtocolError(E_BAD_REQUEST, "note velocity_deviation must be -127..127")
+            raise ProtocolError(E_BAD_REQUEST, f"note velocity_deviation must be -127..127, got {deviation!r}")
         return cls(int(pitch), start, duration, int(velocity), probability, deviation)
 
 

@@ -713,6 +713,8 @@ def test_bad_note_fields_are_named_not_coerced(daemon):
                          ("velocity_deviation", float("nan")), ("velocity_deviation", 200.0)):
         reply = ask(daemon.endpoint, op="humanize", id=1, notes=[{**note, field: value}], length=4.0)
         assert reply["error"]["code"] == "bad_request" and field in reply["error"]["message"], (field, value, reply)
+    held = ask(daemon.endpoint, op="humanize", id=2, notes=[{**note, "duration": 2e6}], length=8.0)
+    assert held["error"]["message"] == "note duration must be over 0 and under 1e+06 beats, got 2000000.0"
 
 
 def test_every_seed_a_reply_carries_can_be_sent_back(daemon):

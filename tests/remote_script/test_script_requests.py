@@ -725,7 +725,7 @@ def test_notes_live_cannot_take_are_refused_whole(host: LiveHost, stub: StubClie
 
 @pytest.mark.parametrize("start, said", [(4.0, "1 notes start outside the clip's 4 beats"),
                                          (5.5, "1 notes start outside the clip's 4 beats"),
-                                         (-0.5, "note start must be >= 0")])
+                                         (-0.5, "note start must be 0 to 1e+06 beats, got -0.5")])
 def test_an_answer_with_notes_outside_the_clip_leaves_the_clip_as_it_was(
     host: LiveHost, stub: StubClient, start: float, said: str
 ) -> None:
