@@ -31,6 +31,8 @@ EXIT_ERROR = 1  # the request was refused or failed (bad input, unknown style, .
 EXIT_USAGE = 2  # argparse's own code for bad flags
 EXIT_UNAVAILABLE = 3  # no daemon answered at the endpoint (none listens, or it did not answer in time)
 
+DATA_HELP = "Groove MIDI Dataset folder (default: shared/datasets/groove beside the repository)"
+
 log = logging.getLogger("drumigen")
 
 
@@ -50,7 +52,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def add_train(sub) -> None:
     p = sub.add_parser("train", help="train the drummer on the Groove MIDI Dataset",
                        description="Train on GMD's train split, validate on its validation split.")
-    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default: shared/datasets/groove beside the repository)")
+    p.add_argument("--data", type=Path, help=DATA_HELP)
     p.add_argument("--out", type=Path, help="checkpoint path (default runs/gmd/model.pt)")
     p.add_argument("--cache-dir", dest="cache_dir", type=Path, help="tokenized-data cache (default .cache)")
     p.add_argument("--limit-files", dest="limit_files", type=int, help="use only N files per split (smoke tests)")
@@ -432,14 +434,9 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
     if args.command != "drumify":
         _warn_unheard(args.file, groove.notes, args.kit)
     bar = groove.meter[0] * 4 / groove.meter[1]
-    if groove.length > MAX_CLIP_BARS * bar:  # said of the file, not of a `length` field the user never wrote
-        raise ValueError(f"{args.file} lasts {groove.length / bar:g} bars of {groove.meter[0]}/{groove.meter[1]}; "
-                         f"{args.command} takes clips of up to {MAX_CLIP_BARS} bars")
-    wire = {k: v for k, v in {
-        "notes": [n.to_wire() for n in groove.notes], "length": groove.length, "tempo": midifile.model_tempo(groove.tempo),
-        "time_signature": list(groove.meter), "style": args.style, "seed": args.seed,
-        "temperature": args.temperature, "focus": args.focus, "bars": getattr(args, "bars", None),
-        "every": getattr(args, "every", None), "kit": args.kit,
+    wire = _clip_wire(args, groove) | {k: v for k, v in {
+        "style": args.style, "seed": args.seed, "temperature": args.temperature, "focus": args.focus,
+        "bars": getattr(args, "bars", None), "every": getattr(args, "every", None), "kit": args.kit,
     }.items() if v is not None}
     if args.local:
         patterns = _clip_op_locally(args, wire)
@@ -457,6 +454,19 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
 
         print(grid(notes, groove.meter, length))
     return EXIT_OK
+
+
+def _clip_wire(args: argparse.Namespace, groove) -> dict:
+    """A file's groove as a clip op's fields; a ValueError, said of the file, for one longer than
+    a clip op takes (not of a `length` field the user never wrote)."""
+    from daemon import midifile
+
+    bar = groove.meter[0] * 4 / groove.meter[1]
+    if groove.length > MAX_CLIP_BARS * bar:
+        raise ValueError(f"{args.file} lasts {groove.length / bar:g} bars of {groove.meter[0]}/{groove.meter[1]}; "
+                         f"{args.command} takes clips of up to {MAX_CLIP_BARS} bars")
+    return {"notes": [n.to_wire() for n in groove.notes], "length": groove.length,
+            "tempo": midifile.model_tempo(groove.tempo), "time_signature": list(groove.meter)}
 
 
 def _warn_unheard(path: Path, notes: list[Note], kit_choice: str | dict[str, int] | None) -> None:
@@ -519,33 +529,34 @@ def add_clip_ops(sub) -> None:
 
 # --- humanize ---------------------------------------------------------------------------------
 def cmd_humanize(args: argparse.Namespace) -> int:
-    """Humanize a .mid in this process, as the daemon's `humanize` op does (same seed, same notes)."""
+    """Humanize a .mid in this process, as the daemon's `humanize` op does (same checks, same
+    seed, same notes)."""
     from daemon import checkpoint, clip_ops, midifile, styles
     from daemon.generate import GrooveRequest, Voice
     from daemon.humanize import BUNDLED_HUMANIZER, Humanizer
-    from daemon.requests import checked_style, kit_map
+    from daemon.requests import checked_style, clip, kit_map, meter
     from daemon.vocab import Vocabulary
 
     try:
         groove = midifile.read(args.file)
         _warn_unheard(args.file, groove.notes, args.kit)
+        vocab = Vocabulary.from_dict(checkpoint.load_state(checkpoint.BUNDLED)["vocab"])
+        wire = _clip_wire(args, groove)
+        notes, length = clip(wire, meter(wire, vocab.meters))  # a meter, length and size the daemon takes
         style = checked_style(args.style)  # as the daemon checks it: weights >= 0, not all zero, no `any` in a mix
         feel = None  # the genre the daemon's humanize plays the style in (styles.Resolved.feel)
         if style is not None:
-            mix = {style: 1.0} if isinstance(style, str) else style
-            feel = styles.resolve_mix(mix, Vocabulary.from_dict(checkpoint.load_state(checkpoint.BUNDLED)["vocab"])).feel
+            feel = styles.resolve_mix({style: 1.0} if isinstance(style, str) else style, vocab).feel
         humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
-        req = GrooveRequest(tempo=midifile.model_tempo(groove.tempo), meter=groove.meter, seed=args.seed,
-                            kit=kit_map(args.kit or "gm"), voice=Voice(feel=feel))
-        (played,) = clip_ops.humanize_clip(humanizer, req, groove.notes, groove.length, args.amount, args.ghost_notes,
-                                           chance=False)
+        req = GrooveRequest(tempo=wire["tempo"], meter=groove.meter, seed=args.seed, kit=kit_map(args.kit or "gm"),
+                            voice=Voice(feel=feel))
+        (played,) = clip_ops.humanize_clip(humanizer, req, notes, length, args.amount, args.ghost_notes, chance=False)
     except (ValueError, FileNotFoundError, ProtocolError) as err:  # MidiFileError and StyleError are ValueErrors
         print(f"drumigen: {getattr(err, 'message', err)}", file=sys.stderr)
         return 1
-    notes = played.notes
-    midifile.write(args.out, notes, groove.tempo, groove.meter, groove.length, name="MidiDrumiGen humanized")
-    added = len(notes) - len(groove.notes)
-    print(f"humanized {len(groove.notes)} notes" + (f" (+{added} ghost notes)" if added else "")
+    midifile.write(args.out, played.notes, groove.tempo, groove.meter, length, name="MidiDrumiGen humanized")
+    added = len(played.notes) - len(notes)
+    print(f"humanized {len(notes)} notes" + (f" (+{added} ghost notes)" if added else "")
           + f" in the feel of {feel or 'GMD as a whole'}, seed {played.seed} -> {args.out}")
     return 0
 
@@ -585,7 +596,7 @@ def cmd_train_humanizer(args: argparse.Namespace) -> int:
 def add_train_humanizer_parser(sub) -> None:
     p = sub.add_parser("train-humanizer", help="train the humanizer on the Groove MIDI Dataset",
                        description="Fit the humanizer on GMD's train split; its validation split picks the epoch.")
-    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default: shared/datasets/groove beside the repository)")
+    p.add_argument("--data", type=Path, help=DATA_HELP)
     p.add_argument("--out", type=Path, default=Path("runs/humanizer/humanizer-gmd.pt"), help="checkpoint to write")
     p.add_argument("--epochs", type=int,
                    help="most epochs (the validation loss may stop it earlier)")
@@ -638,7 +649,7 @@ def add_eval(sub) -> None:
                        description="NLL on GMD's validation and test splits, and per-genre quality of generated "
                                    "grooves against real held-out grooves (see daemon/evaluate.py).")
     p.add_argument("--checkpoint", type=Path, help="checkpoint to measure (default: the bundled one)")
-    p.add_argument("--data", type=Path, help="Groove MIDI Dataset folder (default: shared/datasets/groove beside the repository)")
+    p.add_argument("--data", type=Path, help=DATA_HELP)
     p.add_argument("--cache-dir", dest="cache_dir", type=Path, default=Path(".cache"), help="tokenized-data cache")
     p.add_argument("--per-genre", dest="per_genre", type=int, default=64, help="grooves generated per genre")
     p.add_argument("--temperature", type=float, default=1.0)

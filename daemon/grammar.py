@@ -115,7 +115,8 @@ class TokenTable:
                     seen_position, struck = True, set()
                 elif kind == PITCH:
                     broken[i] |= value in struck
-                    unplayable[i] |= (value in before and value not in RESTRIKES) or (value in HATS and bool(struck & HATS))
+                    restruck = value in before and value not in RESTRIKES
+                    unplayable[i] |= restruck or (value in HATS and bool(struck & HATS))
                     struck.add(value)
                     if not seen_position:
                         lead_pitches[i] |= 1 << (value - PITCH_BASE)

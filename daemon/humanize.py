@@ -527,7 +527,8 @@ class Humanizer:
     def _ghosts(self, notes: list[Note], grid: Grid, amount: float, walk: np.ndarray, rng: np.random.Generator,
                 spread: float, length: float, chance: bool = False) -> list[Note]:
         free = ghost_candidates(grid)
-        free = free[~np.isin(free // bar_steps(grid.meter), ghosted_bars(notes, grid))]
+        bars, played = free // bar_steps(grid.meter), grid.steps % grid.total // bar_steps(grid.meter)
+        free = free[np.isin(bars, played) & ~np.isin(bars, ghosted_bars(notes, grid))]  # a rest stays a rest
         if not len(free):
             return []
         pieces = np.full(len(free), PIECES.index(GHOST_PITCH))

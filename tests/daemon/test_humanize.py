@@ -248,6 +248,17 @@ def test_ghost_notes_do_not_pile_up_when_humanize_is_pressed_again():
     assert len(humanizer.humanize(soft, "funk", 100, (4, 4), 16.0, seed=5, ghost_notes=True)) > len(soft)
 
 
+def test_a_bar_of_rest_gets_no_ghost_notes():
+    """A 2-bar beat, then 2 bars of rest (a break): ghost snares were spread over the rest, and
+    a kick and a snare 62 bars apart got 29 of them between."""
+    bundled = Humanizer.load()
+    beat = groove(bars=2)
+    for seed in range(8):
+        out = bundled.humanize(beat, "funk", 100, (4, 4), 16.0, seed=seed, ghost_notes=True)
+        ghosts = out[len(beat):]
+        assert ghosts and all(g.start < 8.0 + 0.125 for g in ghosts), seed  # the rest stays a rest
+
+
 def test_ghost_notes_only_when_asked_and_soft(humanizer):
     notes = groove(bars=8)
     assert len(humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=5)) == len(notes)
@@ -427,6 +438,24 @@ def test_cli_humanize_refuses_a_bad_file_in_one_line(tiny, tmp_path, capsys):
     assert cli(add_humanize_parser, "humanize", str(bad), "--checkpoint", str(tiny), "-o", str(tmp_path / "o.mid")) == 1
     err = capsys.readouterr().err
     assert err.startswith("drumigen: ") and err.strip().count("\n") == 0 and "not a readable MIDI file" in err
+
+
+@pytest.mark.parametrize("notes, meter, said", [
+    ([Note(36, 0.0, 0.1, 100), Note(38, 8000.0, 0.1, 100)], (4, 4),
+     "lasts 2001 bars of 4/4; humanize takes clips of up to 64"),
+    ([Note(42, k / 2, 0.1, 100) for k in range(16)], (255, 4), "time signature 255/4 is not supported"),
+    ([Note(35 + k % 20, k / 128, 0.01, 100) for k in range(4097)], (4, 4), "at most 4096 notes"),
+])
+def test_cli_humanize_takes_the_clips_the_daemon_takes(tiny, tmp_path, capsys, notes, meter, said):
+    """It skipped the daemon's checks: 2,000 empty bars got 833 ghost notes, a 255/4 bar came
+    out with hats at velocity 1."""
+    path = tmp_path / "odd.mid"
+    midifile.write(path, notes, 120, meter)
+    out = tmp_path / "o.mid"
+    assert cli(add_humanize_parser, "humanize", str(path), "--checkpoint", str(tiny), "-o", str(out)) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("drumigen: ") and said in err, err
+    assert not out.exists()
 
 
 def test_cli_train_humanizer_writes_a_checkpoint(tmp_path, capsys):
