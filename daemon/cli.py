@@ -24,6 +24,7 @@ from shared.protocol import (
     STYLE_STRENGTH,
     VARIATIONS_RANGE,
     ProtocolError,
+    brief,
 )
 
 EXIT_OK = 0
@@ -147,6 +148,32 @@ class Unavailable(Exception):
     answer in time."""
 
 
+class ForeignReply(ValueError):
+    """A reply this drumigen cannot read: a daemon of another version, or no daemon at all."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"the daemon's reply {what}; is it another version of MidiDrumiGen? (drumigen info)")
+
+    @classmethod
+    def reading(cls, err: Exception) -> "ForeignReply":
+        """For the KeyError or TypeError reading a reply raised."""
+        return cls(f"has no field {brief(err.args[0])}" if isinstance(err, KeyError) and err.args else
+                   f"is not shaped as this drumigen reads it ({brief(str(err))})")
+
+
+def patterns_of(reply: dict) -> list[tuple[int, list[Note]]]:
+    """Each pattern of a reply (or of the same done in process) as (seed, notes)."""
+    try:
+        found = [(p["seed"], [Note.from_wire(n) for n in p["notes"]]) for p in reply["patterns"]]
+    except (KeyError, TypeError) as err:
+        raise ForeignReply.reading(err) from None
+    except ProtocolError as err:
+        raise ForeignReply(f"holds a note this drumigen cannot play ({err.message})") from None
+    if not found:
+        raise ForeignReply("holds no patterns")
+    return found
+
+
 def call(args: argparse.Namespace, op: str, **fields) -> dict:
     """One request to the daemon, retried Lazy-Pirate style; raises ProtocolError or Unavailable."""
     if args.server_key:
@@ -225,12 +252,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_styles(args: argparse.Namespace) -> int:
     reply = call(args, "styles")
-    print("genres          " + ", ".join(reply["genres"]))
-    print("presets         " + ", ".join(reply["presets"]))
-    print("drummers        " + ", ".join(reply["drummers"]))
-    print("your styles     " + (", ".join(reply["learned"]) or "none yet (drumigen style learn NAME FILES...)"))
-    print("time signatures " + ", ".join(f"{n}/{d}" for n, d in reply["time_signatures"]))
-    print("kits            " + ", ".join(reply["kits"]))
+    try:
+        lines = ["genres          " + ", ".join(reply["genres"]),
+                 "presets         " + ", ".join(reply["presets"]),
+                 "drummers        " + ", ".join(reply["drummers"]),
+                 "your styles     " + (", ".join(reply["learned"]) or "none yet (drumigen style learn NAME FILES...)"),
+                 "time signatures " + ", ".join(f"{n}/{d}" for n, d in reply["time_signatures"]),
+                 "kits            " + ", ".join(reply["kits"])]
+    except (KeyError, TypeError, ValueError) as err:
+        raise ForeignReply.reading(err) from None
+    print("\n".join(lines))
     return EXIT_OK
 
 
@@ -243,20 +274,17 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "complexity": args.complexity, "strength": args.strength, "guidance": args.guidance, "focus": args.focus,
         "kit": args.kit,
     }.items() if v is not None}
-    if args.local:
-        patterns = _generate_locally(args, wire)
-    else:
-        patterns = call(args, "generate", **wire)["patterns"]
+    reply = {"patterns": _generate_locally(args, wire)} if args.local else call(args, "generate", **wire)
+    patterns = patterns_of(reply)
     from daemon import midifile
     from daemon.show import grid
 
     meter = tuple(args.time_signature)
     length = args.bars * meter[0] * 4 / meter[1]
-    for i, pattern in enumerate(patterns, 1):
-        notes = [Note.from_wire(n) for n in pattern["notes"]]
-        title = f"variation {i}/{len(patterns)}: {len(notes)} notes, seed {pattern['seed']}"
+    for i, (seed, notes) in enumerate(patterns, 1):
+        title = f"variation {i}/{len(patterns)}: {len(notes)} notes, seed {seed}"
         if args.out:
-            path = args.out / _file_name(args, pattern["seed"])
+            path = args.out / _file_name(args, seed)
             midifile.write(path, notes, args.tempo, meter, length, name=_style_label(args.style))
             title += f" -> {path}"
         print(title)
@@ -438,17 +466,14 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
         "style": args.style, "seed": args.seed, "temperature": args.temperature, "focus": args.focus,
         "bars": getattr(args, "bars", None), "every": getattr(args, "every", None), "kit": args.kit,
     }.items() if v is not None}
-    if args.local:
-        patterns = _clip_op_locally(args, wire)
-    else:
-        patterns = call(args, args.command, **wire)["patterns"]
-    notes = [Note.from_wire(n) for n in patterns[0]["notes"]]
+    (seed, notes), *_ = patterns_of({"patterns": _clip_op_locally(args, wire)} if args.local
+                                    else call(args, args.command, **wire))
     length = groove.length
     if args.command == "continue":  # the clip grows: keep it and add the new bars
         length += args.bars * bar
         notes = groove.notes + notes
     midifile.write(args.out, notes, groove.tempo, groove.meter, length, name=f"MidiDrumiGen {args.command}")
-    print(f"{args.command}: {len(notes)} notes, {length:g} beats, seed {patterns[0]['seed']} -> {args.out}")
+    print(f"{args.command}: {len(notes)} notes, {length:g} beats, seed {seed} -> {args.out}")
     if not args.quiet:
         from daemon.show import grid
 

@@ -41,6 +41,48 @@ def test_a_daemon_that_never_answers_is_exit_3_after_the_timeout_and_one_retry()
         ctx.term()
 
 
+@pytest.mark.parametrize("answer, command, said", [
+    ({}, ("generate", "--style", "funk"), "has no field 'patterns'"),
+    ({"patterns": [{"notes": []}]}, ("generate",), "has no field 'seed'"),
+    ({"patterns": "none"}, ("generate",), "is not shaped as this drumigen reads it"),
+    ({"patterns": []}, ("continue", "{clip}", "-o", "{out}"), "holds no patterns"),
+    ({"patterns": [{"seed": 1, "notes": [{"pitch": 999, "start": 0.0, "duration": 0.1, "velocity": 90}]}]},
+     ("generate",), "holds a note this drumigen cannot play (note pitch must be 0..127, got 999)"),
+    ({"genres": ["funk"]}, ("styles",), "has no field 'presets'"),
+])
+def test_a_reply_this_drumigen_cannot_read_is_one_clear_line(tmp_path, answer, command, said):
+    """An older daemon, or anything else that answers ok: a KeyError's traceback, or a bad note
+    blamed on the user as bad_request."""
+    import threading
+
+    import msgpack
+    import zmq
+
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+
+    def answer_one() -> None:
+        if router.poll(60_000):
+            identity, _, payload = router.recv_multipart()
+            router.send_multipart([identity, b"", msgpack.packb({"id": msgpack.unpackb(payload)["id"], "ok": True,
+                                                                 **answer})])
+
+    clip = tmp_path / "clip.mid"
+    midifile.write(clip, [Note(36, 0.0, 0.1, 100), Note(38, 1.0, 0.1, 100)], 120, (4, 4))
+    args = [a.format(clip=clip, out=tmp_path / "out.mid") for a in command]
+    thread = threading.Thread(target=answer_one, daemon=True)
+    thread.start()
+    try:
+        r = drumigen(*args, "--endpoint", f"tcp://127.0.0.1:{port}")
+    finally:
+        thread.join(60)
+        router.close(0)
+        ctx.term()
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and said in r.stderr and "another version" in r.stderr, r.stderr
+
+
 def test_client_commands_talk_to_the_daemon(daemon):
     assert "answered in" in drumigen("ping", "--endpoint", daemon.endpoint).stdout
     info = drumigen("info", "--endpoint", daemon.endpoint).stdout
