@@ -48,16 +48,18 @@ def _sample(generator: Generator, requests: list[GrooveRequest], abandoned: Gone
     return found
 
 
-def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveRequest) -> tuple[int, ...]:
+def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveRequest,
+           take: bool = False) -> tuple[int, ...]:
     """Model ids for exactly `bars` bars of `notes` (user kit -> canonical kit, one hit per piece and slot).
     A hit in the last half position is heard on the last position, where it is played: rounded
     into the next bar, the next bar's one played early came back from the model as a new note,
-    beside the clip's own (a flam where 14 of 48 continuations of GMD clips begin)."""
+    beside the clip's own (a flam where 14 of 48 continuations of GMD clips begin). For a `take`
+    that replaces the clip (a variation) it is the take's one, on the next bar's first position."""
     meter = tuple(req.meter)
     bar = bar_beats(meter)
     piece = kit.heard_as(req.kit)
     grid = POSITIONS_PER_BEAT * meter[1] / 4  # positions per quarter note
-    last = round(bars * bar * grid) - 1
+    last = round(bars * bar * grid) - (0 if take else 1)
     seen, canonical = set(), []
     for n in notes:
         if not 0 <= n.start < bars * bar:
@@ -92,11 +94,13 @@ def _check_heard(notes: list[Note], req: GrooveRequest) -> None:
 
 
 def _played_on(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
-               bars: int, abandoned: Gone | None) -> list[Pattern]:
-    """`bars` bars the model plays after hearing the clip, from `length` on, as it played them."""
+               bars: int, abandoned: Gone | None, take: bool = False) -> list[Pattern]:
+    """`bars` bars the model plays after hearing the clip, from `length` on, as it played them:
+    right after the clip, or as a `take` of their own that replaces it (its first bar fresh)."""
     _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
-    request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req),
+    request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req, take),
+                                  fresh_bar=clip_bars + 1 if take else 0,
                                   loops=False)  # what follows the new bars is the caller's to say
     end = clip_bars * bar_beats(req.meter)
     return [Pattern([_shift(n, length - end) for n in p.notes if n.start >= end], p.seed)
@@ -118,14 +122,15 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
 def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
               abandoned: Gone | None = None) -> list[Pattern]:
     """A new take as long as the clip: the model hears the clip, then plays it again its own way,
-    a loop of its own (without_doubled_ones). A clip with a hit on its one gets a take with one
+    a loop of its own (without_doubled_ones; its first bar does not follow the clip's last).
+    A clip with a hit on its one, or its one played a hair early at its end, gets a take with one
     too (3 of 16 takes had none): a loop that starts late sounds broken."""
     clip_bars = _whole_bars(length, req.meter)
-    if any(n.start == 0.0 for n in notes):
+    if any(n.start == 0.0 or n.start > length - across_the_line(req.meter) for n in notes):
         req = dataclasses.replace(req, onsets=((),) * clip_bars + ((0,),))  # the take's first bar, after the clip's
     grids = clip_grids(notes)
     patterns = []
-    for p in _played_on(generator, req, notes, length, clip_bars, abandoned):
+    for p in _played_on(generator, req, notes, length, clip_bars, abandoned, take=True):
         take = [_shift(n, -length) for n in p.notes]
         take = _on_grids(without_doubled_ones(take, length, take, meter=req.meter), grids, clip_bars * bar_beats(req.meter))
         patterns.append(Pattern(_inside(take, length), p.seed))

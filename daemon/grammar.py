@@ -6,8 +6,8 @@ The grammar over base REMI tokens is
 
 with positions strictly rising and below the bar's length, no piece struck twice at one
 position, and exactly the requested number of bars. Sampled tokens also keep to what one drummer
-can play: no piece but the snare's struck again one position (1/24 beat) after itself, and one
-hi-hat state (closed, pedal or open) at a time. A sampled bar holds at least one hit (the
+can play: no piece but the snare's struck again one position (1/24 of the meter's beat) after
+itself, and one hi-hat state (closed, pedal or open) at a time. A sampled bar holds at least one hit (the
 data has empty bars, at the ends of takes; a groove that asks for four bars wants four bars of
 drums); known tokens a row starts from (`BarState.follow`, a clip) may have empty bars.
 
@@ -57,7 +57,7 @@ MAX_TOKENS_PER_BAR = 200  # a real bar needs < 100; past this the bar is closed 
 # 362). Without a cap, a model kept from moving on (a drumify onset due just ahead, in a meter it
 # barely knows) piled 20+ pieces onto one instant.
 MAX_HITS_AT_ONCE = 5
-# A piece struck again one position (1/24 beat, 21 ms at 120 BPM) later is one limb restriking
+# A piece struck again one position (1/24 of a quarter in x/4, 21 ms at 120 BPM) later is one limb restriking
 # faster than it can, or an early hit played twice. GMD's train split does it on the snare
 # (drags, ruffs, buzz rolls: 52 of 1,000 snare hits; snare rim 7.5, side stick 7.6) and hardly
 # anywhere else (kick 5.7, closed hat 1.1, ride 1.9, floor tom 1.7 of 1,000); the model did it
@@ -252,6 +252,7 @@ class BarState:
     done: bool = False
     ids: list[int] = field(default_factory=list)
     onsets: tuple[tuple[int, ...], ...] = ()  # per bar, ascending positions that must each get a hit
+    fresh_bar: int = 0  # a bar (from 1) that does not follow the one before it in time: nothing restrikes across
     known: bool = False  # the tokens so far were given (follow), not sampled: their bar may be a rest
     following: bool = False  # inside follow(): a clip may be denser than the sampler's caps allow
 
@@ -287,7 +288,8 @@ class BarState:
             if kind == BAR:
                 at_the_end = self.position == positions_per_bar(self.meter) - 1
                 self.bars, self.position, self.struck, self.tokens_in_bar = self.bars + 1, -1, 0, 0
-                self.before, self.after = 0, self.after if at_the_end else 0  # position 0 is next to the end
+                next_door = at_the_end and self.bars != self.fresh_bar  # position 0 is next to the end
+                self.before, self.after = 0, self.after if next_door else 0
             elif kind == POSITION:
                 self.before = self.after if value == self.position + 1 else 0
                 self.position, self.struck, self.after = value, 0, 0

@@ -54,7 +54,7 @@ def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
         if kind == BAR:
             if j > 0 or state not in (START, AFTER_VELOCITY):
                 return False
-            here = here if position == positions_per_bar(s.meter) - 1 else set()
+            here = here if position == positions_per_bar(s.meter) - 1 and s.bars + 1 != s.fresh_bar else set()
             state, position, struck = AFTER_BAR, -1, set()
         elif kind == TIMESIG:
             if state != AFTER_BAR or value != s.meter:
@@ -187,6 +187,8 @@ def test_a_sampler_plays_what_one_drummer_can_but_a_clip_may_hold_anything():
     assert not adding(t, one, 36) and adding(t, one, 38)
     early = played(t, BarState(2, (4, 4)), ["Bar_None", "TimeSig_4/4", "Position_94", *hit])
     assert adding(t, t.allowed(played(t, early, ["Bar_None", "TimeSig_4/4", "Position_0"])), 36)  # 2 away
+    take = played(t, BarState(2, (4, 4), fresh_bar=2), ["Bar_None", "TimeSig_4/4", "Position_95", *hit])
+    assert adding(t, t.allowed(played(t, take, ["Bar_None", "TimeSig_4/4", "Position_0"])), 36)  # not next door
     clip = [Note(36, 0.0, 0.1, 90), Note(36, 1 / 24, 0.1, 90), Note(42, 0.5, 0.1, 90), Note(46, 0.5, 0.1, 90)]
     known = BarState(1, (4, 4))
     known.follow(t.vocab.merge(t.vocab.encode_notes(clip, (4, 4))), t)
