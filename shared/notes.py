@@ -115,8 +115,17 @@ def cut_short(notes: list[Note]) -> list[Note]:
         line = starts[n.pitch]
         k = bisect.bisect_right(line, n.start)
         nxt = line[k] if k < len(line) else math.inf
-        out.append(replace(n, duration=nxt - n.start) if nxt < n.start + n.duration else n)
+        out.append(replace(n, duration=_up_to(n.start, nxt)) if nxt < n.start + n.duration else n)
     return out
+
+
+def _up_to(start: float, end: float) -> float:
+    """The longest duration from `start` that does not pass `end`: `end - start` can round a
+    float's step past it, and a note-off after the next note-on would cut that note off."""
+    duration = end - start
+    while start + duration > end:  # once or twice: each step takes the sum down a step of its own
+        duration -= math.ulp(start + duration)
+    return duration
 
 
 ACROSS_THE_LINE = 1 / 8  # of the meter's beat: a hit this close before a loop's end (or a bar line), its piece as close after
