@@ -146,9 +146,8 @@ def read(path: Path, drums_only: bool = True) -> Groove:
     if abs(end_bars - round(end_bars)) < 1e-3 and round(end_bars) * bar <= MAX_BEATS:
         bars = max(bars, round(end_bars))
     length = bars * bar
-    end = round(length * tpb)  # a note held to a far end of track ends with the groove
-    notes = sorted((n if n.start + n.duration <= length else replace(n, duration=(end - round(n.start * tpb)) / tpb)
-                    for n in notes), key=lambda n: (n.start, n.pitch))
+    notes = sorted((n if n.start + n.duration <= length else replace(n, duration=length - n.start)
+                    for n in notes), key=lambda n: (n.start, n.pitch))  # a note held to a far end of track ends with it
     return Groove(notes, tempo or 120.0, meter, length)
 
 

@@ -33,8 +33,10 @@ def test_write_then_read_is_exact(tmp_path_factory, notes, tempo, meter):
     path = tmp_path_factory.mktemp("m") / "g.mid"
     midifile.write(path, notes, tempo, meter)
     groove = midifile.read(path)
-    expected = map(cut_at_next_hit(notes, groove.length), notes)
-    assert sorted(groove.notes, key=lambda n: (n.start, n.pitch)) == sorted(expected, key=lambda n: (n.start, n.pitch))
+    expected = sorted(map(cut_at_next_hit(notes, groove.length), notes), key=lambda n: (n.start, n.pitch))
+    read = sorted(groove.notes, key=lambda n: (n.start, n.pitch))
+    assert [(n.pitch, n.start, n.velocity) for n in read] == [(n.pitch, n.start, n.velocity) for n in expected]
+    assert [n.duration for n in read] == pytest.approx([n.duration for n in expected], abs=1e-9)
     # A file holds whole µs per beat: off by up to 0.5 µs, i.e. tempo² / 1.2e8 BPM, then read to 0.001 BPM.
     assert groove.tempo == pytest.approx(tempo, abs=tempo**2 / 1.2e8 + 5e-4) and groove.meter == meter
     bar = meter[0] * 4 / meter[1]
@@ -203,3 +205,19 @@ def test_a_note_held_to_a_far_end_of_track_ends_with_the_groove(tmp_path):
     groove = midifile.read(tmp_path / "held.mid")
     assert groove.length == 4.0
     assert [(n.pitch, n.start, n.duration) for n in groove.notes] == [(36, 0.0, 4.0), (38, 1.0, 1.0)]
+
+
+def test_a_held_note_on_the_groove_s_last_tick_keeps_a_length(tmp_path):
+    """5 ticks a beat, 5/8: the groove ends at tick 12.5, which rounded to the note's own tick 12
+    gave it no length, and the clip was refused."""
+    mid = mido.MidiFile(ticks_per_beat=5)
+    mid.tracks.append(mido.MidiTrack([mido.MetaMessage("time_signature", numerator=5, denominator=8),
+                                      mido.Message("note_on", channel=9, note=38, velocity=90),
+                                      mido.Message("note_off", channel=9, note=38, time=1),
+                                      mido.Message("note_on", channel=9, note=36, velocity=100, time=11),
+                                      mido.MetaMessage("end_of_track", time=1000)]))
+    mid.save(tmp_path / "odd.mid")
+    groove = midifile.read(tmp_path / "odd.mid")
+    assert groove.length == 2.5
+    assert [(n.pitch, n.start) for n in groove.notes] == [(38, 0.0), (36, 2.4)]
+    assert groove.notes[1].duration == pytest.approx(0.1)
