@@ -402,7 +402,7 @@ class Humanizer:
         in a few levels (accent_levels) keeps each level where it is, the style's dynamics added
         within it (its hats' lilt, its scatter), the levels informing the timing as played ones do.
         The i-th note returned is the i-th note given, pitch untouched; ghost notes (only with
-        `ghost_notes`, and only in bars without any: ghosted_bars) follow.
+        `ghost_notes`, and only in bars with notes and without ghost notes: ghosted_bars) follow.
         Starts stay in [0, length); length defaults to the whole bars that cover the notes. In a
         programmed clip (most notes on a grid: 16ths, 32nds, triplets) each note keeps its
         placement plus the offset of its nearest 16th; in a played one (or one humanized before)
