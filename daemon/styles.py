@@ -864,7 +864,7 @@ def cmd_style_learn(args: argparse.Namespace) -> int:
 
         def progress(done: int, total: int) -> None:
             if not bars:
-                bars.append(tqdm(total=total, desc=f"learning {args.name}", unit="step"))
+                bars.append(tqdm(total=total, desc=f"learning {args.name}", unit=" passes"))
             bars[0].update(done - bars[0].n)
 
         try:
