@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from daemon import kit
 from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
-from daemon.grammar import HATS, bar_beats
+from daemon.grammar import bar_beats
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
 from daemon.vocab import POSITIONS_PER_BEAT
@@ -113,8 +113,8 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
     the new end leads into the clip's one (without_doubled_ones)."""
     end = length + bars * bar_beats(req.meter)
     grids = clip_grids(notes)
-    heard = kit.heard_as(req.kit)  # a clip's hi-hat edge zone is the hi-hat the model plays
-    return [Pattern(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter, piece=heard), grids, end,
+    drum = kit.drum_of(req.kit)  # an open hat before the clip's closed one is the hi-hat struck twice
+    return [Pattern(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter, piece=drum), grids, end,
                               length), p.seed)
             for p in _played_on(generator, req, notes, length, bars, abandoned)]
 
@@ -132,7 +132,8 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     patterns = []
     for p in _played_on(generator, req, notes, length, clip_bars, abandoned, take=True):
         take = [_shift(n, -length) for n in p.notes]
-        take = _on_grids(without_doubled_ones(take, length, take, meter=req.meter), grids, clip_bars * bar_beats(req.meter))
+        take = without_doubled_ones(take, length, take, meter=req.meter, piece=kit.drum_of(req.kit))
+        take = _on_grids(take, grids, clip_bars * bar_beats(req.meter))
         patterns.append(Pattern(_inside(take, length), p.seed))
     return patterns
 
@@ -181,7 +182,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
                    # played a hair early at its end
                 early = [_shift(n, -length) for n in out if n.start > length - across_the_line(req.meter)]
                 following, start = out + fills.get(0, []) + early, 0.0
-            fill = _on_grids(without_doubled_ones(fill, end, following, start, req.meter, kit.heard_as(req.kit)), grids,
+            fill = _on_grids(without_doubled_ones(fill, end, following, start, req.meter, kit.drum_of(req.kit)), grids,
                              end, k * bar)  # never onto the next bar's one, which stays as sent
             first = min((n.start for n in fill), default=end)
             if k - 1 >= 0 and k - 1 not in fill_bars:  # the groove to keep time with: the bar before the fill's
@@ -223,7 +224,6 @@ DRUMIFY_GRIDS = (4, 3)  # onsets snap to 16ths or 8th triplets (per quarter note
                         # exactly on a beat, and a shuffle's bass is not on 16ths
 ON_A_PLACE = 1 / 48  # beats: a note this close to a place only the other grid has was played there
 FLAM_BEATS = 1 / 12  # a hit this close to an onset is played on it (_onto_onsets); of its piece, a flam: left out
-HAT = 42  # the hi-hat as one drum, in whichever state (grammar.HATS) it is struck
 
 
 def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
@@ -250,12 +250,12 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice,
                                   loops=False)  # its loop point is the clip's length, with its onsets kept (below)
     times = {round(k * bar + pos / per_quarter, 6) for k, bar_onsets in enumerate(onsets) for pos in bar_onsets}
-    patterns, piece = [], kit.heard_as(req.kit)
+    patterns, drum = [], kit.drum_of(req.kit)
     for p in _sample(generator, [request], abandoned)[0]:
-        played = _inside(_onto_onsets(p.notes, times, length, piece), length)
+        played = _inside(_onto_onsets(p.notes, times, length, drum), length)
         on_onsets = [n for n in played if round(n.start, 6) in times]
         loose = [n for n in played if round(n.start, 6) not in times]
-        loose = without_doubled_ones(loose, length, played, meter=req.meter, piece=piece)
+        loose = without_doubled_ones(loose, length, played, meter=req.meter, piece=drum)
         patterns.append(Pattern(sorted(on_onsets + loose, key=lambda n: (n.start, n.pitch)), p.seed))
     return patterns
 
@@ -278,18 +278,15 @@ def onset_grids(notes: list[Note]) -> dict[int, tuple[int, ...]]:
     return defaultdict(lambda: (clip,), {beat: (other,) for beat, count in played_on_other.items() if count >= 2})
 
 
-def _onto_onsets(notes: list[Note], onsets: set[float], length: float, piece: Callable[[int], int]) -> list[Note]:
+def _onto_onsets(notes: list[Note], onsets: set[float], length: float, drum: Callable[[int], int]) -> list[Note]:
     """The notes, each hit a hair off an onset (closer than FLAM_BEATS) moved onto it, or left
-    out where its piece (`piece` of its pitch) already plays there (a flam), or another state of
-    the hi-hat does; a hit a hair before the clip's end is off the loop's first onset. The
+    out where its drum (`drum` of its pitch: the hi-hat in any state, the ride on any zone)
+    already plays there (a flam); a hit a hair before the clip's end is off the loop's first onset. The
     grammar puts a hit on each onset, and the model often played its kick or snare 1/24 beat
     before it and a cymbal on it: of the kicks and snares near a bass line's onsets, 35 % sat
     beside them, flamming with the bass."""
     wrapped = {round(length + t, 6): t for t in onsets if t < FLAM_BEATS}  # the loop's, seen from its end
     times = sorted(onsets | set(wrapped))
-
-    def drum(pitch: int) -> int:  # the hi-hat is one drum whichever state it is struck in
-        return HAT if piece(pitch) in HATS else piece(pitch)
 
     on = {(drum(n.pitch), round(n.start, 6)) for n in notes if round(n.start, 6) in onsets}
     out = [n for n in notes if round(n.start, 6) in onsets]

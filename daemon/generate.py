@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from daemon import checkpoint, styles
+from daemon import checkpoint, kit, styles
 from daemon.cuda_graphs import GraphedSteps
 from daemon.grammar import BAR, BarState, TokenTable, bar_beats
 from daemon.model import DrumTransformer
@@ -494,7 +494,7 @@ class Generator:
                 best[key] = note
         out = sorted(best.values(), key=lambda n: (n.start, n.pitch))
         if req.loops:  # the clip ops ask with loops False: they know what follows their notes
-            out = without_doubled_ones(out, clip_end, out, meter=tuple(req.meter))
+            out = without_doubled_ones(out, clip_end, out, meter=tuple(req.meter), piece=kit.drum_of(req.kit))
         return out
 
 

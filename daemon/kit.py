@@ -81,11 +81,25 @@ def reverse_map(mapping: dict[int, int]) -> dict[int, int]:
     return reverse
 
 
+# The drum each zone belongs to (the TD-11's zones, GrooVAE's reduction): the hi-hat closed,
+# pedalled or open, the ride's bow, bell and edge, each crash's bow and edge, the snare's head,
+# rim and cross-stick, each tom's head and rim. Two hits of one drum a hair apart across a loop
+# point are one drum struck twice (an open hat 1/24 beat before the loop's closed one).
+ZONES = {44: 42, 46: 42, 53: 51, 59: 51, 55: 49, 52: 57, 40: 38, 37: 38, 50: 48, 47: 45}
+
+
 def heard_as(mapping: dict[int, int]) -> Callable[[int], int]:
     """A kit's pitch -> the canonical piece it plays: the map read back (reverse_map), TD-11 zones
     folded into their pieces (to_canonical)."""
     pieces = reverse_map(mapping)
     return lambda pitch: to_canonical(pieces.get(pitch, pitch))
+
+
+def drum_of(mapping: dict[int, int]) -> Callable[[int], int]:
+    """A kit's pitch -> the drum it strikes (ZONES), whichever zone: what a loop point's one
+    and a hit moved onto an onset are heard by."""
+    heard = heard_as(mapping)
+    return lambda pitch: ZONES.get(heard(pitch), heard(pitch))
 
 
 def load_map(spec: str | dict) -> dict[int, int]:

@@ -26,10 +26,12 @@ from typing import Protocol
 
 import mido
 
+from daemon import kit
 from daemon.clock import Position, Timeline, realtime_priority
 from daemon.ports import PortLost, PortWatch
 from shared.notes import Note, across_the_line, cut_short
 
+GM_DRUM = kit.drum_of({})  # the drum a GM pitch strikes, in whichever zone
 SPIN_S = 0.001  # busy-wait this long before each deadline (see the module docstring)
 MAX_WAIT_S = 0.05  # longest sleep between looks at stop requests, changes and ports
 HOUSEKEEPING_S = 0.005  # slack needed before queueing phrases, splicing or checking ports
@@ -165,11 +167,11 @@ class Sequencer:
         """A generated phrase's one is played once. The model ends a phrase with the next one's
         kick or hats played early (GMD writes them so), and the phrase after it, a request of its
         own, has its one on time: what is queued in the last ACROSS_THE_LINE beat before `start`
-        of a piece `phrase` plays as close after it goes (shared.notes.without_doubled_ones,
-        across phrases: 1-2 of 15 phrase changes in live mode flammed)."""
-        across = across_the_line(phrase.meter)
-        ones = {msg.note for beat, kind, _, msg in phrase.events if kind == ON and beat < across}
-        early = {e[3] for e in self._heap if e[1] == ON and start - across < e[0] < start and e[4].note in ones}
+        of a drum `phrase` plays as close after it goes, in any zone (shared.notes.without_doubled_ones,
+        across phrases: 1-2 of 15 phrase changes in live mode flammed). Live mode plays GM pitches."""
+        across, drum = across_the_line(phrase.meter), GM_DRUM
+        ones = {drum(msg.note) for beat, kind, _, msg in phrase.events if kind == ON and beat < across}
+        early = {e[3] for e in self._heap if e[1] == ON and start - across < e[0] < start and drum(e[4].note) in ones}
         if early:
             self._heap = [e for e in self._heap if e[3] not in early]
             heapq.heapify(self._heap)
