@@ -35,6 +35,11 @@ PERCUSSION = range(27, 88)  # GM2's percussion keys (High Q to Open Surdo): what
 PROGRAMMED = 0.9  # share of a clip's notes exactly on a grid that makes it programmed, not played
 SNAP_GRIDS = (4, 3, 8, 6)  # per beat, coarse to fine: 16ths, 8th triplets, 32nds, 16th triplets
 FILL_GAP = 0.25  # beats: a fill bar keeps the groove up to a 16th before the fill's first hit
+# A fill as loud as the groove it ends, times this: GMD's fill takes are 1.22x as loud as the
+# beats of the same drummer, session and genre (median of 29 such groups of the train split,
+# quartiles 1.13-1.28). Played afresh, a fill's loudness had nothing to do with the clip's
+# (correlation -0.03 over 144 fills; a reggae clip at velocity 50 got fills at 73-117).
+FILL_LIFT = 1.2
 
 
 class Abandoned(Exception):
@@ -143,7 +148,8 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     """The clip with its last bar (or every `every`-th bar) replaced by a fill: a bar played as
     the model plays a fill (`kind` fill) in the request's style, tempo and meter.
 
-    The model does not hear the bars before it. With two bars of the groove in its context it
+    The model does not hear the bars before it, so its fill is brought to the loudness of the
+    clip's other bars (FILL_LIFT), its own dynamics kept. With two bars of the groove in its context it
     went on playing the groove, whatever `kind` said (and classifier-free guidance from `kind`
     beat to `kind` fill at 2-5 did not change that): over 24 rock fill bars, toms in 0 of them
     against 24 of 24 heard afresh (docs/model.md). A fill that comes in late (a third of rock's
@@ -167,13 +173,15 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     def bar_of(n: Note) -> int:  # by its nearest 16th: a downbeat played a hair early is its bar's
         return math.floor((n.start + 1 / 8) / bar)
 
+    groove = [n.velocity for n in notes if bar_of(n) not in fill_bars]  # none in a clip of fills alone
+    loudness = FILL_LIFT * sum(groove) / len(groove) if groove else None
     patterns = []
     for v in range(req.variations):
         out = [n for n in notes if bar_of(n) not in fill_bars]
         fills = {}
         for k, variations in zip(fill_bars, found):
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
-            fills[k] = [_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar]
+            fills[k] = _as_loud([_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar], loudness)
         for k, fill in fills.items():
             end = min((k + 1) * bar, length)
             if end < length:  # into the next bar's one: the clip's, or the next fill's
@@ -191,6 +199,23 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
             out += _inside(fill, length)
         patterns.append(Pattern(sorted(out, key=lambda n: (n.start, n.pitch)), found[0][v].seed))
     return patterns
+
+
+def _as_loud(notes: list[Note], loudness: float | None) -> list[Note]:
+    """The notes, their velocities scaled so that they average `loudness` (as far as 1..127
+    allow: the scale is found by bisection, as accents pressed against 127 stop adding); ghost
+    notes, accents and a crescendo keep their shape."""
+    if not notes or loudness is None:
+        return notes
+
+    def scaled(scale: float) -> list[int]:
+        return [min(max(round(n.velocity * scale), 1), 127) for n in notes]
+
+    low, high = 0.0, 127.0  # every velocity is 1..127: a scale of 127 takes each to the top
+    for _ in range(40):
+        middle = (low + high) / 2
+        low, high = (middle, high) if sum(scaled(middle)) < loudness * len(notes) else (low, middle)
+    return [dataclasses.replace(n, velocity=v) for n, v in zip(notes, scaled(high))]
 
 
 def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], length: float, amount: float,

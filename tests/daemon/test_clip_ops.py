@@ -192,6 +192,23 @@ def steady_rock(bars: int) -> list[Note]:
                   key=lambda n: (n.start, n.pitch))
 
 
+def test_a_fill_is_as_loud_as_the_groove_it_ends_and_a_little_more(bundled):
+    """Played afresh, a fill's loudness had nothing to do with the clip's (a reggae clip at
+    velocity 50 got fills at 73-117); GMD's fills are 1.2x as loud as the same drummer's beats."""
+    for level in (50, 90):
+        clip = [dataclasses.replace(n, velocity=level) for n in steady_rock(4)]
+        kept = {(n.pitch, n.start + 4, n.velocity) for n in clip}  # the groove a fill keeps time with
+        velocities = set()
+        for every in (None, 2):
+            for p in clip_ops.fill_clip(bundled, GrooveRequest(style="reggae", seed=5, variations=4), clip, 16.0,
+                                        every):
+                fills = [n for n in p.notes if n not in clip and (n.pitch, n.start, n.velocity) not in kept]
+                mean = sum(n.velocity for n in fills) / len(fills)
+                assert abs(mean - clip_ops.FILL_LIFT * level) < 6, (level, every, mean)
+                velocities |= {n.velocity for n in fills}
+        assert len(velocities) > 10  # each fill keeps its own dynamics
+
+
 def test_a_fill_that_comes_in_late_has_the_groove_before_it(bundled):
     """A third of rock's fills start a beat or more into the bar (14 of 32 here before): the
     groove went silent until them. Now the bar keeps the clip's own notes up to a 16th before
