@@ -115,12 +115,13 @@ def _played_on(generator: Generator, req: GrooveRequest, notes: list[Note], leng
 def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
                   bars: int, abandoned: Gone | None = None) -> list[Pattern]:
     """`bars` new bars after the clip; notes start at `length` and later (the clip grows), and
-    the new end leads into the clip's one (without_doubled_ones)."""
+    the new end leads into the clip's one (without_doubled_ones), or, asked with `loops` False,
+    into what the caller plays next (live mode's next phrase: its player sees the join)."""
     end = length + bars * bar_beats(req.meter)
     grids = clip_grids(notes)
     drum = kit.drum_of(req.kit)  # an open hat before the clip's closed one is the hi-hat struck twice
-    return [Pattern(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter, piece=drum), grids, end,
-                              length), p.seed)
+    return [Pattern(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter, piece=drum) if req.loops
+                              else p.notes, grids, end, length), p.seed)
             for p in _played_on(generator, req, notes, length, bars, abandoned)]
 
 

@@ -63,7 +63,8 @@ def add_play_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--style", type=style_arg, help="ask the daemon for a groove in this style (or a mix, "
                                                   "funk:0.7,jazz:0.3) instead of a file")
     p.add_argument("--live", action="store_true",
-                   help="keep generating with --style: the next phrase is made while one plays; "
+                   help="keep generating with --style: the next phrase, a continuation of the one before, is "
+                        "made while one plays; "
                         "keys (and MIDI CCs 20/21/22 from --cc-port, or the --clock port) change "
                         "style/density/temperature at the next bar")
     p.add_argument("--bars", type=int, default=DEFAULT_BARS, help="bars per generated phrase (default 4)")
