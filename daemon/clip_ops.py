@@ -178,7 +178,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     loudness = FILL_LIFT * sum(groove) / len(groove) if groove else None
     patterns = []
     for v in range(req.variations):
-        out = [n for n in notes if bar_of(n) not in fill_bars]
+        out = _inside([n for n in notes if bar_of(n) not in fill_bars], length)
         fills = {}
         for k, variations in zip(fill_bars, found):
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends

@@ -114,6 +114,14 @@ def test_a_fill_is_a_fill_after_a_steady_groove(bundled):
     assert with_toms >= 6 and all([n for n in p.notes if n.start < 12] == kept for p in patterns)
 
 
+def test_what_a_fill_answers_ends_with_the_clip(bundled):
+    """The clip's own notes came back as sent, a crash held 8 beats past the clip's end with them."""
+    ringing = steady_rock(4) + [Note(49, 11.5, 8.0, 110)]
+    for p in clip_ops.fill_clip(bundled, GrooveRequest(style="rock", seed=3), ringing, 16.0, None):
+        assert max(n.start + n.duration for n in p.notes) <= 16.0
+        assert any(n.pitch == 49 and n.start == 11.5 and n.duration == 4.5 for n in p.notes)
+
+
 def test_drumify_hits_a_shuffles_triplets_and_plays_on_the_onsets_not_beside_them(bundled):
     """A bass in 8th triplets was snapped to 16ths (a gallop, 9-19 of 24 onsets hit where the bass
     plays); the model often doubled an onset's hit with the same piece 1/24 beat away, and played
