@@ -35,11 +35,13 @@ PERCUSSION = range(27, 88)  # GM2's percussion keys (High Q to Open Surdo): what
 PROGRAMMED = 0.9  # share of a clip's notes exactly on a grid that makes it programmed, not played
 SNAP_GRIDS = (4, 3, 8, 6)  # per beat, coarse to fine: 16ths, 8th triplets, 32nds, 16th triplets
 FILL_GAP = 0.25  # beats: a fill bar keeps the groove up to a 16th before the fill's first hit
-# A fill as loud as the groove it ends, times this: GMD's fill takes are 1.22x as loud as the
-# beats of the same drummer, session and genre (median of 29 such groups of the train split,
-# quartiles 1.13-1.28). Played afresh, a fill's loudness had nothing to do with the clip's
-# (correlation -0.03 over 144 fills; a reggae clip at velocity 50 got fills at 73-117).
+# A fill as loud as the groove it ends, times this (as far as its loudest hit may go, to 127):
+# GMD's fill takes are 1.22x as loud as the beats of the same drummer, session and genre (median
+# of 29 such groups of the train split, quartiles 1.13-1.28). Played afresh, a fill's loudness had
+# nothing to do with the clip's (correlation -0.03 over 144 fills; a reggae clip at velocity 50
+# got fills at 73-117).
 FILL_LIFT = 1.2
+FILL_CEILING = 99  # and no louder on average than 9 in 10 of GMD's 519 fill takes (median 77.6)
 
 
 class Abandoned(Exception):
@@ -175,7 +177,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
         return math.floor((n.start + 1 / 8) / bar)
 
     groove = [n.velocity for n in notes if bar_of(n) not in fill_bars]  # none in a clip of fills alone
-    loudness = FILL_LIFT * sum(groove) / len(groove) if groove else None
+    loudness = min(FILL_LIFT * sum(groove) / len(groove), FILL_CEILING) if groove else None
     patterns = []
     for v in range(req.variations):
         out = _inside([n for n in notes if bar_of(n) not in fill_bars], length)
@@ -203,20 +205,24 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
 
 
 def _as_loud(notes: list[Note], loudness: float | None) -> list[Note]:
-    """The notes, their velocities scaled so that they average `loudness` (as far as 1..127
-    allow: the scale is found by bisection, as accents pressed against 127 stop adding); ghost
-    notes, accents and a crescendo keep their shape."""
+    """The notes at velocities that average `loudness`: scaled, where that keeps the loudest at
+    127 or under (ghost notes, accents and a crescendo keep their shape); else raised as a
+    drummer plays harder, on a curve 127 (v / 127)^g that keeps 127 the top and lifts soft hits
+    most. Scaled and clipped at 127, a loud clip's fill had turned to nearly all 127s."""
     if not notes or loudness is None:
         return notes
-
-    def scaled(scale: float) -> list[int]:
-        return [min(max(round(n.velocity * scale), 1), 127) for n in notes]
-
-    low, high = 0.0, 127.0  # every velocity is 1..127: a scale of 127 takes each to the top
-    for _ in range(40):
-        middle = (low + high) / 2
-        low, high = (middle, high) if sum(scaled(middle)) < loudness * len(notes) else (low, middle)
-    return [dataclasses.replace(n, velocity=v) for n, v in zip(notes, scaled(high))]
+    velocities = [n.velocity for n in notes]
+    mean = sum(velocities) / len(velocities)
+    if loudness * max(velocities) <= 127 * mean:
+        louder = [v * loudness / mean for v in velocities]
+    else:
+        low, high = 0.0, 1.0  # the curve's power: 1 leaves the fill as it is, 0 takes every hit to 127
+        for _ in range(40):
+            power = (low + high) / 2
+            low, high = (power, high) if sum(127 * (v / 127) ** power for v in velocities) > loudness * len(
+                velocities) else (low, power)
+        louder = [127 * (v / 127) ** low for v in velocities]
+    return [dataclasses.replace(n, velocity=min(max(round(v), 1), 127)) for n, v in zip(notes, louder)]
 
 
 def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], length: float, amount: float,

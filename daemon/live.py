@@ -6,7 +6,8 @@ the phrase before it: asked for afresh, phrases jumped in loudness and density a
 review: the bars either side of 45 of 84 joins differed by more than 12 in mean velocity, 39 of
 264 bar lines inside a phrase). A change of style, density or temperature (terminal keys or
 MIDI CCs) discards what was prepared with the old settings and asks for a phrase with the new
-ones, continuing the one playing; the player splices it in at the first bar line after it arrives.
+ones, continuing the one playing; the player splices it in at the first bar line after it arrives
+(so it follows that bar, which is the end of the phrase it heard only when the splice falls there).
 """
 
 from __future__ import annotations
@@ -235,7 +236,8 @@ class LiveSource:
                         return
                     version, settings = self._version, self._settings
                     changing = version != self._playing and self._change is None
-                    after = self._current if changing or not self._ready else self._ready[-1]
+                    after = (self._current if changing else self._ready[-1] if self._ready  # the phrase it follows
+                             else self._change[1] if self._change is not None else self._current)
                 fields = request_fields(settings, self._bars, self._meter, self._tempo(), self._seed, loop=False)
                 if after is not None:  # the phrase it follows, heard: its loudness and feel go on
                     fields.update(notes=[n.to_wire() for n in after.notes], length=after.length)

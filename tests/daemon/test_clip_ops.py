@@ -212,8 +212,9 @@ def test_a_fill_is_as_loud_as_the_groove_it_ends_and_a_little_more(bundled):
                                         every):
                 fills = [n for n in p.notes if n not in clip and (n.pitch, n.start, n.velocity) not in kept]
                 mean = sum(n.velocity for n in fills) / len(fills)
-                assert abs(mean - clip_ops.FILL_LIFT * level) < 6, (level, every, mean)
+                assert abs(mean - min(clip_ops.FILL_LIFT * level, clip_ops.FILL_CEILING)) < 3, (level, every, mean)
                 velocities |= {n.velocity for n in fills}
+                assert sum(n.velocity == 127 for n in fills) <= 2  # accents stand out, not a wall of 127s
         assert len(velocities) > 10  # each fill keeps its own dynamics
 
 

@@ -6,6 +6,8 @@ import argparse
 import os
 import pty
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import mido
 import pytest
@@ -51,9 +53,10 @@ def test_a_continued_phrase_starts_at_0_in_the_meter_of_the_one_it_follows():
     assert [(n.pitch, n.start) for n in after.notes] == [(38, 0.0)]
 
 
-def test_each_phrase_after_the_first_continues_the_one_before_it():
-    """Asked for afresh, phrases jumped in loudness and density at most joins (45 of 84 joins
-    more than 12 apart in mean velocity): the daemon now hears the phrase each one follows."""
+@contextmanager
+def a_daemon_that_answers_anything() -> Iterator[tuple[str, list[dict]]]:
+    """A ROUTER standing in for the daemon: every request recorded and answered with 4 kicks at
+    velocity 10 + its number, after the clip a `continue` hears; yields (endpoint, requests)."""
     import msgpack
     import zmq
 
@@ -71,37 +74,72 @@ def test_each_phrase_after_the_first_continues_the_one_before_it():
             request = msgpack.unpackb(payload)
             asked.append(request)
             start = request.get("length", 0.0)  # a continue's notes come after the clip it heard
-            reply = {"id": request["id"], "ok": True, "styles": ["funk"], "bars": 1, "time_signature": [4, 4],
-                     "patterns": [{"seed": len(asked), "notes": [
-                         {"pitch": 36, "start": start + k, "duration": 0.25, "velocity": 60 + len(asked)}
+            reply = {"id": request["id"], "ok": True, "styles": ["funk", "rock"], "bars": 1,
+                     "time_signature": [4, 4], "patterns": [{"seed": len(asked), "notes": [
+                         {"pitch": 36, "start": start + k, "duration": 0.25, "velocity": 10 + len(asked)}
                          for k in range(4)]}]}
             router.send_multipart([identity, b"", msgpack.packb(reply)])
 
     thread = threading.Thread(target=answer, daemon=True)
     thread.start()
-    live = LiveSource(f"tcp://127.0.0.1:{port}", Settings("funk", None, 1.0), bars=1, meter=(4, 4), channel=9,
-                      tempo=lambda: 120.0, seed=5)
     try:
-        live.start()
-        phrases = [live.next_phrase()]
-        for _ in range(2):
-            for _ in range(200):  # ~10 s at most: until the next phrase has come
-                if live.next_phrase() is not phrases[-1]:
-                    break
-                threading.Event().wait(0.05)
-            phrases.append(live.again())
+        yield f"tcp://127.0.0.1:{port}", asked
     finally:
-        live.close()
         stop.set()
         thread.join(5)
         router.close(0)
         ctx.term()
+
+
+def until(condition: Callable[[], bool]) -> None:
+    for _ in range(200):  # ~10 s at most
+        if condition():
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError("never came")
+
+
+def test_each_phrase_after_the_first_continues_the_one_before_it():
+    """Asked for afresh, phrases jumped in loudness and density at most joins (45 of 84 joins
+    more than 12 apart in mean velocity): the daemon now hears the phrase each one follows."""
+    with a_daemon_that_answers_anything() as (endpoint, asked):
+        live = LiveSource(endpoint, Settings("funk", None, 1.0), bars=1, meter=(4, 4), channel=9,
+                          tempo=lambda: 120.0, seed=5)
+        try:
+            live.start()
+            phrases = [live.next_phrase()]
+            for _ in range(2):
+                until(lambda: live.next_phrase() is not phrases[-1])  # the next phrase has come
+                phrases.append(live.again())
+        finally:
+            live.close()
     ops = [r["op"] for r in asked]
     assert ops[:3] == ["styles", "generate", "continue"] and set(ops[3:]) <= {"continue"}, ops
     for before, request in zip((phrases[0], phrases[1]), asked[2:4]):
         assert request["notes"] == [n.to_wire() for n in before.notes] and request["length"] == before.length
         assert request["loop"] is False and request["bars"] == 1
     assert all([n.start for n in p.notes] == [0.0, 1.0, 2.0, 3.0] for p in phrases)
+
+
+def test_the_phrase_after_a_change_continues_the_changed_one():
+    """The phrase asked for right after a change arrived continued the phrase from before the
+    change, still playing: the join after the change jumped back."""
+    with a_daemon_that_answers_anything() as (endpoint, asked):
+        live = LiveSource(endpoint, Settings("funk", None, 1.0), bars=1, meter=(4, 4), channel=9,
+                          tempo=lambda: 120.0, seed=5)
+        try:
+            live.start()
+            live.next_phrase()
+            until(lambda: len(asked) >= 3)  # the phrase after it, asked for
+            live.change(style="rock")
+            until(lambda: [r.get("style") for r in asked].count("rock") >= 2)  # the change's, and one after it
+            changed = live.take_change()
+            until(lambda: live.next_phrase() is not changed)
+            following = live.again()
+        finally:
+            live.close()
+    heard = asked[following.notes[0].velocity - 11]  # the request that made it
+    assert heard["notes"] == [n.to_wire() for n in changed.notes]
 
 
 def test_keys_step_settings_and_quit():
