@@ -152,10 +152,10 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     the model plays a fill (`kind` fill) in the request's style, tempo and meter.
 
     The model does not hear the bars before it, so its fill is brought to the loudness of the
-    clip's other bars (FILL_LIFT), its own dynamics kept. With two bars of the groove in its context it
-    went on playing the groove, whatever `kind` said (and classifier-free guidance from `kind`
-    beat to `kind` fill at 2-5 did not change that): over 24 rock fill bars, toms in 0 of them
-    against 24 of 24 heard afresh (docs/model.md). A fill that comes in late (a third of rock's
+    clip's other bars (FILL_LIFT), its own dynamics kept. With two bars of the groove in its
+    context it went on playing the groove, whatever `kind` said (and classifier-free guidance
+    from `kind` beat to `kind` fill at 2-5 did not change that): over 24 rock fill bars, toms in
+    0 of them against 24 of 24 heard afresh (docs/model.md). A fill that comes in late (a third of rock's
     start a beat or more into the bar) has the groove before it, up to FILL_GAP before its first
     hit, as a drummer keeps time into a fill: the bar before's notes, one bar on (the fill bar's
     own could be an earlier fill, pressed again). Where the bar before is a fill bar too (a
@@ -219,8 +219,8 @@ def _as_loud(notes: list[Note], loudness: float | None) -> list[Note]:
         low, high = 0.0, 1.0  # the curve's power: 1 leaves the fill as it is, 0 takes every hit to 127
         for _ in range(40):
             power = (low + high) / 2
-            low, high = (power, high) if sum(127 * (v / 127) ** power for v in velocities) > loudness * len(
-                velocities) else (low, power)
+            too_loud = sum(127 * (v / 127) ** power for v in velocities) / len(velocities) > loudness
+            low, high = (power, high) if too_loud else (low, power)
         louder = [127 * (v / 127) ** low for v in velocities]
     return [dataclasses.replace(n, velocity=min(max(round(v), 1), 127)) for n, v in zip(notes, louder)]
 
@@ -313,13 +313,12 @@ def onset_grids(notes: list[Note]) -> dict[int, tuple[int, ...]]:
 def _onto_onsets(notes: list[Note], onsets: set[float], length: float, drum: Callable[[int], int]) -> list[Note]:
     """The notes, each hit a hair off an onset (closer than FLAM_BEATS) moved onto it, or left
     out where its drum (`drum` of its pitch: the hi-hat in any state, the ride on any zone)
-    already plays there (a flam); a hit a hair before the clip's end is off the loop's first onset. The
-    grammar puts a hit on each onset, and the model often played its kick or snare 1/24 beat
-    before it and a cymbal on it: of the kicks and snares near a bass line's onsets, 35 % sat
-    beside them, flamming with the bass."""
+    already plays there (a flam); a hit a hair before the clip's end is off the loop's first
+    onset. The grammar puts a hit on each onset, and the model often played its kick or snare
+    1/24 beat before it and a cymbal on it: of the kicks and snares near a bass line's onsets,
+    35 % sat beside them, flamming with the bass."""
     wrapped = {round(length + t, 6): t for t in onsets if t < FLAM_BEATS}  # the loop's, seen from its end
     times = sorted(onsets | set(wrapped))
-
     on = {(drum(n.pitch), round(n.start, 6)) for n in notes if round(n.start, 6) in onsets}
     out = [n for n in notes if round(n.start, 6) in onsets]
     for n in notes:
