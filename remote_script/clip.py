@@ -7,10 +7,11 @@ part between the markers), so a clip whose loop starts at bar 3 is sent and writ
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import Live
 
-from .wire import Note
+from .wire import Note, cut_short
 
 ALL_PITCHES = (0, 128)  # from_pitch, pitch_span
 
@@ -93,7 +94,9 @@ def modify_notes(clip: object, ids: tuple[int, ...], notes: list[Note], start: f
     """Give the notes `ids` the times and dynamics of `notes[:len(ids)]`, the answer to them in
     the order they were sent, and add the rest (ghost notes), the way Live wants existing notes
     changed: apply_note_modifications keeps what each note carries besides (release velocity,
-    per-note expression), which removing and adding them would lose. The other notes that play in
+    per-note expression), which removing and adding them would lose. Each keeps its length, but
+    ends with the clip and by the next hit of its pitch (moved 16ths of a 16th's length overlapped
+    in 16 of 32 hats: a note-off cut the next hit short). The other notes that play in
     [start, start + span) go, as in a replacement (ghost notes of an earlier answer, notes added
     while the daemon worked). False, with nothing changed, unless every note is still in the clip
     and the answer matches them pitch for pitch."""
@@ -105,16 +108,17 @@ def modify_notes(clip: object, ids: tuple[int, ...], notes: list[Note], start: f
     if any(answer[n.note_id].pitch != n.pitch for n in live):
         return False
     remove_audible_notes(clip, start, span, keep=ids)
-    for live_note in live:
-        new = answer[live_note.note_id]
+    kept = [replace(answer[n.note_id], duration=min(n.duration, span - answer[n.note_id].start)) for n in live]
+    placed = cut_short(kept + notes[len(ids):])
+    for live_note, new in zip(live, placed):
         live_note.start_time = start + new.start
-        live_note.duration = min(live_note.duration, span - new.start)  # moved later, it still ends with the clip
+        live_note.duration = new.duration
         if new.velocity != round(live_note.velocity):  # a velocity kept as played stays exactly as it was
             live_note.velocity = float(new.velocity)
         live_note.probability = new.probability
         live_note.velocity_deviation = new.velocity_deviation
     clip.apply_note_modifications(live)
-    add_notes(clip, notes[len(ids):], start)
+    add_notes(clip, placed[len(live):], start)
     return True
 
 

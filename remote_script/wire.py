@@ -16,7 +16,7 @@ _PACKAGE = f"{__package__}._vendor.shared" if _VENDORED else "shared"
 _client, _notes, _protocol = (importlib.import_module(f"{_PACKAGE}.{name}") for name in ("client", "notes", "protocol"))
 
 DaemonClient, Reply, parse_endpoint = _client.DaemonClient, _client.Reply, _client.parse_endpoint
-Note, unpack_notes = _notes.Note, _notes.unpack_notes
+Note, cut_short, unpack_notes = _notes.Note, _notes.cut_short, _notes.unpack_notes
 ProtocolError, PROTOCOL_VERSION, DEFAULT_ENDPOINT = _protocol.ProtocolError, _protocol.PROTOCOL_VERSION, _protocol.DEFAULT_ENDPOINT
 E_BUSY, E_INTERNAL, E_MALFORMED, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP = (
     _protocol.E_BUSY, _protocol.E_INTERNAL, _protocol.E_MALFORMED, _protocol.E_TIMEOUT, _protocol.E_UNAVAILABLE,

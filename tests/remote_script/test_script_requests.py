@@ -296,6 +296,26 @@ def test_humanize_moves_the_notes_it_sent_keeping_their_ids_and_release_velocity
         [(36, 0.0, 100.0), (38, 1.0, 20.0), (42, 3.75, 64.0), (46, 2.0, 64.0)]
 
 
+def test_humanize_ends_each_moved_note_by_the_next_hit_of_its_pitch(host: LiveHost, stub: StubClient) -> None:
+    """16th hats drawn a 16th long, each moved its own way: 16 of 32 overlapped the next, whose
+    note-off then cut that hit short. Their lengths are kept where nothing follows too soon."""
+    slot = host.slot(1)
+    clip = slot.create_clip(2.0)
+    spec = Live.Clip.MidiNoteSpecification
+    clip.add_new_notes([spec(42, k / 4, 0.25, 90.0) for k in range(8)])
+    host.select(slot)
+    press(host, "humanize")
+    request = stub.last("humanize")
+    stub.answer(request, patterns=[hits(*((42, k / 4 + (0.02 if k % 2 else -0.02) * (k > 0), 90) for k in range(8)),
+                                        (42, 1.9, 30))])  # and a ghost note after the last
+    host.tick()
+    notes = sorted(clip.get_all_notes_extended(), key=lambda n: n.start_time)
+    assert len(notes) == 9
+    assert all(a.start_time + a.duration <= b.start_time + 1e-9 for a, b in zip(notes, notes[1:]))
+    assert notes[1].duration == pytest.approx(0.21) and notes[2].duration == 0.25  # cut where the next came near
+    assert notes[7].duration == pytest.approx(1.9 - 1.77)  # and by a ghost note after it
+
+
 def test_humanize_pressed_again_plays_the_clip_as_it_was_afresh(host: LiveHost, stub: StubClient) -> None:
     """Humanizing the humanized clip read its flams and triplets as played 16ths and pinned them
     there (2 of 40 flams left after a second press), and piled up ghost notes. While the clip
