@@ -45,6 +45,15 @@ class Job:
     seconds_shown: int = 0
 
 
+def _as_written(clip: object, plan: Plan) -> bool:
+    """The clip is as long as an answer left it, or, after a continuation, as long as it was
+    before it (its new bars undone): a loop changed since is the producer's. Cycling a
+    continuation's variations once stretched a clip the producer had doubled back to its length,
+    and grew one whose continuations were undone, with an empty bar between."""
+    start, end = clips.region(clip)
+    return round(end - start, 6) in ({plan.length, plan.base} if plan.mode == EXTEND else {plan.length})
+
+
 @dataclass
 class Result:
     """The patterns of the last answered request, and which of them is in the clip."""
@@ -223,7 +232,8 @@ class Controller:
             self._show(say(f"still {job.doing}…"))
             return
         if (result is not None and slot is not None and slot == result.slot and len(result.patterns) > 1
-                and slot.has_clip and slot.clip == result.plan.clip):  # still the clip the answer went into
+                and slot.has_clip and slot.clip == result.plan.clip  # still the clip the answer went into,
+                and _as_written(slot.clip, result.plan)):  # as long as it left it
             result.index = (result.index + direction) % len(result.patterns)
             self._write_current()
             return

@@ -189,6 +189,27 @@ def test_continue_extends_the_clip_with_the_new_bars_only(host: LiveHost, stub: 
     assert clip.length == 4.0 and [n[:2] for n in clip_notes(clip)] == [(36, 0.0), (38, 2.0)]
 
 
+def test_a_continuation_s_variations_cycle_only_while_the_clip_is_as_it_left_it(host: LiveHost, stub: StubClient) -> None:
+    """Undo the new bars, and its variations still cycle in (the clip grows again); double the
+    loop, and next_variation asks for variations of the clip as it is: cycling stretched the
+    clip back to the answer's length, and grew one whose two continuations were undone with an
+    empty bar between."""
+    slot = host.slot(0)
+    clip = make_clip(slot, 4.0, [(36, 0.0), (38, 2.0)])
+    host.select(slot)
+    press(host, "bars_down")
+    press(host, "bars_down")  # 1 bar
+    press(host, "continue")
+    stub.answer(stub.last("continue"), patterns=[hits((36, 4.0)), hits((38, 6.0))])
+    host.tick()
+    host.song.undo()  # back to 4 beats: the length the continuation started from
+    press(host, "next_variation")
+    assert clip.length == 8.0 and [n[:2] for n in clip_notes(clip)] == [(36, 0.0), (38, 2.0), (38, 6.0)]
+    clip.loop_end = 16.0  # the producer doubles the loop
+    press(host, "next_variation")
+    assert clip.loop_end == 16.0 and stub.last("variation").fields["length"] == 16.0  # asked afresh
+
+
 def test_notes_are_read_and_written_relative_to_the_loop_start(host: LiveHost, stub: StubClient) -> None:
     slot = host.slot(0)
     clip = make_clip(slot, 16.0, [(36, 0.0), (38, 8.0), (42, 12.0)])
