@@ -207,6 +207,9 @@ class Controller:
 
     def humanize(self) -> None:
         slot, _, fields, ids = self._clip_context("humanize")
+        if not fields["notes"]:  # the daemon would answer with nothing, and the status say "humanized"
+            self._show(say("nothing to humanize — the clip has no notes that play"))
+            return
         before = self._before_humanize(slot, fields["notes"])
         if before is not None:  # pressed again: another take of the clip as it was
             fields["notes"], ids = before

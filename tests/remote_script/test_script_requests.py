@@ -317,6 +317,18 @@ def test_humanize_moves_the_notes_it_sent_keeping_their_ids_and_release_velocity
         [(36, 0.0, 100.0), (38, 1.0, 20.0), (42, 3.75, 64.0), (46, 2.0, 64.0)]
 
 
+def test_humanize_on_a_clip_with_no_notes_that_play_says_so(host: LiveHost, stub: StubClient) -> None:
+    """It asked the daemon, got nothing back and said "humanized (50%)"."""
+    slot = host.slot(1)
+    clip = slot.create_clip(4.0)
+    spec = Live.Clip.MidiNoteSpecification
+    clip.add_new_notes([spec(38, 1.0, 0.25, 90.0, mute=True)])
+    host.select(slot)
+    press(host, "humanize")
+    assert "humanize" not in stub.ops()
+    assert host.c_instance.status == "MidiDrumiGen: nothing to humanize — the clip has no notes that play"
+
+
 def test_humanize_ends_each_moved_note_by_the_next_hit_of_its_pitch(host: LiveHost, stub: StubClient) -> None:
     """16th hats drawn a 16th long, each moved its own way: 16 of 32 overlapped the next, whose
     note-off then cut that hit short. Their lengths are kept where nothing follows too soon."""
