@@ -6,8 +6,9 @@ The grammar over base REMI tokens is
 
 with positions strictly rising and below the bar's length, no piece struck twice at one
 position, and exactly the requested number of bars. Sampled tokens also keep to what one drummer
-can play: no piece but the snare's struck again one position (1/24 of the meter's beat) after
-itself, and one hi-hat state (closed, pedal or open) at a time. A sampled bar holds at least one hit (the
+can play: no piece but the snare's struck again within 1/24 of a quarter note of itself (one
+position in x/4 and x/2 meters, two in x/8: `reach`), and one hi-hat state (closed, pedal or
+open) at a time. A sampled bar holds at least one hit (the
 data has empty bars, at the ends of takes; a groove that asks for four bars wants four bars of
 drums); known tokens a row starts from (`BarState.follow`, a clip) may have empty bars.
 
@@ -69,6 +70,16 @@ SINGLE_BITS = sum(1 << i for i in range(32) if PITCH_BASE + i not in RESTRIKES) 
 MAX_CACHED_KEYS = 10_000  # allowed-id arrays kept (~2 KB each; ~1,000 keys cover 4/4 grooves)
 
 
+def reach(meter: tuple[int, int]) -> int:
+    """How many positions after a hit its piece may not be struck again (RESTRIKES aside): 1/24
+    of a quarter note, and at least one position (x/8: 2, where one is 1/48 of a quarter: with a
+    reach of one, 24 grooves of 7/8 at 140 BPM held 23 kick, hat and ride doubles under 30 ms)."""
+    return max(1, meter[1] // 4)
+
+
+REACH = 2  # the longest reach of a supported meter (x/8)
+
+
 def positions_per_bar(meter: tuple[int, int]) -> int:
     return meter[0] * POSITIONS_PER_BEAT  # MidiTok counts positions per beat of the denominator
 
@@ -90,8 +101,10 @@ class TokenTable:
         meter = np.full(V, -1)  # index into vocab.meters, -1 if no TimeSig
         lead_pitches = np.zeros(V, dtype=np.int64)  # pitches before the token's first Position
         first_pitches = np.zeros(V, dtype=np.int64)  # pitches at the token's first Position
+        second_pitches = np.zeros(V, dtype=np.int64)  # and at its second
+        second_gap = np.full(V, 10**6)  # positions from its first Position to its second
         broken = np.zeros(V, dtype=bool)  # can never be valid (Bar mid-token, a double hit, ...)
-        unplayable = np.zeros(V, dtype=bool)  # breaks a drummer's rule inside itself: never sampled
+        unplayable = np.zeros((REACH + 1, V), dtype=bool)  # [reach]: breaks a drummer's rule inside itself
         self.steps: list[list[tuple[int, object]]] = []  # (kind, value) pieces, for state updates
         for i in range(V):
             pieces = _parse(vocab.pieces[i])
@@ -101,7 +114,7 @@ class TokenTable:
             first[i] = pieces[0][0]
             seen_position = pieces[0][0] == BAR
             struck: set[int] = set()
-            before: set[int] = set()  # pitches at the position just before this one, if the token has it
+            played: dict[int, set[int]] = {}  # pitches by position, in this token
             for j, (kind, value) in enumerate(pieces):
                 if kind == BAR and j > 0:
                     broken[i] = True
@@ -109,25 +122,32 @@ class TokenTable:
                     meter[i] = vocab.meters.index(value)
                 elif kind == POSITION:
                     broken[i] |= value <= max_pos[i]  # positions inside a token must rise too
-                    before = struck if max_pos[i] == value - 1 else set()
+                    if first_pos[i] >= 0 and second_gap[i] == 10**6:
+                        second_gap[i] = value - first_pos[i]
                     first_pos[i] = value if first_pos[i] < 0 else first_pos[i]
                     max_pos[i] = max(max_pos[i], value)
-                    seen_position, struck = True, set()
+                    seen_position, struck = True, played.setdefault(value, set())
                 elif kind == PITCH:
                     broken[i] |= value in struck
-                    restruck = value in before and value not in RESTRIKES
-                    unplayable[i] |= restruck or (value in HATS and bool(struck & HATS))
+                    unplayable[:, i] |= value in HATS and bool(struck & HATS)
+                    if seen_position and value not in RESTRIKES:
+                        for r in range(1, REACH + 1):
+                            unplayable[r, i] |= any(value in played.get(max_pos[i] - k, ()) for k in range(1, r + 1))
                     struck.add(value)
+                    bit = 1 << (value - PITCH_BASE)
                     if not seen_position:
-                        lead_pitches[i] |= 1 << (value - PITCH_BASE)
+                        lead_pitches[i] |= bit
                     elif first_pos[i] == max_pos[i]:
-                        first_pitches[i] |= 1 << (value - PITCH_BASE)
+                        first_pitches[i] |= bit
+                    elif first_pos[i] + second_gap[i] == max_pos[i]:
+                        second_pitches[i] |= bit
         accepts = np.zeros((6, 6), dtype=bool)  # [state, first kind]
         for state, kinds in _ACCEPTS.items():
             accepts[state, list(kinds)] = True
         self.first, self.first_pos, self.max_pos = first, first_pos, max_pos
         self.meter, self.lead_pitches, self.broken = meter, lead_pitches, broken
-        self.first_pitches, self.unplayable = first_pitches, unplayable
+        self.first_pitches, self.second_pitches, self.second_gap = first_pitches, second_pitches, second_gap
+        self.unplayable = unplayable
         self.lead_hats = (lead_pitches & HAT_BITS) != 0
         self.lead_hits = np.array([int(m).bit_count() for m in lead_pitches])  # hits before the first Position
         self.starts_bar = first == BAR
@@ -160,13 +180,14 @@ class TokenTable:
         return self._allowed(*s.key())
 
     def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int, room: int,
-                     force_bar: bool, due: int, due_next: int, rest_ok: bool, played: tuple[int, int] | None
-                     ) -> np.ndarray:
+                     force_bar: bool, due: int, due_next: int, rest_ok: bool,
+                     played: tuple[tuple[int, ...], bool] | None) -> np.ndarray:
         """`room`: how many more pieces may be struck at this position; `due`: the next position
         of this bar that must get a hit (-1: none left); `due_next`: the next bar's first such
         position, for tokens that open that bar; `rest_ok`: a bar opened by known tokens may stay
-        empty (a Bar may follow its TimeSig); `played`: for sampled tokens, the pieces that may
-        not be restruck at this position and at the next (BarState.before, .after), else None."""
+        empty (a Bar may follow its TimeSig); `played`: for sampled tokens, the pieces struck at
+        the positions just before this one (BarState.behind) and whether the next bar is fresh,
+        else None."""
         ids = self._base(state, meter, force_bar and due < 0)
         if rest_ok and state == AFTER_TIMESIG:
             bars = self._base(AFTER_VELOCITY, meter, False)
@@ -183,18 +204,34 @@ class TokenTable:
         ids.flags.writeable = False
         return ids
 
-    def _playable(self, ids: np.ndarray, meter: tuple[int, int], position: int, struck: int, before: int,
-                  after: int) -> np.ndarray:
-        """Which ids keep to one drummer's hands and feet (RESTRIKES, HATS): none restrikes a
-        piece played one position earlier (`before` at this position, `after` at the next, which
-        may open the next bar) and none adds a hi-hat state to one already struck here."""
-        lead, first = self.lead_pitches[ids], self.first_pitches[ids]
-        ok = ~self.unplayable[ids] & ((lead & before) == 0)
+    def _playable(self, ids: np.ndarray, meter: tuple[int, int], position: int, struck: int,
+                  behind: tuple[int, ...], fresh_next: bool) -> np.ndarray:
+        """Which ids keep to one drummer's hands and feet (RESTRIKES, HATS, `reach`): none strikes
+        a piece within reach after the same piece (`struck` here, `behind` at the positions before:
+        relative to the bar's first position while none is written yet), in itself, at its first
+        or second position, or across a bar line unless the next bar is fresh; and none adds a
+        hi-hat state to one already struck here."""
+        r, per_bar, here = reach(meter), positions_per_bar(meter), max(position, 0)
+        lead, first, second = self.lead_pitches[ids], self.first_pitches[ids], self.second_pitches[ids]
+        near = (struck & SINGLE_BITS, *behind)  # struck at here, here - 1, here - 2
+        ok = ~self.unplayable[r][ids] & ((lead & (behind[0] | (behind[1] if r > 1 else 0))) == 0)
         if struck & HAT_BITS:
             ok &= ~self.lead_hats[ids]
-        next_position = self.starts_bar[ids] if position == positions_per_bar(meter) - 1 else ~self.starts_bar[ids]
-        next_position &= self.first_pos[ids] == (position + 1) % positions_per_bar(meter)
-        ok &= ~next_position | ((first & (after | (lead & SINGLE_BITS))) == 0)
+        opens = self.starts_bar[ids]
+        distance = np.where(opens, per_bar - position + self.first_pos[ids] if position >= 0 and not fresh_next
+                            else 10**6, self.first_pos[ids] - here)
+        distance = np.where(self.first_pos[ids] >= 0, distance, 10**6)
+        for pitches, offset in ((first, 0), (second, self.second_gap[ids])):
+            away = distance + offset  # positions from here to the token's first (second) position
+            for d in range(0, r + 1):
+                at = away == d
+                if not at.any():
+                    continue
+                earlier = 0  # what was struck within reach before a hit d positions on from here
+                for k in range(max(0, 1 - d), r - d + 1):
+                    earlier |= near[k]
+                clash = pitches[at] & (earlier | (lead[at] & SINGLE_BITS if d >= 1 else 0))
+                ok[at] &= clash == 0
         return ok
 
     def _base(self, state: int, meter: tuple[int, int], force_bar: bool) -> np.ndarray:
@@ -246,8 +283,10 @@ class BarState:
     position: int = -1
     bars: int = 0  # Bar tokens emitted so far
     struck: int = 0  # pitch bitmask at the current position
-    before: int = 0  # pieces outside RESTRIKES struck one position before the current one
-    after: int = 0  # those a hit at the next position may not strike: struck here (or at a bar's end)
+    # Pieces outside RESTRIKES struck 1 and 2 positions before the current one (before the bar's
+    # first position while no Position is written: after a Bar, a hit at the old bar's end is
+    # behind the new bar's 0); a reach of 1 keeps only the first.
+    behind: tuple[int, int] = (0, 0)
     tokens_in_bar: int = 0
     done: bool = False
     ids: list[int] = field(default_factory=list)
@@ -265,7 +304,7 @@ class BarState:
         force_bar = not self.following and self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
         room = 128 if self.following else max(0, MAX_HITS_AT_ONCE - self.struck.bit_count())  # 128 pitches: no cap
         rest_ok = self.known and self.state == AFTER_TIMESIG
-        played = None if self.following else (self.before, self.after)
+        played = None if self.following else (self.behind, self.bars + 1 == self.fresh_bar)
         if not self.onsets:
             return self.state, self.meter, self.position, self.struck, room, force_bar, -1, -1, rest_ok, played
         bar = self.bars - 1  # the bar being written; -1 before the first Bar
@@ -286,17 +325,22 @@ class BarState:
         self.tokens_in_bar += 1
         for kind, value in pieces:
             if kind == BAR:
-                at_the_end = self.position == positions_per_bar(self.meter) - 1
+                fresh = self.bars + 1 == self.fresh_bar  # nothing before it is next to it
+                ended = positions_per_bar(self.meter) - self.position if self.position >= 0 else 10**6
+                self.behind = (0, 0) if fresh else self._moved_on(ended)
                 self.bars, self.position, self.struck, self.tokens_in_bar = self.bars + 1, -1, 0, 0
-                next_door = at_the_end and self.bars != self.fresh_bar  # position 0 is next to the end
-                self.before, self.after = 0, self.after if next_door else 0
             elif kind == POSITION:
-                self.before = self.after if value == self.position + 1 else 0
-                self.position, self.struck, self.after = value, 0, 0
+                self.behind = self._moved_on(value - max(self.position, 0))
+                self.position, self.struck = value, 0
             elif kind == PITCH:
                 self.struck |= 1 << (value - PITCH_BASE)
-                self.after |= (1 << (value - PITCH_BASE)) & SINGLE_BITS
         self.state = _AFTER[pieces[-1][0]]
+
+    def _moved_on(self, steps: int) -> tuple[int, int]:
+        """`behind` once `steps` positions on from here (what is struck here among it)."""
+        near = (self.struck & SINGLE_BITS if self.position >= 0 else 0, *self.behind)
+        moved = [near[k + 1 - steps] if 0 <= k + 1 - steps < len(near) else 0 for k in range(REACH)]
+        return moved[0], moved[1] if reach(self.meter) > 1 else 0
 
     def allows(self, token: int, table: TokenTable) -> bool:
         ids = table.allowed(self)

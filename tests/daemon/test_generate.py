@@ -94,7 +94,7 @@ def random_request(rng: random.Random, **fixed) -> GrooveRequest:
 def assert_valid(g: Generator, request: GrooveRequest, ids: list[int], notes) -> None:
     """Exactly `bars` bars of the meter, every id a music token, the grammar respected piece by
     piece (checked here from the token pieces, not by the grammar module), playable by one
-    drummer (no piece but the snare's restruck one position later, one hi-hat state at a
+    drummer (no piece but the snare's restruck within 1/24 of a quarter, one hi-hat state at a
     time), notes unique and inside the clip."""
     table, meter = g.table, tuple(request.meter)
     assert all(0 <= i < table.size and table.steps[i] for i in ids)
@@ -119,7 +119,8 @@ def assert_valid(g: Generator, request: GrooveRequest, ids: list[int], notes) ->
             at.add((value, (bars - 1) * positions_per_bar(meter) + position))
         last = kind
     assert bars == request.bars and last in (TIMESIG_, VELOCITY)
-    assert not {(pitch, p) for pitch, p in at if pitch not in RESTRIKES and (pitch, p + 1) in at}
+    near = range(1, 3 if meter[1] == 8 else 2)  # within 1/24 of a quarter: two positions in x/8
+    assert not {(pitch, p) for pitch, p in at if pitch not in RESTRIKES and any((pitch, p + k) in at for k in near)}
     hats = [p for pitch, p in at if pitch in HATS]
     assert len(hats) == len(set(hats))
     clip_end = request.bars * bar_beats(meter)

@@ -37,46 +37,51 @@ def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
     Bar TimeSig_<meter> (Position_p (PitchDrum_k Velocity_v)+)+ per bar, positions rising and
     inside the bar, no piece twice at one position and at most MAX_HITS_AT_ONCE there, a Bar
     only as a token's first piece; known tokens (a clip) may be denser than sampled ones, and
-    need not be playable: sampled ones strike no piece outside RESTRIKES one position after
-    itself (across a bar line too) and one hi-hat state at a time."""
+    need not be playable: sampled ones strike no piece outside RESTRIKES within `reach`
+    positions after itself (across a bar line too, unless the next bar is fresh) and one
+    hi-hat state at a time."""
     pieces = t.steps[token]
     if not pieces:
         return False
     state, position = s.state, s.position
     struck = {i for i in range(32) if s.struck >> i & 1}
-    last = {PITCH_BASE + i for i in range(32) if (s.before if s.position >= 0 else 0) >> i & 1}  # one position ago
-    here = {PITCH_BASE + i for i in struck}
-    if s.position < 0:  # after a Bar: `after` holds what the last bar ended on, if on its last position
-        here = {PITCH_BASE + i for i in range(32) if s.after >> i & 1}
     if not s.following and s.tokens_in_bar >= MAX_TOKENS_PER_BAR and state == AFTER_VELOCITY and pieces[0][0] != BAR:
         return False
+    r, per_bar = (2 if s.meter[1] == 8 else 1), positions_per_bar(s.meter)  # 1/24 of a quarter, a position at least
+    origin = max(position, 0)  # `behind` counts back from here (from the bar's first position before any)
+    history = {origin - 1 - k: {PITCH_BASE + i for i in range(32) if s.behind[k] >> i & 1} for k in range(2)}
+    history[origin] = {PITCH_BASE + i for i in struck} - RESTRIKES if position >= 0 else set()
+    offset = 0  # where this bar's positions lie from the state's bar
     for j, (kind, value) in enumerate(pieces):
         if kind == BAR:
             if j > 0 or state not in (START, AFTER_VELOCITY):
                 return False
-            here = here if position == positions_per_bar(s.meter) - 1 and s.bars + 1 != s.fresh_bar else set()
-            state, position, struck = AFTER_BAR, -1, set()
+            if s.bars + 1 == s.fresh_bar or position < 0:
+                history = {}
+            state, position, struck, offset = AFTER_BAR, -1, set(), per_bar
         elif kind == TIMESIG:
             if state != AFTER_BAR or value != s.meter:
                 return False
             state = AFTER_TIMESIG
         elif kind == POSITION:
-            if state not in (AFTER_TIMESIG, AFTER_VELOCITY) or not position < value < positions_per_bar(s.meter):
+            if state not in (AFTER_TIMESIG, AFTER_VELOCITY) or not position < value < per_bar:
                 return False
-            last, here = (here if value == position + 1 else set()), set()
             state, position, struck = AFTER_POSITION, value, set()
         elif kind == PITCH:
             if state not in (AFTER_POSITION, AFTER_VELOCITY) or value - PITCH_BASE in struck:
                 return False
             if not s.following and len(struck) >= MAX_HITS_AT_ONCE:
                 return False
-            if not s.following and value not in RESTRIKES and value in last:
+            at = offset + max(position, 0)
+            if not s.following and value not in RESTRIKES and any(value in history.get(at - k, ()) for k in
+                                                                   range(1, r + 1)):
                 return False
-            if not s.following and value in HATS and HATS & here:
+            if not s.following and value in HATS and HATS & {PITCH_BASE + i for i in struck}:
                 return False
             state = AFTER_PITCH
             struck.add(value - PITCH_BASE)
-            here.add(value)
+            if value not in RESTRIKES:
+                history.setdefault(at, set()).add(value)
         elif kind == VELOCITY:
             if state != AFTER_PITCH:
                 return False
@@ -209,7 +214,9 @@ def test_walks_are_valid_and_decode_like_miditok(meter):
         assert all(0 <= h.start < bars * bar_len for h in hits)
         assert len({(h.pitch, h.start) for h in hits}) == len(hits)
         at = {(h.pitch, round(h.start * 6 * meter[1])) for h in hits}  # positions, counted across bars
-        assert not [h for h in hits if h.pitch not in RESTRIKES and (h.pitch, round(h.start * 6 * meter[1]) + 1) in at]
+        near = range(1, 3 if meter[1] == 8 else 2)  # within 1/24 of a quarter: two positions in x/8
+        assert not [h for h in hits if h.pitch not in RESTRIKES
+                    and any((h.pitch, round(h.start * 6 * meter[1]) + k) in at for k in near)]
         hats = [round(h.start * 6 * meter[1]) for h in hits if h.pitch in HATS]
         assert len(hats) == len(set(hats))
 
