@@ -51,7 +51,8 @@ def _as_written(clip: object, plan: Plan) -> bool:
     continuation's variations once stretched a clip the producer had doubled back to its length,
     and grew one whose continuations were undone, with an empty bar between."""
     start, end = clips.region(clip)
-    return round(end - start, 6) in ({plan.length, plan.base} if plan.mode == EXTEND else {plan.length})
+    lengths = (plan.length, plan.base) if plan.mode == EXTEND else (plan.length,)
+    return round(end - start, 6) in {round(length, 6) for length in lengths}  # a loop 0.1-4.1 is 3.9999999999999996
 
 
 @dataclass

@@ -208,6 +208,15 @@ def test_a_continuation_s_variations_cycle_only_while_the_clip_is_as_it_left_it(
     clip.loop_end = 16.0  # the producer doubles the loop
     press(host, "next_variation")
     assert clip.loop_end == 16.0 and stub.last("variation").fields["length"] == 16.0  # asked afresh
+    offset = make_clip(host.slot(1), 8.0, [(36, 0.1), (38, 2.1)])
+    offset.loop_start, offset.loop_end = 0.1, 4.1  # 3.9999999999999996 beats, as floats have it
+    host.select(host.slot(1))
+    press(host, "fill")
+    stub.answer(stub.last("fill"), patterns=[hits((36, 0.0)), hits((38, 1.0))])
+    host.tick()
+    asked = len(stub.sent)
+    press(host, "next_variation")
+    assert len(stub.sent) == asked and host.c_instance.status.endswith("variation 2 of 2")  # cycled, as it is
 
 
 def test_notes_are_read_and_written_relative_to_the_loop_start(host: LiveHost, stub: StubClient) -> None:
