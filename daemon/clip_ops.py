@@ -136,11 +136,10 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     clip_bars = _whole_bars(length, req.meter)
     if any(n.start == 0.0 or n.start > length - across_the_line(req.meter) for n in notes):
         req = dataclasses.replace(req, onsets=((),) * clip_bars + ((0,),))  # the take's first bar, after the clip's
-    grids = clip_grids(notes)
-    patterns = []
+    grids, drum, patterns = clip_grids(notes), kit.drum_of(req.kit), []
     for p in _played_on(generator, req, notes, length, clip_bars, abandoned, take=True):
         take = [_shift(n, -length) for n in p.notes]
-        take = without_doubled_ones(take, length, take, meter=req.meter, piece=kit.drum_of(req.kit))
+        take = without_doubled_ones(take, length, take, meter=req.meter, piece=drum)
         take = _on_grids(take, grids, clip_bars * bar_beats(req.meter))
         patterns.append(Pattern(_inside(take, length), p.seed))
     return patterns
@@ -178,7 +177,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
 
     groove = [n.velocity for n in notes if bar_of(n) not in fill_bars]  # none in a clip of fills alone
     loudness = min(FILL_LIFT * sum(groove) / len(groove), FILL_CEILING) if groove else None
-    patterns = []
+    drum, patterns = kit.drum_of(req.kit), []
     for v in range(req.variations):
         out = _inside([n for n in notes if bar_of(n) not in fill_bars], length)
         fills = {}
@@ -193,7 +192,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
                    # played a hair early at its end
                 early = [_shift(n, -length) for n in out if n.start > length - across_the_line(req.meter)]
                 following, start = out + fills.get(0, []) + early, 0.0
-            fill = _on_grids(without_doubled_ones(fill, end, following, start, req.meter, kit.drum_of(req.kit)), grids,
+            fill = _on_grids(without_doubled_ones(fill, end, following, start, req.meter, drum), grids,
                              end, k * bar)  # never onto the next bar's one, which stays as sent
             first = min((n.start for n in fill), default=end)
             if k - 1 >= 0 and k - 1 not in fill_bars:  # the groove to keep time with: the bar before the fill's

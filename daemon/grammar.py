@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from daemon.kit import zones_of
 from daemon.vocab import POSITIONS_PER_BEAT, DrumHit, Vocabulary
 
 # What a token (or its first base piece) is.
@@ -63,8 +64,8 @@ MAX_HITS_AT_ONCE = 5
 # (drags, ruffs, buzz rolls: 52 of 1,000 snare hits; snare rim 7.5, side stick 7.6) and hardly
 # anywhere else (kick 5.7, closed hat 1.1, ride 1.9, floor tom 1.7 of 1,000); the model did it
 # 5-25x as often (kick 28, closed hat 24, floor tom 42), a flammed kick or a stuttered hat.
-RESTRIKES = frozenset({37, 38, 40})  # side stick, snare, snare rim: two hands, grace notes
-HATS = frozenset({42, 44, 46})  # closed, pedal, open: one hi-hat, in one state at a time
+RESTRIKES = zones_of(38)  # the snare's head, rim and cross-stick: two hands, grace notes
+HATS = zones_of(42)  # closed, pedal, open: one hi-hat, in one state at a time
 HAT_BITS = sum(1 << (pitch - PITCH_BASE) for pitch in HATS)
 SINGLE_BITS = sum(1 << i for i in range(32) if PITCH_BASE + i not in RESTRIKES)  # pieces struck once at a time
 MAX_CACHED_KEYS = 10_000  # allowed-id arrays kept (~2 KB each; ~1,000 keys cover 4/4 grooves)

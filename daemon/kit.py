@@ -95,6 +95,11 @@ def heard_as(mapping: dict[int, int]) -> Callable[[int], int]:
     return lambda pitch: to_canonical(pieces.get(pitch, pitch))
 
 
+def zones_of(drum: int) -> frozenset[int]:
+    """The pitches that strike `drum`, its own included (ZONES)."""
+    return frozenset({drum, *(pitch for pitch, of in ZONES.items() if of == drum)})
+
+
 def drum_of(mapping: dict[int, int]) -> Callable[[int], int]:
     """A kit's pitch -> the drum it strikes (ZONES), whichever zone: what a loop point's one
     and a hit moved onto an onset are heard by."""
