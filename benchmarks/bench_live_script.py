@@ -9,15 +9,21 @@ inside Live) and the fake Live of tests/remote_script:
   (one bin of records per pattern, what the script asks for), plus unpacking the one pattern
   that gets written;
 - the tick that applies a reply and writes 200 notes into a new clip in one undo step, and a
-  `next_variation` press that rewrites the clip with the next 200 notes.
+  `next_variation` press that rewrites the clip with the next 200 notes;
+- a tick while a request waits on a daemon that accepted the connection and never answers, and
+  one while no daemon is there at all (the script's real client: the tests check that no tick
+  ever waits on the socket; this is what watching it costs).
 Medians (and the worst run) of --runs repetitions.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import socket
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -89,12 +95,31 @@ def writing(runs: int) -> None:
     print(f"| a next_variation press (rewrite) | {statistics.median(cycle) * 1e3:.3f} | {max(cycle) * 1e3:.3f} |")
 
 
+def waiting(runs: int) -> None:
+    with socket.socket() as hung, socket.socket() as gone, tempfile.TemporaryDirectory() as tmp:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen()
+        gone.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        print("\n| a tick while a generate request waits | median ms | worst ms |\n|---|---|---|")
+        for label, sock in (("on a daemon that never answers", hung), ("with no daemon running", gone)):
+            settings = Path(tmp) / "settings.json"
+            settings.write_text(json.dumps({"endpoint": f"tcp://127.0.0.1:{sock.getsockname()[1]}"}))
+            surface.SETTINGS_FILE = settings
+            live = LiveHost(surface.DrumSurface)
+            live.select(live.slot(0))
+            live.press(GENERIC["generate"])
+            costs = [live.tick() for _ in range(runs * 10)]
+            live.script.disconnect()
+            print(f"| {label} | {statistics.median(costs) * 1e3:.3f} | {max(costs) * 1e3:.3f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=41)
     args = ap.parse_args()
     decoding(args.runs)
     writing(args.runs)
+    waiting(args.runs)
 
 
 if __name__ == "__main__":

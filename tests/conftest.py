@@ -1,10 +1,14 @@
-"""Fixtures shared across the suite: a real daemon on the bundled model, a tiny trained model."""
+"""Fixtures shared across the suite: a real daemon on the bundled model, a tiny trained model,
+the waits the Live-side client asks for."""
 
 from __future__ import annotations
 
+import select
 import signal
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -33,3 +37,26 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     train(config)
     return config.out
 
+
+
+@pytest.fixture
+def client_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Every wait shared.client asks for while a test runs: select()'s timeouts and sleeps (the
+    only calls in the Remote Script that can hold a thread, its socket being non-blocking). Live's
+    main thread must never be asked to wait; unlike a tick's duration, a busy machine cannot make
+    this fail, nor a quiet one hide it. Clear the list before the calls under test."""
+    from shared import client
+
+    waits: list[float] = []
+
+    def selected(readers, writers, failed, timeout):
+        waits.append(timeout)
+        return select.select(readers, writers, failed, timeout)
+
+    def slept(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(client, "select", SimpleNamespace(select=selected))
+    monkeypatch.setattr(client, "time", SimpleNamespace(monotonic=time.monotonic, sleep=slept))
+    return waits

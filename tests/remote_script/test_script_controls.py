@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import statistics
 import threading
 
 import pytest
@@ -204,7 +203,7 @@ def test_bad_settings_and_mappings_fall_back_and_say_why(configured) -> None:
     assert host.forwards == frozenset()
 
 
-def test_a_tick_costs_well_under_a_millisecond_while_a_request_waits(configured) -> None:
+def test_no_tick_waits_while_a_request_hangs(configured, client_waits: list[float]) -> None:
     """Real client, real socket: a listener that accepts but never answers (a hung daemon)."""
     with socket.socket() as hung:
         hung.bind(("127.0.0.1", 0))
@@ -213,20 +212,20 @@ def test_a_tick_costs_well_under_a_millisecond_while_a_request_waits(configured)
         host = configured(None, endpoint=endpoint)
         host.select(host.slot(0))
         press(host, "generate")
-        costs = [host.tick() for _ in range(300)]
+        for _ in range(300):
+            host.tick()
+        assert host.script._controller._client.pending()  # still waiting, as a hung daemon makes it
         host.script.disconnect()
-    median, p99 = statistics.median(costs) * 1e3, sorted(costs)[int(len(costs) * 0.99)] * 1e3
-    print(f"\ntick while waiting: median {median:.3f} ms, p99 {p99:.3f} ms, max {max(costs) * 1e3:.3f} ms")
-    assert median < 0.5 and p99 < 5.0
+    assert len(client_waits) >= 300 and set(client_waits) == {0.0}  # watched on every tick, never waited on
 
 
-def test_no_daemon_is_reported_at_start_and_on_a_press(configured) -> None:
+def test_no_daemon_is_reported_at_start_and_on_a_press(configured, client_waits: list[float]) -> None:
     host = configured(None, endpoint=f"tcp://127.0.0.1:{free_port()}")
     not_running = "MidiDrumiGen: daemon not running — start it with `drumigen serve`"
     host.run_until(lambda: host.c_instance.status == not_running, timeout=10)
     host.select(host.slot(0))
     press(host, "generate")
-    costs = host.run_until(lambda: host.c_instance.status == not_running, timeout=10)
+    host.run_until(lambda: host.c_instance.status == not_running, timeout=10)
     host.script.disconnect()
     assert not host.slot(0).has_clip
-    assert statistics.median(costs) < 0.001
+    assert client_waits and set(client_waits) == {0.0}  # a daemon that is not there is never waited for

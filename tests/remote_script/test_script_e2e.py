@@ -7,8 +7,6 @@ user would see, with a timeout; nothing is synchronised by sleeping.
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,53 +43,53 @@ def client_of(host: LiveHost):
     return host.script._controller._client
 
 
-def generate(host: LiveHost, slot_index: int = 0) -> tuple[object, list[float]]:
-    """Press generate on a slot and tick until the groove is written; returns the clip and tick costs."""
+def generate(host: LiveHost, slot_index: int = 0) -> object:
+    """Press generate on a slot and tick until the groove is written; returns the clip."""
     slot = host.slot(slot_index)
     host.select(slot)
     press(host, "generate")
-    costs = host.run_until(lambda: "variation 1 of" in host.c_instance.status or "refused" in host.c_instance.status,
-                           timeout=GENERATION_TIMEOUT_S)  # fmt: skip
+    host.run_until(lambda: "variation 1 of" in host.c_instance.status or "refused" in host.c_instance.status,
+                   timeout=GENERATION_TIMEOUT_S)  # fmt: skip
     assert slot.has_clip, host.c_instance.status
-    return slot.clip, costs
+    return slot.clip
 
 
-def test_a_press_becomes_notes_with_tempo_and_meter_honoured_and_undo_restores_the_slot(live: LiveHost) -> None:
+def test_a_press_becomes_notes_with_tempo_and_meter_honoured_and_undo_restores_the_slot(
+        live: LiveHost, client_waits: list[float]) -> None:
     press(live, "bars_down")  # 2 bars of 3/4
-    clip, costs = generate(live)
+    clip = generate(live)
     notes = clip.get_all_notes_extended()
     assert clip.name == "funk 2 bars 3/4 96 BPM"
     assert clip.length == 6.0 and clip.looping
     assert notes and all(0.0 <= n.start_time < 6.0 and 0 <= n.pitch <= 127 and n.velocity >= 1 for n in notes)
     assert live.c_instance.status == "MidiDrumiGen: funk 2 bars 3/4 96 BPM — variation 1 of 4"
     assert live.c_instance.midi_out[-1] == (0xBF, 102, 127)  # the generate button is lit again
-    median, worst = statistics.median(costs) * 1e3, max(costs) * 1e3
-    print(f"\nticks while the daemon generated: {len(costs)}, median {median:.3f} ms, max {worst:.2f} ms")
-    assert median < 1.0
+    assert client_waits and set(client_waits) == {0.0}  # Live's thread was never held while the daemon worked
     live.song.undo()
     assert not live.slot(0).has_clip
 
 
-def test_the_daemon_killed_mid_request_leaves_live_responsive_and_the_user_informed(live: LiveHost, daemon) -> None:
+def test_the_daemon_killed_mid_request_leaves_live_responsive_and_the_user_informed(
+        live: LiveHost, daemon, client_waits: list[float]) -> None:
     live.select(live.slot(1))
     press(live, "bars_up")
     press(live, "bars_up")  # 16 bars: long enough to be mid-request when the daemon dies
     press(live, "generate")
     live.run_until(lambda: client_of(live).connected and client_of(live).pending() >= 1, timeout=10)
     daemon.stop()  # SIGKILL
+    client_waits.clear()
     try:
-        costs = live.run_until(lambda: live.c_instance.status == NOT_RUNNING, timeout=15)
+        live.run_until(lambda: live.c_instance.status == NOT_RUNNING, timeout=15)
+        waits = list(client_waits)  # the script's, not those of the restart's own client below
     finally:
         daemon.start()  # the musician restarts it (and the session's other tests need it)
     assert not live.slot(1).has_clip
     assert live.c_instance.midi_out[-1] == (0xBF, 102, 127)  # not stuck "busy"
     assert any("generate request" in line and "unavailable" in line for line in live.c_instance.log)
-    median, worst = statistics.median(costs) * 1e3, max(costs) * 1e3
-    print(f"\nticks after the kill: {len(costs)}, median {median:.3f} ms, max {worst:.2f} ms")
-    assert median < 1.0 and worst < 50.0
+    assert waits and set(waits) == {0.0}  # nor while it was gone
     press(live, "bars_down")
     press(live, "bars_down")
-    clip, _ = generate(live, 1)  # the next press works
+    clip = generate(live, 1)  # the next press works
     assert clip.get_all_notes_extended()
 
 
@@ -104,7 +102,7 @@ def test_a_press_that_supersedes_another_stops_the_daemons_work_on_it(live: Live
     live.run_until(lambda: client_of(live).connected and client_of(live).pending() >= 1, timeout=10)
     press(live, "bars_down")
     press(live, "bars_down")
-    clip, _ = generate(live, 2)  # 4 bars: supersedes the 16
+    clip = generate(live, 2)  # 4 bars: supersedes the 16
     assert clip.length == 4 * 3.0 and clip.get_all_notes_extended()
     assert client_of(live).stats.cancels_sent == 1
     assert "dropped: dropped unfinished: its sender cancelled it" in daemon.log_file.read_text()[mark:]
@@ -112,13 +110,12 @@ def test_a_press_that_supersedes_another_stops_the_daemons_work_on_it(live: Live
 
 def test_two_hundred_notes_from_the_daemon_are_written_whole(live: LiveHost) -> None:
     """16 bars of 3/4 from the real daemon; then 200 of its hits written again and again, each
-    time all of them (the time it takes is printed for a look, not asserted: a timing belongs
-    in a benchmark, not in a test that a busy machine would fail)."""
+    time all of them (how long a write takes: benchmarks/bench_live_script.py)."""
     for _ in range(2):
         press(live, "bars_up")  # 16 bars
     press(live, "density_up")
     press(live, "density_up")  # busier: more hits a bar
-    clip, costs = generate(live, 2)
+    clip = generate(live, 2)
     result = live.script._controller._result
     assert all(set(p) == {"seed", "packed"} for p in result.patterns)  # the script asked for packed notes
     hits = sorted({(n.pitch, n.start) for p in result.patterns for n in unpack_notes(p["packed"])})
@@ -127,18 +124,13 @@ def test_two_hundred_notes_from_the_daemon_are_written_whole(live: LiveHost) -> 
     two_hundred = {"seed": 1, "notes": wire}
     result.patterns[:] = [two_hundred, result.patterns[0]]
     result.index = 1
-    times = []
+    written = 0
     for _ in range(10):  # next_variation alternates: 200 notes, the daemon's first pattern, ...
-        start = time.perf_counter()
         press(live, "next_variation")  # parse, then write in one undo step
-        elapsed = time.perf_counter() - start
         if result.index == 0:
             assert len(clip.get_all_notes_extended()) == 200
-            times.append(elapsed)
-    median = statistics.median(times) * 1e3
-    print(f"\n200 daemon notes written: median {median:.2f} ms over {len(times)} writes; "
-          f"the tick that decoded and wrote the reply took {max(costs) * 1e3:.2f} ms")  # fmt: skip
-    assert len(times) == 5
+            written += 1
+    assert written == 5
 
 
 @pytest.mark.parametrize("action", ["fill", "humanize", "drumify", "continue"])
@@ -147,7 +139,7 @@ def test_clip_actions_rewrite_the_clip_through_the_daemon(live: LiveHost, action
     press(live, "bars_down")  # 1 bar: quick
     press(live, "strength")  # continue, fill and drumify send these too; the daemon must take them
     press(live, "complexity_up")
-    clip, _ = generate(live, 3)
+    clip = generate(live, 3)
     before = sorted((n.pitch, n.start_time) for n in clip.get_all_notes_extended())
     ids = {n.note_id for n in clip.get_all_notes_extended()}
     press(live, action)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -161,43 +160,28 @@ def test_round_trip_across_frame_size_boundaries(router, side, size):
         assert sizes == [size]
 
 
-def test_five_mib_round_trip_and_poll_stays_short(router):
+def test_a_five_mib_reply_arrives_through_polls_that_never_wait(router, client_waits):
     pad = os.urandom(5 * MIB)
     with DaemonClient(router.endpoint, timeout=10) as client:
-        assert client.call("echo", pad=b"warm-up").ok
-        started = time.perf_counter()
+        assert client.call("echo", pad=b"warm-up").ok  # call() may wait: it is never used inside Live
+        client_waits.clear()
+        started = time.monotonic()
         request_id = client.send("echo", pad=pad)
-        walls, cpus, replies = [], [], []
+        replies = []
         while not replies:
-            assert time.perf_counter() - started < 10
-            wall, cpu = time.perf_counter(), time.thread_time()
+            assert time.monotonic() - started < 10, "no reply"
             replies = client.poll(0)
-            cpus.append(time.thread_time() - cpu)
-            walls.append(time.perf_counter() - wall)
-        elapsed = time.perf_counter() - started
     assert [r.id for r in replies] == [request_id]
     assert replies[0].data["pad"] == pad
-    # Wall time includes waits for the GIL, which the in-process server holds while it copies
-    # 5 MiB; CPU time is what poll itself costs Live's thread.
-    print(
-        f"\n5 MiB echo by a poll(0) loop: {elapsed * 1000:.1f} ms, {len(walls)} polls; poll wall "
-        f"median {statistics.median(walls) * 1e6:.0f} us max {max(walls) * 1e3:.2f} ms, "
-        f"CPU max {max(cpus) * 1e3:.2f} ms"
-    )
-    assert max(cpus) < 0.05 and max(walls) < 0.5  # no poll(0) waits on the network
+    assert client_waits and set(client_waits) == {0.0}  # the socket was watched, never waited on
 
 
-def test_idle_poll_never_blocks(router):
+def test_idle_poll_never_waits(router, client_waits):
     with DaemonClient(router.endpoint) as client:
         assert client.call("ping").ok
-        durations = []
-        for _ in range(200):
-            before = time.perf_counter()
-            assert client.poll(0) == []
-            durations.append(time.perf_counter() - before)
-    median, worst = statistics.median(durations), max(durations)
-    print(f"\nidle poll(0): median {median * 1e6:.0f} us, max {worst * 1e6:.0f} us")
-    assert median < 0.001 and worst < 0.05
+        client_waits.clear()
+        assert all(client.poll(0) == [] for _ in range(200))
+    assert len(client_waits) == 200 and set(client_waits) == {0.0}
 
 
 def test_thousand_pipelined_requests_each_answered_once(router):
