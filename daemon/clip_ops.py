@@ -21,11 +21,12 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from daemon import kit
+from daemon.data import bar_stats
 from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
 from daemon.grammar import bar_beats
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
-from daemon.vocab import POSITIONS_PER_BEAT
+from daemon.vocab import LEVELS, POSITIONS_PER_BEAT
 from shared.notes import Note, across_the_line, without_doubled_ones
 from shared.protocol import E_BAD_REQUEST, SEED_RANGE, ProtocolError
 
@@ -84,6 +85,21 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
     return tuple(vocab.merge(base + empty_bar * (bars - opened)))
 
 
+def _as_busy(generator: Generator, req: GrooveRequest, heard: tuple[int, ...]) -> GrooveRequest:
+    """`req` with the clip's own density and complexity (its `heard` ids measured as training
+    labels a window: data.bar_stats) where it leaves them open. Left open, each take drew a
+    level from the genre's priors, whatever the clip played: pressed six times, variations of 12
+    clips ended with 0.56-1.66x their hits."""
+    if req.density is not None and req.complexity is not None:
+        return req
+    vocab = generator.vocab
+    _, hits, offbeats = bar_stats([vocab.base_vocab[piece] for t in heard for piece in vocab.pieces[t]], vocab)
+    level = lambda value, which: vocab.level(value, which) / (LEVELS - 1)  # noqa: E731  (as a request says it)
+    density = level(sum(hits) / max(len(hits), 1), "density") if req.density is None else req.density
+    complexity = level(sum(offbeats) / max(sum(hits), 1), "complexity") if req.complexity is None else req.complexity
+    return dataclasses.replace(req, density=density, complexity=complexity)
+
+
 def unheard(notes: list[Note], kit_map: dict[int, int]) -> list[Note]:
     """The notes the model cannot hear: in the request's kit, not on a drum it plays (a melody's
     notes, or a Drum Rack's pads that need a `kit` map)."""
@@ -106,7 +122,8 @@ def _played_on(generator: Generator, req: GrooveRequest, notes: list[Note], leng
     right after the clip, or as a `take` of their own that replaces it (its first bar fresh)."""
     _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
-    request = dataclasses.replace(req, bars=clip_bars + bars, primer=primer(generator, notes, clip_bars, req, take),
+    heard = primer(generator, notes, clip_bars, req, take)
+    request = dataclasses.replace(_as_busy(generator, req, heard), bars=clip_bars + bars, primer=heard,
                                   fresh_bar=clip_bars + 1 if take else 0,
                                   loops=False)  # what follows the new bars is the caller's to say
     end = clip_bars * bar_beats(req.meter)
@@ -130,18 +147,23 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
 def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
               abandoned: Gone | None = None) -> list[Pattern]:
     """A new take as long as the clip: the model hears the clip, then plays it again its own way,
-    a loop of its own (without_doubled_ones; its first bar does not follow the clip's last).
+    a loop of its own (without_doubled_ones; its first bar does not follow the clip's last), as
+    busy (_as_busy) and as loud (_as_loud) as the clip: a take averaged 2.5 velocity steps louder
+    than its clip, and pressed six times, 5 of 12 clips came back more than 15 louder or softer.
     A clip with a hit on its one, or its one played a hair early at its end, gets a take with one
     too (3 of 16 takes had none): a loop that starts late sounds broken."""
     clip_bars = _whole_bars(length, req.meter)
     if any(n.start == 0.0 or n.start > length - across_the_line(req.meter) for n in notes):
         req = dataclasses.replace(req, onsets=((),) * clip_bars + ((0,),))  # the take's first bar, after the clip's
     grids, drum, patterns = clip_grids(notes), kit.drum_of(req.kit), []
+    quiet = unheard(notes, req.kit)
+    drums = [n.velocity for n in notes if 0 <= n.start < length and n not in quiet]
+    loudness = sum(drums) / len(drums) if drums else None  # the take is as loud as the clip's drums
     for p in _played_on(generator, req, notes, length, clip_bars, abandoned, take=True):
         take = [_shift(n, -length) for n in p.notes]
         take = without_doubled_ones(take, length, take, meter=req.meter, piece=drum)
         take = _on_grids(take, grids, clip_bars * bar_beats(req.meter))
-        patterns.append(Pattern(_inside(take, length), p.seed))
+        patterns.append(Pattern(_as_loud(_inside(take, length), loudness), p.seed))
     return patterns
 
 
