@@ -21,6 +21,7 @@ class SlotProblem(Exception):
 SLOT_DELETED = "the track or scene was deleted while the daemon worked — nothing written"
 CLIP_GONE = "the clip was deleted or replaced while the daemon worked — nothing written"
 CLIP_CHANGED = "another clip is in the slot now — nothing written over it"
+LOOP_MOVED = "the clip's loop was moved or resized while the daemon worked — nothing written"
 
 
 def frozen(track: object) -> str:
@@ -39,9 +40,11 @@ class Plan:
     else they carry; the pattern's other notes are added; an answer that does not match them
     note for note is written as REPLACE. EXTEND: the clip grows from `base` to `length` beats
     and the pattern's notes (all at or after `base`) fill the new part. REPLACE, MODIFY and
-    EXTEND write only into `clip`, the clip they read when the button was pressed. NEW writes
+    EXTEND write only into `clip`, the clip they read when the button was pressed, and only while
+    its loop (or markers) start at `start` and span what they read (`in_place`). NEW writes
     into `clip`, the clip the slot held when the button was pressed (None: it was empty), or into
     the slot if that clip is gone since, never over another clip the user put there meanwhile.
+    Once written, `start` is where: the next variation goes there too, or nowhere.
     """
 
     mode: str
@@ -51,6 +54,12 @@ class Plan:
     clip: object | None = None
     note_ids: tuple[int, ...] = ()
     meter: tuple[int, int] | None = None  # NEW: the meter the groove was asked in
+    start: float | None = None  # where the clip's loop began when its notes were read, then where it was written
+
+    @classmethod
+    def into(cls, mode: str, clip: object, length: float, **more: object) -> Plan:
+        """A plan that writes into `clip` where its loop (or markers) start now, as its notes are read."""
+        return cls(mode, length, clip=clip, start=clips.region(clip)[0], **more)
 
 
 def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
@@ -75,6 +84,18 @@ def alive(obj: object) -> bool:
     return obj != None  # noqa: E711
 
 
+def in_place(clip: object, plan: Plan) -> bool:
+    """The clip's loop (or markers) starts where `plan` read or wrote it and is as long as an
+    answer left it, or, after a continuation, as long as it was before it (its new bars undone).
+    An answer written after the loop moved went to the notes under the new loop (a fill of bars
+    1-4 over the producer's bars 5-8), and cycling a continuation's variations once stretched a
+    clip the producer had doubled back to its length."""
+    start, end = clips.region(clip)
+    lengths = (plan.length, plan.base) if plan.mode == EXTEND else (plan.length,)
+    return ((plan.start is None or round(start, 6) == round(plan.start, 6))
+            and round(end - start, 6) in {round(length, 6) for length in lengths})  # a loop 0.1-4.1 is 3.9999999999999996
+
+
 def check_still_there(slot: object, plan: Plan) -> None:
     """SlotProblem when what `plan` writes into is gone: its track or scene, or the clip it changes.
     Asked before the undo step opens, so a refusal leaves no empty one behind."""
@@ -84,6 +105,8 @@ def check_still_there(slot: object, plan: Plan) -> None:
         raise SlotProblem(frozen(slot.canonical_parent))
     if plan.mode in (REPLACE, MODIFY, EXTEND) and not (slot.has_clip and slot.clip == plan.clip):
         raise SlotProblem(CLIP_GONE)
+    if plan.mode in (REPLACE, MODIFY, EXTEND) and not in_place(slot.clip, plan):
+        raise SlotProblem(LOOP_MOVED)
     if plan.mode == NEW and slot.has_clip and slot.clip != plan.clip:
         raise SlotProblem(CLIP_CHANGED)
 

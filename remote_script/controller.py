@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from . import clip as clips
 from .clip_slot import (CLIP_GONE, EXTEND, MODIFY, NEW, REPLACE, SLOT_DELETED, Plan, SlotProblem, alive,
-                        check_still_there, target_slot, write)
+                        check_still_there, in_place, target_slot, write)
 from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
@@ -43,16 +43,6 @@ class Job:
     fields: dict
     started: float
     seconds_shown: int = 0
-
-
-def _as_written(clip: object, plan: Plan) -> bool:
-    """The clip is as long as an answer left it, or, after a continuation, as long as it was
-    before it (its new bars undone): a loop changed since is the producer's. Cycling a
-    continuation's variations once stretched a clip the producer had doubled back to its length,
-    and grew one whose continuations were undone, with an empty bar between."""
-    start, end = clips.region(clip)
-    lengths = (plan.length, plan.base) if plan.mode == EXTEND else (plan.length,)
-    return round(end - start, 6) in {round(length, 6) for length in lengths}  # a loop 0.1-4.1 is 3.9999999999999996
 
 
 @dataclass
@@ -194,7 +184,7 @@ class Controller:
         slot, timing, fields, _ = self._clip_context("continue")
         bars, length = self.params.bars, fields["length"]
         fields.update(self._shape(), bars=bars, variations=self._variations())
-        plan = Plan(EXTEND, length + bars * timing.beats_per_bar, base=length, clip=slot.clip)
+        plan = Plan.into(EXTEND, slot.clip, length + bars * timing.beats_per_bar, base=length)
         added = bars_text(bars)
         self._request("continue", "continue", slot, plan, f"adding {added}", f"{added} added", fields)
 
@@ -203,7 +193,7 @@ class Controller:
         fields.update(self._shape())
         if self._settings.fill_every is not None:
             fields["every"] = self._settings.fill_every
-        plan = Plan(REPLACE, fields["length"], clip=slot.clip)
+        plan = Plan.into(REPLACE, slot.clip, fields["length"])
         self._request("fill", "fill", slot, plan, "writing a fill", "fill written", fields)
 
     def humanize(self) -> None:
@@ -218,13 +208,13 @@ class Controller:
         fields.update(amount=amount, ghost_notes=self._settings.humanize_ghost_notes,
                       chance=self._settings.humanize_chance)
         done = f"humanized ({amount:.0%})"
-        plan = Plan(MODIFY, fields["length"], clip=slot.clip, note_ids=ids)
+        plan = Plan.into(MODIFY, slot.clip, fields["length"], note_ids=ids)
         self._request("humanize", "humanize", slot, plan, "humanizing", done, fields)
 
     def drumify(self) -> None:
         slot, _, fields, _ = self._clip_context("drumify")
         fields.update(self._shape())
-        plan = Plan(REPLACE, fields["length"], clip=slot.clip)
+        plan = Plan.into(REPLACE, slot.clip, fields["length"])
         self._request("drumify", "drumify", slot, plan, "drumifying", "drumified", fields)
 
     def _step_variation(self, action: str, direction: int) -> None:
@@ -237,13 +227,13 @@ class Controller:
             return
         if (result is not None and slot is not None and slot == result.slot and len(result.patterns) > 1
                 and slot.has_clip and slot.clip == result.plan.clip  # still the clip the answer went into,
-                and _as_written(slot.clip, result.plan)):  # as long as it left it
+                and in_place(slot.clip, result.plan)):  # where and as long as it left it
             result.index = (result.index + direction) % len(result.patterns)
             self._write_current()
             return
         slot, _, fields, _ = self._clip_context("variation")
         fields.update(self._shape(), variations=self._variations())
-        plan = Plan(REPLACE, fields["length"], clip=slot.clip)
+        plan = Plan.into(REPLACE, slot.clip, fields["length"])
         self._request(action, "variation", slot, plan, "making variations of the clip", "new variation", fields)
 
     # Local actions: they change what the next request asks for.
@@ -387,7 +377,8 @@ class Controller:
             check_still_there(result.slot, result.plan)
             with undo_step(self._song):
                 write(result.slot, result.plan, notes)
-            result.plan = replace(result.plan, clip=result.slot.clip)  # a new clip: the one the next variation goes into
+            clip = result.slot.clip  # a new clip: the one the next variation goes into, where it went
+            result.plan = replace(result.plan, clip=clip, start=clips.region(clip)[0])
             if result.plan.mode == MODIFY:
                 self._remember_humanized(result, notes)
         except SlotProblem as problem:  # its clip, track or scene is gone: no variation of it either

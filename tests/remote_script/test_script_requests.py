@@ -480,6 +480,37 @@ def test_an_answer_whose_clip_was_deleted_or_replaced_meanwhile_is_not_written(
     assert host.c_instance.status == "MidiDrumiGen: the clip was deleted or replaced while the daemon worked — nothing written"
 
 
+@pytest.mark.parametrize("action", ["fill", "humanize", "drumify", "next_variation", "continue"])
+def test_an_answer_whose_loop_was_moved_meanwhile_is_not_written_and_its_variations_do_not_follow(
+    host: LiveHost, stub: StubClient, action: str
+) -> None:
+    """An answer is about the notes under the loop at the press. Written where the loop is when
+    it comes, a fill of bars 1-4 replaced the producer's bars 5-8, and humanize put bars 1-4's
+    kicks there; cycling a fill's variations after the loop moved did the same."""
+    slot = host.slot(0)
+    clip = make_clip(slot, 8.0, [(36, float(b)) for b in range(4)] + [(38, 4.0 + b) for b in range(4)])
+    clip.loop_end = 4.0  # bars 1: kicks under the loop; bar 2: the producer's snares
+    host.select(slot)
+    press(host, action)
+    op = "variation" if action == "next_variation" else action
+    answer = [(36, 4.0 + b, 80) for b in range(2)] if op == "continue" else [(36, b + 0.01, 80) for b in range(4)]
+    clip.loop_end, clip.loop_start = 8.0, 4.0  # the producer moves the loop on while the daemon works
+    stub.answer(stub.last(op), patterns=[hits(*answer), hits(*answer)])
+    host.tick()
+    assert clip_notes(clip) == [(36, float(b), 90.0) for b in range(4)] + [(38, 4.0 + b, 90.0) for b in range(4)]
+    assert host.c_instance.status == "MidiDrumiGen: the clip's loop was moved or resized while the daemon worked — nothing written"
+    clip.loop_start, clip.loop_end = 0.0, 4.0
+    press(host, "fill")
+    stub.answer(stub.last("fill"), patterns=[hits((36, 0.0)), hits((38, 1.0))])
+    host.tick()
+    assert [n[:2] for n in clip_notes(clip)] == [(36, 0.0)] + [(38, 4.0 + b) for b in range(4)]
+    clip.loop_end, clip.loop_start = 8.0, 4.0  # as long as the answer left it, but elsewhere
+    asked = len(stub.sent)
+    press(host, "next_variation")
+    assert len(stub.sent) == asked + 1 and stub.last("variation").fields["notes"][0]["pitch"] == 38  # asked afresh
+    assert [n[:2] for n in clip_notes(clip)] == [(36, 0.0)] + [(38, 4.0 + b) for b in range(4)]
+
+
 @pytest.mark.parametrize("deleted", ["track", "scene"])
 @pytest.mark.parametrize("action", ["generate", "humanize"])
 def test_an_answer_whose_track_or_scene_was_deleted_meanwhile_is_not_written(
