@@ -3,8 +3,9 @@
 Live runs its Remote Script on its main thread and calls it every ~100 ms, so nothing here may
 block there: `send` only queues (and starts a non-blocking connect or write), and `poll(0)` does
 one bounded round of non-blocking socket work. The client is a ZMTP 3.1 DEALER (shared.zmtp) on
-`socket` + `select`, framing every request like a REQ socket would ([empty delimiter, msgpack
-map]), so the daemon can be a plain ROUTER or REP socket.
+`socket` + `selectors`, framing every request like a REQ socket would ([empty delimiter, msgpack
+map]), so the daemon can be a plain ROUTER or REP socket. `selectors` picks kqueue on macOS (plain
+select() refuses a descriptor numbered 1024 or more, which a big Live set's open files reach).
 
 Reliability is the ZeroMQ guide's "Lazy Pirate" pattern: every request has a deadline; when it
 passes, or the connection drops, the socket is closed, reopened after an exponential backoff, and
@@ -23,7 +24,7 @@ import ipaddress
 import itertools
 import os
 import re
-import select
+import selectors
 import socket
 import struct
 import time
@@ -141,6 +142,8 @@ class DaemonClient:
         self._cancels: set[int] = set()  # ids of `cancel`s sent on this connection, whose replies are nobody's
         self._replies: list[Reply] = []
         self._sock: socket.socket | None = None
+        self._selector = selectors.DefaultSelector()  # watches _sock for what `_watching` says
+        self._watching = 0  # selectors.EVENT_* the socket is registered for
         self._conn: zmtp.Connection | None = None
         self._tcp_up = False
         self._wbuf = bytearray()
@@ -227,6 +230,7 @@ class DaemonClient:
         self._close_socket()
         self._pending.clear()
         self._replies.clear()
+        self._selector.close()
         self._closed = True
 
     def __enter__(self) -> DaemonClient:
@@ -247,17 +251,23 @@ class DaemonClient:
         if sock is None:
             if wait > 0:
                 time.sleep(wait)
-        elif not self._tcp_up:
-            _, writable, failed = select.select([], [sock], [sock], wait)
-            if writable or failed:  # Windows reports a failed connect as "exceptional"
+        elif not self._tcp_up:  # a connect's outcome, made or failed, shows as writable (on Windows too)
+            self._watch(selectors.EVENT_WRITE)
+            if self._selector.select(wait):
                 self._finish_connect()
         else:
-            readable, _, _ = select.select([sock], [sock] if self._wbuf else [], [], wait)
-            if readable:
+            self._watch(selectors.EVENT_READ | (selectors.EVENT_WRITE if self._wbuf else 0))
+            if any(events & selectors.EVENT_READ for _, events in self._selector.select(wait)):
                 self._read()
             if self._wbuf:
                 self._write()
         self._expire(time.monotonic())
+
+    def _watch(self, events: int) -> None:
+        """Watch the socket for `events` (registered anew only when they change: a system call)."""
+        if events != self._watching:
+            self._selector.modify(self._sock, events)
+            self._watching = events
 
     def _next_timer(self) -> float:
         times = [request.deadline for request in self._pending.values()]
@@ -325,7 +335,8 @@ class DaemonClient:
         family, address = self._addresses.pop(0)
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
-        self._sock, self._tcp_up = sock, False
+        self._selector.register(sock, selectors.EVENT_WRITE)
+        self._sock, self._tcp_up, self._watching = sock, False, selectors.EVENT_WRITE
         self._conn = zmtp.Connection(self._max_reply_bytes)
         self._wbuf = self._conn.data_to_send()
         code = sock.connect_ex(address)
@@ -345,8 +356,7 @@ class DaemonClient:
     def _connect_failed(self, code: int) -> None:
         self._refused = code in _REFUSED
         if self._addresses:  # e.g. "localhost" gave ::1 first, and the daemon is on 127.0.0.1
-            assert self._sock is not None
-            self._sock.close()
+            self._forget_socket()
             self._try_next_address()
         else:
             self._lost("connection refused" if self._refused else os.strerror(code), attempt=True)
@@ -386,14 +396,19 @@ class DaemonClient:
 
     def _close_socket(self) -> None:
         """Close the connection, if any, and hold off the next attempt by the backoff."""
-        if self._sock is not None:
-            self._sock.close()
+        self._forget_socket()
         self._retry_at = time.monotonic() + self._backoff
         self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
         self._sock, self._conn, self._tcp_up = None, None, False
         self._wbuf = bytearray()
         self._cancels.clear()
         self._addresses = []
+
+    def _forget_socket(self) -> None:
+        if self._sock is not None:
+            self._selector.unregister(self._sock)
+            self._sock.close()
+            self._sock = None
 
     # Bytes in and out.
 

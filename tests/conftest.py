@@ -3,7 +3,7 @@ the waits the Live-side client asks for."""
 
 from __future__ import annotations
 
-import select
+import selectors
 import signal
 import sys
 import time
@@ -41,22 +41,24 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def client_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Every wait shared.client asks for while a test runs: select()'s timeouts and sleeps (the
-    only calls in the Remote Script that can hold a thread, its socket being non-blocking). Live's
-    main thread must never be asked to wait; unlike a tick's duration, a busy machine cannot make
-    this fail, nor a quiet one hide it. Clear the list before the calls under test."""
+    """Every wait shared.client asks for while a test runs: its selector's timeouts and sleeps
+    (the only calls in the Remote Script that can hold a thread, its socket being non-blocking).
+    Live's main thread must never be asked to wait; unlike a tick's duration, a busy machine
+    cannot make this fail, nor a quiet one hide it. Clear the list before the calls under test."""
     from shared import client
 
     waits: list[float] = []
 
-    def selected(readers, writers, failed, timeout):
-        waits.append(timeout)
-        return select.select(readers, writers, failed, timeout)
+    class Watched(selectors.DefaultSelector):
+        def select(self, timeout: float | None = None) -> list:
+            waits.append(timeout)
+            return super().select(timeout)
 
     def slept(seconds: float) -> None:
         waits.append(seconds)
         time.sleep(seconds)
 
-    monkeypatch.setattr(client, "select", SimpleNamespace(select=selected))
+    monkeypatch.setattr(client, "selectors", SimpleNamespace(
+        DefaultSelector=Watched, EVENT_READ=selectors.EVENT_READ, EVENT_WRITE=selectors.EVENT_WRITE))
     monkeypatch.setattr(client, "time", SimpleNamespace(monotonic=time.monotonic, sleep=slept))
     return waits

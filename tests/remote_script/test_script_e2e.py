@@ -27,8 +27,9 @@ def press(host: LiveHost, action: str) -> None:
 
 
 @pytest.fixture
-def live(daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveHost]:
-    """Live at 96 BPM in 3/4 running the script against the test daemon."""
+def live(client_waits: list[float], daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveHost]:
+    """Live at 96 BPM in 3/4 running the script against the test daemon (its client's waits
+    recorded in `client_waits` from the start)."""
     if not daemon.alive:
         daemon.start()
     settings = tmp_path / "settings.json"

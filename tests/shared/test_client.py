@@ -184,6 +184,32 @@ def test_idle_poll_never_waits(router, client_waits):
     assert len(client_waits) == 200 and set(client_waits) == {0.0}
 
 
+def test_a_socket_numbered_past_1024_works(router):
+    """select() refuses a descriptor numbered 1024 or more (FD_SETSIZE), which a big Live set's
+    open sample files reach: the script logged a traceback on every tick and never answered."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = 1100
+    if max(soft, hard) < needed:  # RLIM_INFINITY is -1
+        pytest.skip(f"this process may open only {hard} files")
+    if 0 <= soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    held = []
+    try:
+        while len(held) < needed - 64 and (not held or held[-1].fileno() < 1024):
+            held.append(open(os.devnull, "rb"))  # noqa: SIM115  (closed below)
+        with DaemonClient(router.endpoint, timeout=10) as client:
+            request_id = client.send("echo", n=7)
+            replies = pump(client, lambda got: len(got) >= 1)
+            assert client._sock.fileno() >= 1024
+    finally:
+        for f in held:
+            f.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [(r.id, r.ok, r.data["n"]) for r in replies] == [(request_id, True, 7)]
+
+
 def test_thousand_pipelined_requests_each_answered_once(router):
     with DaemonClient(router.endpoint, timeout=10) as client:
         started = time.perf_counter()
