@@ -78,7 +78,10 @@ class Mapping:
 
 def load_mapping(spec: str, folder: Path) -> Mapping:
     """The mapping named `spec`: a file in `folder` ("push", "push.json"), or the path `spec`."""
-    path = Path(spec).expanduser()
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError as error:  # "~someone/push.json" for a user this computer does not have
+        raise MappingError(f"mapping {spec!r} could not be found: {error}") from None
     if path.suffix.lower() != ".json":
         path = folder / f"{spec}.json"
     elif path.parent == Path("."):  # a bare file name: one in the mappings folder

@@ -35,7 +35,10 @@ def _guarded(method: Callable) -> Callable:
         try:
             method(self, *args)
         except Exception:
-            self._log(f"error in {method.__name__}:\n{traceback.format_exc()}")
+            trace = f"error in {method.__name__}:\n{traceback.format_exc()}"
+            if trace != self._last_error:  # once while it recurs: on every tick, it buried Log.txt
+                self._log(trace)
+                self._last_error = trace
             self._show(say("something went wrong — details in Live's Log.txt"))
 
     return guarded
@@ -46,6 +49,7 @@ class DrumSurface:
 
     def __init__(self, c_instance: object, client: DaemonClient | None = None) -> None:
         self._c_instance = c_instance
+        self._last_error = ""  # the traceback last logged (_guarded)
         settings, problems = load_settings(SETTINGS_FILE)
         try:
             self._mapping = load_mapping(settings.mapping, MAPPINGS_FOLDER)

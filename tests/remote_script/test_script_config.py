@@ -120,6 +120,13 @@ def test_a_mapping_by_path(tmp_path: Path) -> None:
     assert mapping.control_for("fill").led_message(busy=False) is None  # no leds: nothing sent back
 
 
+def test_a_mapping_under_a_home_folder_that_does_not_exist_is_named_not_raised() -> None:
+    """Path.expanduser raises RuntimeError for "~someone/..." of an unknown user: it escaped
+    create_instance, and Live did not load the script at all."""
+    with pytest.raises(MappingError, match="'~nosuchuser8472/push.json' could not be found"):
+        load_mapping("~nosuchuser8472/push.json", surface.MAPPINGS_FOLDER)
+
+
 @pytest.mark.parametrize(
     "controls, expected",
     [

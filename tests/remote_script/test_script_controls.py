@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import socket
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from shipped import controls
 from live_host import LiveHost
 from stub_client import StubClient
 
+import remote_script
 from remote_script.actions import ACTIONS
 from remote_script.params import FALLBACK_STYLES, Params
 from tests.support import free_port
@@ -171,6 +175,19 @@ def test_density_and_complexity_step_back_to_the_models_choice_past_either_end(h
     assert "density" in host.script._controller._shape() and "complexity" not in host.script._controller._shape()
 
 
+def test_a_live_older_than_12_1_is_told_why_and_its_buttons_stay_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Live 12.0 embeds Python 3.7: the script said "ready", then "something went wrong" at every
+    press (its code is 3.11's). The package's entry point parses as 3.7 and answers for itself."""
+    ast.parse(Path(remote_script.__file__).read_text(), feature_version=(3, 7))  # a SyntaxError otherwise
+    monkeypatch.setattr(remote_script, "sys", SimpleNamespace(version_info=(3, 7, 9, "final", 0)))
+    host = LiveHost(remote_script.create_instance)
+    assert host.forwards == frozenset()  # no button taken from Live
+    host.tick()
+    host.script.disconnect()
+    said = "MidiDrumiGen needs Live 12.1 or later (Python 3.7 here, 3.11 needed)"
+    assert host.c_instance.status == said and host.c_instance.log == [said]
+
+
 def test_a_bug_in_a_handler_is_logged_and_shown_never_raised_into_live(
     host: LiveHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -181,6 +198,10 @@ def test_a_bug_in_a_handler_is_logged_and_shown_never_raised_into_live(
     press(host, "generate")  # would raise into Live without the guard
     assert host.c_instance.status == "MidiDrumiGen: something went wrong — details in Live's Log.txt"
     assert any("error in receive_midi" in line and "KeyError: 'boom'" in line for line in host.c_instance.log)
+    monkeypatch.setattr(host.script._controller, "tick", lambda: broken("tick"))
+    for _ in range(50):  # a bug on Live's tick: 5 seconds of ticks
+        host.tick()
+    assert sum("error in update_display" in line for line in host.c_instance.log) == 1  # logged once, not per tick
 
 
 def test_lom_changes_from_another_thread_are_refused_by_the_fake_and_survived(host: LiveHost, stub: StubClient) -> None:
