@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import clip as clips
+from .song import highlighted_slot
 from .wire import Note
 
 NEW, REPLACE, MODIFY, EXTEND = "new", "replace", "modify", "extend"
@@ -22,6 +23,7 @@ SLOT_DELETED = "the track or scene was deleted while the daemon worked — nothi
 CLIP_GONE = "the clip was deleted or replaced while the daemon worked — nothing written"
 CLIP_CHANGED = "another clip is in the slot now — nothing written over it"
 LOOP_MOVED = "the clip's loop was moved or resized while the daemon worked — nothing written"
+ELSEWHERE = "the clip in view is not the selected Session slot's — select the clip in Session View"
 
 
 def frozen(track: object) -> str:
@@ -62,10 +64,14 @@ class Plan:
         return cls(mode, length, clip=clip, start=clips.region(clip)[0], **more)
 
 
-def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
-    """The slot if `action` can work there; otherwise SlotProblem says what to select."""
+def target_slot(song: object, action: str, needs_clip: bool) -> object:
+    """The highlighted Session slot if `action` can work there; otherwise SlotProblem says what
+    to select; not while another clip is in view (`in_view`)."""
+    slot = highlighted_slot(song)
     if slot is None:
         raise SlotProblem("select a clip slot in a MIDI track first")
+    if not in_view(song, slot):
+        raise SlotProblem(ELSEWHERE)
     track = slot.canonical_parent
     if not track.has_midi_input:
         raise SlotProblem(f"“{track.name}” is not a MIDI track — select a slot in a MIDI track")
@@ -76,6 +82,13 @@ def target_slot(slot: object | None, action: str, needs_clip: bool) -> object:
     if slot.has_clip and not slot.clip.is_midi_clip:
         raise SlotProblem("that clip is not a MIDI clip")
     return slot
+
+
+def in_view(song: object, slot: object) -> bool:
+    """The Detail View shows the slot's clip, or nothing else. It shows an Arrangement clip in
+    Arrangement View, where a press changed a Session clip the user could not see."""
+    shown = song.view.detail_clip
+    return not slot.has_clip or shown is None or shown == slot.clip
 
 
 def alive(obj: object) -> bool:

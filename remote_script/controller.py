@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from . import clip as clips
 from .clip_slot import (CLIP_GONE, EXTEND, MODIFY, NEW, REPLACE, SLOT_DELETED, Plan, SlotProblem, alive,
-                        check_still_there, in_place, target_slot, write)
+                        check_still_there, in_place, in_view, target_slot, write)
 from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
@@ -171,7 +171,7 @@ class Controller:
     # Request actions.
 
     def generate(self) -> None:
-        slot = target_slot(highlighted_slot(self._song), "generate", needs_clip=False)
+        slot = target_slot(self._song, "generate", needs_clip=False)
         timing = read_timing(self._song, slot)
         bars = self.params.bars
         name = f"{self.params.style_label()} {bars_text(bars)} {timing.label()}"
@@ -227,7 +227,8 @@ class Controller:
             return
         if (result is not None and slot is not None and slot == result.slot and len(result.patterns) > 1
                 and slot.has_clip and slot.clip == result.plan.clip  # still the clip the answer went into,
-                and in_place(slot.clip, result.plan)):  # where and as long as it left it
+                and in_place(slot.clip, result.plan)  # where and as long as it left it,
+                and in_view(self._song, slot)):  # and in view (else target_slot says why not)
             result.index = (result.index + direction) % len(result.patterns)
             self._write_current()
             return
@@ -301,7 +302,7 @@ class Controller:
     def _clip_context(self, action: str) -> tuple[object, Timing, dict, tuple[int, ...]]:
         """The target slot, the timing (the scene's or song's tempo, the clip's meter), the request fields
         describing its clip, and the ids of the notes sent, in the order sent."""
-        slot = target_slot(highlighted_slot(self._song), action, needs_clip=True)
+        slot = target_slot(self._song, action, needs_clip=True)
         timing = read_timing(self._song, slot, slot.clip)  # a 3/4 clip in a 4/4 set is read and played in 3/4
         notes, length, ids = clips.read_notes(slot.clip)
         return slot, timing, {**self._common(timing), "notes": notes, "length": length}, ids

@@ -511,6 +511,29 @@ def test_an_answer_whose_loop_was_moved_meanwhile_is_not_written_and_its_variati
     assert [n[:2] for n in clip_notes(clip)] == [(36, 0.0)] + [(38, 4.0 + b) for b in range(4)]
 
 
+@pytest.mark.parametrize("action", ["generate", "fill", "humanize", "next_variation"])
+def test_a_press_while_another_clip_is_in_view_explains_instead_of_changing_an_unseen_clip(
+    host: LiveHost, stub: StubClient, action: str
+) -> None:
+    """In Arrangement View the Detail View shows an Arrangement clip while the Session's
+    highlighted slot holds another: humanize changed that Session clip and said "humanized"."""
+    slot = host.slot(0)
+    clip = make_clip(slot, 4.0, [(36, 0.0), (38, 1.0)])
+    host.select(slot)
+    press(host, "fill")
+    stub.answer(stub.last("fill"), patterns=[hits((36, 0.0)), hits((38, 1.0))])
+    host.tick()
+    asked, before = len(stub.sent), clip_notes(clip)
+    host.song.view.detail_clip = make_clip(host.slot(1), 4.0, [(42, 0.0)])  # the clip the user looks at
+    press(host, action)
+    assert len(stub.sent) == asked and clip_notes(clip) == before  # nothing asked, nothing changed
+    assert host.c_instance.status == ("MidiDrumiGen: the clip in view is not the selected Session slot's — "
+                                      "select the clip in Session View")
+    host.select(slot)  # selected again: in view
+    press(host, action)
+    assert len(stub.sent) == asked + (action != "next_variation")  # a variation cycles locally
+
+
 @pytest.mark.parametrize("deleted", ["track", "scene"])
 @pytest.mark.parametrize("action", ["generate", "humanize"])
 def test_an_answer_whose_track_or_scene_was_deleted_meanwhile_is_not_written(

@@ -22,6 +22,7 @@ class Song(Listenable):
             self._model = model
             self._song = song
             self._slot: ClipSlot | None = None
+            self._shown: object | None = None  # a clip put in the Detail View by `detail_clip`
 
         @property
         def canonical_parent(self) -> Song:
@@ -40,7 +41,7 @@ class Song(Listenable):
             """Also how the highlight leaves a slot the user deletes. Live moves it somewhere
             valid; where is not documented, and the fake's choice (the slot that took the
             deleted one's place) only keeps it valid: no script test depends on where."""
-            self._slot = slot
+            self._slot, self._shown = slot, None
             self._notify("selected_track")
             self._notify("detail_clip")
 
@@ -50,7 +51,20 @@ class Song(Listenable):
 
         @property
         def detail_clip(self) -> object:
+            """The highlighted slot's clip, unless another was put in view since (in Live, an
+            Arrangement clip opened in Arrangement View; the fake has no Arrangement, so a test
+            shows another Session clip instead)."""
+            if self._shown is not None:
+                return self._shown
             return None if self._slot is None else self._slot.clip
+
+        @detail_clip.setter
+        def detail_clip(self, clip: object) -> None:
+            """Live: "Get/Set the Clip that is currently visible in Lives Detailview". What else
+            moves with it in Live is not documented; in the fake, nothing."""
+            self._model.check_write("Song.View.detail_clip")
+            self._shown = clip
+            self._notify("detail_clip")
 
     def __init__(self, tempo: float = 120.0, numerator: int = 4, denominator: int = 4) -> None:
         self._model = Model()
