@@ -27,6 +27,7 @@ from .wire import E_MALFORMED, PROTOCOL_VERSION, VARIATIONS_RANGE, DaemonClient,
 
 
 MESSAGE_HOLD_S = 2.0  # a control's message, shown while a request waits, stays this long before the ticker
+TEMPO_DRIFT_BPM = 1.0  # tempos closer than this ask for the same groove (_same_request)
 
 
 @dataclass
@@ -43,6 +44,15 @@ class Job:
     fields: dict
     started: float
     seconds_shown: int = 0
+
+
+def _same_request(asked: dict, now: dict) -> bool:
+    """The same fields, the tempo within TEMPO_DRIFT_BPM: pressed again while the tempo drifted
+    (automation, Link, Tempo Follower), the request in flight was abandoned and asked again."""
+    def rest(fields: dict) -> dict:
+        return {name: value for name, value in fields.items() if name != "tempo"}
+
+    return rest(asked) == rest(now) and abs(asked["tempo"] - now["tempo"]) < TEMPO_DRIFT_BPM
 
 
 @dataclass
@@ -309,7 +319,7 @@ class Controller:
 
     def _request(self, action: str, op: str, slot: object, plan: Plan, doing: str, done: str, fields: dict) -> None:
         job = self._job
-        if job is not None and job.op == op and job.slot == slot and job.fields == fields:
+        if job is not None and job.op == op and job.slot == slot and _same_request(job.fields, fields):
             self._show(say(f"still {job.doing}…"))
             return
         try:

@@ -782,11 +782,17 @@ def test_a_second_press_while_waiting_supersedes_and_the_stale_reply_is_dropped(
 
 
 def test_pressing_the_same_button_again_does_not_ask_twice(host: LiveHost, stub: StubClient) -> None:
+    """Not while the tempo drifts either (automation, Link, Tempo Follower): a press that found
+    120.3 BPM where the first found 120 abandoned the first request and started again."""
     host.select(host.slot(0))
     press(host, "generate")
+    host.song.tempo = 120.3
     press(host, "generate")
     assert stub.ops().count("generate") == 1
     assert host.c_instance.status == "MidiDrumiGen: still generating funk 4 bars 120 BPM…"
+    host.song.tempo = 96.0  # a new tempo: a new request
+    press(host, "generate")
+    assert stub.ops().count("generate") == 2 and stub.last("generate").fields["tempo"] == 96.0
 
 
 def test_the_answer_goes_to_the_slot_that_was_pressed_on(host: LiveHost, stub: StubClient) -> None:
