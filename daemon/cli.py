@@ -18,10 +18,12 @@ from shared.protocol import (
     E_TIMEOUT,
     E_UNAVAILABLE,
     FOCUS_RANGE,
+    GUIDANCE_RANGE,
     MAX_CLIP_BARS,
     SEED_RANGE,
     STRENGTH_RANGE,
     STYLE_STRENGTH,
+    TEMPERATURE_RANGE,
     VARIATIONS_RANGE,
     ProtocolError,
     brief,
@@ -676,12 +678,13 @@ def add_eval(sub) -> None:
     p.add_argument("--checkpoint", type=Path, help="checkpoint to measure (default: the bundled one)")
     p.add_argument("--data", type=Path, help=DATA_HELP)
     p.add_argument("--cache-dir", dest="cache_dir", type=Path, default=Path(".cache"), help="tokenized-data cache")
-    p.add_argument("--per-genre", dest="per_genre", type=int, default=64, help="grooves generated per genre")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--per-genre", dest="per_genre", type=whole(1, 4096), default=64,
+                   help="grooves generated per genre (default 64)")
+    p.add_argument("--temperature", type=bounded(*TEMPERATURE_RANGE), default=1.0)
     p.add_argument("--strength", type=bounded(*STRENGTH_RANGE), help="style strength (default: each style's own)")
-    p.add_argument("--guidance", type=float, default=1.0)
-    p.add_argument("--focus", type=int, default=1, choices=range(FOCUS_RANGE[0], FOCUS_RANGE[1] + 1), metavar="1-8",
-                   help="takes per generated groove, the most typical of its style kept (default 1)")
+    p.add_argument("--guidance", type=bounded(*GUIDANCE_RANGE), default=1.0)
+    p.add_argument("--focus", type=whole(*FOCUS_RANGE), default=1,
+                   help="takes per generated groove, 1-8, the most typical of its style kept (default 1)")
     p.add_argument("--no-nll", dest="no_nll", action="store_true", help="skip the likelihood part")
     p.set_defaults(func=cmd_eval)
 

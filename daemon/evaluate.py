@@ -219,6 +219,9 @@ def likelihood(path: Path, data: Path, cache_dir: Path) -> dict[str, dict]:
 def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature: float, guidance: float,
             seed: int = 0, focus: int = 1, strength: float | None = None) -> dict:
     genres = [g for g, w in real.windows["test"].items() if len(w) >= MIN_REAL_WINDOWS and g in real.windows["train"]]
+    if not genres:  # a dataset of a few takes (a test's): nothing to compare with
+        raise ValueError(f"no genre has {MIN_REAL_WINDOWS} or more 2-bar 4/4 beat windows in the test split "
+                         "and any in the train split: point --data at the Groove MIDI Dataset")
     genres.sort(key=lambda g: -len(real.windows["test"][g]))
     generated, valid, total = {}, 0, 0
     for i, genre in enumerate(genres):

@@ -166,6 +166,15 @@ def test_files_that_cannot_be_written_or_seeds_out_of_range_are_one_line_and_exi
     assert seed.returncode == 2 and "--seed" in seed.stderr and "0..2147483647" in seed.stderr
 
 
+def test_eval_without_enough_real_grooves_or_with_no_grooves_to_make_is_one_line(tmp_path):
+    """`eval --per-genre 0`, or a dataset of a few takes, crashed deep in the style classifier."""
+    r = drumigen("eval", "--no-nll", "--data", str(ROOT / "tests/data/groove-mini"), "--cache-dir", str(tmp_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr and "no genre has 25 or more" in r.stderr, r.stderr
+    for flag, value in (("--per-genre", "0"), ("--guidance", "9"), ("--temperature", "0")):
+        r = drumigen("eval", flag, value)
+        assert r.returncode == 2 and flag in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 def test_a_kit_map_file_maps_the_pieces(tmp_path):
     (tmp_path / "rack.json").write_text('{"map": {"36": 35, "38": 40}}')
     args = ("generate", "--local", "--style", "funk", "--bars", "1", "--seed", "1", "-q")
