@@ -130,7 +130,7 @@ class Generator:
         self.priors = priors or {}  # genre -> [[drummer, kind, density, complexity, count], ...] (data.condition_priors)
         self.vocab = vocab
         self.device = torch.device(device)
-        self.table = TokenTable(vocab, self.device)
+        self.table = TokenTable(vocab)
         self.block_size = model.config.block_size
         self.uncond_prefix = vocab.prefix(Conditions())
         # The cache decoding runs in: rows padded to the longest keep going, each within the block.

@@ -29,7 +29,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from daemon.kit import zones_of
 from daemon.vocab import POSITIONS_PER_BEAT, DrumHit, Vocabulary
@@ -93,7 +92,7 @@ def bar_beats(meter: tuple[int, int]) -> float:
 class TokenTable:
     """Per-id summaries of the vocabulary, built once per model, and the allowed-id lookup."""
 
-    def __init__(self, vocab: Vocabulary, device: torch.device | str = "cpu") -> None:
+    def __init__(self, vocab: Vocabulary) -> None:
         # Only music ids can ever be sampled; the conditioning ids after them never can.
         V = self.size = len(vocab.pieces)
         first = np.full(V, OTHER)
@@ -159,7 +158,6 @@ class TokenTable:
         self._bases: dict[tuple, np.ndarray] = {}
         self._allowed = functools.lru_cache(maxsize=MAX_CACHED_KEYS)(self._allowed_ids)
         self.vocab = vocab
-        self.device = torch.device(device)
         self._choices: dict[int, np.ndarray] = {}
         # For turning tokens back into hits (MidiTok's own arithmetic, see `hits`).
         self.ticks_per_quarter = vocab.ticks_per_quarter
@@ -367,14 +365,6 @@ class BarState:
                     raise ValueError(f"token {i} ({token}) opens bar {self.bars + 1} of {self.bars_wanted}")
         finally:
             self.following = False
-
-
-def allowed_mask(states: list[BarState], table: TokenTable) -> torch.Tensor:
-    """(B, V) bool over the whole model vocabulary: the ids each sequence may take next."""
-    mask = torch.zeros(len(states), len(table.vocab), dtype=torch.bool)
-    for b, s in enumerate(states):
-        mask[b, torch.tensor(table.allowed(s), dtype=torch.long)] = True
-    return mask.to(table.device)
 
 
 def _what_and_where(steps: list[tuple[int, object]], sixteenth: float) -> tuple:

@@ -2,8 +2,9 @@
 
 GMD was recorded on a Roland TD-11. Its pitches mostly coincide with General MIDI; the
 exceptions are the hi-hat edge zones (22, 26) and the floor-tom rim (58), which GM and
-Live's drum racks do not have. The model therefore plays in a canonical GM kit, and a
-request may ask for the TD-11 layout back or for a user's own map.
+Live's drum racks do not have. The model therefore plays in a canonical GM kit (which is
+also the TD-11's layout, without those zones: "gmd" names the same map), and a request may
+ask for Live's 16-pad rack or a user's own map.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def load_map(spec: str | dict) -> dict[int, int]:
         if not path.is_file():
             if path.suffix.lower() == ".json" or len(path.parts) > 1:  # meant as a file
                 raise ValueError(f"no kit map file {brief(spec)}")
-            raise ValueError(f"unknown kit map {brief(spec)}: use one of gm, gmd, rack16 or a JSON file path")
+            raise ValueError(f"unknown kit map {brief(spec)}: use one of {', '.join(BUILTIN_MAPS)} or a JSON file path")
         try:
             raw = json.loads(path.read_text())
         except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; a nesting bomb

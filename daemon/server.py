@@ -295,7 +295,7 @@ class Daemon:
             "learned": [name for name in names if name not in styles.BUILTIN],
             "drummers": list(DRUMMERS),
             "time_signatures": [list(m) for m in self.generator.vocab.meters],
-            "kits": ["gm", "gmd", "rack16"],
+            "kits": list(kit.BUILTIN_MAPS),
         }
 
     # --- clip ops: checked here on the network thread, run by the worker -----------------------

@@ -44,18 +44,6 @@ E_INTERNAL = "internal"  # a bug in the daemon; the message says where to look
 E_CANCELLED = "cancelled"  # dropped unfinished: its sender cancelled it, or its `timeout` passed
 E_TIMEOUT = "timeout"  # client side: no reply in time
 E_UNAVAILABLE = "unavailable"  # client side: the daemon cannot be reached
-ERROR_CODES = (
-    E_MALFORMED,
-    E_UNKNOWN_OP,
-    E_BAD_REQUEST,
-    E_UNKNOWN_STYLE,
-    E_TOO_LARGE,
-    E_BUSY,
-    E_INTERNAL,
-    E_CANCELLED,
-    E_TIMEOUT,
-    E_UNAVAILABLE,
-)
 
 # Ranges the daemon accepts for `generate`; the Live side uses them to clamp its controls.
 BARS_RANGE = (1, 16)

@@ -11,13 +11,12 @@ from functools import cache
 import numpy as np
 import pytest
 import symusic
-import torch
 
 from daemon import checkpoint
 from daemon.grammar import (
     AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, HATS, MAX_HITS_AT_ONCE,
     MAX_TOKENS_PER_BAR, PITCH, PITCH_BASE, POSITION, RESTRIKES, START, TIMESIG, VELOCITY, BarState, TokenTable,
-    allowed_mask, positions_per_bar,
+    positions_per_bar,
 )
 from daemon.vocab import Vocabulary
 from shared.notes import Note
@@ -282,16 +281,6 @@ def test_onsets_each_get_a_hit_however_eager_the_sampler_is_to_close_bars(meter)
         played = {(int(h.start // bar), round(h.start % bar * per_quarter)) for h in t.hits(s.ids)}
         assert {(k, p) for k, bar_onsets in enumerate(onsets) for p in bar_onsets} <= played
         assert s.bars == 3
-
-
-def test_allowed_mask_covers_the_whole_vocabulary():
-    t, rng = table(), random.Random(2)
-    states = [s for s, _ in zip(random_walk(t, (4, 4), 2, rng), range(5))]
-    mask = allowed_mask(states, t)
-    assert mask.shape == (5, len(t.vocab)) and mask.dtype == torch.bool
-    for row, s in zip(mask, states):
-        assert row.nonzero()[:, 0].tolist() == t.allowed(s).tolist()
-    assert not mask[:, t.size :].any()  # conditioning ids are never sampled
 
 
 def test_every_id_is_summarised():
