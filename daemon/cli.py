@@ -132,7 +132,7 @@ def add_serve(sub) -> None:
 def cmd_keys(args: argparse.Namespace) -> int:
     from daemon.curve import make_keys
 
-    public, secret = make_keys(args.dir)
+    public, secret = make_keys(args.dir, replace=args.force)
     print(f"public key  {public}  (give it to clients: --server-key {public})")
     print(f"secret key  {secret}  (keep it: drumigen serve --curve-secret {secret})")
     return EXIT_OK
@@ -141,6 +141,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def add_keys(sub) -> None:
     p = sub.add_parser("keys", help="make a CurveZMQ key pair for a daemon reachable off this computer")
     p.add_argument("dir", type=Path, nargs="?", default=Path("."), help="folder for server.key and server.key_secret")
+    p.add_argument("--force", action="store_true", help="replace a key pair already there (its clients lose access)")
     p.set_defaults(func=cmd_keys)
 
 

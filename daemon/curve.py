@@ -28,12 +28,18 @@ def read_curve_key(path: Path) -> bytes:
     return key
 
 
-def make_keys(folder: Path) -> tuple[Path, Path]:
-    """A CurveZMQ key pair as z85 text files: server.key (share it) and server.key_secret (keep it)."""
-    public, secret = zmq.curve_keypair()
-    folder.mkdir(parents=True, exist_ok=True)
+def make_keys(folder: Path, replace: bool = False) -> tuple[Path, Path]:
+    """A CurveZMQ key pair as z85 text files: server.key (share it) and server.key_secret (keep
+    it, readable by its owner only from the moment it exists). A pair already there is kept
+    unless `replace`: a new one locks out every client given the old public key."""
     public_path, secret_path = folder / "server.key", folder / "server.key_secret"
+    if not replace and (public_path.exists() or secret_path.exists()):
+        raise ValueError(f"{folder} already holds a key pair, and its clients trust that public key; "
+                         "--force makes a new one (give it to every client)")
+    folder.mkdir(parents=True, exist_ok=True)
+    public, secret = zmq.curve_keypair()
+    secret_path.unlink(missing_ok=True)
+    with os.fdopen(os.open(secret_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as f:
+        f.write(secret + b"\n")
     public_path.write_bytes(public + b"\n")
-    secret_path.write_bytes(secret + b"\n")
-    os.chmod(secret_path, 0o600)
     return public_path, secret_path

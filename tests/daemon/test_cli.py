@@ -175,6 +175,19 @@ def test_eval_without_enough_real_grooves_or_with_no_grooves_to_make_is_one_line
         assert r.returncode == 2 and flag in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+def test_keys_keep_a_pair_already_made_and_the_secret_is_its_owners_alone(tmp_path):
+    """`drumigen keys` over a pair replaced it silently (every client holding the public key
+    was locked out), and wrote the secret readable by all before narrowing it."""
+    assert drumigen("keys", str(tmp_path)).returncode == 0
+    public = (tmp_path / "server.key").read_bytes()
+    again = drumigen("keys", str(tmp_path))
+    assert again.returncode == 1 and "already holds a key pair" in again.stderr and "Traceback" not in again.stderr
+    assert (tmp_path / "server.key").read_bytes() == public
+    assert drumigen("keys", str(tmp_path), "--force").returncode == 0
+    assert (tmp_path / "server.key").read_bytes() != public
+    assert (tmp_path / "server.key_secret").stat().st_mode & 0o777 == 0o600
+
+
 def test_a_kit_map_file_maps_the_pieces(tmp_path):
     (tmp_path / "rack.json").write_text('{"map": {"36": 35, "38": 40}}')
     args = ("generate", "--local", "--style", "funk", "--bars", "1", "--seed", "1", "-q")
