@@ -82,6 +82,8 @@ def add_train(sub) -> None:
 
 # --- the daemon ------------------------------------------------------------------------------
 def cmd_serve(args: argparse.Namespace) -> int:
+    import zmq
+
     from daemon import server
 
     log_file = args.log_file or server.default_log_file()
@@ -102,9 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as err:  # a refused bind, a missing or foreign checkpoint
         log.error("%s", err)
         return EXIT_ERROR
-    except Exception as err:  # zmq.ZMQError: address in use, bad endpoint
-        if type(err).__name__ != "ZMQError":
-            raise
+    except zmq.ZMQError as err:  # address in use, bad endpoint
         log.error("cannot listen on %s: %s (is another daemon running?)", args.bind, err)
         return EXIT_ERROR
     return EXIT_OK
@@ -565,28 +565,24 @@ def cmd_humanize(args: argparse.Namespace) -> int:
     from daemon.requests import checked_style, clip, kit_map, meter
     from daemon.vocab import Vocabulary
 
-    try:
-        groove = midifile.read(args.file)
-        _warn_unheard(args.file, groove.notes, args.kit)
-        vocab = Vocabulary.from_dict(checkpoint.load_state(checkpoint.BUNDLED)["vocab"])
-        wire = _clip_wire(args, groove)
-        notes, length = clip(wire, meter(wire, vocab.meters))  # a meter, length and size the daemon takes
-        style = checked_style(args.style)  # as the daemon checks it: weights >= 0, not all zero, no `any` in a mix
-        feel = None  # the genre the daemon's humanize plays the style in (styles.Resolved.feel)
-        if style is not None:
-            feel = styles.resolve_mix({style: 1.0} if isinstance(style, str) else style, vocab).feel
-        humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
-        req = GrooveRequest(tempo=wire["tempo"], meter=groove.meter, seed=args.seed, kit=kit_map(args.kit or "gm"),
-                            voice=Voice(feel=feel))
-        (played,) = clip_ops.humanize_clip(humanizer, req, notes, length, args.amount, args.ghost_notes, chance=False)
-    except (ValueError, FileNotFoundError, ProtocolError) as err:  # MidiFileError and StyleError are ValueErrors
-        print(f"drumigen: {getattr(err, 'message', err)}", file=sys.stderr)
-        return 1
+    groove = midifile.read(args.file)
+    _warn_unheard(args.file, groove.notes, args.kit)
+    vocab = Vocabulary.from_dict(checkpoint.load_state(checkpoint.BUNDLED)["vocab"])
+    wire = _clip_wire(args, groove)
+    notes, length = clip(wire, meter(wire, vocab.meters))  # a meter, length and size the daemon takes
+    style = checked_style(args.style)  # as the daemon checks it: weights >= 0, not all zero, no `any` in a mix
+    feel = None  # the genre the daemon's humanize plays the style in (styles.Resolved.feel)
+    if style is not None:
+        feel = styles.resolve_mix({style: 1.0} if isinstance(style, str) else style, vocab).feel
+    humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
+    req = GrooveRequest(tempo=wire["tempo"], meter=groove.meter, seed=args.seed, kit=kit_map(args.kit or "gm"),
+                        voice=Voice(feel=feel))
+    (played,) = clip_ops.humanize_clip(humanizer, req, notes, length, args.amount, args.ghost_notes, chance=False)
     midifile.write(args.out, played.notes, groove.tempo, groove.meter, length, name="MidiDrumiGen humanized")
     added = len(played.notes) - len(notes)
     print(f"humanized {len(notes)} notes" + (f" (+{added} ghost notes)" if added else "")
           + f" in the feel of {feel or 'GMD as a whole'}, seed {played.seed} -> {args.out}")
-    return 0
+    return EXIT_OK
 
 
 def add_humanize_parser(sub) -> None:
@@ -611,14 +607,10 @@ def cmd_train_humanizer(args: argparse.Namespace) -> int:
     from daemon.humanize import HumanizerConfig, train_humanizer
 
     config = HumanizerConfig(**{k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None})
-    try:
-        meta = train_humanizer(args.data or DEFAULT_DATA, args.out, config)
-    except (ValueError, FileNotFoundError) as err:  # no dataset there, or a file in it that is not MIDI
-        print(f"drumigen: {err}", file=sys.stderr)
-        return 1
+    meta = train_humanizer(args.data or DEFAULT_DATA, args.out, config)  # no dataset there: main says so
     print(f"humanizer -> {args.out}: validation offset MAE {meta['val_offset_mae_16ths']:.3f} 16ths, "
           f"velocity MAE {meta['val_velocity_mae']:.1f}, epoch {meta['best_epoch']}, {meta['seconds']:.0f} s")
-    return 0
+    return EXIT_OK
 
 
 def add_train_humanizer_parser(sub) -> None:

@@ -834,16 +834,7 @@ def all_names(folder: Path | None = None, model: DrumTransformer | None = None,
     return [*GENRES, *PRESETS, *DRUMMERS, *learned]
 
 
-# --- `drumigen style ...` (the parser is in daemon/cli.py) ------------------------------------------------------------------------
-def _run(action: Callable[[], None]) -> int:
-    try:
-        action()
-    except (StyleError, OSError) as err:
-        print(f"drumigen: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
+# --- `drumigen style ...` (the parser is in daemon/cli.py; cli.main reports StyleError and OSError) ------------------------------------------------------------------------
 def _midi_files(paths: list[Path]) -> list[Path]:
     """Files as given; folders become the .mid/.midi files inside them and their subfolders (a
     dataset's drummer/session/take.mid)."""
@@ -859,78 +850,72 @@ def _midi_files(paths: list[Path]) -> list[Path]:
 def cmd_style_learn(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    def learn() -> None:
-        bars: list[tqdm] = []  # opened at the first unit of work, so a refusal prints no empty bar
+    bars: list[tqdm] = []  # opened at the first unit of work, so a refusal prints no empty bar
 
-        def progress(done: int, total: int) -> None:
-            if not bars:
-                bars.append(tqdm(total=total, desc=f"learning {args.name}", unit=" passes"))
-            bars[0].update(done - bars[0].n)
+    def progress(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(total=total, desc=f"learning {args.name}", unit=" passes"))
+        bars[0].update(done - bars[0].n)
 
-        try:
-            style = learn_style(args.name, _midi_files(args.files), args.checkpoint or checkpoint.BUNDLED,
-                                STEPS if args.steps is None else args.steps, progress, replace=args.replace,
-                                kit_map=kit.load_map(args.kit) if args.kit else None)
-        finally:
-            for bar in bars:
-                bar.close()
-        fit = style.fit
-        drummer = f" with {style.drummer}'s hands" if style.drummer else ""
-        print(f"learned style {style.name!r} from {fit['grooves']} grooves in {fit['seconds']:.0f} s: starts from "
-              f"{style.base}{drummer}; loss on your grooves {fit['loss_base']:.3f} -> {fit['loss_style']:.3f}")
-        for skipped in fit["skipped"]:
-            print(f"  skipped {skipped}")
-        if fit["loss_base"] > UNLIKE_DRUMS:  # a song's piano and bass, read as drums, scored 5.7
-            print(f"  note: the model finds these grooves unlike any drums it knows ({fit['loss_base']:.1f} nats a "
-                  f"token; GMD's held-out grooves score about 2.75): are they drum parts?")
-
-    return _run(learn)
+    try:
+        style = learn_style(args.name, _midi_files(args.files), args.checkpoint or checkpoint.BUNDLED,
+                            STEPS if args.steps is None else args.steps, progress, replace=args.replace,
+                            kit_map=kit.load_map(args.kit) if args.kit else None)
+    finally:
+        for bar in bars:
+            bar.close()
+    fit = style.fit
+    drummer = f" with {style.drummer}'s hands" if style.drummer else ""
+    print(f"learned style {style.name!r} from {fit['grooves']} grooves in {fit['seconds']:.0f} s: starts from "
+          f"{style.base}{drummer}; loss on your grooves {fit['loss_base']:.3f} -> {fit['loss_style']:.3f}")
+    for skipped in fit["skipped"]:
+        print(f"  skipped {skipped}")
+    if fit["loss_base"] > UNLIKE_DRUMS:  # a song's piano and bass, read as drums, scored 5.7
+        print(f"  note: the model finds these grooves unlike any drums it knows ({fit['loss_base']:.1f} nats a "
+              f"token; GMD's held-out grooves score about 2.75): are they drum parts?")
+    return 0
 
 
 def cmd_style_list(args: argparse.Namespace) -> int:
-    def show() -> None:
-        library = StyleLibrary()
-        current = fingerprint(checkpoint.load_state(args.checkpoint or checkpoint.BUNDLED)["model"]["tok_emb.weight"])
-        print(f"your styles ({library.folder}):")
-        for name in library.list():
-            try:
-                style = library.load(name)
-            except StyleError as err:
-                print(f"  {name:20} DAMAGED: {err}")
-                continue
-            stale = "" if style.fingerprint == current else "  [learned on another model: learn it again]"
-            drummer = f" + {style.drummer}" if style.drummer else ""
-            print(f"  {name:20} from {len(style.sources)} grooves, starts from {style.base}{drummer}, "
-                  f"{style.created[:10]}{stale}")
-        print("presets:")
-        for name, preset in PRESETS.items():
-            print(f"  {name:20} {preset.about}")
-        print("drummers: " + ", ".join(DRUMMERS) + " (a GMD drummer with any genre)")
-        print("genres:   " + ", ".join(GENRES))
-
-    return _run(show)
+    library = StyleLibrary()
+    current = fingerprint(checkpoint.load_state(args.checkpoint or checkpoint.BUNDLED)["model"]["tok_emb.weight"])
+    print(f"your styles ({library.folder}):")
+    for name in library.list():
+        try:
+            style = library.load(name)
+        except StyleError as err:
+            print(f"  {name:20} DAMAGED: {err}")
+            continue
+        stale = "" if style.fingerprint == current else "  [learned on another model: learn it again]"
+        drummer = f" + {style.drummer}" if style.drummer else ""
+        print(f"  {name:20} from {len(style.sources)} grooves, starts from {style.base}{drummer}, "
+              f"{style.created[:10]}{stale}")
+    print("presets:")
+    for name, preset in PRESETS.items():
+        print(f"  {name:20} {preset.about}")
+    print("drummers: " + ", ".join(DRUMMERS) + " (a GMD drummer with any genre)")
+    print("genres:   " + ", ".join(GENRES))
+    return 0
 
 
 def cmd_style_rename(args: argparse.Namespace) -> int:
-    return _run(lambda: print(f"renamed {args.old!r} to {StyleLibrary().rename(args.old, args.new).name!r}"))
+    print(f"renamed {args.old!r} to {StyleLibrary().rename(args.old, args.new).name!r}")
+    return 0
 
 
 def cmd_style_delete(args: argparse.Namespace) -> int:
-    def delete() -> None:
-        StyleLibrary().delete(args.name)
-        print(f"deleted style {args.name!r}")
-
-    return _run(delete)
+    StyleLibrary().delete(args.name)
+    print(f"deleted style {args.name!r}")
+    return 0
 
 
 def cmd_style_export(args: argparse.Namespace) -> int:
-    return _run(lambda: print(f"exported to {StyleLibrary().export(args.name, args.path)}"))
+    print(f"exported to {StyleLibrary().export(args.name, args.path)}")
+    return 0
 
 
 def cmd_style_import(args: argparse.Namespace) -> int:
-    def add() -> None:
-        model, vocab, _ = checkpoint.load(args.checkpoint or checkpoint.BUNDLED)
-        style = StyleLibrary().import_(args.path, args.name, fingerprint(model.tok_emb.weight), vocab)
-        print(f"imported style {style.name!r}")
-
-    return _run(add)
+    model, vocab, _ = checkpoint.load(args.checkpoint or checkpoint.BUNDLED)
+    style = StyleLibrary().import_(args.path, args.name, fingerprint(model.tok_emb.weight), vocab)
+    print(f"imported style {style.name!r}")
+    return 0
