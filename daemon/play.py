@@ -40,6 +40,7 @@ from shared.protocol import (
     BARS_RANGE,
     DEFAULT_ENDPOINT,
     E_UNAVAILABLE,
+    SEED_RANGE,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
 )
@@ -52,7 +53,8 @@ log = logging.getLogger("drumigen.play")
 
 def add_play_parser(sub: argparse._SubParsersAction) -> None:
     """Register `play` on the drumigen command line."""
-    from daemon.cli import endpoint_arg, style_arg  # the command line's own types (cli imports this module)
+    from daemon.cli import (bounded, endpoint_arg, fraction_arg, style_arg, time_signature_arg,  # the command
+                            whole)  # line's own types (cli imports this module)
 
     p = sub.add_parser(
         "play", help="stream a groove to a MIDI port in real time",
@@ -67,11 +69,12 @@ def add_play_parser(sub: argparse._SubParsersAction) -> None:
                         "made while one plays; "
                         "keys (and MIDI CCs 20/21/22 from --cc-port, or the --clock port) change "
                         "style/density/temperature at the next bar")
-    p.add_argument("--bars", type=int, default=DEFAULT_BARS, help="bars per generated phrase (default 4)")
-    p.add_argument("--meter", default="4/4", help="time signature of generated phrases (default 4/4)")
-    p.add_argument("--density", type=float, help="0..1, fewer to more hits (default: the style's own)")
-    p.add_argument("--temperature", type=float, default=1.0, help="randomness (default 1.0)")
-    p.add_argument("--seed", type=int, help="seed of the first phrase (the next ones count up)")
+    p.add_argument("--bars", type=whole(*BARS_RANGE), default=DEFAULT_BARS, help="bars per generated phrase (default 4)")
+    p.add_argument("--time-signature", dest="meter", type=time_signature_arg, default=(4, 4),
+                   help="time signature of generated phrases, e.g. 7/8 (default 4/4)")
+    p.add_argument("--density", type=fraction_arg, help="0..1, fewer to more hits (default: the style's own)")
+    p.add_argument("--temperature", type=bounded(*TEMPERATURE_RANGE), default=1.0, help="randomness (default 1.0)")
+    p.add_argument("--seed", type=whole(*SEED_RANGE), help="seed of the first phrase (the next ones count up)")
     p.add_argument("--endpoint", type=endpoint_arg, default=DEFAULT_ENDPOINT,
                    help=f"the daemon (default {DEFAULT_ENDPOINT}); unencrypted, as the Live script's: keep it on "
                         "this computer")
@@ -80,14 +83,14 @@ def add_play_parser(sub: argparse._SubParsersAction) -> None:
     out.add_argument("--virtual", nargs="?", const=ports.VIRTUAL_NAME, metavar="NAME",
                      help=f"create a virtual output port (default, named {ports.VIRTUAL_NAME!r})")
     p.add_argument("--loop", action="store_true", help="repeat the file or phrase until stopped")
-    p.add_argument("--bpm", type=float, help="tempo (default: the file's, or 120); with --clock, the tempo "
+    p.add_argument("--bpm", type=bounded(*TEMPO_RANGE), help="tempo (default: the file's, or 120); with --clock, the tempo "
                                              "until the clock is heard, which the first phrases are made at")
     p.add_argument("--clock", action="store_true",
                    help="follow MIDI clock, Start/Stop/Continue and Song Position from --clock-port")
     p.add_argument("--clock-port", metavar="NAME",
                    help=f"input port sending clock (default: a virtual input {ports.CLOCK_PORT_NAME!r})")
     p.add_argument("--cc-port", metavar="NAME", help="input port for the live CCs (default: the clock port)")
-    p.add_argument("--channel", type=int, default=10, help="MIDI channel 1-16 (default 10, drums)")
+    p.add_argument("--channel", type=whole(1, 16), default=10, help="MIDI channel 1-16 (default 10, drums)")
     p.add_argument("--api", choices=["auto", *ports.APIS], default="auto",
                    help="MIDI system (default: the platform's; JACK where Linux lacks the ALSA sequencer)")
     p.add_argument("--list-ports", action="store_true", help="list MIDI ports and exit")
@@ -155,26 +158,8 @@ def _check(args: argparse.Namespace) -> None:
         error("--clock-port needs --clock")
     if args.cc_port is not None and not args.live:
         error("--cc-port needs --live")
-    if not 1 <= args.channel <= 16:
-        error("--channel must be 1..16")
     if args.port == "" or args.virtual == "":
         error("a port name must not be empty")
-    if args.bpm is not None and not TEMPO_RANGE[0] <= args.bpm <= TEMPO_RANGE[1]:
-        error(f"--bpm must be {TEMPO_RANGE[0]:g}..{TEMPO_RANGE[1]:g}")
-    if not BARS_RANGE[0] <= args.bars <= BARS_RANGE[1]:
-        error(f"--bars must be {BARS_RANGE[0]}..{BARS_RANGE[1]}")
-    if not TEMPERATURE_RANGE[0] <= args.temperature <= TEMPERATURE_RANGE[1]:
-        error(f"--temperature must be {TEMPERATURE_RANGE[0]:g}..{TEMPERATURE_RANGE[1]:g}")
-    if args.density is not None and not 0.0 <= args.density <= 1.0:
-        error("--density must be 0..1")
-    args.meter = _meter(args.meter, error)
-
-
-def _meter(text: str, error: Callable[[str], NoReturn]) -> tuple[int, int]:
-    num, _, den = text.partition("/")
-    if not (num.isdigit() and den.isdigit() and int(num) > 0 and int(den) > 0):
-        error(f"--meter {text!r}: expected N/D like 4/4 or 7/8 (`drumigen styles` lists the meters)")
-    return int(num), int(den)
 
 
 def _play(args: argparse.Namespace, midi: mido.Backend, stack: ExitStack) -> None:

@@ -228,6 +228,9 @@ def test_a_kit_map_file_maps_the_pieces(tmp_path):
      "is not a CurveZMQ key"),
     (("generate", "--local", "--kit", "{deep}"), 2, "maximum recursion depth"),
     (("variation", "{long}", "-o", "{out}"), 1, "lasts 100 bars of 4/4; variation takes clips of up to 64 bars"),
+    (("play", "--style", "funk", "--time-signature", "7-8"), 2, "time signature '7-8' is not like 4/4 or 7/8"),
+    (("play", "--style", "funk", "--channel", "17"), 2, "--channel: must be 1..16, got 17"),
+    (("play", "--style", "funk", "--bars", "0"), 2, "--bars: must be 1..16"),
 ])
 def test_flags_that_cannot_work_are_one_line_not_a_traceback(tmp_path, args, exit_code, says):
     (tmp_path / "bad.json").write_bytes(b"\xff{")
