@@ -20,6 +20,9 @@ from shared.protocol import (
     FOCUS_RANGE,
     GUIDANCE_RANGE,
     MAX_CLIP_BARS,
+    OP_INFO,
+    OP_PING,
+    OP_STYLES,
     SEED_RANGE,
     STRENGTH_RANGE,
     STYLE_STRENGTH,
@@ -236,7 +239,7 @@ def cmd_ping(args: argparse.Namespace) -> int:
     while True:
         started = perf_counter()
         try:
-            call(args, "ping")
+            call(args, OP_PING)
             break
         except Unavailable:
             if monotonic() >= deadline:
@@ -247,14 +250,14 @@ def cmd_ping(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    reply = call(args, "info")
+    reply = call(args, OP_INFO)
     for key in ("version", "protocol", "model", "model_params", "device", "queue"):
         print(f"{key:13} {reply.get(key)}")
     return EXIT_OK
 
 
 def cmd_styles(args: argparse.Namespace) -> int:
-    reply = call(args, "styles")
+    reply = call(args, OP_STYLES)
     try:
         lines = ["genres          " + ", ".join(reply["genres"]),
                  "presets         " + ", ".join(reply["presets"]),

@@ -54,24 +54,25 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
     `meters` are the time signatures the model's vocabulary can write. A style is checked for
     its shape here; whether its names exist is the generator's to say (request_for)."""
     num, den = meter(msg, meters)
+    given = GrooveRequest()  # a field the message leaves out has its default
     request = GrooveRequest(
         style=checked_style(msg.get("style")),
         drummer=_choice(msg, "drummer", DRUMMERS, E_UNKNOWN_STYLE),
-        bars=whole_number(msg, "bars", 4, BARS_RANGE),
-        tempo=number(msg, "tempo", 120.0, TEMPO_RANGE),
+        bars=whole_number(msg, "bars", given.bars, BARS_RANGE),
+        tempo=number(msg, "tempo", given.tempo, TEMPO_RANGE),
         meter=(num, den),
-        variations=whole_number(msg, "variations", 1, VARIATIONS_RANGE),
-        temperature=number(msg, "temperature", 1.0, TEMPERATURE_RANGE),
-        top_p=number(msg, "top_p", 0.95, TOP_P_RANGE),
-        seed=whole_number(msg, "seed", None, SEED_RANGE),
+        variations=whole_number(msg, "variations", given.variations, VARIATIONS_RANGE),
+        temperature=number(msg, "temperature", given.temperature, TEMPERATURE_RANGE),
+        top_p=number(msg, "top_p", given.top_p, TOP_P_RANGE),
+        seed=whole_number(msg, "seed", given.seed, SEED_RANGE),
         kind=_choice(msg, "kind", KINDS, E_BAD_REQUEST),
-        density=number(msg, "density", None, (0.0, 1.0)),
-        complexity=number(msg, "complexity", None, (0.0, 1.0)),
-        strength=number(msg, "strength", None, STRENGTH_RANGE),
-        guidance=number(msg, "guidance", 1.0, GUIDANCE_RANGE),
-        focus=whole_number(msg, "focus", 1, FOCUS_RANGE),
+        density=number(msg, "density", given.density, (0.0, 1.0)),
+        complexity=number(msg, "complexity", given.complexity, (0.0, 1.0)),
+        strength=number(msg, "strength", given.strength, STRENGTH_RANGE),
+        guidance=number(msg, "guidance", given.guidance, GUIDANCE_RANGE),
+        focus=whole_number(msg, "focus", given.focus, FOCUS_RANGE),
         kit=kit_map(msg.get("kit", "gm")),
-        loops=flag(msg, "loop", True),
+        loops=flag(msg, "loop", given.loops),
     )
     if request.rows > VARIATIONS_RANGE[1]:  # each take is a row of the batch, as a variation is
         raise ProtocolError(E_BAD_REQUEST, f"variations x focus must be at most {VARIATIONS_RANGE[1]}, "

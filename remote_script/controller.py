@@ -23,7 +23,8 @@ from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
 from .song import Timing, highlighted_slot, read_timing, undo_step
-from .wire import E_MALFORMED, PROTOCOL_VERSION, VARIATIONS_RANGE, DaemonClient, Note, ProtocolError, Reply, unpack_notes
+from .wire import (E_MALFORMED, OP_CONTINUE, OP_DRUMIFY, OP_FILL, OP_GENERATE, OP_HUMANIZE, OP_INFO, OP_STYLES, OP_VARIATION,
+                   PROTOCOL_VERSION, VARIATIONS_RANGE, DaemonClient, Note, ProtocolError, Reply, unpack_notes)
 
 
 MESSAGE_HOLD_S = 2.0  # a control's message, shown while a request waits, stays this long before the ticker
@@ -188,7 +189,7 @@ class Controller:
         fields = {**self._common(timing), **self._shape(), "bars": bars, "variations": self._variations()}
         plan = Plan(NEW, bars * timing.beats_per_bar, name=name, meter=(timing.numerator, timing.denominator),
                     clip=slot.clip if slot.has_clip else None)
-        self._request("generate", "generate", slot, plan, f"generating {name}", name, fields)
+        self._request("generate", OP_GENERATE, slot, plan, f"generating {name}", name, fields)
 
     def continue_clip(self) -> None:
         slot, timing, fields, _ = self._clip_context("continue")
@@ -196,7 +197,7 @@ class Controller:
         fields.update(self._shape(), bars=bars, variations=self._variations())
         plan = Plan.into(EXTEND, slot.clip, length + bars * timing.beats_per_bar, base=length)
         added = bars_text(bars)
-        self._request("continue", "continue", slot, plan, f"adding {added}", f"{added} added", fields)
+        self._request("continue", OP_CONTINUE, slot, plan, f"adding {added}", f"{added} added", fields)
 
     def fill(self) -> None:
         slot, _, fields, _ = self._clip_context("fill")
@@ -204,7 +205,7 @@ class Controller:
         if self._settings.fill_every is not None:
             fields["every"] = self._settings.fill_every
         plan = Plan.into(REPLACE, slot.clip, fields["length"])
-        self._request("fill", "fill", slot, plan, "writing a fill", "fill written", fields)
+        self._request("fill", OP_FILL, slot, plan, "writing a fill", "fill written", fields)
 
     def humanize(self) -> None:
         slot, _, fields, ids = self._clip_context("humanize")
@@ -219,13 +220,13 @@ class Controller:
                       chance=self._settings.humanize_chance)
         done = f"humanized ({amount:.0%})"
         plan = Plan.into(MODIFY, slot.clip, fields["length"], note_ids=ids)
-        self._request("humanize", "humanize", slot, plan, "humanizing", done, fields)
+        self._request("humanize", OP_HUMANIZE, slot, plan, "humanizing", done, fields)
 
     def drumify(self) -> None:
         slot, _, fields, _ = self._clip_context("drumify")
         fields.update(self._shape())
         plan = Plan.into(REPLACE, slot.clip, fields["length"])
-        self._request("drumify", "drumify", slot, plan, "drumifying", "drumified", fields)
+        self._request("drumify", OP_DRUMIFY, slot, plan, "drumifying", "drumified", fields)
 
     def _step_variation(self, action: str, direction: int) -> None:
         """Cycle the last answer's patterns in its slot; for any other clip, ask for variations.
@@ -245,7 +246,7 @@ class Controller:
         slot, _, fields, _ = self._clip_context("variation")
         fields.update(self._shape(), variations=self._variations())
         plan = Plan.into(REPLACE, slot.clip, fields["length"])
-        self._request(action, "variation", slot, plan, "making variations of the clip", "new variation", fields)
+        self._request(action, OP_VARIATION, slot, plan, "making variations of the clip", "new variation", fields)
 
     # Local actions: they change what the next request asks for.
 
@@ -440,8 +441,8 @@ class Controller:
     # What the daemon is: asked at start-up, and again after a success if that failed.
 
     def _ask_daemon(self) -> None:
-        self._lookups[self._client.send("info")] = self._on_info
-        self._lookups[self._client.send("styles")] = self._on_styles
+        self._lookups[self._client.send(OP_INFO)] = self._on_info
+        self._lookups[self._client.send(OP_STYLES)] = self._on_styles
 
     def _on_info(self, reply: Reply) -> None:
         if not reply.ok:
