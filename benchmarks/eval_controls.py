@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from daemon import checkpoint  # noqa: E402
 from daemon.generate import Generator, GrooveRequest  # noqa: E402
-from daemon.grammar import bar_beats  # noqa: E402
+from shared.notes import bar_beats  # noqa: E402
 
 GENRES = ("rock", "funk", "jazz", "hiphop", "latin", "reggae", "punk", "soul", "afrobeat")
 SNARES, KICKS = {37, 38, 40}, {35, 36}

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from daemon import checkpoint  # noqa: E402
 from daemon.generate import Generator, GrooveRequest  # noqa: E402
-from daemon.grammar import bar_beats  # noqa: E402
+from shared.notes import bar_beats  # noqa: E402
 from daemon.styles import TEMPLATE_GROUPS  # noqa: E402
 
 STYLES = ("funk", "rock", "jazz", "hiphop", None)

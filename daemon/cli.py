@@ -11,7 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from daemon.play import add_play_parser
-from shared.notes import Note
+from shared.notes import Note, bar_beats
 from shared.protocol import (
     BARS_RANGE,
     DEFAULT_ENDPOINT,
@@ -286,7 +286,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from daemon.show import grid
 
     meter = tuple(args.time_signature)
-    length = args.bars * meter[0] * 4 / meter[1]
+    length = args.bars * bar_beats(meter)
     for i, (seed, notes) in enumerate(patterns, 1):
         title = f"variation {i}/{len(patterns)}: {len(notes)} notes, seed {seed}"
         if args.out:
@@ -467,7 +467,7 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
     groove = midifile.read(args.file, drums_only=args.command != "drumify")  # drumify plays on any rhythm
     if args.command != "drumify":
         _warn_unheard(args.file, groove.notes, args.kit)
-    bar = groove.meter[0] * 4 / groove.meter[1]
+    bar = bar_beats(groove.meter)
     wire = _clip_wire(args, groove) | {k: v for k, v in {
         "style": args.style, "seed": args.seed, "temperature": args.temperature, "focus": args.focus,
         "bars": getattr(args, "bars", None), "every": getattr(args, "every", None), "kit": args.kit,
@@ -492,7 +492,7 @@ def _clip_wire(args: argparse.Namespace, groove) -> dict:
     a clip op takes (not of a `length` field the user never wrote)."""
     from daemon import midifile
 
-    bar = groove.meter[0] * 4 / groove.meter[1]
+    bar = bar_beats(groove.meter)
     if groove.length > MAX_CLIP_BARS * bar:
         raise ValueError(f"{args.file} lasts {groove.length / bar:g} bars of {groove.meter[0]}/{groove.meter[1]}; "
                          f"{args.command} takes clips of up to {MAX_CLIP_BARS} bars")

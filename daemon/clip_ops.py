@@ -23,11 +23,10 @@ from collections.abc import Callable
 from daemon import kit
 from daemon.data import bar_stats
 from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
-from daemon.grammar import bar_beats
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
 from daemon.vocab import LEVELS, POSITIONS_PER_BEAT
-from shared.notes import Note, across_the_line, without_doubled_ones
+from shared.notes import Note, across_the_line, bar_beats, without_doubled_ones
 from shared.protocol import E_BAD_REQUEST, SEED_RANGE, ProtocolError
 
 

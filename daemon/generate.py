@@ -25,10 +25,10 @@ import torch
 
 from daemon import checkpoint, kit, styles
 from daemon.cuda_graphs import GraphedSteps
-from daemon.grammar import BAR, BarState, TokenTable, bar_beats
+from daemon.grammar import BAR, BarState, TokenTable
 from daemon.model import DrumTransformer
 from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
-from shared.notes import Note, without_doubled_ones
+from shared.notes import Note, bar_beats, without_doubled_ones
 from shared.protocol import SEED_RANGE, STYLE_STRENGTH
 
 # A new beat's first bar has a hit on its downbeat (grammar onsets, as drumify's). Training windows

@@ -84,11 +84,6 @@ def positions_per_bar(meter: tuple[int, int]) -> int:
     return meter[0] * POSITIONS_PER_BEAT  # MidiTok counts positions per beat of the denominator
 
 
-def bar_beats(meter: tuple[int, int]) -> float:
-    """Length of one bar in quarter notes (Live's beats)."""
-    return meter[0] * 4 / meter[1]
-
-
 class TokenTable:
     """Per-id summaries of the vocabulary, built once per model, and the allowed-id lookup."""
 

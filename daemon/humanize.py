@@ -34,7 +34,7 @@ from torch.nn import functional as F
 from daemon import checkpoint, kit, midifile
 from daemon.data import DEFAULT_DATA, read_index
 from daemon.vocab import GENRES, NOTE_DURATION
-from shared.notes import Note
+from shared.notes import Note, bar_beats
 
 log = logging.getLogger(__name__)
 
@@ -429,7 +429,7 @@ class Humanizer:
             raise ValueError("this humanizer checkpoint (format 1) cannot leave chance to Live; "
                              "retrain it with drumigen train-humanizer")
         genre = genre_index(style)
-        bar = meter[0] * 4 / meter[1]
+        bar = bar_beats(meter)
         if length is None:
             length = (math.floor(max((n.start for n in notes), default=0.0) / bar + 1e-6) + 1) * bar
         if any(not 0.0 <= n.start < length for n in notes):

@@ -25,7 +25,7 @@ import mido
 
 from daemon.scheduler import Phrase
 from shared.client import DaemonClient, Reply
-from shared.notes import Note
+from shared.notes import Note, bar_beats
 from shared.protocol import (
     E_BUSY,
     E_CANCELLED,
@@ -111,7 +111,7 @@ def phrase_from_reply(reply: Reply, channel: int, label: str, after: Phrase | No
             meter, length = after.meter, after.length
         else:
             meter = (int(data["time_signature"][0]), int(data["time_signature"][1]))
-            length = int(data["bars"]) * meter[0] * 4 / meter[1]
+            length = int(data["bars"]) * bar_beats(meter)
     except (KeyError, IndexError, TypeError, ValueError) as err:
         raise DaemonError(E_MALFORMED, f"the daemon's reply is not a pattern ({err!r})") from None
     except ProtocolError as err:

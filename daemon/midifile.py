@@ -16,7 +16,7 @@ from pathlib import Path
 import mido
 from mido.midifiles.meta import KeySignatureError
 
-from shared.notes import Note, cut_short
+from shared.notes import Note, bar_beats, cut_short
 from shared.protocol import TEMPO_RANGE
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def read(path: Path, drums_only: bool = True) -> Groove:
     if changed is not None:
         log.warning("%s changes tempo or meter at beat %g; it is read at its first, %g BPM in %d/%d",
                     path, changed / tpb, tempo or 120.0, *meter)
-    bar = meter[0] * 4 / meter[1]
+    bar = bar_beats(meter)
     bars = math.floor(last / bar + 1e-6) + 1
     end_bars = tick / tpb / bar  # an end-of-track on a bar line marks a longer clip (trailing rests)
     if abs(end_bars - round(end_bars)) < 1e-3 and round(end_bars) * bar <= MAX_BEATS:

@@ -13,7 +13,7 @@ from daemon import kit
 from daemon.generate import Generator, GrooveRequest
 from daemon.styles import StyleError, UnknownStyle, all_names
 from daemon.vocab import DRUMMERS, KINDS
-from shared.notes import Note
+from shared.notes import Note, bar_beats
 from shared.protocol import (
     BARS_RANGE,
     E_BAD_REQUEST,
@@ -199,7 +199,7 @@ def clip(msg: dict, meter: tuple[int, int]) -> tuple[list[Note], float]:
         raise ProtocolError(E_BAD_REQUEST, "notes must be a list of note maps")
     if len(notes) > MAX_CLIP_NOTES:
         raise ProtocolError(E_BAD_REQUEST, f"a clip may hold at most {MAX_CLIP_NOTES} notes, got {len(notes)}")
-    bar = meter[0] * 4 / meter[1]
+    bar = bar_beats(meter)
     length = msg.get("length")
     if length is None:
         raise ProtocolError(E_BAD_REQUEST, "length (the clip's length in beats) is missing")

@@ -29,7 +29,7 @@ import mido
 from daemon import kit
 from daemon.clock import Position, Timeline, realtime_priority
 from daemon.ports import PortLost, PortWatch
-from shared.notes import Note, across_the_line, cut_short
+from shared.notes import Note, across_the_line, bar_beats, cut_short
 
 GM_DRUM = kit.drum_of({})  # the drum a GM pitch strikes, in whichever zone
 SPIN_S = 0.001  # busy-wait this long before each deadline (see the module docstring)
@@ -67,7 +67,7 @@ class Phrase:
 
     @property
     def bar(self) -> float:
-        return self.meter[0] * 4 / self.meter[1]
+        return bar_beats(self.meter)
 
 
 def note_events(notes: list[Note], channel: int) -> tuple[tuple[float, int, int, mido.Message], ...]:

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 
 from daemon.kit import PIECE_NAMES, TD11_ZONES
-from shared.notes import Note
+from shared.notes import Note, bar_beats
 
 STEPS_PER_BEAT = 4  # quarter-note beats: 16ths
 MAX_GRID_BARS = 64  # a terminal's worth (Live's clips are shorter; a stray note at bar 50,000 is not)
@@ -28,11 +28,11 @@ ROW_ORDER = (49, 57, 55, 52, 51, 53, 59, 46, 42, 44, 50, 48, 47, 45, 43, 40, 38,
 def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
     """The grid for notes spanning `length` beats (its first MAX_GRID_BARS bars); pitches
     outside the kit get their number."""
-    bar_beats = meter[0] * 4 / meter[1]
+    bar = bar_beats(meter)
     # 16ths, or finer where a bar is not a whole number of them (3/32, 1/32): every bar starts a column
     per_beat = math.lcm(STEPS_PER_BEAT, meter[1] // math.gcd(4 * meter[0], meter[1]))
-    steps_per_bar = round(bar_beats * per_beat)
-    all_bars = max(1, round(length / bar_beats))
+    steps_per_bar = round(bar * per_beat)
+    all_bars = max(1, round(length / bar))
     bars = min(all_bars, MAX_GRID_BARS)
     cells: dict[int, list[str]] = {}
     for n in notes:
@@ -78,8 +78,8 @@ def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: P
         from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
     except ImportError:
         raise RuntimeError("drawing a PNG needs matplotlib: pip install -e '.[png]'") from None
-    bar_beats, count = meter[0] * 4 / meter[1], 4 / meter[1]
-    length = min(length, MAX_GRID_BARS * bar_beats)
+    bar, count = bar_beats(meter), 4 / meter[1]
+    length = min(length, MAX_GRID_BARS * bar)
     notes = [n for n in notes if n.start < length]
     pitches = _rows({n.pitch for n in notes})
     fig = Figure(figsize=(min(4 + 0.5 * length, 60), 1.2 + 0.3 * max(len(pitches), 1)), dpi=100)
@@ -89,7 +89,7 @@ def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: P
         ax.broken_barh([(n.start, HIT_WIDTH) for n in hits], (i - 0.4, 0.8),
                        facecolors=[(0.1, 0.2, 0.5, 0.2 + 0.8 * n.velocity / 127) for n in hits])
     for k in range(round(length / count) + 1):
-        on_bar = abs(k * count / bar_beats - round(k * count / bar_beats)) < 1e-9
+        on_bar = abs(k * count / bar - round(k * count / bar)) < 1e-9
         ax.axvline(k * count, color="0.3" if on_bar else "0.85", linewidth=1.0 if on_bar else 0.5, zorder=0)
     ax.set_xlim(0, length)
     ax.set_ylim(-0.6, len(pitches) - 0.4)

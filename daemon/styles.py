@@ -45,7 +45,7 @@ from daemon.humanize import GRID_TOLERANCE, on_a_grid
 from daemon.data import bar_stats
 from daemon.model import DrumTransformer
 from daemon.vocab import DRUMMERS, GENRES, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
-from shared.notes import Note
+from shared.notes import Note, bar_beats
 from shared.protocol import brief
 
 FORMAT = "mididrumigen-style"
@@ -519,7 +519,7 @@ def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[i
         raise StyleError(f"{name} has no usable tempo ({tempo!r})")
     if not (meter[0] > 0 and meter[1] > 0):
         raise StyleError(f"{name} has no usable time signature ({meter[0]}/{meter[1]})")
-    bar = meter[0] * 4 / meter[1]
+    bar = bar_beats(meter)
     if length is not None and length < bar - 1e-6:  # a loop shorter than a bar plays again within it, as in Live
         drums = [n for n in drums if n.start < length]
         drums = sorted((replace(n, start=round(n.start + k * length, 6)) for k in range(math.ceil(bar / length - 1e-6))
@@ -535,7 +535,7 @@ def windows(groove: Groove, vocab: Vocabulary) -> list[list[int]]:
     The drummer slot is `any` here; learning sets it."""
     if groove.meter not in vocab.meters:
         raise StyleError(f"{groove.name} is in {groove.meter[0]}/{groove.meter[1]}, which the model does not play")
-    length = groove.bars * groove.meter[0] * 4 / groove.meter[1]
+    length = groove.bars * bar_beats(groove.meter)
     loops = math.ceil(MIN_BARS / groove.bars)
     notes = [replace(n, start=n.start + k * length) for k in range(loops) for n in groove.notes]
     base = vocab.encode_notes(notes, groove.meter)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .wire import TEMPO_RANGE
+from .wire import TEMPO_RANGE, bar_beats
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class Timing:
     @property
     def beats_per_bar(self) -> float:
         """Clip times are in quarter notes: 6/8 has 3 of them a bar, 3/4 has 3, 7/8 has 3.5."""
-        return self.numerator * 4.0 / self.denominator
+        return bar_beats((self.numerator, self.denominator))
 
     def wire(self) -> dict:
         """`tempo` and `time_signature` as the daemon takes them (Live allows tempos it does not)."""

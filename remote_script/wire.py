@@ -16,7 +16,7 @@ _PACKAGE = f"{__package__}._vendor.shared" if _VENDORED else "shared"
 _client, _notes, _protocol = (importlib.import_module(f"{_PACKAGE}.{name}") for name in ("client", "notes", "protocol"))
 
 DaemonClient, Reply, parse_endpoint = _client.DaemonClient, _client.Reply, _client.parse_endpoint
-Note, cut_short, unpack_notes = _notes.Note, _notes.cut_short, _notes.unpack_notes
+Note, bar_beats, cut_short, unpack_notes = _notes.Note, _notes.bar_beats, _notes.cut_short, _notes.unpack_notes
 ProtocolError, PROTOCOL_VERSION, DEFAULT_ENDPOINT = _protocol.ProtocolError, _protocol.PROTOCOL_VERSION, _protocol.DEFAULT_ENDPOINT
 OP_CONTINUE, OP_DRUMIFY, OP_FILL, OP_GENERATE, OP_HUMANIZE, OP_INFO, OP_STYLES, OP_VARIATION = (
     _protocol.OP_CONTINUE, _protocol.OP_DRUMIFY, _protocol.OP_FILL, _protocol.OP_GENERATE, _protocol.OP_HUMANIZE,

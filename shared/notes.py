@@ -147,6 +147,11 @@ def without_doubled_ones(notes: list[Note], end: float, following: list[Note], s
     return [n for n in notes if not (piece(n.pitch) in ones and end - across < n.start < end)]
 
 
+def bar_beats(meter: tuple[int, int]) -> float:
+    """Length of one bar in quarter notes (Live's beats): 3/4 and 6/8 have 3, 7/8 has 3.5."""
+    return meter[0] * 4 / meter[1]
+
+
 def across_the_line(meter: tuple[int, int]) -> float:
     """ACROSS_THE_LINE of the meter's beat, in quarter notes, and never less than of a quarter:
     in x/8 meters, learned from 4/4 takes replayed in them, the model writes its early hits up

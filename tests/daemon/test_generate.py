@@ -14,11 +14,11 @@ import torch
 from daemon import checkpoint, kit
 from daemon.generate import Generator, GrooveRequest, sample_top_p
 from daemon.grammar import (
-    BAR, HATS, OTHER, PITCH, POSITION, RESTRIKES, TIMESIG as TIMESIG_, VELOCITY, bar_beats, positions_per_bar,
+    BAR, HATS, OTHER, PITCH, POSITION, RESTRIKES, TIMESIG as TIMESIG_, VELOCITY, positions_per_bar,
 )
 from daemon.model import DrumTransformer, ModelConfig
 from daemon.vocab import GENRES
-from shared.notes import ACROSS_THE_LINE, Note, across_the_line, without_doubled_ones
+from shared.notes import ACROSS_THE_LINE, Note, across_the_line, bar_beats, without_doubled_ones
 
 METERS = [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8)]
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 import zmq
 
-from daemon.grammar import bar_beats
+from shared.notes import bar_beats
 from daemon.server import STOP_GRACE_S, _loopback
 from shared.client import DaemonClient
 from shared.notes import Note, unpack_notes
