@@ -25,11 +25,11 @@ sys.path.insert(0, str(ROOT))
 from daemon import checkpoint  # noqa: E402
 from daemon.generate import Generator, GrooveRequest  # noqa: E402
 from shared.notes import bar_beats  # noqa: E402
-from daemon.styles import TEMPLATE_GROUPS  # noqa: E402
+from daemon.kit import GROUPS  # noqa: E402
 
 STYLES = ("funk", "rock", "jazz", "hiphop", None)
 BACKBEAT = {"funk", "rock", "hiphop"}  # the styles whose bars should start with a kick
-KICKS = set(TEMPLATE_GROUPS["kick"])
+KICKS = set(GROUPS["kick"])
 NEAR = 1 / 12  # quarter notes
 BARS, VARIATIONS = 4, 8
 

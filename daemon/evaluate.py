@@ -47,12 +47,8 @@ log = logging.getLogger(__name__)
 BAR = 4.0  # beats of a 4/4 bar
 WINDOW_BARS = 2
 STEPS = 16 * WINDOW_BARS  # 16ths in a window
-GROUPS = {  # the pieces a drummer thinks in
-    "kick": (36,), "snare": (37, 38, 40), "hats": (42, 44, 46), "ride": (51, 53, 59),
-    "toms": (43, 45, 47, 48, 50), "crash": (49, 52, 55, 57),
-}
-GROUP_OF = {p: i for i, ps in enumerate(GROUPS.values()) for p in ps}
-DESCRIPTORS = ("density", *(f"{g} rate" for g in GROUPS), "syncopation", "velocity mean", "velocity spread",
+GROUP_OF = {p: i for i, ps in enumerate(kit.GROUPS.values()) for p in ps}
+DESCRIPTORS = ("density", *(f"{g} rate" for g in kit.GROUPS), "syncopation", "velocity mean", "velocity spread",
                "timing spread", "swing")
 MIN_REAL_WINDOWS = 25
 STYLE_SEEDS = 5  # one style classifier's accuracy moves by several points with its seed: report the mean of 5
@@ -77,7 +73,7 @@ def descriptors(notes: list[Note]) -> np.ndarray:
     nearest = [round(s) for s in steps]
     offsets = [s - r for s, r in zip(steps, nearest)]  # in 16ths, + = late
     velocities = [n.velocity for n in notes]
-    rates = [sum(GROUP_OF.get(n.pitch) == g for n in notes) / WINDOW_BARS for g in range(len(GROUPS))]
+    rates = [sum(GROUP_OF.get(n.pitch) == g for n in notes) / WINDOW_BARS for g in range(len(kit.GROUPS))]
     upbeats = [(n.start % 1.0) for n in notes if 0.375 <= n.start % 1.0 < 0.875]
     return np.array([
         len(notes) / WINDOW_BARS,
@@ -92,7 +88,7 @@ def descriptors(notes: list[Note]) -> np.ndarray:
 
 def grid(notes: list[Note]) -> np.ndarray:
     """Which piece group is hit on which 16th: the pattern without its feel."""
-    g = np.zeros((len(GROUPS), STEPS), dtype=np.float32)
+    g = np.zeros((len(kit.GROUPS), STEPS), dtype=np.float32)
     for n in notes:
         step = round(n.start * 4)
         if n.pitch in GROUP_OF and 0 <= step < STEPS:

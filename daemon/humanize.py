@@ -50,7 +50,7 @@ GROUPS = (  # what the context features see: the pieces a drummer thinks in
 )
 GROUP_OF_PIECE = np.array([next((g for g, ps in enumerate(GROUPS) if p in ps), len(GROUPS)) for p in PIECES]
                           + [len(GROUPS)])
-SNARES = (37, 38, 40)  # a step with any of these has no room for a ghost note
+SNARES = tuple(sorted(kit.zones_of(38)))  # a step with any of these has no room for a ghost note
 GHOST_PITCH = 38
 GHOST_VELOCITY = 45  # GMD snare hits softer than this are ghost notes (the trough of its velocity histogram)
 MAX_BAR_STEPS = 32  # position features a checkpoint has; those past TRAINED_BAR_STEPS are never set
@@ -118,6 +118,7 @@ def genre_index(style: str | None) -> int:
 
 
 def bar_steps(meter: tuple[int, int]) -> int:
+    """16ths in one bar (at least one)."""
     return max(1, round(meter[0] * 16 / meter[1]))
 
 

@@ -89,6 +89,14 @@ def reverse_map(mapping: dict[int, int]) -> dict[int, int]:
 ZONES = {44: 42, 46: 42, 53: 51, 59: 51, 55: 49, 52: 57, 40: 38, 37: 38, 50: 48, 47: 45}
 
 
+# The pieces a drummer thinks in, by canonical pitch: descriptors (evaluate.py) and groove
+# templates (styles.py) count and shift them group by group.
+GROUPS = {
+    "kick": (35, 36), "snare": (37, 38, 39, 40), "hats": (42, 44, 46), "ride": (51, 53, 59),
+    "toms": (41, 43, 45, 47, 48, 50), "crash": (49, 52, 55, 57),
+}
+
+
 def heard_as(mapping: dict[int, int]) -> Callable[[int], int]:
     """A kit's pitch -> the canonical piece it plays: the map read back (reverse_map), TD-11 zones
     folded into their pieces (to_canonical)."""

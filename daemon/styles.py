@@ -41,7 +41,7 @@ import torch
 from torch.nn import functional as F
 
 from daemon import checkpoint, kit
-from daemon.humanize import GRID_TOLERANCE, on_a_grid
+from daemon.humanize import GRID_TOLERANCE, bar_steps, on_a_grid
 from daemon.data import bar_stats
 from daemon.model import DrumTransformer
 from daemon.vocab import DRUMMERS, GENRES, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
@@ -98,11 +98,7 @@ class UnknownStyle(StyleError, KeyError):
 
 
 # --- groove templates ----------------------------------------------------------------------------
-TEMPLATE_GROUPS = {  # the pieces a drummer thinks in
-    "kick": (35, 36), "snare": (37, 38, 39, 40), "hats": (42, 44, 46), "ride": (51, 53, 59),
-    "toms": (41, 43, 45, 47, 48, 50), "crash": (49, 52, 55, 57),
-}
-GROUP_OF = {p: g for g, pitches in TEMPLATE_GROUPS.items() for p in pitches}
+GROUP_OF = {p: g for g, pitches in kit.GROUPS.items() for p in pitches}
 ON_GRID = 0.25  # 16ths: a hit further than this from a 16th is on another grid (a 32nd, a triplet)
 
 
@@ -112,10 +108,6 @@ def _played_near_a_16th(start: float, offset: float) -> bool:
     triplet, nor one half a 16th off, which would pull the 16th's mean towards another grid."""
     on_other_grid = on_a_grid(start, (8, 6)) and abs(offset) > GRID_TOLERANCE  # a 32nd or a triplet, not a 16th
     return abs(offset) < 0.45 and not on_other_grid
-
-
-def steps_per_bar(meter: tuple[int, int]) -> int:
-    return meter[0] * 16 // meter[1]
 
 
 @dataclass
@@ -145,8 +137,8 @@ class GrooveTemplate:
         for groove in grooves:
             bars[groove.meter] += groove.bars
         meter = bars.most_common(1)[0][0]
-        n = steps_per_bar(meter)
-        sums = {g: [[0.0, 0.0, 0] for _ in range(n)] for g in TEMPLATE_GROUPS}
+        n = bar_steps(meter)
+        sums = {g: [[0.0, 0.0, 0] for _ in range(n)] for g in kit.GROUPS}
         for groove in (g for g in grooves if g.meter == meter):
             for note in groove.notes:
                 group, step, offset = cls._place(note)
@@ -165,10 +157,10 @@ class GrooveTemplate:
         """A hand-written feel for the presets: off-beat 16ths late by `swing16` 16ths, off-beat 8ths
         by `swing8`, the groups in `lay_back` behind the beat; velocities left to the model."""
         lay_back = lay_back or {}
-        n = steps_per_bar(meter)
+        n = bar_steps(meter)
         offsets = {g: [round(lay_back.get(g, 0.0) + swing16 * (s % 2) + swing8 * (s % 4 == 2), 3) for s in range(n)]
-                   for g in TEMPLATE_GROUPS}
-        return cls(meter, offsets, {g: [None] * n for g in TEMPLATE_GROUPS})
+                   for g in kit.GROUPS}
+        return cls(meter, offsets, {g: [None] * n for g in kit.GROUPS})
 
     def apply(self, notes: list[Note], meter: tuple[int, int], length: float, timing: float = 1.0,
               velocity: float = 0.0, one: float = 0.0) -> list[Note]:
@@ -181,7 +173,7 @@ class GrooveTemplate:
         come back unchanged. Velocity is off by default (docs/styles.md)."""
         if tuple(meter) != self.meter:
             return list(notes)
-        n = steps_per_bar(self.meter)
+        n = bar_steps(self.meter)
         cells: dict[tuple[str, int], list[tuple[float, int]]] = {}
         for note in notes:
             group, step, offset = self._place(note)
@@ -216,10 +208,10 @@ class GrooveTemplate:
         meter = (int(data["meter"][0]), int(data["meter"][1]))
         if not (0 < meter[0] <= 32 and meter[1] in (1, 2, 4, 8, 16, 32)):
             raise ValueError(f"its groove template's meter {meter} is not a time signature")
-        n = steps_per_bar(meter)
+        n = bar_steps(meter)
         offsets, velocities = data["offsets"], data["velocities"]
         for table, low, high in ((offsets, -1.0, 1.0), (velocities, 1.0, 127.0)):  # a 16th either way; MIDI's
-            if not isinstance(table, dict) or set(table) != set(TEMPLATE_GROUPS) or any(
+            if not isinstance(table, dict) or set(table) != set(kit.GROUPS) or any(
                     not isinstance(v, list) or len(v) != n or not all(x is None or _number_in(x, low, high) for x in v)
                     for v in table.values()):
                 raise ValueError("its groove template is not one number (or null) per piece group and 16th, "

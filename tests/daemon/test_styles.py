@@ -13,7 +13,7 @@ import mido
 import pytest
 import torch
 
-from daemon import checkpoint, cli, styles
+from daemon import checkpoint, cli, kit, styles
 from daemon.generate import Generator, GrooveRequest
 from daemon.vocab import DRUMMERS, GENRES
 from shared.notes import Note
@@ -63,7 +63,7 @@ def test_learned_style_is_saved_and_survives_a_restart(learned, bundled):
     saved = json.loads((folder / "my-groove.json").read_text())
     assert saved["sources"] == [f.name for f in FILES]
     assert saved["checkpoint"] == {"file": checkpoint.BUNDLED.name, "tok_emb_sha256": styles.fingerprint(model.tok_emb.weight)}
-    assert set(saved["template"]["offsets"]) == set(styles.TEMPLATE_GROUPS)
+    assert set(saved["template"]["offsets"]) == set(kit.GROUPS)
 
     fresh = styles.StyleLibrary(folder)  # as a restarted daemon sees it
     assert fresh.list() == ["my-groove"]
