@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon import midifile, ports  # noqa: E402
 from daemon.clock import FixedTempo  # noqa: E402
-from daemon.jack import dummy_server  # noqa: E402
 from daemon.scheduler import SPIN_S, FixedSource, Phrase, Player  # noqa: E402
 from shared.notes import Note  # noqa: E402
+from tests.daemon.jack_support import dummy_server  # noqa: E402
 
 GROOVE = (Path(__file__).resolve().parents[2] / "shared/datasets/groove"
           / "drummer1/eval_session/1_funk-groove1_138_beat_4-4.mid")  # 16 bars of funk, 666 notes with hats

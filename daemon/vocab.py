@@ -230,17 +230,6 @@ class Vocabulary:
             self.tokenizer.encode_token_ids(seq)
         return list(seq.ids)
 
-    def decode_hits(self, ids: list[int]) -> list[DrumHit]:
-        """Drum hits in beats, via MidiTok's own decoder (the inverse of encode_score)."""
-        from miditok import TokSequence
-
-        music = [i for i in ids if i < len(self.pieces)]
-        seq = TokSequence(ids=music, are_ids_encoded=self.bpe)
-        score = self.tokenizer.decode([seq], programs=[(0, True)])
-        tpq = score.ticks_per_quarter
-        notes = score.tracks[0].notes if score.tracks else []
-        return [DrumHit(n.pitch, n.time / tpq, n.velocity) for n in notes]
-
     # --- persistence ------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {

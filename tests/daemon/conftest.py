@@ -12,9 +12,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from daemon.jack import JackError, dummy_server
 from tests.daemon import jack_support
-from tests.daemon.jack_support import Sink
+from tests.daemon.jack_support import JackError, Sink, dummy_server
 
 JACK_PERIOD = 128  # frames at 48 kHz: MIDI moves every 2.7 ms
 

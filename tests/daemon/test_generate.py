@@ -19,6 +19,7 @@ from daemon.grammar import (
 from daemon.model import DrumTransformer, ModelConfig
 from daemon.vocab import GENRES
 from shared.notes import ACROSS_THE_LINE, Note, across_the_line, bar_beats, without_doubled_ones
+from tests.daemon.reference import miditok_hits
 
 METERS = [(4, 4), (3, 4), (6, 8), (5, 4), (7, 8), (5, 8), (12, 8)]
 
@@ -408,7 +409,7 @@ def test_random_requests_on_the_bundled_model_are_valid(bundled):
             assert row.request is request
             assert_valid(bundled, request, row.state.ids, p.notes)
     for req, ids in ((row.request, row.state.ids) for row in seen[:3]):  # the notes are MidiTok's own decoding
-        want = bundled.vocab.decode_hits(ids)
+        want = miditok_hits(bundled.vocab, ids)
         assert bundled.table.hits(ids) == want
         drum, across = kit.drum_of({}), across_the_line(req.meter)  # the hits are in the canonical kit
         end, ones = req.bars * bar_beats(req.meter), {drum(h.pitch) for h in want if h.start < across}

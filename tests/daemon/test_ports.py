@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from daemon import ports
-from tests.daemon.jack_support import Sink
+from tests.daemon.jack_support import Sink, dummy_server
 
 
 def test_auto_api_is_jack_where_linux_has_no_alsa_sequencer(monkeypatch: pytest.MonkeyPatch):
@@ -58,9 +58,7 @@ def test_watch_notices_a_vanished_port(jack_server: str):
 def test_watch_notices_the_jack_server_stopping():
     """A JACK server that stops (restarted, or PipeWire's restarted) leaves rtmidi's clients
     listing its ports: `play` went on sending into nothing and never stopped."""
-    from daemon import jack
-
-    with jack.dummy_server(f"drumigen-watch-{os.getpid()}"):
+    with dummy_server(f"drumigen-watch-{os.getpid()}"):
         watch = ports.PortWatch("UNIX_JACK", [], [])
         assert watch.lost() is None
     assert watch.lost() == "the JACK server"
