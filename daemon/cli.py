@@ -30,6 +30,7 @@ from shared.protocol import (
     VARIATIONS_RANGE,
     ProtocolError,
     brief,
+    model_tempo,
 )
 
 EXIT_OK = 0
@@ -302,12 +303,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _generate_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
     from daemon import checkpoint
     from daemon.generate import Generator
-    from daemon.requests import request_for
+    from daemon.requests import request_for, wire_patterns
 
     generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device)
     request = request_for(wire, generator)
-    found = generator.generate([request])[0]
-    return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
+    return wire_patterns(generator.generate([request])[0], packed=False)  # as the daemon answers
 
 
 def _file_name(args: argparse.Namespace, seed: int) -> str:
@@ -497,7 +497,7 @@ def _clip_wire(args: argparse.Namespace, groove) -> dict:
         raise ValueError(f"{args.file} lasts {groove.length / bar:g} bars of {groove.meter[0]}/{groove.meter[1]}; "
                          f"{args.command} takes clips of up to {MAX_CLIP_BARS} bars")
     return {"notes": [n.to_wire() for n in groove.notes], "length": groove.length,
-            "tempo": midifile.model_tempo(groove.tempo), "time_signature": list(groove.meter)}
+            "tempo": model_tempo(groove.tempo), "time_signature": list(groove.meter)}
 
 
 def _warn_unheard(path: Path, notes: list[Note], kit_choice: str | dict[str, int] | None) -> None:
@@ -516,7 +516,7 @@ def _warn_unheard(path: Path, notes: list[Note], kit_choice: str | dict[str, int
 def _clip_op_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
     from daemon import checkpoint, clip_ops
     from daemon.generate import Generator
-    from daemon.requests import clip, request_for, whole_number
+    from daemon.requests import clip, request_for, whole_number, wire_patterns
 
     generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device)
     request = request_for(wire, generator)
@@ -529,7 +529,7 @@ def _clip_op_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
         found = clip_ops.drumify_clip(generator, request, notes, length)
     else:
         found = clip_ops.fill_clip(generator, request, notes, length, whole_number(wire, "every", None, (1, MAX_CLIP_BARS)))
-    return [{"seed": p.seed, "notes": [n.to_wire() for n in p.notes]} for p in found]
+    return wire_patterns(found, packed=False)  # as the daemon answers
 
 
 def add_clip_ops(sub) -> None:

@@ -17,7 +17,6 @@ import mido
 from mido.midifiles.meta import KeySignatureError
 
 from shared.notes import Note, bar_beats, cut_short
-from shared.protocol import TEMPO_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -161,11 +160,6 @@ def _drum_part(path: Path, notes: list[tuple[int, Note]]) -> list[Note]:
         return [note for channel, note in notes if channel == DRUM_CHANNEL]
     log.warning("%s: read channels %s together as one drum part", path, ", ".join(str(c + 1) for c in sorted(counts)))
     return [note for _, note in notes]
-
-
-def model_tempo(tempo: float) -> float:
-    """A file's tempo as the model hears it: the nearest in TEMPO_RANGE (the file keeps its own)."""
-    return min(max(tempo, TEMPO_RANGE[0]), TEMPO_RANGE[1])
 
 
 def _close(open_notes: dict, notes: list[tuple[int, Note]], key: tuple[int, int], tick: int, tpb: int) -> None:

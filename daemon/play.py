@@ -43,6 +43,7 @@ from shared.protocol import (
     SEED_RANGE,
     TEMPERATURE_RANGE,
     TEMPO_RANGE,
+    model_tempo,
 )
 
 DEFAULT_BPM = 120.0
@@ -203,7 +204,7 @@ def _source(args: argparse.Namespace, channel: int, tempo: Callable[[], float],
         return source, tempo()
     if args.file is not None:
         groove = midifile.read(args.file)
-        if args.bpm is None and not args.clock and groove.tempo != midifile.model_tempo(groove.tempo):
+        if args.bpm is None and not args.clock and groove.tempo != model_tempo(groove.tempo):
             low, high = TEMPO_RANGE
             raise midifile.MidiFileError(f"{args.file} plays at {groove.tempo:g} BPM; play it at {low:g}-{high:g} with --bpm")
         phrase = Phrase.build(groove.notes, groove.length, groove.meter, args.file.name, channel)

@@ -1,7 +1,8 @@
-"""Wire maps to GrooveRequests: every field checked, every refusal a ProtocolError a musician can read.
+"""Wire maps to GrooveRequests, and patterns back to wire maps: every field checked, every
+refusal a ProtocolError a musician can read.
 
-The daemon and the CLI both build requests here, so a value the CLI accepts is exactly a
-value the daemon accepts.
+The daemon and the CLI both build requests and answers here, so a value the CLI accepts is
+exactly a value the daemon accepts, and its local answers are the daemon's.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import dataclasses
 import math
 
 from daemon import kit
-from daemon.generate import Generator, GrooveRequest
+from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.styles import StyleError, UnknownStyle, all_names
 from daemon.vocab import DRUMMERS, KINDS
-from shared.notes import Note, bar_beats
+from shared.notes import Note, bar_beats, cut_short, pack_notes
 from shared.protocol import (
     BARS_RANGE,
     E_BAD_REQUEST,
@@ -211,3 +212,11 @@ def clip(msg: dict, meter: tuple[int, int]) -> tuple[list[Note], float]:
     length = round(float(length), 6)  # clip times are kept to 1e-6 beat (clip_ops._shift): 4.0000001 is 4
     parsed = [n for n in map(Note.from_wire, notes) if n.start < length]
     return sorted(parsed, key=lambda n: (n.start, n.pitch)), length
+
+
+def wire_patterns(found: list[Pattern], packed: bool) -> list[dict]:
+    """Patterns as the wire has them: notes as maps, or as one bin each when asked `packed`; each
+    ends by the next hit of its pitch (cut_short), as a clip or a synth holds them."""
+    if packed:
+        return [{"seed": p.seed, "packed": pack_notes(cut_short(p.notes))} for p in found]
+    return [{"seed": p.seed, "notes": [n.to_wire() for n in cut_short(p.notes)]} for p in found]

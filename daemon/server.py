@@ -38,10 +38,9 @@ from daemon import __version__, checkpoint, clip_ops, kit, styles
 from daemon.curve import read_curve_key
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
-from daemon.requests import clip, flag, kit_map, meter, number, request_for, whole_number
+from daemon.requests import clip, flag, kit_map, meter, number, request_for, whole_number, wire_patterns
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
-from shared.notes import cut_short, pack_notes
 
 log = logging.getLogger("drumigen.server")
 
@@ -441,7 +440,7 @@ class Daemon:
         try:
             fields = job.task(lambda: job.abandoned() or self._out_of_grace())
             if "patterns" in fields:
-                fields = {**fields, "patterns": _wire_patterns(fields["patterns"], job.packed)}
+                fields = {**fields, "patterns": wire_patterns(fields["patterns"], job.packed)}
         except clip_ops.Abandoned:
             return job, self._dropped(job)
         except P.ProtocolError as err:  # refused once it ran (clips without drums to learn, a rhythm without notes)
@@ -458,7 +457,7 @@ class Daemon:
         try:
             found = self.generator.generate([job.request for job in batch],
                                             lambda i: batch[i].abandoned() or self._out_of_grace())
-            wired = [None if patterns is None else _wire_patterns(patterns, job.packed)
+            wired = [None if patterns is None else wire_patterns(patterns, job.packed)
                      for job, patterns in zip(batch, found)]
         except Exception:
             log.exception("generation failed for a batch of %d requests", len(batch))
@@ -513,14 +512,6 @@ class Daemon:
 
 def _patterns(found: list[Pattern]) -> dict:
     return {"patterns": found}
-
-
-def _wire_patterns(found: list[Pattern], packed: bool) -> list[dict]:
-    """Patterns as the wire has them: notes as maps, or as one bin each when asked `packed`; each
-    ends by the next hit of its pitch (cut_short), as a clip or a synth holds them."""
-    if packed:
-        return [{"seed": p.seed, "packed": pack_notes(cut_short(p.notes))} for p in found]
-    return [{"seed": p.seed, "notes": [n.to_wire() for n in cut_short(p.notes)]} for p in found]
 
 
 def _check_bind(config: ServeConfig) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from .wire import TEMPO_RANGE, bar_beats
+from .wire import bar_beats, model_tempo
 
 
 @dataclass(frozen=True)
@@ -24,8 +24,7 @@ class Timing:
 
     def wire(self) -> dict:
         """`tempo` and `time_signature` as the daemon takes them (Live allows tempos it does not)."""
-        tempo = min(max(self.tempo, TEMPO_RANGE[0]), TEMPO_RANGE[1])
-        return {"tempo": tempo, "time_signature": [self.numerator, self.denominator]}
+        return {"tempo": model_tempo(self.tempo), "time_signature": [self.numerator, self.denominator]}
 
     def label(self) -> str:
         """"96 BPM", with the meter in front when it is not 4/4: "7/8 96 BPM"."""

@@ -49,6 +49,7 @@ E_UNAVAILABLE = "unavailable"  # client side: the daemon cannot be reached
 BARS_RANGE = (1, 16)
 VARIATIONS_RANGE = (1, 16)
 TEMPO_RANGE = (20.0, 400.0)
+
 TEMPERATURE_RANGE = (0.05, 3.0)
 TOP_P_RANGE = (0.01, 1.0)  # nucleus sampling's mass; at 0.01 nearly always the most likely token alone
 FOCUS_RANGE = (1, 8)  # takes per variation; variations x focus is at most VARIATIONS_RANGE[1]
@@ -64,6 +65,12 @@ MAX_CLIP_BARS = 64
 # no style. Styles made of GMD genres play at 1.5 unless a request sets `strength`: grooves then
 # say their genre more clearly, at no cost (docs/model.md measures it). Learned styles play at 1.
 STYLE_STRENGTH = 1.5
+
+
+def model_tempo(tempo: float) -> float:
+    """The nearest tempo the daemon takes (TEMPO_RANGE): Live allows 20-999 BPM, a MIDI file
+    anything; the clip or file keeps its own."""
+    return min(max(tempo, TEMPO_RANGE[0]), TEMPO_RANGE[1])
 
 
 class ProtocolError(Exception):

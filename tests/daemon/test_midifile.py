@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from daemon import midifile
 from shared.notes import Note
+from shared.protocol import model_tempo
 
 notes = st.lists(
     st.builds(Note, pitch=st.integers(35, 81), start=st.integers(0, 16 * 480 - 1).map(lambda t: t / 480),
@@ -107,7 +108,7 @@ def test_a_far_stray_note_is_refused_and_a_very_slow_file_is_read_and_written_ba
                                       mido.Message("note_off", note=36, time=60)]))
     mid.save(tmp_path / "slow.mid")
     groove = midifile.read(tmp_path / "slow.mid")
-    assert groove.tempo == 3.576 and midifile.model_tempo(groove.tempo) == 20.0  # the file keeps its own
+    assert groove.tempo == 3.576 and model_tempo(groove.tempo) == 20.0  # the file keeps its own
     midifile.write(tmp_path / "back.mid", groove.notes, groove.tempo, groove.meter, groove.length)
     assert midifile.read(tmp_path / "back.mid").tempo == 3.576
 
