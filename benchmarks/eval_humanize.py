@@ -40,9 +40,10 @@ sys.path.insert(0, str(ROOT))
 
 from daemon.data import DEFAULT_DATA  # noqa: E402
 from daemon.humanize import (  # noqa: E402
-    BUNDLED_HUMANIZER, GHOST_PITCH, GHOST_VELOCITY, PIECES, Humanizer, Performance, bar_steps, features,
-    accented, ghost_candidates, level_means, load_performances, make_grid, nearest_steps,
+    BUNDLED_HUMANIZER, GHOST_PITCH, GHOST_VELOCITY, PIECES, Humanizer, bar_steps, features, accented,
+    ghost_candidates, level_means, make_grid, nearest_steps,
 )
+from daemon.train_humanizer import Performance, load_performances  # noqa: E402
 from daemon.vocab import GENRES  # noqa: E402
 from shared.notes import Note  # noqa: E402
 

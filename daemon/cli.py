@@ -607,7 +607,8 @@ def add_humanize_parser(sub) -> None:
 
 def cmd_train_humanizer(args: argparse.Namespace) -> int:
     from daemon.data import DEFAULT_DATA
-    from daemon.humanize import HumanizerConfig, train_humanizer
+    from daemon.humanize import HumanizerConfig
+    from daemon.train_humanizer import train_humanizer
 
     config = HumanizerConfig(**{k: v for k, v in (("epochs", args.epochs), ("seed", args.seed)) if v is not None})
     meta = train_humanizer(args.data or DEFAULT_DATA, args.out, config)  # no dataset there: main says so

@@ -13,9 +13,10 @@ import torch
 from daemon import midifile
 from daemon.cli import main
 from daemon.humanize import (
-    BUNDLED_HUMANIZER, GHOST_VELOCITY, MIN_GHOST_CHANCE, Humanizer, HumanizerConfig, Performance, accent_levels,
-    level_bounds, level_fit, load_performances, on_a_grid, piece_index, position_span, repeat_spread, train_humanizer,
+    BUNDLED_HUMANIZER, GHOST_VELOCITY, MIN_GHOST_CHANCE, Humanizer, HumanizerConfig, accent_levels, level_bounds,
+    on_a_grid, piece_index, position_span,
 )
+from daemon.train_humanizer import load_performances, train_humanizer
 from shared.notes import Note
 from tests.support import GROOVE_MINI
 
@@ -133,25 +134,6 @@ def test_no_note_of_a_level_crosses_halfway_to_the_next(humanizer):
                 if n.pitch == 42:  # the whole range Live may play stays on the note's side of halfway
                     low, high = (91, 127) if n.velocity == 110 else (1, 89)
                     assert low <= o.velocity <= o.velocity + o.velocity_deviation <= high
-
-
-def test_level_fit_recovers_how_far_levels_follow_the_model():
-    """Synthetic takes whose velocities follow the model's lilt by half, plus scatter of std 2
-    where the model's scale says 4: follow 0.5, scatter 0.5. Without a level of two notes: no lilt."""
-    rng = np.random.default_rng(1)
-    takes, heads, at = [], [], []
-    for index in range(8):
-        lilt = rng.normal(0, 10, 60)
-        loud = np.arange(60) % 3 == 0
-        velocities = np.where(loud, 110.0, 70.0) + 0.5 * lilt + rng.normal(0, 2, 60)
-        takes.append(Performance(np.full(60, 42), np.arange(60) / 4, velocities, 0, 120.0, (4, 4), 16.0, "beat"))
-        heads.append(np.stack([np.zeros(60), np.zeros(60), (90 + lilt) / 127,
-                               np.full(60, np.log(4 / (np.sqrt(2) * 127)))], 1))
-        at.append(np.stack([np.full(60, index), np.arange(60)], 1))
-    follow, scatter = level_fit(takes, np.concatenate(heads), np.concatenate(at))
-    assert follow == pytest.approx(0.5, abs=0.03) and scatter == pytest.approx(0.5, abs=0.05)
-    alone = [Performance(np.array([42]), np.zeros(1), np.array([90.0]), 0, 120.0, (4, 4), 4.0, "beat")]
-    assert level_fit(alone, np.zeros((1, 4)), np.zeros((1, 2), dtype=int)) == [0.0, 1.0]
 
 
 def older_format(tiny: Path, folder: Path, version: int, *dropped: str) -> Path:
@@ -365,25 +347,6 @@ def test_a_format_1_checkpoint_humanizes_but_cannot_leave_chance_to_live(tiny, t
         Humanizer.load(older_format(tiny, tmp_path, 7))
 
 
-def test_repeat_spread_is_the_bar_to_bar_velocity_change():
-    """A beat whose hats alternate 80/100 from bar to bar changes by 20: a std of 20 / sqrt(2) (/127);
-    a kick that never changes has none; pieces without pairs get the pooled value."""
-    from daemon.humanize import PIECES, Performance
-
-    starts, pitches, velocities = [], [], []
-    for bar in range(8):
-        for beat in range(4):
-            starts += [bar * 4 + beat, bar * 4 + beat]
-            pitches += [42, 36]
-            velocities += [80 if bar % 2 else 100, 110]
-    perf = Performance(np.array(pitches), np.array(starts, dtype=float), np.array(velocities, dtype=float),
-                       0, 120.0, (4, 4), 32.0, "beat")
-    spread = repeat_spread([perf], min_pairs=10)
-    assert spread[PIECES.index(42)] == pytest.approx(1.4826 * 20 / np.sqrt(2) / 127, abs=1e-4)
-    assert spread[PIECES.index(36)] == 0.0
-    assert spread[PIECES.index(38)] == spread[-1] > 0  # pooled
-
-
 def test_bad_requests_are_refused(humanizer):
     with pytest.raises(ValueError, match="unknown style 'polka'"):
         humanizer.humanize(groove(), "polka", 120, (4, 4), 8.0)
@@ -453,13 +416,6 @@ def test_cli_humanize_takes_the_clips_the_daemon_takes(tiny, tmp_path, capsys, n
     err = capsys.readouterr().err
     assert err.startswith("drumigen: ") and said in err, err
     assert not out.exists()
-
-
-def test_cli_train_humanizer_writes_a_checkpoint(tmp_path, capsys):
-    out = tmp_path / "h.pt"
-    assert cli("train-humanizer", "--data", str(GROOVE_MINI), "--out", str(out),
-               "--epochs", "1") == 0
-    assert Humanizer.load(out).meta["epochs_run"] == 1 and "validation offset MAE" in capsys.readouterr().out
 
 
 def test_cli_humanize_through_a_kit_plays_as_it_would_in_gm(tmp_path, capsys):
