@@ -198,8 +198,8 @@ class Generator:
         Training drops each control at random, so "funk, any drummer, any density" is a prefix
         the model saw rarely; funk with a real funk drummer, density and complexity it saw
         often, and it then plays the genre more clearly (docs/model.md has the measurement).
-        Fields the request set are kept, and only matching examples are drawn from; an open
-        `kind` means a beat. `genre` is the style's Voice.habits.
+        Fields the request set are kept, and only matching examples are drawn from (or, where
+        none match, the nearest); an open `kind` means a beat. `genre` is the style's Voice.habits.
         """
         table = self.priors.get(genre) if genre else None
         if not table:
@@ -207,8 +207,13 @@ class Generator:
         fields = ("drummer", "kind", "density", "complexity")
         given = {f: getattr(cond, f) for f in fields if getattr(cond, f) is not None}
         given.setdefault("kind", "beat")  # a groove unless a fill was asked for
-        matching = [e for e in table if all(e[fields.index(f)] == v for f, v in given.items())]
-        if not matching:
+        # A level the genre's data never played (pop has no density of 3 or 4) still gets a
+        # drummer of the genre: drawn from the examples nearest it (complexity let go, then density).
+        for loose in ((), ("complexity",), ("complexity", "density")):
+            matching = [e for e in table if all(e[fields.index(f)] == v for f, v in given.items() if f not in loose)]
+            if matching:
+                break
+        else:
             return cond
         drawn = rng.choices(matching, weights=[e[-1] for e in matching])[0]
         return dataclasses.replace(cond, **{f: given.get(f, drawn[i]) for i, f in enumerate(fields)})

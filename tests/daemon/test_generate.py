@@ -223,6 +223,21 @@ def test_sampling_runs_on_one_thread_without_onednn_and_restores_torch_settings(
     assert torch.get_num_threads() == 2 and torch.backends.mkldnn.enabled
 
 
+def test_a_level_the_genre_never_played_still_gets_one_of_its_drummers(bundled):
+    """Pop's data has no density of 3 or 4: asked for one (as a busy clip's continuation asks,
+    clip_ops._as_busy), no example matched and the drummer stayed `any`, the rare prefix that
+    plays the genre least clearly. The nearest examples lend one; the levels asked for stay."""
+    rng = random.Random(0)
+    for density, complexity in ((4, 4), (3, 0), (0, 4)):
+        asked = dataclasses.replace(bundled.conditions(GrooveRequest(style="pop")), density=density,
+                                    complexity=complexity)
+        completed = bundled._complete(asked, "pop", rng)
+        assert completed.drummer is not None and completed.kind == "beat", (density, complexity)
+        assert (completed.density, completed.complexity) == (density, complexity)
+    rock = bundled._complete(bundled.conditions(GrooveRequest(style="rock", density=1.0)), "rock", rng)
+    assert (rock.density, rock.drummer is not None) == (4, True)
+
+
 # --- conditioning -----------------------------------------------------------------------------
 @pytest.mark.parametrize("strength", [None, 1.0, 2.5])
 def test_a_mix_of_one_genre_is_that_genre(bundled, strength):
