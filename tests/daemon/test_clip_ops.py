@@ -221,8 +221,9 @@ def test_a_fill_is_as_loud_as_the_groove_it_ends_and_a_little_more(bundled):
 def test_a_variation_is_as_loud_as_its_clip_and_as_busy(bundled, monkeypatch):
     """Each take drew its density and complexity from the genre's priors and played at the
     model's loudness: pressed six times, 5 of 12 clips came back more than 15 velocity steps
-    louder or softer and with 0.56-1.66x their hits. A soft clip's takes stay soft, and the
-    model is asked for the clip's own density and complexity unless the request sets them."""
+    louder or softer and with 0.56-1.66x their hits. A take is played as hard as its clip (its
+    loudest half as loud), and the model is asked for the clip's own density and complexity
+    unless the request sets them; a clip with nothing in it to measure leaves them open."""
     asked: list[GrooveRequest] = []
     sample = clip_ops._sample
     monkeypatch.setattr(clip_ops, "_sample", lambda g, requests, gone: asked.extend(requests) or sample(g, requests, gone))
@@ -230,11 +231,19 @@ def test_a_variation_is_as_loud_as_its_clip_and_as_busy(bundled, monkeypatch):
     for level in (45, 110):
         clip = [dataclasses.replace(n, velocity=level) for n in sparse]
         for p in clip_ops.vary_clip(bundled, GrooveRequest(style="funk", seed=3, variations=4), clip, 16.0):
-            assert abs(sum(n.velocity for n in p.notes) / len(p.notes) - level) < 1, level
+            velocities = [n.velocity for n in p.notes]
+            assert abs(clip_ops.played_as_hard(velocities) - level) < 1, level  # its loudest half, as hard
+            assert min(velocities) < level - 10  # and its softer notes softer: the take's own dynamics kept
     assert {(r.density, r.complexity) for r in asked} == {(0.0, 0.0)}  # GMD's sparsest fifth, and on the beat
     asked.clear()
     clip_ops.continue_clip(bundled, GrooveRequest(style="funk", seed=3, density=1.0), sparse, 16.0, 1)
     assert [(r.density, r.complexity) for r in asked] == [(1.0, 0.0)]  # what a request sets, it keeps
+    asked.clear()
+    busy = ([Note(42, k / 4, 0.1, 80) for k in range(16)] + [Note(36, t, 0.1, 100) for t in (0, 0.75, 2, 2.5)]
+            + [Note(38, t, 0.1, 100) for t in (1, 3)])  # 22 hits, 9 of them off the 8ths; then 3 bars of rest
+    clip_ops.continue_clip(bundled, GrooveRequest(style="funk", seed=3), busy, 16.0, 1)
+    clip_ops.continue_clip(bundled, GrooveRequest(style="funk", seed=3), [], 16.0, 1)
+    assert [(r.density, r.complexity) for r in asked] == [(0.75, 1.0), (None, None)]  # bars of rest are not sparse
 
 
 def test_a_fill_that_comes_in_late_has_the_groove_before_it(bundled):
