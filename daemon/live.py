@@ -38,7 +38,7 @@ from shared.protocol import (
     OP_STYLES,
     SEED_RANGE,
     TEMPERATURE_RANGE,
-    TEMPO_RANGE,
+    model_tempo,
     ProtocolError,
 )
 
@@ -83,8 +83,7 @@ def request_fields(settings: Settings, bars: int, meter: tuple[int, int], tempo:
                    seed: int | None, loop: bool = True) -> dict:
     """`loop`: the phrase plays into its own one (False: into the next phrase's, which the
     player's Sequencer sees and the daemon does not)."""
-    lo, hi = TEMPO_RANGE
-    fields = {"bars": bars, "tempo": round(min(hi, max(lo, tempo)), 2), "time_signature": list(meter),
+    fields = {"bars": bars, "tempo": round(model_tempo(tempo), 2), "time_signature": list(meter),
               "temperature": settings.temperature}
     if not loop:
         fields["loop"] = False

@@ -36,10 +36,12 @@ def _guarded(method: Callable) -> Callable:
             method(self, *args)
         except Exception:
             trace = f"error in {method.__name__}:\n{traceback.format_exc()}"
-            if trace != self._last_error:  # once while it recurs: on every tick, it buried Log.txt
+            if trace != self._last_error.get(method.__name__):  # once while it recurs: on every tick, it buried Log.txt
                 self._log(trace)
-                self._last_error = trace
+                self._last_error[method.__name__] = trace
             self._show(say("something went wrong — details in Live's Log.txt"))
+        else:
+            self._last_error.pop(method.__name__, None)  # the same error again later is news
 
     return guarded
 
@@ -49,7 +51,7 @@ class DrumSurface:
 
     def __init__(self, c_instance: object, client: DaemonClient | None = None) -> None:
         self._c_instance = c_instance
-        self._last_error = ""  # the traceback last logged (_guarded)
+        self._last_error: dict[str, str] = {}  # entry point -> the traceback it last logged (_guarded)
         settings, problems = load_settings(SETTINGS_FILE)
         try:
             self._mapping = load_mapping(settings.mapping, MAPPINGS_FOLDER)

@@ -198,10 +198,16 @@ def test_a_bug_in_a_handler_is_logged_and_shown_never_raised_into_live(
     press(host, "generate")  # would raise into Live without the guard
     assert host.c_instance.status == "MidiDrumiGen: something went wrong — details in Live's Log.txt"
     assert any("error in receive_midi" in line and "KeyError: 'boom'" in line for line in host.c_instance.log)
+    tick = host.script._controller.tick
     monkeypatch.setattr(host.script._controller, "tick", lambda: broken("tick"))
     for _ in range(50):  # a bug on Live's tick: 5 seconds of ticks
         host.tick()
     assert sum("error in update_display" in line for line in host.c_instance.log) == 1  # logged once, not per tick
+    monkeypatch.setattr(host.script._controller, "tick", tick)
+    host.tick()  # a clean tick: the next time it happens, it is logged again
+    monkeypatch.setattr(host.script._controller, "tick", lambda: broken("tick"))
+    host.tick()
+    assert sum("error in update_display" in line for line in host.c_instance.log) == 2
 
 
 def test_lom_changes_from_another_thread_are_refused_by_the_fake_and_survived(host: LiveHost, stub: StubClient) -> None:
