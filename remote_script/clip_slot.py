@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import Live
+
 from . import clip as clips
 from .song import highlighted_slot
 from .wire import Note
@@ -23,7 +25,7 @@ SLOT_DELETED = "the track or scene was deleted while the daemon worked — nothi
 CLIP_GONE = "the clip was deleted or replaced while the daemon worked — nothing written"
 CLIP_CHANGED = "another clip is in the slot now — nothing written over it"
 LOOP_MOVED = "the clip's loop was moved or resized while the daemon worked — nothing written"
-ELSEWHERE = "the clip in view is not the selected Session slot's — select the clip in Session View"
+ELSEWHERE = "an Arrangement clip is in view — MidiDrumiGen writes Session View clips: switch to Session View"
 
 
 def frozen(track: object) -> str:
@@ -67,11 +69,11 @@ class Plan:
 def target_slot(song: object, action: str, needs_clip: bool) -> object:
     """The highlighted Session slot if `action` can work there; otherwise SlotProblem says what
     to select; not while another clip is in view (`in_view`)."""
+    if not in_view(song):
+        raise SlotProblem(ELSEWHERE)
     slot = highlighted_slot(song)
     if slot is None:
         raise SlotProblem("select a clip slot in a MIDI track first")
-    if not in_view(song, slot):
-        raise SlotProblem(ELSEWHERE)
     track = slot.canonical_parent
     if not track.has_midi_input:
         raise SlotProblem(f"“{track.name}” is not a MIDI track — select a slot in a MIDI track")
@@ -84,11 +86,12 @@ def target_slot(song: object, action: str, needs_clip: bool) -> object:
     return slot
 
 
-def in_view(song: object, slot: object) -> bool:
-    """The Detail View shows the slot's clip, or nothing else. It shows an Arrangement clip in
-    Arrangement View, where a press changed a Session clip the user could not see."""
+def in_view(song: object) -> bool:
+    """No Arrangement clip is in the Detail View (one whose canonical parent is its Track, not
+    a ClipSlot: "in an Arrangement or the Session, depending on the Track (Slot) it lives in").
+    In Arrangement View a press changed a Session clip the user could not see."""
     shown = song.view.detail_clip
-    return not slot.has_clip or shown is None or shown == slot.clip
+    return not alive(shown) or isinstance(shown.canonical_parent, Live.ClipSlot.ClipSlot)
 
 
 def alive(obj: object) -> bool:

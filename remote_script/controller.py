@@ -239,7 +239,7 @@ class Controller:
         if (result is not None and slot is not None and slot == result.slot and len(result.patterns) > 1
                 and slot.has_clip and slot.clip == result.plan.clip  # still the clip the answer went into,
                 and in_place(slot.clip, result.plan)  # where and as long as it left it,
-                and in_view(self._song, slot)):  # and in view (else target_slot says why not)
+                and in_view(self._song)):  # with no Arrangement clip in view (else target_slot says why not)
             result.index = (result.index + direction) % len(result.patterns)
             self._write_current()
             return

@@ -512,11 +512,12 @@ def test_an_answer_whose_loop_was_moved_meanwhile_is_not_written_and_its_variati
 
 
 @pytest.mark.parametrize("action", ["generate", "fill", "humanize", "next_variation"])
-def test_a_press_while_another_clip_is_in_view_explains_instead_of_changing_an_unseen_clip(
+def test_a_press_while_an_arrangement_clip_is_in_view_explains_instead_of_changing_an_unseen_clip(
     host: LiveHost, stub: StubClient, action: str
 ) -> None:
     """In Arrangement View the Detail View shows an Arrangement clip while the Session's
-    highlighted slot holds another: humanize changed that Session clip and said "humanized"."""
+    highlighted slot holds another: humanize changed that Session clip and said "humanized".
+    A Session clip in view, even another slot's, is Session View: the press works."""
     slot = host.slot(0)
     clip = make_clip(slot, 4.0, [(36, 0.0), (38, 1.0)])
     host.select(slot)
@@ -524,14 +525,26 @@ def test_a_press_while_another_clip_is_in_view_explains_instead_of_changing_an_u
     stub.answer(stub.last("fill"), patterns=[hits((36, 0.0)), hits((38, 1.0))])
     host.tick()
     asked, before = len(stub.sent), clip_notes(clip)
-    host.song.view.detail_clip = make_clip(host.slot(1), 4.0, [(42, 0.0)])  # the clip the user looks at
+    host.drums.create_midi_clip(8.0, 4.0)
+    host.song.view.detail_clip = host.drums._arrangement[0]  # the clip the user looks at
     press(host, action)
     assert len(stub.sent) == asked and clip_notes(clip) == before  # nothing asked, nothing changed
-    assert host.c_instance.status == ("MidiDrumiGen: the clip in view is not the selected Session slot's — "
-                                      "select the clip in Session View")
-    host.select(slot)  # selected again: in view
+    assert host.c_instance.status == ("MidiDrumiGen: an Arrangement clip is in view — MidiDrumiGen writes "
+                                      "Session View clips: switch to Session View")
+    host.song.view.detail_clip = make_clip(host.slot(1), 4.0, [(42, 0.0)])  # another slot's: Session View
     press(host, action)
     assert len(stub.sent) == asked + (action != "next_variation")  # a variation cycles locally
+
+
+def test_generate_into_an_empty_slot_while_an_arrangement_clip_is_in_view_explains(
+    host: LiveHost, stub: StubClient
+) -> None:
+    host.drums.create_midi_clip(0.0, 4.0)
+    host.select(host.slot(2))
+    host.song.view.detail_clip = host.drums._arrangement[0]
+    press(host, "generate")
+    assert "generate" not in stub.ops()
+    assert not host.slot(2).has_clip and "an Arrangement clip is in view" in host.c_instance.status
 
 
 @pytest.mark.parametrize("deleted", ["track", "scene"])

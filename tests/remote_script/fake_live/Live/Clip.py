@@ -70,17 +70,19 @@ class MidiNoteVector(list):
 @listenable("name", "notes", "loop_start", "loop_end", "end_marker", "start_marker", "looping",
             "signature_numerator", "signature_denominator")
 class Clip(Deletable, Listenable):
-    """A Session clip in a ClipSlot; MIDI unless built as audio."""
+    """A clip in a ClipSlot (Session) or on a Track (Arrangement): Live's doc, "in an Arrangement
+    or the Session, depending on the Track (Slot) it lives in"; MIDI unless built as audio."""
 
-    def __init__(self, model: Model, slot: object, length: float, midi: bool = True) -> None:
+    def __init__(self, model: Model, parent: object, length: float, midi: bool = True) -> None:
         self._model = model
-        self._slot = slot
+        self._slot = parent  # its ClipSlot, or its Track for an Arrangement clip
         self._midi = midi
         self._name = ""
         self._looping = True
         self._loop_start, self._loop_end = 0.0, float(length)
         self._start_marker, self._end_marker = 0.0, float(length)
-        song = slot.canonical_parent.canonical_parent  # a new clip takes the song's meter
+        track = parent if hasattr(parent, "clip_slots") else parent.canonical_parent
+        song = track.canonical_parent  # a new clip takes the song's meter
         self._signature_numerator, self._signature_denominator = song.signature_numerator, song.signature_denominator
         self._notes: dict[int, _Stored] = {}
         self._ids = itertools.count(1)
