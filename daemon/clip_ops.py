@@ -86,10 +86,10 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
 
 
 def _as_busy(generator: Generator, req: GrooveRequest, heard: tuple[int, ...]) -> GrooveRequest:
-    """`req` with the clip's own density and complexity (its `heard` ids measured as training
-    labels a window, over the bars it plays: data.bar_stats) where it leaves them open. Left open, each take drew a
-    level from the genre's priors, whatever the clip played: pressed six times, variations of 12
-    clips ended with 0.56-1.66x their hits."""
+    """`req` with the clip's own density and complexity where it leaves them open: its `heard`
+    ids measured as training labels a window (data.bar_stats), over the bars it plays. Left
+    open, each take drew a level from the genre's priors, whatever the clip played: pressed six
+    times, variations of 12 clips ended with 0.56-1.66x their hits."""
     if req.density is not None and req.complexity is not None:
         return req
     vocab = generator.vocab
@@ -167,8 +167,9 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
               abandoned: Gone | None = None) -> list[Pattern]:
     """A new take as long as the clip: the model hears the clip, then plays it again its own way,
     a loop of its own (without_doubled_ones; its first bar does not follow the clip's last), as
-    busy (_as_busy) and played as hard (played_as_hard) as the clip: a take averaged 2.5 velocity steps louder
-    than its clip, and pressed six times, 5 of 12 clips came back more than 15 louder or softer.
+    busy (_as_busy) and played as hard (played_as_hard) as the clip: a take averaged 2.5
+    velocity steps louder than its clip, and pressed six times, 5 of 12 clips came back more
+    than 15 louder or softer.
     A clip with a hit on its one, or its one played a hair early at its end, gets a take with one
     too (3 of 16 takes had none): a loop that starts late sounds broken."""
     clip_bars = _whole_bars(length, req.meter)

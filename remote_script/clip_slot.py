@@ -68,7 +68,7 @@ class Plan:
 
 def target_slot(song: object, action: str, needs_clip: bool) -> object:
     """The highlighted Session slot if `action` can work there; otherwise SlotProblem says what
-    to select; not while another clip is in view (`in_view`)."""
+    to select; not while an Arrangement clip is in view (`in_view`)."""
     if not in_view(song):
         raise SlotProblem(ELSEWHERE)
     slot = highlighted_slot(song)

@@ -23,8 +23,9 @@ from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
 from .song import Timing, highlighted_slot, read_timing, undo_step
-from .wire import (E_MALFORMED, OP_CONTINUE, OP_DRUMIFY, OP_FILL, OP_GENERATE, OP_HUMANIZE, OP_INFO, OP_STYLES, OP_VARIATION,
-                   PROTOCOL_VERSION, VARIATIONS_RANGE, DaemonClient, Note, ProtocolError, Reply, unpack_notes)
+from .wire import (E_MALFORMED, OP_CONTINUE, OP_DRUMIFY, OP_FILL, OP_GENERATE, OP_HUMANIZE, OP_INFO, OP_STYLES,
+                   OP_VARIATION, PROTOCOL_VERSION, VARIATIONS_RANGE, DaemonClient, Note, ProtocolError, Reply,
+                   unpack_notes)
 
 
 MESSAGE_HOLD_S = 2.0  # a control's message, shown while a request waits, stays this long before the ticker
