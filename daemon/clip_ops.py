@@ -193,7 +193,8 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     the model plays a fill (`kind` fill) in the request's style, tempo and meter.
 
     The model does not hear the bars before it, so its fill is brought to the loudness of the
-    clip's other bars (FILL_LIFT), its own dynamics kept. With two bars of the groove in its
+    clip's other bars (FILL_LIFT), its own dynamics kept; in a clip of fills alone, to the clip's
+    own (its one played early at its end, alone, once set a fill in every bar at velocity 14). With two bars of the groove in its
     context it went on playing the groove, whatever `kind` said (and classifier-free guidance
     from `kind` beat to `kind` fill at 2-5 did not change that): over 24 rock fill bars, toms in
     0 of them against 24 of 24 heard afresh (docs/model.md). A fill that comes in late (a third of rock's
@@ -217,15 +218,20 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     def bar_of(n: Note) -> int:  # by its nearest 16th: a downbeat played a hair early is its bar's
         return math.floor((n.start + 1 / 8) / bar)
 
-    groove = [n.velocity for n in notes if bar_of(n) not in fill_bars]  # none in a clip of fills alone
-    loudness = min(FILL_LIFT * sum(groove) / len(groove), FILL_CEILING) if groove else None
+    played = [n for n in notes if 0 <= bar_of(n) < clip_bars]  # a one played early at the end is the loop's
+    groove = [n.velocity for n in played if bar_of(n) not in fill_bars]
+    if groove:  # the groove it breaks from, and a little more
+        loudness = min(FILL_LIFT * statistics.fmean(groove), FILL_CEILING)
+    else:  # a clip of fills alone: as loud as it was (in whole steps, as velocities are), so pressing
+        # again does not creep louder, nor move a hit by the rounding of the last press
+        loudness = min(round(statistics.fmean(n.velocity for n in played)), FILL_CEILING) if played else None
     drum, patterns = kit.drum_of(req.kit), []
     for v in range(req.variations):
         out = _inside([n for n in notes if bar_of(n) not in fill_bars], length)
         fills = {}
         for k, variations in zip(fill_bars, found):
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
-            fills[k] = _as_loud([_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar], loudness)
+            fills[k] = [_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar]
         for k, fill in fills.items():
             end = min((k + 1) * bar, length)
             if end < length:  # into the next bar's one: the clip's, or the next fill's
@@ -236,6 +242,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
                 following, start = out + fills.get(0, []) + early, 0.0
             fill = _on_grids(without_doubled_ones(fill, end, following, start, req.meter, drum), grids,
                              end, k * bar)  # never onto the next bar's one, which stays as sent
+            fill = _as_loud(fill, loudness)  # what is left of it: two soft snares left came out softer than asked
             first = min((n.start for n in fill), default=end)
             if k - 1 >= 0 and k - 1 not in fill_bars:  # the groove to keep time with: the bar before the fill's
                 out += _inside([_shift(n, bar) for n in notes if bar_of(n) == k - 1 and n.start + bar < first - FILL_GAP],
