@@ -373,12 +373,16 @@ def read_groove(path: Path, kit_map: dict[int, int] | None = None) -> Groove:
 def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[int, int],
                       length: float | None = None) -> Groove:
     """A groove from notes in beats, `length` beats long (a clip's loop; by default up to the bar
-    of its last note); a StyleError when none is a drum the model plays."""
+    of its last note); a StyleError when none, or fewer than half, are drums the model plays."""
     drums = sorted((replace(n, pitch=kit.to_canonical(n.pitch)) for n in notes
                     if kit.to_canonical(n.pitch) in DRUM_PITCHES and n.velocity > 0 and n.start >= 0),
                    key=lambda n: (n.start, n.pitch))
     if not drums:
         raise StyleError(f"{name} has no drum notes (GM drum pitches {DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]})")
+    sounding = sum(n.velocity > 0 and n.start >= 0 for n in notes)
+    if 2 * len(drums) < sounding:  # a scale was learned as a style, its low notes read as drums
+        raise StyleError(f"{name} is mostly not drums: {len(drums)} of its {sounding} notes are on GM drum pitches "
+                         f"{DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]} (a melody or a Drum Rack that needs --kit?)")
     if not (math.isfinite(tempo) and tempo > 0):
         raise StyleError(f"{name} has no usable tempo ({tempo!r})")
     if not (meter[0] > 0 and meter[1] > 0):

@@ -196,7 +196,7 @@ def _write_midi(path: Path, pitches: list[int]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("case", ["no files", "corrupt", "two grooves", "one groove thrice", "no drums",
+@pytest.mark.parametrize("case", ["no files", "corrupt", "two grooves", "one groove thrice", "no drums", "a scale",
                                   "built-in name", "drummer name", "odd name", "taken name"])
 def test_bad_input_is_refused_clearly_and_writes_nothing(case, tmp_path, learned):
     folder = tmp_path / "lib"
@@ -214,6 +214,9 @@ def test_bad_input_is_refused_clearly_and_writes_nothing(case, tmp_path, learned
                           "got 1; skipped: 2 files repeating another groove, counted once")
     elif case == "no drums":
         files, message = [_write_midi(tmp_path / "piano.mid", [72, 76, 79]), *FILES[:2]], "piano.mid has no drum notes"
+    elif case == "a scale":  # its 60 is a drum pitch (hi bongo): the scale was learned as a style
+        files, message = ([_write_midi(tmp_path / "scale.mid", [60, 62, 64, 65, 67, 69, 71, 72]), *FILES[:2]],
+                          "scale.mid is mostly not drums: 1 of its 8 notes")
     elif case == "built-in name":
         name, message = "Funk", "'funk' is a built-in style"
     elif case == "drummer name":
