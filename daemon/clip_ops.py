@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from daemon import kit
-from daemon.data import bar_stats
+from daemon.data import levels_of
 from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
@@ -86,21 +86,17 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
 
 
 def _as_busy(generator: Generator, req: GrooveRequest, heard: tuple[int, ...]) -> GrooveRequest:
-    """`req` with the clip's own density and complexity where it leaves them open: its `heard`
-    ids measured as training labels a window (data.bar_stats), over the bars it plays. Left
-    open, each take drew a level from the genre's priors, whatever the clip played: pressed six
-    times, variations of 12 clips ended with 0.56-1.66x their hits."""
-    if req.density is not None and req.complexity is not None:
-        return req
+    """`req` with the clip's own density and complexity where it leaves them open (data.levels_of
+    of its `heard` ids; a clip with no hits leaves them to the style). Left open, each take drew
+    a level from the genre's priors, whatever the clip played: pressed six times, variations of
+    12 clips ended with 0.56-1.66x their hits."""
     vocab = generator.vocab
-    _, hits, offbeats = bar_stats([vocab.base_vocab[piece] for t in heard for piece in vocab.pieces[t]], vocab)
-    played = [h for h in hits if h]  # bars of rest say nothing about how busy the playing is
-    if not played:  # nothing to measure: the genre's priors choose, as for a new groove
+    measured = levels_of([vocab.base_vocab[piece] for t in heard for piece in vocab.pieces[t]], vocab)
+    if measured is None:
         return req
-    level = lambda value, which: vocab.level(value, which) / (LEVELS - 1)  # noqa: E731  (as a request says it)
-    density = level(sum(played) / len(played), "density") if req.density is None else req.density
-    complexity = level(sum(offbeats) / sum(played), "complexity") if req.complexity is None else req.complexity
-    return dataclasses.replace(req, density=density, complexity=complexity)
+    as_asked = [level / (LEVELS - 1) for level in measured]  # as a request says it, 0..1
+    return dataclasses.replace(req, density=as_asked[0] if req.density is None else req.density,
+                               complexity=as_asked[1] if req.complexity is None else req.complexity)
 
 
 def unheard(notes: list[Note], kit_map: dict[int, int]) -> list[Note]:

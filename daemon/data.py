@@ -97,6 +97,17 @@ def bar_stats(ids: list[int], vocab: Vocabulary) -> tuple[list[int], list[int], 
     return starts, notes, offbeats
 
 
+def levels_of(base_ids: list[int], vocab: Vocabulary) -> tuple[int, int] | None:
+    """The density and complexity levels of bars of unmerged REMI ids, as training labels a
+    window (Performance.conditions), over the bars that play: a bar of rest says nothing about
+    how busy the playing is. None without a hit."""
+    _, hits, offbeats = bar_stats(base_ids, vocab)
+    played = [h for h in hits if h]
+    if not played:
+        return None
+    return vocab.level(sum(played) / len(played), "density"), vocab.level(sum(offbeats) / sum(played), "complexity")
+
+
 def condition_priors(performances: list[Performance], vocab: Vocabulary, window_bars: int = 2) -> dict:
     """genre -> [[drummer, kind, density level, complexity level, count], ...] over train windows.
 

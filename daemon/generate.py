@@ -87,6 +87,7 @@ class Voice:
     habits: str | None = None  # genre whose priors fill open controls; None: leave them open
     template: GrooveTemplate | None = None
     feel: str | None = None  # genre whose feel humanize plays (it knows genres); None: GMD's as a whole
+    levels: tuple[int, int] | None = None  # a learned style's density and complexity, for open controls
 
 
 @dataclass
@@ -177,19 +178,20 @@ class Generator:
         resolved = styles.resolve_mix(names, self.vocab, self.model, self.style_folder, strengths)
         genres_only = all(name in GENRES or name in styles.PRESETS for name in names)  # its strongest genre, as mixed
         return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=resolved.feel if genres_only else None,
-                     template=resolved.template, feel=resolved.feel)
+                     template=resolved.template, feel=resolved.feel, levels=resolved.levels)
 
     def conditions(self, req: GrooveRequest, voice: Voice | None = None) -> Conditions:
         level = lambda x: None if x is None else round(min(max(x, 0.0), 1.0) * (LEVELS - 1))  # noqa: E731
         voice = voice or req.voice or self.voice(req.style, req.strength)
+        density, complexity = voice.levels or (None, None)  # a learned style's, where the request leaves them open
         return Conditions(
             genre=voice.genre,
             drummer=req.drummer or voice.drummer,
             tempo=req.tempo,
             meter=tuple(req.meter),
             kind=req.kind or ("beat" if req.style is not None else None),  # a style plays grooves unless asked for fills
-            density=level(req.density),
-            complexity=level(req.complexity),
+            density=density if req.density is None else level(req.density),
+            complexity=complexity if req.complexity is None else level(req.complexity),
         )
 
     def _complete(self, cond: Conditions, genre: str | None, rng: random.Random) -> Conditions:

@@ -40,9 +40,9 @@ from torch.nn import functional as F
 
 from daemon import checkpoint, kit
 from daemon.groove_template import Groove, GrooveTemplate
-from daemon.data import bar_stats
+from daemon.data import bar_stats, levels_of
 from daemon.model import DrumTransformer
-from daemon.vocab import DRUMMERS, GENRES, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
+from daemon.vocab import DRUMMERS, GENRES, LEVELS, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
 from shared.notes import Note, bar_beats
 from shared.protocol import brief
 
@@ -177,6 +177,10 @@ class Style:
     fingerprint: str  # `fingerprint` of that model's token embeddings
     created: str
     fit: dict  # how learning went: grooves, windows, steps, seconds, loss before and after
+    # The grooves' density and complexity levels, which generate plays where a request leaves them
+    # open (learning fits the vector with them open: a jazz style from takes of 9.5 hits a bar
+    # played 15.3). None: a style learned before they were stored.
+    levels: tuple[int, int] | None = None
 
     def to_json(self) -> dict:
         return {
@@ -185,6 +189,7 @@ class Style:
             "template": None if self.template is None else self.template.to_json(),
             "sources": self.sources, "checkpoint": {"file": self.checkpoint, "tok_emb_sha256": self.fingerprint},
             "fit": self.fit,
+            "levels": None if self.levels is None else {"density": self.levels[0], "complexity": self.levels[1]},
         }
 
     @classmethod
@@ -203,12 +208,16 @@ class Style:
                 raise ValueError(f"unknown drummer {drummer!r}")
             if data["base"] not in GENRES:  # humanize plays a learned style in its base genre's feel
                 raise ValueError(f"unknown base genre {data['base']!r}")
+            stored = data.get("levels")
+            levels = None if stored is None else (stored["density"], stored["complexity"])
+            if levels is not None and not all(type(x) is int and 0 <= x < LEVELS for x in levels):
+                raise ValueError(f"its levels {levels!r} are not whole numbers 0-{LEVELS - 1}")
             return cls(
                 name=str(data["name"]), base=str(data["base"]), weights=weights, drummer=drummer,
                 template=None if data["template"] is None else GrooveTemplate.from_json(data["template"]),
                 sources=[str(s) for s in data["sources"]], checkpoint=str(data["checkpoint"]["file"]),
                 fingerprint=str(data["checkpoint"]["tok_emb_sha256"]), created=str(data["created"]),
-                fit=dict(data.get("fit") or {}),
+                fit=dict(data.get("fit") or {}), levels=levels,
             )
         except Exception as err:  # whatever a hand-edited or truncated file holds: never past here
             raise StyleError(f"{origin} is damaged ({type(err).__name__}: {err}); delete it or import a good copy") from None
@@ -600,6 +609,7 @@ def _learn(name: str, grooves: list[Groove], problems: list[str], checkpoint_pat
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         fit={"grooves": len(usable), "windows": sum(map(len, per_groove)), "steps": steps,
              "seconds": round(time.perf_counter() - started, 1), "skipped": problems, **result.report},
+        levels=levels_of([t for g in usable for t in vocab.encode_notes(g.notes, g.meter)], vocab),
     )
     library.save(style, replace=replace)
     return style
@@ -614,14 +624,16 @@ def _enough(grooves: list[Groove], problems: list[str]) -> None:
 # --- the integration point -------------------------------------------------------------------------
 class Resolved(NamedTuple):
     """What a style name means for sampling: genre-slot weights {token id: weight}, the drummer
-    it brings (a default for a request that leaves the drummer open), its groove template, and
-    the genres humanize hears in it {genre: share} (a preset's blend; a learned style's, the
-    genre it was learned from; a drummer plays any: none)."""
+    it brings (a default for a request that leaves the drummer open), its groove template, the
+    genres humanize hears in it {genre: share} (a preset's blend; a learned style's, the genre it
+    was learned from; a drummer plays any: none), and a learned style's density and complexity
+    levels (defaults for a request that leaves them open)."""
 
     weights: dict[int, float]
     drummer: str | None = None
     template: GrooveTemplate | None = None
     genres: dict[str, float] | None = None
+    levels: tuple[int, int] | None = None
 
     @property
     def feel(self) -> str | None:
@@ -648,7 +660,7 @@ def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
     style = StyleLibrary(folder).load(key)
     if model is not None:
         style.check(model)
-    return Resolved(style.token_weights(vocab), style.drummer, style.template, {style.base: 1.0})
+    return Resolved(style.token_weights(vocab), style.drummer, style.template, {style.base: 1.0}, style.levels)
 
 
 def push(weights: dict[int, float], strength: float, plain: int) -> dict[int, float]:
@@ -664,9 +676,9 @@ def push(weights: dict[int, float], strength: float, plain: int) -> dict[int, fl
 def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer | None = None,
                 folder: Path | None = None, strengths: dict[str, float] | None = None) -> Resolved:
     """A weighted blend of styles: their weights, each pushed from `any` by its strength in
-    `strengths` (default 1), mixed by share. The heaviest style lends its template and the
-    heaviest one that brings a drummer its drummer (ties: the first named), and the genres are
-    the parts' as mixed; a style at weight 0 lends nothing, though its name must still exist."""
+    `strengths` (default 1), mixed by share. The heaviest style lends its template and levels,
+    the heaviest one that brings a drummer its drummer (ties: the first named), and the genres
+    are the parts' as mixed; a style at weight 0 lends nothing, though its name must still exist."""
     total = sum(mix.values())
     parts = {name: resolve(name, vocab, model, folder) for name in mix}
     heaviest_first = sorted((name for name in mix if mix[name] > 0), key=lambda name: -mix[name])
@@ -680,7 +692,8 @@ def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer
     for name in heaviest_first:
         for genre, share in (parts[name].genres or {}).items():
             genres[genre] = genres.get(genre, 0.0) + share * mix[name] / total
-    return Resolved(weights, drummer, parts[heaviest_first[0]].template, genres)
+    heaviest = parts[heaviest_first[0]]
+    return Resolved(weights, drummer, heaviest.template, genres, heaviest.levels)
 
 
 def all_names(folder: Path | None = None, model: DrumTransformer | None = None,
