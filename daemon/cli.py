@@ -20,6 +20,7 @@ from shared.protocol import (
     FOCUS_RANGE,
     GUIDANCE_RANGE,
     MAX_CLIP_BARS,
+    OP_GENERATE,
     OP_INFO,
     OP_PING,
     OP_STYLES,
@@ -281,7 +282,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         "complexity": args.complexity, "strength": args.strength, "guidance": args.guidance, "focus": args.focus,
         "kit": args.kit,
     }.items() if v is not None}
-    reply = {"patterns": _generate_locally(args, wire)} if args.local else call(args, "generate", **wire)
+    reply = {"patterns": _generate_locally(args, wire)} if args.local else call(args, OP_GENERATE, **wire)
     patterns = patterns_of(reply)
     from daemon import midifile
     from daemon.show import grid
