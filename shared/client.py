@@ -242,8 +242,11 @@ class DaemonClient:
     # One round of work: timers, connecting, one select, reading, writing.
 
     def _step(self, wait: float) -> None:
+        """Expiry comes after reading: a reply that arrived before its deadline, between two of
+        Live's ticks, is taken, not thrown away with its connection for a resend."""
         now = time.monotonic()
-        self._expire(now)
+        if self._sock is None:  # nothing to read: a request out of time is charged before a new connection
+            self._expire(now)
         if self._sock is None and self._pending and now >= self._retry_at:
             self._open()
         wait = max(0.0, min(wait, self._next_timer() - now))
@@ -333,7 +336,15 @@ class DaemonClient:
 
     def _try_next_address(self) -> None:
         family, address = self._addresses.pop(0)
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:  # out of file descriptors (a set with many plug-ins), or IPv6 turned off
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        except OSError as error:
+            if self._addresses:  # ::1 first where IPv6 is off: the daemon may be on 127.0.0.1
+                self._try_next_address()
+                return
+            self._refused = False
+            self._lost(f"cannot open a socket: {error.strerror or error}", attempt=True)
+            return
         sock.setblocking(False)
         self._selector.register(sock, selectors.EVENT_WRITE)
         self._sock, self._tcp_up, self._watching = sock, False, selectors.EVENT_WRITE

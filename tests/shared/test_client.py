@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import threading
@@ -400,6 +401,47 @@ def test_late_reply_after_timeout_is_dropped(router):
         replies = pump(client, lambda got: client.stats.dropped_replies == 1)
         assert replies == [] and client.connected
     assert len(router.requests) == 1
+
+
+def test_a_reply_that_came_in_time_between_two_polls_is_taken(router):
+    """Live polls once a tick: the reply landed before the deadline, the next poll comes after it."""
+    with DaemonClient(router.endpoint, timeout=0.5, retries=0) as client:
+        assert client.call("ping").ok  # connected
+        request_id = client.send("slow", delay=0.15)
+        assert client.poll(0) == []
+        time.sleep(0.7)
+        [reply] = client.poll(0)
+        assert client.stats.connections == 1
+    assert reply.ok and reply.id == request_id
+    assert len(router.requests) == 2  # not resent
+
+
+def test_a_socket_that_cannot_be_opened_is_a_failed_attempt_never_an_exception(monkeypatch):
+    def out_of_descriptors(*args, **kwargs):
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    monkeypatch.setattr(socket, "socket", out_of_descriptors)
+    with DaemonClient(endpoint, timeout=1.0, retries=1) as client:
+        client.send("ping")
+        [reply] = pump(client, lambda got: len(got) == 1)
+    assert reply.error_code == E_UNAVAILABLE and "cannot open a socket: Too many open files" in reply.error_message
+
+
+def test_an_address_family_the_system_lacks_falls_back_to_the_next_address(router, monkeypatch):
+    real_socket = socket.socket
+
+    def no_ipv6(family=socket.AF_INET, *args, **kwargs):
+        if family == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        return real_socket(family, *args, **kwargs)
+
+    both = [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", router.port, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", router.port))]
+    monkeypatch.setattr(socket, "socket", no_ipv6)
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: both)
+    with DaemonClient(f"tcp://localhost:{router.port}", retries=0) as client:
+        assert client.call("ping").ok
 
 
 def test_oversized_reply_closes_the_connection(router):
