@@ -24,6 +24,7 @@ import math
 import os
 import queue
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +39,8 @@ from daemon import __version__, checkpoint, clip_ops, kit, styles
 from daemon.curve import read_curve_key
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
-from daemon.requests import clip, flag, kit_map, meter, number, request_for, whole_number, wire_patterns
+from daemon.requests import (MAX_CLIP_NOTES, clip, flag, kit_map, meter, number, request_for, whole_number,
+                             wire_patterns)
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
 
@@ -48,6 +50,18 @@ MAX_QUEUE = 256  # waiting generate requests before new ones get E_BUSY
 MAX_BATCH_ROWS = 64  # rows (takes of variations) sampled together in one batch
 STOP_GRACE_S = 2.0  # on SIGINT/SIGTERM the running batch may finish within this; later, it is dropped
 SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; between the two we reply too_large
+MAX_ROUTING_FRAMES = 8  # identity frames before the delimiter: a client's, and a few brokers' on the way
+# msgpack containers a request may hold: a clip's notes (requests.MAX_CLIP_NOTES) and a little more,
+# so its own limit is the one a client hears; bytes expand 50-fold into Python objects (8 MiB of
+# empty maps took 600 MB), and one container this long is the most a request needs.
+UNPACK_LIMITS = {"max_array_len": 2 * MAX_CLIP_NOTES, "max_map_len": 1024}
+
+
+def _request_id(value: object) -> bool:
+    """A request id as the protocol allows it: an integer, or a short string (it comes back on the
+    reply: a 7 MB id echoed to a client that never read took the daemon's memory with it)."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and len(value) <= P.MAX_ID_CHARS)
 
 
 def _id_of(payload: bytes) -> str | int | None:
@@ -55,11 +69,11 @@ def _id_of(payload: bytes) -> str | int | None:
     not a string (`kit={36: 40}`) is valid msgpack that the strict decoding refuses, and a client
     that never hears its id on the answer retries until its timeout instead of showing why."""
     try:
-        msg = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+        msg = msgpack.unpackb(payload, raw=False, strict_map_key=False, **UNPACK_LIMITS)
     except (ValueError, TypeError, msgpack.UnpackException):
         return None
     request_id = msg.get("id") if isinstance(msg, dict) else None
-    return request_id if isinstance(request_id, (str, int)) and not isinstance(request_id, bool) else None
+    return request_id if _request_id(request_id) else None
 
 
 @dataclass(eq=False)
@@ -178,10 +192,11 @@ class Daemon:
 
     def _handle(self, frames: list[bytes]) -> tuple[list[bytes], dict] | None:
         """The reply for one request, or None when a job was queued."""
-        if len(frames) < 3 or frames[-2] != b"":
+        if not 3 <= len(frames) <= MAX_ROUTING_FRAMES + 2 or frames[-2] != b"":
             # Not [routing..., "", one payload]: answer on the routing part (through the first empty
             # frame, or the identity alone), so a DEALER that got the framing wrong hears why.
-            envelope = frames[: frames.index(b"", 1) + 1] if b"" in frames[1:] else frames[:1]
+            routing = frames[: MAX_ROUTING_FRAMES + 1]  # a million frames are not echoed back
+            envelope = routing[: routing.index(b"", 1) + 1] if b"" in routing[1:] else frames[:1]
             return envelope, P.error_reply(None, P.E_MALFORMED,
                                            "expected an empty delimiter frame, then one msgpack frame")
         envelope, payload = frames[:-1], frames[-1]
@@ -189,15 +204,17 @@ class Daemon:
             return envelope, P.error_reply(None, P.E_TOO_LARGE,
                                            f"request is {len(payload)} bytes; the limit is {P.MAX_MESSAGE_BYTES}")
         try:
-            msg = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+            msg = msgpack.unpackb(payload, raw=False, strict_map_key=True, **UNPACK_LIMITS)
         except (ValueError, msgpack.UnpackException) as err:  # FormatError, StackError, ExtraData, bad UTF-8, ...
+            why = str(err)[:200] or "cut short, or not msgpack at all"
             return envelope, P.error_reply(_id_of(payload), P.E_MALFORMED,
-                                           f"request is not valid msgpack ({type(err).__name__}: {str(err)[:200]})")
+                                           f"request is not valid msgpack ({type(err).__name__}: {why})")
         if not isinstance(msg, dict):
             return envelope, P.error_reply(None, P.E_MALFORMED, "request must be a msgpack map")
         request_id = msg.get("id")
-        if not (request_id is None or isinstance(request_id, (str, int))) or isinstance(request_id, bool):
-            return envelope, P.error_reply(None, P.E_MALFORMED, "id must be a string or an integer")
+        if not (request_id is None or _request_id(request_id)):
+            return envelope, P.error_reply(None, P.E_MALFORMED,
+                                           f"id must be an integer or a string of at most {P.MAX_ID_CHARS} characters")
         op = msg.get("op")
         try:
             if op == P.OP_PING:
@@ -237,8 +254,7 @@ class Daemon:
     def _cancel(self, envelope: list[bytes], msg: dict) -> list:
         """Mark the named requests of this connection that are waiting or running; their ids."""
         ids = msg.get("ids")
-        if not (isinstance(ids, list) and len(ids) <= MAX_QUEUE
-                and all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids)):
+        if not (isinstance(ids, list) and len(ids) <= MAX_QUEUE and all(map(_request_id, ids))):
             raise P.ProtocolError(P.E_BAD_REQUEST, f"ids must be a list of at most {MAX_QUEUE} request ids to cancel")
         found = []
         for request_id in ids:
@@ -256,11 +272,9 @@ class Daemon:
             payload = msgpack.packb(P.error_reply(
                 reply.get("id"), P.E_TOO_LARGE, f"the reply would be {len(payload)} bytes, over the limit of "
                 f"{P.MAX_REPLY_BYTES}: ask for `packed` notes, fewer variations or a shorter clip"), use_bin_type=True)
-        try:
+        try:  # a client that does not read: past 1,000 replies waiting (its high-water mark) libzmq drops them
             self.router.send_multipart([*envelope, payload], zmq.NOBLOCK)
-        except zmq.Again:
-            log.warning("client %s is not reading; reply to id %r dropped", envelope[0].hex(), reply.get("id"))
-        except zmq.ZMQError as err:  # EHOSTUNREACH is not raised (ROUTER_MANDATORY off); others are real
+        except zmq.ZMQError as err:  # EHOSTUNREACH and EAGAIN are not raised (ROUTER_MANDATORY off); others are real
             log.error("could not send reply to id %r: %s", reply.get("id"), err)
 
     def _send_results(self) -> None:
@@ -515,6 +529,7 @@ def _patterns(found: list[Pattern]) -> dict:
 
 
 def _check_bind(config: ServeConfig) -> None:
+    _refuse_a_taken_ipc_path(config.bind)
     host = config.bind.split("://", 1)[-1].rsplit(":", 1)[0]
     if config.bind.startswith("ipc://") or config.bind.startswith("inproc://") or _loopback(host):
         return
@@ -526,6 +541,22 @@ def _check_bind(config: ServeConfig) -> None:
             "Make keys with `drumigen keys` and pass --curve-secret, or pass --insecure"
         )
     log.warning("binding %s WITHOUT encryption or authentication (--insecure)", config.bind)
+
+
+def _refuse_a_taken_ipc_path(bind: str) -> None:
+    """libzmq binds an ipc:// path another daemon listens on by replacing its socket file: the
+    first daemon runs on, unreachable, holding its model. (On tcp:// the bind fails.) A file
+    nobody answers on is a crashed daemon's, and is taken over."""
+    path = bind[len("ipc://"):] if bind.startswith("ipc://") else ""
+    family = getattr(socket, "AF_UNIX", None)
+    if not path or path.startswith("@") or family is None or not os.path.exists(path):  # @: Linux's abstract names
+        return
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return
+    raise ValueError(f"another daemon is listening on {bind}; stop it first, or bind another path")
 
 
 def _loopback(host: str) -> bool:

@@ -17,6 +17,8 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # The Live client drops the connection on a reply larger than this: keep replies below it.
 MAX_REPLY_BYTES = MAX_MESSAGE_BYTES + 64 * 1024
+# A request's id comes back on its reply: a string this long at most, or an integer.
+MAX_ID_CHARS = 64
 
 # Ops the daemon answers.
 OP_PING = "ping"

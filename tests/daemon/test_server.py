@@ -222,6 +222,46 @@ def test_dealer_with_the_framing_wrong_hears_why_and_gets_nothing_of_its_own_bac
     assert len(got) == back and reply["error"]["code"] == "malformed" and "delimiter" in reply["error"]["message"]
 
 
+def test_an_id_too_long_to_echo_is_refused_and_one_of_64_characters_is_not(daemon):
+    """An id comes back on the reply: a client that sent 7 MB ids and never read took the
+    daemon's memory with it (875 MB for 100 pings)."""
+    refused = ask(daemon.endpoint, op="ping", id="x" * 65)
+    assert refused["id"] is None and refused["error"]["code"] == "malformed"
+    assert "at most 64 characters" in refused["error"]["message"]
+    assert ask(daemon.endpoint, op="ping", id="x" * 64)["id"] == "x" * 64
+    cancel = ask(daemon.endpoint, op="cancel", id=1, ids=["y" * 65])
+    assert cancel["error"]["code"] == "bad_request"
+
+
+def test_a_message_of_thousands_of_frames_is_refused_without_echoing_them(daemon):
+    """Everything before the payload is routing that the reply carries back: 1,000,000 empty
+    frames held the daemon's network thread for 9 s and another client's ping for 4 s."""
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(daemon.endpoint)
+    sock.send_multipart([b""] * 10_000 + [msgpack.packb({"op": "ping", "id": 1})])
+    assert sock.poll(10000)
+    got = sock.recv_multipart()
+    sock.close()
+    reply = msgpack.unpackb(got[-1], raw=False)
+    assert len(got) == 2 and reply["error"]["code"] == "malformed"
+
+
+def test_a_container_longer_than_any_request_needs_is_refused_before_it_expands(daemon):
+    """8 MiB of empty maps decode into 600 MB of Python objects; a request needs arrays of at
+    most a clip's notes (4,096), and its own limit still speaks below twice that."""
+    reply = ask(daemon.endpoint, op="ping", id=1, junk=[None] * 8193)
+    assert reply["error"]["code"] == "malformed" and "8193 exceeds" in reply["error"]["message"]
+    notes = [{"pitch": 36, "start": i / 8, "duration": 0.1, "velocity": 90} for i in range(4097)]
+    reply = ask(daemon.endpoint, op="humanize", id=2, notes=notes, length=16.0, tempo=120)
+    assert "at most 4096 notes, got 4097" in reply["error"]["message"]
+
+
+def test_bytes_msgpack_never_begins_with_are_named_as_such(daemon):
+    reply = req(daemon.endpoint, b"\xc1")  # msgpack's FormatError says nothing
+    assert reply["error"]["message"] == "request is not valid msgpack (FormatError: cut short, or not msgpack at all)"
+
+
 @pytest.mark.parametrize("size", [0, 255, 256, 5 * 1024 * 1024])
 def test_request_frame_sizes_through_the_live_client(daemon, size):
     with DaemonClient(daemon.endpoint, timeout=20) as client:
@@ -544,6 +584,29 @@ def test_non_loopback_bind_needs_keys_or_insecure(tmp_path):
     assert refused.returncode == 1 and "drumigen keys" in refused.stderr
     assert all(map(_loopback, ("localhost", "127.0.0.1", "127.0.0.2", "[::1]", "::1")))
     assert not any(map(_loopback, ("0.0.0.0", "192.168.1.2", "[::]", "eth0", "example.com")))
+
+
+def test_a_second_daemon_on_an_ipc_path_another_listens_on_is_refused(tmp_path):
+    """libzmq would replace the first daemon's socket file, leaving it running unreachable; the
+    file of one that is gone (nobody answers) is taken over."""
+    path = tmp_path / "drumigen.ipc"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen()
+    try:
+        refused = run_cli("serve", "--bind", f"ipc://{path}", "--log-file", str(tmp_path / "a.log"))
+    finally:
+        listener.close()
+    assert refused.returncode == 1 and f"another daemon is listening on ipc://{path}" in refused.stderr
+    assert path.exists()  # a closed listener leaves its file: a crashed daemon's
+    taken_over = subprocess.Popen([sys.executable, "-m", "daemon.cli", "serve", "--bind", f"ipc://{path}",
+                                   "--threads", "1", "--log-file", str(tmp_path / "b.log")],
+                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert ask(f"ipc://{path}", timeout_ms=60000, op="ping", id=1)["pong"] is True
+    finally:
+        taken_over.kill()
+        taken_over.wait(30)
 
 
 def test_curve_keys_secure_the_daemon(tmp_path):
