@@ -197,8 +197,9 @@ class LiveSource:
             return self._current
 
     def again(self) -> Phrase:
-        assert self._current is not None, "again() follows next_phrase()"
-        return self._current
+        """The phrase playing now; before any, the first: a clock master's Start or Song Position
+        comes before the first phrase is played (it crashed the player)."""
+        return self._current if self._current is not None else self.next_phrase()
 
     def take_change(self) -> Phrase | None:
         with self._cond:

@@ -14,6 +14,7 @@ import pytest
 
 from daemon.live import (CC_DENSITY, CC_STYLE, CC_TEMPERATURE, Controls, DaemonError, LiveSource, Settings,
                          keyboard, phrase_from_reply, request_fields)
+from daemon.scheduler import Sequencer
 from shared.client import Reply
 
 
@@ -237,6 +238,22 @@ def test_a_refused_change_goes_back_to_what_worked_and_the_show_goes_on(daemon):
                 break
             threading.Event().wait(0.05)
         assert live.next_phrase() is not first  # new phrases come, in funk
+    finally:
+        live.close()
+
+
+def test_a_masters_start_or_song_position_before_the_first_phrase_plays_the_first(daemon):
+    """Following a clock, the transport jumps (Start, or Live's Song Position on relocating)
+    before any phrase was played: the player seeks into the first one."""
+    live = LiveSource(daemon.endpoint, Settings("funk", None, 1.0), bars=1, meter=(4, 4), channel=9,
+                      tempo=lambda: 120.0, seed=3)
+    live.start()
+    try:
+        seq = Sequencer(live)
+        seq.seek(2.0)
+        first = live.again()
+        assert first.info["seed"] == 3 and seq.peek() is not None and seq.peek()[0] >= 2.0
+        assert live.again() is first
     finally:
         live.close()
 
