@@ -117,6 +117,8 @@ class MidiClock(Timeline):
         kind = msg.type
         with self._cond:
             if kind == "clock":
+                if self._times and now - self._times[-1] >= CLOCK_TIMEOUT_S:
+                    self._times.clear()  # ticks that paused without a Stop: the pause is no tick period
                 self._times.append(now)
                 if len(self._times) > 1:
                     self._period = (self._times[-1] - self._times[0]) / (len(self._times) - 1)

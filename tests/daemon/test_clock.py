@@ -79,6 +79,20 @@ def test_silent_master_counts_as_stopped():
     assert not clock.position(2.0).running
 
 
+def test_ticks_resuming_after_a_pause_without_stop_keep_their_own_tempo():
+    """The pause is no tick period: counted in, 174 BPM read as 18 BPM for a window of ticks,
+    and a note between two ticks fell 110 ms in the past and was dropped."""
+    clock = MidiClock()
+    clock.feed(mido.Message("start"), 0.0)
+    period = 60 / (174 * PPQN)
+    last = ticks(clock, 0.0, period, 8 * PPQN)
+    assert not clock.position(last + 1.5).running  # the master went quiet
+    last = ticks(clock, last + 1.5, period, 3)
+    assert clock.tempo() == pytest.approx(174.0)
+    tick = 8 * PPQN + 2
+    assert clock.time_of((tick + 0.5) / PPQN) == pytest.approx(last + period / 2)
+
+
 def test_wait_returns_early_on_a_message():
     clock = MidiClock()
     seen = clock.position(0.0).changes
