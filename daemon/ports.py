@@ -167,7 +167,7 @@ class PortWatch:
 
     def lost(self) -> str | None:
         """What is gone, if anything (one cheap query per direction): "MIDI port 'x'", or "the JACK server"."""
-        if self._server is not None and not self._server.exists():
+        if self._server is not None and not listened_on(self._server):
             return "the JACK server"
         for probe, names in self._probes:
             present = set(probe.get_ports())
@@ -189,6 +189,22 @@ def jack_server_socket() -> Path | None:
         return None
     path = Path("/dev/shm") / f"jack_{os.environ.get('JACK_DEFAULT_SERVER', 'default')}_{os.getuid()}_0"
     return path if path.exists() else None
+
+
+def listened_on(path: Path) -> bool:
+    """Whether a process listens on the Unix socket `path`. A server that crashed (killed, out of
+    memory) leaves its socket file behind: Linux lists live listening sockets in /proc/net/unix
+    (flag __SO_ACCEPTCON, 0x10000), a cheap read. Elsewhere the file is all there is to go by."""
+    try:
+        table = Path("/proc/net/unix").read_text().splitlines()[1:]
+    except OSError:
+        return path.exists()
+    target = str(path)
+    for line in table:
+        fields = line.split()
+        if len(fields) >= 8 and fields[7] == target and int(fields[3], 16) & 0x10000:
+            return True
+    return False
 
 
 def _rtapi(midi: mido.Backend) -> int:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -63,3 +66,35 @@ def test_watch_notices_the_jack_server_stopping():
         assert watch.lost() is None
     assert watch.lost() == "the JACK server"
     watch.close()
+
+
+def test_watch_notices_the_jack_server_crashing():
+    """A jackd killed (or out of memory) leaves its socket file in /dev/shm: `play` went on
+    sending into nothing for good."""
+    name = "drumigen-crashed"  # one name: the next run reclaims the registry entry a killed server leaves
+    try:
+        with dummy_server(name):
+            watch = ports.PortWatch("UNIX_JACK", [], [])
+            assert watch.lost() is None
+            os.kill(jackd_pid(name), signal.SIGKILL)
+            deadline = time.monotonic() + 10  # the kernel closes a killed process's sockets in a moment
+            while (gone := watch.lost()) is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert gone == "the JACK server"
+            assert ports.jack_server_socket() is not None  # though the file outlives its server
+        watch.close()
+    finally:
+        for leftover in Path("/dev/shm").glob(f"jack*{name}*"):
+            leftover.unlink()
+
+
+def jackd_pid(name: str) -> int:
+    """The pid of `jackd -n name`, from /proc (no procps on a bare CI machine)."""
+    for entry in Path("/proc").iterdir():
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or one that just ended
+            continue
+        if entry.name.isdigit() and args[1:3] == [b"-n", name.encode()]:
+            return int(entry.name)
+    raise LookupError(f"no jackd -n {name} running")
