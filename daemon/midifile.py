@@ -115,9 +115,9 @@ def read(path: Path, drums_only: bool = True) -> Groove:
                 den = msg.denominator if msg.denominator <= 1024 else f"2^{msg.denominator.bit_length() - 1}"
                 raise MidiFileError(f"{path} has a time signature of {msg.numerator}/{den}")
             sig = (msg.numerator, msg.denominator)
-            late = meter is None and first_note < tick and sig != (4, 4)
-            meter = meter or sig
-            changed = tick if changed is None and (sig != meter or late) else changed
+            late = meter is None and first_note < tick and sig != (4, 4)  # notes played in 4/4 first
+            meter = meter or ((4, 4) if late else sig)  # the bars already played keep their bar lines
+            changed = tick if changed is None and sig != meter else changed
         elif msg.type == "note_on" and msg.velocity > 0:
             first_note = min(first_note, tick)
             _close(open_notes, notes, (msg.channel, msg.note), tick, tpb)
@@ -141,8 +141,11 @@ def read(path: Path, drums_only: bool = True) -> Groove:
                     path, changed / tpb, tempo or 120.0, *meter)
     bar = bar_beats(meter)
     bars = math.floor(last / bar + 1e-6) + 1
-    end_bars = tick / tpb / bar  # an end-of-track on a bar line marks a longer clip (trailing rests)
-    if abs(end_bars - round(end_bars)) < 1e-3 and round(end_bars) * bar <= MAX_BEATS:
+    # An end-of-track on a bar line after every note has ended marks a longer clip (trailing rests);
+    # one that only follows a note held to it (a crash let ring, a note-off never sent) does not.
+    end_bars = tick / tpb / bar
+    after_the_notes = tick / tpb > max(n.start + n.duration for n in notes) + 1e-9
+    if after_the_notes and abs(end_bars - round(end_bars)) < 1e-3 and round(end_bars) * bar <= MAX_BEATS:
         bars = max(bars, round(end_bars))
     length = bars * bar
     notes = sorted((n if n.start + n.duration <= length else replace(n, duration=length - n.start)

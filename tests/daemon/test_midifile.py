@@ -174,6 +174,30 @@ def test_a_change_of_tempo_or_meter_is_warned_of(tmp_path, caplog):
     assert not caplog.records  # the same meter again is no change
     assert groove(slow, *kick, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90))).tempo == 60
     assert "changes tempo or meter at beat 0.5" in caplog.text
+    caplog.clear()
+    late = groove(*kick, mido.MetaMessage("time_signature", numerator=3, time=2640))  # at beat 6
+    assert late.meter == (4, 4) and "changes tempo or meter at beat 6; it is read at its first, 120 BPM in 4/4" \
+        in caplog.text  # MIDI's 4/4 until a time signature: the bars played keep their bar lines
+
+
+def test_an_end_of_track_only_a_held_note_reaches_adds_no_bar(tmp_path):
+    """A bar of groove and a crash let ring for 8 beats (or never let go): the end of track at
+    the crash's note-off made the clip 2 bars, `continue` went on after an empty bar and `fill`
+    filled it. An end of track after every note has ended still keeps its trailing rest."""
+    def length(crash_off: list[mido.Message], end: int) -> float:
+        mid = mido.MidiFile(ticks_per_beat=480)
+        mid.tracks.append(mido.MidiTrack([mido.Message("note_on", channel=9, note=49, velocity=100),
+                                          mido.Message("note_on", channel=9, note=36, velocity=90),
+                                          mido.Message("note_off", channel=9, note=36, time=240),
+                                          mido.Message("note_on", channel=9, note=38, velocity=90, time=240),
+                                          mido.Message("note_off", channel=9, note=38, time=240),
+                                          *crash_off, mido.MetaMessage("end_of_track", time=end)]))
+        mid.save(tmp_path / "x.mid")
+        return midifile.read(tmp_path / "x.mid").length
+
+    assert length([mido.Message("note_off", channel=9, note=49, time=3120)], 0) == 4.0  # off at beat 8
+    assert length([], 3120) == 4.0  # never let go: closed at the end of track
+    assert length([mido.Message("note_off", channel=9, note=49, time=240)], 2880) == 8.0  # a bar of rest after
 
 
 def test_files_without_notes_and_missing_files_are_refused(tmp_path):
