@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import re
+import signal
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -779,6 +780,9 @@ def main(argv: list[str] | None = None) -> int:
         log.debug("refused", exc_info=True)
         print(f"drumigen: {err}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:  # `drumigen show x.mid | head`: the reader has what it wanted, as with any Unix tool
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        return 128 + signal.SIGPIPE
     except OSError as err:  # a file that cannot be written or read: a folder in its place, no such folder, ...
         print(f"drumigen: {_os_error(err)}", file=sys.stderr)
         return EXIT_ERROR

@@ -132,6 +132,17 @@ def test_show_draws_a_grid_and_refuses_corrupt_files(tmp_path):
     assert bad.returncode == 1 and "not a readable MIDI file" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_show_into_a_pipe_its_reader_closed_ends_quietly_as_unix_tools_do(tmp_path):
+    """`drumigen show g.mid | head -1` printed "drumigen: [Errno 32] Broken pipe" and exit 1."""
+    path = tmp_path / "g.mid"
+    midifile.write(path, [Note(36, 0.0, 0.25, 110)], 100, (4, 4))
+    proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "show", str(path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # before it writes a line: its first write finds nobody reading
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGPIPE and err == ""
+
+
 def test_show_png_draws_a_piano_roll_and_long_counts_stay_in_columns(tmp_path):
 
     path = tmp_path / "g.mid"
