@@ -2,9 +2,10 @@
 
 GMD was recorded on a Roland TD-11. Its pitches mostly coincide with General MIDI; the
 exceptions are the hi-hat edge zones (22, 26) and the floor-tom rim (58), which GM and
-Live's drum racks do not have. The model therefore plays in a canonical GM kit (which is
-also the TD-11's layout, without those zones: "gmd" names the same map), and a request may
-ask for Live's 16-pad rack or a user's own map.
+Live's drum racks do not have, and the crashes' edges (55, 52), which GM plays as a splash
+and a china. The model plays in the TD-11's layout without the first three ("gmd"); "gm"
+sends the crash edges to GM's crash cymbals, and a request may ask for Live's 16-pad rack or
+a user's own map.
 """
 
 from __future__ import annotations
@@ -44,12 +45,16 @@ PIECE_NAMES = {
     59: "ride 2",
 }
 
-# After canonicalisation every piece sits where both GM and the TD-11 put it, so "gm" is
-# also the dataset's (Roland) layout, minus the edge zones. "rack16" folds the pieces above
-# Live's 16-pad Drum Rack (C1..D#2 = 36..51) onto their nearest pad. Other layouts (a
-# user's Drum Rack) come as JSON maps.
+# GMD's drummers crash on the crashes' edges: 55 (crash 1) and 52 (crash 2) at median velocities
+# of 93 and 101, against 10 on crash 1's bow (49). A GM kit, Live's Drum Racks among them, plays
+# 55 as a splash and 52 as a china: "gm" plays them on GM's crash cymbals 1 and 2 (49, 57), and
+# hears a GM clip's 49 as a crash, not as the TD-11's soft bow (reverse_map). "gmd" is the
+# dataset's own (Roland) layout; "rack16" folds the pieces above Live's 16-pad Drum Rack
+# (C1..D#2 = 36..51) onto their nearest pad. Other layouts (a user's Drum Rack) come as JSON
+# maps of GM pitches (in_gm).
+GM_CRASHES = {55: 49, 52: 57}
 BUILTIN_MAPS = {
-    "gm": {},
+    "gm": GM_CRASHES,
     "gmd": {},
     "rack16": {52: 49, 53: 51, 55: 49, 57: 49, 59: 51},
 }
@@ -147,4 +152,10 @@ def load_map(spec: str | dict) -> dict[int, int]:
         if source in mapping:  # "36" and "036": which one was meant?
             raise ValueError(f"kit map entry {brief(key)} maps pitch {source} a second time")
         mapping[source] = target
-    return mapping
+    return in_gm(mapping)
+
+
+def in_gm(mapping: dict[int, int]) -> dict[int, int]:
+    """A user's map of GM pitches, for the model's pieces: a crash's edge goes where the map sends
+    GM's crash (GM_CRASHES), unless the map names the edge itself."""
+    return {**{edge: mapping.get(crash, crash) for edge, crash in GM_CRASHES.items()}, **mapping}

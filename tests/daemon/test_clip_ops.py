@@ -30,6 +30,10 @@ def test_a_pad_several_pieces_share_is_heard_as_the_one_drummers_play_most(bundl
     rack16 = kit.BUILTIN_MAPS["rack16"]
     assert kit.reverse_map(rack16) == {49: 55, 51: 51}  # 55: the crash zone GMD's drummers hit most
     assert heard(bundled, [Note(49, 0.0, 0.25, 100), Note(51, 1.0, 0.25, 100)], rack16) == [55, 51]
+    gm = kit.BUILTIN_MAPS["gm"]  # a GM crash is a crash, not the TD-11's soft bow; crash 2 stays crash 2
+    assert kit.reverse_map(gm) == {49: 55, 57: 57}
+    assert heard(bundled, [Note(49, 0.0, 0.25, 100), Note(57, 1.0, 0.25, 100)], gm) == [55, 57]
+    assert heard(bundled, [Note(49, 0.0, 0.25, 100)], kit.BUILTIN_MAPS["gmd"]) == [49]
     assert heard(bundled, [Note(40, 1.0, 0.25, 100)], {36: 36, 38: 40}) == [38]
     pads = {36: 60, 38: 61, 61: 36}  # a user's rack: kick and snare moved, and pad 36 plays what 61 is
     assert kit.reverse_map(pads) == {60: 36, 61: 38, 36: 61}

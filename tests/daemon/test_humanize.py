@@ -435,6 +435,26 @@ def test_cli_humanize_through_a_kit_plays_as_it_would_in_gm(tmp_path, capsys):
     assert "seed 4" in capsys.readouterr().out
 
 
+def test_a_gm_crash_is_played_as_a_crash_not_as_the_td11s_soft_bow(tmp_path, capsys):
+    """GM's 49 is the crash; on GMD's TD-11, 49 is crash 1's bow, which its drummers touch at a
+    median velocity of 10 (their crashes are on its edge, 55). A programmed GM crash came out at
+    1-50 in 8 of 8 hits; read through `--kit gmd`, a TD-11 file's 49 still is that soft bow."""
+    bars = [[Note(49, b, 0.25, 100), Note(36, b, 0.25, 100), Note(38, b + 1, 0.25, 100), Note(36, b + 2, 0.25, 100),
+             Note(38, b + 3, 0.25, 100), *(Note(42, b + i / 2, 0.25, 100) for i in range(8))] for b in (0.0, 4.0)]
+    midifile.write(tmp_path / "in.mid", [n for bar in bars for n in bar], 110.0, (4, 4), 8.0)
+    crashes = {}
+    for kit in ("gm", "gmd"):
+        crashes[kit] = []
+        for seed in range(4):
+            out = tmp_path / f"{kit}-{seed}.mid"
+            assert cli("humanize", str(tmp_path / "in.mid"), "--style", "rock", "--seed", str(seed), "--kit", kit,
+                       "-o", str(out)) == 0
+            crashes[kit] += [n.velocity for n in midifile.read(out).notes if n.pitch == 49]
+    assert len(crashes["gm"]) == 8 and min(crashes["gm"]) >= 50 and np.median(crashes["gm"]) >= 70
+    assert np.median(crashes["gmd"]) < 30
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize("hats", [2, 4])  # 8ths, and 16ths (whose drift once looked like triplets)
 def test_humanizing_again_does_not_drift_further_each_time(hats: int):
     """Each press on a clip in Live humanizes what the last one made: offsets added on top of
