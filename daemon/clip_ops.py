@@ -24,6 +24,7 @@ from collections.abc import Callable
 from daemon import kit
 from daemon.data import levels_of
 from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
+from daemon.grammar import FEET, MAX_HANDS_AT_ONCE
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
 from daemon.vocab import LEVELS, POSITIONS_PER_BEAT
@@ -330,7 +331,7 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     times = {round(k * bar + pos / per_quarter, 6) for k, bar_onsets in enumerate(onsets) for pos in bar_onsets}
     patterns, drum = [], kit.drum_of(req.kit)
     for p in _sample(generator, [request], abandoned)[0]:
-        played = _inside(_onto_onsets(p.notes, times, length, drum), length)
+        played = _inside(_onto_onsets(p.notes, times, length, req.kit), length)
         on_onsets = [n for n in played if round(n.start, 6) in times]
         loose = [n for n in played if round(n.start, 6) not in times]
         loose = without_doubled_ones(loose, length, played, meter=req.meter, piece=drum)
@@ -356,18 +357,24 @@ def onset_grids(notes: list[Note]) -> dict[int, tuple[int, ...]]:
     return defaultdict(lambda: (clip,), {beat: (other,) for beat, count in played_on_other.items() if count >= 2})
 
 
-def _onto_onsets(notes: list[Note], onsets: set[float], length: float, drum: Callable[[int], int]) -> list[Note]:
-    """The notes, each hit a hair off an onset (closer than FLAM_BEATS) moved onto it, or left
-    out where its drum (`drum` of its pitch: the hi-hat in any state, the ride on any zone)
-    already plays there (a flam); a hit a hair before the clip's end is off the loop's first
-    onset. The grammar puts a hit on each onset, and the model often played its kick or snare
-    1/24 beat before it and a cymbal on it: of the kicks and snares near a bass line's onsets,
-    35 % sat beside them, flamming with the bass."""
+def _onto_onsets(notes: list[Note], onsets: set[float], length: float, kit_map: dict[int, int]) -> list[Note]:
+    """The notes (in `kit_map`'s pitches), each hit a hair off an onset (closer than FLAM_BEATS)
+    moved onto it, or left out where its drum (the hi-hat in any state, the ride on any zone)
+    already plays there (a flam) or both hands already strike there (MAX_HANDS_AT_ONCE; louder
+    hits move first); a hit a hair before the clip's end is off the loop's first onset. The grammar puts a hit on each onset, and the model
+    often played its kick or snare 1/24 beat before it and a cymbal on it: of the kicks and snares
+    near a bass line's onsets, 35 % sat beside them, flamming with the bass."""
+    drum, piece = kit.drum_of(kit_map), kit.heard_as(kit_map)
+
+    def by_hand(note: Note) -> bool:
+        return piece(note.pitch) not in FEET
+
     wrapped = {round(length + t, 6): t for t in onsets if t < FLAM_BEATS}  # the loop's, seen from its end
     times = sorted(onsets | set(wrapped))
-    on = {(drum(n.pitch), round(n.start, 6)) for n in notes if round(n.start, 6) in onsets}
     out = [n for n in notes if round(n.start, 6) in onsets]
-    for n in notes:
+    on = {(drum(n.pitch), round(n.start, 6)) for n in out}
+    hands = Counter(round(n.start, 6) for n in out if by_hand(n))
+    for n in sorted(notes, key=lambda n: -n.velocity):
         if round(n.start, 6) in onsets or n.start >= length:  # past the clip: not the clip's
             continue
         i = bisect.bisect(times, n.start)
@@ -376,8 +383,9 @@ def _onto_onsets(notes: list[Note], onsets: set[float], length: float, drum: Cal
             out.append(n)
             continue
         onset = wrapped.get(near, near)
-        if (drum(n.pitch), onset) not in on:
+        if (drum(n.pitch), onset) not in on and not (by_hand(n) and hands[onset] >= MAX_HANDS_AT_ONCE):
             on.add((drum(n.pitch), onset))
+            hands[onset] += by_hand(n)
             out.append(dataclasses.replace(n, start=onset))
     return sorted(out, key=lambda n: (n.start, n.pitch))
 

@@ -58,6 +58,11 @@ MAX_TOKENS_PER_BAR = 200  # a real bar needs < 100; past this the bar is closed 
 # 362). Without a cap, a model kept from moving on (a drumify onset due just ahead, in a meter it
 # barely knows) piled 20+ pieces onto one instant.
 MAX_HITS_AT_ONCE = 5
+# Of those, two struck with sticks: the kick and the hi-hat pedal are the feet. GMD's test beats
+# strike three hand pieces at one position in 15 of 35,055 positions (0.04 %); drumify, with an
+# onset due just ahead, stacked them in 1.5 % (crash, ride, tom and snare at once, by one drummer).
+FEET = frozenset({35, 36, 44})
+MAX_HANDS_AT_ONCE = 2
 # A piece struck again one position (1/24 of a quarter in x/4, 21 ms at 120 BPM) later is one limb restriking
 # faster than it can, or an early hit played twice. GMD's train split does it on the snare
 # (drags, ruffs, buzz rolls: 52 of 1,000 snare hits; snare rim 7.5, side stick 7.6) and hardly
@@ -67,6 +72,7 @@ RESTRIKES = zones_of(38)  # the snare's head, rim and cross-stick: two hands, gr
 HATS = zones_of(42)  # closed, pedal, open: one hi-hat, in one state at a time
 HAT_BITS = sum(1 << (pitch - PITCH_BASE) for pitch in HATS)
 SINGLE_BITS = sum(1 << i for i in range(32) if PITCH_BASE + i not in RESTRIKES)  # pieces struck once at a time
+HAND_BITS = sum(1 << i for i in range(32) if PITCH_BASE + i not in FEET)
 MAX_CACHED_KEYS = 10_000  # allowed-id arrays kept (~2 KB each; ~1,000 keys cover 4/4 grooves)
 
 
@@ -110,6 +116,7 @@ class TokenTable:
             seen_position = pieces[0][0] == BAR
             struck: set[int] = set()
             played: dict[int, set[int]] = {}  # pitches by position, in this token
+            lead = struck  # pitches at the position the token starts at, before its first Position
             for j, (kind, value) in enumerate(pieces):
                 if kind == BAR and j > 0:
                     broken[i] = True
@@ -136,6 +143,8 @@ class TokenTable:
                         first_pitches[i] |= bit
                     elif first_pos[i] + second_gap[i] == max_pos[i]:
                         second_pitches[i] |= bit
+            unplayable[:, i] |= any(sum(pitch not in FEET for pitch in at) > MAX_HANDS_AT_ONCE
+                                    for at in (lead, *played.values()))
         accepts = np.zeros((6, 6), dtype=bool)  # [state, first kind]
         for state, kinds in _ACCEPTS.items():
             accepts[state, list(kinds)] = True
@@ -145,6 +154,7 @@ class TokenTable:
         self.unplayable = unplayable
         self.lead_hats = (lead_pitches & HAT_BITS) != 0
         self.lead_hits = np.array([int(m).bit_count() for m in lead_pitches])  # hits before the first Position
+        self.lead_hands = np.array([(int(m) & HAND_BITS).bit_count() for m in lead_pitches])
         self.starts_bar = first == BAR
         self.state_ok = accepts[:, first] & ~broken  # (6, V): what each state accepts at all
         # A token continues the current bar's positions from its first Position on, unless it
@@ -174,9 +184,10 @@ class TokenTable:
         return self._allowed(*s.key())
 
     def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int, room: int,
-                     force_bar: bool, due: int, due_next: int, rest_ok: bool,
+                     hands: int, force_bar: bool, due: int, due_next: int, rest_ok: bool,
                      played: tuple[tuple[int, ...], bool] | None) -> np.ndarray:
-        """`room`: how many more pieces may be struck at this position; `due`: the next position
+        """`room`: how many more pieces may be struck at this position, `hands` how many more of
+        them with sticks; `due`: the next position
         of this bar that must get a hit (-1: none left); `due_next`: the next bar's first such
         position, for tokens that open that bar; `rest_ok`: a bar opened by known tokens may stay
         empty (a Bar may follow its TimeSig); `played`: for sampled tokens, the pieces struck at
@@ -187,8 +198,9 @@ class TokenTable:
             bars = self._base(AFTER_VELOCITY, meter, False)
             ids = np.union1d(ids, bars[self.starts_bar[bars]]).astype(np.int32)
         ids = ids[self.continues_from[ids] > position]  # positions rise within a bar
-        if struck:  # no piece struck twice at a position, and no more than `room` more
-            ids = ids[((self.lead_pitches[ids] & struck) == 0) & (self.lead_hits[ids] <= room)]
+        if struck:  # no piece struck twice at a position, and no more than `room` more (`hands` by hand)
+            ids = ids[((self.lead_pitches[ids] & struck) == 0) & (self.lead_hits[ids] <= room)
+                      & (self.lead_hands[ids] <= hands)]
         if played is not None:
             ids = ids[self._playable(ids, meter, position, struck, *played)]
         if due >= 0:  # stay in the bar, at or before the due position
@@ -297,15 +309,16 @@ class BarState:
         # which may find more pieces at its position than it may add to (room 0: move on).
         force_bar = not self.following and self.tokens_in_bar >= MAX_TOKENS_PER_BAR and self.state == AFTER_VELOCITY
         room = 128 if self.following else max(0, MAX_HITS_AT_ONCE - self.struck.bit_count())  # 128 pitches: no cap
+        hands = 128 if self.following else max(0, MAX_HANDS_AT_ONCE - (self.struck & HAND_BITS).bit_count())
         rest_ok = self.known and self.state == AFTER_TIMESIG
         played = None if self.following else (self.behind, self.bars + 1 == self.fresh_bar)
         if not self.onsets:
-            return self.state, self.meter, self.position, self.struck, room, force_bar, -1, -1, rest_ok, played
+            return self.state, self.meter, self.position, self.struck, room, hands, force_bar, -1, -1, rest_ok, played
         bar = self.bars - 1  # the bar being written; -1 before the first Bar
         here = self.onsets[bar] if 0 <= bar < len(self.onsets) else ()
         due = next((p for p in here if p > self.position), -1)
         following = self.onsets[bar + 1] if bar + 1 < len(self.onsets) else ()
-        return (self.state, self.meter, self.position, self.struck, room, force_bar, due,
+        return (self.state, self.meter, self.position, self.struck, room, hands, force_bar, due,
                 following[0] if following else -1, rest_ok, played)
 
     def advance(self, token: int, table: TokenTable) -> None:

@@ -14,7 +14,7 @@ import symusic
 
 from daemon import checkpoint
 from daemon.grammar import (
-    AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, HATS, MAX_HITS_AT_ONCE,
+    AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, FEET, HATS, MAX_HITS_AT_ONCE,
     MAX_TOKENS_PER_BAR, PITCH, PITCH_BASE, POSITION, RESTRIKES, START, TIMESIG, VELOCITY, BarState, TokenTable,
     positions_per_bar,
 )
@@ -35,7 +35,8 @@ def table() -> TokenTable:
 def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
     """The grammar written out piece by piece, independently of TokenTable's arrays:
     Bar TimeSig_<meter> (Position_p (PitchDrum_k Velocity_v)+)+ per bar, positions rising and
-    inside the bar, no piece twice at one position and at most MAX_HITS_AT_ONCE there, a Bar
+    inside the bar, no piece twice at one position and at most MAX_HITS_AT_ONCE there (two by
+    hand: all but the kick and the hi-hat pedal), a Bar
     only as a token's first piece; known tokens (a clip) may be denser than sampled ones, and
     need not be playable: sampled ones strike no piece outside RESTRIKES within `reach`
     positions after itself (across a bar line too, unless the next bar is fresh) and one
@@ -71,6 +72,8 @@ def reference_allows(s: BarState, token: int, t: TokenTable) -> bool:
             if state not in (AFTER_POSITION, AFTER_VELOCITY) or value - PITCH_BASE in struck:
                 return False
             if not s.following and len(struck) >= MAX_HITS_AT_ONCE:
+                return False
+            if not s.following and value not in FEET and sum(PITCH_BASE + i not in FEET for i in struck) >= 2:
                 return False
             at = offset + max(position, 0)
             if not s.following and value not in RESTRIKES and any(value in history.get(at - k, ()) for k in
@@ -173,14 +176,17 @@ def opening(t: TokenTable, ids, position: int, pitch: int) -> list[int]:
 
 def test_a_sampler_plays_what_one_drummer_can_but_a_clip_may_hold_anything():
     """No kick, hat or cymbal struck again 1/24 beat later, within a bar or across its line; the
-    snare may be (drags, ruffs); one hi-hat state at a time. A clip that breaks both is followed."""
+    snare may be (drags, ruffs); one hi-hat state at a time; two pieces at once by hand. A clip
+    that breaks them is followed."""
     t = table()
     hit = ["PitchDrum_36", "Velocity_99", "PitchDrum_42", "Velocity_99", "PitchDrum_38", "Velocity_99"]
     s = played(t, BarState(2, (4, 4)), ["Bar_None", "TimeSig_4/4", "Position_10", *hit])
     ids = t.allowed(s)
     for pitch in (36, 42, 44, 46):  # kick and closed hat were struck: neither again, nor another hat state
         assert not adding(t, ids, pitch)
-    assert adding(t, ids, 49)  # a crash with them is fine
+    assert not adding(t, ids, 49)  # hat and snare take both hands: no crash with them
+    assert adding(t, t.allowed(played(t, BarState(2, (4, 4)), ["Bar_None", "TimeSig_4/4", "Position_10",
+                                                              *hit[:2], *hit[4:]])), 49)  # kick and snare: fine
     assert not opening(t, ids, 11, 36) and not opening(t, ids, 11, 42)  # merged tokens too
     next_door = t.allowed(played(t, copy.deepcopy(s), ["Position_11"]))
     assert not adding(t, next_door, 36) and not adding(t, next_door, 42)
