@@ -1,5 +1,6 @@
-"""A groove as a drum grid in the terminal (one row per piece, one column per 16th note, finer
-only where a bar is not a whole number of 16ths), or as a piano-roll image.
+"""A groove as a drum grid in the terminal (one row per piece, one column per 16th note; per 8th
+or 16th triplet, or 32nd, where the groove plays on those; finer where a bar is not a whole
+number of 16ths), or as a piano-roll image.
 
     bar 1            bar 2
     1 . . . 2 . . .  1 . . . 2 . . .
@@ -7,7 +8,7 @@ crash      X - - - - - - -  - - - - - - - -
 closed hat x - x - x . x -  x - x - x - x x
 
 `X` accent (velocity ≥ 100), `x` normal, `.` ghost (< 50), `-` rest. Hits are placed on the
-nearest 16th, so micro-timing is not drawn; `drumigen show --png` draws it exactly (matplotlib,
+nearest column, so micro-timing is not drawn; `drumigen show --png` draws it exactly (matplotlib,
 an optional extra: `pip install -e '.[png]'`).
 """
 
@@ -20,6 +21,8 @@ from daemon.kit import PIECE_NAMES, TD11_ZONES
 from shared.notes import Note, bar_beats
 
 STEPS_PER_BEAT = 4  # quarter-note beats: 16ths
+COLUMNS_PER_BEAT = (STEPS_PER_BEAT, 3, 6, 8)  # 16ths; 8th and 16th triplets and 32nds where the groove needs them
+MERGED_AT_MOST = 0.05  # of a groove's hits, drawn together in one column before a finer grid is worth its width
 MAX_GRID_BARS = 64  # a terminal's worth (Live's clips are shorter; a stray note at bar 50,000 is not)
 # Top to bottom as a drummer reads a chart: cymbals, hats, toms, snare, kick.
 ROW_ORDER = (49, 57, 55, 52, 51, 53, 59, 46, 42, 44, 50, 48, 47, 45, 43, 40, 38, 37, 36)
@@ -31,6 +34,8 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
     bar = bar_beats(meter)
     # 16ths, or finer where a bar is not a whole number of them (3/32, 1/32): every bar starts a column
     per_beat = math.lcm(STEPS_PER_BEAT, meter[1] // math.gcd(4 * meter[0], meter[1]))
+    if per_beat == STEPS_PER_BEAT:
+        per_beat = columns_per_beat(notes, meter)
     steps_per_bar = round(bar * per_beat)
     all_bars = max(1, round(length / bar))
     bars = min(all_bars, MAX_GRID_BARS)
@@ -63,8 +68,27 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
     return "\n".join(lines)
 
 
-LEGEND = ("X loud (velocity 100+)  x medium  . soft (under 50)  - none; each hit on its nearest 16th, "
+LEGEND = ("X loud (velocity 100+)  x medium  . soft (under 50)  - none; each hit on its nearest column, "
           "one a hair before the end on the loop's one")
+
+
+def columns_per_beat(notes: list[Note], meter: tuple[int, int]) -> int:
+    """The grid a groove is drawn on: 16ths, unless one of COLUMNS_PER_BEAT draws apart more than
+    a few more of its hits (on 16ths, 24 16th-triplet hats were drawn as 16; a flam or a drag in a
+    played groove is no reason for 32nds), or sets them a third nearer their columns, merging
+    none more (a swung 8th, on 16ths, read as a dotted 8th and a 16th). Only grids whose columns
+    fall on the meter's counts (x/8: no 8th triplets of a quarter)."""
+    def merged(per_beat: int) -> int:
+        return len(notes) - len({(n.pitch, round(n.start * per_beat)) for n in notes})
+
+    def off(per_beat: int) -> float:  # mean distance from a hit to its column, in columns
+        return sum(abs(n.start * per_beat - round(n.start * per_beat)) for n in notes) / max(len(notes), 1)
+
+    sixteenths = STEPS_PER_BEAT
+    better = [c for c in COLUMNS_PER_BEAT[1:] if c * 4 % meter[1] == 0 and (
+        merged(sixteenths) - merged(c) > MERGED_AT_MOST * len(notes)
+        or merged(c) <= merged(sixteenths) and off(c) <= 2 / 3 * off(sixteenths))]
+    return min([sixteenths, *better], key=lambda c: (merged(c), off(c)))
 
 
 HIT_WIDTH = 1 / 16  # beats: a 64th, narrow enough that a flam's two strokes stay apart

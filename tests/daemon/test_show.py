@@ -1,10 +1,11 @@
-"""The terminal grid: one column per 16th, counts over their columns, in any meter a file can hold."""
+"""The terminal grid: one column per 16th (or triplet, or 32nd, where the groove plays them), counts
+over their columns, in any meter a file can hold."""
 
 from __future__ import annotations
 
 import pytest
 
-from daemon.show import grid
+from daemon.show import columns_per_beat, grid
 from shared.notes import Note
 
 
@@ -35,3 +36,20 @@ def test_a_hit_a_hair_before_the_clip_ends_is_drawn_on_the_loops_one():
     snare = next(line for line in lines if line.strip().startswith("snare"))
     assert snare.split()[1] == "x"
     assert lines[-1].startswith("X loud") and "a hair before the end on the loop's one" in lines[-1]  # it says so
+
+
+def row(text: str, name: str) -> list[str]:
+    return next(line for line in text.splitlines() if line.strip().startswith(name)).split()[len(name.split()):]
+
+
+def test_triplets_and_swing_are_drawn_on_triplet_columns_and_straight_grooves_on_16ths():
+    """On 16ths, 24 16th-triplet hats were drawn as 16 (8 vanished) and a swung ride read as a
+    dotted 8th and a 16th. A played groove's flam is no reason for a finer grid."""
+    triplets = [Note(42, i / 6, 0.1, 80) for i in range(24)]
+    assert columns_per_beat(triplets, (4, 4)) == 6 and row(grid(triplets, (4, 4), 4.0), "closed hat") == ["x"] * 24
+    swing = [Note(51, b + o, 0.1, 80) for b in range(4) for o in (0, 2 / 3)]
+    assert columns_per_beat(swing, (4, 4)) == 3 and row(grid(swing, (4, 4), 4.0), "ride") == ["x", "-", "x"] * 4
+    straight = [Note(42, i / 4 + 0.01 * (-1) ** i, 0.1, 80) for i in range(16)] + [Note(38, 1.0, 0.1, 90),
+                                                                                 Note(38, 1.03, 0.1, 40)]
+    assert columns_per_beat(straight, (4, 4)) == 4
+    assert columns_per_beat(swing, (6, 8)) == 6  # x/8: 3 columns a count (8th triplets would be 1.5)
