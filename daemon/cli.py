@@ -203,26 +203,34 @@ def call(args: argparse.Namespace, op: str, **fields) -> dict:
 
 
 def _call_curve(args: argparse.Namespace, request: dict) -> dict:
-    """A CurveZMQ request (the stdlib client speaks only NULL): one REQ round trip with a deadline."""
+    """A CurveZMQ request (the stdlib client speaks only NULL), Lazy Pirate as DaemonClient's:
+    each attempt a REQ socket of its own, sent once more on a fresh one when no answer came in
+    `--timeout`; the daemon drops an attempt's work when its `timeout` passes."""
     import msgpack
     import zmq
 
     from daemon.curve import read_curve_key
 
+    server_key = read_curve_key(args.server_key)
+    payload = msgpack.packb({**request, "timeout": float(args.timeout)})
     ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.REQ)
-    try:
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.curve_serverkey = read_curve_key(args.server_key)
-        sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
-        sock.connect(args.endpoint)
-        sock.send(msgpack.packb(request))
-        if not sock.poll(args.timeout * 1000):
-            raise Unavailable(f"no answer from {args.endpoint} in {args.timeout:g} s "
-                              "(daemon down, or a different server key?)")
-        return msgpack.unpackb(sock.recv(), raw=False)
-    finally:
-        sock.close()
+    for _ in range(CURVE_ATTEMPTS):
+        sock = ctx.socket(zmq.REQ)
+        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.curve_serverkey = server_key
+            sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+            sock.connect(args.endpoint)
+            sock.send(payload)
+            if sock.poll(args.timeout * 1000):
+                return msgpack.unpackb(sock.recv(), raw=False)
+        finally:
+            sock.close()
+    raise Unavailable(f"no answer from {args.endpoint} within {args.timeout:g} s (tried {CURVE_ATTEMPTS} times): "
+                      "daemon down, or a different server key?")
+
+
+CURVE_ATTEMPTS = 2  # as DaemonClient(retries=1)
 
 
 def add_client_flags(p: argparse.ArgumentParser) -> None:

@@ -41,6 +41,41 @@ def test_a_daemon_that_never_answers_is_exit_3_after_the_timeout_and_one_retry()
         ctx.term()
 
 
+def test_over_curvezmq_an_unanswered_request_is_sent_once_more_carrying_its_timeout(tmp_path):
+    """As the NULL client does (the --timeout help says so): it was sent once, with no `timeout`,
+    so a daemon worked on for nobody."""
+    import threading
+
+    import msgpack
+    import zmq
+
+    public, secret = zmq.curve_keypair()
+    (tmp_path / "server.key").write_bytes(public + b"\n")
+    ctx = zmq.Context()
+    silent = ctx.socket(zmq.ROUTER)
+    silent.curve_secretkey, silent.curve_publickey, silent.curve_server = secret, public, True
+    heard: list[dict] = []
+
+    def listen() -> None:
+        while silent.poll(10000):
+            heard.append(msgpack.unpackb(silent.recv_multipart()[-1]))
+            if len(heard) == 2:
+                return
+
+    try:
+        port = silent.bind_to_random_port("tcp://127.0.0.1")
+        thread = threading.Thread(target=listen)
+        thread.start()
+        r = drumigen("ping", "--endpoint", f"tcp://127.0.0.1:{port}", "--server-key", str(tmp_path / "server.key"),
+                     "--timeout", "0.5")
+        thread.join(15)
+    finally:
+        silent.close(0)
+        ctx.term()
+    assert r.returncode == 3 and "within 0.5 s (tried 2 times)" in r.stderr, r.stderr
+    assert [(m["op"], m["timeout"]) for m in heard] == [("ping", 0.5), ("ping", 0.5)]
+
+
 @pytest.mark.parametrize("answer, command, said", [
     ({}, ("generate", "--style", "funk"), "has no field 'patterns'"),
     ({"patterns": [{"notes": []}]}, ("generate",), "has no field 'seed'"),
