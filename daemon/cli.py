@@ -777,7 +777,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("matplotlib").setLevel(logging.WARNING)  # `show --png`: its font-cache notices are not ours
 
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # into a pipe output waits in a buffer: a closed reader must be heard of here
+        return code
     except Unavailable as err:
         print(f"drumigen: {err}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -789,8 +791,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"drumigen: {err}", file=sys.stderr)
         return EXIT_ERROR
     except BrokenPipeError:  # `drumigen show x.mid | head`: the reader has what it wanted, as with any Unix tool
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
-        return 128 + signal.SIGPIPE
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what is still buffered goes nowhere at exit, not into a traceback
+        os.close(devnull)
+        return 128 + getattr(signal, "SIGPIPE", 13)  # Windows has no SIGPIPE
     except OSError as err:  # a file that cannot be written or read: a folder in its place, no such folder, ...
         print(f"drumigen: {_os_error(err)}", file=sys.stderr)
         return EXIT_ERROR

@@ -171,7 +171,8 @@ def test_show_into_a_pipe_its_reader_closed_ends_quietly_as_unix_tools_do(tmp_pa
     """`drumigen show g.mid | head -1` printed "drumigen: [Errno 32] Broken pipe" and exit 1."""
     path = tmp_path / "g.mid"
     midifile.write(path, [Note(36, 0.0, 0.25, 110)], 100, (4, 4))
-    proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "show", str(path)], cwd=ROOT,
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a shell's pipe: block-buffered
+    proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "show", str(path)], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     proc.stdout.close()  # before it writes a line: its first write finds nobody reading
     _, err = proc.communicate(timeout=60)
