@@ -51,9 +51,9 @@ MAX_BATCH_ROWS = 64  # rows (takes of variations) sampled together in one batch
 STOP_GRACE_S = 2.0  # on SIGINT/SIGTERM the running batch may finish within this; later, it is dropped
 SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; between the two we reply too_large
 MAX_ROUTING_FRAMES = 8  # identity frames before the delimiter: a client's, and a few brokers' on the way
-# msgpack containers a request may hold: a clip's notes (requests.MAX_CLIP_NOTES) and a little more,
-# so its own limit is the one a client hears; bytes expand 50-fold into Python objects (8 MiB of
-# empty maps took 600 MB), and one container this long is the most a request needs.
+# msgpack containers a request may hold: twice a clip's notes (requests.MAX_CLIP_NOTES), so up to
+# there a client hears that limit, past it this one; bytes expand 50-fold into Python objects
+# (8 MiB of empty maps took 600 MB).
 UNPACK_LIMITS = {"max_array_len": 2 * MAX_CLIP_NOTES, "max_map_len": 1024}
 
 
@@ -67,13 +67,20 @@ def _request_id(value: object) -> bool:
 def _id_of(payload: bytes) -> str | int | None:
     """The id of a request refused as malformed, where it can be read: a map with a key that is
     not a string (`kit={36: 40}`) is valid msgpack that the strict decoding refuses, and a client
-    that never hears its id on the answer retries until its timeout instead of showing why."""
+    that never hears its id on the answer retries until its timeout instead of showing why. Read
+    entry by entry up to `id`, so a container over UNPACK_LIMITS after it (a clip of 10,000
+    notes; clients write `op` and `id` first) still lets the id be heard."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, **UNPACK_LIMITS)
+    unpacker.feed(payload)
     try:
-        msg = msgpack.unpackb(payload, raw=False, strict_map_key=False, **UNPACK_LIMITS)
-    except (ValueError, TypeError, msgpack.UnpackException):
-        return None
-    request_id = msg.get("id") if isinstance(msg, dict) else None
-    return request_id if _request_id(request_id) else None
+        for _ in range(unpacker.read_map_header()):
+            if unpacker.unpack() == "id":
+                request_id = unpacker.unpack()
+                return request_id if _request_id(request_id) else None
+            unpacker.skip()
+    except (ValueError, TypeError, msgpack.UnpackException, msgpack.OutOfData):
+        pass
+    return None
 
 
 @dataclass(eq=False)

@@ -251,7 +251,7 @@ def test_a_container_longer_than_any_request_needs_is_refused_before_it_expands(
     """8 MiB of empty maps decode into 600 MB of Python objects; a request needs arrays of at
     most a clip's notes (4,096), and its own limit still speaks below twice that."""
     reply = ask(daemon.endpoint, op="ping", id=1, junk=[None] * 8193)
-    assert reply["error"]["code"] == "malformed" and "8193 exceeds" in reply["error"]["message"]
+    assert reply["id"] == 1 and reply["error"]["code"] == "malformed" and "8193 exceeds" in reply["error"]["message"]
     notes = [{"pitch": 36, "start": i / 8, "duration": 0.1, "velocity": 90} for i in range(4097)]
     reply = ask(daemon.endpoint, op="humanize", id=2, notes=notes, length=16.0, tempo=120)
     assert "at most 4096 notes, got 4097" in reply["error"]["message"]
