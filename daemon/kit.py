@@ -157,5 +157,11 @@ def load_map(spec: str | dict) -> dict[int, int]:
 
 def in_gm(mapping: dict[int, int]) -> dict[int, int]:
     """A user's map of GM pitches, for the model's pieces: a crash's edge goes where the map sends
-    GM's crash (GM_CRASHES), unless the map names the edge itself."""
-    return {**{edge: mapping.get(crash, crash) for edge, crash in GM_CRASHES.items()}, **mapping}
+    GM's crash (GM_CRASHES), unless the map names the edge itself or gives that pad to another
+    piece (a snare on pad 49 must not take every crash)."""
+    folded = {}
+    for edge, crash in GM_CRASHES.items():
+        pad = mapping.get(crash, crash)
+        if not any(target == pad for piece, target in mapping.items() if piece != crash):
+            folded[edge] = pad
+    return {**folded, **mapping}

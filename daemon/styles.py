@@ -741,7 +741,7 @@ def cmd_style_learn(args: argparse.Namespace) -> int:
     try:
         style = learn_style(args.name, _midi_files(args.files), args.checkpoint or checkpoint.BUNDLED,
                             STEPS if args.steps is None else args.steps, progress, replace=args.replace,
-                            kit_map=kit.load_map(args.kit) if args.kit else None)
+                            kit_map=kit.load_map(args.kit or "gm"))  # a user's files: GM, a GM crash a crash
     finally:
         for bar in bars:
             bar.close()

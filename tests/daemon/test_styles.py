@@ -419,6 +419,22 @@ def test_grooves_played_on_a_rack_of_ones_own_are_learned_through_its_kit(tmp_pa
     assert "learned style 'racked' from 3 grooves" in capsys.readouterr().out
 
 
+def test_style_learn_hears_a_files_crash_49_as_gm_plays_it_unless_told_otherwise(tmp_path, monkeypatch, capsys):
+    """Its help says gm is the default; it read files in the TD-11's layout, where 49 is the
+    crash's soft bow, not the crash a GM file means by it."""
+    monkeypatch.setenv(styles.FOLDER_ENV, str(tmp_path / "lib"))
+    monkeypatch.setattr(styles, "SCAN_WINDOWS", 8)
+    monkeypatch.setattr(styles, "EVAL_WINDOWS", 8)
+    heard, read = [], styles.read_groove
+    monkeypatch.setattr(styles, "read_groove", lambda path, kit_map=None: heard.append(
+        kit.heard_as(kit_map or {})(49)) or read(path, kit_map))
+    files = [str(f) for f in FILES[:3]]
+    assert cli.main(["style", "learn", "gm-files", *files, "--steps", "1"]) == 0
+    assert cli.main(["style", "learn", "td11-files", *files, "--steps", "1", "--kit", "gmd"]) == 0
+    assert heard == [55] * 3 + [49] * 3
+    capsys.readouterr()
+
+
 def test_a_file_is_read_for_learning_as_every_file_command_reads_it(tmp_path):
     """A drum clip exported on channel 1 beside a stray crash on 10: all 17 hits, as `show` reads it."""
     from daemon import midifile
