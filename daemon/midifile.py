@@ -49,9 +49,12 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
     (shared.notes.cut_short): a roll must stay a roll.
     """
     events: list[tuple[int, int, mido.Message]] = []  # (tick, order: offs before ons, message)
+    end = round(length * TICKS_PER_BEAT) if length is not None else None
     for n in cut_short(notes):
         on = round(n.start * TICKS_PER_BEAT)
         off = max(on + 1, round((n.start + n.duration) * TICKS_PER_BEAT))
+        if end is not None:  # released a tick before the end: an end after every note marks the length (read)
+            off = max(on + 1, min(off, end - 1))
         events.append((on, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=n.pitch, velocity=n.velocity)))
         events.append((off, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=n.pitch, velocity=0)))
     events.sort(key=lambda e: (e[0], e[1]))
@@ -64,7 +67,7 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
     for tick, _, msg in events:
         track.append(msg.copy(time=tick - now))
         now = tick
-    end = round(length * TICKS_PER_BEAT) if length is not None else now
+    end = end if end is not None else now
     track.append(mido.MetaMessage("end_of_track", time=max(0, end - now)))
     mid = mido.MidiFile(type=0, ticks_per_beat=TICKS_PER_BEAT)
     mid.tracks.append(track)

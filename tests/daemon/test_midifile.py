@@ -198,6 +198,9 @@ def test_an_end_of_track_only_a_held_note_reaches_adds_no_bar(tmp_path):
     assert length([mido.Message("note_off", channel=9, note=49, time=3120)], 0) == 4.0  # off at beat 8
     assert length([], 3120) == 4.0  # never let go: closed at the end of track
     assert length([mido.Message("note_off", channel=9, note=49, time=240)], 2880) == 8.0  # a bar of rest after
+    crash = [Note(49, 0.0, 8.0, 100), Note(36, 0.0, 0.25, 90)]  # held to the end of our own 2-bar clip
+    midifile.write(tmp_path / "ours.mid", crash, 120.0, (4, 4), 8.0)
+    assert midifile.read(tmp_path / "ours.mid").length == 8.0
 
 
 def test_files_without_notes_and_missing_files_are_refused(tmp_path):
