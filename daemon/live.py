@@ -184,6 +184,9 @@ class LiveSource:
         """The next phrase, or this one again if the daemon is late; DaemonError once it refused
         in a way a retry will not mend (the player stops, silencing what sounds)."""
         with self._cond:
+            if self._current is None:  # a change before anything played put the first phrase away: its successor is due
+                self._cond.wait_for(lambda: self._ready or self._change is not None or self._failure is not None
+                                    or self._closed)
             if self._failure is not None:
                 raise self._failure
             if self._change is not None:
@@ -191,9 +194,10 @@ class LiveSource:
             if self._ready:
                 self._current = self._ready.popleft()
                 self._cond.notify_all()
+            elif self._current is None:
+                raise DaemonError(E_UNAVAILABLE, "live mode stopped before its first phrase")
             else:
                 log.warning("the daemon has not delivered the next phrase yet: repeating this one")
-            assert self._current is not None, "start() delivers the first phrase"
             return self._current
 
     def again(self) -> Phrase:

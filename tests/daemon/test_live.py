@@ -256,6 +256,15 @@ def test_a_masters_start_or_song_position_before_the_first_phrase_plays_the_firs
         assert live.again() is first
     finally:
         live.close()
+    changed = LiveSource(daemon.endpoint, Settings("funk", None, 1.0), bars=1, meter=(4, 4), channel=9,
+                         tempo=lambda: 120.0, seed=3)
+    changed.start()
+    try:
+        changed.change(style="rock")  # a style key pressed while waiting for the master's Start
+        Sequencer(changed).seek(0.0)
+        assert "style rock" in changed.again().label
+    finally:
+        changed.close()
 
 
 def test_with_a_clock_bpm_is_the_tempo_until_the_clock_is_heard():
