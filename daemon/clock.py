@@ -31,6 +31,7 @@ import mido
 PPQN = 24  # MIDI clock ticks per quarter note
 TICKS_PER_SPP_UNIT = 6  # Song Position Pointer counts 16th notes
 TEMPO_WINDOW = 12  # ticks averaged for the tempo: half a beat smooths a JACK period's jitter
+STALL_PERIODS = 4  # a gap between ticks this many tick periods long is a stall, not a slower tempo
 CLOCK_TIMEOUT_S = 1.0  # running, but no tick this long (20 BPM ticks every 125 ms): master gone
 START_DELAY_S = 0.1  # a fixed-tempo start leaves time to open ports before the first note
 RT_PRIORITY = 5  # SCHED_FIFO: above every normal task, below audio servers (JACK 10, PipeWire 88)
@@ -117,7 +118,7 @@ class MidiClock(Timeline):
         kind = msg.type
         with self._cond:
             if kind == "clock":
-                if self._times and now - self._times[-1] >= CLOCK_TIMEOUT_S:
+                if len(self._times) > 1 and now - self._times[-1] > STALL_PERIODS * self._period:
                     self._times.clear()  # ticks that paused without a Stop: the pause is no tick period
                 self._times.append(now)
                 if len(self._times) > 1:

@@ -164,10 +164,13 @@ class PortWatch:
         self._probes = [(probe(rtapi=rtapi), names) for probe, names in ((rtmidi.MidiOut, outputs), (rtmidi.MidiIn, inputs))
                         if names]
         self._server = jack_server_socket() if api == "UNIX_JACK" else None
+        # A server in another network namespace (a container sharing the host's /dev/shm) is not
+        # in this one's /proc/net/unix: then its file is all there is to go by.
+        self._listed = self._server is not None and listened_on(self._server)
 
     def lost(self) -> str | None:
         """What is gone, if anything (one cheap query per direction): "MIDI port 'x'", or "the JACK server"."""
-        if self._server is not None and not listened_on(self._server):
+        if self._server is not None and not (listened_on(self._server) if self._listed else self._server.exists()):
             return "the JACK server"
         for probe, names in self._probes:
             present = set(probe.get_ports())
@@ -194,15 +197,15 @@ def jack_server_socket() -> Path | None:
 def listened_on(path: Path) -> bool:
     """Whether a process listens on the Unix socket `path`. A server that crashed (killed, out of
     memory) leaves its socket file behind: Linux lists live listening sockets in /proc/net/unix
-    (flag __SO_ACCEPTCON, 0x10000), a cheap read. Elsewhere the file is all there is to go by."""
+    (flag __SO_ACCEPTCON, 0x10000), a cheap read; without it, the file is all there is to go by."""
     try:
         table = Path("/proc/net/unix").read_text().splitlines()[1:]
     except OSError:
         return path.exists()
     target = str(path)
     for line in table:
-        fields = line.split()
-        if len(fields) >= 8 and fields[7] == target and int(fields[3], 16) & 0x10000:
+        fields = line.split(None, 7)  # the path last, spaces and all (a JACK client's socket has some)
+        if len(fields) == 8 and fields[7] == target and int(fields[3], 16) & 0x10000:
             return True
     return False
 

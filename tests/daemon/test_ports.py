@@ -88,6 +88,19 @@ def test_watch_notices_the_jack_server_crashing():
             leftover.unlink()
 
 
+def test_a_socket_is_listened_on_while_its_server_listens_spaces_and_all(tmp_path):
+    """JACK names sockets after clients ("RtMidiIn Client"): the path is /proc/net/unix's last field."""
+    import socket
+
+    path = tmp_path / "jack_RtMidiIn Client_0_0"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+    assert ports.listened_on(path)
+    server.close()
+    assert path.exists() and not ports.listened_on(path)
+
+
 def jackd_pid(name: str) -> int:
     """The pid of `jackd -n name`, from /proc (no procps on a bare CI machine)."""
     for entry in Path("/proc").iterdir():
