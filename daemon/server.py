@@ -204,8 +204,8 @@ class Daemon:
             # frame, or the identity alone), so a DEALER that got the framing wrong hears why.
             routing = frames[: MAX_ROUTING_FRAMES + 1]  # a million frames are not echoed back
             envelope = routing[: routing.index(b"", 1) + 1] if b"" in routing[1:] else frames[:1]
-            return envelope, P.error_reply(None, P.E_MALFORMED,
-                                           "expected an empty delimiter frame, then one msgpack frame")
+            return envelope, P.error_reply(None, P.E_MALFORMED, f"expected at most {MAX_ROUTING_FRAMES - 1} "
+                                           "routing frames, an empty delimiter frame, then one msgpack frame")
         envelope, payload = frames[:-1], frames[-1]
         if len(payload) > P.MAX_MESSAGE_BYTES:
             return envelope, P.error_reply(None, P.E_TOO_LARGE,
@@ -559,6 +559,7 @@ def _refuse_a_taken_ipc_path(bind: str) -> None:
     if not path or path.startswith("@") or family is None or not os.path.exists(path):  # @: Linux's abstract names
         return
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)  # a listener stopped with a full backlog would never answer
         try:
             probe.connect(path)
         except OSError:
