@@ -24,7 +24,7 @@ from collections.abc import Callable
 from daemon import kit
 from daemon.data import levels_of
 from daemon.generate import Generator, GrooveRequest, Pattern, variation_seed
-from daemon.grammar import FEET, MAX_HANDS_AT_ONCE
+from daemon.grammar import MAX_HANDS_AT_ONCE
 from daemon.humanize import Humanizer, on_a_grid
 from daemon.styles import DRUM_PITCHES
 from daemon.vocab import LEVELS, POSITIONS_PER_BEAT
@@ -367,7 +367,7 @@ def _onto_onsets(notes: list[Note], onsets: set[float], length: float, kit_map: 
     drum, piece = kit.drum_of(kit_map), kit.heard_as(kit_map)
 
     def by_hand(note: Note) -> bool:
-        return piece(note.pitch) not in FEET
+        return piece(note.pitch) not in kit.FEET
 
     wrapped = {round(length + t, 6): t for t in onsets if t < FLAM_BEATS}  # the loop's, seen from its end
     times = sorted(onsets | set(wrapped))

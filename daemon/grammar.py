@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from daemon.kit import zones_of
+from daemon.kit import FEET, zones_of
 from daemon.vocab import POSITIONS_PER_BEAT, DrumHit, Vocabulary
 
 # What a token (or its first base piece) is.
@@ -58,10 +58,9 @@ MAX_TOKENS_PER_BAR = 200  # a real bar needs < 100; past this the bar is closed 
 # 362). Without a cap, a model kept from moving on (a drumify onset due just ahead, in a meter it
 # barely knows) piled 20+ pieces onto one instant.
 MAX_HITS_AT_ONCE = 5
-# Of those, two struck with sticks: the kick and the hi-hat pedal are the feet. GMD's test beats
-# strike three hand pieces at one position in 15 of 35,055 positions (0.04 %); drumify, with an
-# onset due just ahead, stacked them in 1.5 % (crash, ride, tom and snare at once, by one drummer).
-FEET = frozenset({35, 36, 44})
+# Of those, two struck with sticks (kit.FEET play the rest). GMD's test beats strike three hand
+# pieces at one position in 15 of 35,055 positions (0.04 %); drumify's sampling, with an onset due
+# just ahead, in 1.5 % of its positions (crash, ride, tom and snare at once, by one drummer).
 MAX_HANDS_AT_ONCE = 2
 # A piece struck again one position (1/24 of a quarter in x/4, 21 ms at 120 BPM) later is one limb restriking
 # faster than it can, or an early hit played twice. GMD's train split does it on the snare

@@ -2,10 +2,9 @@
 
 GMD was recorded on a Roland TD-11. Its pitches mostly coincide with General MIDI; the
 exceptions are the hi-hat edge zones (22, 26) and the floor-tom rim (58), which GM and
-Live's drum racks do not have, and the crashes' edges (55, 52), which GM plays as a splash
-and a china. The model plays in the TD-11's layout without the first three ("gmd"); "gm"
-sends the crash edges to GM's crash cymbals, and a request may ask for Live's 16-pad rack or
-a user's own map.
+Live's drum racks do not have. The model plays in the TD-11's layout without those zones
+("gmd"); the other maps (BUILTIN_MAPS: "gm", the default, Live's 16-pad rack) and a user's
+own send its pieces where an instrument expects them.
 """
 
 from __future__ import annotations
@@ -93,6 +92,9 @@ def reverse_map(mapping: dict[int, int]) -> dict[int, int]:
 # point are one drum struck twice (an open hat 1/24 beat before the loop's closed one).
 ZONES = {44: 42, 46: 42, 53: 51, 59: 51, 55: 49, 52: 57, 40: 38, 37: 38, 50: 48, 47: 45}
 
+
+# The pieces a drummer plays with the feet (the kicks and the hi-hat pedal); the rest take a hand.
+FEET = frozenset({35, 36, 44})
 
 # The pieces a drummer thinks in, by canonical pitch: descriptors (evaluate.py) and groove
 # templates (styles.py) count and shift them group by group.

@@ -162,7 +162,7 @@ def test_a_hit_moved_onto_an_onset_is_left_out_where_its_drum_plays_there():
 def test_a_hit_moved_onto_an_onset_both_hands_already_strike_is_left_out():
     """Snare and crash on the onset, a tom and a ride 1/24 beat before it and a kick 1/24 after:
     the kick moves on (a foot), the tom and the ride would be a third and fourth hand there.
-    Drumify had 3+ hand pieces at 2.3 % of its instants (GMD: 0.04 %)."""
+    Drumify had 3+ hand pieces at 110 of 4,917 instants (2.2 %; GMD: 0.04 % of positions)."""
     notes = [Note(38, 1.0, 0.1, 90), Note(49, 1.0, 0.1, 100), Note(48, 1 - 1 / 24, 0.1, 80),
              Note(51, 1 - 1 / 24, 0.1, 60), Note(36, 1 + 1 / 24, 0.1, 100), Note(42, 2.0, 0.1, 70)]
     out = clip_ops._onto_onsets(notes, {1.0, 2.0}, 4.0, {})

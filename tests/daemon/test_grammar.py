@@ -14,10 +14,11 @@ import symusic
 
 from daemon import checkpoint
 from daemon.grammar import (
-    AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, FEET, HATS, MAX_HITS_AT_ONCE,
+    AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, HATS, MAX_HITS_AT_ONCE,
     MAX_TOKENS_PER_BAR, PITCH, PITCH_BASE, POSITION, RESTRIKES, START, TIMESIG, VELOCITY, BarState, TokenTable,
     positions_per_bar,
 )
+from daemon.kit import FEET
 from daemon.vocab import Vocabulary
 from shared.notes import Note
 from tests.support import GROOVE_MINI
