@@ -308,7 +308,8 @@ FLAM_BEATS = 1 / 12  # a hit this close to an onset is played on it (_onto_onset
 def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
                  abandoned: Gone | None = None) -> list[Pattern]:
     """A full groove as long as the clip that plays a hit on each of its onsets (any pitch: a
-    tapped line, a bass line, a melody's rhythm), snapped to 16ths or 8th triplets; the model
+    tapped line, a bass line, a melody's rhythm), snapped to 16ths or 8th triplets (a programmed
+    clip's own 32nds and 16th triplets stay: a 32nd line came back as 16ths); the model
     chooses the pieces, their loudness and everything between; a hit it plays a hair off an
     onset is played on it (_onto_onsets), and the loop's one is played once at the clip's end,
     mid-bar too, the onsets' hits kept. A ProtocolError for a clip without notes."""
@@ -317,9 +318,9 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
     per_quarter = POSITIONS_PER_BEAT * req.meter[1] // 4  # grid positions per quarter note
     end = min(length, clip_bars * bar)  # a clip a hair past its bars (1e-6 beat) ends with them
     onsets: list[set[int]] = [set() for _ in range(clip_bars)]
-    grids = onset_grids(notes)
+    grids, programmed = onset_grids(notes), DRUMIFY_GRIDS + clip_grids(notes)  # a programmed 32nd line stays one
     for n in notes:
-        snapped = n.start if on_a_grid(n.start, DRUMIFY_GRIDS) else nearest_point(n.start, grids[math.floor(n.start)])
+        snapped = n.start if on_a_grid(n.start, programmed) else nearest_point(n.start, grids[math.floor(n.start)])
         k, offset = divmod(snapped if snapped < end else 0.0, bar)  # snapped to the end: the loop's one
         onsets[int(k)].add(round(offset * per_quarter))
     if not any(onsets):

@@ -396,6 +396,13 @@ def test_the_next_one_is_heard_by_piece_not_pitch(bundled, monkeypatch):
     assert continued.notes == played[:2]
 
 
+def test_drumify_plays_every_onset_of_a_programmed_32nd_line(bundled):
+    """Snapped to 16ths, a 32nd hat line's onsets merged in pairs: 52-56 % of them were played."""
+    line = [Note(42, k / 8, 0.1, 90) for k in range(64)]
+    for pattern in clip_ops.drumify_clip(bundled, GrooveRequest(style="funk", seed=3, variations=2), line, 8.0):
+        assert {n.start for n in line} <= {round(n.start, 6) for n in pattern.notes}
+
+
 def test_drumify_of_a_clip_that_ends_mid_bar_loops_there_without_a_flam(bundled):
     """The model's bars go on past a 6-beat clip's end: its hits a hair before beat 3 of bar 2
     are the loop's one played early, beside the one the clip's tap puts on 0."""
