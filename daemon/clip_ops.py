@@ -362,9 +362,10 @@ def _onto_onsets(notes: list[Note], onsets: set[float], length: float, kit_map: 
     """The notes (in `kit_map`'s pitches), each hit a hair off an onset (closer than FLAM_BEATS)
     moved onto it, or left out where its drum (the hi-hat in any state, the ride on any zone)
     already plays there (a flam) or both hands already strike there (MAX_HANDS_AT_ONCE; louder
-    hits move first); a hit a hair before the clip's end is off the loop's first onset. The grammar puts a hit on each onset, and the model
-    often played its kick or snare 1/24 beat before it and a cymbal on it: of the kicks and snares
-    near a bass line's onsets, 35 % sat beside them, flamming with the bass."""
+    hits move first); a hit a hair before the clip's end is off the loop's first onset. The
+    grammar puts a hit on each onset, and the model often played its kick or snare 1/24 beat
+    before it and a cymbal on it: of the kicks and snares near a bass line's onsets, 35 % sat
+    beside them, flamming with the bass."""
     drum, piece = kit.drum_of(kit_map), kit.heard_as(kit_map)
 
     def by_hand(note: Note) -> bool:
