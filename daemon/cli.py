@@ -29,6 +29,7 @@ from shared.protocol import (
     STRENGTH_RANGE,
     STYLE_STRENGTH,
     TEMPERATURE_RANGE,
+    TOP_P_RANGE,
     VARIATIONS_RANGE,
     ProtocolError,
     brief,
@@ -674,7 +675,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     print(run(args.checkpoint or checkpoint.BUNDLED, args.data or DEFAULT_DATA, args.cache_dir,
               per_genre=args.per_genre, temperature=args.temperature, strength=args.strength, guidance=args.guidance,
-              focus=args.focus, nll=not args.no_nll))
+              focus=args.focus, nll=not args.no_nll, **({} if args.top_p is None else {"top_p": args.top_p})))
     return EXIT_OK
 
 
@@ -688,6 +689,8 @@ def add_eval(sub) -> None:
     p.add_argument("--per-genre", dest="per_genre", type=whole(1, 4096), default=64,
                    help="grooves generated per genre (default 64)")
     p.add_argument("--temperature", type=bounded(*TEMPERATURE_RANGE), default=1.0)
+    p.add_argument("--top-p", dest="top_p", type=bounded(*TOP_P_RANGE), help="nucleus sampling mass (default 0.95, "
+                                                                              "generate's)")
     p.add_argument("--strength", type=bounded(*STRENGTH_RANGE), help="style strength (default: each style's own)")
     p.add_argument("--guidance", type=bounded(*GUIDANCE_RANGE), default=1.0)
     p.add_argument("--focus", type=whole(*FOCUS_RANGE), default=1,

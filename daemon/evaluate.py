@@ -55,15 +55,25 @@ STYLE_SEEDS = 5  # one style classifier's accuracy moves by several points with 
 
 
 # --- grooves as numbers ----------------------------------------------------------------------
-def windows_of(notes: list[Note], length: float, first: float = 0.0) -> list[list[Note]]:
+def windows_of(notes: list[Note], length: float, first: float = 0.0, loop: bool = False) -> list[list[Note]]:
     """Non-overlapping 2-bar windows from beat `first` on with at least one hit in each bar,
-    times from the window start."""
+    times from the window start. A hit is in the window its nearest 16th is in: a downbeat played
+    a hair early is its own bar's (cut at the exact bar line, 86 % of the train split's funk
+    windows and 68 % of the test split's ended with the next window's downbeat, and lacked their
+    own: the most telling single feature of real against generated grooves). With `loop` (a
+    generated groove, whose end is its start) a hit nearest the end is the loop's one."""
     span = WINDOW_BARS * BAR
+
+    def sixteenth(note: Note) -> float:
+        return round(note.start * 4) / 4
+
+    if loop:
+        notes = [Note(n.pitch, n.start - length, n.duration, n.velocity) if sixteenth(n) >= length else n for n in notes]
     out = []
     for w in range(int((length - first) // span)):
         at = first + w * span
-        inside = [Note(n.pitch, n.start - at, n.duration, n.velocity) for n in notes if at <= n.start < at + span]
-        if all(any(b * BAR <= n.start < (b + 1) * BAR for n in inside) for b in range(WINDOW_BARS)):
+        inside = [Note(n.pitch, n.start - at, n.duration, n.velocity) for n in notes if at <= sixteenth(n) < at + span]
+        if all(any(b * BAR <= sixteenth(n) < (b + 1) * BAR for n in inside) for b in range(WINDOW_BARS)):
             out.append(inside)
     return out
 
@@ -213,7 +223,7 @@ def likelihood(path: Path, data: Path, cache_dir: Path) -> dict[str, dict]:
 
 
 def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature: float, guidance: float,
-            seed: int = 0, focus: int = 1, strength: float | None = None) -> dict:
+            seed: int = 0, focus: int = 1, strength: float | None = None, top_p: float = GrooveRequest.top_p) -> dict:
     genres = [g for g, w in real.windows["test"].items() if len(w) >= MIN_REAL_WINDOWS and g in real.windows["train"]]
     if not genres:  # a dataset of a few takes (a test's): nothing to compare with
         raise ValueError(f"no genre has {MIN_REAL_WINDOWS} or more 2-bar 4/4 beat windows in the test split "
@@ -223,14 +233,14 @@ def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature
     for i, genre in enumerate(genres):
         batch = VARIATIONS_RANGE[1] // focus  # variations x focus rows, as many as a request may have
         request = GrooveRequest(style=genre, bars=WINDOW_BARS, tempo=real.tempo[genre], kind="beat",
-                                variations=batch, temperature=temperature, strength=strength, guidance=guidance,
-                                focus=focus)
+                                variations=batch, temperature=temperature, top_p=top_p, strength=strength,
+                                guidance=guidance, focus=focus)
         grooves = []
         for b in range(math.ceil(per_genre / batch)):
             request = GrooveRequest(**{**vars(request), "seed": seed + 1000 * i + batch * b})
             grooves += [p.notes for p in generator.generate([request])[0]]
         total += len(grooves)
-        kept = [g for g in grooves if windows_of(g, WINDOW_BARS * BAR)]
+        kept = [w for g in grooves for w in windows_of(g, WINDOW_BARS * BAR, loop=True)]
         valid += len(kept)
         generated[genre] = kept[:per_genre]
 
@@ -291,7 +301,7 @@ def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed:
                         for i, g in enumerate(CONTROL_GENRES)]
             level = getattr(generator.conditions(requests[0]), control)  # the quintile the value asks for
             grooves = [p.notes for patterns in generator.generate(requests) for p in patterns]
-            measured = [descriptors(w)[measure] for g in grooves for w in windows_of(g, WINDOW_BARS * BAR)]
+            measured = [descriptors(w)[measure] for g in grooves for w in windows_of(g, WINDOW_BARS * BAR, loop=True)]
             low = edges[level - 1] if level > 0 else None
             high = edges[level] if level < len(edges) else None
             out[control].append({"value": value, "mean": float(np.mean(measured)), "sd": float(np.std(measured)),
@@ -337,7 +347,7 @@ def table(result: dict) -> str:
 
 def run(path: Path, data: Path = DEFAULT_DATA, cache_dir: Path = Path(".cache"), per_genre: int = 64,
         temperature: float = 1.0, strength: float | None = None, guidance: float = 1.0, focus: int = 1,
-        nll: bool = True) -> str:
+        nll: bool = True, top_p: float = GrooveRequest.top_p) -> str:
     random.seed(0)
     parts = []
     if nll:
@@ -346,6 +356,7 @@ def run(path: Path, data: Path = DEFAULT_DATA, cache_dir: Path = Path(".cache"),
                          f"({m['tokens']} tokens)")
     generator = Generator.load(path, "auto")
     real = real_grooves(data)
-    parts.append(table(quality(generator, real, per_genre, temperature, guidance, focus=focus, strength=strength)))
+    parts.append(table(quality(generator, real, per_genre, temperature, guidance, focus=focus, strength=strength,
+                               top_p=top_p)))
     parts.append(controls_table(controls(generator, real, focus=focus, strength=strength)))
     return "\n\n".join(parts)

@@ -37,6 +37,19 @@ def test_windows_need_every_bar_played():
     assert len(windows_of(gap, 16.0)) == 1
 
 
+def test_a_downbeat_played_a_hair_early_is_its_own_windows_and_a_loops_end_its_start():
+    """Cut at the exact bar line, real windows ended with the next one's downbeat and lacked
+    their own: the most telling feature of real against generated grooves, and not the model's."""
+    take = [Note(36, 7.98, 0.1, 100), Note(38, 2.0, 0.1, 90), Note(38, 6.0, 0.1, 90), Note(38, 10.0, 0.1, 90),
+            Note(38, 14.0, 0.1, 90), Note(36, 15.97, 0.1, 100)]
+    first, second = windows_of(take, 16.0)
+    assert sorted((round(n.start, 2), n.pitch) for n in first) == [(2.0, 38), (6.0, 38)]
+    assert sorted((round(n.start, 2), n.pitch) for n in second) == [(-0.02, 36), (2.0, 38), (6.0, 38)]
+    [looped] = windows_of([Note(38, 2.0, 0.1, 90), Note(38, 6.0, 0.1, 90), Note(36, 7.98, 0.1, 100)], 8.0, loop=True)
+    assert sorted((round(n.start, 2), n.pitch) for n in looped) == [(-0.02, 36), (2.0, 38), (6.0, 38)]
+    assert grid(looped)[:, 0].any()  # on the first 16th
+
+
 def test_descriptors_see_density_and_swing():
     straight = descriptors(straight_rock(2))
     swung = descriptors(straight_rock(2, swing=1 / 6))  # triplet swing
