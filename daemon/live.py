@@ -174,7 +174,10 @@ class LiveSource:
                 return False
             self._settings = settings
             self._version += 1
-            self._ready.clear()
+            if self._current is None:  # nothing played yet: the first phrase plays at once, the change after it
+                self._ready = deque(list(self._ready)[:1])
+            else:
+                self._ready.clear()
             self._change = None
             self._cond.notify_all()
         log.info("next bar: %s", settings.describe())
@@ -184,9 +187,6 @@ class LiveSource:
         """The next phrase, or this one again if the daemon is late; DaemonError once it refused
         in a way a retry will not mend (the player stops, silencing what sounds)."""
         with self._cond:
-            if self._current is None:  # a change before anything played put the first phrase away: its successor is due
-                self._cond.wait_for(lambda: self._ready or self._change is not None or self._failure is not None
-                                    or self._closed)
             if self._failure is not None:
                 raise self._failure
             if self._change is not None:
@@ -288,8 +288,7 @@ class LiveSource:
             log.error("the daemon refused %s (%s) — back to %s", self._settings.describe(), err,
                       self._working.describe())
             self._settings = self._working
-            self._version += 1
-            self._ready.clear()
+            self._version += 1  # what waits in _ready was made with these settings (a change clears it)
             self._change = None
             return True
 

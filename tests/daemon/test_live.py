@@ -256,15 +256,23 @@ def test_a_masters_start_or_song_position_before_the_first_phrase_plays_the_firs
         assert live.again() is first
     finally:
         live.close()
-    changed = LiveSource(daemon.endpoint, Settings("funk", None, 1.0), bars=1, meter=(4, 4), channel=9,
-                         tempo=lambda: 120.0, seed=3)
-    changed.start()
-    try:
-        changed.change(style="rock")  # a style key pressed while waiting for the master's Start
-        Sequencer(changed).seek(0.0)
-        assert "style rock" in changed.again().label
-    finally:
-        changed.close()
+    for style, later in (("rock", "rock"), ("no-such-style", "funk")):  # a key pressed while the master waits
+        changed = LiveSource(daemon.endpoint, Settings("funk", None, 1.0), bars=1, meter=(4, 4), channel=9,
+                             tempo=lambda: 120.0, seed=3)
+        changed.start()
+        try:
+            changed.change(style=style)
+            Sequencer(changed).seek(0.0)
+            assert "style funk" in changed.again().label  # at once: the first phrase, the change after it
+            for _ in range(400):  # ~20 s at most
+                spliced = changed.take_change()
+                if spliced is not None:
+                    break
+                threading.Event().wait(0.05)
+            assert spliced is not None and f"style {later}" in spliced.label  # a refused one: back to funk
+            assert changed.next_phrase() is not None  # and the show goes on
+        finally:
+            changed.close()
 
 
 def test_with_a_clock_bpm_is_the_tempo_until_the_clock_is_heard():
