@@ -28,10 +28,14 @@ from dataclasses import dataclass
 
 import mido
 
+from shared.protocol import TEMPO_RANGE
+
 PPQN = 24  # MIDI clock ticks per quarter note
 TICKS_PER_SPP_UNIT = 6  # Song Position Pointer counts 16th notes
 TEMPO_WINDOW = 12  # ticks averaged for the tempo: half a beat smooths a JACK period's jitter
-STALL_PERIODS = 4  # a gap between ticks this many tick periods long is a stall, not a slower tempo
+STALL_PERIODS = 4  # a gap between ticks this many tick periods long is a stall, not a slower tempo,
+STALL_MIN_S = 0.25  # and at least this long: shorter hiccups (Wi-Fi MIDI, a busy poll) are averaged out
+FASTEST_PERIOD_S, SLOWEST_PERIOD_S = (60.0 / (bpm * PPQN) for bpm in reversed(TEMPO_RANGE))
 CLOCK_TIMEOUT_S = 1.0  # running, but no tick this long (20 BPM ticks every 125 ms): master gone
 START_DELAY_S = 0.1  # a fixed-tempo start leaves time to open ports before the first note
 RT_PRIORITY = 5  # SCHED_FIFO: above every normal task, below audio servers (JACK 10, PipeWire 88)
@@ -118,11 +122,12 @@ class MidiClock(Timeline):
         kind = msg.type
         with self._cond:
             if kind == "clock":
-                if len(self._times) > 1 and now - self._times[-1] > STALL_PERIODS * self._period:
+                if len(self._times) > 1 and now - self._times[-1] > max(STALL_PERIODS * self._period, STALL_MIN_S):
                     self._times.clear()  # ticks that paused without a Stop: the pause is no tick period
                 self._times.append(now)
-                if len(self._times) > 1:
-                    self._period = (self._times[-1] - self._times[0]) / (len(self._times) - 1)
+                if len(self._times) > 1:  # within the tempos a groove is made at: queued ticks may arrive at once
+                    period = (self._times[-1] - self._times[0]) / (len(self._times) - 1)
+                    self._period = min(max(period, FASTEST_PERIOD_S), SLOWEST_PERIOD_S)
                 if self._running:
                     self._tick = self._next_tick
                     self._next_tick += 1

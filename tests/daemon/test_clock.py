@@ -94,6 +94,19 @@ def test_ticks_resuming_after_a_pause_without_stop_keep_their_own_tempo(pause):
     assert clock.time_of((tick + 0.5) / PPQN) == pytest.approx(last + period / 2)
 
 
+def test_ticks_queued_behind_a_hiccup_and_arriving_at_once_keep_the_tempo_sane():
+    """Networked MIDI delivers what a 100 ms hiccup held back in one burst: the window restarted
+    on the burst read 125,000 BPM, and a player filling ahead by tempo queued minutes of phrases."""
+    clock = MidiClock()
+    clock.feed(mido.Message("start"), 0.0)
+    period = 60 / (120 * PPQN)
+    last = ticks(clock, 0.0, period, 2 * PPQN)
+    last = ticks(clock, last + 0.1, 20e-6, 5)
+    assert 20.0 <= clock.tempo() <= 400.0
+    ticks(clock, last + period, period, 24)
+    assert clock.tempo() == pytest.approx(120.0)
+
+
 def test_wait_returns_early_on_a_message():
     clock = MidiClock()
     seen = clock.position(0.0).changes
