@@ -308,23 +308,15 @@ FLAM_BEATS = 1 / 12  # a hit this close to an onset is played on it (_onto_onset
 def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], length: float,
                  abandoned: Gone | None = None) -> list[Pattern]:
     """A full groove as long as the clip that plays a hit on each of its onsets (any pitch: a
-    tapped line, a bass line, a melody's rhythm), snapped to 16ths or 8th triplets (a programmed
-    clip's own 32nds and 16th triplets stay: a 32nd line came back as 16ths); the model
+    tapped line, a bass line, a melody's rhythm; drumify_onsets); the model
     chooses the pieces, their loudness and everything between; a hit it plays a hair off an
     onset is played on it (_onto_onsets), and the loop's one is played once at the clip's end,
     mid-bar too, the onsets' hits kept. A ProtocolError for a clip without notes."""
-    clip_bars = _whole_bars(length, req.meter)
-    bar = bar_beats(req.meter)
-    per_quarter = POSITIONS_PER_BEAT * req.meter[1] // 4  # grid positions per quarter note
-    end = min(length, clip_bars * bar)  # a clip a hair past its bars (1e-6 beat) ends with them
-    onsets: list[set[int]] = [set() for _ in range(clip_bars)]
-    grids, programmed = onset_grids(notes), DRUMIFY_GRIDS + clip_grids(notes)  # a programmed 32nd line stays one
-    for n in notes:
-        snapped = n.start if on_a_grid(n.start, programmed) else nearest_point(n.start, grids[math.floor(n.start)])
-        k, offset = divmod(snapped if snapped < end else 0.0, bar)  # snapped to the end: the loop's one
-        onsets[int(k)].add(round(offset * per_quarter))
+    bar, per_quarter = bar_beats(req.meter), POSITIONS_PER_BEAT * req.meter[1] // 4  # grid positions a quarter
+    onsets = drumify_onsets(notes, length, req.meter)
     if not any(onsets):
         raise ProtocolError(E_BAD_REQUEST, "drumify needs a clip with notes: their onsets are the rhythm to play")
+    clip_bars = len(onsets)
     voice = req.voice or generator.voice(req.style, req.strength)
     voice = dataclasses.replace(voice, template=None)  # hits stay on the onsets
     request = dataclasses.replace(req, bars=clip_bars, onsets=tuple(tuple(sorted(o)) for o in onsets), voice=voice,
@@ -338,6 +330,23 @@ def drumify_clip(generator: Generator, req: GrooveRequest, notes: list[Note], le
         loose = without_doubled_ones(loose, length, played, meter=req.meter, piece=drum)
         patterns.append(Pattern(sorted(on_onsets + loose, key=lambda n: (n.start, n.pitch)), p.seed))
     return patterns
+
+
+def drumify_onsets(notes: list[Note], length: float, meter: tuple[int, int]) -> list[set[int]]:
+    """Per whole bar of the clip, the grid positions of its notes' onsets: snapped to 16ths or
+    8th triplets (onset_grids), where a programmed clip's own 32nds and 16th triplets stay (a 32nd
+    line came back as 16ths) if the meter's positions hold them (in x/2 a 32nd is 1.5 positions:
+    it snaps to a 16th, not onto a triplet's place); one snapped to the end is the loop's one."""
+    clip_bars, bar = _whole_bars(length, meter), bar_beats(meter)
+    per_quarter = POSITIONS_PER_BEAT * meter[1] // 4
+    end = min(length, clip_bars * bar)  # a clip a hair past its bars (1e-6 beat) ends with them
+    exact = DRUMIFY_GRIDS + tuple(g for g in clip_grids(notes) if per_quarter % g == 0)
+    grids, onsets = onset_grids(notes), [set() for _ in range(clip_bars)]
+    for n in notes:
+        snapped = n.start if on_a_grid(n.start, exact) else nearest_point(n.start, grids[math.floor(n.start)])
+        k, offset = divmod(snapped if snapped < end else 0.0, bar)
+        onsets[int(k)].add(round(offset * per_quarter))
+    return onsets
 
 
 def onset_grids(notes: list[Note]) -> dict[int, tuple[int, ...]]:

@@ -397,10 +397,14 @@ def test_the_next_one_is_heard_by_piece_not_pitch(bundled, monkeypatch):
 
 
 def test_drumify_plays_every_onset_of_a_programmed_32nd_line(bundled):
-    """Snapped to 16ths, a 32nd hat line's onsets merged in pairs: 52-56 % of them were played."""
+    """Snapped to 16ths, a 32nd hat line's onsets merged in pairs: 52-56 % of them were played.
+    In 2/2 a 32nd is 1.5 grid positions: it snaps to a 16th, not onto an uneven triplet place."""
     line = [Note(42, k / 8, 0.1, 90) for k in range(64)]
     for pattern in clip_ops.drumify_clip(bundled, GrooveRequest(style="funk", seed=3, variations=2), line, 8.0):
         assert {n.start for n in line} <= {round(n.start, 6) for n in pattern.notes}
+    per_quarter = 12  # 2/2's grid positions a quarter note
+    cut_time = clip_ops.drumify_onsets(line, 8.0, (2, 2))
+    assert cut_time == [{k * per_quarter // 4 for k in range(16)}] * 2  # every 16th, nothing between
 
 
 def test_drumify_of_a_clip_that_ends_mid_bar_loops_there_without_a_flam(bundled):
