@@ -161,9 +161,10 @@ def in_gm(mapping: dict[int, int]) -> dict[int, int]:
     """A user's map of GM pitches, for the model's pieces: a crash's edge goes where the map sends
     GM's crash (GM_CRASHES), unless the map names the edge itself or gives that pad to another
     piece (a snare on pad 49 must not take every crash)."""
+    crashes = {*GM_CRASHES, *GM_CRASHES.values()}  # two crashes on one pad still take their edges there
     folded = {}
     for edge, crash in GM_CRASHES.items():
         pad = mapping.get(crash, crash)
-        if not any(target == pad for piece, target in mapping.items() if piece != crash):
+        if not any(target == pad for piece, target in mapping.items() if piece not in crashes):
             folded[edge] = pad
     return {**folded, **mapping}

@@ -559,9 +559,11 @@ def _refuse_a_taken_ipc_path(bind: str) -> None:
     if not path or path.startswith("@") or family is None or not os.path.exists(path):  # @: Linux's abstract names
         return
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)  # a listener stopped with a full backlog would never answer
+        probe.settimeout(1.0)  # a listener stopped (Ctrl-Z) with a full backlog never answers: it is there
         try:
             probe.connect(path)
+        except TimeoutError:
+            pass
         except OSError:
             return
     raise ValueError(f"another daemon is listening on {bind}; stop it first, or bind another path")

@@ -421,6 +421,7 @@ def test_in_gm_the_crashes_edges_play_on_gms_crash_cymbals_not_its_splash_and_ch
     assert gm == [kit.GM_CRASHES.get(p, p) for p in td11]
     assert rack == [{49: 70, 57: 71}.get(p, p) for p in gm]
     assert kit.load_map({"38": 49}) == {38: 49, 52: 57}  # pad 49 plays the snare: crash edges stay off it
+    assert kit.load_map({"49": 57}) == {49: 57, 55: 57, 52: 57}  # both crashes on one pad: their edges too
 
 
 # --- validity -----------------------------------------------------------------------------------
