@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 from daemon import checkpoint, kit, midifile, styles  # noqa: E402
 from daemon.data import DEFAULT_DATA  # noqa: E402
 from daemon.evaluate import (  # noqa: E402
-    BAR, DESCRIPTORS, WINDOW_BARS, c2st, descriptors, features, fit_classifier, overlap_area, predict, windows_of,
+    BAR, DESCRIPTORS, WINDOW_BARS, c2st, descriptors, features, fit_classifier, loop_windows, overlap_area, predict,
+    windows_of,
 )
 from daemon.generate import Generator, GrooveRequest  # noqa: E402
 from daemon.vocab import DRUMMERS  # noqa: E402
@@ -92,7 +93,7 @@ def generate(generator: Generator, style, drummer: str | None, tempo: float, cou
             grooves += [p.notes for p in generator.generate([request])[0]]
     finally:
         generator.voice = voice
-    return [g for g in grooves if windows_of(g, WINDOW_BARS * BAR)]
+    return [g for g in grooves if loop_windows([g])]
 
 
 def held_out_nll(model, vocab, weights: dict[int, float], drummer: str | None, data: Path, rows: list[dict]) -> float:
@@ -204,7 +205,8 @@ def main() -> None:
           f"drummer classifier calls {np.mean(predict(who, held_f) == target):.0%} of them {args.drummer}\n")
     print(f"| grooves | n | held-out NLL/token | mean OA | C2ST vs held-out | classified as {args.drummer} |")
     print("|---|---|---|---|---|---|")
-    table = {**generated, f"real: the {len(teach)} teaching files": real_teach}
+    table = {**{label: loop_windows(grooves) for label, grooves in generated.items()},  # as drumigen eval compares
+             f"real: the {len(teach)} teaching files": real_teach}
     oa_rows = {}
     for label, grooves in table.items():
         d = np.array([descriptors(w) for w in grooves])

@@ -68,7 +68,8 @@ def windows_of(notes: list[Note], length: float, first: float = 0.0, loop: bool 
         return round(note.start * 4) / 4
 
     if loop:
-        notes = [Note(n.pitch, n.start - length, n.duration, n.velocity) if sixteenth(n) >= length else n for n in notes]
+        notes = [Note(n.pitch, n.start - length, n.duration, n.velocity) if n.start < length <= sixteenth(n) else n
+                 for n in notes]
     out = []
     for w in range(int((length - first) // span)):
         at = first + w * span
@@ -76,6 +77,12 @@ def windows_of(notes: list[Note], length: float, first: float = 0.0, loop: bool 
         if all(any(b * BAR <= sixteenth(n) < (b + 1) * BAR for n in inside) for b in range(WINDOW_BARS)):
             out.append(inside)
     return out
+
+
+def loop_windows(grooves: list[list[Note]]) -> list[list[Note]]:
+    """The windows of generated 2-bar loops, each one's early one at its start: what is compared
+    with real windows."""
+    return [w for g in grooves for w in windows_of(g, WINDOW_BARS * BAR, loop=True)]
 
 
 def descriptors(notes: list[Note]) -> np.ndarray:
@@ -240,7 +247,7 @@ def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature
             request = GrooveRequest(**{**vars(request), "seed": seed + 1000 * i + batch * b})
             grooves += [p.notes for p in generator.generate([request])[0]]
         total += len(grooves)
-        kept = [w for g in grooves for w in windows_of(g, WINDOW_BARS * BAR, loop=True)]
+        kept = loop_windows(grooves)
         valid += len(kept)
         generated[genre] = kept[:per_genre]
 
@@ -301,7 +308,7 @@ def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed:
                         for i, g in enumerate(CONTROL_GENRES)]
             level = getattr(generator.conditions(requests[0]), control)  # the quintile the value asks for
             grooves = [p.notes for patterns in generator.generate(requests) for p in patterns]
-            measured = [descriptors(w)[measure] for g in grooves for w in windows_of(g, WINDOW_BARS * BAR, loop=True)]
+            measured = [descriptors(w)[measure] for w in loop_windows(grooves)]
             low = edges[level - 1] if level > 0 else None
             high = edges[level] if level < len(edges) else None
             out[control].append({"value": value, "mean": float(np.mean(measured)), "sd": float(np.std(measured)),

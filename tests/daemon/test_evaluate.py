@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from daemon import checkpoint
-from daemon.evaluate import DESCRIPTORS, RealGrooves, c2st, controls, descriptors, grid, overlap_area, table, windows_of
+from daemon.evaluate import (DESCRIPTORS, RealGrooves, c2st, controls, descriptors, grid, loop_windows, overlap_area,
+                             table, windows_of)
 from daemon.generate import Generator
 from shared.notes import Note
 
@@ -45,9 +46,11 @@ def test_a_downbeat_played_a_hair_early_is_its_own_windows_and_a_loops_end_its_s
     first, second = windows_of(take, 16.0)
     assert sorted((round(n.start, 2), n.pitch) for n in first) == [(2.0, 38), (6.0, 38)]
     assert sorted((round(n.start, 2), n.pitch) for n in second) == [(-0.02, 36), (2.0, 38), (6.0, 38)]
-    [looped] = windows_of([Note(38, 2.0, 0.1, 90), Note(38, 6.0, 0.1, 90), Note(36, 7.98, 0.1, 100)], 8.0, loop=True)
+    [looped] = loop_windows([[Note(38, 2.0, 0.1, 90), Note(38, 6.0, 0.1, 90), Note(36, 7.98, 0.1, 100)]])
     assert sorted((round(n.start, 2), n.pitch) for n in looped) == [(-0.02, 36), (2.0, 38), (6.0, 38)]
     assert grid(looped)[:, 0].any()  # on the first 16th
+    [past] = windows_of([Note(38, 2.0, 0.1, 90), Note(38, 6.0, 0.1, 90), Note(36, 9.0, 0.1, 100)], 8.0, loop=True)
+    assert sorted(n.start for n in past) == [2.0, 6.0]  # past the loop's end is not its start
 
 
 def test_descriptors_see_density_and_swing():
