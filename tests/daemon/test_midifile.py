@@ -201,6 +201,8 @@ def test_an_end_of_track_only_a_held_note_reaches_adds_no_bar(tmp_path):
     crash = [Note(49, 0.0, 8.0, 100), Note(36, 0.0, 0.25, 90)]  # held to the end of our own 2-bar clip
     midifile.write(tmp_path / "ours.mid", crash, 120.0, (4, 4), 8.0)
     assert midifile.read(tmp_path / "ours.mid").length == 8.0
+    midifile.write(tmp_path / "hair.mid", [Note(36, 0.0, 0.1, 90), Note(42, 7.999, 0.1, 90)], 120.0, (4, 4), 8.0)
+    assert midifile.read(tmp_path / "hair.mid").length == 8.0  # within half a tick of the end: still inside
 
 
 def test_files_without_notes_and_missing_files_are_refused(tmp_path):
