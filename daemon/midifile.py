@@ -54,7 +54,7 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
         on = round(n.start * TICKS_PER_BEAT)
         off = max(on + 1, round((n.start + n.duration) * TICKS_PER_BEAT))
         if end is not None and n.start < length:  # inside the clip to the tick, released a tick before its end:
-            on = min(on, end - 2)                 # an end after every note marks the length (read)
+            on = max(0, min(on, end - 2))         # an end after every note marks the length (read)
             off = max(on + 1, min(off, end - 1))
         events.append((on, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=n.pitch, velocity=n.velocity)))
         events.append((off, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=n.pitch, velocity=0)))
