@@ -184,6 +184,9 @@ def patterns_of(reply: dict) -> list[tuple[int, list[Note]]]:
     return found
 
 
+RETRIES = 1  # a request unanswered within --timeout is sent once more, on a fresh connection (Lazy Pirate)
+
+
 def call(args: argparse.Namespace, op: str, **fields) -> dict:
     """One request to the daemon, retried Lazy-Pirate style; raises ProtocolError or Unavailable."""
     if args.server_key:
@@ -191,7 +194,7 @@ def call(args: argparse.Namespace, op: str, **fields) -> dict:
     else:
         from shared.client import DaemonClient
 
-        with DaemonClient(args.endpoint, timeout=args.timeout, retries=1) as client:
+        with DaemonClient(args.endpoint, timeout=args.timeout, retries=RETRIES) as client:
             r = client.call(op, **fields)
         if not r.ok and r.error_code in (E_UNAVAILABLE, E_TIMEOUT):  # nobody listens, or no answer in time
             raise Unavailable(r.error_message)
@@ -215,7 +218,7 @@ def _call_curve(args: argparse.Namespace, request: dict) -> dict:
     server_key = read_curve_key(args.server_key)
     payload = msgpack.packb({**request, "timeout": float(args.timeout)})
     ctx = zmq.Context.instance()
-    for _ in range(CURVE_ATTEMPTS):
+    for _ in range(RETRIES + 1):
         sock = ctx.socket(zmq.REQ)
         try:
             sock.setsockopt(zmq.LINGER, 0)
@@ -227,11 +230,8 @@ def _call_curve(args: argparse.Namespace, request: dict) -> dict:
                 return msgpack.unpackb(sock.recv(), raw=False)
         finally:
             sock.close()
-    raise Unavailable(f"no answer from {args.endpoint} within {args.timeout:g} s (tried {CURVE_ATTEMPTS} times): "
+    raise Unavailable(f"no answer from {args.endpoint} within {args.timeout:g} s (tried {RETRIES + 1} times): "
                       "daemon down, or a different server key?")
-
-
-CURVE_ATTEMPTS = 2  # as DaemonClient(retries=1)
 
 
 def add_client_flags(p: argparse.ArgumentParser) -> None:

@@ -44,19 +44,6 @@ PIECE_NAMES = {
     59: "ride 2",
 }
 
-# GMD's drummers crash on the crashes' edges: 55 (crash 1) and 52 (crash 2) at median velocities
-# of 93 and 101, against 10 on crash 1's bow (49). A GM kit, Live's Drum Racks among them, plays
-# 55 as a splash and 52 as a china: "gm" plays them on GM's crash cymbals 1 and 2 (49, 57), and
-# hears a GM clip's 49 as a crash, not as the TD-11's soft bow (reverse_map). "gmd" is the
-# dataset's own (Roland) layout; "rack16" folds the pieces above Live's 16-pad Drum Rack
-# (C1..D#2 = 36..51) onto their nearest pad. Other layouts (a user's Drum Rack) come as JSON
-# maps of GM pitches (in_gm).
-GM_CRASHES = {55: 49, 52: 57}
-BUILTIN_MAPS = {
-    "gm": GM_CRASHES,
-    "gmd": {},
-    "rack16": {52: 49, 53: 51, 55: 49, 57: 49, 59: 51},
-}
 
 
 def to_canonical(pitch: int) -> int:
@@ -101,6 +88,20 @@ FEET = frozenset({35, 36, 44})
 GROUPS = {
     "kick": (35, 36), "snare": (37, 38, 39, 40), "hats": (42, 44, 46), "ride": (51, 53, 59),
     "toms": (41, 43, 45, 47, 48, 50), "crash": (49, 52, 55, 57),
+}
+
+# GMD's drummers crash on the crashes' edges: 55 (crash 1) and 52 (crash 2) at median velocities
+# of 93 and 101, against 10 on crash 1's bow (49). A GM kit, Live's Drum Racks among them, plays
+# 55 as a splash and 52 as a china: "gm" plays them on GM's crash cymbals 1 and 2 (49, 57), and
+# hears a GM clip's 49 as a crash, not as the TD-11's soft bow (reverse_map). "gmd" is the
+# dataset's own (Roland) layout; "rack16" folds the pieces above Live's 16-pad Drum Rack
+# (C1..D#2 = 36..51) onto their nearest pad. Other layouts (a user's Drum Rack) come as JSON
+# maps of GM pitches (in_gm).
+GM_CRASHES = {zone: drum for zone, drum in ZONES.items() if drum in GROUPS["crash"]}  # 55: 49, 52: 57
+BUILTIN_MAPS = {
+    "gm": GM_CRASHES,
+    "gmd": {},
+    "rack16": {52: 49, 53: 51, 55: 49, 57: 49, 59: 51},
 }
 
 
