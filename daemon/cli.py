@@ -369,8 +369,8 @@ def kit_arg(text: str) -> str | dict[str, int]:
     """An argparse type: a built-in kit's name, or a JSON kit map file, sent as the map itself."""
     from daemon import kit
 
-    if text in kit.BUILTIN_MAPS:
-        return text
+    if kit.builtin(text) is not None:
+        return text.strip().lower()
     try:
         return {str(source): target for source, target in kit.load_map(text).items()}
     except ValueError as err:

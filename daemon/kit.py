@@ -124,12 +124,17 @@ def drum_of(mapping: dict[int, int]) -> Callable[[int], int]:
     return lambda pitch: ZONES.get(heard(pitch), heard(pitch))
 
 
+def builtin(name: str) -> dict[int, int] | None:
+    """The built-in map `name` names, read as style names are (" GMD" is gmd), or None."""
+    return BUILTIN_MAPS.get(name.strip().lower())
+
+
 def load_map(spec: str | dict) -> dict[int, int]:
     """A kit map by built-in name, JSON file path, or inline {gm_pitch: target_pitch} map."""
     if isinstance(spec, dict):
         raw = spec
-    elif spec in BUILTIN_MAPS:
-        return BUILTIN_MAPS[spec]
+    elif builtin(spec) is not None:
+        return builtin(spec)
     else:
         path = Path(spec).expanduser()
         if not path.is_file():

@@ -122,9 +122,10 @@ def _choice(msg: dict, name: str, allowed: tuple[str, ...], code: str) -> str | 
         return None
     if not isinstance(value, str):
         raise ProtocolError(E_BAD_REQUEST, f"{name} must be a string, got {brief(value)}")
-    if value.lower() not in allowed:
+    key = value.strip().lower()  # as style names are read: " Drummer3" is drummer3
+    if key not in allowed:
         raise ProtocolError(code, f"unknown {name} {brief(value)}; choose one of: {', '.join(allowed)}")
-    return value.lower()
+    return key
 
 
 def checked_style(value: object) -> str | dict[str, float] | None:
@@ -177,8 +178,8 @@ def _time_signature(value: object, meters: tuple[tuple[int, int], ...]) -> tuple
 
 def kit_map(value: object) -> dict[int, int]:
     """A request's `kit`: a built-in map's name, or a map of its own."""
-    if isinstance(value, str) and value in kit.BUILTIN_MAPS:
-        return kit.BUILTIN_MAPS[value]
+    if isinstance(value, str) and kit.builtin(value) is not None:
+        return kit.builtin(value)
     if isinstance(value, dict):
         try:
             return kit.load_map(value)

@@ -264,7 +264,7 @@ class Daemon:
         if not (isinstance(ids, list) and len(ids) <= MAX_QUEUE and all(map(_request_id, ids))):
             raise P.ProtocolError(P.E_BAD_REQUEST, f"ids must be a list of at most {MAX_QUEUE} request ids to cancel")
         found = []
-        for request_id in ids:
+        for request_id in dict.fromkeys(ids):  # named twice, cancelled (and answered) once
             jobs = self._open.get((tuple(envelope), request_id), [])
             for job in jobs:
                 job.cancelled = True

@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from daemon import checkpoint, midifile
+from daemon import checkpoint, kit, midifile
 from shared.notes import Note
 from tests.support import ROOT, free_port
 
@@ -245,6 +245,13 @@ def test_a_kit_map_file_maps_the_pieces(tmp_path):
     pads = {36: 35, 38: 40}
     assert [(pads.get(n.pitch, n.pitch), n.start) for n in midifile.read(gm_file).notes] == \
         [(n.pitch, n.start) for n in midifile.read(rack_file).notes]
+
+
+def test_a_built_in_kit_is_named_as_a_style_is():
+    from daemon.cli import kit_arg
+
+    assert kit_arg(" GMD") == "gmd" and kit_arg("Rack16") == "rack16"  # sent as the daemon's own names
+    assert kit.load_map("RACK16") == kit.BUILTIN_MAPS["rack16"]
 
 
 @pytest.mark.parametrize("args, exit_code, says", [

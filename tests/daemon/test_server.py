@@ -89,6 +89,15 @@ def test_style_mix_and_kit_map(daemon):
     assert reply["ok"] and not pitches & {36, 38} and pitches >= {24, 26}  # kick and snare moved, none left behind
 
 
+def test_kit_and_drummer_names_are_read_as_style_names_are(daemon):
+    def notes(i: int, **fields) -> list:
+        reply = ask(daemon.endpoint, op="generate", id=i, style="rock", bars=1, seed=4, **fields)
+        assert reply["ok"], reply
+        return reply["patterns"][0]["notes"]
+
+    assert notes(1, kit=" GMD", drummer="Drummer3 ") == notes(2, kit="gmd", drummer="drummer3")  # not refused
+
+
 def test_strength_reaches_the_generator_and_defaults_to_the_protocols(daemon):
     def notes(i: int, **strength) -> list:
         reply = ask(daemon.endpoint, op="generate", id=i, style="soul", bars=2, seed=8, **strength)
@@ -365,7 +374,7 @@ def test_a_cancel_stops_a_request_part_way(daemon):
     try:
         dealer.send(**BIG, id="big-a")
         started_on(daemon, dealer)
-        dealer.send(op="cancel", id=2, ids=["big-a", "never-sent"])
+        dealer.send(op="cancel", id=2, ids=["big-a", "never-sent", "big-a"])  # named twice: cancelled once
         dealer.send(op="generate", id=3, style="funk", bars=1, seed=3)
         got = dealer.replies(3)
     finally:
