@@ -801,8 +801,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as err:  # a file that cannot be written or read: a folder in its place, no such folder, ...
         print(f"drumigen: {_os_error(err)}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or the player's SIGTERM/SIGHUP (play.Stopped)
+        return 128 + getattr(stop, "signum", signal.SIGINT)
 
 
 def _os_error(err: OSError) -> str:

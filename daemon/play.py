@@ -104,12 +104,21 @@ def cmd_play(args: argparse.Namespace) -> int:
         return _run(args)
 
 
+class Stopped(KeyboardInterrupt):
+    """A signal that stops the player as Ctrl-C does; the exit status still names it (128 + its
+    number, as a shell reports a process the signal ended)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
 @contextmanager
 def _stopped_like_ctrl_c() -> Iterator[None]:
     """SIGTERM and SIGHUP (kill, a closed terminal, a process manager) stop as Ctrl-C does, so
     the player releases every note on the way out instead of leaving them hanging."""
-    def interrupt(*_: object) -> NoReturn:
-        raise KeyboardInterrupt
+    def interrupt(signum: int, _frame: object) -> NoReturn:
+        raise Stopped(signum)
 
     signals = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
     if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
