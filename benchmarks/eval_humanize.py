@@ -83,11 +83,10 @@ def clip_length(perf: Performance) -> float:
 
 
 ACCENT = 127  # a programmed accent; the other notes get FLAT_VELOCITY
-INPUTS = ("flat", "played", "accents")
 
 
 def quantised(perf: Performance, velocities: str) -> list[Note]:
-    """The take on the 16th grid, its velocities `velocities` (one of INPUTS)."""
+    """The take on the 16th grid, its velocities `velocities`: "flat", "played" or "accents"."""
     starts = nearest_steps(perf.starts) / 4
     given = {"flat": np.full(len(starts), FLAT_VELOCITY), "played": perf.velocities,
              "accents": np.where(accented(perf.pitches, perf.velocities), ACCENT, FLAT_VELOCITY)}[velocities]

@@ -113,7 +113,6 @@ class Candidate:
     label: str
     build: callable  # () -> tokenizer
     note: str = ""
-    check_only: bool = False  # pitfall probes: measured but not a real candidate
 
 
 def base_candidates() -> list[Candidate]:
@@ -149,7 +148,6 @@ def base_candidates() -> list[Candidate]:
                 "durations but decoding a use_programs=False track looks up "
                 "program 0, expects Duration tokens and drops every note"
             ),
-            check_only=True,
         ),
     ]
 
