@@ -22,6 +22,7 @@ from shared.protocol import (
     FOCUS_RANGE,
     GUIDANCE_RANGE,
     MAX_CLIP_BARS,
+    MAX_CLIP_NOTES,
     SEED_RANGE,
     STRENGTH_RANGE,
     TEMPERATURE_RANGE,
@@ -186,9 +187,6 @@ def kit_map(value: object) -> dict[int, int]:
         except ValueError as err:
             raise ProtocolError(E_BAD_REQUEST, str(err)) from None
     raise ProtocolError(E_BAD_REQUEST, f"kit must be one of {', '.join(kit.BUILTIN_MAPS)} or a pitch map")
-
-
-MAX_CLIP_NOTES = 4096
 
 
 def clip(msg: dict, meter: tuple[int, int]) -> tuple[list[Note], float]:

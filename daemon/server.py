@@ -39,8 +39,7 @@ from daemon import __version__, checkpoint, clip_ops, kit, styles
 from daemon.curve import read_curve_key
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
-from daemon.requests import (MAX_CLIP_NOTES, clip, flag, kit_map, meter, number, request_for, whole_number,
-                             wire_patterns)
+from daemon.requests import clip, flag, kit_map, meter, number, request_for, whole_number, wire_patterns
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
 
@@ -51,10 +50,10 @@ MAX_BATCH_ROWS = 64  # rows (takes of variations) sampled together in one batch
 STOP_GRACE_S = 2.0  # on SIGINT/SIGTERM the running batch may finish within this; later, it is dropped
 SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; between the two we reply too_large
 MAX_ROUTING_FRAMES = 8  # identity frames before the delimiter: a client's, and a few brokers' on the way
-# msgpack containers a request may hold: twice a clip's notes (requests.MAX_CLIP_NOTES), so up to
+# msgpack containers a request may hold: twice a clip's notes (P.MAX_CLIP_NOTES), so up to
 # there a client hears that limit, past it this one; bytes expand 50-fold into Python objects
 # (8 MiB of empty maps took 600 MB).
-UNPACK_LIMITS = {"max_array_len": 2 * MAX_CLIP_NOTES, "max_map_len": 1024}
+UNPACK_LIMITS = {"max_array_len": 2 * P.MAX_CLIP_NOTES, "max_map_len": 1024}
 
 
 def _request_id(value: object) -> bool:

@@ -147,7 +147,7 @@ def write(slot: object, plan: Plan, notes: list[Note]) -> None:
         first = min(start, clip.start_marker)  # a looped clip plays from its start marker before its loop
         clips.set_end(clip, start + plan.length)
         clips.set_meter(clip, plan.meter)
-        if clip.start_marker < start:  # the new groove starts on its one, not after the old one's lead-in
+        if clip.start_marker != start:  # the new groove starts on its one: not after a lead-in, nor mid-groove
             clip.start_marker = start
         clips.remove_notes(clip, first, max(plan.length, end - start) + start - first)
         clips.add_notes(clip, notes, start)

@@ -23,8 +23,8 @@ from .messages import bars_text, error_status, say
 from .params import FALLBACK_STYLES, MIX_SHARE, STRENGTH_STEPS, Params
 from .settings import Settings
 from .song import Timing, highlighted_slot, read_timing, undo_step
-from .wire import (E_MALFORMED, OP_CONTINUE, OP_DRUMIFY, OP_FILL, OP_GENERATE, OP_HUMANIZE, OP_INFO, OP_STYLES,
-                   OP_VARIATION, PROTOCOL_VERSION, VARIATIONS_RANGE, DaemonClient, Note, ProtocolError, Reply,
+from .wire import (E_MALFORMED, MAX_CLIP_NOTES, OP_CONTINUE, OP_DRUMIFY, OP_FILL, OP_GENERATE, OP_HUMANIZE, OP_INFO,
+                   OP_STYLES, OP_VARIATION, PROTOCOL_VERSION, VARIATIONS_RANGE, DaemonClient, Note, ProtocolError, Reply,
                    unpack_notes)
 
 
@@ -317,6 +317,8 @@ class Controller:
         slot = target_slot(self._song, action, needs_clip=True)
         timing = read_timing(self._song, slot, slot.clip)  # a 3/4 clip in a 4/4 set is read and played in 3/4
         notes, length, ids = clips.read_notes(slot.clip)
+        if len(notes) > MAX_CLIP_NOTES:  # refused here, not packed on Live's thread to be refused there
+            raise SlotProblem(f"this clip plays {len(notes)} notes; MidiDrumiGen takes at most {MAX_CLIP_NOTES}")
         return slot, timing, {**self._common(timing), "notes": notes, "length": length}, ids
 
     def _request(self, action: str, op: str, slot: object, plan: Plan, doing: str, done: str, fields: dict) -> None:

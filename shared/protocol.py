@@ -61,8 +61,10 @@ STRENGTH_RANGE = (0.0, 4.0)
 GUIDANCE_RANGE = (0.0, 2.0)
 TIMEOUT_RANGE = (0.001, 3600.0)  # seconds a request's sender waits; past it the daemon drops the work
 SEED_RANGE = (0, 2**31 - 1)  # variation v of seed s plays seed (s + v) mod 2**31: any seed a reply carries is one to send
-# The longest clip the clip ops take (and the most bars between `fill`'s fills).
+# The longest clip the clip ops take (and the most bars between `fill`'s fills), and the most
+# notes it may hold (64 bars of a dense groove are ~2,000).
 MAX_CLIP_BARS = 64
+MAX_CLIP_NOTES = 4096
 # The genre slot plays any + strength x (style - any): 1 is the style as the model learned it, 0
 # no style. Styles made of GMD genres play at 1.5 unless a request sets `strength`: grooves then
 # say their genre more clearly, at no cost (docs/model.md measures it). Learned styles play at 1.

@@ -645,6 +645,32 @@ def test_a_new_groove_over_a_clip_with_a_lead_in_before_its_loop_replaces_that_t
     assert [n[:2] for n in clip_notes(clip)] == [(36, 12.0), (38, 5.0)]  # after the loop: kept, unheard as before
 
 
+def test_a_new_groove_over_a_clip_launched_from_inside_its_loop_starts_on_its_one(
+    host: LiveHost, stub: StubClient
+) -> None:
+    slot = host.slot(1)
+    clip = make_clip(slot, 16.0, [(36, float(b)) for b in range(16)])
+    clip.start_marker = 4.0  # launched from bar 2 of the old loop, 0..16
+    host.select(slot)
+    press(host, "bars_down")  # 2 bars: the old start marker would launch the new groove at its second bar
+    press(host, "generate")
+    stub.answer(stub.last("generate"), patterns=[hits((38, 1.0))])
+    host.tick()
+    assert (clip.loop_start, clip.loop_end, clip.start_marker) == (0.0, 8.0, 0.0)
+
+
+def test_a_clip_with_more_notes_than_the_daemon_takes_is_explained_instead_of_sent(
+    host: LiveHost, stub: StubClient
+) -> None:
+    slot = host.slot(1)
+    make_clip(slot, 64.0, [(36 + k % 4, k // 4 / 20) for k in range(4097)])
+    host.select(slot)
+    sent = len(stub.sent)
+    press(host, "continue")
+    assert len(stub.sent) == sent
+    assert host.c_instance.status == "MidiDrumiGen: this clip plays 4097 notes; MidiDrumiGen takes at most 4096"
+
+
 def test_clip_actions_play_in_the_clips_own_meter(host: LiveHost, stub: StubClient) -> None:
     """A 3/4 clip in a 4/4 set: its fill is asked for in 3/4, and continue adds bars of 3 beats."""
     slot = host.slot(1)
