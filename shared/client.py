@@ -60,6 +60,7 @@ _IN_PROGRESS = {
     errno.EALREADY,
     getattr(errno, "WSAEWOULDBLOCK", errno.EWOULDBLOCK),  # Windows' non-blocking connect
 }
+NOT_RUNNING = "MidiDrumiGen daemon is not running"  # how the failure of a refused connection reads
 _REFUSED = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", errno.ECONNREFUSED)}
 _ENDPOINT = re.compile(r"tcp://(\[[^\]]*\]|[A-Za-z0-9.-]+):(\d{1,5})")
 
@@ -286,7 +287,7 @@ class DaemonClient:
             code, message = E_TIMEOUT, self._timed_out()
         else:
             code = E_UNAVAILABLE
-            message = self._unavailable(f"no connection within {self.timeout:g} s")
+            message = self._unavailable(f"no connection within {self.timeout:g} s", self._tcp_up)
         for request in expired:
             self._charge(request, now, code, message)
         if self._sock is not None and any(r.id in self._pending for r in expired):
@@ -310,11 +311,15 @@ class DaemonClient:
             "try again, or restart `drumigen serve`"
         )
 
-    def _unavailable(self, reason: str) -> str:
+    def _unavailable(self, reason: str, answered: bool = False) -> str:
+        """Why there is no daemon to talk to; `answered`: something took the connection but
+        never finished the ZeroMQ handshake (another program, or a daemon that wants CurveZMQ)."""
         if self._refused:
+            return f"{NOT_RUNNING} at {self.endpoint} — start it with `drumigen serve`"
+        if answered:
             return (
-                f"MidiDrumiGen daemon is not running at {self.endpoint} — "
-                "start it with `drumigen serve`"
+                f"Something at {self.endpoint} is not the MidiDrumiGen daemon ({reason}): another program "
+                "on that port, or a daemon that needs CurveZMQ — run `drumigen serve` here without --curve-secret"
             )
         return (
             f"Cannot reach the MidiDrumiGen daemon at {self.endpoint} ({reason}) — "
@@ -398,8 +403,9 @@ class DaemonClient:
         now = time.monotonic()
         if not attempt and self.connected:
             self._dropped_at = now
+        answered = self._tcp_up and not self.connected  # it took the connection, then no handshake
         self._close_socket()
-        message = self._unavailable(reason)
+        message = self._unavailable(reason, answered)
         waiting = attempt and self._dropped_at is not None and now - self._dropped_at < RESTART_GRACE_S
         for request in list(self._pending.values()):
             if not (waiting and request.sent):

@@ -14,7 +14,7 @@ import pytest
 import zmq
 
 from shared import zmtp
-from shared.client import DaemonClient, Reply, parse_endpoint
+from shared.client import NOT_RUNNING, DaemonClient, Reply, parse_endpoint
 from shared.protocol import E_BAD_REQUEST, E_CANCELLED, E_TIMEOUT, E_UNAVAILABLE, error_reply
 
 MIB = 1024 * 1024
@@ -450,6 +450,24 @@ def test_oversized_reply_closes_the_connection(router):
     assert reply.error_code == E_UNAVAILABLE and "too large" in reply.error_message
 
 
+def test_a_daemon_that_requires_curvezmq_is_not_reported_as_not_running():
+    """`drumigen serve --curve-secret` takes the connection and drops it at the handshake: the
+    musician must not be told to start a daemon that runs."""
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    public, secret = zmq.curve_keypair()
+    router.curve_server, router.curve_secretkey, router.curve_publickey = True, secret, public
+    try:
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        with DaemonClient(f"tcp://127.0.0.1:{port}", timeout=2.0, retries=0) as client:
+            reply = client.call("ping")
+    finally:
+        router.close(0)
+        ctx.term()
+    assert reply.error_code == E_UNAVAILABLE and not reply.error_message.startswith(NOT_RUNNING)
+    assert "is not the MidiDrumiGen daemon" in reply.error_message and "CurveZMQ" in reply.error_message
+
+
 def test_a_pub_socket_is_not_taken_for_the_daemon():
     ctx = zmq.Context()
     pub = ctx.socket(zmq.PUB)
@@ -485,6 +503,7 @@ def test_a_non_zeromq_server_is_reported_as_such():
             replies = pump(client, answer_like_http)
     assert replies[0].error_code == E_UNAVAILABLE
     assert "not a ZeroMQ socket" in replies[0].error_message
+    assert "is not the MidiDrumiGen daemon" in replies[0].error_message  # and not told to start one
 
 
 def test_heartbeat_pings_are_answered_and_the_connection_stays_up():
