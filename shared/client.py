@@ -329,7 +329,13 @@ class DaemonClient:
     # Connection life cycle.
 
     def _open(self) -> None:
-        """Start a connection attempt; IP literals resolve without blocking, hostnames may not."""
+        """Start a connection attempt. IP literals resolve without blocking and `localhost` is
+        not asked of the resolver at all (on macOS a lookup goes through a system service that
+        can stall); other host names may block."""
+        if self._host.lower() == "localhost":
+            self._addresses = [(socket.AF_INET6, ("::1", self._port, 0, 0)), (socket.AF_INET, ("127.0.0.1", self._port))]
+            self._try_next_address()
+            return
         try:
             infos = socket.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
         except OSError as error:
