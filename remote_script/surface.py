@@ -123,7 +123,11 @@ class DrumSurface:
         return ""
 
     def suggest_map_mode(self, cc_no: int, channel: int) -> int:
-        return Live.MidiMap.MapMode.absolute
+        """Live asks when the user maps a CC of this port to a parameter: our buttons send
+        absolute values; of any other CC (an encoder, maybe relative) we know nothing, -1, as
+        Ableton's own framework answers."""
+        ours = any(c.kind == "cc" and c.number == cc_no and c.channel in (None, channel) for c in self._mapping.controls)
+        return Live.MidiMap.MapMode.absolute if ours else -1
 
     # Output.
 

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 from types import SimpleNamespace
 
+import Live
 import pytest
 from shipped import controls
 from live_host import LiveHost
@@ -37,6 +38,15 @@ def test_the_midi_map_forwards_exactly_the_mapped_buttons(host: LiveHost) -> Non
     assert host.forwards == {("cc", 15, number) for number in GENERIC_CCS}
     assert not host.midi_in((0xBF, 1, 127))  # the mod wheel stays Live's
     assert not host.midi_in((0xB0, 102, 127))  # the right CC on another channel too
+
+
+def test_a_map_mode_is_suggested_only_for_the_mapped_buttons(host: LiveHost) -> None:
+    """Live asks when the user maps a CC of this port: a CC the script does not own may be a
+    relative encoder, so it gets no suggestion (-1), as in Ableton's own framework."""
+    number = next(iter(GENERIC_CCS))
+    assert host.script.suggest_map_mode(number, 15) == Live.MidiMap.MapMode.absolute
+    assert host.script.suggest_map_mode(number, 0) == -1  # the same CC on another channel
+    assert host.script.suggest_map_mode(1, 15) == -1  # the mod wheel
 
 
 def test_releases_and_other_messages_do_nothing(host: LiveHost, stub: StubClient) -> None:
