@@ -97,13 +97,31 @@ def install(remote_scripts: Path, name: str = NAME) -> list[str]:
                    if (REPO / "remote_script" / "mappings" / p.name).exists()}
         (staging / MARKER).write_text(json.dumps({"name": name, "source": str(REPO), "mappings": shipped},
                                                  indent=2) + "\n")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        _swap_in(staging, target, notes)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return notes
+
+
+def _swap_in(staging: Path, target: Path, notes: list[str]) -> None:
+    """Put `staging` where `target` is, the old copy moved aside first and deleted only once the
+    new one is in place: a delete that fails half-way (a file held open on Windows) must not take
+    the user's settings, whose only other copy is in `staging`, with it."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}-old-", dir=target.parent))
+    old.rmdir()  # a free name beside the target, for the old copy to move to
+    target.rename(old)
+    try:
+        staging.rename(target)
+    except OSError:
+        old.rename(target)  # as it was
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    if old.exists():
+        notes.append(f"could not delete the previous copy, now at {old}: delete it when Live is closed")
 
 
 def uninstall(remote_scripts: Path, name: str = NAME) -> tuple[bool, Path | None]:

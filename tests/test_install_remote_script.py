@@ -70,6 +70,28 @@ def test_reinstalling_keeps_the_users_settings_and_own_mappings(tmp_path: Path) 
     assert (target / "surface.py").read_text() != "stale"
 
 
+def test_a_reinstall_that_cannot_put_the_new_copy_in_place_leaves_the_old_one_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old copy went first, then the staged one failed to move in, and the staged folder,
+    the only other copy of the user's settings, was cleaned away: nothing was left."""
+    installer.install(tmp_path)
+    target = tmp_path / installer.NAME
+    (target / "settings.json").write_text('{"style": "jazz"}')
+    rename = Path.rename
+
+    def held_open(self: Path, to: Path) -> Path:
+        if self.name.startswith(f".{installer.NAME}-") and "-old-" not in self.name and Path(to) == target:
+            raise PermissionError(13, "The process cannot access the file", str(self))
+        return rename(self, to)
+
+    monkeypatch.setattr(Path, "rename", held_open)
+    with pytest.raises(PermissionError):
+        installer.install(tmp_path)
+    assert json.loads((target / "settings.json").read_text()) == {"style": "jazz"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [installer.NAME]  # no staged or old copy left
+
+
 def test_reinstalling_keeps_a_shipped_mapping_the_user_edited_beside_the_new_one(tmp_path: Path) -> None:
     installer.install(tmp_path)
     target = tmp_path / installer.NAME
