@@ -9,7 +9,7 @@ import pytest
 from daemon import checkpoint, clip_ops, kit
 from daemon.generate import Generator, GrooveRequest
 from daemon.grammar import HATS
-from shared.notes import ACROSS_THE_LINE, Note
+from shared.notes import ACROSS_THE_LINE, Note, across_the_line
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -201,12 +201,14 @@ def test_a_programmed_rhythm_is_drumified_where_it_is(bundled):
         assert {round(n.start, 6) for n in bass} <= starts
 
 
-def test_a_variation_of_a_clip_that_starts_on_the_one_starts_on_the_one(bundled):
-    notes = [Note(p, b * 4 + t, 0.1, 90) for b in range(2) for p, ts in ((42, [k / 2 for k in range(8)]), (36, [0, 2.5]),
-                                                                          (38, [1, 3])) for t in ts]
-    for style in ("rock", "disco-funk", "motown-soul"):  # the presets' groove templates leave the one where it is
+@pytest.mark.parametrize("late", [0.0, 0.03])  # programmed, or played: its one a hair after the line
+def test_a_variation_of_a_clip_that_starts_on_the_one_starts_on_the_one(bundled, late):
+    notes = [Note(p, b * 4 + t + late, 0.1, 90) for b in range(2) for p, ts in ((42, [k / 2 for k in range(8)]),
+                                                                                 (36, [0, 2.5]), (38, [1, 3])) for t in ts]
+    for style in ("rock", "jazz", "disco-funk", "motown-soul"):  # the presets' groove templates leave the one be
         req = GrooveRequest(style=style, bars=2, seed=77, variations=16)
-        assert all(min(n.start for n in p.notes) == 0.0 for p in clip_ops.vary_clip(bundled, req, notes, 8.0)), style
+        firsts = [min(n.start for n in p.notes) for p in clip_ops.vary_clip(bundled, req, notes, 8.0)]
+        assert all(first == 0.0 if late == 0.0 else first < across_the_line(req.meter) for first in firsts), (style, firsts)
 
 
 def steady_rock(bars: int) -> list[Note]:
@@ -260,6 +262,17 @@ def test_a_variation_is_as_loud_as_its_clip_and_as_busy(bundled, monkeypatch):
     clip_ops.continue_clip(bundled, GrooveRequest(style="funk", seed=3), busy, 16.0, 1)
     clip_ops.continue_clip(bundled, GrooveRequest(style="funk", seed=3), [], 16.0, 1)
     assert [(r.density, r.complexity) for r in asked] == [(0.75, 1.0), (None, None)]  # bars of rest are not sparse
+
+
+def test_a_continuation_is_played_as_hard_as_its_clip(bundled):
+    """The model hears the clip's velocities and still came in 10-34 steps louder or softer in
+    34 of 160 continuations of GMD clips (a Purdie shuffle at 72-81 went on at 115)."""
+    for level in (45, 110):
+        clip = [dataclasses.replace(n, velocity=level) for n in steady_rock(2)]
+        for p in clip_ops.continue_clip(bundled, GrooveRequest(style="funk", seed=3, variations=4), clip, 8.0, 2):
+            velocities = [n.velocity for n in p.notes]
+            assert abs(clip_ops.played_as_hard(velocities) - level) < 1, level
+            assert len(set(velocities)) > 3  # its own dynamics kept
 
 
 def test_a_clip_of_fills_alone_is_as_loud_as_it_was_and_stays_so(bundled):
@@ -393,7 +406,7 @@ def test_the_next_one_is_heard_by_piece_not_pitch(bundled, monkeypatch):
     played = [Note(42, 4.0, 0.25, 80), Note(38, 5.0, 0.25, 90), Note(42, 7.958333, 0.04, 80)]
     monkeypatch.setattr(clip_ops, "_played_on", lambda *args: [Pattern(played, 1)])
     (continued,) = clip_ops.continue_clip(bundled, GrooveRequest(style="rock"), clip, 4.0, 1)
-    assert continued.notes == played[:2]
+    assert [(n.pitch, n.start) for n in continued.notes] == [(n.pitch, n.start) for n in played[:2]]
 
 
 def test_drumify_plays_every_onset_of_a_programmed_32nd_line(bundled):
