@@ -26,7 +26,7 @@ import torch
 from daemon import checkpoint, kit, styles
 from daemon.cuda_graphs import GraphedSteps
 from daemon.grammar import BAR, BarState, TokenTable
-from daemon.groove_template import GrooveTemplate
+from daemon.groove_template import Feel, GrooveTemplate
 from daemon.model import DrumTransformer
 from daemon.vocab import GENRES, LEVELS, NOTE_DURATION, SLOTS, Conditions, Vocabulary
 from shared.notes import Note, bar_beats, without_doubled_ones
@@ -85,7 +85,7 @@ class Voice:
     blend: dict[int, float] | None = None  # genre-slot weights by token id, strength applied (styles.push)
     drummer: str | None = None
     habits: str | None = None  # genre whose priors fill open controls; None: leave them open
-    template: GrooveTemplate | None = None
+    template: GrooveTemplate | Feel | None = None  # a learned style's, or a preset's feel in any meter
     feel: str | None = None  # genre whose feel humanize plays (it knows genres); None: GMD's as a whole
     levels: tuple[int, int] | None = None  # a learned style's density and complexity, for open controls
 
@@ -479,7 +479,7 @@ class Generator:
                 out[i].append(Pattern(self.notes(row.state.ids, req, row.voice.template), row.seed))
         return out
 
-    def notes(self, ids: list[int], req: GrooveRequest, template: GrooveTemplate | None = None) -> list[Note]:
+    def notes(self, ids: list[int], req: GrooveRequest, template: GrooveTemplate | Feel | None = None) -> list[Note]:
         """Notes in the request's kit, inside the clip, at most one hit per pitch and time, and a
         beat's loop point played once (without_doubled_ones); with a style's groove template, its
         feel laid over the model's timing of the sampled hits (a primer's hits are the user's

@@ -8,6 +8,7 @@ what it does.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -139,3 +140,24 @@ class GrooveTemplate:
 
 def _number_in(x: object, low: float, high: float) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and low <= x <= high
+
+
+@dataclass(frozen=True)
+class Feel:
+    """A hand-written feel (a preset's), made into a template for whichever meter is played: a
+    GrooveTemplate is one meter's, and a preset built for 4/4 alone played 3/4, 6/8 or 5/4 as its
+    bare genre blend, no swing, no lay-back. In x/8 meters the 8ths are the beat: a shuffle
+    (`swing8`) has no off-beat 8ths to move there, so only the 16ths swing and the lay-back stay."""
+
+    swing16: float = 0.0  # off-beat 16ths late by this many 16ths
+    swing8: float = 0.0  # off-beat 8ths (of a quarter-note beat) late by this many 16ths
+    lay_back: tuple[tuple[str, float], ...] = ()  # (piece group, 16ths behind the beat)
+
+    @functools.lru_cache(maxsize=32)
+    def template(self, meter: tuple[int, int]) -> GrooveTemplate:
+        swing8 = self.swing8 if meter[1] <= 4 else 0.0
+        return GrooveTemplate.feel(self.swing16, swing8, dict(self.lay_back), tuple(meter))
+
+    def apply(self, notes: list[Note], meter: tuple[int, int], length: float, **how: float) -> list[Note]:
+        """GrooveTemplate.apply, with this feel's template for `meter`."""
+        return self.template(tuple(meter)).apply(notes, meter, length, **how)

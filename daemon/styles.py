@@ -39,7 +39,7 @@ import torch
 from torch.nn import functional as F
 
 from daemon import checkpoint, kit
-from daemon.groove_template import Groove, GrooveTemplate
+from daemon.groove_template import Feel, Groove, GrooveTemplate
 from daemon.data import bar_stats, levels_of
 from daemon.model import DrumTransformer
 from daemon.vocab import DRUMMERS, GENRES, LEVELS, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
@@ -102,28 +102,28 @@ class Preset:
     hand-written groove template."""
 
     mix: dict[str, float]  # genre -> share
-    template: GrooveTemplate
+    template: Feel
     about: str
 
 
 PRESETS = {
     "laid-back-hiphop": Preset(
-        {"hiphop": 0.7, "jazz": 0.3}, GrooveTemplate.feel(swing16=0.25, lay_back={"snare": 0.15}),
+        {"hiphop": 0.7, "jazz": 0.3}, Feel(swing16=0.25, lay_back=(("snare", 0.15),)),
         "70% hiphop + 30% jazz; 16ths swung (~56%), snare a little behind the beat"),
     "disco-funk": Preset(
-        {"dance": 0.6, "funk": 0.4}, GrooveTemplate.feel(),
+        {"dance": 0.6, "funk": 0.4}, Feel(),
         "60% dance (GMD's 7 disco and breakbeat grooves) + 40% funk; pulled towards the grid"),
     "motown-soul": Preset(
-        {"soul": 0.6, "funk": 0.4}, GrooveTemplate.feel(lay_back={"snare": 0.1}),
+        {"soul": 0.6, "funk": 0.4}, Feel(lay_back=(("snare", 0.1),)),
         "60% soul + 40% funk; straight, snare slightly behind the beat"),
     "second-line": Preset(
-        {"neworleans": 0.7, "funk": 0.3}, GrooveTemplate.feel(swing16=0.33),
+        {"neworleans": 0.7, "funk": 0.3}, Feel(swing16=0.33),
         "70% neworleans + 30% funk; 16ths swung (~58%)"),
     "shuffle-blues": Preset(
-        {"blues": 0.5, "rock": 0.5}, GrooveTemplate.feel(swing8=0.67),
+        {"blues": 0.5, "rock": 0.5}, Feel(swing8=0.67),
         "50% blues + 50% rock; off-beat 8ths on the triplet (a shuffle)"),
     "afro-groove": Preset(
-        {"afrobeat": 0.6, "highlife": 0.2, "funk": 0.2}, GrooveTemplate.feel(swing16=0.1),
+        {"afrobeat": 0.6, "highlife": 0.2, "funk": 0.2}, Feel(swing16=0.1),
         "60% afrobeat + 20% highlife + 20% funk; 16ths lightly swung"),
 }
 BUILTIN = frozenset({*GENRES, *DRUMMERS, *PRESETS, "any"})
@@ -631,7 +631,7 @@ class Resolved(NamedTuple):
 
     weights: dict[int, float]
     drummer: str | None = None
-    template: GrooveTemplate | None = None
+    template: GrooveTemplate | Feel | None = None  # a learned style's measured one, a preset's feel
     genres: dict[str, float] | None = None
     levels: tuple[int, int] | None = None
 

@@ -554,11 +554,12 @@ def test_every_kind_of_style_has_a_voice(bundled, tmp_path):
         Generator(bundled.model, vocab, style_folder=tmp_path).voice("no-such-style")
 
 
-def test_a_preset_lays_its_feel_over_the_notes(bundled, monkeypatch):
+@pytest.mark.parametrize("meter", [(4, 4), (3, 4)])  # built for 4/4 alone, a 3/4 preset had no feel
+def test_a_preset_lays_its_feel_over_the_notes(bundled, monkeypatch, meter):
     """laid-back-hiphop's notes are the blend's notes with its groove template applied."""
     import dataclasses
 
-    req = GrooveRequest(style="laid-back-hiphop", bars=2, tempo=90.0, seed=8, variations=3)
+    req = GrooveRequest(style="laid-back-hiphop", bars=2, tempo=90.0, meter=meter, seed=8, variations=3)
     voice = bundled.voice(req.style)
     felt = bundled.generate([req])[0]
     monkeypatch.setattr(bundled, "voice", lambda style, strength=None: dataclasses.replace(voice, template=None))
@@ -567,7 +568,7 @@ def test_a_preset_lays_its_feel_over_the_notes(bundled, monkeypatch):
         return sorted(notes, key=lambda n: (round(n.start, 6), n.pitch))
 
     for a, b in zip(felt, straight):
-        got, want = in_time(a.notes), in_time(voice.template.apply(b.notes, (4, 4), 8.0))
+        got, want = in_time(a.notes), in_time(voice.template.apply(b.notes, meter, 2 * bar_beats(meter)))
         assert [(n.pitch, n.velocity) for n in got] == [(n.pitch, n.velocity) for n in want]
         assert [n.start for n in got] == pytest.approx([n.start for n in want], abs=1e-6)
         assert [n.start for n in a.notes] != pytest.approx([n.start for n in b.notes], abs=1e-3)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from daemon import styles
-from daemon.groove_template import Groove, GrooveTemplate
+from daemon.groove_template import Feel, Groove, GrooveTemplate
 from shared.notes import Note
 
 
@@ -50,3 +50,20 @@ def test_a_learned_template_hears_a_swing_but_not_another_grids_hits():
     assert all(abs(x) < 1e-9 for x in rolled.offsets["hats"] if x is not None)
     swing = GrooveTemplate.measure([styles.groove_from_notes("swing", swung, 100.0, (4, 4), 8.0)])
     assert swing.offsets["hats"][1] == pytest.approx(0.34) and swing.offsets["hats"][0] == 0.0
+
+
+@pytest.mark.parametrize("meter", [(4, 4), (3, 4), (5, 4), (2, 2), (6, 8), (7, 8)])
+def test_a_presets_feel_is_played_in_every_meter(meter):
+    """Built for 4/4 alone, a preset's template left every other meter's grooves as they were:
+    laid-back-hiphop in 3/4 had no swing and no lay-back. In x/8 the 8ths are the beat, so a
+    shuffle moves none of them; the 16ths between still swing."""
+    bar = meter[0] * 4 / meter[1]
+    hats = [Note(42, s / 4, 0.1, 80) for s in range(round(bar * 4))]  # straight 16ths, one bar
+    snares = [Note(38, 1.0, 0.1, 100)]
+    swung = {round(n.start - s / 4, 4) for s, n in enumerate(Feel(swing16=0.25).apply(hats, meter, bar))}
+    assert swung == {0.0, round(0.25 / 4, 4)}  # the off-beat 16ths late, the others where they were
+    laid_back = Feel(lay_back=(("snare", 0.15),)).apply(snares, meter, bar)
+    assert laid_back[0].start == pytest.approx(1.0 + 0.15 / 4)
+    shuffled = [n.start - s / 4 for s, n in enumerate(Feel(swing8=0.67).apply(hats, meter, bar))]
+    eighths_moved = any(abs(shifted) > 1e-9 for shifted in shuffled[2::4])
+    assert eighths_moved == (meter[1] <= 4)
