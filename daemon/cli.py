@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ from shared.protocol import (
     E_UNAVAILABLE,
     FOCUS_RANGE,
     GUIDANCE_RANGE,
+    LEARN_STEPS_RANGE,
     MAX_CLIP_BARS,
     OP_GENERATE,
     OP_INFO,
@@ -29,6 +31,7 @@ from shared.protocol import (
     STRENGTH_RANGE,
     STYLE_STRENGTH,
     TEMPERATURE_RANGE,
+    TEMPO_RANGE,
     TOP_P_RANGE,
     VARIATIONS_RANGE,
     ProtocolError,
@@ -346,6 +349,8 @@ def style_arg(text: str) -> str | dict[str, float]:
             mix[name.strip()] = float(weight)
         except ValueError:
             raise argparse.ArgumentTypeError(f"style mix part {part!r} is not name:weight") from None
+        if not 0 <= mix[name.strip()] < math.inf:  # nan fails this too
+            raise argparse.ArgumentTypeError(f"style weight in {part!r} must be a number >= 0")
     return mix
 
 
@@ -433,20 +438,21 @@ def add_generate(sub) -> None:
                         "funk:0.7,jazz:0.3")
     p.add_argument("--drummer", help="play like one GMD drummer: drummer1 .. drummer10")
     p.add_argument("--bars", type=whole(*BARS_RANGE), default=4, help="bars per groove, 1-16 (default 4)")
-    p.add_argument("--tempo", type=float, default=120.0, help="BPM (default 120)")
+    p.add_argument("--tempo", type=bounded(*TEMPO_RANGE), default=120.0,
+                   help=f"BPM, {TEMPO_RANGE[0]:g}-{TEMPO_RANGE[1]:g} (default 120)")
     p.add_argument("--time-signature", dest="time_signature", type=time_signature_arg, default=(4, 4),
                    help="meter, e.g. 4/4, 3/4, 6/8, 5/4, 7/8 (default 4/4)")
     p.add_argument("--count", type=whole(*VARIATIONS_RANGE), default=1, help="how many variations, 1-16 (default 1)")
     p.add_argument("--seed", type=whole(*SEED_RANGE), help="same request + same seed = same groove")
-    p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
-    p.add_argument("--top-p", dest="top_p", type=float, help="nucleus sampling mass (default 0.95)")
+    p.add_argument("--temperature", type=bounded(*TEMPERATURE_RANGE), help="randomness, 0.05-3 (default 1.0)")
+    p.add_argument("--top-p", dest="top_p", type=bounded(*TOP_P_RANGE), help="nucleus sampling mass, 0.01-1 (default 0.95)")
     p.add_argument("--kind", choices=("beat", "fill"), help="a groove or a fill")
-    p.add_argument("--density", type=float, help="0 sparse .. 1 busy")
-    p.add_argument("--complexity", type=float, help="0 straight .. 1 syncopated")
-    p.add_argument("--strength", type=float, help=f"how strongly the style is played: 0 none, 1 as the model "
+    p.add_argument("--density", type=fraction_arg, help="0 sparse .. 1 busy")
+    p.add_argument("--complexity", type=fraction_arg, help="0 straight .. 1 syncopated")
+    p.add_argument("--strength", type=bounded(*STRENGTH_RANGE), help=f"how strongly the style is played: 0 none, 1 as the model "
                                                   f"learned it, up to {STRENGTH_RANGE[1]:g} (default {STYLE_STRENGTH} "
                                                   "for genres and presets, 1 for your learned styles and drummers)")
-    p.add_argument("--guidance", type=float, help="classifier-free guidance 0-2 (default 1): > 1 follows the controls "
+    p.add_argument("--guidance", type=bounded(*GUIDANCE_RANGE), help="classifier-free guidance 0-2 (default 1): > 1 follows the controls "
                                                   "harder, 0 ignores them")
     add_focus_flag(p)
     p.add_argument("--kit", type=kit_arg, help="output drum map: gm (default), gmd, rack16, or a JSON file of "
@@ -555,7 +561,7 @@ def add_clip_ops(sub) -> None:
         p.add_argument("--style", type=style_arg, help="any style `drumigen styles` lists, or a mix (default: "
                                                        + ("what the model hears in the clip)" if heard else "any style)"))
         p.add_argument("--seed", type=whole(*SEED_RANGE), help="same clip + same seed = same result")
-        p.add_argument("--temperature", type=float, help="randomness, 0.05-3 (default 1.0)")
+        p.add_argument("--temperature", type=bounded(*TEMPERATURE_RANGE), help="randomness, 0.05-3 (default 1.0)")
         p.add_argument("--kit", type=kit_arg, help="the file's drum map, which the result keeps: gm (default), gmd, "
                                                    "rack16, or a JSON file of {gm_pitch: your_pitch}")
         add_focus_flag(p)
@@ -730,7 +736,8 @@ def add_style_parser(sub) -> None:
     learn = actions.add_parser("learn", help="learn a style from 3-20 MIDI grooves (under a minute)")
     learn.add_argument("name", help="the new style's name: letters, digits, '-' or '_'")
     learn.add_argument("files", nargs="+", type=Path, help=".mid files, or folders of them")
-    learn.add_argument("--steps", type=int, help="optimisation steps, 1-100 (default 40)")
+    learn.add_argument("--steps", type=whole(*LEARN_STEPS_RANGE),
+                       help=f"optimisation steps, {LEARN_STEPS_RANGE[0]}-{LEARN_STEPS_RANGE[1]} (default 40)")
     learn.add_argument("--checkpoint", type=Path, help="model (default: the bundled one)")
     learn.add_argument("--replace", action="store_true", help="overwrite a style of the same name")
     learn.add_argument("--kit", type=kit_arg, help="the files' drum map, for grooves played on a rack of your own: "

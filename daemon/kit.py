@@ -142,7 +142,7 @@ def load_map(spec: str | dict) -> dict[int, int]:
                 raise ValueError(f"no kit map file {brief(spec)}")
             raise ValueError(f"unknown kit map {brief(spec)}: use one of {', '.join(BUILTIN_MAPS)} or a JSON file path")
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(path.read_text(), object_pairs_hook=_once_each)
         except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError; a nesting bomb
             raise ValueError(f"kit map {path} is not valid JSON: {exc}") from None
         raw = raw.get("map", raw) if isinstance(raw, dict) else raw
@@ -161,6 +161,17 @@ def load_map(spec: str | dict) -> dict[int, int]:
             raise ValueError(f"kit map entry {brief(key)} maps pitch {source} a second time")
         mapping[source] = target
     return in_gm(mapping)
+
+
+def _once_each(pairs: list[tuple[str, object]]) -> dict:
+    """A JSON object whose keys are all different: json keeps the last of a repeated key, so
+    {"36": 60, "36": 61} put the kick on 61 without a word."""
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"{key!r} is given twice")
+        seen[key] = value
+    return seen
 
 
 def in_gm(mapping: dict[int, int]) -> dict[int, int]:

@@ -23,6 +23,17 @@ from shared.protocol import (
     GUIDANCE_RANGE,
     MAX_CLIP_BARS,
     MAX_CLIP_NOTES,
+    OP_CANCEL,
+    OP_CONTINUE,
+    OP_DRUMIFY,
+    OP_FILL,
+    OP_GENERATE,
+    OP_HUMANIZE,
+    OP_INFO,
+    OP_LEARN_STYLE,
+    OP_PING,
+    OP_STYLES,
+    OP_VARIATION,
     SEED_RANGE,
     STRENGTH_RANGE,
     TEMPERATURE_RANGE,
@@ -34,6 +45,30 @@ from shared.protocol import (
 )
 
 MAX_STYLES_IN_MIX = 8
+
+# The fields each op reads, besides these every request may carry. A field no op reads is
+# refused rather than ignored: {"temprature": 3} played at 1.0 without a word.
+COMMON_FIELDS = ("op", "id", "timeout", "packed")
+GENERATE_FIELDS = ("style", "drummer", "bars", "tempo", "time_signature", "variations", "temperature", "top_p",
+                   "seed", "kind", "density", "complexity", "strength", "guidance", "focus", "kit", "loop")
+CLIP_FIELDS = (*GENERATE_FIELDS, "notes", "length")
+OP_FIELDS = {
+    OP_PING: (), OP_INFO: (), OP_STYLES: (), OP_CANCEL: ("ids",),
+    OP_GENERATE: GENERATE_FIELDS,
+    OP_CONTINUE: CLIP_FIELDS, OP_VARIATION: CLIP_FIELDS, OP_DRUMIFY: CLIP_FIELDS,
+    OP_FILL: (*CLIP_FIELDS, "every"),
+    OP_HUMANIZE: (*CLIP_FIELDS, "amount", "ghost_notes", "chance"),
+    OP_LEARN_STYLE: ("name", "clips", "steps", "replace", "kit"),
+}
+
+
+def check_fields(msg: dict, op: str) -> None:
+    """Refuse a field `op` does not read (a typo, a field of another op), naming those it reads."""
+    known = (*COMMON_FIELDS, *OP_FIELDS[op])
+    unknown = [key for key in msg if key not in known]
+    if unknown:
+        names = ", ".join(brief(key) for key in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise ProtocolError(E_BAD_REQUEST, f"{op} does not take {names}; it takes: {', '.join(OP_FIELDS[op]) or 'no fields'}")
 
 
 def request_for(msg: dict, generator: Generator) -> GrooveRequest:
@@ -52,7 +87,8 @@ def request_for(msg: dict, generator: Generator) -> GrooveRequest:
 
 
 def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequest:
-    """The `generate` fields of `msg` as a GrooveRequest; unknown extra fields are ignored.
+    """The `generate` fields of `msg` as a GrooveRequest (a clip op's own fields are left to it;
+    check_fields refuses those no op reads).
     `meters` are the time signatures the model's vocabulary can write. A style is checked for
     its shape here; whether its names exist is the generator's to say (request_for)."""
     num, den = meter(msg, meters)
@@ -73,7 +109,7 @@ def groove_request(msg: dict, meters: tuple[tuple[int, int], ...]) -> GrooveRequ
         strength=number(msg, "strength", given.strength, STRENGTH_RANGE),
         guidance=number(msg, "guidance", given.guidance, GUIDANCE_RANGE),
         focus=whole_number(msg, "focus", given.focus, FOCUS_RANGE),
-        kit=kit_map(msg.get("kit", "gm")),
+        kit=kit_map(msg.get("kit")),
         loops=flag(msg, "loop", given.loops),
     )
     if request.rows > VARIATIONS_RANGE[1]:  # each take is a row of the batch, as a variation is
@@ -99,8 +135,10 @@ def _whole(value: object, name: str, bounds: tuple[int, int]) -> int:
 
 
 def flag(msg: dict, name: str, default: bool = False) -> bool:
-    """An optional true/false field, `default` when absent."""
-    value = msg.get(name, default)
+    """An optional true/false field, `default` when absent (or null, as for every field)."""
+    value = msg.get(name)
+    if value is None:
+        return default
     if not isinstance(value, bool):
         raise ProtocolError(E_BAD_REQUEST, f"{name} must be true or false, got {brief(value)}")
     return value
@@ -161,7 +199,8 @@ def checked_style(value: object) -> str | dict[str, float] | None:
 
 def meter(msg: dict, meters: tuple[tuple[int, int], ...]) -> tuple[int, int]:
     """`time_signature` of `msg` (default 4/4), one the model can write."""
-    return _time_signature(msg.get("time_signature", [4, 4]), meters)
+    value = msg.get("time_signature")
+    return _time_signature([4, 4] if value is None else value, meters)
 
 
 def _time_signature(value: object, meters: tuple[tuple[int, int], ...]) -> tuple[int, int]:
@@ -178,7 +217,9 @@ def _time_signature(value: object, meters: tuple[tuple[int, int], ...]) -> tuple
 
 
 def kit_map(value: object) -> dict[int, int]:
-    """A request's `kit`: a built-in map's name, or a map of its own."""
+    """A request's `kit`: a built-in map's name, or a map of its own; gm when absent."""
+    if value is None:
+        return kit.BUILTIN_MAPS["gm"]
     if isinstance(value, str) and kit.builtin(value) is not None:
         return kit.builtin(value)
     if isinstance(value, dict):

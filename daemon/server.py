@@ -39,7 +39,8 @@ from daemon import __version__, checkpoint, clip_ops, kit, styles
 from daemon.curve import read_curve_key
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
-from daemon.requests import clip, flag, kit_map, meter, number, request_for, whole_number, wire_patterns
+from daemon.requests import (OP_FIELDS, check_fields, clip, flag, kit_map, meter, number, request_for, whole_number,
+                             wire_patterns)
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
 
@@ -223,6 +224,8 @@ class Daemon:
                                            f"id must be an integer or a string of at most {P.MAX_ID_CHARS} characters")
         op = msg.get("op")
         try:
+            if isinstance(op, str) and op in OP_FIELDS:
+                check_fields(msg, op)
             if op == P.OP_PING:
                 return envelope, P.ok_reply(request_id, pong=True, time=time.time())
             if op == P.OP_INFO:
@@ -361,14 +364,14 @@ class Daemon:
         if not replace and styles.StyleLibrary(self.generator.style_folder).path(name).exists():  # said now, not
             raise P.ProtocolError(P.E_BAD_REQUEST, f"there is already a style named {P.brief(name)}; "  # after the queue
                                                    "pass replace: true to learn it again")
-        pieces = kit.reverse_map(kit_map(msg.get("kit", "gm")))  # the clips' pads, heard as the pieces they play
+        pieces = kit.reverse_map(kit_map(msg.get("kit")))  # the clips' pads, heard as the pieces they play
         raw = msg.get("clips")
         if not isinstance(raw, list) or not styles.MIN_GROOVES <= len(raw) <= styles.MAX_GROOVES:
             raise P.ProtocolError(P.E_BAD_REQUEST, f"clips must be a list of {styles.MIN_GROOVES}..{styles.MAX_GROOVES} clip maps (your grooves)")
         if not all(isinstance(item, dict) for item in raw):
             raise P.ProtocolError(P.E_BAD_REQUEST, f"clip {next(i for i, c in enumerate(raw, 1) if not isinstance(c, dict))} "
                                                    "is not a map")
-        steps = whole_number(msg, "steps", styles.STEPS, (1, styles.MAX_STEPS))
+        steps = whole_number(msg, "steps", styles.STEPS, P.LEARN_STEPS_RANGE)
         model = self.generator.model  # learning reads it on the CPU; a CUDA daemon reads the file again
         loaded = (model, self.generator.vocab) if self.generator.device.type == "cpu" else None
 

@@ -44,7 +44,7 @@ from daemon.data import bar_stats, levels_of
 from daemon.model import DrumTransformer
 from daemon.vocab import DRUMMERS, GENRES, LEVELS, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
 from shared.notes import Note, bar_beats
-from shared.protocol import brief
+from shared.protocol import LEARN_STEPS_RANGE, brief
 
 FORMAT = "mididrumigen-style"
 FORMAT_VERSION = 1
@@ -60,11 +60,10 @@ MIN_BARS = 4  # a shorter groove is looped to this length, as Live loops a clip
 WINDOW_BARS = 2  # the bars right after the prefix are the ones the style steers most
 MAX_WINDOW_TOKENS = 160  # two bars are ~70 tokens, two very busy ones ~150
 STEPS = 40
-MAX_STEPS = 100  # learning holds the daemon's one model worker: generate requests wait behind it
 BATCH = 16
 LR = 0.1
 PULL = 3e-3  # L2 weight on the distance from the starting genre's one-hot
-# Adam moves a weight by about LR a step, so learning leaves each within ~1 + LR x MAX_STEPS = 11
+# Adam moves a weight by about LR a step, so learning leaves each within ~1 + LR x the most steps = 11
 # of 0. A file with one past 100 was edited by hand: a blend of embeddings that large can overflow
 # to NaN, and a sampler fed NaN plays the same notes whatever was asked.
 WEIGHT_LIMIT = 100.0
@@ -553,8 +552,8 @@ def learn_style(name: str, files: list[Path], checkpoint_path: Path = checkpoint
         raise StyleError("no MIDI files given: a style is learned from 3 or more of your grooves")
     if len(files) > MAX_GROOVES:
         raise StyleError(f"{len(files)} files given; a style is learned from {MIN_GROOVES}-{MAX_GROOVES} grooves")
-    if not 1 <= steps <= MAX_STEPS:
-        raise StyleError(f"steps must be 1-{MAX_STEPS}, got {steps}")
+    if not LEARN_STEPS_RANGE[0] <= steps <= LEARN_STEPS_RANGE[1]:
+        raise StyleError(f"steps must be {LEARN_STEPS_RANGE[0]}-{LEARN_STEPS_RANGE[1]}, got {steps}")
     grooves, problems = [], copies
     for path in files:
         try:

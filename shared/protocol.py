@@ -65,6 +65,7 @@ SEED_RANGE = (0, 2**31 - 1)  # variation v of seed s plays seed (s + v) mod 2**3
 # notes it may hold (64 bars of a dense groove are ~2,000).
 MAX_CLIP_BARS = 64
 MAX_CLIP_NOTES = 4096
+LEARN_STEPS_RANGE = (1, 100)  # learn_style's steps: learning holds the daemon's one model worker
 # The genre slot plays any + strength x (style - any): 1 is the style as the model learned it, 0
 # no style. Styles made of GMD genres play at 1.5 unless a request sets `strength`: grooves then
 # say their genre more clearly, at no cost (docs/model.md measures it). Learned styles play at 1.

@@ -140,7 +140,7 @@ def test_generate_refusals_exit_1_with_the_reason(daemon):
     r = drumigen("generate", "--endpoint", daemon.endpoint, "--style", "polka")
     assert r.returncode == 1 and "unknown style 'polka'" in r.stderr and "[unknown_style]" in r.stderr
     r = drumigen("generate", "--endpoint", daemon.endpoint, "--temperature", "99")
-    assert r.returncode == 1 and "temperature must be between 0.05 and 3" in r.stderr
+    assert r.returncode == 2 and "--temperature: must be 0.05..3, got 99" in r.stderr  # bad usage, as --bars 17 is
 
 
 @pytest.mark.parametrize("focus", [(), ("--focus", "2")])
@@ -259,6 +259,11 @@ def test_a_built_in_kit_is_named_as_a_style_is():
     (("generate", "--local", "--kit", "rack99"), 2, "unknown kit map 'rack99': use one of gm, gmd, rack16"),
     (("generate", "--local", "--kit", "{bad}"), 2, "not valid JSON"),
     (("ping", "--timeout", "0"), 2, "--timeout: must be 0.1..3600"),
+    (("generate", "--local", "--tempo", "nan"), 2, "--tempo: must be 20..400, got nan"),
+    (("generate", "--local", "--density", "1.5"), 2, "--density: must be 0..1, got 1.5"),
+    (("generate", "--local", "--style", "funk:-1,jazz:1"), 2, "style weight in 'funk:-1' must be a number >= 0"),
+    (("style", "learn", "x", "{clip}", "--steps", "0"), 2, "--steps: must be 1..100, got 0"),
+    (("generate", "--local", "--kit", "{twice}"), 2, "'36' is given twice"),
     (("ping", "--endpoint", "bogus"), 2, "is not tcp://host:port"),
     (("generate", "--local", "--device", "bogus"), 2, "device must be auto, cpu, cuda, cuda:N or mps"),
     (("generate", "--local", "-q", "--checkpoint", "{bad}"), 1, "is not a MidiDrumiGen checkpoint"),
@@ -289,6 +294,7 @@ def test_a_built_in_kit_is_named_as_a_style_is():
 def test_flags_that_cannot_work_are_one_line_not_a_traceback(tmp_path, args, exit_code, says):
     (tmp_path / "bad.json").write_bytes(b"\xff{")
     (tmp_path / "deep.json").write_text("[" * 100_000)
+    (tmp_path / "twice.json").write_text('{"36": 60, "36": 61}')  # json.loads keeps the last, without a word
     midifile.write(tmp_path / "long.mid", [Note(36, 4.0 * b, 0.25, 90) for b in range(100)], 120, (4, 4))
     midifile.write(tmp_path / "clip.mid", [Note(36, b, 0.25, 90) for b in range(4)], 120, (4, 4))
     gutted = torch.load(checkpoint.BUNDLED, weights_only=True)
@@ -300,7 +306,7 @@ def test_flags_that_cannot_work_are_one_line_not_a_traceback(tmp_path, args, exi
     paths = {"missing": tmp_path / "nope", "bad": tmp_path / "bad.json", "deep": tmp_path / "deep.json",
              "gutted": tmp_path / "gutted.pt", "foreign": tmp_path / "foreign.pt", "hollow": tmp_path / "hollow.pt",
              "log": tmp_path / "d.log", "port": free_port(), "long": tmp_path / "long.mid", "out": tmp_path / "o.mid",
-             "clip": tmp_path / "clip.mid"}
+             "clip": tmp_path / "clip.mid", "twice": tmp_path / "twice.json"}
     r = drumigen(*(a.format(**paths) for a in args))
     assert r.returncode == exit_code and says in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert "weights_only" not in r.stderr  # torch's advice to unpickle code is not ours to pass on

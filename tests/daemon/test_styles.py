@@ -17,7 +17,7 @@ from daemon import checkpoint, cli, kit, styles
 from daemon.generate import Generator, GrooveRequest
 from daemon.vocab import DRUMMERS, GENRES
 from shared.notes import Note
-from shared.protocol import STYLE_STRENGTH
+from shared.protocol import LEARN_STEPS_RANGE, STYLE_STRENGTH
 from tests.support import GROOVE_MINI
 
 FILES = [GROOVE_MINI / p for p in (
@@ -200,7 +200,7 @@ def test_a_damaged_style_file_does_not_hide_the_others(learned, tmp_path):
         else:
             with pytest.raises(styles.StyleError, match="beyond"):
                 library.load("huge")
-    assert 1 + styles.LR * styles.MAX_STEPS < styles.WEIGHT_LIMIT / 4  # learning stays far inside the limit
+    assert 1 + styles.LR * LEARN_STEPS_RANGE[1] < styles.WEIGHT_LIMIT / 4  # learning stays far inside the limit
     assert library.load("my-groove").name == "my-groove"
     assert "broken" not in styles.all_names(folder) and "my-groove" in styles.all_names(folder)
 
