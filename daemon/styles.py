@@ -571,8 +571,13 @@ def learn_style_from_clips(name: str, clips: list[tuple[list[Note], float, tuple
     daemon receives them; `loaded` is the daemon's model, so it is not read again."""
     if not clips:
         raise StyleError("no clips given: a style is learned from 3 or more of your grooves")
-    grooves, problems = [], []
+    grooves, problems, seen = [], [], set()
     for i, (notes, tempo, meter, length) in enumerate(clips, 1):
+        same = (tuple(sorted((n.start, n.pitch, n.velocity) for n in notes)), tempo, tuple(meter), length)
+        if same in seen:  # one clip sent three times is not three grooves, as with files
+            problems.append(f"clip {i} repeats another clip, counted once")
+            continue
+        seen.add(same)
         try:
             grooves.append(groove_from_notes(f"clip {i}", notes, tempo, tuple(meter), length))
         except StyleError as err:

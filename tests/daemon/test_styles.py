@@ -279,6 +279,9 @@ def test_clips_from_live_learn_a_style(tmp_path):
     with pytest.raises(styles.StyleError, match="clip 2 has no drum notes"):
         styles.learn_style_from_clips("x", [clips[0], ([Note(80, 0.0, 0.25, 100)], 120.0, (4, 4), 4.0), clips[2]],
                                       folder=tmp_path)
+    reordered = (list(reversed(clips[0][0])), *clips[0][1:])  # the same clip, its notes in another order
+    with pytest.raises(styles.StyleError, match="clip 2 repeats another clip, counted once"):
+        styles.learn_style_from_clips("x", [clips[0], reordered, clips[0]], folder=tmp_path)  # as files are
 
 
 def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
