@@ -300,6 +300,15 @@ class StyleLibrary:
             raise StyleError(f"style file {path} holds style {style.name!r}; rename the file back or import it")
         return style
 
+    def check_writable(self) -> None:
+        """StyleError unless a style can be written here (the folder made if need be)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.folder):
+                pass
+        except OSError as err:
+            raise StyleError(f"cannot save styles in {self.folder}: {err.strerror or err}") from None
+
     def save(self, style: Style, replace: bool = False) -> Path:
         path = self.path(check_name(style.name))
         if path.exists() and not replace:
@@ -595,6 +604,7 @@ def _learn(name: str, grooves: list[Groove], problems: list[str], checkpoint_pat
         raise StyleError(f"there is already a style named {name!r}; choose another name or replace it "
                          "(`--replace`; over the wire, `replace: true`)")
     _enough(grooves, problems)  # before loading the model: a refusal should be quick
+    library.check_writable()  # and before learning: a folder it cannot save in was found a minute later
     model, vocab = loaded or checkpoint.load(Path(checkpoint_path))[:2]
     usable, per_groove = [], []
     for groove in grooves:

@@ -284,6 +284,13 @@ def test_clips_from_live_learn_a_style(tmp_path):
         styles.learn_style_from_clips("x", [clips[0], reordered, clips[0]], folder=tmp_path)  # as files are
 
 
+def test_a_style_folder_that_cannot_be_written_is_found_before_learning(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(checkpoint, "load", lambda *args: pytest.fail("learned before finding it cannot save"))
+    with pytest.raises(styles.StyleError, match="cannot save styles in .*a-file/styles: Not a directory"):
+        styles.learn_style("x", FILES[:3], steps=1, folder=tmp_path / "a-file" / "styles")
+
+
 def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
     model, vocab = bundled
     for name, preset in styles.PRESETS.items():
