@@ -123,6 +123,19 @@ def played_as_hard(velocities: list[float]) -> float:
     return sum(loud) / len(loud)
 
 
+def own_pieces(notes: list[Note], kit_map: dict[int, int]) -> tuple[int, ...]:
+    """The pitches a line with neither kick nor snare (hats, a ride, a shaker heard as hats) keeps
+    to when it is continued or varied: its own instruments (kit.GROUPS), so a hat intro stays one;
+    continued or varied, 57 and 61 of 80 such lines got a backbeat. Empty for a beat (it may
+    bring in a crash or a tom) and for a clip with no drums."""
+    piece = kit.heard_as(kit_map)
+    heard = {piece(n.pitch) for n in notes} & set(DRUM_PITCHES)
+    groups = [pitches for pitches in kit.GROUPS.values() if heard & set(pitches)]
+    if not heard or heard & {*kit.GROUPS["kick"], *kit.GROUPS["snare"]}:
+        return ()
+    return tuple(sorted(heard.union(*groups)))
+
+
 def _check_heard(notes: list[Note], req: GrooveRequest) -> None:
     """Refuse a clip with no drum the model plays (a melody, a rack without its `kit`): continue
     and variation would play on from silence, and a fill would land among notes that are not drums."""
@@ -140,7 +153,7 @@ def _played_on(generator: Generator, req: GrooveRequest, notes: list[Note], leng
     clip_bars = _whole_bars(length, req.meter)
     heard = primer(generator, notes, clip_bars, req, take)
     request = dataclasses.replace(_as_busy(generator, req, heard), bars=clip_bars + bars, primer=heard,
-                                  fresh_bar=clip_bars + 1 if take else 0,
+                                  fresh_bar=clip_bars + 1 if take else 0, kit_pieces=own_pieces(notes, req.kit),
                                   loops=False)  # what follows the new bars is the caller's to say
     end = clip_bars * bar_beats(req.meter)
     return [Pattern([_shift(n, length - end) for n in p.notes if n.start >= end], p.seed)

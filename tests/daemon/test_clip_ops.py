@@ -264,6 +264,17 @@ def test_a_variation_is_as_loud_as_its_clip_and_as_busy(bundled, monkeypatch):
     assert [(r.density, r.complexity) for r in asked] == [(0.75, 1.0), (None, None)]  # bars of rest are not sparse
 
 
+def test_a_cymbal_line_continued_or_varied_keeps_to_its_own_instruments(bundled):
+    """A hat and ride line got kick, snare and toms from continue in 57 and from variation in 61
+    of 80 takes; a beat may still bring in what it lacks (a crash on the next phrase)."""
+    line = [Note(42, k / 2, 0.1, 80) for k in range(16)] + [Note(51, k + 0.5, 0.1, 70) for k in range(8)]
+    req = GrooveRequest(style="funk", seed=9, variations=4)
+    takes = clip_ops.continue_clip(bundled, req, line, 8.0, 2) + clip_ops.vary_clip(bundled, req, line, 8.0)
+    assert all(p.notes and {n.pitch for n in p.notes} <= {42, 44, 46, 51, 53, 59} for p in takes)
+    assert clip_ops.own_pieces(line, kit.BUILTIN_MAPS["gm"]) == (42, 44, 46, 51, 53, 59)
+    assert clip_ops.own_pieces(steady_rock(1), kit.BUILTIN_MAPS["gm"]) == ()  # a beat: free
+
+
 def test_a_continuation_is_played_as_hard_as_its_clip(bundled):
     """The model hears the clip's velocities and still came in 10-34 steps louder or softer in
     34 of 160 continuations of GMD clips (a Purdie shuffle at 72-81 went on at 115)."""

@@ -291,6 +291,27 @@ def test_onsets_each_get_a_hit_however_eager_the_sampler_is_to_close_bars(meter)
         assert s.bars == 3
 
 
+@pytest.mark.parametrize("meter", [(4, 4), (7, 8)])
+def test_a_kit_of_its_own_is_all_a_sampler_plays_with_onsets_due_and_no_dead_end(meter):
+    """A hat and ride line continued keeps to hats and ride (clip_ops.own_pieces), whatever the
+    walk, with a hit due on each bar's one; the given tokens (the clip) may hold anything."""
+    t, rng = table(), random.Random(7)
+    kit = (42, 44, 46, 51, 53, 59)
+    for _ in range(6):
+        s = BarState(3, meter, onsets=((0,),) * 3, kit=kit)
+        while not s.done:
+            ids = t.allowed(s)
+            assert len(ids)
+            s.advance(int(rng.choice(ids)), t)
+        hits = t.hits(s.ids)
+        assert hits and {h.pitch for h in hits} <= set(kit)
+        bar = meter[0] * 4 / meter[1]
+        assert all(any(abs(h.start - k * bar) < 1e-9 for h in hits) for k in range(3))  # each one played
+    known = BarState(1, (4, 4), kit=kit)
+    known.follow(t.vocab.merge(t.vocab.encode_notes([Note(36, 0.0, 0.1, 90)], (4, 4))), t)  # a kick given: kept
+    assert [h.pitch for h in t.hits(known.ids)] == [36]
+
+
 def test_every_id_is_summarised():
     t = table()
     assert t.size == len(t.vocab.pieces) < len(t.vocab)
