@@ -495,7 +495,8 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
     if args.command == "continue":  # the clip grows: keep it and add the new bars
         length += args.bars * bar
         notes = groove.notes + notes
-    midifile.write(args.out, notes, groove.tempo, groove.meter, length, name=f"MidiDrumiGen {args.command}")
+    midifile.write(args.out, notes, groove.tempo, groove.meter, length, name=f"MidiDrumiGen {args.command}",
+                   tempo_changes=groove.tempo_changes)  # the clip's own timing kept
     print(f"{args.command}: {len(notes)} notes, {length:g} beats, seed {seed} -> {args.out}")
     if not args.quiet:
         from daemon.show import grid
@@ -598,7 +599,8 @@ def cmd_humanize(args: argparse.Namespace) -> int:
     req = GrooveRequest(tempo=wire["tempo"], meter=groove.meter, seed=args.seed, kit=kit_map(args.kit or "gm"),
                         voice=Voice(feel=feel))
     (played,) = clip_ops.humanize_clip(humanizer, req, notes, length, args.amount, args.ghost_notes, chance=False)
-    midifile.write(args.out, played.notes, groove.tempo, groove.meter, length, name="MidiDrumiGen humanized")
+    midifile.write(args.out, played.notes, groove.tempo, groove.meter, length, name="MidiDrumiGen humanized",
+                   tempo_changes=groove.tempo_changes)
     added = len(played.notes) - len(notes)
     print(f"humanized {len(notes)} notes" + (f" (+{added} ghost notes)" if added else "")
           + f" in the feel of {feel or 'GMD as a whole'}, seed {played.seed} -> {args.out}")

@@ -39,11 +39,13 @@ class Groove:
     tempo: float  # BPM (the file's first tempo, 120 when it has none; later changes are warned of)
     meter: tuple[int, int]  # the first time signature, 4/4 when it has none
     length: float  # beats: whole bars covering the notes
+    tempo_changes: tuple[tuple[float, float], ...] = ()  # (beat, BPM) after the first tempo, within the length
 
 
 def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], length: float | None = None,
-          name: str = "MidiDrumiGen") -> None:
-    """One drum track; the end-of-track sits at `length` beats so loops stay whole bars.
+          name: str = "MidiDrumiGen", tempo_changes: tuple[tuple[float, float], ...] = ()) -> None:
+    """One drum track; the end-of-track sits at `length` beats so loops stay whole bars. A file
+    read with `tempo_changes` (Groove's) is written with them: its notes keep their times.
 
     A hit that would still sound when the same piece is hit again is cut short there
     (shared.notes.cut_short): a roll must stay a roll.
@@ -58,11 +60,12 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
             off = max(on + 1, min(off, end - 1))
         events.append((on, 1, mido.Message("note_on", channel=DRUM_CHANNEL, note=n.pitch, velocity=n.velocity)))
         events.append((off, 0, mido.Message("note_off", channel=DRUM_CHANNEL, note=n.pitch, velocity=0)))
+    for beat, bpm in tempo_changes:  # before the notes of their tick (order -1)
+        events.append((round(beat * TICKS_PER_BEAT), -1, mido.MetaMessage("set_tempo", tempo=_per_beat(bpm))))
     events.sort(key=lambda e: (e[0], e[1]))
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("track_name", name=name, time=0))
-    per_beat = min(mido.bpm2tempo(tempo), MAX_TEMPO_US)  # a file read at 3.576 BPM (rounded) stays writable
-    track.append(mido.MetaMessage("set_tempo", tempo=per_beat, time=0))
+    track.append(mido.MetaMessage("set_tempo", tempo=_per_beat(tempo), time=0))
     track.append(mido.MetaMessage("time_signature", numerator=meter[0], denominator=meter[1], time=0))
     now = 0
     for tick, _, msg in events:
@@ -74,6 +77,11 @@ def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], l
     mid.tracks.append(track)
     path.parent.mkdir(parents=True, exist_ok=True)
     mid.save(path)
+
+
+def _per_beat(bpm: float) -> int:
+    """µs per beat of `bpm` (a file read at 3.576 BPM, rounded, stays writable)."""
+    return min(mido.bpm2tempo(bpm), MAX_TEMPO_US)
 
 
 def read(path: Path, drums_only: bool = True) -> Groove:
@@ -102,6 +110,7 @@ def read(path: Path, drums_only: bool = True) -> Groove:
     if tpb == 0:
         raise MidiFileError(f"{path} has 0 ticks per beat")
     tempo, meter, changed, first_note = None, None, None, math.inf
+    tempo_changes: list[tuple[int, float]] = []  # (tick, BPM) after the first
     open_notes: dict[tuple[int, int], tuple[int, int]] = {}
     notes: list[tuple[int, Note]] = []  # (channel, note)
     tick = 0
@@ -112,6 +121,8 @@ def read(path: Path, drums_only: bool = True) -> Groove:
                 raise MidiFileError(f"{path} sets a tempo of 0 µs per beat")
             bpm = round(mido.tempo2bpm(msg.tempo), 3)  # µs per beat is an integer
             late = tempo is None and first_note < tick and bpm != 120.0  # notes played at the default first
+            if tempo is not None and bpm != (tempo_changes[-1][1] if tempo_changes else tempo):
+                tempo_changes.append((tick, bpm))
             tempo = tempo or bpm
             changed = tick if changed is None and (bpm != tempo or late) else changed  # read at the first, warned of
         elif msg.type == "time_signature":
@@ -154,7 +165,8 @@ def read(path: Path, drums_only: bool = True) -> Groove:
     length = bars * bar
     notes = sorted((n if n.start + n.duration <= length else replace(n, duration=length - n.start)
                     for n in notes), key=lambda n: (n.start, n.pitch))  # a note held to a far end of track ends with it
-    return Groove(notes, tempo or 120.0, meter, length)
+    return Groove(notes, tempo or 120.0, meter, length,
+                  tuple((t / tpb, bpm) for t, bpm in tempo_changes if t / tpb < length))
 
 
 def _drum_part(path: Path, notes: list[tuple[int, Note]]) -> list[Note]:

@@ -427,6 +427,18 @@ def test_a_file_past_the_models_tempos_is_heard_at_the_nearest_and_keeps_its_own
     assert r.returncode == 0 and midifile.read(out).tempo == 1200.0, r.stderr
 
 
+def test_a_clip_op_keeps_the_files_tempo_changes(tmp_path):
+    """Written at the first tempo alone, a clip slowing to 90 BPM at bar 3 came back with its
+    last bars 1.33 s shorter."""
+    src, out = tmp_path / "slows.mid", tmp_path / "out.mid"
+    midifile.write(src, [Note(36, float(b), 0.25, 100) for b in range(16)], 120.0, (4, 4), 16.0,
+                   tempo_changes=((8.0, 90.0),))
+    for op in (("continue", "--bars", "1", "--local", "-q"), ("humanize",)):
+        r = drumigen(*op[:1], str(src), "-o", str(out), "--seed", "3", *op[1:])
+        assert r.returncode == 0, r.stderr
+        assert midifile.read(out).tempo_changes == ((8.0, 90.0),), op
+
+
 def test_a_clip_op_on_a_rack_of_its_own_reads_and_writes_through_kit(daemon, tmp_path):
     """Pads 60/61 are kick and snare in this rack: heard as drums with --kit, kept in the result;
     without it the model would hear nothing, and is refused that rather than playing on from

@@ -154,6 +154,17 @@ def test_a_denominator_of_two_to_the_255_is_refused(tmp_path):
         midifile.read(tmp_path / "x.mid")
 
 
+def test_tempo_changes_are_read_and_written_back_where_they_were(tmp_path):
+    notes = [Note(36, float(b), 0.25, 100) for b in range(16)]
+    midifile.write(tmp_path / "a.mid", notes, 120.0, (4, 4), 16.0, tempo_changes=((8.0, 90.0), (12.5, 100.0)))
+    read = midifile.read(tmp_path / "a.mid")
+    assert read.tempo == 120.0 and read.tempo_changes == ((8.0, 90.0), (12.5, 100.0))
+    midifile.write(tmp_path / "b.mid", read.notes, read.tempo, read.meter, read.length, tempo_changes=read.tempo_changes)
+    seconds = [msg.time for msg in mido.MidiFile(tmp_path / "b.mid")]  # as a player times it
+    assert sum(seconds) == pytest.approx(8 * 0.5 + 4.5 * 60 / 90 + 3.5 * 0.6)
+    assert midifile.read(tmp_path / "b.mid").tempo_changes == read.tempo_changes
+
+
 def test_a_change_of_tempo_or_meter_is_warned_of(tmp_path, caplog):
     def groove(*events: mido.Message) -> midifile.Groove:
         mid = mido.MidiFile(ticks_per_beat=480)
