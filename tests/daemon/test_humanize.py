@@ -386,10 +386,13 @@ def test_cli_humanize_round_trips_a_midi_file(tiny, tmp_path, capsys):
                    "-o", str(out)) == 0
         assert f"in the feel of {feel}," in capsys.readouterr().out
     for style, says in (("polka", "no style named 'polka'"), ("funk:0", "must not all be zero"),
-                        ("any:1,funk:0.5", "unknown style 'any' in the mix"), ("funk:nan", "must be a number >= 0")):
+                        ("any:1,funk:0.5", "unknown style 'any' in the mix")):
         assert cli("humanize", str(source), "--style", style, "--checkpoint", str(tiny),
                    "-o", str(out)) == 1  # one line, as the daemon refuses them, not a traceback
         assert says in capsys.readouterr().err, style
+    with pytest.raises(SystemExit) as usage:  # not a number >= 0: bad usage, as every command's flags
+        cli("humanize", str(source), "--style", "funk:nan", "-o", str(out))
+    assert usage.value.code == 2 and "must be a number >= 0" in capsys.readouterr().err
 
 
 def test_cli_humanize_refuses_a_bad_file_in_one_line(tiny, tmp_path, capsys):
