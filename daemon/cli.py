@@ -135,7 +135,7 @@ def add_serve(sub) -> None:
     p.add_argument("--curve-secret", dest="curve_secret", type=Path,
                    help="CurveZMQ server secret key from `drumigen keys` (required off loopback)")
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without CurveZMQ")
-    p.add_argument("--styles", type=Path, help="folder of learned styles (default: as `drumigen style --help` says)")
+    add_styles_flag(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -319,7 +319,7 @@ def _generate_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
     from daemon.generate import Generator
     from daemon.requests import request_for, wire_patterns
 
-    generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device)
+    generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device, style_folder=args.styles)
     request = request_for(wire, generator)
     return wire_patterns(generator.generate([request])[0], packed=False)  # as the daemon answers
 
@@ -474,6 +474,14 @@ def add_local_flags(p) -> None:
     p.add_argument("--local", action="store_true", help="run the model in this process instead of the daemon")
     p.add_argument("--checkpoint", type=Path, help="with --local: model checkpoint (default: bundled)")
     p.add_argument("--device", type=device_arg, default="auto", help="with --local: auto, cpu, cuda, cuda:1, mps")
+    add_styles_flag(p, "with --local: ")
+
+
+def add_styles_flag(p, when: str = "") -> None:
+    """--styles: the learned styles' folder, for the commands that read or write it (a daemon
+    started with `serve --styles DIR` and a `style learn` without it saw different styles)."""
+    p.add_argument("--styles", type=Path, help=f"{when}folder of learned styles (default: $MIDIDRUMIGEN_STYLES, else "
+                                               "~/.local/share/mididrumigen/styles)")
 
 
 # --- working on a clip: continue, variation, fill ------------------------------------------------
@@ -536,7 +544,7 @@ def _clip_op_locally(args: argparse.Namespace, wire: dict) -> list[dict]:
     from daemon.generate import Generator
     from daemon.requests import clip, request_for, whole_number, wire_patterns
 
-    generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device)
+    generator = Generator.load(args.checkpoint or checkpoint.BUNDLED, args.device, style_folder=args.styles)
     request = request_for(wire, generator)
     notes, length = clip(wire, request.meter)
     if args.command == "continue":
@@ -594,7 +602,7 @@ def cmd_humanize(args: argparse.Namespace) -> int:
     style = checked_style(args.style)  # as the daemon checks it: weights >= 0, not all zero, no `any` in a mix
     feel = None  # the genre the daemon's humanize plays the style in (styles.Resolved.feel)
     if style is not None:
-        feel = styles.resolve_mix({style: 1.0} if isinstance(style, str) else style, vocab).feel
+        feel = styles.resolve_mix({style: 1.0} if isinstance(style, str) else style, vocab, folder=args.styles).feel
     humanizer = Humanizer.load(args.checkpoint or BUNDLED_HUMANIZER)
     req = GrooveRequest(tempo=wire["tempo"], meter=groove.meter, seed=args.seed, kit=kit_map(args.kit or "gm"),
                         voice=Voice(feel=feel))
@@ -620,6 +628,7 @@ def add_humanize_parser(sub) -> None:
     p.add_argument("--kit", type=kit_arg, help="the file's drum map, which the result keeps: gm (default), gmd, "
                                                "rack16, or a JSON file of {gm_pitch: your_pitch}")
     p.add_argument("--checkpoint", type=Path, help="humanizer checkpoint (default: the bundled one)")
+    add_styles_flag(p)
     p.add_argument("--out", "-o", type=Path, required=True, help="the .mid to write")
     p.set_defaults(func=cmd_humanize)
 
@@ -760,6 +769,8 @@ def add_style_parser(sub) -> None:
     imp.add_argument("--name", help="store it under this name instead of its own")
     imp.add_argument("--checkpoint", type=Path, help="refuse a style learned on another model than this one "
                                                      "(default: the bundled one)")
+    for action in (learn, listing, rename, delete, export, imp):
+        add_styles_flag(action)
     p.set_defaults(func=cmd_style)
 
 

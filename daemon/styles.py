@@ -754,7 +754,8 @@ def cmd_style_learn(args: argparse.Namespace) -> int:
 
     try:
         style = learn_style(args.name, _midi_files(args.files), args.checkpoint or checkpoint.BUNDLED,
-                            STEPS if args.steps is None else args.steps, progress, replace=args.replace,
+                            STEPS if args.steps is None else args.steps, progress, folder=args.styles,
+                            replace=args.replace,
                             kit_map=kit.load_map(args.kit or "gm"))  # a user's files: GM, a GM crash a crash
     finally:
         for bar in bars:
@@ -772,7 +773,7 @@ def cmd_style_learn(args: argparse.Namespace) -> int:
 
 
 def cmd_style_list(args: argparse.Namespace) -> int:
-    library = StyleLibrary()
+    library = StyleLibrary(args.styles)
     current = fingerprint(checkpoint.load_state(args.checkpoint or checkpoint.BUNDLED)["model"]["tok_emb.weight"])
     print(f"your styles ({library.folder}):")
     for name in library.list():
@@ -794,23 +795,23 @@ def cmd_style_list(args: argparse.Namespace) -> int:
 
 
 def cmd_style_rename(args: argparse.Namespace) -> int:
-    print(f"renamed {args.old!r} to {StyleLibrary().rename(args.old, args.new).name!r}")
+    print(f"renamed {args.old!r} to {StyleLibrary(args.styles).rename(args.old, args.new).name!r}")
     return 0
 
 
 def cmd_style_delete(args: argparse.Namespace) -> int:
-    StyleLibrary().delete(args.name)
+    StyleLibrary(args.styles).delete(args.name)
     print(f"deleted style {args.name!r}")
     return 0
 
 
 def cmd_style_export(args: argparse.Namespace) -> int:
-    print(f"exported to {StyleLibrary().export(args.name, args.path)}")
+    print(f"exported to {StyleLibrary(args.styles).export(args.name, args.path)}")
     return 0
 
 
 def cmd_style_import(args: argparse.Namespace) -> int:
     model, vocab, _ = checkpoint.load(args.checkpoint or checkpoint.BUNDLED)
-    style = StyleLibrary().import_(args.path, args.name, fingerprint(model.tok_emb.weight), vocab)
+    style = StyleLibrary(args.styles).import_(args.path, args.name, fingerprint(model.tok_emb.weight), vocab)
     print(f"imported style {style.name!r}")
     return 0

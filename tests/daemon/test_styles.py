@@ -486,6 +486,19 @@ def test_a_style_of_another_model_is_neither_imported_nor_offered(learned, bundl
     assert "foreign" not in offered and "my-groove" in offered
 
 
+def test_every_command_that_reads_styles_takes_the_folder_serve_does(learned, tmp_path, monkeypatch, capsys):
+    """`serve --styles DIR` saw styles a `style learn` could not write there, nor `--local` read."""
+    _, source, _ = learned
+    shutil.copytree(source, tmp_path / "mine")
+    monkeypatch.setenv("MIDIDRUMIGEN_STYLES", str(tmp_path / "elsewhere"))
+    assert cli.main(["style", "list", "--styles", str(tmp_path / "mine")]) == 0
+    assert "my-groove" in capsys.readouterr().out
+    assert cli.main(["generate", "--local", "--style", "my-groove", "--styles", str(tmp_path / "mine"), "--bars", "1",
+                     "--seed", "1", "-q"]) == 0
+    assert cli.main(["style", "rename", "my-groove", "ours", "--styles", str(tmp_path / "mine")]) == 0
+    assert styles.StyleLibrary(tmp_path / "mine").list() == ["ours"] and not (tmp_path / "elsewhere").exists()
+
+
 def test_a_clip_shorter_than_a_bar_is_learned_looped_as_live_plays_it():
     half = styles.groove_from_notes("half", [Note(36, 0.0, 0.1, 100), Note(38, 1.0, 0.1, 100)], 100.0, (4, 4), 2.0)
     assert half.bars == 1 and [(n.pitch, n.start) for n in half.notes] == [(36, 0.0), (38, 1.0), (36, 2.0), (38, 3.0)]
