@@ -103,6 +103,21 @@ def test_a_field_the_op_does_not_read_is_refused_not_ignored(daemon, op, fields,
     assert reply["error"]["message"].startswith(refused), reply["error"]["message"]
 
 
+def test_the_fields_each_op_takes_are_those_docs_protocol_lists():
+    """check_fields refuses what its lists leave out: they and the protocol's tables must agree."""
+    from daemon.requests import GENERATE_FIELDS, OP_FIELDS
+
+    doc = (ROOT / "docs" / "protocol.md").read_text()
+
+    def table(heading: str) -> set[str]:
+        section = doc.split(heading, 1)[1].split("\n#", 1)[0]
+        return set(re.findall(r"^\| `(\w+)` \|", section, re.M))
+
+    assert table("### `generate`") == set(GENERATE_FIELDS)
+    assert table("### Clip ops") == {"notes", "length"} == set(OP_FIELDS["continue"]) - set(GENERATE_FIELDS)
+    assert table("### `learn_style`") == set(OP_FIELDS["learn_style"])
+
+
 def test_null_is_the_default_for_every_field(daemon):
     """Most fields took null as "the default"; time_signature, kit, loop and packed refused it."""
     plain = ask(daemon.endpoint, op="generate", id=1, style="funk", bars=1, seed=6)
