@@ -152,8 +152,11 @@ def _played_on(generator: Generator, req: GrooveRequest, notes: list[Note], leng
     _check_heard(notes, req)
     clip_bars = _whole_bars(length, req.meter)
     heard = primer(generator, notes, clip_bars, req, take)
+    # A producer's clip keeps its instruments; live mode's phrase chain (loops False) must not:
+    # one hat-only phrase would hold every phrase after it, whatever style came next.
+    pieces = own_pieces(notes, req.kit) if req.loops else ()
     request = dataclasses.replace(_as_busy(generator, req, heard), bars=clip_bars + bars, primer=heard,
-                                  fresh_bar=clip_bars + 1 if take else 0, kit_pieces=own_pieces(notes, req.kit),
+                                  fresh_bar=clip_bars + 1 if take else 0, pieces=pieces,
                                   loops=False)  # what follows the new bars is the caller's to say
     end = clip_bars * bar_beats(req.meter)
     return [Pattern([_shift(n, length - end) for n in p.notes if n.start >= end], p.seed)
@@ -164,14 +167,15 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
                   bars: int, abandoned: Gone | None = None) -> list[Pattern]:
     """`bars` new bars after the clip; notes start at `length` and later (the clip grows), and
     the new end leads into the clip's one (without_doubled_ones), or, asked with `loops` False,
-    into what the caller plays next (live mode's next phrase: its player sees the join). They
-    are played as hard as the clip (played_as_hard), as a variation is: the model heard the
-    clip's velocities and still came in 10-34 louder or softer in 34 of 160 continuations of
-    GMD clips."""
+    into what the caller plays next (live mode's next phrase: its player sees the join). A
+    clip's new bars are played as hard as the clip (played_as_hard), as a variation is: the
+    model heard the clip's velocities and still came in 10-34 louder or softer in 34 of 160
+    continuations of GMD clips. Live mode's phrases (`loops` False) are not: a style changed
+    to a louder one must be heard."""
     end = length + bars * bar_beats(req.meter)
     grids = clip_grids(notes)
     drum = kit.drum_of(req.kit)  # an open hat before the clip's closed one is the hi-hat struck twice
-    loudness = _loudness(notes, length, req.kit)
+    loudness = _loudness(notes, length, req.kit) if req.loops else None
     return [Pattern(_as_loud(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter, piece=drum)
                                        if req.loops else p.notes, grids, end, length), loudness, played_as_hard),
                     p.seed)

@@ -60,7 +60,7 @@ class GrooveRequest:
     primer: tuple[int, ...] = ()  # model ids after the prefix that every variation starts from (a clip)
     fresh_bar: int = 0  # a bar (from 1) that does not follow the one before it in time (grammar.BarState)
     onsets: tuple[tuple[int, ...], ...] = ()  # per bar, grid positions that must each get a hit (drumify)
-    kit_pieces: tuple[int, ...] = ()  # the only pitches sampled hits may play (a cymbal line's own); empty: any
+    pieces: tuple[int, ...] = ()  # the only pitches sampled hits may play (a cymbal line's own); empty: any
     loops: bool = True  # its end leads into its own one (a clip); False: into what follows (live mode, clip ops)
     voice: Voice | None = None  # `style` resolved once (requests.request_for); None: resolved when sampled
 
@@ -241,7 +241,7 @@ class Generator:
                     prefix = self.vocab.prefix(completed)
                     on_the_one = completed.kind == "beat" and not req.primer and not req.onsets
                     state = BarState(req.bars, tuple(req.meter), onsets=ON_THE_ONE if on_the_one else req.onsets,
-                                     fresh_bar=req.fresh_bar, kit=req.kit_pieces)
+                                     fresh_bar=req.fresh_bar, pieces=req.pieces)
                     state.follow(list(req.primer), self.table)
                     rows.append(_Row(req, source, voice, state, rng, seed, prefix, judged_from=len(state.ids)))
         return rows

@@ -152,7 +152,8 @@ class TokenTable:
         self.first, self.first_pos, self.max_pos = first, first_pos, max_pos
         self.meter, self.lead_pitches, self.broken = meter, lead_pitches, broken
         self.first_pitches, self.second_pitches, self.second_gap = first_pitches, second_pitches, second_gap
-        self.unplayable, self.all_pitches = unplayable, all_pitches
+        self.unplayable = unplayable
+        self.all_pitches = all_pitches  # of the shipped vocabulary's tokens: lead | first | second pitches
         self.lead_hats = (lead_pitches & HAT_BITS) != 0
         self.lead_hits = np.array([int(m).bit_count() for m in lead_pitches])  # hits before the first Position
         self.lead_hands = np.array([(int(m) & HAND_BITS).bit_count() for m in lead_pitches])
@@ -186,14 +187,14 @@ class TokenTable:
 
     def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int, room: int,
                      hands: int, force_bar: bool, due: int, due_next: int, rest_ok: bool,
-                     played: tuple[tuple[int, ...], bool] | None, kit: int) -> np.ndarray:
+                     played: tuple[tuple[int, ...], bool] | None, pieces: int) -> np.ndarray:
         """`room`: how many more pieces may be struck at this position, `hands` how many more of
         them with sticks; `due`: the next position
         of this bar that must get a hit (-1: none left); `due_next`: the next bar's first such
         position, for tokens that open that bar; `rest_ok`: a bar opened by known tokens may stay
         empty (a Bar may follow its TimeSig); `played`: for sampled tokens, the pieces struck at
         the positions just before this one (BarState.behind) and whether the next bar is fresh,
-        else None; `kit`: the pitches sampled tokens may strike, as bits (0: any)."""
+        else None; `pieces`: the pitches sampled tokens may strike, as bits (0: any)."""
         ids = self._base(state, meter, force_bar and due < 0)
         if rest_ok and state == AFTER_TIMESIG:
             bars = self._base(AFTER_VELOCITY, meter, False)
@@ -204,8 +205,8 @@ class TokenTable:
                       & (self.lead_hands[ids] <= hands)]
         if played is not None:
             ids = ids[self._playable(ids, meter, position, struck, *played)]
-            if kit:
-                ids = ids[(self.all_pitches[ids] & ~kit) == 0]
+            if pieces:
+                ids = ids[(self.all_pitches[ids] & ~pieces) == 0]
         if due >= 0:  # stay in the bar, at or before the due position
             ids = ids[~self.starts_bar[ids] & (self.max_pos[ids] <= due)]
         elif due_next >= 0:  # a token opening the next bar must not pass its first due position
@@ -301,9 +302,12 @@ class BarState:
     ids: list[int] = field(default_factory=list)
     onsets: tuple[tuple[int, ...], ...] = ()  # per bar, ascending positions that must each get a hit
     fresh_bar: int = 0  # a bar (from 1) that does not follow the one before it in time: nothing restrikes across
-    kit: tuple[int, ...] = ()  # the pitches sampled tokens may strike (a cymbal line's own); empty: any
+    pieces: tuple[int, ...] = ()  # the only pitches sampled tokens may strike (a cymbal line's own); empty: any
     known: bool = False  # the tokens so far were given (follow), not sampled: their bar may be a rest
     following: bool = False  # inside follow(): a clip may be denser than the sampler's caps allow
+
+    def __post_init__(self) -> None:
+        self.pieces_bits = sum(1 << (pitch - PITCH_BASE) for pitch in self.pieces)  # `pieces` as key() needs them
 
     def key(self) -> tuple:
         """Everything the allowed set depends on (TokenTable.allowed caches by it)."""
@@ -316,16 +320,15 @@ class BarState:
         hands = 128 if self.following else max(0, MAX_HANDS_AT_ONCE - (self.struck & HAND_BITS).bit_count())
         rest_ok = self.known and self.state == AFTER_TIMESIG
         played = None if self.following else (self.behind, self.bars + 1 == self.fresh_bar)
-        kit = sum(1 << (pitch - PITCH_BASE) for pitch in self.kit) if self.kit else 0
         if not self.onsets:
             return (self.state, self.meter, self.position, self.struck, room, hands, force_bar, -1, -1, rest_ok,
-                    played, kit)
+                    played, self.pieces_bits)
         bar = self.bars - 1  # the bar being written; -1 before the first Bar
         here = self.onsets[bar] if 0 <= bar < len(self.onsets) else ()
         due = next((p for p in here if p > self.position), -1)
         following = self.onsets[bar + 1] if bar + 1 < len(self.onsets) else ()
         return (self.state, self.meter, self.position, self.struck, room, hands, force_bar, due,
-                following[0] if following else -1, rest_ok, played, kit)
+                following[0] if following else -1, rest_ok, played, self.pieces_bits)
 
     def advance(self, token: int, table: TokenTable) -> None:
         """Apply a sampled token; a Bar beyond the last wanted bar ends the sequence instead."""

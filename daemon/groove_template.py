@@ -153,7 +153,7 @@ class Feel:
     swing8: float = 0.0  # off-beat 8ths (of a quarter-note beat) late by this many 16ths
     lay_back: tuple[tuple[str, float], ...] = ()  # (piece group, 16ths behind the beat)
 
-    @functools.lru_cache(maxsize=32)
+    @functools.cache
     def template(self, meter: tuple[int, int]) -> GrooveTemplate:
         swing8 = self.swing8 if meter[1] <= 4 else 0.0
         return GrooveTemplate.feel(self.swing16, swing8, dict(self.lay_back), tuple(meter))

@@ -298,7 +298,7 @@ def test_a_kit_of_its_own_is_all_a_sampler_plays_with_onsets_due_and_no_dead_end
     t, rng = table(), random.Random(7)
     kit = (42, 44, 46, 51, 53, 59)
     for _ in range(6):
-        s = BarState(3, meter, onsets=((0,),) * 3, kit=kit)
+        s = BarState(3, meter, onsets=((0,),) * 3, pieces=kit)
         while not s.done:
             ids = t.allowed(s)
             assert len(ids)
@@ -307,7 +307,7 @@ def test_a_kit_of_its_own_is_all_a_sampler_plays_with_onsets_due_and_no_dead_end
         assert hits and {h.pitch for h in hits} <= set(kit)
         bar = meter[0] * 4 / meter[1]
         assert all(any(abs(h.start - k * bar) < 1e-9 for h in hits) for k in range(3))  # each one played
-    known = BarState(1, (4, 4), kit=kit)
+    known = BarState(1, (4, 4), pieces=kit)
     known.follow(t.vocab.merge(t.vocab.encode_notes([Note(36, 0.0, 0.1, 90)], (4, 4))), t)  # a kick given: kept
     assert [h.pitch for h in t.hits(known.ids)] == [36]
 
