@@ -39,7 +39,9 @@ class Groove:
     tempo: float  # BPM (the file's first tempo, 120 when it has none; later changes are warned of)
     meter: tuple[int, int]  # the first time signature, 4/4 when it has none
     length: float  # beats: whole bars covering the notes
-    tempo_changes: tuple[tuple[float, float], ...] = ()  # (beat, BPM) after the first tempo, within the length
+    # (beat, BPM) where the file's tempo is not `tempo`, within the length: its later changes, and
+    # MIDI's 120 from 0 in a file whose first tempo comes after its first notes
+    tempo_changes: tuple[tuple[float, float], ...] = ()
 
 
 def write(path: Path, notes: list[Note], tempo: float, meter: tuple[int, int], length: float | None = None,
@@ -121,7 +123,9 @@ def read(path: Path, drums_only: bool = True) -> Groove:
                 raise MidiFileError(f"{path} sets a tempo of 0 µs per beat")
             bpm = round(mido.tempo2bpm(msg.tempo), 3)  # µs per beat is an integer
             late = tempo is None and first_note < tick and bpm != 120.0  # notes played at the default first
-            if tempo is not None and bpm != (tempo_changes[-1][1] if tempo_changes else tempo):
+            if late:  # written back as played: MIDI's 120 until this tick
+                tempo_changes.append((0, 120.0))
+            if (tempo is not None or late) and bpm != (tempo_changes[-1][1] if tempo_changes else tempo):
                 tempo_changes.append((tick, bpm))
             tempo = tempo or bpm
             changed = tick if changed is None and (bpm != tempo or late) else changed  # read at the first, warned of

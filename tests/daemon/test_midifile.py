@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mido
 import pytest
 from hypothesis import given, settings
@@ -163,6 +165,24 @@ def test_tempo_changes_are_read_and_written_back_where_they_were(tmp_path):
     seconds = [msg.time for msg in mido.MidiFile(tmp_path / "b.mid")]  # as a player times it
     assert sum(seconds) == pytest.approx(8 * 0.5 + 4.5 * 60 / 90 + 3.5 * 0.6)
     assert midifile.read(tmp_path / "b.mid").tempo_changes == read.tempo_changes
+    late = mido.MidiFile(ticks_per_beat=480)  # notes at MIDI's default 120 first, its only tempo at beat 7.5
+    late.tracks.append(mido.MidiTrack([m for b in range(16) for m in (
+        mido.Message("note_on", note=36, velocity=90, time=0 if b == 0 else 240),
+        mido.Message("note_off", note=36, time=240), *([mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(90))]
+                                                         if b == 7 else []))]))
+    late.save(tmp_path / "late.mid")
+    read = midifile.read(tmp_path / "late.mid")
+    assert read.tempo == 90.0 and read.tempo_changes == ((0.0, 120.0), (7.5, 90.0))  # heard at 90, kept as played
+    midifile.write(tmp_path / "c.mid", read.notes, read.tempo, read.meter, read.length, tempo_changes=read.tempo_changes)
+
+    def onsets(path: Path) -> list[float]:  # seconds, as a player times them
+        clock, out = 0.0, []
+        for msg in mido.MidiFile(path):
+            clock += msg.time
+            out += [clock] if msg.type == "note_on" and msg.velocity else []
+        return out
+
+    assert onsets(tmp_path / "c.mid") == pytest.approx(onsets(tmp_path / "late.mid"), abs=1e-3)
 
 
 def test_a_change_of_tempo_or_meter_is_warned_of(tmp_path, caplog):
