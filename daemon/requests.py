@@ -46,29 +46,38 @@ from shared.protocol import (
 
 MAX_STYLES_IN_MIX = 8
 
-# The fields each op reads, besides these every request may carry. A field no op reads is
-# refused rather than ignored: {"temprature": 3} played at 1.0 without a word.
+# The fields each op reads, besides those every request may carry. Any other is refused rather
+# than ignored: {"temprature": 3} played at 1.0 without a word. A clip op reads the generate
+# fields it uses: not `bars` where the clip's length sets them, nor `loop` where the op decides
+# it, nor `kind` for a fill; humanize samples nothing.
 COMMON_FIELDS = ("op", "id", "timeout", "packed")
 GENERATE_FIELDS = ("style", "drummer", "bars", "tempo", "time_signature", "variations", "temperature", "top_p",
                    "seed", "kind", "density", "complexity", "strength", "guidance", "focus", "kit", "loop")
-CLIP_FIELDS = (*GENERATE_FIELDS, "notes", "length")
+CLIP_FIELDS = ("notes", "length")
+_REPLAYED = tuple(f for f in GENERATE_FIELDS if f not in ("bars", "loop"))  # a clip as long as it is
 OP_FIELDS = {
     OP_PING: (), OP_INFO: (), OP_STYLES: (), OP_CANCEL: ("ids",),
     OP_GENERATE: GENERATE_FIELDS,
-    OP_CONTINUE: CLIP_FIELDS, OP_VARIATION: CLIP_FIELDS, OP_DRUMIFY: CLIP_FIELDS,
-    OP_FILL: (*CLIP_FIELDS, "every"),
-    OP_HUMANIZE: (*CLIP_FIELDS, "amount", "ghost_notes", "chance"),
+    OP_CONTINUE: (*GENERATE_FIELDS, *CLIP_FIELDS),
+    OP_VARIATION: (*_REPLAYED, *CLIP_FIELDS),
+    OP_DRUMIFY: (*_REPLAYED, *CLIP_FIELDS),
+    OP_FILL: (*(f for f in _REPLAYED if f != "kind"), *CLIP_FIELDS, "every"),
+    OP_HUMANIZE: ("style", "tempo", "time_signature", "seed", "variations", "kit", *CLIP_FIELDS,
+                  "amount", "ghost_notes", "chance"),
     OP_LEARN_STYLE: ("name", "clips", "steps", "replace", "kit"),
 }
+LEARNED_CLIP_FIELDS = (*CLIP_FIELDS, "tempo", "time_signature")  # each of learn_style's clips
 
 
-def check_fields(msg: dict, op: str) -> None:
-    """Refuse a field `op` does not read (a typo, a field of another op), naming those it reads."""
-    known = (*COMMON_FIELDS, *OP_FIELDS[op])
-    unknown = [key for key in msg if key not in known]
+def check_fields(msg: dict, op: str, known: tuple[str, ...] | None = None) -> None:
+    """Refuse a field `op` does not read (a typo, a field of another op), naming those it reads;
+    `known`: the fields of a map inside the request (learn_style's clips), instead of the op's."""
+    takes = OP_FIELDS[op] if known is None else known
+    unknown = [key for key in msg if key not in takes and (known is not None or key not in COMMON_FIELDS)]
     if unknown:
         names = ", ".join(brief(key) for key in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise ProtocolError(E_BAD_REQUEST, f"{op} does not take {names}; it takes: {', '.join(OP_FIELDS[op]) or 'no fields'}")
+        what = op if known is None else f"a {op} clip"
+        raise ProtocolError(E_BAD_REQUEST, f"{what} does not take {names}; it takes: {', '.join(takes) or 'no fields'}")
 
 
 def request_for(msg: dict, generator: Generator) -> GrooveRequest:

@@ -39,7 +39,7 @@ from daemon import __version__, checkpoint, clip_ops, kit, styles
 from daemon.curve import read_curve_key
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
-from daemon.requests import (OP_FIELDS, check_fields, clip, flag, kit_map, meter, number, request_for, whole_number,
+from daemon.requests import (LEARNED_CLIP_FIELDS, OP_FIELDS, check_fields, clip, flag, kit_map, meter, number, request_for, whole_number,
                              wire_patterns)
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
@@ -371,6 +371,11 @@ class Daemon:
         if not all(isinstance(item, dict) for item in raw):
             raise P.ProtocolError(P.E_BAD_REQUEST, f"clip {next(i for i, c in enumerate(raw, 1) if not isinstance(c, dict))} "
                                                    "is not a map")
+        for i, item in enumerate(raw, 1):
+            try:
+                check_fields(item, P.OP_LEARN_STYLE, LEARNED_CLIP_FIELDS)
+            except P.ProtocolError as err:
+                raise P.ProtocolError(err.code, f"clip {i}: {err.message}") from None
         steps = whole_number(msg, "steps", styles.STEPS, P.LEARN_STEPS_RANGE)
         model = self.generator.model  # learning reads it on the CPU; a CUDA daemon reads the file again
         loaded = (model, self.generator.vocab) if self.generator.device.type == "cpu" else None

@@ -5,7 +5,7 @@ Status lines are short and say what to do; the technical detail goes to Log.txt.
 
 from __future__ import annotations
 
-from .wire import E_BUSY, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP, NOT_RUNNING
+from .wire import E_BUSY, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP, NOT_THE_DAEMON
 
 PREFIX = "MidiDrumiGen: "
 
@@ -20,10 +20,11 @@ def bars_text(bars: int) -> str:
 
 def error_status(op: str, code: str | None, message: str | None) -> str:
     """The status line for a failed request; daemon messages are already written for people."""
-    if code == E_UNAVAILABLE and (message is None or message.startswith(NOT_RUNNING)):
+    if code == E_UNAVAILABLE and message is not None and NOT_THE_DAEMON in message:  # the whole story in Log.txt
+        return say("something else answers at the daemon's address (another program, or a daemon that "
+                   "needs CurveZMQ) — details in Live's Log.txt")
+    if code == E_UNAVAILABLE:
         return say("daemon not running — start it with `drumigen serve`")
-    if code == E_UNAVAILABLE:  # something else answers there, or no answer at all: the client says which
-        return say(message[:1].lower() + message[1:])
     if code == E_TIMEOUT:
         return say("the daemon did not answer in time — it may be busy; try again, or restart `drumigen serve`")
     if code == E_UNKNOWN_OP:

@@ -61,6 +61,7 @@ _IN_PROGRESS = {
     getattr(errno, "WSAEWOULDBLOCK", errno.EWOULDBLOCK),  # Windows' non-blocking connect
 }
 NOT_RUNNING = "MidiDrumiGen daemon is not running"  # how the failure of a refused connection reads
+NOT_THE_DAEMON = "is not the MidiDrumiGen daemon"  # and of one taken by something else
 _REFUSED = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", errno.ECONNREFUSED)}
 _ENDPOINT = re.compile(r"tcp://(\[[^\]]*\]|[A-Za-z0-9.-]+):(\d{1,5})")
 
@@ -318,7 +319,7 @@ class DaemonClient:
             return f"{NOT_RUNNING} at {self.endpoint} — start it with `drumigen serve`"
         if answered:
             return (
-                f"Something at {self.endpoint} is not the MidiDrumiGen daemon ({reason}): another program "
+                f"Something at {self.endpoint} {NOT_THE_DAEMON} ({reason}): another program "
                 "on that port, or a daemon that needs CurveZMQ — run `drumigen serve` here without --curve-secret"
             )
         return (

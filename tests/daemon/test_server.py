@@ -96,6 +96,11 @@ def test_style_mix_and_kit_map(daemon):
     ("continue", {"notes": [], "length": 4.0, "amount": 0.5}, "continue does not take 'amount'"),  # humanize's
     ("cancel", {"ids": [1], "id2": 3}, "cancel does not take 'id2'; it takes: ids"),
     ("learn_style", {"name": "x", "clips": [], "style": "funk"}, "learn_style does not take 'style'"),
+    ("learn_style", {"name": "x", "clips": [{"notes": [], "length": 4.0, "bpm": 90}] * 3},
+     "clip 1: a learn_style clip does not take 'bpm'; it takes: notes, length, tempo, time_signature"),
+    ("humanize", {"notes": [], "length": 4.0, "temperature": 3.0}, "humanize does not take 'temperature'"),
+    ("variation", {"notes": [], "length": 4.0, "bars": 2}, "variation does not take 'bars'"),  # the clip's
+    ("fill", {"notes": [], "length": 4.0, "kind": "beat"}, "fill does not take 'kind'"),
 ])
 def test_a_field_the_op_does_not_read_is_refused_not_ignored(daemon, op, fields, refused):
     reply = ask(daemon.endpoint, op=op, id=1, **fields)
@@ -106,6 +111,7 @@ def test_a_field_the_op_does_not_read_is_refused_not_ignored(daemon, op, fields,
 def test_the_fields_each_op_takes_are_those_docs_protocol_lists():
     """check_fields refuses what its lists leave out: they and the protocol's tables must agree."""
     from daemon.requests import GENERATE_FIELDS, OP_FIELDS
+    from shared.protocol import OPS
 
     doc = (ROOT / "docs" / "protocol.md").read_text()
 
@@ -115,6 +121,7 @@ def test_the_fields_each_op_takes_are_those_docs_protocol_lists():
 
     assert table("### `generate`") == set(GENERATE_FIELDS)
     assert table("### Clip ops") == {"notes", "length"} == set(OP_FIELDS["continue"]) - set(GENERATE_FIELDS)
+    assert set(OP_FIELDS) == set(OPS)  # an op left out would be checked against nothing
     assert table("### `learn_style`") == set(OP_FIELDS["learn_style"])
 
 

@@ -856,8 +856,9 @@ def test_the_answer_goes_to_the_slot_that_was_pressed_on(host: LiveHost, stub: S
          "MidiDrumiGen: unknown style 'polka'; choose one of: rock, funk"),
         ("generate", "busy", "queue full",
          "MidiDrumiGen: the daemon is busy with other requests — try again in a moment"),
-        ("generate", "unavailable", "Something at tcp://127.0.0.1:5555 is not the MidiDrumiGen daemon (reset)",
-         "MidiDrumiGen: something at tcp://127.0.0.1:5555 is not the MidiDrumiGen daemon (reset)"),  # not "start it"
+        ("generate", "unavailable", "Something at tcp://127.0.0.1:5555 is not the MidiDrumiGen daemon (reset): ...",
+         "MidiDrumiGen: something else answers at the daemon's address (another program, or a daemon that needs "
+         "CurveZMQ) — details in Live's Log.txt"),  # not "start it"
     ],
 )  # fmt: skip
 def test_failures_are_shown_in_musician_words_and_logged(
