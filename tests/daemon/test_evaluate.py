@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from daemon import checkpoint
-from daemon.evaluate import (DESCRIPTORS, RealGrooves, c2st, controls, descriptors, grid, loop_windows, overlap_area,
-                             table, windows_of)
+from daemon.evaluate import (DESCRIPTORS, RealGrooves, _by_take, _ratio_interval, c2st, controls, descriptors,
+                             fit_classifier, grid, loop_windows, overlap_area, predict, table, windows_of)
 from daemon.generate import Generator
 from shared.notes import Note
 
@@ -93,16 +93,38 @@ def test_c2st_keeps_a_takes_windows_in_one_fold():
 
 
 def test_table_shows_style_accuracy_as_a_share_of_real():
-    row = dict(real=40, generated=64, oa={d: 0.5 for d in DESCRIPTORS}, c2st=None, c2st_real=0.7,
+    row = dict(real=40, generated=64, takes=5, oa={d: 0.5 for d in DESCRIPTORS}, c2st=None, c2st_real=(0.7, 0.04),
                copied_generated=0.0, copied_real=0.01)
-    result = {"genres": [dict(row, genre="funk", style_real=0.6, style_held_out=0.4, style_generated=0.3),
-                         dict(row, genre="pop", style_real=0.0, style_held_out=0.2, style_generated=0.1)],
+    result = {"genres": [dict(row, genre="funk", style_real=0.6, style_held_out=0.4, style_generated=0.3,
+                              style_interval=(0.41, 0.66)),
+                         dict(row, genre="pop", takes=1, style_real=0.0, style_held_out=0.2, style_generated=0.1,
+                              style_interval=None)],
               "validity": 1.0, "patterns": 128}
     lines = table(result).splitlines()
     funk = next(line for line in lines if line.startswith("| funk"))
     pop = next(line for line in lines if line.startswith("| pop"))
-    assert "| 60% | 40% | 30% | 0.50 | 0.75 |" in funk and "| 0.50 | – | 0.70 |" in funk  # too few takes: no C2ST
-    assert "| 0% | 20% | 10% | – | 0.50 |" in pop
+    assert "| 60% | 40% | 30% | 0.50 (0.41-0.66) | 0.75 |" in funk and "| 0.50 | – | 0.70 ± 0.04 |" in funk
+    assert "| 0% | 20% | 10% | – (too few takes) | 0.50 |" in pop and "| 1 / 40 / 64 |" in pop
+
+
+def test_a_feature_no_training_window_has_does_not_decide_a_prediction():
+    """Scaled by its std of 0 (+1e-6), a grid cell no training window hit came in at 10^6 for a
+    held-out window that hits it, and the random weights decided: a third of pop's C2ST windows."""
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.normal(-1, 0.3, (60, 3)), rng.normal(1, 0.3, (60, 3))])
+    x = np.concatenate([x, np.zeros((120, 1))], axis=1)  # a fourth feature, never seen in training
+    net = fit_classifier(x, np.array([0] * 60 + [1] * 60), 2)
+    held_out = np.array([[-1.0, -1.0, -1.0, 1.0], [1.0, 1.0, 1.0, 1.0]])  # both hit the unseen feature
+    assert list(predict(net, held_out)) == [0, 1]
+
+
+def test_real_style_accuracy_weighs_each_take_alike_and_has_an_interval():
+    takes = ["a"] * 50 + ["b"] * 5 + ["c"] * 5  # take a: 50 windows, its genre never recognised
+    hits = np.array([0.0] * 50 + [1.0] * 10)
+    assert _by_take(hits, takes) == pytest.approx(2 / 3)  # not 10 / 60
+    low, high = _ratio_interval(np.full(64, 0.6), hits, takes)
+    assert low < 0.9 < high  # three takes: the ratio is not known to better than that
+    assert _ratio_interval(np.full(64, 0.6), hits[:55], takes[:55]) is None  # two takes: no verdict
 
 
 def test_density_and_complexity_steer_the_bundled_model():
