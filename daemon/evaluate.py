@@ -390,7 +390,8 @@ def table(result: dict) -> str:
     share = lambda generated, real: "–" if real < 0.05 else f"{generated / real:.2f}"  # noqa: E731
     spread = lambda v: "–" if v is None else f"{v[0]:.2f} ± {v[1]:.2f}"  # noqa: E731
     for r in result["genres"]:
-        interval = "too few takes" if r["style_interval"] is None else "{:.2f}-{:.2f}".format(*r["style_interval"])
+        interval = ("too few takes" if r["takes"] < MIN_TAKES else "unbounded: real rate near 0" if r["style_interval"]
+                    is None else "{:.2f}-{:.2f}".format(*r["style_interval"]))
         lines.append(f"| {r['genre']} | {r['takes']} / {r['real']} / {r['generated']} | "
                      f"{np.mean(list(r['oa'].values())):.2f} | {spread(r['c2st'])} | {spread(r['c2st_real'])} | "
                      f"{r['style_real']:.0%} | {r['style_held_out']:.0%} | {r['style_generated']:.0%} | "

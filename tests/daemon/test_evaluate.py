@@ -98,6 +98,8 @@ def test_table_shows_style_accuracy_as_a_share_of_real():
     result = {"genres": [dict(row, genre="funk", style_real=0.6, style_held_out=0.4, style_generated=0.3,
                               style_interval=(0.41, 0.66)),
                          dict(row, genre="pop", takes=1, style_real=0.0, style_held_out=0.2, style_generated=0.1,
+                              style_interval=None),
+                         dict(row, genre="jazz", takes=4, style_real=0.06, style_held_out=0.2, style_generated=0.1,
                               style_interval=None)],
               "validity": 1.0, "patterns": 128}
     lines = table(result).splitlines()
@@ -105,6 +107,7 @@ def test_table_shows_style_accuracy_as_a_share_of_real():
     pop = next(line for line in lines if line.startswith("| pop"))
     assert "| 60% | 40% | 30% | 0.50 (0.41-0.66) | 0.75 |" in funk and "| 0.50 | – | 0.70 ± 0.04 |" in funk
     assert "| 0% | 20% | 10% | – (too few takes) | 0.50 |" in pop and "| 1 / 40 / 64 |" in pop
+    assert "| 1.67 (unbounded: real rate near 0) |" in next(line for line in lines if line.startswith("| jazz"))
 
 
 def test_a_feature_no_training_window_has_does_not_decide_a_prediction():
