@@ -857,8 +857,8 @@ def test_clips_with_doubled_zones_or_dense_bars_are_heard_not_refused(daemon):
     doubled = [{"pitch": p, "start": 0.0, "duration": 0.25, "velocity": 90} for p in (42, 22, 46, 26, 43, 58)]
     dense = [{"pitch": p, "start": i / 8, "duration": 0.1, "velocity": 90}
              for i in range(32) for p in (36, 38, 42, 46, 49, 51)]  # 192 hits a bar, 6 at a time
-    for op, notes in (("continue", doubled), ("variation", dense), ("fill", dense)):
-        reply = ask(daemon.endpoint, op=op, id=1, notes=notes, length=4.0, bars=1, seed=3)
+    for op, notes, more in (("continue", doubled, {"bars": 1}), ("variation", dense, {}), ("fill", dense, {})):
+        reply = ask(daemon.endpoint, op=op, id=1, notes=notes, length=4.0, seed=3, **more)  # bars: continue's alone
         assert reply["ok"] and reply["patterns"][0]["notes"], (op, reply)
 
 
