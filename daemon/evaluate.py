@@ -230,7 +230,7 @@ def _ratio_interval(gen_hits: np.ndarray, real_hits: np.ndarray, takes: list[str
 @dataclass
 class RealGrooves:
     windows: dict[str, dict[str, list[list[Note]]]]  # split -> genre -> windows
-    tempos: dict[str, list[float]]  # genre -> the train split's takes' tempos, which generation draws from
+    tempos: dict[str, list[float]]  # genre -> its test takes' tempos: the conditions generation is asked in
     takes: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # split -> genre -> each window's take
     train_odd: list[list[Note]] = field(default_factory=list)  # the train split's windows from bar 2, 4, ...:
                                                                # a copy of bars 2-3 is a copy too
@@ -253,8 +253,8 @@ def real_grooves(data: Path) -> RealGrooves:
             takes[row["split"]][genre] += [row["id"]] * len(cut)
             if row["split"] == "train":
                 train_odd += windows_of(notes, groove.length, first=BAR)
-            if row["split"] == "train":  # not the test split's: reggae's median test tempo, 141, is none
-                tempos[genre].append(float(row["bpm"]))  # of its train takes' (64-126)
+            if row["split"] == "test":
+                tempos[genre].append(float(row["bpm"]))
     return RealGrooves(windows, dict(tempos), takes, train_odd)
 
 
@@ -281,7 +281,7 @@ def quality(generator: Generator, real: RealGrooves, per_genre: int, temperature
     for i, genre in enumerate(genres):
         batch = VARIATIONS_RANGE[1] // focus  # variations x focus rows, as many as a request may have
         grooves = []
-        for b in range(math.ceil(per_genre / batch)):  # each batch at the tempo of a train take of the genre
+        for b in range(math.ceil(per_genre / batch)):  # each batch at the tempo of one of the genre's test takes
             request = GrooveRequest(style=genre, bars=WINDOW_BARS, tempo=float(rng.choice(real.tempos[genre])),
                                     kind="beat", variations=batch, temperature=temperature, top_p=top_p,
                                     strength=strength, guidance=guidance, focus=focus, seed=seed + 1000 * i + batch * b)
@@ -341,7 +341,7 @@ CONTROL_GENRES = ("rock", "funk", "hiphop", "jazz", "latin")
 def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed: int = 0,
              values: tuple[float, ...] = CONTROL_VALUES, focus: int = 1, strength: float | None = None) -> dict:
     """What `density` and `complexity` do, one swept with the other left open, over a few genres
-    at their train takes' median tempo: mean hits per bar (density) and share of hits on off-8th 16ths
+    at their test takes' median tempo: mean hits per bar (density) and share of hits on off-8th 16ths
     (complexity, the measure its training labels were made from; daemon/data.py). Each value
     is set on its own quintile of the training bars, so the reference is that quintile's range."""
     vocab = generator.vocab
