@@ -5,9 +5,10 @@ playback never waits for the model. Each phrase after the first is the daemon's 
 the phrase before it: asked for afresh, phrases jumped in loudness and density at most joins (a
 review: the bars either side of 45 of 84 joins differed by more than 12 in mean velocity, 39 of
 264 bar lines inside a phrase). A change of style, density or temperature (terminal keys or
-MIDI CCs) discards what was prepared with the old settings and asks for a phrase with the new
-ones, continuing the one playing; the player splices it in at the first bar line after it arrives
-(so it follows that bar, which is the end of the phrase it heard only when the splice falls there).
+MIDI CCs) discards what was prepared with the old settings and asks for a new groove in the
+new ones (`generate`: continuing the phrase playing held a change to rock to the density of the
+sparse jazz before it); the player splices it in at the first bar line after it arrives, and
+the phrases after it continue it.
 """
 
 from __future__ import annotations
@@ -240,10 +241,12 @@ class LiveSource:
                         return
                     version, settings = self._version, self._settings
                     changing = version != self._playing and self._change is None
-                    after = (self._current if changing else self._ready[-1] if self._ready  # the phrase it follows
+                    # the phrase it follows; none for new settings, which start a groove of their own
+                    # (continued, the phrase playing held a change to rock to the sparse jazz's density)
+                    after = (None if changing else self._ready[-1] if self._ready
                              else self._change[1] if self._change is not None else self._current)
                 fields = request_fields(settings, self._bars, self._meter, self._tempo(), self._seed, loop=False)
-                if after is not None:  # the phrase it follows, heard: its loudness and feel go on
+                if after is not None:  # the phrase it follows, heard: the model plays on from it
                     fields.update(notes=[n.to_wire() for n in after.notes], length=after.length)
                 try:
                     phrase = phrase_from_reply(client.call(OP_GENERATE if after is None else OP_CONTINUE, **fields),

@@ -7,7 +7,8 @@ import pytest
 
 from daemon import checkpoint
 from daemon.evaluate import (DESCRIPTORS, RealGrooves, _by_take, _ratio_interval, c2st, controls, descriptors,
-                             fit_classifier, grid, loop_windows, overlap_area, predict, table, windows_of)
+                             fit_classifier, grid, loop_windows, overlap_area, performance, predict, table,
+                             windows_of)
 from daemon.generate import Generator
 from shared.notes import Note
 
@@ -63,6 +64,11 @@ def test_descriptors_see_density_and_swing():
     assert grid(straight_rock(2)).sum() == 24
 
 
+def test_the_four_drummers_takes_of_an_eval_session_groove_are_one_groove():
+    assert performance("drummer1/eval_session/3") == performance("drummer7/eval_session/3") == "eval_session/3"
+    assert performance("drummer1/session1/3") != performance("drummer2/session1/3")
+
+
 def test_c2st_tells_different_sets_apart_and_not_equal_ones():
     rng = np.random.default_rng(1)
     a, b = rng.normal(0, 1, (120, 4)), rng.normal(0, 1, (120, 4))
@@ -93,21 +99,24 @@ def test_c2st_keeps_a_takes_windows_in_one_fold():
 
 
 def test_table_shows_style_accuracy_as_a_share_of_real():
-    row = dict(real=40, generated=64, takes=5, oa={d: 0.5 for d in DESCRIPTORS}, c2st=None, c2st_real=(0.7, 0.04),
+    row = dict(real=40, generated=64, takes=5, held_takes=5, oa={d: 0.5 for d in DESCRIPTORS}, c2st=None, c2st_real=(0.7, 0.04),
                copied_generated=0.0, copied_real=0.01)
     result = {"genres": [dict(row, genre="funk", style_real=0.6, style_held_out=0.4, style_generated=0.3,
                               style_interval=(0.41, 0.66)),
-                         dict(row, genre="pop", takes=1, style_real=0.0, style_held_out=0.2, style_generated=0.1,
-                              style_interval=None),
+                         dict(row, genre="pop", takes=1, held_takes=2, style_real=0.0, style_held_out=0.2,
+                              style_generated=0.1, style_interval=None),
                          dict(row, genre="jazz", takes=4, style_real=0.06, style_held_out=0.2, style_generated=0.1,
-                              style_interval=None)],
+                              style_interval=(np.inf, np.inf)),
+                         dict(row, genre="soul", style_interval=(1.2, np.inf), style_real=0.3, style_held_out=0.3,
+                              style_generated=0.4)],
               "validity": 1.0, "patterns": 128}
     lines = table(result).splitlines()
     funk = next(line for line in lines if line.startswith("| funk"))
     pop = next(line for line in lines if line.startswith("| pop"))
     assert "| 60% | 40% | 30% | 0.50 (0.41-0.66) | 0.75 |" in funk and "| 0.50 | – | 0.70 ± 0.04 |" in funk
-    assert "| 0% | 20% | 10% | – (too few takes) | 0.50 |" in pop and "| 1 / 40 / 64 |" in pop
+    assert "| 0% | 20% | 10% | – (1 real groove: too few) | too few grooves |" in pop and "| 1 / 40 / 64 |" in pop
     assert "| 1.67 (unbounded: real rate near 0) |" in next(line for line in lines if line.startswith("| jazz"))
+    assert "| 1.33 (1.20-∞) |" in next(line for line in lines if line.startswith("| soul"))
 
 
 def test_a_feature_no_training_window_has_does_not_decide_a_prediction():
@@ -126,8 +135,11 @@ def test_real_style_accuracy_weighs_each_take_alike_and_has_an_interval():
     hits = np.array([0.0] * 50 + [1.0] * 10)
     assert _by_take(hits, takes) == pytest.approx(2 / 3)  # not 10 / 60
     low, high = _ratio_interval(np.full(64, 0.6), hits, takes)
-    assert low < 0.9 < high  # three takes: the ratio is not known to better than that
+    assert low < 0.9 < high < np.inf  # three takes: the ratio is not known to better than that
     assert _ratio_interval(np.full(64, 0.6), hits[:55], takes[:55]) is None  # two takes: no verdict
+    two_silent = np.array([0.0] * 55 + [1.0] * 5)  # takes a and b never recognised: 8 in 27 resamples have no ratio
+    low, high = _ratio_interval(np.full(64, 0.6), two_silent, takes)
+    assert low < np.inf and high == np.inf  # unbounded above, not the quantile of the rest
 
 
 def test_density_and_complexity_steer_the_bundled_model():

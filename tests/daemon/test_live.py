@@ -141,6 +141,8 @@ def test_the_phrase_after_a_change_continues_the_changed_one():
             live.close()
     heard = asked[following.notes[0].velocity - 11]  # the request that made it
     assert heard["notes"] == [n.to_wire() for n in changed.notes]
+    first_rock = next(r for r in asked if r.get("style") == "rock")  # the change itself: a groove of its own,
+    assert first_rock["op"] == "generate" and "notes" not in first_rock  # not held to the funk before it
 
 
 def test_keys_step_settings_and_quit():
