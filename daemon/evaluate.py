@@ -364,8 +364,8 @@ def controls(generator: Generator, real: RealGrooves, per_genre: int = 16, seed:
     for control, measure in (("density", DESCRIPTORS.index("density")), ("complexity", DESCRIPTORS.index("syncopation"))):
         edges = vocab.density_edges if control == "density" else vocab.complexity_edges
         for value in values:
-            requests = [GrooveRequest(style=g, bars=WINDOW_BARS, tempo=float(np.median(real.tempos.get(g, [120.0]))),
-                                      kind="beat",
+            requests = [GrooveRequest(style=g, bars=WINDOW_BARS, kind="beat",
+                                      tempo=float(np.median(real.tempos.get(g, [120.0]))),
                                       variations=per_genre, seed=seed + 1000 * i, focus=focus, strength=strength,
                                       **{control: value})
                         for i, g in enumerate(CONTROL_GENRES)]

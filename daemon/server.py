@@ -39,8 +39,8 @@ from daemon import __version__, checkpoint, clip_ops, kit, styles
 from daemon.curve import read_curve_key
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
-from daemon.requests import (LEARNED_CLIP_FIELDS, OP_FIELDS, check_fields, clip, flag, kit_map, meter, number, request_for, whole_number,
-                             wire_patterns)
+from daemon.requests import (LEARNED_CLIP_FIELDS, OP_FIELDS, check_fields, clip, flag, kit_map, meter, number,
+                             request_for, whole_number, wire_patterns)
 from daemon.vocab import DRUMMERS, GENRES
 from shared import protocol as P
 

@@ -859,6 +859,9 @@ def test_the_answer_goes_to_the_slot_that_was_pressed_on(host: LiveHost, stub: S
         ("generate", "unavailable", "Something at tcp://127.0.0.1:5555 is not the MidiDrumiGen daemon (reset): ...",
          "MidiDrumiGen: something else answers at the daemon's address (another program, or a daemon that needs "
          "CurveZMQ) — details in Live's Log.txt"),  # not "start it"
+        ("generate", "unavailable", "Cannot reach the MidiDrumiGen daemon at tcp://10.0.0.9:5555 (timed out) — ...",
+         "MidiDrumiGen: cannot reach the daemon — is `drumigen serve` running at the address in settings.json? "
+         "Details in Live's Log.txt"),
     ],
 )  # fmt: skip
 def test_failures_are_shown_in_musician_words_and_logged(
