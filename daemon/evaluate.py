@@ -53,8 +53,8 @@ DESCRIPTORS = ("density", *(f"{g} rate" for g in kit.GROUPS), "syncopation", "ve
 MIN_REAL_WINDOWS = 25
 STYLE_SEEDS = 5  # one style classifier's accuracy moves by several points with its seed: report the mean of 5
 C2ST_SEEDS = 5  # one C2ST draw moves by ±0.05-0.1 (which windows, which folds): report mean and sd of 5
-MIN_TAKES = 3  # real test takes a genre needs for a style verdict: one take is one drummer's afternoon
-BOOTSTRAP = 1000  # resamples of takes (real) and grooves (generated) for the style ratio's interval
+MIN_TAKES = 3  # real grooves (`performance`) a genre needs for a style verdict: one is one drummer's afternoon
+BOOTSTRAP = 1000  # resamples of real and generated grooves for the style ratio's interval
 MIN_RATE = 0.05  # a real style accuracy under this gives no ratio: a genre its real grooves do not say
 
 
@@ -246,8 +246,8 @@ def performance(take_id: str) -> str:
     of GMD's `eval_session` grooves (40 of the test split's 77 4/4 beats) are one groove: each
     played the same part, their rates go together (soul's groove 3: 0 % in all four), and
     counted as four they made pop's one groove four takes."""
-    _, session, number = take_id.split("/")
-    return f"eval_session/{number}" if session == "eval_session" else take_id
+    parts = take_id.split("/")  # drummer/session/number
+    return f"eval_session/{parts[-1]}" if len(parts) == 3 and parts[1] == "eval_session" else take_id
 
 
 def real_grooves(data: Path) -> RealGrooves:
