@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -310,7 +311,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             title += f" -> {path}"
         print(title)
         if not args.quiet:
-            print(grid(notes, meter, length) + "\n")
+            print(grid(notes, meter, length, piece=drawn_as(args.kit)) + "\n")
     return EXIT_OK
 
 
@@ -380,6 +381,14 @@ def kit_arg(text: str) -> str | dict[str, int]:
         return {str(source): target for source, target in kit.load_map(text).items()}
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def drawn_as(kit_spec: str | dict | None) -> Callable[[int], int] | None:
+    """For a kit map of one's own (kit_arg's dict): the drum each of its pads plays, to name the
+    grid's rows by (a rack's pad 38 playing the closed hat was drawn as a snare). None: GM names."""
+    from daemon import kit
+
+    return kit.heard_as(kit.load_map(kit_spec)) if isinstance(kit_spec, dict) else None
 
 
 def device_arg(text: str) -> str:
@@ -509,7 +518,7 @@ def cmd_clip_op(args: argparse.Namespace) -> int:
     if not args.quiet:
         from daemon.show import grid
 
-        print(grid(notes, groove.meter, length))
+        print(grid(notes, groove.meter, length, piece=drawn_as(args.kit)))
     return EXIT_OK
 
 
@@ -665,7 +674,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     about = (f"{args.file}: {len(groove.notes)} notes, {groove.tempo:g} BPM, "
              f"{groove.meter[0]}/{groove.meter[1]}, {groove.length:g} beats")
     print(about)
-    print(grid(groove.notes, groove.meter, groove.length))
+    print(grid(groove.notes, groove.meter, groove.length, piece=drawn_as(args.kit)))
     if args.png:
         try:
             piano_roll(groove.notes, groove.meter, groove.length, args.png, title=about)
@@ -682,6 +691,8 @@ def add_show(sub) -> None:
                                    "piano-roll image that shows its exact timing and velocities.")
     p.add_argument("file", type=Path, help="a .mid file")
     p.add_argument("--png", type=Path, help="also draw it as a piano roll into this .png (needs the png extra)")
+    p.add_argument("--kit", type=kit_arg, help="the file's drum map, to name its rows by the drum each pad plays: a JSON "
+                                               "file of {gm_pitch: your_pitch} (default: GM names)")
     p.set_defaults(func=cmd_show)
 
 

@@ -15,6 +15,7 @@ an optional extra: `pip install -e '.[png]'`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon.kit import PIECE_NAMES, TD11_ZONES
@@ -28,9 +29,11 @@ MAX_GRID_BARS = 64  # a terminal's worth (Live's clips are shorter; a stray note
 ROW_ORDER = (49, 57, 55, 52, 51, 53, 59, 46, 42, 44, 50, 48, 47, 45, 43, 40, 38, 37, 36)
 
 
-def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
+def grid(notes: list[Note], meter: tuple[int, int], length: float,
+         piece: Callable[[int], int] | None = None) -> str:
     """The grid for notes spanning `length` beats (its first MAX_GRID_BARS bars); pitches
-    outside the kit get their number."""
+    outside the kit get their number. `piece`: the drum each pitch plays in a kit of one's own
+    (kit.heard_as): a rack's pad 38 playing the closed hat is drawn as that, not as a snare."""
     bar = bar_beats(meter)
     # 16ths, or finer where a bar is not a whole number of them (3/32, 1/32): every bar starts a column
     per_beat = math.lcm(STEPS_PER_BEAT, meter[1] // math.gcd(4 * meter[0], meter[1]))
@@ -50,8 +53,10 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
         mark = "X" if n.velocity >= 100 else "x" if n.velocity >= 50 else "."
         if "-.xX".index(mark) > "-.xX".index(row[step]):
             row[step] = mark
-    pitches = _rows(cells)
-    label = max([len(_name(p)) for p in pitches] + [4])
+    heard = piece or (lambda p: p)
+    names = {p: _name(p) if heard(p) == p else f"{_name(heard(p))} ({p})" for p in cells}
+    pitches = _rows(cells, heard)
+    label = max([len(names[p]) for p in pitches] + [4])
     steps_per_count = max(1, per_beat * 4 // meter[1])  # a count is one beat of the meter (or a column)
     header = [str(s // steps_per_count + 1) if s % steps_per_count == 0 else "." for s in range(steps_per_bar)]
     width = max(len(cell) for cell in header)  # 12/8 counts to 12: every column two wide
@@ -61,7 +66,7 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float) -> str:
         return "  ".join(" ".join(c.ljust(width) for c in bar) for bar in bar_cells).rstrip()
 
     lines = [" " * label + "  " + line(header * bars)]
-    lines += [f"{_name(p):>{label}}  {line(cells[p])}" for p in pitches]
+    lines += [f"{names[p]:>{label}}  {line(cells[p])}" for p in pitches]
     if bars < all_bars:
         lines.append(f"(the first {bars} of {all_bars} bars)")
     lines.append(LEGEND)
@@ -125,10 +130,10 @@ def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: P
     fig.savefig(path, format="png")  # to exactly that path, whatever its suffix
 
 
-def _rows(pitches) -> list[int]:
-    """Pitches top to bottom as a drummer reads a chart; pitches outside the kit last."""
+def _rows(pitches, heard: Callable[[int], int]) -> list[int]:
+    """Pitches top to bottom as a drummer reads a chart (by the drum each plays); outside the kit last."""
     order = {p: i for i, p in enumerate(ROW_ORDER)}
-    return sorted(pitches, key=lambda p: (order.get(p, len(order)), p))
+    return sorted(pitches, key=lambda p: (order.get(heard(p), len(order)), p))
 
 
 def _name(pitch: int) -> str:

@@ -427,6 +427,14 @@ def test_a_file_past_the_models_tempos_is_heard_at_the_nearest_and_keeps_its_own
     assert r.returncode == 0 and midifile.read(out).tempo == 1200.0, r.stderr
 
 
+def test_show_names_a_racks_pads_by_the_drum_each_plays(tmp_path):
+    (tmp_path / "rack.json").write_text('{"36": 36, "38": 37, "42": 38}')
+    midifile.write(tmp_path / "rack.mid", [Note(38, k / 2, 0.1, 80) for k in range(8)] + [Note(37, 1.0, 0.1, 100)],
+                   100.0, (4, 4), 4.0)
+    r = drumigen("show", str(tmp_path / "rack.mid"), "--kit", str(tmp_path / "rack.json"))
+    assert r.returncode == 0 and "closed hat (38)" in r.stdout and "snare (37)" in r.stdout, r.stderr
+
+
 def test_a_clip_op_keeps_the_files_tempo_changes(tmp_path):
     """Written at the first tempo alone, a clip slowing to 90 BPM at bar 3 came back with its
     last bars 1.33 s shorter."""

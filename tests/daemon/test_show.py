@@ -53,3 +53,14 @@ def test_triplets_and_swing_are_drawn_on_triplet_columns_and_straight_grooves_on
                                                                                  Note(38, 1.03, 0.1, 40)]
     assert columns_per_beat(straight, (4, 4)) == 4
     assert columns_per_beat(swing, (6, 8)) == 6  # x/8: 3 columns a count (8th triplets would be 1.5)
+
+
+def test_a_kit_of_ones_own_is_drawn_by_the_drum_each_pad_plays():
+    """With a rack's map, pad 38 plays the closed hat: it was drawn as a snare, above the real snare."""
+    from daemon import kit
+
+    rack = kit.load_map({"36": 36, "38": 37, "42": 38})
+    notes = [Note(38, k / 2, 0.1, 80) for k in range(8)] + [Note(37, 1.0, 0.1, 100), Note(36, 0.0, 0.1, 100)]
+    rows = [line.strip().split("  ")[0] for line in grid(notes, (4, 4), 4.0, piece=kit.heard_as(rack)).splitlines()[1:4]]
+    assert rows == ["closed hat (38)", "snare (37)", "kick"]  # named and ordered by the drum, the pad kept
+    assert "side stick" in grid(notes, (4, 4), 4.0)  # without the map, GM's names
