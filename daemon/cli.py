@@ -677,7 +677,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(grid(groove.notes, groove.meter, groove.length, piece=drawn_as(args.kit)))
     if args.png:
         try:
-            piano_roll(groove.notes, groove.meter, groove.length, args.png, title=about)
+            piano_roll(groove.notes, groove.meter, groove.length, args.png, title=about, piece=drawn_as(args.kit))
         except RuntimeError as err:  # no matplotlib
             print(f"drumigen: {err}", file=sys.stderr)
             return EXIT_ERROR

@@ -53,10 +53,8 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float,
         mark = "X" if n.velocity >= 100 else "x" if n.velocity >= 50 else "."
         if "-.xX".index(mark) > "-.xX".index(row[step]):
             row[step] = mark
-    heard = piece or (lambda p: p)
-    names = {p: _name(p) if heard(p) == p else f"{_name(heard(p))} ({p})" for p in cells}
-    pitches = _rows(cells, heard)
-    label = max([len(names[p]) for p in pitches] + [4])
+    rows = _rows(cells, piece)
+    label = max([len(name) for _, name in rows] + [4])
     steps_per_count = max(1, per_beat * 4 // meter[1])  # a count is one beat of the meter (or a column)
     header = [str(s // steps_per_count + 1) if s % steps_per_count == 0 else "." for s in range(steps_per_bar)]
     width = max(len(cell) for cell in header)  # 12/8 counts to 12: every column two wide
@@ -66,7 +64,7 @@ def grid(notes: list[Note], meter: tuple[int, int], length: float,
         return "  ".join(" ".join(c.ljust(width) for c in bar) for bar in bar_cells).rstrip()
 
     lines = [" " * label + "  " + line(header * bars)]
-    lines += [f"{names[p]:>{label}}  {line(cells[p])}" for p in pitches]
+    lines += [f"{name:>{label}}  {line(cells[p])}" for p, name in rows]
     if bars < all_bars:
         lines.append(f"(the first {bars} of {all_bars} bars)")
     lines.append(LEGEND)
@@ -99,7 +97,8 @@ def columns_per_beat(notes: list[Note], meter: tuple[int, int]) -> int:
 HIT_WIDTH = 1 / 16  # beats: a 64th, narrow enough that a flam's two strokes stay apart
 
 
-def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: Path, title: str = "") -> None:
+def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: Path, title: str = "",
+               piece: Callable[[int], int] | None = None) -> None:
     """A PNG of the groove (its first MAX_GRID_BARS bars): one row per piece (as in `grid`), each
     hit a bar at its exact start, micro-timing and all, darker the harder it is played; a line at
     each bar (dark) and count."""
@@ -110,10 +109,10 @@ def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: P
     bar, count = bar_beats(meter), 4 / meter[1]
     length = min(length, MAX_GRID_BARS * bar)
     notes = [n for n in notes if n.start < length]
-    pitches = _rows({n.pitch for n in notes})
-    fig = Figure(figsize=(min(4 + 0.5 * length, 60), 1.2 + 0.3 * max(len(pitches), 1)), dpi=100)
+    rows = _rows({n.pitch for n in notes}, piece)
+    fig = Figure(figsize=(min(4 + 0.5 * length, 60), 1.2 + 0.3 * max(len(rows), 1)), dpi=100)
     ax = fig.add_subplot()
-    for i, pitch in enumerate(reversed(pitches)):  # the kick at the bottom, as in the grid
+    for i, (pitch, _) in enumerate(reversed(rows)):  # the kick at the bottom, as in the grid
         hits = [n for n in notes if n.pitch == pitch]
         ax.broken_barh([(n.start, HIT_WIDTH) for n in hits], (i - 0.4, 0.8),
                        facecolors=[(0.1, 0.2, 0.5, 0.2 + 0.8 * n.velocity / 127) for n in hits])
@@ -121,8 +120,8 @@ def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: P
         on_bar = abs(k * count / bar - round(k * count / bar)) < 1e-9
         ax.axvline(k * count, color="0.3" if on_bar else "0.85", linewidth=1.0 if on_bar else 0.5, zorder=0)
     ax.set_xlim(0, length)
-    ax.set_ylim(-0.6, len(pitches) - 0.4)
-    ax.set_yticks(range(len(pitches)), [_name(p) for p in reversed(pitches)])
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_yticks(range(len(rows)), [name for _, name in reversed(rows)])
     ax.set_xlabel(f"beats ({meter[0]}/{meter[1]})")
     ax.set_title(title, fontsize=10, loc="left")
     fig.tight_layout()
@@ -130,10 +129,13 @@ def piano_roll(notes: list[Note], meter: tuple[int, int], length: float, path: P
     fig.savefig(path, format="png")  # to exactly that path, whatever its suffix
 
 
-def _rows(pitches, heard: Callable[[int], int]) -> list[int]:
-    """Pitches top to bottom as a drummer reads a chart (by the drum each plays); outside the kit last."""
+def _rows(pitches, piece: Callable[[int], int] | None) -> list[tuple[int, str]]:
+    """(pitch, name) top to bottom as a drummer reads a chart, by the drum each pitch plays
+    (`piece`, for a kit of one's own: named by it, the pad kept); pitches outside the kit last."""
+    heard = piece or (lambda p: p)
     order = {p: i for i, p in enumerate(ROW_ORDER)}
-    return sorted(pitches, key=lambda p: (order.get(heard(p), len(order)), p))
+    return [(p, _name(p) if heard(p) == p else f"{_name(heard(p))} ({p})")
+            for p in sorted(pitches, key=lambda p: (order.get(heard(p), len(order)), p))]
 
 
 def _name(pitch: int) -> str:
