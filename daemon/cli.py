@@ -289,6 +289,11 @@ def cmd_styles(args: argparse.Namespace) -> int:
 
 # --- generate --------------------------------------------------------------------------------
 def cmd_generate(args: argparse.Namespace) -> int:
+    one_file = args.out is not None and args.out.suffix.lower() in (".mid", ".midi")  # -o groove.mid, as other commands take
+    if one_file and args.count > 1:
+        print(f"drumigen generate: --out {args.out} names one file for {args.count} grooves: give a folder",
+              file=sys.stderr)
+        return EXIT_USAGE
     wire = {k: v for k, v in {
         "style": args.style, "drummer": args.drummer, "bars": args.bars, "tempo": args.tempo,
         "time_signature": list(args.time_signature), "variations": args.count, "temperature": args.temperature,
@@ -306,12 +311,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for i, (seed, notes) in enumerate(patterns, 1):
         title = f"variation {i}/{len(patterns)}: {len(notes)} notes, seed {seed}"
         if args.out:
-            path = args.out / _file_name(args, seed)
+            path = args.out if one_file else args.out / _file_name(args, seed)
             midifile.write(path, notes, args.tempo, meter, length, name=_style_label(args.style))
             title += f" -> {path}"
         print(title)
         if not args.quiet:
             print(grid(notes, meter, length, piece=drawn_as(args.kit)) + "\n")
+    if not args.out:
+        print("(not saved: --out FOLDER writes each groove as a .mid there)")
     return EXIT_OK
 
 
@@ -466,7 +473,8 @@ def add_generate(sub) -> None:
     add_focus_flag(p)
     p.add_argument("--kit", type=kit_arg, help="output drum map: gm (default), gmd, rack16, or a JSON file of "
                                                "{gm_pitch: your_pitch} (a Drum Rack's pads)")
-    p.add_argument("--out", "-o", type=Path, help="folder to write one .mid per groove into")
+    p.add_argument("--out", "-o", type=Path, help="folder to write one .mid per groove into (or, for one groove, "
+                                                  "a .mid file)")
     p.add_argument("--quiet", "-q", action="store_true", help="do not draw the grids")
     add_local_flags(p)
     add_client_flags(p)

@@ -136,6 +136,18 @@ def test_generate_writes_named_midi_files_that_read_back(daemon, tmp_path):
     assert "kick" in r.stdout or "snare" in r.stdout  # the grid was drawn
 
 
+def test_generate_out_a_mid_file_writes_that_file(daemon, tmp_path):
+    """`-o groove.mid`, as every other command takes it, made a folder named groove.mid."""
+    one = drumigen("generate", "--endpoint", daemon.endpoint, "--bars", "1", "--seed", "2", "-q",
+                   "-o", str(tmp_path / "groove.mid"))
+    assert one.returncode == 0 and (tmp_path / "groove.mid").is_file(), one.stderr
+    assert midifile.read(tmp_path / "groove.mid").length == 4.0
+    two = drumigen("generate", "--endpoint", daemon.endpoint, "--count", "2", "-q", "-o", str(tmp_path / "two.mid"))
+    assert two.returncode == 2 and "names one file for 2 grooves: give a folder" in two.stderr
+    unsaved = drumigen("generate", "--endpoint", daemon.endpoint, "--bars", "1", "-q")
+    assert unsaved.returncode == 0 and "not saved: --out FOLDER" in unsaved.stdout
+
+
 def test_generate_refusals_exit_1_with_the_reason(daemon):
     r = drumigen("generate", "--endpoint", daemon.endpoint, "--style", "polka")
     assert r.returncode == 1 and "unknown style 'polka'" in r.stderr and "[unknown_style]" in r.stderr
