@@ -346,6 +346,8 @@ def _style_label(style: str | dict | None) -> str:
 
 def style_arg(text: str) -> str | dict[str, float]:
     """`funk` or a mix `funk:0.7,jazz:0.3`."""
+    if ":" not in text and "," in text:
+        raise argparse.ArgumentTypeError(f"{text!r}: a mix gives each style its weight, e.g. funk:0.5,hiphop:0.5")
     if ":" not in text:
         return text
     mix = {}

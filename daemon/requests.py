@@ -8,11 +8,12 @@ exactly a value the daemon accepts, and its local answers are the daemon's.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 
 from daemon import kit
 from daemon.generate import Generator, GrooveRequest, Pattern
-from daemon.styles import StyleError, UnknownStyle, all_names
+from daemon.styles import StyleError, UnknownStyle, all_names, spelled
 from daemon.vocab import DRUMMERS, KINDS
 from shared.notes import Note, bar_beats, cut_short, pack_notes
 from shared.protocol import (
@@ -88,8 +89,11 @@ def request_for(msg: dict, generator: Generator) -> GrooveRequest:
     try:
         voice = generator.voice(request.style, request.strength)
     except UnknownStyle as err:
-        known = ", ".join(all_names(generator.style_folder, generator.model, generator.vocab))
-        raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {brief(err.name)}; choose one of: {known}") from None
+        names = all_names(generator.style_folder, generator.model, generator.vocab)
+        close = difflib.get_close_matches(str(err.name).strip().lower(), names, n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise ProtocolError(E_UNKNOWN_STYLE, f"unknown style {brief(err.name)}{hint} Choose one of: {', '.join(names)}"
+                            if close else f"unknown style {brief(err.name)}; choose one of: {', '.join(names)}") from None
     except StyleError as err:
         raise ProtocolError(E_UNKNOWN_STYLE, str(err)) from None
     return dataclasses.replace(request, voice=voice)  # resolved once: a style deleted meanwhile cannot fail the batch
@@ -181,7 +185,7 @@ def checked_style(value: object) -> str | dict[str, float] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        key = value.strip().lower()
+        key = spelled(value)
         return None if key == "any" else key
     if isinstance(value, dict):
         if not 1 <= len(value) <= MAX_STYLES_IN_MIX:
@@ -198,7 +202,7 @@ def checked_style(value: object) -> str | dict[str, float] | None:
             raise ProtocolError(E_BAD_REQUEST, "style weights must not all be zero")
         mix: dict[str, float] = {}
         for name, weight in value.items():  # over the largest: only their ratios count
-            key = name.strip().lower()
+            key = spelled(name)
             if key in mix:
                 raise ProtocolError(E_BAD_REQUEST, f"style {brief(name)} is named twice in the mix")
             mix[key] = weight / top

@@ -128,12 +128,20 @@ PRESETS = {
 BUILTIN = frozenset({*GENRES, *DRUMMERS, *PRESETS, "any"})
 
 
+def spelled(name: str) -> str:
+    """A style name as it is stored (lower case), and a genre's as GMD writes it: "Hip-Hop" and
+    "new orleans" are hiphop and neworleans."""
+    key = name.strip().lower()
+    compact = re.sub(r"[-_ ]", "", key)
+    return compact if compact in GENRES else key
+
+
 def check_name(name: str) -> str:
     """The name as stored (lower case); a StyleError when it is odd or taken by a built-in style."""
     clean = name.strip().lower()
     if not NAME_PATTERN.fullmatch(clean):
         raise StyleError(f"style name {brief(name)} won't do: use 1-40 letters, digits, '-' or '_' (like my-funk)")
-    if clean in BUILTIN:
+    if spelled(clean) in BUILTIN:  # "hip-hop" is hiphop's: a style of that name could not be asked for
         raise StyleError(f"{clean!r} is a built-in style; choose another name")
     return clean
 

@@ -134,6 +134,14 @@ def test_null_is_the_default_for_every_field(daemon):
     assert nulls["patterns"] == plain["patterns"]
 
 
+def test_a_genre_written_as_people_write_it_is_gmds_and_a_typo_gets_a_suggestion(daemon):
+    plain = ask(daemon.endpoint, op="generate", id=1, style="hiphop", bars=1, seed=6)
+    spelled = ask(daemon.endpoint, op="generate", id=2, style="Hip-Hop", bars=1, seed=6)
+    assert spelled["ok"] and spelled["patterns"] == plain["patterns"]  # the genre, with its habits and strength
+    typo = ask(daemon.endpoint, op="generate", id=3, style="fnuk")
+    assert typo["error"]["code"] == "unknown_style" and "did you mean funk?" in typo["error"]["message"]
+
+
 def test_kit_and_drummer_names_are_read_as_style_names_are(daemon):
     def notes(i: int, **fields) -> list:
         reply = ask(daemon.endpoint, op="generate", id=i, style="rock", bars=1, seed=4, **fields)

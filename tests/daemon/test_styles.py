@@ -231,7 +231,8 @@ def _write_midi(path: Path, pitches: list[int]) -> Path:
 
 
 @pytest.mark.parametrize("case", ["no files", "corrupt", "two grooves", "one groove thrice", "no drums", "a scale",
-                                  "built-in name", "drummer name", "odd name", "taken name"])
+                                  "built-in name", "drummer name", "a genre spelt otherwise", "odd name",
+                                  "taken name"])
 def test_bad_input_is_refused_clearly_and_writes_nothing(case, tmp_path, learned):
     folder = tmp_path / "lib"
     files, name = list(FILES[:3]), "fine"
@@ -255,6 +256,8 @@ def test_bad_input_is_refused_clearly_and_writes_nothing(case, tmp_path, learned
         name, message = "Funk", "'funk' is a built-in style"
     elif case == "drummer name":
         name, message = "drummer3", "built-in style"
+    elif case == "a genre spelt otherwise":  # asked for, "hip-hop" is hiphop: a style so named could not be
+        name, message = "hip-hop", "'hip-hop' is a built-in style"
     elif case == "odd name":
         name, message = "../evil", "won't do"
     else:
