@@ -34,7 +34,7 @@ def make_keys(folder: Path, replace: bool = False) -> tuple[Path, Path]:
     unless `replace`: a new one locks out every client given the old public key."""
     public_path, secret_path = folder / "server.key", folder / "server.key_secret"
     if not replace and (public_path.exists() or secret_path.exists()):
-        raise ValueError(f"{folder} already holds a key pair, and its clients trust that public key; "
+        raise ValueError(f"{Path(folder).resolve()} already holds a key pair, and its clients trust that public key; "
                          "--force makes a new one (give it to every client)")
     folder.mkdir(parents=True, exist_ok=True)
     public, secret = zmq.curve_keypair()

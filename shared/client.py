@@ -320,7 +320,8 @@ class DaemonClient:
         if answered:
             return (
                 f"Something at {self.endpoint} {NOT_THE_DAEMON} ({reason}): another program "
-                "on that port, or a daemon that needs CurveZMQ — run `drumigen serve` here without --curve-secret"
+                "on that port, or a daemon that needs CurveZMQ — run `drumigen serve` here without --curve-secret "
+                "(a `drumigen` command can pass --server-key instead)"
             )
         return (
             f"Cannot reach the MidiDrumiGen daemon at {self.endpoint} ({reason}) — "
