@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -145,10 +146,10 @@ def _run(args: argparse.Namespace) -> int:
         with ExitStack() as stack:
             _play(args, midi, stack)
     except (ports.PortError, ports.PortLost, midifile.MidiFileError) as err:
-        log.error("%s", err)
+        print(f"drumigen: {err}", file=sys.stderr)  # one line, as every command says why it stopped
         return EXIT_ERROR
     except DaemonError as err:
-        log.error("%s", err)
+        print(f"drumigen: {err}", file=sys.stderr)
         return EXIT_UNAVAILABLE if err.code == E_UNAVAILABLE else EXIT_ERROR
     return EXIT_OK
 

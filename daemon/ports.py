@@ -233,7 +233,9 @@ def _match(wanted: str | None, names: list[str], kind: str) -> str:
 
 def _api_trouble(midi: mido.Backend, err: Exception) -> str:
     if midi.api == "UNIX_JACK":
-        return f"JACK MIDI failed ({err}) — is a JACK server running (jackd, or PipeWire's JACK)?"
+        alsa = "" if not sys.platform.startswith("linux") or os.path.exists("/dev/snd/seq") else \
+            " (JACK because ALSA's sequencer is not here either: no /dev/snd/seq; modprobe snd-seq)"
+        return f"JACK MIDI failed ({err}) — is a JACK server running (jackd, or PipeWire's JACK)?{alsa}"
     if midi.api == "LINUX_ALSA":
         return f"ALSA MIDI failed ({err}) — is /dev/snd/seq there (modprobe snd-seq)? Or try --api jack"
     return f"MIDI failed: {err}"

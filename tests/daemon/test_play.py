@@ -57,6 +57,14 @@ def test_what_to_play_is_asked_for_plainly(argv, says, capsys):
     assert exit_.value.code == 2 and says in capsys.readouterr().err
 
 
+def test_a_file_that_cannot_be_played_is_one_line_as_every_command_says_it(tmp_path: Path, jack_server: str):
+    """play said why it stopped as a timestamped log line; every other command says `drumigen: ...`."""
+    proc = subprocess.run([sys.executable, "-m", "daemon.cli", "play", "--api", "jack", str(tmp_path / "nope.mid")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode == 1 and last.startswith("drumigen: ") and "no such file" in last, proc.stderr
+
+
 def groove_file(tmp_path: Path, notes: list[Note], bars: int = 1) -> Path:
     path = tmp_path / "groove.mid"
     midifile.write(path, notes, 120.0, (4, 4), length=4.0 * bars)

@@ -44,6 +44,10 @@ def test_without_a_jack_server_the_error_says_so(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     with pytest.raises(ports.PortError, match="is a JACK server running"):
         ports.list_ports(ports.backend("jack"))
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ports.os.path, "exists", lambda path: False)  # why auto chose JACK: no ALSA either
+    with pytest.raises(ports.PortError, match=r"ALSA's sequencer is not here either: no /dev/snd/seq"):
+        ports.list_ports(ports.backend("auto"))
 
 
 def test_watch_notices_a_vanished_port(jack_server: str):
