@@ -308,6 +308,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     meter = tuple(args.time_signature)
     length = args.bars * bar_beats(meter)
+    piece = drawn_as(args.kit)
     for i, (seed, notes) in enumerate(patterns, 1):
         title = f"variation {i}/{len(patterns)}: {len(notes)} notes, seed {seed}"
         if args.out:
@@ -316,7 +317,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             title += f" -> {path}"
         print(title)
         if not args.quiet:
-            print(grid(notes, meter, length, piece=drawn_as(args.kit)) + "\n")
+            print(grid(notes, meter, length, piece=piece) + "\n")
     if not args.out:
         print("(not saved: --out FOLDER writes each groove as a .mid there)")
     return EXIT_OK
@@ -684,10 +685,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     about = (f"{args.file}: {len(groove.notes)} notes, {groove.tempo:g} BPM, "
              f"{groove.meter[0]}/{groove.meter[1]}, {groove.length:g} beats")
     print(about)
-    print(grid(groove.notes, groove.meter, groove.length, piece=drawn_as(args.kit)))
+    piece = drawn_as(args.kit)
+    print(grid(groove.notes, groove.meter, groove.length, piece=piece))
     if args.png:
         try:
-            piano_roll(groove.notes, groove.meter, groove.length, args.png, title=about, piece=drawn_as(args.kit))
+            piano_roll(groove.notes, groove.meter, groove.length, args.png, title=about, piece=piece)
         except RuntimeError as err:  # no matplotlib
             print(f"drumigen: {err}", file=sys.stderr)
             return EXIT_ERROR

@@ -133,8 +133,8 @@ def load_map(spec: str | dict) -> dict[int, int]:
     """A kit map by built-in name, JSON file path, or inline {gm_pitch: target_pitch} map."""
     if isinstance(spec, dict):
         raw = spec
-    elif builtin(spec) is not None:
-        return builtin(spec)
+    elif (named := builtin(spec)) is not None:
+        return named
     else:
         path = Path(spec).expanduser()
         if not path.is_file():

@@ -233,8 +233,8 @@ def kit_map(value: object) -> dict[int, int]:
     """A request's `kit`: a built-in map's name, or a map of its own; gm when absent."""
     if value is None:
         return kit.BUILTIN_MAPS["gm"]
-    if isinstance(value, str) and kit.builtin(value) is not None:
-        return kit.builtin(value)
+    if isinstance(value, str) and (named := kit.builtin(value)) is not None:
+        return named
     if isinstance(value, dict):
         try:
             return kit.load_map(value)
