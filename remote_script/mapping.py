@@ -13,11 +13,11 @@ value on another channel (Push 2/3 animate LEDs that way). Without `leds` no MID
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .actions import ACTIONS
+from .settings import read_json
 
 ANY_CHANNEL = None  # a note control that listens on all 16 channels
 _STATUS = {"cc": 0xB0, "note": 0x90}
@@ -87,12 +87,14 @@ def load_mapping(spec: str, folder: Path) -> Mapping:
     elif path.parent == Path("."):  # a bare file name: one in the mappings folder
         path = folder / f"{path.stem}.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data, repeated = read_json(path)
     except FileNotFoundError:
         available = ", ".join(sorted(p.stem for p in folder.glob("*.json")))
         raise MappingError(f"mapping {spec!r} not found (available mappings: {available})") from None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise MappingError(f"mapping {path.name} could not be read: {error}") from None
+    if repeated:  # two controls for one action, one of them silently unmapped
+        raise MappingError(f"mapping {path.name} names {', '.join(map(repr, repeated))} more than once")
     return parse_mapping(data, path.name)
 
 

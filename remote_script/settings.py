@@ -39,17 +39,35 @@ class Settings:
     retries: int = 1  # one more attempt after a timeout or a lost connection
 
 
+def read_json(path: Path) -> tuple[object, list[str]]:
+    """The JSON in `path` and the keys an object in it names more than once. JSON keeps the
+    last of them without a word; a hand-edited file that names "style" twice was meant to say
+    one thing, and the user should hear which one counts."""
+    repeated: list[str] = []
+
+    def once_each(pairs: list[tuple[str, object]]) -> dict:
+        seen: dict = {}
+        for key, value in pairs:
+            if key in seen and key not in repeated:
+                repeated.append(key)
+            seen[key] = value
+        return seen
+
+    return json.loads(path.read_text(encoding="utf-8-sig"), object_pairs_hook=once_each), repeated  # BOM: Notepad
+
+
 def load_settings(path: Path) -> tuple[Settings, list[str]]:
     """Settings from `path` (defaults where absent or invalid) and the problems found."""
     if not path.exists():
         return Settings(), []
     try:
-        raw = json.loads(path.read_text(encoding="utf-8-sig"))  # Notepad's "UTF-8 with BOM" too
+        raw, repeated = read_json(path)
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         return Settings(), [f"{path.name} could not be read ({error}); using the defaults"]
     if not isinstance(raw, dict):
         return Settings(), [f"{path.name} must hold a JSON object; using the defaults"]
-    settings, problems = Settings(), []
+    settings = Settings()
+    problems = [f"{path.name}: {key!r} is given more than once; the last one counts" for key in repeated]
     known = {f.name for f in fields(Settings)}
     for name, value in raw.items():
         if name not in known:

@@ -144,3 +144,21 @@ def test_mapping_mistakes_are_named(controls: dict, expected: str) -> None:
     with pytest.raises(MappingError) as caught:
         parse_mapping({"name": "x", "controls": controls}, "x.json")
     assert expected in str(caught.value)
+
+
+def test_a_setting_given_twice_is_reported_and_the_last_counts(tmp_path: Path) -> None:
+    """JSON keeps the last of two keys without a word: a user who added "style": "jazz" at the
+    end, forgetting the one at the top, should hear which one Live plays."""
+    path = tmp_path / "settings.json"
+    path.write_text('{"style": "funk", "bars": 8, "kit": {"36": 35, "36": 36}, "style": "jazz"}')
+    settings, problems = load_settings(path)
+    assert (settings.style, settings.bars, settings.kit) == ("jazz", 8, {"36": 36})
+    assert problems == ["settings.json: '36' is given more than once; the last one counts",  # inner objects first
+                        "settings.json: 'style' is given more than once; the last one counts"]
+
+
+def test_a_mapping_naming_an_action_twice_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "mine.json").write_text('{"controls": {"fill": {"type": "cc", "channel": 0, "number": 1}, '
+                                        '"fill": {"type": "cc", "channel": 0, "number": 2}}}')
+    with pytest.raises(MappingError, match="mapping mine.json names 'fill' more than once"):
+        load_mapping("mine", tmp_path)
