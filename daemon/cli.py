@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
+from daemon import __version__
 from daemon.play import add_play_parser
 from shared.notes import Note, bar_beats
 from shared.protocol import (
@@ -28,6 +29,7 @@ from shared.protocol import (
     OP_INFO,
     OP_PING,
     OP_STYLES,
+    PROTOCOL_VERSION,
     SEED_RANGE,
     STRENGTH_RANGE,
     STYLE_STRENGTH,
@@ -801,6 +803,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="drumigen", description="MidiDrumiGen: AI drum grooves for Ableton Live 12",
                                      epilog="exit codes: 0 ok, 1 refused or failed, 2 bad usage, 3 no daemon")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"drumigen {__version__}, protocol {PROTOCOL_VERSION}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_serve(sub)
     add_client_commands(sub)

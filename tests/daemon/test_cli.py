@@ -344,6 +344,17 @@ def test_every_command_has_help(command):
     assert r.returncode == 0 and "usage: drumigen " + command in r.stdout
 
 
+def test_version_names_the_package_and_the_protocol_the_installed_metadata_agrees():
+    from importlib.metadata import version
+
+    from daemon import __version__
+    from shared.protocol import PROTOCOL_VERSION
+
+    r = drumigen("--version")
+    assert r.returncode == 0 and r.stdout == f"drumigen {__version__}, protocol {PROTOCOL_VERSION}\n"
+    assert version("mididrumigen") == __version__  # pyproject reads it from daemon/__init__.py: one place
+
+
 def test_continue_through_the_daemon_grows_the_file(daemon, tmp_path):
 
     clip = tmp_path / "clip.mid"
