@@ -3,7 +3,8 @@
 Continue and variation turn the clip into model tokens (the *primer*), let the generator play
 on from there under the same grammar, and cut out the part the op asked for. The clip's own
 notes are never re-quantised: what is kept is returned exactly as it came in; the new notes of
-a programmed clip (its notes on a grid) come on its grid too (clip_grids). Fill plays its bars
+a programmed clip (its notes on a grid) come on its grid too (clip_grids), and where each of its
+drums plays at one velocity, new hits of that drum come at it (clip_velocities). Fill plays its bars
 afresh as fills (fill_clip says why), and drumify hears no primer either: the clip's onsets
 become positions the grammar makes the groove play on.
 Humanize is the humanizer's (daemon/humanize.py), in the request's kit. The ops that sample
@@ -123,6 +124,38 @@ def played_as_hard(velocities: list[float]) -> float:
     return sum(loud) / len(loud)
 
 
+def clip_velocities(notes: list[Note], length: float, kit_map: dict[int, int]) -> dict[int, int]:
+    """Each drum's velocity (by the piece it is heard as) in a clip programmed at one velocity a
+    drum, as a piano roll or step sequencer leaves it (all at 100, or kicks at 110 under hats at
+    80); empty for a clip played with dynamics, and for one too short to say (fewer than two hits
+    a drum on average). Continued, a clip all at 100 came back with kicks at 60-114 and hats at
+    48-123 (24 continuations of a rock clip): its new bars sounded played, its own programmed."""
+    piece = kit.heard_as(kit_map)
+    played: dict[int, set[int]] = defaultdict(set)
+    hits = 0
+    for n in notes:
+        if 0 <= n.start < length and piece(n.pitch) in DRUM_PITCHES:
+            played[piece(n.pitch)].add(n.velocity)
+            hits += 1
+    if not played or hits < 2 * len(played) or any(len(v) > 1 for v in played.values()):
+        return {}
+    return {drum: v for drum, (v,) in played.items()}
+
+
+def _as_programmed(notes: list[Note], velocities: dict[int, int], kit_map: dict[int, int]) -> list[Note]:
+    """New hits of a drum the clip programmed (clip_velocities) at its velocity; a hit softer than
+    half of it stays as soft, a ghost note, not an accent on an off-16th; a drum the clip does not
+    play keeps its own."""
+    if not velocities:
+        return notes
+    piece = kit.heard_as(kit_map)
+    out = []
+    for n in notes:
+        v = velocities.get(piece(n.pitch))
+        out.append(n if v is None or 2 * n.velocity < v else dataclasses.replace(n, velocity=v))
+    return out
+
+
 def own_pieces(notes: list[Note], kit_map: dict[int, int]) -> tuple[int, ...]:
     """The pitches a line with neither kick nor snare (hats, a ride, a shaker heard as hats) keeps
     to when it is continued or varied: its own instruments (kit.GROUPS), so a hat intro stays one;
@@ -170,14 +203,18 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
     into what the caller plays next (live mode's next phrase: its player sees the join). A
     clip's new bars are played as hard as the clip (played_as_hard), as a variation is: the
     model heard the clip's velocities and still came in 10-34 louder or softer in 34 of 160
-    continuations of GMD clips. Live mode's phrases (`loops` False) are not: a style changed
-    to a louder one must be heard."""
+    continuations of GMD clips; a clip programmed at one velocity a drum, at those velocities
+    (clip_velocities). Live mode's phrases (`loops` False) are neither: a style changed to a
+    louder one must be heard."""
     end = length + bars * bar_beats(req.meter)
     grids = clip_grids(notes)
     drum = kit.drum_of(req.kit)  # an open hat before the clip's closed one is the hi-hat struck twice
     loudness = _loudness(notes, length, req.kit) if req.loops else None
-    return [Pattern(_as_loud(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter, piece=drum)
-                                       if req.loops else p.notes, grids, end, length), loudness, played_as_hard),
+    velocities = clip_velocities(notes, length, req.kit) if req.loops else {}
+    return [Pattern(_as_programmed(_as_loud(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter,
+                                                                           piece=drum)
+                                                      if req.loops else p.notes, grids, end, length),
+                                            loudness, played_as_hard), velocities, req.kit),
                     p.seed)
             for p in _played_on(generator, req, notes, length, bars, abandoned)]
 
@@ -195,7 +232,8 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     a loop of its own (without_doubled_ones; its first bar does not follow the clip's last), as
     busy (_as_busy) and played as hard (played_as_hard) as the clip: a take averaged 2.5
     velocity steps louder than its clip, and pressed six times, 5 of 12 clips came back more
-    than 15 louder or softer.
+    than 15 louder or softer. A clip programmed at one velocity a drum gets a take at those
+    velocities (clip_velocities).
     A clip with a hit on its one, or its one played a hair early at its end, gets a take with one
     too (3 of 16 takes had none): a loop that starts late sounds broken."""
     clip_bars = _whole_bars(length, req.meter)
@@ -203,12 +241,12 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     if any(n.start < line or n.start > length - line for n in notes):
         req = dataclasses.replace(req, onsets=((),) * clip_bars + ((0,),))  # the take's first bar, after the clip's
     grids, drum, patterns = clip_grids(notes), kit.drum_of(req.kit), []
-    loudness = _loudness(notes, length, req.kit)
+    loudness, velocities = _loudness(notes, length, req.kit), clip_velocities(notes, length, req.kit)
     for p in _played_on(generator, req, notes, length, clip_bars, abandoned, take=True):
         take = [_shift(n, -length) for n in p.notes]
         take = without_doubled_ones(take, length, take, meter=req.meter, piece=drum)
         take = _inside(_on_grids(take, grids, clip_bars * bar_beats(req.meter)), length)
-        patterns.append(Pattern(_as_loud(take, loudness, played_as_hard), p.seed))
+        patterns.append(Pattern(_as_programmed(_as_loud(take, loudness, played_as_hard), velocities, req.kit), p.seed))
     return patterns
 
 

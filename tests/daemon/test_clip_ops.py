@@ -218,6 +218,12 @@ def steady_rock(bars: int) -> list[Note]:
                   key=lambda n: (n.start, n.pitch))
 
 
+def played_at(notes: list[Note], level: int) -> list[Note]:
+    """The notes at velocities around `level`, as a drummer's never repeat exactly (a clip
+    programmed at one velocity a drum keeps it: clip_ops.clip_velocities)."""
+    return [dataclasses.replace(n, velocity=level + i % 3 - 1) for i, n in enumerate(notes)]
+
+
 def test_a_fill_is_as_loud_as_the_groove_it_ends_and_a_little_more(bundled):
     """Played afresh, a fill's loudness had nothing to do with the clip's (a reggae clip at
     velocity 50 got fills at 73-117); GMD's fills are 1.2x as loud as the same drummer's beats."""
@@ -247,10 +253,11 @@ def test_a_variation_is_as_loud_as_its_clip_and_as_busy(bundled, monkeypatch):
     monkeypatch.setattr(clip_ops, "_sample", lambda g, requests, gone: asked.extend(requests) or sample(g, requests, gone))
     sparse = [n for n in steady_rock(4) if n.pitch != 42]  # kick and snare alone: 4 hits a bar, all on the beat
     for level in (45, 110):
-        clip = [dataclasses.replace(n, velocity=level) for n in sparse]
+        clip = played_at(sparse, level)
+        hard = clip_ops.played_as_hard([n.velocity for n in clip])
         for p in clip_ops.vary_clip(bundled, GrooveRequest(style="funk", seed=3, variations=4), clip, 16.0):
             velocities = [n.velocity for n in p.notes]
-            assert abs(clip_ops.played_as_hard(velocities) - level) < 1, level  # its loudest half, as hard
+            assert abs(clip_ops.played_as_hard(velocities) - hard) < 1, level  # its loudest half, as hard
             assert min(velocities) < level - 10  # and its softer notes softer: the take's own dynamics kept
     assert {(r.density, r.complexity) for r in asked} == {(0.0, 0.0)}  # GMD's sparsest fifth, and on the beat
     asked.clear()
@@ -294,11 +301,30 @@ def test_a_continuation_is_played_as_hard_as_its_clip(bundled):
     """The model hears the clip's velocities and still came in 10-34 steps louder or softer in
     34 of 160 continuations of GMD clips (a Purdie shuffle at 72-81 went on at 115)."""
     for level in (45, 110):
-        clip = [dataclasses.replace(n, velocity=level) for n in steady_rock(2)]
+        clip = played_at(steady_rock(2), level)
+        hard = clip_ops.played_as_hard([n.velocity for n in clip])
         for p in clip_ops.continue_clip(bundled, GrooveRequest(style="funk", seed=3, variations=4), clip, 8.0, 2):
             velocities = [n.velocity for n in p.notes]
-            assert abs(clip_ops.played_as_hard(velocities) - level) < 1, level
+            assert abs(clip_ops.played_as_hard(velocities) - hard) < 1, level
             assert len(set(velocities)) > 3  # its own dynamics kept
+
+
+def test_a_clip_programmed_at_one_velocity_a_drum_is_continued_and_varied_at_them(bundled):
+    """A rock clip all at 100 was continued with kicks at 60-114 and hats at 48-123: the new bars
+    sounded played, the clip programmed. Its drums' new hits come at their velocities; a hit
+    under half of it stays a ghost note; a drum the clip does not play keeps its own."""
+    clip = [dataclasses.replace(n, velocity={36: 110, 38: 100, 42: 80}[n.pitch]) for n in steady_rock(2)]
+    assert clip_ops.clip_velocities(clip, 8.0, kit.BUILTIN_MAPS["gm"]) == {36: 110, 38: 100, 42: 80}
+    req = GrooveRequest(style="rock", seed=5, variations=8)
+    takes = clip_ops.continue_clip(bundled, req, clip, 8.0, 2) + clip_ops.vary_clip(bundled, req, clip, 8.0)
+    new = [n for p in takes for n in p.notes]
+    own = {36: 110, 38: 100, 42: 80}
+    assert sum(n.pitch in own for n in new) > 300
+    assert all(n.velocity == own[n.pitch] or 2 * n.velocity < own[n.pitch] for n in new if n.pitch in own)
+    assert clip_ops.clip_velocities(played_at(clip, 100), 8.0, kit.BUILTIN_MAPS["gm"]) == {}  # played: its own
+    assert clip_ops.clip_velocities(clip[:3], 8.0, kit.BUILTIN_MAPS["gm"]) == {}  # a hit a drum says nothing
+    live = clip_ops.continue_clip(bundled, dataclasses.replace(req, loops=False), clip, 8.0, 2)  # live mode's chain
+    assert len({n.velocity for p in live for n in p.notes if n.pitch in own}) > 10
 
 
 def test_a_clip_of_fills_alone_is_as_loud_as_it_was_and_stays_so(bundled):
