@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mido
@@ -65,10 +67,35 @@ def backend(api: str = "auto") -> mido.Backend:
     return mido.Backend("mido.backends.rtmidi/" + name)
 
 
+@contextmanager
+def jack_says_nothing(midi: mido.Backend) -> Iterator[None]:
+    """While a JACK client opens, the process's stderr goes to the debug log: with no server
+    libjack writes five lines of its own there ("Cannot connect to server socket err = ...",
+    "JackShmReadWritePtr::~JackShmReadWritePtr - Init not done ...") before rtmidi raises and
+    _api_trouble says what to do in one. They are C's writes to file descriptor 2, which
+    Python's sys.stderr cannot catch; this runs before play's threads start."""
+    if midi.api != "UNIX_JACK":
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as said:
+        os.dup2(said.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            said.seek(0)
+            if text := said.read().decode(errors="replace").strip():
+                log.debug("libjack: %s", text)
+
+
 def list_ports(midi: mido.Backend) -> tuple[list[str], list[str]]:
     """(inputs, outputs) as the API names them."""
     try:
-        return midi.get_input_names(), midi.get_output_names()
+        with jack_says_nothing(midi):
+            return midi.get_input_names(), midi.get_output_names()
     except OSError as err:
         raise PortError(_api_trouble(midi, err)) from None
 
@@ -78,7 +105,8 @@ def open_output(midi: mido.Backend, port: str | None, virtual: str | None) -> mi
     try:
         if virtual is not None:
             _check_virtual(midi)
-            return midi.open_output(virtual, client_name=CLIENT_NAME)
+            with jack_says_nothing(midi):
+                return midi.open_output(virtual, client_name=CLIENT_NAME)
         return midi.open_output(_match(port, list_ports(midi)[1], "output"))
     except OSError as err:
         raise PortError(_api_trouble(midi, err)) from None
@@ -90,7 +118,8 @@ def open_input(midi: mido.Backend, port: str | None, callback: Callable[[mido.Me
     if port is None:
         _check_virtual(midi)
     try:
-        rt = rtmidi.MidiIn(_rtapi(midi), CLIENT_NAME if port is None else None)
+        with jack_says_nothing(midi):
+            rt = rtmidi.MidiIn(_rtapi(midi), CLIENT_NAME if port is None else None)
     except rtmidi.RtMidiError as err:
         raise PortError(_api_trouble(midi, err)) from None
     try:

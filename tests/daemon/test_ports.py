@@ -50,6 +50,22 @@ def test_without_a_jack_server_the_error_says_so(monkeypatch: pytest.MonkeyPatch
         ports.list_ports(ports.backend("auto"))
 
 
+def test_without_a_jack_server_libjacks_own_lines_go_to_the_debug_log(monkeypatch: pytest.MonkeyPatch,
+                                                                       capfd: pytest.CaptureFixture,
+                                                                       caplog: pytest.LogCaptureFixture):
+    """libjack wrote five lines of its own to stderr ("Cannot connect to server socket ...")
+    before drumigen's one line that says what to do."""
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "drumigen-no-such-server")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    caplog.set_level("DEBUG", logger="drumigen.play")
+    for attempt in (lambda midi: ports.list_ports(midi), lambda midi: ports.open_output(midi, None, "x"),
+                    lambda midi: ports.open_input(midi, None, lambda msg, now: None)):
+        with pytest.raises(ports.PortError, match="is a JACK server running"):
+            attempt(ports.backend("jack"))
+    assert capfd.readouterr().err == ""
+    assert sum("Cannot connect to server" in r.getMessage() for r in caplog.records) == 3
+
+
 def test_watch_notices_a_vanished_port(jack_server: str):
     target = Sink("watched").open_virtual()
     watch = ports.PortWatch("UNIX_JACK", [target.full_name()], [])
