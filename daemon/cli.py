@@ -744,7 +744,8 @@ def add_eval(sub) -> None:
 def add_client_commands(sub) -> None:
     for name, func, text in (("ping", cmd_ping, "check that the daemon answers"),
                              ("info", cmd_info, "the daemon's version, model and device"),
-                             ("styles", cmd_styles, "styles, drummers, meters and kits the model knows")):
+                             ("styles", cmd_styles, "the styles, drummers, meters and kits a running daemon plays "
+                                                       "(`drumigen style list` describes them without one)")):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         add_client_flags(p)
         if name == "ping":
