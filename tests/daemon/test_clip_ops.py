@@ -282,10 +282,11 @@ def test_a_cymbal_line_continued_or_varied_keeps_to_its_own_instruments(bundled)
     assert clip_ops.own_pieces(steady_rock(1), kit.BUILTIN_MAPS["gm"]) == ()  # a beat: free
 
 
-def test_live_modes_phrase_chain_is_neither_held_to_a_phrases_instruments_nor_its_loudness(bundled, monkeypatch):
+def test_live_modes_phrase_chain_is_not_held_to_a_phrases_instruments_but_to_its_loudness(bundled, monkeypatch):
     """`drumigen play --live` continues each phrase from the one before (loop false): one jazz
-    phrase of hats and ride held every phrase after it to hats and ride, at its loudness, the
-    style changed to rock or not."""
+    phrase of hats and ride held every phrase after it to hats and ride. Its loudness it should
+    keep: left to the model, chains of ten phrases drifted a median 11-22 velocity steps (a change
+    of style is a `generate` there, at the new style's own loudness)."""
     asked: list[GrooveRequest] = []
     sample = clip_ops._sample
     monkeypatch.setattr(clip_ops, "_sample", lambda g, requests, gone: asked.extend(requests) or sample(g, requests, gone))
@@ -294,7 +295,7 @@ def test_live_modes_phrase_chain_is_neither_held_to_a_phrases_instruments_nor_it
     phrases = clip_ops.continue_clip(bundled, req, line, 4.0, 1)
     assert [r.pieces for r in asked] == [()]
     assert any(n.pitch in (36, 38) for p in phrases for n in p.notes)  # rock's backbeat comes in
-    assert max(clip_ops.played_as_hard([n.velocity for n in p.notes]) for p in phrases) > 60  # at rock's loudness
+    assert all(abs(clip_ops.played_as_hard([n.velocity for n in p.notes]) - 40) < 1 for p in phrases)
 
 
 def test_a_continuation_is_played_as_hard_as_its_clip(bundled):
