@@ -521,8 +521,12 @@ class Humanizer:
     def _ghosts(self, notes: list[Note], grid: Grid, amount: float, walk: np.ndarray, rng: np.random.Generator,
                 spread: float, length: float, chance: bool = False) -> list[Note]:
         free = ghost_candidates(grid)
-        bars, played = free // bar_steps(grid.meter), grid.steps % grid.total // bar_steps(grid.meter)
-        free = free[np.isin(bars, played) & ~np.isin(bars, ghosted_bars(notes, grid))]  # a rest stays a rest
+        # Bars with a backbeat to ghost around (a snare, side stick, rim or clap) and no ghost
+        # notes yet: a rest stays a rest, and a hat, ride, tom or kick line stays one (each got
+        # 0.5-1.3 ghost snares a bar, a snare part nobody played).
+        backbeat = np.isin(np.array(PIECES + (-1,))[grid.pieces], SNARES)
+        bars, backbeats = free // bar_steps(grid.meter), grid.steps[backbeat] % grid.total // bar_steps(grid.meter)
+        free = free[np.isin(bars, backbeats) & ~np.isin(bars, ghosted_bars(notes, grid))]
         if not len(free):
             return []
         pieces = np.full(len(free), PIECES.index(GHOST_PITCH))

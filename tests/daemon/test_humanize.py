@@ -240,6 +240,23 @@ def test_a_bar_of_rest_gets_no_ghost_notes():
         assert ghosts and all(g.start < 8.0 + 0.125 for g in ghosts), seed  # the rest stays a rest
 
 
+def test_ghost_notes_only_in_bars_with_a_backbeat_to_ghost_around():
+    """A hat, ride, tom, kick or crash line got 0.5-1.3 ghost snares a bar: a snare part in an
+    intro nobody played. Bars with a snare, side stick, rim or clap get theirs; the others none."""
+    bundled = Humanizer.load()
+    beat = groove(bars=2)
+    hats_then_beat = [n for n in beat if n.pitch == 42] + [replace(n, start=n.start + 8) for n in beat]
+    for seed in range(10):
+        for line in (42, 51, 43, 36, 49):
+            notes = [Note(line, k / 2, 0.25, 90) for k in range(32)]
+            assert len(bundled.humanize(notes, "funk", 100, (4, 4), 16.0, seed=seed, ghost_notes=True)) == 32
+        out = bundled.humanize(hats_then_beat, "funk", 100, (4, 4), 16.0, seed=seed, ghost_notes=True)
+        ghosts = out[len(hats_then_beat):]
+        assert all(g.start >= 8.0 - 0.125 for g in ghosts), seed  # the hat bars stay hats
+    assert sum(len(bundled.humanize(hats_then_beat, "funk", 100, (4, 4), 16.0, seed=s, ghost_notes=True))
+               - len(hats_then_beat) for s in range(10)) > 5  # the beat's bars get theirs
+
+
 def test_ghost_notes_only_when_asked_and_soft(humanizer):
     notes = groove(bars=8)
     assert len(humanizer.humanize(notes, "funk", 100, (4, 4), 32.0, seed=5)) == len(notes)
