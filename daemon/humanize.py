@@ -48,6 +48,9 @@ GHOST_PITCH = 38
 GHOST_VELOCITY = 45  # GMD snare hits softer than this are ghost notes (the trough of its velocity histogram)
 MAX_BAR_STEPS = 32  # position features a checkpoint has; those past TRAINED_BAR_STEPS are never set
 TRAINED_BAR_STEPS = 16  # GMD plays 4/4 bars (and a few 3/4, 6/8): a longer bar is heard as such bars in a row
+# GMD's train split plays 50-290 BPM. A clip outside is heard at the nearest of them, its timing
+# kept in milliseconds: at 20 BPM, fed as it was, notes moved 81 ms on average (23 at 50 BPM).
+TRAINED_TEMPOS = (50.0, 290.0)
 END_MARGIN = 1 / 64  # beats: the latest start a note may get before the clip end
 NEVER_VARIED = 1e-3  # a feature column whose std in training is no more than this never varied there
 MIN_GHOST_CHANCE = 0.05  # with `chance`, rarer ghost notes are left out rather than cluttering the clip
@@ -430,7 +433,9 @@ class Humanizer:
             raise ValueError(f"notes must start inside the clip, 0 to {length:g} beats")
         if amount == 0.0 or not notes:
             return list(notes)
-        grid = make_grid(notes, genre, tempo, meter, length)
+        heard = min(max(tempo, TRAINED_TEMPOS[0]), TRAINED_TEMPOS[1])
+        timing = tempo / heard  # 16ths at the tempo heard -> 16ths at the clip's, as many ms
+        grid = make_grid(notes, genre, heard, meter, length)
         rng = np.random.default_rng(seed)
         walk = self._walk(grid.total, rng)
         note_out, _ = self.predict(features(grid, grid.steps, grid.pieces, grid.velocities, self.config))
@@ -438,7 +443,8 @@ class Humanizer:
         if levels:  # the dynamics the style would give the clip unaccented, re-centred on each level below
             unaccented, _ = self.predict(features(grid, grid.steps, grid.pieces, None, self.config))
             note_out = np.concatenate([note_out[:, :2], unaccented[:, 2:]], 1)
-        offsets, velocities, ranges = self._draw(note_out, grid.steps, grid.pieces, walk, rng, spread, chance)
+        offsets, velocities, ranges = self._draw(note_out, grid.steps, grid.pieces, walk, rng, spread, chance,
+                                                 timing)
         if levels:  # noise["levels"]: how much of the style's lilt and scatter a level leaves to add
             follow, scatter = self.noise["levels"]
             loc = note_out[:, 2] * 127
@@ -458,7 +464,7 @@ class Humanizer:
         # the beat to 0.54-0.66 in one press, then pulled to the 8th by the next).
         swung = np.array([near_a_triplet(n.start, TRIPLET_REACH if played else GRID_TOLERANCE)
                           and (not played or math.floor(n.start) in in_triplets) for n in notes], dtype=bool)
-        offsets = np.clip(offsets - np.where(swung, note_out[:, 0], 0.0), -MAX_OFFSET, MAX_OFFSET)
+        offsets = np.clip(offsets - np.where(swung, note_out[:, 0] * timing, 0.0), -MAX_OFFSET, MAX_OFFSET)
         # Layered samples are one stroke: a snare and a clap on one hit, kicks 35 and 36, pitches
         # heard as one piece at one time, move together (each its own draw split them 12 ms apart,
         # a flam). A pitch twice at one time (a flam quantised onto one 16th) stays two strokes.
@@ -482,7 +488,7 @@ class Humanizer:
                                        softest))
         origins = [n.start for n in notes]
         if ghost_notes:
-            ghosts = self._ghosts(notes, grid, amount, walk, rng, spread, length, chance)
+            ghosts = self._ghosts(notes, grid, amount, walk, rng, spread, length, chance, timing)
             out += ghosts
             origins += [round(g.start * 4) / 4 for g in ghosts]  # each on its 16th step, moved < half a 16th
         return kept_apart(out, origins, length, len(notes))
@@ -499,12 +505,14 @@ class Humanizer:
         return walk
 
     def _draw(self, head: np.ndarray, steps: np.ndarray, pieces: np.ndarray, walk: np.ndarray,
-              rng: np.random.Generator, spread: float, chance: bool = False) -> tuple[np.ndarray, ...]:
+              rng: np.random.Generator, spread: float, chance: bool = False,
+              timing: float = 1.0) -> tuple[np.ndarray, ...]:
         """Offsets (16ths), velocities and velocity ranges from the head's (loc, log scale) x 2, with
         the learned correlation. Ranges are 0 unless `chance`: then the part of a hit's own velocity
         scatter that changes from one pass of a groove to the next (noise["repeat"], per piece) is
         not drawn here but returned as the width of a uniform range with that spread, for Live to
-        draw from on each pass; the total spread is the same, and so is every offset."""
+        draw from on each pass; the total spread is the same, and so is every offset. `timing`
+        scales the offsets (a clip heard at another tempo than its own keeps them in ms)."""
         shared = np.array([self.noise["offset"][0], self.noise["velocity"][0]])
         own = rng.laplace(size=(len(head), 2)) / np.sqrt(2)
         std = laplace_std(head[:, [1, 3]]) * spread
@@ -515,11 +523,11 @@ class Humanizer:
             own_std[:, 1] = np.sqrt(own_std[:, 1] ** 2 - per_pass**2)
             ranges = np.sqrt(12) * per_pass * 127  # a uniform range's std is its width / sqrt(12)
         noise = np.sqrt(shared) * walk[steps % len(walk)] * std + own * own_std
-        offsets = np.clip(head[:, 0] + noise[:, 0], -MAX_OFFSET, MAX_OFFSET)
+        offsets = np.clip((head[:, 0] + noise[:, 0]) * timing, -MAX_OFFSET, MAX_OFFSET)
         return offsets, (head[:, 2] + noise[:, 1]) * 127, ranges
 
     def _ghosts(self, notes: list[Note], grid: Grid, amount: float, walk: np.ndarray, rng: np.random.Generator,
-                spread: float, length: float, chance: bool = False) -> list[Note]:
+                spread: float, length: float, chance: bool = False, timing: float = 1.0) -> list[Note]:
         free = ghost_candidates(grid)
         # Bars with a backbeat to ghost around (a snare, side stick, rim or clap) and no ghost
         # notes yet: a rest stays a rest, and a hat, ride, tom or kick line stays one (each got
@@ -534,7 +542,7 @@ class Humanizer:
         odds = amount / (1 + np.exp(-head[:, 0]))
         rolled = rng.random(len(free)) < odds  # drawn either way, so the rest of the stream is the same
         chosen = odds >= MIN_GHOST_CHANCE if chance else rolled
-        offsets, velocities, ranges = self._draw(head[:, 1:], free, pieces, walk, rng, spread, chance)
+        offsets, velocities, ranges = self._draw(head[:, 1:], free, pieces, walk, rng, spread, chance, timing)
         snares = [n.pitch for n in notes if kit.to_canonical(n.pitch) == GHOST_PITCH]
         pitch = max(set(snares), key=snares.count) if snares else GHOST_PITCH  # the user's snare pad
         probability = np.round(odds, 3) if chance else np.ones(len(free))
