@@ -25,6 +25,7 @@ from shared.protocol import (
     GUIDANCE_RANGE,
     LEARN_STEPS_RANGE,
     MAX_CLIP_BARS,
+    MAX_CLIP_NOTES,
     OP_GENERATE,
     OP_INFO,
     OP_PING,
@@ -544,6 +545,9 @@ def _clip_wire(args: argparse.Namespace, groove) -> dict:
     if groove.length > MAX_CLIP_BARS * bar:
         raise ValueError(f"{args.file} lasts {groove.length / bar:g} bars of {groove.meter[0]}/{groove.meter[1]}; "
                          f"{args.command} takes clips of up to {MAX_CLIP_BARS} bars")
+    if len(groove.notes) > MAX_CLIP_NOTES:  # sent anyway, the daemon's msgpack limits answered for it
+        raise ValueError(f"{args.file} holds {len(groove.notes)} notes; {args.command} takes clips of up to "
+                         f"{MAX_CLIP_NOTES}")
     return {"notes": [n.to_wire() for n in groove.notes], "length": groove.length,
             "tempo": model_tempo(groove.tempo), "time_signature": list(groove.meter)}
 

@@ -225,6 +225,18 @@ def test_files_that_cannot_be_written_or_seeds_out_of_range_are_one_line_and_exi
     assert seed.returncode == 2 and "--seed" in seed.stderr and "0..2147483647" in seed.stderr
 
 
+def test_a_file_of_more_notes_than_a_clip_holds_is_named_before_it_is_sent(daemon, tmp_path):
+    """drumify sent 10,000 notes and printed the daemon's "request is not valid msgpack (10000
+    exceeds max_array_len(8192))"."""
+    big = tmp_path / "big.mid"
+    midifile.write(big, [Note(36 + k % 10, k / 256, 0.001, 100) for k in range(5000)], 120, (4, 4), 20.0)
+    for command in ("drumify", "continue", "humanize"):  # humanize runs in this process
+        where = ("--endpoint", daemon.endpoint) if command != "humanize" else ()
+        r = drumigen(command, str(big), *where, "-o", str(tmp_path / "out.mid"))
+        assert r.returncode == 1 and r.stderr == f"drumigen: {big} holds 5000 notes; {command} takes clips of " \
+                                                 "up to 4096\n", (command, r.stderr)
+
+
 def test_eval_without_enough_real_grooves_or_with_no_grooves_to_make_is_one_line(tmp_path):
     """`eval --per-genre 0`, or a dataset of a few takes, crashed deep in the style classifier."""
     r = drumigen("eval", "--no-nll", "--data", str(ROOT / "tests/data/groove-mini"), "--cache-dir", str(tmp_path))
