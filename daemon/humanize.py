@@ -54,6 +54,10 @@ TRAINED_TEMPOS = (50.0, 290.0)
 END_MARGIN = 1 / 64  # beats: the latest start a note may get before the clip end
 NEVER_VARIED = 1e-3  # a feature column whose std in training is no more than this never varied there
 MIN_GHOST_CHANCE = 0.05  # with `chance`, rarer ghost notes are left out rather than cluttering the clip
+FIGURE_OFFSET = 0.06  # 16ths (9 ms at 100 BPM): how far a stroke of a 32nd figure moves; the model's own
+                      # spread there holds the 32nds' half-16th places (55 ms at 100 BPM, past the next stroke)
+FIGURE_REACH = 0.035  # beats: hits a 32nd apart, give or take this, are a 32nd figure: humanized, still (each
+                      # moved at most FIGURE_OFFSET, 0.015); triplets, 1/6 and 1/12 of a beat apart, are not
 MAX_OFFSET = 0.49  # 16ths: a hit moved no further stays nearer its own step (at 0.5 exactly, humanized
                    # again it was the next step's and doubled the hit there: 22 of 640 notes at 174 BPM)
 
@@ -156,6 +160,15 @@ def triplet_beats(notes: list[Note]) -> set[int]:
         elif any(abs(within - place) < TRIPLET_REACH for place in (1 / 4, 3 / 4)):
             sixteenth_only.add(beat)
     return {beat for beat, count in triplet_only.items() if count >= 2 and beat not in sixteenth_only}
+
+
+def in_a_32nd_figure(starts: np.ndarray) -> np.ndarray:
+    """Per note, whether another hit starts a 32nd from it, give or take FIGURE_REACH (a flam,
+    a triplet and the next 16th are further off)."""
+    ordered, near, far = np.sort(starts), 1 / 8 - FIGURE_REACH, 1 / 8 + FIGURE_REACH
+    later = np.searchsorted(ordered, starts + far, "right") - np.searchsorted(ordered, starts + near)
+    earlier = np.searchsorted(ordered, starts - near, "right") - np.searchsorted(ordered, starts - far)
+    return (later > 0) | (earlier > 0)
 
 
 def on_a_grid(start: float, grids: tuple[int, ...] = GRIDS) -> bool:
@@ -458,13 +471,22 @@ class Humanizer:
         # on 16ths, laid on top.
         played = 2 * sum(not on_a_grid(n.start) for n in notes) > len(notes)
         in_triplets = triplet_beats(notes) if played else set()
+        # A hit a 32nd from another (a roll, a drag, a 32nd pickup) is placed as a triplet is: its
+        # own place kept (in a played clip, its nearest 32nd), the scatter alone added. The mean
+        # offset the model gives a hit among 32nds is the 32nd itself (GMD's 32nds sit half a 16th
+        # off their nearest one): added to a written 32nd it moved strokes most of a 32nd, and at
+        # their nearest 16th two strokes landed on one place; a roll humanized twice came back
+        # with strokes under 10 ms apart in 16 of 30 presses (29 of 30 at the third).
+        in_32nds = in_a_32nd_figure(np.array([n.start for n in notes]))
         # A note on a triplet place keeps its swing as written and gets only the scatter: the
         # model's mean offset, learned on 16ths, is mostly swing itself (GMD's swung "a" of the
         # beat played at the triplet), and added to a written triplet it swung it twice (0.67 of
         # the beat to 0.54-0.66 in one press, then pulled to the 8th by the next).
         swung = np.array([near_a_triplet(n.start, TRIPLET_REACH if played else GRID_TOLERANCE)
                           and (not played or math.floor(n.start) in in_triplets) for n in notes], dtype=bool)
+        swung |= in_32nds
         offsets = np.clip(offsets - np.where(swung, note_out[:, 0] * timing, 0.0), -MAX_OFFSET, MAX_OFFSET)
+        offsets[in_32nds] = np.clip(offsets[in_32nds], -FIGURE_OFFSET, FIGURE_OFFSET)
         # Layered samples are one stroke: a snare and a clap on one hit, kicks 35 and 36, pitches
         # heard as one piece at one time, move together (each its own draw split them 12 ms apart,
         # a flam). A pitch twice at one time (a flam quantised onto one 16th) stays two strokes.
@@ -476,9 +498,12 @@ class Humanizer:
                 pitches.add(note.pitch)
         out = []
         bounds = zip(*level_bounds(grid.velocities, grid.pieces)) if levels else itertools.repeat((1, 127))
-        for note, step, offset, velocity, width, (softest, loudest) in zip(notes, grid.steps, offsets, velocities,
-                                                                             ranges, bounds):
-            anchor = step / 4 if played and math.floor(note.start) not in in_triplets else note.start
+        for note, step, offset, velocity, width, (softest, loudest), figure in zip(
+                notes, grid.steps, offsets, velocities, ranges, bounds, in_32nds):
+            if not played or math.floor(note.start) in in_triplets:
+                anchor = note.start
+            else:
+                anchor = round(note.start * 8) / 8 if figure else step / 4
             start = note.start + amount * (anchor + offset / 4 - note.start)
             if grid.known and not levels:  # played velocities, and any range the user gave them, stay the user's
                 out.append(self._place(note, start, note.velocity, length))
