@@ -37,8 +37,23 @@ def write(path: Path, state: dict) -> None:
     """torch.save through a temporary file, so a crash never leaves half a checkpoint behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
+    try:
+        torch.save(state, tmp)
+    except RuntimeError as err:  # torch's "open file failed ... Permission denied" is no OSError
+        tmp.unlink(missing_ok=True)
+        raise OSError(f"{path} could not be written ({str(err).splitlines()[0][:200]})") from None
     tmp.replace(path)
+
+
+def check_writable(path: Path) -> None:
+    """An OSError now for a checkpoint path that cannot be written, rather than after the
+    minutes of training before its first save: its folder made, a file made and removed there."""
+    if path.is_dir():
+        raise IsADirectoryError(21, "a folder, not a checkpoint file", str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    probe = path.with_suffix(".tmp")
+    probe.touch()
+    probe.unlink()
 
 
 def read(path: Path, what: str = "checkpoint") -> object:

@@ -676,9 +676,9 @@ def add_train_humanizer_parser(sub) -> None:
                        description="Fit the humanizer on GMD's train split; its validation split picks the epoch.")
     p.add_argument("--data", type=Path, help=DATA_HELP)
     p.add_argument("--out", type=Path, default=Path("runs/humanizer/humanizer-gmd.pt"), help="checkpoint to write")
-    p.add_argument("--epochs", type=int,
-                   help="most epochs (the validation loss may stop it earlier)")
-    p.add_argument("--seed", type=int, help="torch seed")
+    p.add_argument("--epochs", type=whole(1, 1000),
+                   help="most epochs, 1-1000 (default 12; the validation loss may stop it earlier)")
+    p.add_argument("--seed", type=whole(0, 2**63 - 1), help="torch seed")
     p.set_defaults(func=cmd_train_humanizer)
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import math
+import os
 import random
 from collections import Counter
 from dataclasses import dataclass
@@ -69,12 +71,32 @@ class Performance:
         )
 
 
+INDEX_COLUMNS = ("id", "drummer", "style", "bpm", "beat_type", "time_signature", "midi_filename", "split")
+
+
 def read_index(data: Path) -> list[dict]:
+    """info.csv's rows, each checked for what training and evaluation read from it: a column
+    missing or a bpm that is no number was a KeyError or ValueError traceback mid-run."""
     index = data / "info.csv"
     if not index.is_file():
         raise FileNotFoundError(f"{index} not found: point --data at the Groove MIDI Dataset folder")
     with index.open(newline="") as f:
-        return list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        missing = [c for c in INDEX_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{index} has no {', '.join(missing)} column{'s' * (len(missing) > 1)} "
+                             f"(GMD's info.csv has {', '.join(INDEX_COLUMNS)})")
+        rows = list(reader)
+    for line, row in enumerate(rows, start=2):  # the header is line 1
+        try:
+            if not (math.isfinite(float(row["bpm"])) and float(row["bpm"]) > 0):
+                raise ValueError
+            num, den = row["time_signature"].split("-")
+            int(num), int(den)
+        except (ValueError, AttributeError):
+            raise ValueError(f"{index} line {line}: bpm {row['bpm']!r} and time_signature "
+                             f"{row['time_signature']!r} must read as GMD's do (120, 4-4)") from None
+    return rows
 
 
 def bar_stats(ids: list[int], vocab: Vocabulary) -> tuple[list[int], list[int], list[int]]:
@@ -147,14 +169,19 @@ def load_dataset(data: Path, cache_dir: Path, limit: int | None = None,
     key = hashlib.sha256(repr(parts if given is None else (*parts, given)).encode())
     cache = cache_dir / f"gmd-{key.hexdigest()[:16]}.pt"
     if cache.is_file():
-        saved = torch.load(cache, weights_only=True)
-        vocab = Vocabulary.from_dict(saved["vocab"])
-        return vocab, [Performance(**p) for p in saved["performances"]]
+        try:
+            saved = torch.load(cache, weights_only=True)
+            return Vocabulary.from_dict(saved["vocab"]), [Performance(**p) for p in saved["performances"]]
+        except Exception as exc:  # cut short by a Ctrl-C, or another version's layout: made again
+            log.warning("tokenizing again: the cache %s could not be read (%s)", cache, exc)
 
     import symusic
 
+    train_files = [data / r["midi_filename"] for r in rows if r["split"] == "train"]
+    if not train_files:
+        raise ValueError(f"{data / 'info.csv'} has no train-split performances to learn from")
     if vocab is None:
-        vocab = Vocabulary.build([data / r["midi_filename"] for r in rows if r["split"] == "train"])
+        vocab = Vocabulary.build(train_files)
     performances = []
     for row in rows:
         path = data / row["midi_filename"]
@@ -188,7 +215,9 @@ def load_dataset(data: Path, cache_dir: Path, limit: int | None = None,
         vocab.density_edges = _quantile_edges([n for n, _ in train_bars], LEVELS)
         vocab.complexity_edges = _quantile_edges([o / max(n, 1) for n, o in train_bars], LEVELS)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    torch.save({"vocab": vocab.to_dict(), "performances": [vars(p) for p in performances]}, cache)
+    partial = cache.with_suffix(f".{os.getpid()}.tmp")  # a whole file or none: a run stopped mid-write,
+    torch.save({"vocab": vocab.to_dict(), "performances": [vars(p) for p in performances]}, partial)
+    partial.replace(cache)                               # or torchrun's ranks writing at once
     return vocab, performances
 
 

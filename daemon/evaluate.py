@@ -23,7 +23,6 @@ Two kinds of numbers:
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import random
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from daemon import checkpoint, kit, midifile
-from daemon.data import DEFAULT_DATA, evaluation_windows, load_dataset
+from daemon.data import DEFAULT_DATA, evaluation_windows, load_dataset, read_index
 from daemon.generate import Generator, GrooveRequest
 from daemon.train import TrainConfig, evaluate
 from shared.notes import Note
@@ -255,20 +254,19 @@ def real_grooves(data: Path) -> RealGrooves:
     takes: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     train_odd: list[list[Note]] = []
     tempos = defaultdict(list)
-    with (data / "info.csv").open() as f:
-        for row in csv.DictReader(f):
-            if row["beat_type"] != "beat" or row["time_signature"] != "4-4":
-                continue
-            genre = row["style"].split("/")[0]
-            groove = midifile.read(data / row["midi_filename"])
-            notes = [Note(kit.to_canonical(n.pitch), n.start, n.duration, n.velocity) for n in groove.notes]
-            cut = windows_of(notes, groove.length)
-            windows[row["split"]][genre] += cut
-            takes[row["split"]][genre] += [performance(row["id"])] * len(cut)
-            if row["split"] == "train":
-                train_odd += windows_of(notes, groove.length, first=BAR)
-            if row["split"] == "test" and cut:
-                tempos[genre].append(float(row["bpm"]))
+    for row in read_index(data):
+        if row["beat_type"] != "beat" or row["time_signature"] != "4-4":
+            continue
+        genre = row["style"].split("/")[0]
+        groove = midifile.read(data / row["midi_filename"])
+        notes = [Note(kit.to_canonical(n.pitch), n.start, n.duration, n.velocity) for n in groove.notes]
+        cut = windows_of(notes, groove.length)
+        windows[row["split"]][genre] += cut
+        takes[row["split"]][genre] += [performance(row["id"])] * len(cut)
+        if row["split"] == "train":
+            train_odd += windows_of(notes, groove.length, first=BAR)
+        if row["split"] == "test" and cut:
+            tempos[genre].append(float(row["bpm"]))
     return RealGrooves(windows, dict(tempos), takes, train_odd)
 
 

@@ -77,6 +77,15 @@ class TrainConfig:
                 if getattr(self, name) is not None and getattr(self, name) < 1]
         if bad:
             raise ValueError(f"{', '.join(bad)}: must be at least 1")
+        # A negative clip turned the gradient round, a negative min-lr the schedule: nonsense trained to exit 0.
+        above_0, at_least_0 = ("lr", "grad_clip"), ("min_lr", "weight_decay", "guidance")
+        bad = [f"--{name.replace('_', '-')} {value} must be {'above' if name in above_0 else 'at least'} 0"
+               for name in above_0 + at_least_0 if not (math.isfinite(value := getattr(self, name))
+                                                        and (value > 0 if name in above_0 else value >= 0))]
+        if bad:
+            raise ValueError("; ".join(bad))
+        if self.min_lr > self.lr:
+            raise ValueError(f"--min-lr {self.min_lr} is above --lr {self.lr}: the schedule decays from lr to min-lr")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd {self.n_embd} must be a multiple of n_head {self.n_head}")
         if self.block_size <= len(SLOTS):
@@ -193,6 +202,8 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed + rank)
 
     started = time.time()
+    if rank == 0:
+        checkpoint.check_writable(Path(cfg.out))  # an OSError now, not at the first save minutes in
     teacher, taught_by = None, None
     if cfg.teacher:
         teacher_model, teacher_vocab, teacher_meta = checkpoint.load(Path(cfg.teacher), device)
@@ -205,6 +216,10 @@ def train(cfg: TrainConfig) -> dict:
                                                           "device", "torch")}}  # where stage 1 ran: bf16 on CUDA
     resumed = checkpoint.load_state(Path(cfg.resume)) if cfg.resume else None
     given_vocab = None if teacher is None else teacher.vocab
+    if resumed is not None and resumed["meta"].get("teacher") and teacher is None:
+        raise ValueError(f"{cfg.resume} was distilled from a guided teacher: trained on the data from here it "
+                         "would lose that, and its checkpoint be overwritten; go on with --teacher (its teacher) "
+                         "and --guidance, or train a new model")
     if resumed is not None:  # its weights go on with its own vocabulary and shape, whatever the flags say
         given_vocab = Vocabulary.from_dict(resumed["vocab"])
         if teacher is not None and given_vocab.to_dict() != teacher.vocab.to_dict():
@@ -223,6 +238,9 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.eval_windows:
         val_windows = random.Random(0).sample(val_windows, min(cfg.eval_windows, len(val_windows)))
     resumed_at = resumed["meta"]["step"] if resumed is not None else 0  # not the first run's first batches again
+    if resumed_at >= cfg.steps:  # nothing would train, nor be saved: "best inf", exit 0
+        raise ValueError(f"{cfg.resume} is at step {resumed_at}: --steps {cfg.steps} leaves nothing to train "
+                         "(--steps counts from the start of the run it continues)")
     sampler = WindowSampler(train_set, vocab, cfg.block_size, seed=cfg.seed + rank + resumed_at,
                             genre_balance=cfg.genre_balance, rebar=cfg.rebar)
     priors = condition_priors(train_set, vocab)
@@ -239,7 +257,10 @@ def train(cfg: TrainConfig) -> dict:
     optimizer = make_optimizer(model, cfg, device)
     step, best, history, warm_from = 0, float("inf"), [], 0
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
+        try:
+            model.load_state_dict(resumed["model"])
+        except RuntimeError as err:  # tensors that do not fit its own config
+            raise checkpoint.damaged(Path(cfg.resume), "checkpoint", err) from None
         step, before = resumed["meta"]["step"], resumed["meta"]
         if (before.get("objective", "nll_token"), before.get("teacher")) == (objective, taught_by):
             best = before["best_val"] if "best_val" in before else before["best_val_nll_token"]  # older checkpoints
@@ -262,6 +283,9 @@ def train(cfg: TrainConfig) -> dict:
             logits = net(x)
             target = None if teacher is None else teacher.log_probs(x)
         loss = training_loss(logits, y, target)
+        if not math.isfinite(loss.item()):  # it would train on NaN to the end and save nothing
+            raise ValueError(f"the training loss is {loss.item()} at step {step + 1}: the run diverged "
+                             f"(a smaller --lr than {cfg.lr:g}?)")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

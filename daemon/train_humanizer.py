@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from daemon import kit, midifile
+from daemon import checkpoint, kit, midifile
 from daemon.data import DEFAULT_DATA, read_index
 from daemon.humanize import (
     BUNDLED_HUMANIZER, GHOST_PITCH, GHOST_VELOCITY, NEVER_VARIED, PIECES, Humanizer, HumanizerConfig, HumanizerNet,
@@ -284,7 +284,12 @@ def train_humanizer(data: Path = DEFAULT_DATA, out: Path = BUNDLED_HUMANIZER,
                     config: HumanizerConfig | None = None) -> dict:
     """Read GMD's train and validation splits, fit, save to `out`; returns what it measured."""
     started = time.perf_counter()
+    checkpoint.check_writable(out)  # now, not after the fit
     train_set, val_set = load_performances(data, "train"), load_performances(data, "validation")
+    empty = [split for split, found in (("train", train_set), ("validation", val_set)) if not found]
+    if empty:  # numpy's "need at least one array to concatenate" said it
+        raise ValueError(f"{data / 'info.csv'} has no {' or '.join(empty)}-split performances: the humanizer "
+                         "learns from the train split and picks its epoch on the validation split")
     read_s = time.perf_counter() - started
     humanizer, meta = fit(train_set, val_set, config or HumanizerConfig())
     meta.update(read_seconds=round(read_s, 1), seconds=round(time.perf_counter() - started, 1))

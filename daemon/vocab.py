@@ -13,6 +13,7 @@ the measurements behind these settings.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING
 from daemon import kit
 from daemon.midifile import TICKS_PER_BEAT
 from shared.notes import Note
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # MidiTok and symusic load on first use: the daemon starts faster without them
     import symusic
@@ -168,9 +171,15 @@ class Vocabulary:
         with tempfile.TemporaryDirectory() as tmp:
             paths = []
             for i, path in enumerate(train_files):
-                score = canonical_score(symusic.Score(str(path)))
+                try:
+                    score = canonical_score(symusic.Score(str(path)))
+                except Exception as exc:  # as data.load_dataset skips it: one bad file must not sink a run
+                    log.warning("skipping %s: %s", path, exc)
+                    continue
                 paths.append(Path(tmp) / f"{i}.mid")
                 score.dump_midi(str(paths[-1]))
+            if not paths:
+                raise ValueError(f"none of the {len(train_files)} train-split MIDI files could be read")
             tokenizer.train(vocab_size=bpe_vocab_size, model="BPE", files_paths=paths)
         return cls.from_tokenizer(tokenizer, [0.0] * (LEVELS - 1), [0.0] * (LEVELS - 1))
 

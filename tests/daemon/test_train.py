@@ -276,7 +276,11 @@ def test_nll_per_note_counts_every_hit_of_the_targets_wherever_bpe_put_it(tiny_c
                                          (["--warmup", "0"], "warmup 0"),
                                          (["--limit-files", "0"], "limit_files 0"),
                                          (["--block-size", "4"], "leaves no room after the 7-token prompt"),
-                                         (["--n-head", "3", "--n-embd", "32"], "multiple of n_head 3")])
+                                         (["--n-head", "3", "--n-embd", "32"], "multiple of n_head 3"),
+                                         (["--grad-clip", "-1"], "--grad-clip -1.0 must be above 0"),
+                                         (["--min-lr", "-0.01"], "--min-lr -0.01 must be at least 0"),
+                                         (["--weight-decay", "nan"], "--weight-decay nan must be at least 0"),
+                                         (["--lr", "1e-4", "--min-lr", "1e-3"], "is above --lr 0.0001")])
 def test_options_that_would_crash_or_train_nothing_are_refused_in_one_line(flags, says, capsys):
     from daemon.cli import main
 
@@ -309,3 +313,82 @@ def test_a_resumed_run_goes_on_with_its_checkpoints_vocabulary_and_shape(tiny_ch
     model, resumed_vocab, _ = checkpoint.load(tmp_path / "r.last.pt")
     assert resumed_vocab.to_dict() == vocab.to_dict() and model.config.n_embd == 32
     assert meta["history"][-1]["nll_token"] < math.log(len(vocab)) - 0.3  # it still knows what it learned
+
+
+def test_a_damaged_dataset_is_named_not_a_traceback(tmp_path, caplog):
+    """A missing column or a bpm that is no number was a KeyError or ValueError traceback; a
+    corrupt train file one from symusic while BPE was learned; no train rows an IndexError."""
+    data = tmp_path / "mini"
+    shutil.copytree(GROOVE_MINI, data)
+    rows = list(csv.DictReader((data / "info.csv").open(newline="")))
+
+    def write(rows: list[dict], columns: list[str]) -> None:
+        with (data / "info.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, columns, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    columns = list(rows[0])
+    write(rows, [c for c in columns if c != "bpm"])
+    with pytest.raises(ValueError, match="info.csv has no bpm column"):
+        load_dataset(data, tmp_path / "cache")
+    write([{**rows[0], "bpm": "fast"}] + rows[1:], columns)
+    with pytest.raises(ValueError, match="info.csv line 2: bpm 'fast'"):
+        load_dataset(data, tmp_path / "cache")
+    write([r for r in rows if r["split"] != "train"], columns)
+    with pytest.raises(ValueError, match="no train-split performances"):
+        load_dataset(data, tmp_path / "cache")
+    write(rows, columns)
+    broken = next(r for r in rows if r["split"] == "train")["midi_filename"]
+    (data / broken).write_bytes(b"MThd not really")
+    _, performances = load_dataset(data, tmp_path / "cache")
+    assert broken not in {p.name for p in performances} and len(performances) == len(rows) - 1
+    assert sum(broken in r.getMessage() for r in caplog.records) == 2  # skipped by BPE, then by tokenizing
+
+
+def test_a_cache_that_cannot_be_read_is_made_again(tmp_path, caplog):
+    """A cache cut short (a Ctrl-C while it was written) failed every later run with "[Errno 22]
+    Invalid argument", naming no file."""
+    vocab, performances = load_dataset(GROOVE_MINI, tmp_path / "cache")
+    (cache,) = (tmp_path / "cache").glob("*.pt")
+    cache.write_bytes(cache.read_bytes()[:1000])
+    again, rebuilt = load_dataset(GROOVE_MINI, tmp_path / "cache")
+    assert again.to_dict() == vocab.to_dict() and len(rebuilt) == len(performances)
+    assert any("could not be read" in r.getMessage() for r in caplog.records)
+    assert torch.load(cache, weights_only=True)["vocab"] == vocab.to_dict()  # written whole again
+    assert list((tmp_path / "cache").glob("*.tmp")) == []
+
+
+def test_an_unwritable_out_is_refused_before_any_data_is_read(tmp_path, monkeypatch):
+    """The first save comes at the first validation, minutes in: an --out that cannot be written
+    was a traceback after the training it threw away."""
+    import daemon.train
+
+    monkeypatch.setattr(daemon.train, "load_dataset", lambda *a, **k: pytest.fail("data read first"))
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "a-folder").mkdir()
+    for out in (tmp_path / "a-file" / "m.pt", tmp_path / "a-folder"):
+        with pytest.raises(OSError):
+            train(TrainConfig(**TINY, steps=2, out=out, cache_dir=tmp_path / "cache"))
+
+
+def test_a_resume_that_would_train_nothing_or_undo_a_distillation_is_refused(tiny_checkpoint, tmp_path):
+    cfg = TrainConfig(**TINY, steps=10, out=tmp_path / "r.pt", cache_dir=tmp_path / "cache")
+    step = torch.load(tiny_checkpoint, weights_only=True)["meta"]["step"]
+    with pytest.raises(ValueError, match=f"is at step {step}: --steps {step} leaves nothing to train"):
+        train(replace(cfg, steps=step, resume=tiny_checkpoint))
+    state = torch.load(tiny_checkpoint, weights_only=True)
+    distilled = tmp_path / "distilled.pt"
+    checkpoint.write(distilled, {**state, "meta": {**state["meta"], "teacher": {"sha256": "0" * 64, "guidance": 2.0}}})
+    with pytest.raises(ValueError, match="was distilled from a guided teacher"):
+        train(replace(cfg, steps=step + 10, resume=distilled))
+    damaged = tmp_path / "damaged.pt"
+    checkpoint.write(damaged, {**state, "model": {**state["model"], "ln_f.weight": torch.zeros(3)}})
+    with pytest.raises(ValueError, match="damaged.pt is a damaged checkpoint"):
+        train(replace(cfg, steps=step + 10, resume=damaged))
+
+
+def test_a_run_that_diverges_stops_and_says_so(tmp_path):
+    """At --lr 1e6 it trained on NaN to the end, saved nothing and printed "best inf", exit 0."""
+    with pytest.raises(ValueError, match="the run diverged"):
+        train(TrainConfig(**{**TINY, "lr": 1e6}, steps=40, out=tmp_path / "m.pt", cache_dir=tmp_path / "cache"))

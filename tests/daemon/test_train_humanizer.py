@@ -51,3 +51,13 @@ def test_cli_train_humanizer_writes_a_checkpoint(tmp_path, capsys):
     out = tmp_path / "h.pt"
     assert main(["train-humanizer", "--data", str(GROOVE_MINI), "--out", str(out), "--epochs", "1"]) == 0
     assert Humanizer.load(out).meta["epochs_run"] == 1 and "validation offset MAE" in capsys.readouterr().out
+
+
+def test_cli_train_humanizer_refuses_what_would_crash_after_reading_the_data(tmp_path, capsys):
+    """--epochs 0 was a TypeError traceback after the fit; an unwritable --out came after it too."""
+    with pytest.raises(SystemExit) as stop:
+        main(["train-humanizer", "--data", str(GROOVE_MINI), "--epochs", "0"])
+    assert stop.value.code == 2 and "--epochs: must be 1..1000, got 0" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert main(["train-humanizer", "--data", str(GROOVE_MINI), "--out", str(tmp_path / "a-file" / "h.pt")]) == 1
+    assert capsys.readouterr().err.startswith("drumigen: ")
