@@ -55,6 +55,28 @@ MAX_ROUTING_FRAMES = 8  # identity frames before the delimiter: a client's, and 
 # there a client hears that limit, past it this one; bytes expand 50-fold into Python objects
 # (8 MiB of empty maps took 600 MB).
 UNPACK_LIMITS = {"max_array_len": 2 * P.MAX_CLIP_NOTES, "max_map_len": 1024}
+# Containers and their entries a request may hold in all: learn_style's 20 clips of 4,096 notes
+# are 0.6 M. The limits above are per container, and 8 MiB of arrays of empty arrays held the
+# network thread 3.5 s and took 550 MB; the count stops one a few hundred ms in.
+MAX_VALUES = 1 << 20
+
+
+class TooManyValues(ValueError):
+    """A request past MAX_VALUES, raised from inside msgpack's decoding."""
+
+
+def _unpack(payload: bytes) -> object:
+    left = MAX_VALUES
+
+    def count(container):  # msgpack calls it on every array and map it has decoded
+        nonlocal left
+        left -= 1 + len(container)
+        if left < 0:
+            raise TooManyValues(f"request holds more than {MAX_VALUES} values")
+        return container
+
+    return msgpack.unpackb(payload, raw=False, strict_map_key=True, list_hook=count, object_hook=count,
+                           **UNPACK_LIMITS)
 
 
 def _request_id(value: object) -> bool:
@@ -211,7 +233,9 @@ class Daemon:
             return envelope, P.error_reply(None, P.E_TOO_LARGE,
                                            f"request is {len(payload)} bytes; the limit is {P.MAX_MESSAGE_BYTES}")
         try:
-            msg = msgpack.unpackb(payload, raw=False, strict_map_key=True, **UNPACK_LIMITS)
+            msg = _unpack(payload)
+        except TooManyValues as err:
+            return envelope, P.error_reply(None, P.E_TOO_LARGE, str(err))
         except (ValueError, msgpack.UnpackException) as err:  # FormatError, StackError, ExtraData, bad UTF-8, ...
             why = str(err)[:200] or "cut short, or not msgpack at all"
             return envelope, P.error_reply(_id_of(payload), P.E_MALFORMED,

@@ -322,6 +322,21 @@ def test_a_container_longer_than_any_request_needs_is_refused_before_it_expands(
     assert "at most 4096 notes, got 4097" in reply["error"]["message"]
 
 
+def test_nested_containers_past_what_any_request_holds_are_refused_part_way(daemon):
+    """Each array within its length limit, 8 MiB of arrays of empty arrays (8 M lists) held the
+    network thread, and another client's ping, for 3.5 s and took 550 MB."""
+    from daemon.server import MAX_VALUES
+
+    bomb = b"\x83\xa2op\xa4ping\xa2id\x01\xa1x" + b"\xdc" + (1000).to_bytes(2, "big") \
+        + (b"\xdc\x20\x00" + b"\x90" * 8192) * 1000
+    reply = req(daemon.endpoint, bomb)
+    assert reply["error"] == {"code": "too_large", "message": f"request holds more than {MAX_VALUES} values"}
+    clips = [{"notes": [{"pitch": 36, "start": i / 8, "duration": 0.1, "velocity": 90} for i in range(4096)],
+              "length": 2048.0, "tempo": 120, "time_signature": [4, 4]}] * 20  # the most learn_style takes
+    reply = ask(daemon.endpoint, op="learn_style", id=3, name="big", clips=clips, steps=0)
+    assert reply["error"]["code"] == "bad_request" and "steps" in reply["error"]["message"]  # read, then refused
+
+
 def test_bytes_msgpack_never_begins_with_are_named_as_such(daemon):
     reply = req(daemon.endpoint, b"\xc1")  # msgpack's FormatError says nothing
     assert reply["error"]["message"] == "request is not valid msgpack (FormatError: cut short, or not msgpack at all)"
@@ -797,7 +812,7 @@ def test_fill_replaces_only_the_fill_bars(daemon):
 def test_a_reply_over_the_clients_limit_is_refused_with_advice(daemon):
     """Every field in range, yet 16 humanized takes of a 4,096-note clip as note maps come to
     ~8.6 MB: the client would drop the connection and resend in vain. Packed, the same fits."""
-    notes = {((36, 42, 51)[k % 3], (k // 2) * 0.25): k for k in range(4096)}
+    notes = {(38 if k % 32 == 1 else (36, 42, 51)[k % 3], (k // 2) * 0.25): k for k in range(4096)}  # a snare every 4 beats: ghost notes in every bar
     clip = [{"pitch": p, "start": t, "duration": 0.25, "velocity": 70, "probability": 0.9, "velocity_deviation": -5.5}
             for p, t in notes]
     fields = dict(op="humanize", notes=clip, length=512.0, time_signature=[8, 4], seed=1, variations=16, chance=True,
