@@ -301,10 +301,12 @@ def test_bars_longer_than_the_data_has_are_read_as_bars_it_has():
         [16, 12, 14, 16, 16, 16, 12, 12]
 
 
-@pytest.mark.parametrize("meter, like", [((5, 4), (4, 4)), ((7, 4), (4, 4)), ((8, 4), (4, 4)), ((12, 8), (6, 8))])
-def test_long_bars_get_ghost_notes_and_timing_like_the_bars_they_are_read_as(meter, like):
+@pytest.mark.parametrize("meter, like", [((5, 4), (4, 4)), ((7, 4), (4, 4)), ((8, 4), (4, 4)), ((12, 8), (6, 8)),
+                                         ((2, 4), (4, 4)), ((3, 4), (4, 4)), ((7, 8), (4, 4))])
+def test_bars_gmd_lacks_get_ghost_notes_and_timing_like_the_bars_they_are_read_as(meter, like):
     """Positions past a 4/4 bar, which GMD never showed, once put a ghost note on nearly every
-    free 16th of a 7/4 bar (16.9 a bar against 2.2 in 4/4) and tripled the timing offsets."""
+    free 16th of a 7/4 bar (16.9 a bar against 2.2 in 4/4) and tripled the timing offsets; a
+    shorter bar fed as itself got 0.35 a free 16th in 2/4 and 0.27 in 3/4, against 0.13 in 4/4."""
     bundled = Humanizer.load()
 
     def played(meter: tuple[int, int]) -> tuple[float, float]:
@@ -312,14 +314,14 @@ def test_long_bars_get_ghost_notes_and_timing_like_the_bars_they_are_read_as(met
         notes = [Note(pitch, (bar * per_bar + step) / 4, 0.1, 90) for bar in range(4) for step in range(0, per_bar, 2)
                  for pitch in (42, *((36,) if step % 8 == 0 else (38,) if step % 8 == 4 else ()))]
         ghosts, offsets = [], []
-        for seed in range(20):  # with 5, a 6/8 clip's 1-2 ghost notes made the ratio a coin toss
+        for seed in range(60):  # with 5, a 6/8 clip's 1-2 ghost notes made the ratio a coin toss; with 20, 1.65x
             out = bundled.humanize(notes, "funk", 100.0, meter, 4 * per_bar / 4, seed=seed, ghost_notes=True)
             ghosts.append((len(out) - len(notes)) / (4 * per_bar))
             offsets += [abs(o.start - n.start) for o, n in zip(out, notes)]
         return float(np.mean(ghosts)), float(np.mean(offsets))
 
     (ghosts, offset), (common_ghosts, common_offset) = played(meter), played(like)
-    assert ghosts < 1.6 * common_ghosts and offset < 1.3 * common_offset
+    assert common_ghosts / 1.6 < ghosts < 1.6 * common_ghosts and offset < 1.3 * common_offset
 
 
 def test_chance_leaves_ghost_notes_and_pass_to_pass_velocity_to_live(humanizer):
@@ -511,14 +513,18 @@ def test_humanizing_again_does_not_drift_further_each_time(hats: int):
     """Each press on a clip in Live humanizes what the last one made: offsets added on top of
     offsets walked away from the grid (mean 15 ms after one pass, 86 ms after eight)."""
     bundled = Humanizer.load()
-    notes = [n for n in groove(4) if n.pitch != 42] + [Note(42, k / hats, 0.1, 80) for k in range(4 * 4 * hats)]
-    grid = [n.start for n in notes]
-    drift = []
-    for seed in range(8):
-        notes = bundled.humanize(notes, "funk", 120.0, (4, 4), 16.0, seed=seed)
-        drift.append(float(np.mean([abs(n.start - g) for n, g in zip(notes, grid)])))
-    assert drift[-1] < 1.6 * drift[0]  # unanchored: 15 -> 86 ms after eight passes, 5.7x
-    assert sum(abs(n.start - g) > 0.125 for n, g in zip(notes, grid)) <= len(notes) // 20  # a 16th astray: rare
+    start = [n for n in groove(4) if n.pitch != 42] + [Note(42, k / hats, 0.1, 80) for k in range(4 * 4 * hats)]
+    grid = [n.start for n in start]
+    astray, grown = 0, []
+    for run in range(3):  # eight presses each: one run's last/first drift is 0.65-1.66x, its notes astray 0-7
+        notes, drift = start, []
+        for seed in range(8):
+            notes = bundled.humanize(notes, "funk", 120.0, (4, 4), 16.0, seed=100 * run + seed)
+            drift.append(float(np.mean([abs(n.start - g) for n, g in zip(notes, grid)])))
+        grown.append(drift[-1] / drift[0])
+        astray += sum(abs(n.start - g) > 0.125 for n, g in zip(notes, grid))
+    assert np.mean(grown) < 1.6  # unanchored: 15 -> 86 ms after eight passes, 5.7x
+    assert astray <= 3 * len(start) // 20  # a 16th astray: rare
 
 
 def test_a_note_is_moved_less_than_half_a_16th():
