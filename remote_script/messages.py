@@ -5,7 +5,7 @@ Status lines are short and say what to do; the technical detail goes to Log.txt.
 
 from __future__ import annotations
 
-from .wire import E_BUSY, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP, NOT_RUNNING, NOT_THE_DAEMON
+from .wire import E_BUSY, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP, NOT_RUNNING, NOT_THE_DAEMON, STOPPED
 
 PREFIX = "MidiDrumiGen: "
 
@@ -23,6 +23,8 @@ def error_status(op: str, code: str | None, message: str | None) -> str:
     if code == E_UNAVAILABLE and message is not None and NOT_THE_DAEMON in message:  # the whole story in Log.txt
         return say("something else answers at the daemon's address (another program, or a daemon that "
                    "needs CurveZMQ) — details in Live's Log.txt")
+    if code == E_UNAVAILABLE and message is not None and message.startswith(NOT_RUNNING) and STOPPED in message:
+        return say("the daemon stopped while working (its log says why) — start it again with `drumigen serve`")
     if code == E_UNAVAILABLE and (message is None or message.startswith(NOT_RUNNING)):
         return say("daemon not running — start it with `drumigen serve`")
     if code == E_UNAVAILABLE:  # no answer at all: a name that does not resolve, a computer out of reach

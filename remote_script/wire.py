@@ -16,7 +16,7 @@ _PACKAGE = f"{__package__}._vendor.shared" if _VENDORED else "shared"
 _client, _notes, _protocol = (importlib.import_module(f"{_PACKAGE}.{name}") for name in ("client", "notes", "protocol"))
 
 DaemonClient, Reply, parse_endpoint = _client.DaemonClient, _client.Reply, _client.parse_endpoint
-NOT_RUNNING, NOT_THE_DAEMON = _client.NOT_RUNNING, _client.NOT_THE_DAEMON
+NOT_RUNNING, NOT_THE_DAEMON, STOPPED = _client.NOT_RUNNING, _client.NOT_THE_DAEMON, _client.STOPPED
 Note, bar_beats, cut_short, unpack_notes = _notes.Note, _notes.bar_beats, _notes.cut_short, _notes.unpack_notes
 ProtocolError, PROTOCOL_VERSION, DEFAULT_ENDPOINT = _protocol.ProtocolError, _protocol.PROTOCOL_VERSION, _protocol.DEFAULT_ENDPOINT
 model_tempo = _protocol.model_tempo

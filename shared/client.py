@@ -62,6 +62,7 @@ _IN_PROGRESS = {
 }
 NOT_RUNNING = "MidiDrumiGen daemon is not running"  # how the failure of a refused connection reads
 NOT_THE_DAEMON = "is not the MidiDrumiGen daemon"  # and of one taken by something else
+STOPPED = "it stopped while working on a request"  # ... and of a daemon that went away mid-request
 _REFUSED = {errno.ECONNREFUSED, getattr(errno, "WSAECONNREFUSED", errno.ECONNREFUSED)}
 _ENDPOINT = re.compile(r"tcp://(\[[^\]]*\]|[A-Za-z0-9.-]+):(\d{1,5})")
 
@@ -154,6 +155,7 @@ class DaemonClient:
         self._backoff = BACKOFF_INITIAL_S
         self._refused = False  # the last connection attempt was refused: nobody listens
         self._dropped_at: float | None = None  # when a ready connection was last lost
+        self._dropped_working = False  # and whether it carried requests then (the daemon stopped mid-request)
         self._closed = False
 
     @property
@@ -315,6 +317,9 @@ class DaemonClient:
     def _unavailable(self, reason: str, answered: bool = False) -> str:
         """Why there is no daemon to talk to; `answered`: something took the connection but
         never finished the ZeroMQ handshake (another program, or a daemon that wants CurveZMQ)."""
+        if self._refused and self._dropped_working:  # it was there, working for us, and went: crashed, or stopped
+            return (f"{NOT_RUNNING} at {self.endpoint}: {STOPPED} (its log says why) — start it again "
+                    "with `drumigen serve`")
         if self._refused:
             return f"{NOT_RUNNING} at {self.endpoint} — start it with `drumigen serve`"
         if answered:
@@ -397,7 +402,7 @@ class DaemonClient:
         self.stats.connections += 1
         self._backoff = BACKOFF_INITIAL_S
         self._refused = False
-        self._dropped_at = None
+        self._dropped_at, self._dropped_working = None, False
         for request in self._pending.values():
             self._transmit(request)
 
@@ -411,6 +416,7 @@ class DaemonClient:
         now = time.monotonic()
         if not attempt and self.connected:
             self._dropped_at = now
+            self._dropped_working = any(request.sent for request in self._pending.values())
         answered = self._tcp_up and not self.connected  # it took the connection, then no handshake
         self._close_socket()
         message = self._unavailable(reason, answered)

@@ -18,7 +18,7 @@ from remote_script import surface
 from shared.notes import unpack_notes
 
 GENERIC = controls("generic")
-NOT_RUNNING = "MidiDrumiGen: daemon not running — start it with `drumigen serve`"
+STOPPED = "MidiDrumiGen: the daemon stopped while working (its log says why) — start it again with `drumigen serve`"
 GENERATION_TIMEOUT_S = 120  # two shared CPU cores, the bundled model
 
 
@@ -80,7 +80,7 @@ def test_the_daemon_killed_mid_request_leaves_live_responsive_and_the_user_infor
     daemon.stop()  # SIGKILL
     client_waits.clear()
     try:
-        live.run_until(lambda: live.c_instance.status == NOT_RUNNING, timeout=15)
+        live.run_until(lambda: live.c_instance.status == STOPPED, timeout=15)
         waits = list(client_waits)  # the script's, not those of the restart's own client below
     finally:
         daemon.start()  # the musician restarts it (and the session's other tests need it)

@@ -277,6 +277,27 @@ def test_one_retry_outlasts_a_daemon_that_takes_seconds_to_restart():
     assert [(r.id, r.ok) for r in replies] == [(request_id, True)]
 
 
+def test_a_daemon_that_goes_away_mid_request_is_said_to_have_stopped_not_to_be_not_running():
+    """Killed while it worked on a request, it was reported as "not running — start it", as if
+    it had never been started; the user should look at its log."""
+    first = Router(hold=True).start()
+    with DaemonClient(first.endpoint, timeout=2.0, retries=1) as client:
+        client.send("generate", bars=16)
+        pump(client, lambda _: len(first.requests) == 1)
+        first.stop()
+        (reply,) = pump(client, lambda got: len(got) >= 1)
+    assert not reply.ok and reply.error_code == E_UNAVAILABLE
+    assert reply.error_message == (f"MidiDrumiGen daemon is not running at {first.endpoint}: it stopped while "
+                                   "working on a request (its log says why) — start it again with `drumigen serve`")
+    idle = Router().start()
+    with DaemonClient(idle.endpoint, timeout=2.0, retries=1) as client:
+        assert client.call("ping").ok
+        idle.stop()  # gone while nothing was asked of it, and seen to go on a poll (Live polls on every tick)
+        client.poll(0.5)
+        reply = client.call("ping")
+    assert reply.error_message == f"MidiDrumiGen daemon is not running at {idle.endpoint} — start it with `drumigen serve`"
+
+
 def test_daemon_not_running_fails_fast_and_readably():
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     with DaemonClient(endpoint, timeout=3.0, retries=3) as client:
