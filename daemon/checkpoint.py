@@ -8,6 +8,7 @@ its config, the vocabulary (MidiTok's tokenizer JSON included) and how it was tr
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def write(path: Path, state: dict) -> None:
         torch.save(state, tmp)
     except RuntimeError as err:  # torch's "open file failed ... Permission denied" is no OSError
         tmp.unlink(missing_ok=True)
-        raise OSError(f"{path} could not be written ({str(err).splitlines()[0][:200]})") from None
+        raise OSError(f"{path} could not be written ({(str(err).splitlines() or [repr(err)])[0][:200]})") from None
     tmp.replace(path)
 
 
@@ -51,9 +52,8 @@ def check_writable(path: Path) -> None:
     if path.is_dir():
         raise IsADirectoryError(21, "a folder, not a checkpoint file", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    probe = path.with_suffix(".tmp")
-    probe.touch()
-    probe.unlink()
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".write-test-"):
+        pass
 
 
 def read(path: Path, what: str = "checkpoint") -> object:

@@ -88,6 +88,8 @@ def read_index(data: Path) -> list[dict]:
                              f"(GMD's info.csv has {', '.join(INDEX_COLUMNS)})")
         rows = list(reader)
     for line, row in enumerate(rows, start=2):  # the header is line 1
+        if None in row or None in row.values():  # csv's marks of a row with more fields, or fewer
+            raise ValueError(f"{index} line {line} has {'more' if None in row else 'fewer'} fields than its header")
         try:
             if not (math.isfinite(float(row["bpm"])) and float(row["bpm"]) > 0):
                 raise ValueError

@@ -57,6 +57,7 @@ NEVER_VARIED = 1e-3  # a feature column whose std in training is no more than th
 MIN_GHOST_CHANCE = 0.05  # with `chance`, rarer ghost notes are left out rather than cluttering the clip
 FIGURE_OFFSET = 0.06  # 16ths (9 ms at 100 BPM): how far a stroke of a 32nd figure moves; the model's own
                       # spread there holds the 32nds' half-16th places (55 ms at 100 BPM, past the next stroke)
+ONE_STROKE = 0.02  # beats: hits of one drum this near each other (a snare and its clap, played) are one stroke
 FIGURE_REACH = 0.035  # beats: hits a 32nd apart, give or take this, are a 32nd figure: humanized, still (each
                       # moved at most FIGURE_OFFSET, 0.015); triplets, 1/6 and 1/12 of a beat apart, are not
 MAX_OFFSET = 0.49  # 16ths: a hit moved no further stays nearer its own step (at 0.5 exactly, humanized
@@ -178,21 +179,29 @@ def triplet_beats(notes: list[Note]) -> set[int]:
 
 
 def in_a_32nd_figure(starts: np.ndarray, pieces: np.ndarray) -> np.ndarray:
-    """Per note, whether it is one of three or more hits of one drum (kit.GROUPS: a snare and its
-    rim are one) each a 32nd from the next, give or take FIGURE_REACH: a roll, a drag, trap hats.
-    Two are not enough: 16ths played loosely, one early and one late, come as near (a ghost note
-    so taken moved into the next bar); flams, triplets and 16ths in time are further apart."""
+    """Per note, whether it is one of three or more strokes of one drum (kit.GROUPS: a snare and
+    its rim are one) each a 32nd from the next, give or take FIGURE_REACH: a roll, a drag, trap
+    hats. Hits of the drum at one time (a snare layered with a clap, ONE_STROKE) are one stroke. Two strokes
+    are not enough: 16ths played loosely, one early and one late, come as near (a ghost note so
+    taken moved into the next bar); flams, triplets and 16ths in time are further apart."""
     figure = np.zeros(len(starts), dtype=bool)
-    drums = np.array([FIGURE_GROUP.get(p, -1 - i) for i, p in enumerate(pieces.tolist())])
-    for drum in np.unique(drums):
+    drums = np.array([FIGURE_GROUP.get(p, -1) for p in pieces.tolist()])
+    for drum in np.unique(drums[drums >= 0]):  # a piece of no group is never a figure
         mine = np.flatnonzero(drums == drum)
-        order = mine[np.argsort(starts[mine], kind="stable")]
-        apart = np.abs(np.diff(starts[order]) - 1 / 8) <= FIGURE_REACH  # each pair of neighbours
-        joined = np.r_[False, apart[:-1] & apart[1:], False] if len(apart) > 1 else np.zeros(len(order), bool)
-        run = joined.copy()  # a note with a 32nd on both sides, and the two it joins
-        run[:-1] |= joined[1:]
-        run[1:] |= joined[:-1]
-        figure[order] = run
+        order = np.argsort(starts[mine], kind="stable")
+        ordered = starts[mine][order]
+        begins = np.r_[True, np.diff(ordered) > ONE_STROKE]  # hits nearer than that are one stroke
+        at = np.empty(len(mine), dtype=int)
+        at[order] = np.cumsum(begins) - 1  # each note's stroke
+        strokes = ordered[begins]
+        apart = np.abs(np.diff(strokes) - 1 / 8) <= FIGURE_REACH  # each pair of neighbouring strokes
+        run = np.zeros(len(strokes), dtype=bool)
+        if len(apart) > 1:
+            joined = np.r_[False, apart[:-1] & apart[1:], False]  # a stroke with a 32nd on both sides
+            run = joined.copy()
+            run[:-1] |= joined[1:]  # and the two it joins
+            run[1:] |= joined[:-1]
+        figure[mine] = run[at]
     return figure
 
 
@@ -437,7 +446,7 @@ class Humanizer:
         in a few levels (accent_levels) keeps each level where it is, the style's dynamics added
         within it (its hats' lilt, its scatter), the levels informing the timing as played ones do.
         The i-th note returned is the i-th note given, pitch untouched; ghost notes (only with
-        `ghost_notes`, and only in bars with notes and without ghost notes: ghosted_bars) follow.
+        `ghost_notes`, and only in bars with a backbeat and without ghost notes: ghosted_bars) follow.
         Starts stay in [0, length); length defaults to the whole bars that cover the notes. In a
         programmed clip (most notes on a grid: 16ths, 32nds, triplets) each note keeps its
         placement plus the offset of its nearest 16th; in a played one (or one humanized before)

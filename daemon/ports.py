@@ -69,26 +69,34 @@ def backend(api: str = "auto") -> mido.Backend:
 
 @contextmanager
 def jack_says_nothing(midi: mido.Backend) -> Iterator[None]:
-    """While a JACK client opens, the process's stderr goes to the debug log: with no server
+    """While a JACK client opens, what the process writes to stderr is held back: with no server
     libjack writes five lines of its own there ("Cannot connect to server socket err = ...",
     "JackShmReadWritePtr::~JackShmReadWritePtr - Init not done ...") before rtmidi raises and
     _api_trouble says what to do in one. They are C's writes to file descriptor 2, which
-    Python's sys.stderr cannot catch; this runs before play's threads start."""
+    Python's sys.stderr cannot catch. When the open fails what was held goes to the debug log;
+    when it succeeds, to stderr after all: it was not libjack's complaint (live mode's request
+    thread may log meanwhile)."""
     if midi.api != "UNIX_JACK":
         yield
         return
     sys.stderr.flush()
     saved = os.dup(2)
+    failed = True
     with tempfile.TemporaryFile() as said:
         os.dup2(said.fileno(), 2)
         try:
             yield
+            failed = False
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             said.seek(0)
             if text := said.read().decode(errors="replace").strip():
-                log.debug("libjack: %s", text)
+                if failed:
+                    log.debug("libjack: %s", text)
+                else:
+                    print(text, file=sys.stderr)
 
 
 def list_ports(midi: mido.Backend) -> tuple[list[str], list[str]]:

@@ -94,7 +94,8 @@ def load_mapping(spec: str, folder: Path) -> Mapping:
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise MappingError(f"mapping {path.name} could not be read: {error}") from None
     if repeated:  # two controls for one action, one of them silently unmapped
-        raise MappingError(f"mapping {path.name} names {', '.join(map(repr, repeated))} more than once")
+        raise MappingError(f"mapping {path.name} gives the key{'s' * (len(repeated) > 1)} "
+                                   f"{', '.join(map(repr, repeated))} twice in one object")
     return parse_mapping(data, path.name)
 
 

@@ -67,7 +67,7 @@ def load_settings(path: Path) -> tuple[Settings, list[str]]:
     if not isinstance(raw, dict):
         return Settings(), [f"{path.name} must hold a JSON object; using the defaults"]
     settings = Settings()
-    problems = [f"{path.name}: {key!r} is given more than once; the last one counts" for key in repeated]
+    problems = [f"{path.name}: the key {key!r} is given twice in one object; the last one counts" for key in repeated]
     known = {f.name for f in fields(Settings)}
     for name, value in raw.items():
         if name not in known:

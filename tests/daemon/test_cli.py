@@ -365,6 +365,10 @@ def test_version_names_the_package_and_the_protocol_the_installed_metadata_agree
     r = drumigen("--version")
     assert r.returncode == 0 and r.stdout == f"drumigen {__version__}, protocol {PROTOCOL_VERSION}\n"
     assert version("mididrumigen") == __version__  # pyproject reads it from daemon/__init__.py: one place
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["dynamic"] == ["version"] and "version" not in project
 
 
 def test_continue_through_the_daemon_grows_the_file(daemon, tmp_path):

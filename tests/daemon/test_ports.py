@@ -131,3 +131,18 @@ def jackd_pid(name: str) -> int:
         if entry.name.isdigit() and args[1:3] == [b"-n", name.encode()]:
             return int(entry.name)
     raise LookupError(f"no jackd -n {name} running")
+
+
+def test_what_is_written_to_stderr_while_a_jack_client_opens_is_held_back_only_when_it_fails(
+        capfd: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture):
+    """Live mode's request thread may log while the ports open: that must not be lost when they
+    open; libjack's complaint when they do not is the debug log's."""
+    caplog.set_level("DEBUG", logger="drumigen.play")
+    jack = ports.backend("jack")
+    with ports.jack_says_nothing(jack):
+        os.write(2, b"another thread's warning\n")
+    assert capfd.readouterr().err == "another thread's warning\n"
+    with pytest.raises(ports.PortError), ports.jack_says_nothing(jack):
+        os.write(2, b"Cannot connect to server socket\n")
+        raise ports.PortError("no server")
+    assert capfd.readouterr().err == "" and any("libjack: Cannot connect" in r.getMessage() for r in caplog.records)

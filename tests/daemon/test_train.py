@@ -338,6 +338,12 @@ def test_a_damaged_dataset_is_named_not_a_traceback(tmp_path, caplog):
     write([r for r in rows if r["split"] != "train"], columns)
     with pytest.raises(ValueError, match="no train-split performances"):
         load_dataset(data, tmp_path / "cache")
+    (data / "info.csv").write_text(",".join(columns) + "\n" + ",".join(rows[0][c] for c in columns[:-1]) + "\n")
+    with pytest.raises(ValueError, match="info.csv line 2 has fewer fields than its header"):
+        load_dataset(data, tmp_path / "cache")
+    (data / "info.csv").write_text(",".join(columns) + "\n" + ",".join(rows[0][c] for c in columns) + ",x\n")
+    with pytest.raises(ValueError, match="info.csv line 2 has more fields than its header"):
+        load_dataset(data, tmp_path / "cache")
     write(rows, columns)
     broken = next(r for r in rows if r["split"] == "train")["midi_filename"]
     (data / broken).write_bytes(b"MThd not really")
@@ -370,6 +376,9 @@ def test_an_unwritable_out_is_refused_before_any_data_is_read(tmp_path, monkeypa
     for out in (tmp_path / "a-file" / "m.pt", tmp_path / "a-folder"):
         with pytest.raises(OSError):
             train(TrainConfig(**TINY, steps=2, out=out, cache_dir=tmp_path / "cache"))
+    (tmp_path / "keep.tmp").write_text("mine")
+    checkpoint.check_writable(tmp_path / "keep.tmp")  # its probe is a file of its own, not the path made .tmp
+    assert (tmp_path / "keep.tmp").read_text() == "mine" and not list(tmp_path.glob(".write-test-*"))
 
 
 def test_a_resume_that_would_train_nothing_or_undo_a_distillation_is_refused(tiny_checkpoint, tmp_path):

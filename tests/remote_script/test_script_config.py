@@ -153,12 +153,12 @@ def test_a_setting_given_twice_is_reported_and_the_last_counts(tmp_path: Path) -
     path.write_text('{"style": "funk", "bars": 8, "kit": {"36": 35, "36": 36}, "style": "jazz"}')
     settings, problems = load_settings(path)
     assert (settings.style, settings.bars, settings.kit) == ("jazz", 8, {"36": 36})
-    assert problems == ["settings.json: '36' is given more than once; the last one counts",  # inner objects first
-                        "settings.json: 'style' is given more than once; the last one counts"]
+    assert problems == ["settings.json: the key '36' is given twice in one object; the last one counts",  # inner first
+                        "settings.json: the key 'style' is given twice in one object; the last one counts"]
 
 
 def test_a_mapping_naming_an_action_twice_is_refused(tmp_path: Path) -> None:
     (tmp_path / "mine.json").write_text('{"controls": {"fill": {"type": "cc", "channel": 0, "number": 1}, '
                                         '"fill": {"type": "cc", "channel": 0, "number": 2}}}')
-    with pytest.raises(MappingError, match="mapping mine.json names 'fill' more than once"):
+    with pytest.raises(MappingError, match="mapping mine.json gives the key 'fill' twice in one object"):
         load_mapping("mine", tmp_path)
