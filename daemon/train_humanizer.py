@@ -199,6 +199,17 @@ def repeat_spread(performances: list[Performance], min_pairs: int = 50) -> list[
     return [round(spread(d) if len(d) >= min_pairs else pooled, 4) for d in diffs]
 
 
+def velocity_floor(performances: list[Performance], min_notes: int = 200) -> list[float]:
+    """Per piece (PIECES, then "other"), the softest a drummer plays it, in /127: the 1st
+    percentile of its velocities in beats and fills. Pieces with fewer than `min_notes` notes
+    get 1/127, no floor. Humanize mirrors a sampled velocity under it back over it."""
+    velocities: list[list[float]] = [[] for _ in range(len(PIECES) + 1)]
+    for perf in performances:
+        for piece, velocity in zip(map(piece_index, perf.pitches), perf.velocities):
+            velocities[piece].append(velocity)
+    return [round(float(np.percentile(v, 1)) / 127 if len(v) >= min_notes else 1 / 127, 4) for v in velocities]
+
+
 def fit(train_set: list[Performance], val_set: list[Performance], config: HumanizerConfig) -> tuple[Humanizer, dict]:
     """Fit on `train_set`, keeping the epoch with the best loss on `val_set`; then measure on
     `train_set` how the drummers' deviations from the fitted locations hang together."""
@@ -270,6 +281,7 @@ def fit(train_set: list[Performance], val_set: list[Performance], config: Humani
                  for k, name in enumerate(("offset", "velocity"))}
         noise["repeat"] = repeat_spread(train_set)
         noise["levels"] = level_fit(val_set, val_plain.double().numpy(), val["note_at"].numpy())
+        noise["floor"] = velocity_floor(train_set)
         meta = {"train_notes": n_notes, "train_ghost_steps": n_ghost, "val_notes": len(val["note_x"]),
                 "best_epoch": best_epoch, "epochs_run": len(history), "val_loss": round(best, 4),
                 "val_history": history,

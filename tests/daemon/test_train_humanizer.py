@@ -7,7 +7,7 @@ import pytest
 
 from daemon.cli import main
 from daemon.humanize import PIECES, Humanizer
-from daemon.train_humanizer import Performance, level_fit, repeat_spread
+from daemon.train_humanizer import Performance, level_fit, repeat_spread, velocity_floor
 from tests.support import GROOVE_MINI
 
 
@@ -61,3 +61,12 @@ def test_cli_train_humanizer_refuses_what_would_crash_after_reading_the_data(tmp
     (tmp_path / "a-file").write_text("")
     assert main(["train-humanizer", "--data", str(GROOVE_MINI), "--out", str(tmp_path / "a-file" / "h.pt")]) == 1
     assert capsys.readouterr().err.startswith("drumigen: ")
+
+
+def test_velocity_floor_is_each_pieces_first_percentile_where_it_is_played_enough():
+    hats = np.arange(1, 301, dtype=np.float64)  # 300 hats at 1..300 "velocities", read as numbers
+    perf = Performance(np.array([42] * 300 + [36] * 10), np.zeros(310), np.r_[hats, np.full(10, 90.0)], 0, 120.0,
+                       (4, 4), 4.0, "beat")
+    floor = velocity_floor([perf])
+    assert floor[PIECES.index(42)] == round(np.percentile(hats, 1) / 127, 4)
+    assert floor[PIECES.index(36)] == floor[-1] == round(1 / 127, 4)  # 10 kicks, no "other": no floor
