@@ -95,6 +95,20 @@ def add_train(sub) -> None:
 
 
 # --- the daemon ------------------------------------------------------------------------------
+class LogFile(logging.FileHandler):
+    """The daemon's log file. One that cannot be written (a full disk) is said once on stderr,
+    where logging printed a 20-line traceback for every record, and no longer named as where
+    the details are (server.log_file_hint)."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self.failed:
+            self.failed = True
+            print(f"drumigen: the log file {self.baseFilename} cannot be written ({sys.exc_info()[1]}); "
+                  "the daemon goes on without it", file=sys.stderr)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import zmq
 
@@ -102,7 +116,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     log_file = args.log_file or server.default_log_file()
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(log_file)
+    handler = LogFile(log_file)
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     if args.log_file:  # asked for a file: the terminal (a daemon run in the background of a shell) hears only trouble

@@ -617,7 +617,7 @@ def default_log_file() -> Path:
 
 def log_file_hint() -> str:
     for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
+        if isinstance(handler, logging.FileHandler) and not getattr(handler, "failed", False):
             return handler.baseFilename
     return "the daemon's log"
 

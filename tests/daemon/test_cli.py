@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -447,6 +448,24 @@ def test_serve_with_a_log_file_keeps_the_terminal_for_trouble(tmp_path):
     assert "INFO" not in d.proc.stderr.read().decode()
     logged = d.log_file.read_text()
     assert "listening on" in logged and "generated 1 requests" in logged
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a file no write succeeds on")
+def test_serve_with_a_log_file_it_cannot_write_says_so_once_and_serves(tmp_path):
+    """Every log record printed a 20-line "--- Logging error ---" traceback to the terminal."""
+    from tests.support import DaemonProcess
+
+    d = DaemonProcess(tmp_path)
+    d.log_file = Path("/dev/full")
+    d.start()
+    try:
+        assert drumigen("generate", "--endpoint", d.endpoint, "--bars", "1", "-q").returncode == 0
+    finally:
+        d.proc.send_signal(signal.SIGTERM)
+        d.proc.wait(30)
+    said = d.proc.stderr.read().decode()
+    assert "Logging error" not in said and said.count("cannot be written") == 1, said
+    assert "drumigen: the log file /dev/full cannot be written" in said
 
 
 @pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5555", "tcp://*:5555", "tcp://0.0.0.0:5555", "tcp://127.0.0.1:*",
