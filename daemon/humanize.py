@@ -498,12 +498,8 @@ class Humanizer:
             lilt = loc - level_means(loc, grid.velocities, grid.pieces)
             velocities = grid.velocities + follow * lilt + scatter * (velocities - loc)
             ranges = scatter * ranges
-        elif "floor" in self.noise:  # the style's dynamics: a draw under the piece's floor comes back over it
-            # The Laplace's low tail put 6 % of a flat clip's hats at velocity 10 or under, most at
-            # the clamp at 1, silent (GMD's test takes: 0.5 %); mirrored at the softest a drummer
-            # plays the piece (its train split's 1st percentile), the tail stays a soft stroke.
-            floor = np.asarray(self.noise["floor"])[grid.pieces] * 127
-            velocities = np.where(velocities < floor, 2 * floor - velocities, velocities)
+        else:
+            velocities = self._floored(velocities, grid.pieces)
         # A programmed clip (most notes on some grid: 16ths, 32nds, triplets) keeps each note's place
         # plus the feel; in a played one (or one humanized before) a note takes the feel from its
         # nearest 16th instead, so a clip humanized again does not drift further each time; but in
@@ -591,6 +587,17 @@ class Humanizer:
         offsets = np.clip((head[:, 0] + noise[:, 0]) * timing, -MAX_OFFSET, MAX_OFFSET)
         return offsets, (head[:, 2] + noise[:, 1]) * 127, ranges
 
+    def _floored(self, velocities: np.ndarray, pieces: np.ndarray) -> np.ndarray:
+        """The style's velocities, a draw under its piece's floor mirrored back over it. The
+        Laplace's low tail put 6 % of a flat clip's hats, and 2 % of ghost notes, at the clamp at 1,
+        silent (GMD's test takes: 0.5 % of hats at 10 or under); mirrored at the softest a drummer
+        plays the piece (its train split's 1st percentile, noise["floor"]), the tail stays a soft
+        stroke. A checkpoint before format 4 has no floor."""
+        if "floor" not in self.noise:
+            return velocities
+        floor = np.asarray(self.noise["floor"])[pieces] * 127
+        return np.where(velocities < floor, 2 * floor - velocities, velocities)
+
     def _ghosts(self, notes: list[Note], grid: Grid, amount: float, walk: np.ndarray, rng: np.random.Generator,
                 spread: float, length: float, chance: bool = False, timing: float = 1.0) -> list[Note]:
         free = ghost_candidates(grid)
@@ -608,6 +615,7 @@ class Humanizer:
         rolled = rng.random(len(free)) < odds  # drawn either way, so the rest of the stream is the same
         chosen = odds >= MIN_GHOST_CHANCE if chance else rolled
         offsets, velocities, ranges = self._draw(head[:, 1:], free, pieces, walk, rng, spread, chance, timing)
+        velocities = self._floored(velocities, pieces)
         snares = [n.pitch for n in notes if kit.to_canonical(n.pitch) == GHOST_PITCH]
         pitch = max(set(snares), key=snares.count) if snares else GHOST_PITCH  # the user's snare pad
         probability = np.round(odds, 3) if chance else np.ones(len(free))
