@@ -77,6 +77,23 @@ def test_the_cache_follows_the_split_not_only_the_file_names(tmp_path):
     assert split[moved["midi_filename"]] == "test" and {p.name: p.split for p in before}[moved["midi_filename"]] == "train"
 
 
+def test_the_cache_follows_a_files_bytes_not_its_size(tmp_path):
+    """Keyed by file sizes, a take edited in place to the same size was served from the cache."""
+    data = tmp_path / "mini"
+    shutil.copytree(GROOVE_MINI, data)
+    row = next(r for r in csv.DictReader((data / "info.csv").open(newline="")) if r["split"] == "train")
+    _, before = load_dataset(data, tmp_path / "cache")
+    path = data / row["midi_filename"]
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"\x99") + 2  # the first note-on on the drum channel: its velocity byte
+    raw[at] = 1 if raw[at] != 1 else 2
+    path.write_bytes(bytes(raw))  # the same size, one velocity changed
+    _, after = load_dataset(data, tmp_path / "cache")
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2  # tokenized again, not served from the cache
+    take = lambda found: next(p for p in found if p.name == row["midi_filename"]).ids.tolist()  # noqa: E731
+    assert take(after) != take(before)
+
+
 def test_learning_rate_warms_up_then_decays_to_the_floor():
     cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr=1e-4)
     assert lr_at(0, cfg) < lr_at(9, cfg) == cfg.lr
