@@ -18,7 +18,10 @@ import logging
 import math
 import os
 import random
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -180,6 +183,29 @@ def evaluate(model: DrumTransformer, windows: list[list[int]], vocab: Vocabulary
     return metrics
 
 
+@contextmanager
+def stop_between_steps():
+    """While training, Ctrl-C (SIGINT) asks for a stop at the end of the step under way, so the
+    run can save where it is (a step cut half-way would leave the weights half-updated); a
+    second Ctrl-C stops at once. Yields a function saying whether a stop was asked for. Only the
+    main thread can take signals: elsewhere Ctrl-C works as it always does."""
+    asked = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield asked.is_set
+        return
+
+    def on_interrupt(signum, frame):
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield asked.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def autocast(device: torch.device):
     # bf16 on CUDA halves memory traffic; CPU autocast would only slow this small model down.
     return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -273,41 +299,52 @@ def train(cfg: TrainConfig) -> dict:
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if ddp else model
     log.info("model: %.2fM parameters, %s", model.num_params() / 1e6, device)
 
+    def run_meta(val_nll_token: float | None) -> dict:
+        return {"step": step, "objective": objective, "best_val": best, "val_nll_token": val_nll_token,
+                "history": history, "teacher": taught_by,
+                "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
+                "device": str(device), "torch": str(torch.__version__), "priors": priors}
+
+    last = Path(cfg.out).with_suffix(".last.pt")
     bar = tqdm(total=cfg.steps, initial=step, disable=rank != 0, desc="train", unit="step")
-    while step < cfg.steps:
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(step, cfg, warm_from)
-        x, y = sampler.batch(cfg.batch_size)
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast(device):
-            logits = net(x)
-            target = None if teacher is None else teacher.log_probs(x)
-        loss = training_loss(logits, y, target)
-        if not math.isfinite(loss.item()):  # it would train on NaN to the end and save nothing
-            raise ValueError(f"the training loss is {loss.item()} at step {step + 1}: the run diverged "
-                             f"(a smaller --lr than {cfg.lr:g}?)")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
-        step += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg, warm_from):.1e}")
-        if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
-            metrics = evaluate(model, val_windows, vocab, cfg, device, teacher)
-            metrics.update(step=step, train_loss=loss.item(), minutes=(time.time() - started) / 60)
-            history.append(metrics)
-            log.info("step %d: val NLL %.4f/token %.4f/note%s", step, metrics["nll_token"], metrics["nll_note"],
-                     f", KL from the guided teacher {metrics['kl_token']:.4f}/token" if teacher else "")
-            improved = metrics[objective] < best
-            best = min(best, metrics[objective])
-            meta = {"step": step, "objective": objective, "best_val": best, "val_nll_token": metrics["nll_token"],
-                    "history": history, "teacher": taught_by,
-                    "train_config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items()},
-                    "device": str(device), "torch": str(torch.__version__), "priors": priors}
-            if improved:
-                checkpoint.save(Path(cfg.out), model, vocab, meta)
-            checkpoint.save(Path(cfg.out).with_suffix(".last.pt"), model, vocab, meta, optimizer)
+    with stop_between_steps() as stop_asked:
+        while step < cfg.steps:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, cfg, warm_from)
+            x, y = sampler.batch(cfg.batch_size)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            with autocast(device):
+                logits = net(x)
+                target = None if teacher is None else teacher.log_probs(x)
+            loss = training_loss(logits, y, target)
+            if not math.isfinite(loss.item()):  # it would train on NaN to the end and save nothing
+                raise ValueError(f"the training loss is {loss.item()} at step {step + 1}: the run diverged "
+                                 f"(a smaller --lr than {cfg.lr:g}?)")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr_at(step, cfg, warm_from):.1e}")
+            if rank == 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
+                metrics = evaluate(model, val_windows, vocab, cfg, device, teacher)
+                metrics.update(step=step, train_loss=loss.item(), minutes=(time.time() - started) / 60)
+                history.append(metrics)
+                log.info("step %d: val NLL %.4f/token %.4f/note%s", step, metrics["nll_token"], metrics["nll_note"],
+                         f", KL from the guided teacher {metrics['kl_token']:.4f}/token" if teacher else "")
+                improved = metrics[objective] < best
+                best = min(best, metrics[objective])
+                if improved:
+                    checkpoint.save(Path(cfg.out), model, vocab, run_meta(metrics["nll_token"]))
+                checkpoint.save(last, model, vocab, run_meta(metrics["nll_token"]), optimizer)
+            elif stop_asked():  # Ctrl-C: the steps since the last validation are kept, for --resume
+                if rank == 0:
+                    checkpoint.save(last, model, vocab, run_meta(history[-1]["nll_token"] if history else None),
+                                    optimizer)
+                    bar.close()
+                    log.info("stopped at step %d; --resume %s goes on from there", step, last)
+                raise KeyboardInterrupt
     bar.close()
     if ddp:
         dist.destroy_process_group()
