@@ -234,8 +234,8 @@ class Daemon:
                                            f"request is {len(payload)} bytes; the limit is {P.MAX_MESSAGE_BYTES}")
         try:
             msg = _unpack(payload)
-        except TooManyValues as err:
-            return envelope, P.error_reply(None, P.E_TOO_LARGE, str(err))
+        except TooManyValues as err:  # its id is read without building the rest (_id_of skips it)
+            return envelope, P.error_reply(_id_of(payload), P.E_TOO_LARGE, str(err))
         except (ValueError, msgpack.UnpackException) as err:  # FormatError, StackError, ExtraData, bad UTF-8, ...
             why = str(err)[:200] or "cut short, or not msgpack at all"
             return envelope, P.error_reply(_id_of(payload), P.E_MALFORMED,

@@ -331,6 +331,10 @@ def test_nested_containers_past_what_any_request_holds_are_refused_part_way(daem
         + (b"\xdc\x20\x00" + b"\x90" * 8192) * 1000
     reply = req(daemon.endpoint, bomb)
     assert reply["error"] == {"code": "too_large", "message": f"request holds more than {MAX_VALUES} values"}
+    assert reply["id"] == 1  # heard by its sender, which would otherwise resend until its timeout
+    nested = bomb[len(b"\x83\xa2op\xa4ping\xa2id\x01\xa1x"):]
+    first = b"\x83\xa1x" + nested + b"\xa2op\xa4ping\xa2id\x02"  # the id after it: skipped over, not built
+    assert req(daemon.endpoint, first)["id"] == 2
     clips = [{"notes": [{"pitch": 36, "start": i / 8, "duration": 0.1, "velocity": 90} for i in range(4096)],
               "length": 2048.0, "tempo": 120, "time_signature": [4, 4]}] * 20  # the most learn_style takes
     reply = ask(daemon.endpoint, op="learn_style", id=3, name="big", clips=clips, steps=0)
