@@ -566,14 +566,18 @@ def _clip_wire(args: argparse.Namespace, groove) -> dict:
             "tempo": model_tempo(groove.tempo), "time_signature": list(groove.meter)}
 
 
-def _warn_unheard(path: Path, notes: list[Note], kit_choice: str | dict[str, int] | None) -> None:
+def _warn_unheard(path: Path, notes: list[Note], kit_choice: str | dict[str, int] | None,
+                  refused_if_none: bool = True) -> None:
     """Say when most of a file's notes are not drums the model hears (a melody, or a rack's pads
-    without --kit); a file with none at all is refused by the op itself."""
+    without --kit); a file with none at all is refused by the op itself, unless not
+    `refused_if_none` (humanize plays a feel into any percussion, and a melody's notes are in its
+    range: it went through as "humanized 16 notes")."""
     from daemon import clip_ops
     from daemon.requests import kit_map
 
     missed = clip_ops.unheard(notes, kit_map(kit_choice or "gm"))
-    if 0 < len(missed) < len(notes) and 2 * len(missed) > len(notes):
+    some_heard = len(missed) < len(notes)
+    if missed and (some_heard or not refused_if_none) and 2 * len(missed) > len(notes):
         print(f"drumigen: warning: {len(missed)} of the {len(notes)} notes in {path} are not drums the model hears "
               f"(pitches {', '.join(map(str, sorted({n.pitch for n in missed})[:8]))}); a rack of your own needs --kit",
               file=sys.stderr)
@@ -635,7 +639,7 @@ def cmd_humanize(args: argparse.Namespace) -> int:
     from daemon.vocab import Vocabulary
 
     groove = midifile.read(args.file)
-    _warn_unheard(args.file, groove.notes, args.kit)
+    _warn_unheard(args.file, groove.notes, args.kit, refused_if_none=False)
     vocab = Vocabulary.from_dict(checkpoint.load_state(checkpoint.BUNDLED)["vocab"])
     wire = _clip_wire(args, groove)
     notes, length = clip(wire, meter(wire, vocab.meters))  # a meter, length and size the daemon takes

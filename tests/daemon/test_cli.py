@@ -238,6 +238,15 @@ def test_a_file_of_more_notes_than_a_clip_holds_is_named_before_it_is_sent(daemo
                                                  "up to 4096\n", (command, r.stderr)
 
 
+def test_humanizing_a_melody_warns_that_its_notes_are_no_drums(tmp_path):
+    """Its notes are in the range humanize plays a feel into (GM 27-87), so it is not refused; it
+    went through as "humanized 16 notes" without a word."""
+    melody = tmp_path / "melody.mid"
+    midifile.write(melody, [Note(64 + k % 12, k / 2, 0.5, 90) for k in range(16)], 100, (4, 4), 8.0)  # E4 up
+    r = drumigen("humanize", str(melody), "-o", str(tmp_path / "out.mid"))
+    assert r.returncode == 0 and "warning: 16 of the 16 notes" in r.stderr and "not drums the model hears" in r.stderr
+
+
 def test_eval_without_enough_real_grooves_or_with_no_grooves_to_make_is_one_line(tmp_path):
     """`eval --per-genre 0`, or a dataset of a few takes, crashed deep in the style classifier."""
     r = drumigen("eval", "--no-nll", "--data", str(ROOT / "tests/data/groove-mini"), "--cache-dir", str(tmp_path))
