@@ -103,7 +103,9 @@ class LogFile(logging.FileHandler):
     failed = False
 
     def handleError(self, record: logging.LogRecord) -> None:
-        if not self.failed:
+        if not isinstance(sys.exc_info()[1], OSError):  # a record that cannot be formatted: logging's own report
+            super().handleError(record)
+        elif not self.failed:
             self.failed = True
             print(f"drumigen: the log file {self.baseFilename} cannot be written ({sys.exc_info()[1]}); "
                   "the daemon goes on without it", file=sys.stderr)

@@ -534,8 +534,8 @@ class Humanizer:
                 pitches.add(note.pitch)
         out = []
         bounds = zip(*level_bounds(grid.velocities, grid.pieces)) if levels else itertools.repeat((1, 127))
-        for note, step, offset, velocity, width, (softest, loudest), figure in zip(
-                notes, grid.steps, offsets, velocities, ranges, bounds, in_32nds):
+        for note, step, offset, velocity, width, (softest, loudest), figure, floor in zip(
+                notes, grid.steps, offsets, velocities, ranges, bounds, in_32nds, self._floor(grid.pieces)):
             if not played or math.floor(note.start) in in_triplets:
                 anchor = note.start
             else:
@@ -545,6 +545,7 @@ class Humanizer:
                 out.append(self._place(note, start, note.velocity, length))
             else:  # a range, like the noise it stands for, scales with the amount
                 shaped = note.velocity + amount * (velocity - note.velocity)
+                softest = int(max(softest, min(floor, note.velocity)))  # not under the floor, unless the user's note was
                 out.append(self._place(note, start, shaped, length, amount * width if chance else None, loudest,
                                        softest))
         origins = [n.start for n in notes]
@@ -587,15 +588,19 @@ class Humanizer:
         offsets = np.clip((head[:, 0] + noise[:, 0]) * timing, -MAX_OFFSET, MAX_OFFSET)
         return offsets, (head[:, 2] + noise[:, 1]) * 127, ranges
 
+    def _floor(self, pieces: np.ndarray) -> np.ndarray:
+        """Per note, the softest a drummer plays its piece (its train split's 1st percentile,
+        noise["floor"]), as a whole velocity; 1 for a checkpoint before format 4."""
+        if "floor" not in self.noise:
+            return np.ones(len(pieces))
+        return np.ceil(np.asarray(self.noise["floor"])[pieces] * 127)
+
     def _floored(self, velocities: np.ndarray, pieces: np.ndarray) -> np.ndarray:
         """The style's velocities, a draw under its piece's floor mirrored back over it. The
         Laplace's low tail put 6 % of a flat clip's hats, and 2 % of ghost notes, at the clamp at 1,
-        silent (GMD's test takes: 0.5 % of hats at 10 or under); mirrored at the softest a drummer
-        plays the piece (its train split's 1st percentile, noise["floor"]), the tail stays a soft
-        stroke. A checkpoint before format 4 has no floor."""
-        if "floor" not in self.noise:
-            return velocities
-        floor = np.asarray(self.noise["floor"])[pieces] * 127
+        silent (GMD's test takes: 0.5 % of hats at 10 or under); mirrored at the floor, the tail
+        stays a soft stroke. The floor is also the lowest a velocity range reaches (_place)."""
+        floor = self._floor(pieces)
         return np.where(velocities < floor, 2 * floor - velocities, velocities)
 
     def _ghosts(self, notes: list[Note], grid: Grid, amount: float, walk: np.ndarray, rng: np.random.Generator,
@@ -615,12 +620,12 @@ class Humanizer:
         rolled = rng.random(len(free)) < odds  # drawn either way, so the rest of the stream is the same
         chosen = odds >= MIN_GHOST_CHANCE if chance else rolled
         offsets, velocities, ranges = self._draw(head[:, 1:], free, pieces, walk, rng, spread, chance, timing)
-        velocities = self._floored(velocities, pieces)
+        velocities, softest = self._floored(velocities, pieces), int(self._floor(pieces[:1])[0])
         snares = [n.pitch for n in notes if kit.to_canonical(n.pitch) == GHOST_PITCH]
         pitch = max(set(snares), key=snares.count) if snares else GHOST_PITCH  # the user's snare pad
         probability = np.round(odds, 3) if chance else np.ones(len(free))
         return [self._place(Note(pitch, step / 4, NOTE_DURATION, 1, float(p)), step / 4 + amount * offset / 4,
-                            velocity, length, width if chance else None, GHOST_VELOCITY - 1)
+                            velocity, length, width if chance else None, GHOST_VELOCITY - 1, int(softest))
                 for step, offset, velocity, width, p in zip(free[chosen], offsets[chosen], velocities[chosen],
                                                            ranges[chosen], probability[chosen])]
 

@@ -190,8 +190,8 @@ def stop_between_steps():
     second Ctrl-C stops at once. Yields a function saying whether a stop was asked for. Only the
     main thread can take signals: elsewhere Ctrl-C works as it always does."""
     asked = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield asked.is_set
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield asked.is_set  # (a job started in the background of a shell ignores SIGINT, and goes on doing so)
         return
 
     def on_interrupt(signum, frame):
@@ -204,6 +204,17 @@ def stop_between_steps():
         yield asked.is_set
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def stopping(asked: bool, ddp: bool, device: torch.device) -> bool:
+    """Whether to stop after this step: asked here, or, under torchrun, by any rank, so all stop at
+    the same step (torchrun signals each worker in turn; one rank stopping alone left the others
+    waiting in their next all-reduce)."""
+    if not ddp:
+        return asked
+    flag = torch.tensor([int(asked)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def autocast(device: torch.device):
@@ -338,10 +349,11 @@ def train(cfg: TrainConfig) -> dict:
                 if improved:
                     checkpoint.save(Path(cfg.out), model, vocab, run_meta(metrics["nll_token"]))
                 checkpoint.save(last, model, vocab, run_meta(metrics["nll_token"]), optimizer)
-            elif stop_asked():  # Ctrl-C: the steps since the last validation are kept, for --resume
+            if stopping(stop_asked(), ddp, device):  # Ctrl-C: the steps since the last save are kept, for --resume
                 if rank == 0:
-                    checkpoint.save(last, model, vocab, run_meta(history[-1]["nll_token"] if history else None),
-                                    optimizer)
+                    if not history or history[-1]["step"] != step:
+                        checkpoint.save(last, model, vocab, run_meta(history[-1]["nll_token"] if history else None),
+                                        optimizer)
                     bar.close()
                     log.info("stopped at step %d; --resume %s goes on from there", step, last)
                 raise KeyboardInterrupt

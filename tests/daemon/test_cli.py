@@ -477,6 +477,20 @@ def test_serve_with_a_log_file_it_cannot_write_says_so_once_and_serves(tmp_path)
     assert "drumigen: the log file /dev/full cannot be written" in said
 
 
+def test_a_log_record_that_cannot_be_formatted_is_not_taken_for_a_log_file_that_cannot_be_written(tmp_path, capsys):
+    import logging
+
+    from daemon.cli import LogFile
+
+    handler = LogFile(tmp_path / "d.log")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "bad %d", ("not a number",), None)
+    handler.emit(record)  # logging's own report of a bug in a log call
+    handler.emit(logging.LogRecord("x", logging.INFO, __file__, 1, "next", (), None))
+    handler.close()
+    assert not handler.failed and "cannot be written" not in capsys.readouterr().err
+    assert (tmp_path / "d.log").read_text() == "next\n"
+
+
 @pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5555", "tcp://*:5555", "tcp://0.0.0.0:5555", "tcp://127.0.0.1:*",
                                       "tcp://127.0.0.1:0", "tcp://[::1]:5555", "tcp://lo:5555", "ipc:///tmp/drumigen"])
 def test_serve_binds_what_zeromq_binds(endpoint):

@@ -306,6 +306,9 @@ def test_a_flat_clips_hats_are_not_played_silent():
     ghosts = [g.velocity for seed in range(60)
               for g in bundled.humanize(notes, "funk", 95, (4, 4), 16.0, seed=seed, ghost_notes=True)[len(notes):]]
     assert len(ghosts) > 200 and min(ghosts) >= 5  # 2 % of them came at 1, silent
+    ranged = [o for seed in range(30)  # with `chance`, the low end of each velocity range Live draws from
+              for o in bundled.humanize(notes, "funk", 95, (4, 4), 16.0, seed=seed, ghost_notes=True, chance=True)]
+    assert min(o.velocity for o in ranged if o.pitch == 42) >= 9 and min(o.velocity for o in ranged) >= 5
 
 
 def test_ghost_notes_only_when_asked_and_soft(humanizer):

@@ -6,6 +6,7 @@ import csv
 import hashlib
 import math
 import shutil
+import subprocess
 from collections import Counter
 from dataclasses import replace
 
@@ -420,32 +421,52 @@ def test_a_run_that_diverges_stops_and_says_so(tmp_path):
         train(TrainConfig(**{**TINY, "lr": 1e6}, steps=40, out=tmp_path / "m.pt", cache_dir=tmp_path / "cache"))
 
 
-def test_ctrl_c_keeps_the_steps_since_the_last_validation_for_resume(tmp_path):
-    """.last.pt was written only at validation: a Ctrl-C lost up to --eval-every - 1 steps (399
-    by default, ~5 CPU minutes). It stops at the end of the step under way and saves there."""
-    import signal
-    import subprocess
+def _train_in_background(tmp_path, eval_every: int, **popen):
+    """`drumigen train` on the tiny data in a subprocess, once its training loop has begun."""
     import sys
     import time
 
     from tests.support import ROOT
 
-    out = tmp_path / "m.pt"
-    cmd = [sys.executable, "-m", "daemon.cli", "train", "--data", str(GROOVE_MINI), "--out", str(out),
+    cmd = [sys.executable, "-m", "daemon.cli", "train", "--data", str(GROOVE_MINI), "--out", str(tmp_path / "m.pt"),
            "--cache-dir", str(tmp_path / "cache"), "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
-           "--block-size", "128", "--batch-size", "4", "--steps", "100000", "--eval-every", "50000",
+           "--block-size", "128", "--batch-size", "4", "--steps", "100000", "--eval-every", str(eval_every),
            "--eval-windows", "4", "--threads", "1"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    said = ""
-    deadline = time.monotonic() + 120
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+    said, deadline = "", time.monotonic() + 120
     while "model:" not in said and time.monotonic() < deadline:  # training starts after this line
         said += proc.stderr.readline()
     time.sleep(3)  # some steps
+    return proc
+
+
+@pytest.mark.parametrize("eval_every", [50000, 1])  # 1: every step validates, and the stop comes after it
+def test_ctrl_c_keeps_the_steps_since_the_last_validation_for_resume(tmp_path, eval_every):
+    """.last.pt was written only at validation: a Ctrl-C lost up to --eval-every - 1 steps (399
+    by default, ~5 CPU minutes). It stops at the end of the step under way and saves there."""
+    import signal
+
+    proc = _train_in_background(tmp_path, eval_every)
     proc.send_signal(signal.SIGINT)
     _, rest = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "Traceback" not in rest, rest
     step = torch.load(tmp_path / "m.last.pt", weights_only=True)["meta"]["step"]
-    assert 0 < step < 50000 and f"stopped at step {step}" in rest
-    resumed = train(TrainConfig(**{**TINY, "eval_every": 50000}, steps=step + 2, out=out, cache_dir=tmp_path / "cache",
-                                resume=tmp_path / "m.last.pt"))
-    assert [h["step"] for h in resumed["history"]] == [step + 2]
+    assert 0 < step < 100000 and f"stopped at step {step}" in rest
+    resumed = train(TrainConfig(**{**TINY, "eval_every": 50000}, steps=step + 2, out=tmp_path / "m.pt",
+                                cache_dir=tmp_path / "cache", resume=tmp_path / "m.last.pt"))
+    assert resumed["history"][-1]["step"] == step + 2
+
+
+def test_a_run_started_with_ctrl_c_ignored_goes_on_ignoring_it(tmp_path):
+    """A job started in the background of a shell ignores SIGINT; the stop-between-steps handler
+    must not turn it back on."""
+    import signal
+
+    proc = _train_in_background(tmp_path, 50000, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        proc.send_signal(signal.SIGINT)
+        with pytest.raises(subprocess.TimeoutExpired):
+            proc.wait(timeout=3)
+    finally:
+        proc.kill()
+        proc.communicate()
