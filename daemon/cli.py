@@ -739,9 +739,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from daemon.data import DEFAULT_DATA
     from daemon.evaluate import run
 
-    print(run(args.checkpoint or checkpoint.BUNDLED, args.data or DEFAULT_DATA, args.cache_dir,
-              per_genre=args.per_genre, temperature=args.temperature, strength=args.strength, guidance=args.guidance,
-              focus=args.focus, nll=not args.no_nll, **({} if args.top_p is None else {"top_p": args.top_p})))
+    parts = run(args.checkpoint or checkpoint.BUNDLED, args.data or DEFAULT_DATA, args.cache_dir,
+                per_genre=args.per_genre, temperature=args.temperature, strength=args.strength, guidance=args.guidance,
+                focus=args.focus, nll=not args.no_nll, **({} if args.top_p is None else {"top_p": args.top_p}))
+    for i, part in enumerate(parts):  # each as it is measured: minutes apart on GMD
+        print(("\n" if i else "") + part, flush=True)
     return EXIT_OK
 
 

@@ -254,6 +254,17 @@ def test_eval_without_enough_real_grooves_or_with_no_grooves_to_make_is_one_line
     for flag, value in (("--per-genre", "0"), ("--guidance", "9"), ("--temperature", "0")):
         r = drumigen("eval", flag, value)
         assert r.returncode == 2 and flag in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = drumigen("eval", "--data", str(ROOT / "tests/data/groove-mini"), "--cache-dir", str(tmp_path))
+    assert r.returncode == 1 and "no genre has 25 or more" in r.stderr  # but the likelihoods are not lost:
+    assert "validation NLL: " in r.stdout and "test NLL: " in r.stdout and "nats/token" in r.stdout, r.stdout
+    import shutil
+
+    data = tmp_path / "no-validation"
+    shutil.copytree(ROOT / "tests/data/groove-mini", data)
+    lines = (data / "info.csv").read_text().splitlines()
+    (data / "info.csv").write_text("\n".join(line for line in lines if not line.endswith(",validation")) + "\n")
+    r = drumigen("eval", "--data", str(data), "--cache-dir", str(tmp_path))
+    assert f"validation NLL: none, {data} has no validation-split performances" in r.stdout, r.stdout  # not "0.0000"
 
 
 def test_keys_keep_a_pair_already_made_and_the_secret_is_its_owners_alone(tmp_path):
