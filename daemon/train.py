@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -70,7 +70,6 @@ class TrainConfig:
     # guidance distillation (module docstring): the checkpoint to learn from, and its guidance
     teacher: Path | None = None
     guidance: float = 1.5
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Refuse what would crash a run part-way or quietly train nothing."""
