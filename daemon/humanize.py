@@ -492,6 +492,7 @@ class Humanizer:
             note_out = np.concatenate([note_out[:, :2], unaccented[:, 2:]], 1)
         offsets, velocities, ranges = self._draw(note_out, grid.steps, grid.pieces, walk, rng, spread, chance,
                                                  timing)
+        floor = self._floor(grid.pieces)
         if levels:  # noise["levels"]: how much of the style's lilt and scatter a level leaves to add
             follow, scatter = self.noise["levels"]
             loc = note_out[:, 2] * 127
@@ -499,7 +500,7 @@ class Humanizer:
             velocities = grid.velocities + follow * lilt + scatter * (velocities - loc)
             ranges = scatter * ranges
         else:
-            velocities = self._floored(velocities, grid.pieces)
+            velocities = floored(velocities, floor)
         # A programmed clip (most notes on some grid: 16ths, 32nds, triplets) keeps each note's place
         # plus the feel; in a played one (or one humanized before) a note takes the feel from its
         # nearest 16th instead, so a clip humanized again does not drift further each time; but in
@@ -534,8 +535,8 @@ class Humanizer:
                 pitches.add(note.pitch)
         out = []
         bounds = zip(*level_bounds(grid.velocities, grid.pieces)) if levels else itertools.repeat((1, 127))
-        for note, step, offset, velocity, width, (softest, loudest), figure, floor in zip(
-                notes, grid.steps, offsets, velocities, ranges, bounds, in_32nds, self._floor(grid.pieces)):
+        for note, step, offset, velocity, width, (softest, loudest), figure, lowest in zip(
+                notes, grid.steps, offsets, velocities, ranges, bounds, in_32nds, floor):
             if not played or math.floor(note.start) in in_triplets:
                 anchor = note.start
             else:
@@ -545,7 +546,7 @@ class Humanizer:
                 out.append(self._place(note, start, note.velocity, length))
             else:  # a range, like the noise it stands for, scales with the amount
                 shaped = note.velocity + amount * (velocity - note.velocity)
-                softest = int(max(softest, min(floor, note.velocity)))  # not under the floor, unless the user's note was
+                softest = int(max(softest, min(lowest, note.velocity)))  # not under the floor, unless the user's note was
                 out.append(self._place(note, start, shaped, length, amount * width if chance else None, loudest,
                                        softest))
         origins = [n.start for n in notes]
@@ -595,14 +596,6 @@ class Humanizer:
             return np.ones(len(pieces))
         return np.ceil(np.asarray(self.noise["floor"])[pieces] * 127)
 
-    def _floored(self, velocities: np.ndarray, pieces: np.ndarray) -> np.ndarray:
-        """The style's velocities, a draw under its piece's floor mirrored back over it. The
-        Laplace's low tail put 6 % of a flat clip's hats, and 2 % of ghost notes, at the clamp at 1,
-        silent (GMD's test takes: 0.5 % of hats at 10 or under); mirrored at the floor, the tail
-        stays a soft stroke. The floor is also the lowest a velocity range reaches (_place)."""
-        floor = self._floor(pieces)
-        return np.where(velocities < floor, 2 * floor - velocities, velocities)
-
     def _ghosts(self, notes: list[Note], grid: Grid, amount: float, walk: np.ndarray, rng: np.random.Generator,
                 spread: float, length: float, chance: bool = False, timing: float = 1.0) -> list[Note]:
         free = ghost_candidates(grid)
@@ -620,12 +613,13 @@ class Humanizer:
         rolled = rng.random(len(free)) < odds  # drawn either way, so the rest of the stream is the same
         chosen = odds >= MIN_GHOST_CHANCE if chance else rolled
         offsets, velocities, ranges = self._draw(head[:, 1:], free, pieces, walk, rng, spread, chance, timing)
-        velocities, softest = self._floored(velocities, pieces), int(self._floor(pieces[:1])[0])
+        floor = self._floor(pieces)  # the snare's, for every ghost note
+        velocities, softest = floored(velocities, floor), int(floor[0])
         snares = [n.pitch for n in notes if kit.to_canonical(n.pitch) == GHOST_PITCH]
         pitch = max(set(snares), key=snares.count) if snares else GHOST_PITCH  # the user's snare pad
         probability = np.round(odds, 3) if chance else np.ones(len(free))
         return [self._place(Note(pitch, step / 4, NOTE_DURATION, 1, float(p)), step / 4 + amount * offset / 4,
-                            velocity, length, width if chance else None, GHOST_VELOCITY - 1, int(softest))
+                            velocity, length, width if chance else None, GHOST_VELOCITY - 1, softest)
                 for step, offset, velocity, width, p in zip(free[chosen], offsets[chosen], velocities[chosen],
                                                            ranges[chosen], probability[chosen])]
 
@@ -644,6 +638,14 @@ class Humanizer:
         wide = int(min(round(width), loudest - softest))
         low = int(min(max(round(velocity - wide / 2), softest), loudest - wide))
         return replace(placed, velocity=low, velocity_deviation=float(wide))
+
+
+def floored(velocities: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """The style's velocities, a draw under its piece's floor (Humanizer._floor) mirrored back over
+    it. The Laplace's low tail put 6 % of a flat clip's hats, and 2 % of ghost notes, at the clamp
+    at 1, silent (GMD's test takes: 0.5 % of hats at 10 or under); mirrored at the floor, the tail
+    stays a soft stroke. The floor is also the lowest a velocity range reaches (_place)."""
+    return np.where(velocities < floor, 2 * floor - velocities, velocities)
 
 
 KEEP_APART = 1 / 3  # of their gap in the clip: how near each other two hits of one pitch may come
