@@ -125,9 +125,9 @@ def run_table(g: Generator, runs: int, seed: int) -> None:
     captured: list = []
     real_patterns = g._patterns
 
-    def capture(requests, rows):
-        captured[:] = [r.state.ids for r in rows]
-        return real_patterns(requests, rows)
+    def capture(request, takes):  # each case is one request: its takes are the batch's rows
+        captured[:] = [r.state.ids for r in takes]
+        return real_patterns(request, takes)
 
     g._patterns = capture
     twin, hf_times = hf_twin(g), defaultdict(list)

@@ -248,28 +248,32 @@ class Generator:
 
     # --- sampling ----------------------------------------------------------------------------
     def generate(self, requests: list[GrooveRequest],
-                 abandoned: Callable[[int], bool] | None = None) -> list[list[Pattern] | None]:
+                 abandoned: Callable[[int], bool] | None = None,
+                 finished: Callable[[int, list[Pattern]], None] | None = None) -> list[list[Pattern] | None]:
         """Patterns for each request (its variations), all sampled in one batch.
 
         `abandoned(i)`, asked before every decode step, says nobody waits for request i any more
         (the daemon's client cancelled it, or its timeout passed): its rows leave the batch at
-        once, as finished rows do, and its entry is None."""
+        once, as finished rows do, and its entry is None. `finished(i, patterns)` hears each
+        request as soon as its last row ends, so a 1-bar request batched with 16-bar ones is
+        answered after its own steps, not theirs."""
         threads, onednn = torch.get_num_threads(), torch.backends.mkldnn.enabled
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads or threads)
             torch.backends.mkldnn.enabled = self.onednn
         try:
             with torch.inference_mode():
-                return self._generate(requests, abandoned)
+                return self._generate(requests, abandoned, finished)
         finally:
             torch.set_num_threads(threads)
             torch.backends.mkldnn.enabled = onednn
 
-    def _generate(self, requests: list[GrooveRequest],
-                  abandoned: Callable[[int], bool] | None) -> list[list[Pattern] | None]:
+    def _generate(self, requests: list[GrooveRequest], abandoned: Callable[[int], bool] | None,
+                  finished: Callable[[int, list[Pattern]], None] | None) -> list[list[Pattern] | None]:
         rows = self._rows(requests)
         if not rows:
             return [[] for _ in requests]
+        out: dict[int, list[Pattern] | None] = {}  # requests answered so far
         for row in rows:  # rows that start with known tokens (row.state.follow) longer than the block
             if len(SLOTS) + len(row.state.ids) > self.block_size:
                 row.start = self._window_start(row)
@@ -292,6 +296,8 @@ class Generator:
             if not still:
                 break
             if len(still) < len(live):  # finished rows leave the batch and cost nothing more
+                if finished is not None:
+                    self._answer(requests, rows, {rows[live[b]].source for b in range(len(live))}, out, finished)
                 live, tokens = [live[b] for b in still], [tokens[b] for b in still]
                 where = {entry: b for b, entry in enumerate(batch)}
                 batch = self._batch(rows, live)
@@ -299,7 +305,21 @@ class Generator:
             self._slide(rows, batch, cache)
             feed = tokens + [t for r, t in zip(live, tokens) if r in twin]
             logits = self._step(feed, cache)
-        return self._patterns(requests, rows)
+        self._answer(requests, rows, set(range(len(requests))), out, finished)
+        return [out[i] for i in range(len(requests))]
+
+    def _answer(self, requests: list[GrooveRequest], rows: list[_Row], sources: set[int],
+                out: dict[int, list[Pattern] | None], finished: Callable[[int, list[Pattern]], None] | None) -> None:
+        """Patterns for those of `sources` whose rows have all ended (None where abandoned),
+        each request once, handed to `finished` as they come."""
+        for source in sorted(sources - out.keys()):
+            takes = [row for row in rows if row.source == source]
+            if any(row.dropped for row in takes):
+                out[source] = None
+            elif all(row.state.done for row in takes):
+                out[source] = self._patterns(requests[source], takes)
+                if finished is not None:
+                    finished(source, out[source])
 
     @staticmethod
     def _drop_abandoned(rows: list[_Row], live: list[int], abandoned: Callable[[int], bool]) -> None:
@@ -458,27 +478,19 @@ class Generator:
         return [row.own_logp - plain for row, plain in zip(rows, plain_logp)]
 
     # --- tokens to notes -----------------------------------------------------------------------
-    def _patterns(self, requests: list[GrooveRequest], rows: list[_Row]) -> list[list[Pattern] | None]:
-        """Each variation's pattern: its one take, or the most typical of its `focus` takes;
-        None for a request that was abandoned."""
-        gone = {row.source for row in rows if row.dropped}
-        contested = [row for row in rows if row.request.focus > 1 and row.source not in gone]
-        typicality = dict(zip(map(id, contested), self._typicality(contested))) if contested else {}
-        out: list[list[Pattern] | None] = [None if i in gone else [] for i in range(len(requests))]
-        it = iter(rows)
-        for i, req in enumerate(requests):
-            if i in gone:
-                for _ in range(req.rows):
-                    next(it)
-                continue
-            for _ in range(req.variations):
-                takes = [next(it) for _ in range(req.focus)]
-                scores = [typicality.get(id(r), 0.0) for r in takes]
-                # The first take within TIE of the best: where the style adds nothing over no style,
-                # every score is float noise from the batched pass, which must not pick the notes.
-                row = next(r for r, score in zip(takes, scores) if score >= max(scores) - TIE)
-                out[i].append(Pattern(self.notes(row.state.ids, req, row.voice.template), row.seed))
-        return out
+    def _patterns(self, req: GrooveRequest, takes: list[_Row]) -> list[Pattern]:
+        """A request's patterns: each variation's one take, or the most typical of its `focus`
+        takes (judged within the request, so what else shared the batch cannot pick them)."""
+        scores = self._typicality(takes) if req.focus > 1 else [0.0] * len(takes)
+        found = []
+        for v in range(req.variations):
+            mine = list(zip(takes, scores))[v * req.focus : (v + 1) * req.focus]
+            best = max(score for _, score in mine)
+            # The first take within TIE of the best: where the style adds nothing over no style,
+            # every score is float noise from the batched pass, which must not pick the notes.
+            row = next(r for r, score in mine if score >= best - TIE)
+            found.append(Pattern(self.notes(row.state.ids, req, row.voice.template), row.seed))
+        return found
 
     def notes(self, ids: list[int], req: GrooveRequest, template: GrooveTemplate | Feel | None = None) -> list[Note]:
         """Notes in the request's kit, inside the clip, at most one hit per pitch and time, and a

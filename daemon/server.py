@@ -3,9 +3,10 @@
 ZeroMQ pattern: an asynchronous server (the guide's ROUTER front end with one worker).
 The network thread owns the ROUTER socket and answers `ping`, `info`, `styles` and every
 malformed request itself, at once; `generate` jobs go to a queue, and so do clip ops and
-`learn_style`, which the worker runs alone. One model worker takes
-everything waiting in the queue (up to MAX_BATCH_ROWS rows) and samples it as one batch,
-so sixteen clients asking at once cost little more than one. Results travel back to the
+`learn_style`, which the worker runs alone. Connections take turns in the queue
+(daemon/turns.py). One model worker takes everything waiting (up to MAX_BATCH_ROWS rows)
+and samples it as one batch, so sixteen clients asking at once cost little more than one;
+each request is answered as its own rows end. Results travel back to the
 network thread through an inproc PAIR socket, because a ZeroMQ socket belongs to one thread.
 
 Work nobody waits for is dropped: a request may say how long its sender waits (`timeout`; the
@@ -39,6 +40,7 @@ from daemon import __version__, checkpoint, clip_ops, kit, styles
 from daemon.curve import read_curve_key
 from daemon.generate import Generator, GrooveRequest, Pattern
 from daemon.humanize import Humanizer
+from daemon.turns import Turns
 from daemon.requests import (LEARNED_CLIP_FIELDS, OP_FIELDS, check_fields, clip, flag, kit_map, meter, number,
                              request_for, whole_number, wire_patterns)
 from daemon.vocab import DRUMMERS, GENRES
@@ -150,7 +152,7 @@ class Daemon:
         self.generator = Generator.load(config.checkpoint, config.device, config.styles)
         log.info("model %s on %s loaded in %.2f s", config.checkpoint.name, self.generator.device,
                  time.perf_counter() - started)
-        self.jobs: queue.Queue[Job] = queue.Queue(MAX_QUEUE)
+        self.jobs: Turns[Job] = Turns(MAX_QUEUE, lambda job: tuple(job.envelope))
         self._results: queue.SimpleQueue[tuple[Job, dict]] = queue.SimpleQueue()
         self._open: dict[tuple, list[Job]] = {}  # accepted and not yet answered, by Job.key (network thread only)
         self.stopping = threading.Event()
@@ -477,6 +479,8 @@ class Daemon:
 
     def _hand_over(self, replies: list[tuple[Job, dict]]) -> None:
         """Replies to the network thread, which sends them."""
+        if not replies:
+            return
         for job, reply in replies:
             if reply["ok"] is False and reply["error"]["code"] == P.E_CANCELLED:
                 log.info("request %r dropped: %s", job.request_id, reply["error"]["message"])
@@ -505,25 +509,32 @@ class Daemon:
         return job, P.ok_reply(job.request_id, **fields)
 
     def _run(self, batch: list[Job]) -> list[tuple[Job, dict]]:
+        """Sample a batch; each request is answered as soon as its own rows end (the rest of
+        the batch may be sampling longer grooves), so this returns only the abandoned ones' and
+        a failed batch's unanswered ones' replies."""
         started = time.perf_counter()
+        answered: set[int] = set()
+
+        def finished(i: int, patterns: list[Pattern]) -> None:
+            job = batch[i]
+            self._hand_over([(job, P.ok_reply(job.request_id, bars=job.request.bars, tempo=job.request.tempo,
+                                              time_signature=list(job.request.meter),
+                                              patterns=wire_patterns(patterns, job.packed)))])
+            answered.add(i)
+
         try:
-            found = self.generator.generate([job.request for job in batch],
-                                            lambda i: batch[i].abandoned() or self._out_of_grace())
-            wired = [None if patterns is None else wire_patterns(patterns, job.packed)
-                     for job, patterns in zip(batch, found)]
+            self.generator.generate([job.request for job in batch],
+                                    lambda i: batch[i].abandoned() or self._out_of_grace(), finished)
         except Exception:
             log.exception("generation failed for a batch of %d requests", len(batch))
             message = f"generation failed inside the daemon; details are in {log_file_hint()}"
-            return [(job, P.error_reply(job.request_id, P.E_INTERNAL, message)) for job in batch]
+            return [(job, P.error_reply(job.request_id, P.E_INTERNAL, message))
+                    for i, job in enumerate(batch) if i not in answered]
         elapsed = time.perf_counter() - started
-        answered = [job for job, patterns in zip(batch, found) if patterns is not None]
         log.info("generated %d requests (%d patterns) in one batch in %.1f ms%s", len(answered),
-                 sum(j.request.variations for j in answered), elapsed * 1000,
+                 sum(batch[i].request.variations for i in answered), elapsed * 1000,
                  f", {len(batch) - len(answered)} dropped part-way" if len(answered) < len(batch) else "")
-        return [(job, self._dropped(job) if patterns is None else
-                 P.ok_reply(job.request_id, bars=job.request.bars, tempo=job.request.tempo,
-                            time_signature=list(job.request.meter), patterns=patterns))
-                for job, patterns in zip(batch, wired)]
+        return [(job, self._dropped(job)) for i, job in enumerate(batch) if i not in answered]
 
     def _out_of_grace(self) -> bool:
         """Stopping, and the running work had its STOP_GRACE_S to finish."""

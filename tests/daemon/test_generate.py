@@ -67,9 +67,9 @@ def sampled_rows(g: Generator):
     seen: list = []
     real = g._patterns
 
-    def patterns(requests, rows):
-        seen.extend(rows)
-        return real(requests, rows)
+    def patterns(request, takes):
+        seen.extend(takes)
+        return real(request, takes)
 
     g._patterns = patterns
     try:
@@ -185,6 +185,28 @@ def test_an_abandoned_request_leaves_the_batch_and_the_others_play_on(bundled):
     for request, patterns in zip(requests[:2], found[:2]):
         assert notes_of(patterns) == notes_of(bundled.generate([request])[0]), request
     assert asked.count(0) > 21 and asked.count(1) > 21  # the others went on to their ends
+
+
+def test_each_request_is_handed_over_as_its_own_rows_end(bundled):
+    """`finished` hears a short request while a long one in its batch still samples (the daemon
+    answers it then), once per request, with the patterns `generate` returns; an abandoned
+    request is never handed over."""
+    requests = [
+        GrooveRequest(style="rock", bars=8, seed=1, variations=2),
+        GrooveRequest(style="jazz", bars=1, seed=2, focus=2),
+        GrooveRequest(style="funk", bars=8, seed=3),
+    ]
+    steps, heard = [0], []
+
+    def abandoned(i: int) -> bool:
+        steps[0] += i == 0  # request 0 samples to the end: one count per decode step
+        return i == 2 and steps[0] > 30
+
+    found = bundled.generate(requests, abandoned, lambda i, patterns: heard.append((i, steps[0], patterns)))
+    assert [i for i, _, _ in heard] == [1, 0] and found[2] is None
+    assert heard[0][1] < heard[1][1] / 3  # 1 bar handed over long before 8 bars end
+    assert all(found[i] is patterns for i, _, patterns in heard)
+    assert notes_of(found[1]) == notes_of(bundled.generate([requests[1]])[0])
 
 
 def test_a_request_abandoned_at_once_costs_one_step(bundled):

@@ -459,6 +459,35 @@ def test_a_cancel_stops_a_request_part_way(daemon):
     assert "generated 0 requests (0 patterns) in one batch" in log.text() and "1 dropped part-way" in log.text()
 
 
+def test_one_connection_queueing_many_requests_does_not_hold_another(daemon):
+    """Connections take turns at the worker, and a request is answered as soon as its own rows
+    end: a 1-bar press behind eight 16 x 4-bar requests waits for the batch that was running,
+    not for all eight (first come, first served, and replies at each batch's end, gave 8)."""
+    flood, press = Dealer(daemon.endpoint), Dealer(daemon.endpoint)
+    try:
+        flood.send(op="generate", id=0, style="funk", bars=4, variations=16, seed=0)
+        started_on(daemon, flood)  # the first batch is this request alone
+        for i in range(1, 8):
+            flood.send(op="generate", id=i, style="funk", bars=4, variations=16, seed=i)
+        flood.received()
+        press.send(op="generate", id="press", style="rock", bars=1, seed=1)
+        poller = zmq.Poller()
+        poller.register(flood.sock, zmq.POLLIN)
+        poller.register(press.sock, zmq.POLLIN)
+        order = []
+        while len(order) < 9:
+            ready = dict(poller.poll(60_000))
+            assert ready, f"replies missing after {order}"
+            for sock in ready:
+                reply = msgpack.unpackb(sock.recv_multipart()[-1], raw=False)
+                assert reply["ok"], reply
+                order.append(reply["id"])
+    finally:
+        flood.close()
+        press.close()
+    assert order.index("press") == 1, order  # after the batch it found running
+
+
 def test_a_cancel_reaches_only_its_own_connection(daemon):
     mine, theirs = Dealer(daemon.endpoint), Dealer(daemon.endpoint)
     try:
@@ -535,6 +564,7 @@ def test_a_request_pending_when_the_live_client_closes_is_cancelled_on_the_daemo
 
 
 def test_concurrent_requests_share_a_batch(daemon):
+    log = Log(daemon)
     barrier = threading.Barrier(8)
     replies: list[dict] = []
 
@@ -548,7 +578,10 @@ def test_concurrent_requests_share_a_batch(daemon):
     for t in threads:
         t.join()
     assert sorted(r["id"] for r in replies) == list(range(8)) and all(r["ok"] for r in replies)
-    batches = [int(n) for n in re.findall(r"generated (\d+) requests", daemon.log_file.read_text())]
+    deadline = time.monotonic() + 10  # a request is answered as its rows end; its batch is logged at the batch's end
+    while sum(batches := [int(n) for n in re.findall(r"generated (\d+) requests", log.text())]) < 8:
+        assert time.monotonic() < deadline, log.text()
+        time.sleep(0.05)
     assert max(batches) > 1
     # and batching does not change what each request gets
     alone = ask(daemon.endpoint, op="generate", id=3, style="rock", bars=2, seed=3)
