@@ -9,6 +9,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -207,7 +208,7 @@ def patterns_of(reply: dict) -> list[tuple[int, list[Note]]]:
     return found
 
 
-RETRIES = 1  # a request unanswered within --timeout is sent once more, on a fresh connection (Lazy Pirate)
+RETRIES = 1  # a request whose connection drops is sent once more, on a fresh one (Lazy Pirate)
 
 
 def call(args: argparse.Namespace, op: str, **fields) -> dict:
@@ -217,7 +218,8 @@ def call(args: argparse.Namespace, op: str, **fields) -> dict:
     else:
         from shared.client import DaemonClient
 
-        with DaemonClient(args.endpoint, timeout=args.timeout, retries=RETRIES) as client:
+        # --timeout is the whole wait: the client waits one attempt's share per retry while connected
+        with DaemonClient(args.endpoint, timeout=args.timeout / (RETRIES + 1), retries=RETRIES) as client:
             r = client.call(op, **fields)
         if not r.ok and r.error_code in (E_UNAVAILABLE, E_TIMEOUT):  # nobody listens, or no answer in time
             raise Unavailable(r.error_message)
@@ -231,38 +233,52 @@ def call(args: argparse.Namespace, op: str, **fields) -> dict:
 
 def _call_curve(args: argparse.Namespace, request: dict) -> dict:
     """A CurveZMQ request (the stdlib client speaks only NULL), Lazy Pirate as DaemonClient's:
-    each attempt a REQ socket of its own, sent once more on a fresh one when no answer came in
-    `--timeout`; the daemon drops an attempt's work when its `timeout` passes."""
+    a REQ socket waits up to `--timeout` in all; a connection that drops on the way (the daemon
+    restarted) loses the request, which is sent once more on a fresh socket. The daemon is told
+    how much of the wait is left, and drops the work when that passes."""
     import msgpack
     import zmq
 
     from daemon.curve import read_curve_key
 
     server_key = read_curve_key(args.server_key)
-    payload = msgpack.packb({**request, "timeout": float(args.timeout)})
     ctx = zmq.Context.instance()
+    deadline = time.monotonic() + args.timeout
     for _ in range(RETRIES + 1):
         sock = ctx.socket(zmq.REQ)
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         try:
             sock.setsockopt(zmq.LINGER, 0)
             sock.curve_serverkey = server_key
             sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
             sock.connect(args.endpoint)
-            sock.send(payload)
-            if sock.poll(args.timeout * 1000):
-                return msgpack.unpackb(sock.recv(), raw=False)
+            sock.send(msgpack.packb({**request, "timeout": max(deadline - time.monotonic(), 0.001)}))
+            poller = zmq.Poller()
+            poller.register(sock, zmq.POLLIN)
+            poller.register(monitor, zmq.POLLIN)
+            while (left := deadline - time.monotonic()) > 0:
+                ready = dict(poller.poll(left * 1000))
+                if sock in ready:
+                    return msgpack.unpackb(sock.recv(), raw=False)
+                if monitor in ready:
+                    monitor.recv_multipart()  # EVENT_DISCONNECTED: the request went with the connection
+                    break
+            else:
+                break
         finally:
+            sock.disable_monitor()
+            monitor.close(0)
             sock.close()
-    raise Unavailable(f"no answer from {args.endpoint} within {args.timeout:g} s (tried {RETRIES + 1} times): "
+    raise Unavailable(f"no answer from {args.endpoint} within {args.timeout:g} s: "
                       "daemon down, or a different server key?")
 
 
 def add_client_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", type=endpoint_arg, default=DEFAULT_ENDPOINT,
                    help=f"daemon endpoint (default {DEFAULT_ENDPOINT})")
-    p.add_argument("--timeout", type=bounded(0.1, 3600.0), default=30.0,
-                   help="seconds to wait for an answer; without one the request is sent once more on a fresh "
-                        "connection (Lazy Pirate), and waited for as long again (default 30)")
+    p.add_argument("--timeout", type=bounded(0.1, 3600.0), default=60.0,
+                   help="seconds to wait for an answer in all; a request whose connection drops (the daemon "
+                        "restarted) is sent once more on a fresh one (Lazy Pirate) (default 60)")
     p.add_argument("--server-key", dest="server_key", type=Path,
                    help="the daemon's CurveZMQ public key file, when it runs with --curve-secret")
 

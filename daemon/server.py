@@ -543,7 +543,7 @@ class Daemon:
     def _dropped(self, job: Job) -> dict:
         if job.abandoned():
             return job.dropped_reply()
-        return P.error_reply(job.request_id, P.E_BUSY, "the daemon is stopping; try again once it is back")
+        return P.error_reply(job.request_id, P.E_BUSY, f"{P.STOPPING}; try again once it is back")
 
     # --- lifecycle ---------------------------------------------------------------------------
     def stop(self, *_: object) -> None:

@@ -151,7 +151,14 @@ class Controller:
         return None if self._job is None else self._job.action
 
     def tick(self) -> None:
-        for reply in self._client.poll(0.0):
+        try:
+            replies = self._client.poll(0.0)
+        except Exception:  # raised on (the surface logs it): the press in flight ends, unlit, not waited for forever
+            job, self._job = self._job, None
+            if job is not None:
+                self._light(job.action, False)
+            raise
+        for reply in replies:
             try:
                 self._take(reply)
             except Exception:  # Live refusing a write in its own way: the other replies still count

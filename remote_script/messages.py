@@ -5,7 +5,8 @@ Status lines are short and say what to do; the technical detail goes to Log.txt.
 
 from __future__ import annotations
 
-from .wire import E_BUSY, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP, NOT_RUNNING, NOT_THE_DAEMON, STOPPED
+from .wire import (E_BUSY, E_INTERNAL, E_TIMEOUT, E_UNAVAILABLE, E_UNKNOWN_OP, NOT_RUNNING, NOT_THE_DAEMON, STOPPED,
+                   STOPPING)
 
 PREFIX = "MidiDrumiGen: "
 
@@ -31,9 +32,12 @@ def error_status(op: str, code: str | None, message: str | None) -> str:
         return say("cannot reach the daemon — is `drumigen serve` running at the address in settings.json? "
                    "Details in Live's Log.txt")
     if code == E_TIMEOUT:
-        return say("the daemon did not answer in time — it may be busy; try again, or restart `drumigen serve`")
+        return say("the daemon did not answer in time — ask for fewer bars or variations, or raise timeout_s in "
+                   "settings.json; if it keeps happening, restart `drumigen serve`")
     if code == E_UNKNOWN_OP:
         return say(f"this daemon does not support {op} yet — update MidiDrumiGen")
+    if code == E_BUSY and message is not None and message.startswith(STOPPING):
+        return say("the daemon is stopping — try again once it runs again (`drumigen serve`)")
     if code == E_BUSY:
         return say("the daemon is busy with other requests — try again in a moment")
     if code == E_INTERNAL:

@@ -35,8 +35,8 @@ class Settings:
     humanize_chance: bool = False  # ghost notes and velocity scatter left to Live's dice, new on every pass
     fill_every: int | None = None  # bars between fills; None: only the last bar
     kit: str | dict = "gm"  # a daemon's built-in map name ("gm", "gmd", ...) or {"gm pitch": your pitch}
-    timeout_s: float = 20.0  # per attempt; generation on a CPU can take seconds
-    retries: int = 1  # one more attempt after a timeout or a lost connection
+    timeout_s: float = 20.0  # waited (1 + retries) times while the daemon works; generation on a CPU can take seconds
+    retries: int = 1  # one more timeout waited through, or one resend after a lost connection
 
 
 def read_json(path: Path) -> tuple[object, list[str]]:
@@ -100,7 +100,7 @@ def _check(name: str, value: object) -> str | None:
     if name == "kit":
         if isinstance(value, str) and value:
             return None  # the daemon knows its built-in maps and names them if this is not one
-        if isinstance(value, dict) and all(_is_pitch(k) and _is_pitch(v) for k, v in value.items()):
+        if isinstance(value, dict) and all(_names_pitch(k) and _is_pitch(v) for k, v in value.items()):
             return None
         return 'must be a kit name such as "gm" or a map {"36": 36, ...} of MIDI pitches'
     if name in ("density", "complexity", "strength", "fill_every") and value is None:
@@ -138,6 +138,11 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _names_pitch(key: str) -> bool:
+    """A JSON key naming a MIDI pitch: "36"."""
+    return key.isascii() and key.isdigit() and 0 <= int(key) <= 127
+
+
 def _is_pitch(value: object) -> bool:
-    text = str(value)
-    return text.isdigit() and 0 <= int(text) <= 127
+    """A MIDI pitch as the daemon takes it: a number, not "40" (every request failed on one)."""
+    return type(value) is int and 0 <= value <= 127

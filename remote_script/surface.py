@@ -9,7 +9,9 @@ and shows a short status line instead, so one bug never takes the script down.
 from __future__ import annotations
 
 import functools
+import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +27,11 @@ from .wire import DaemonClient
 HERE = Path(__file__).resolve().parent
 SETTINGS_FILE = HERE / "settings.json"
 MAPPINGS_FOLDER = HERE / "mappings"
+# A message we sent that comes back this soon is its echo, not a press: a virtual port chosen as
+# both Input and Output (an IAC or loopMIDI bus behind TouchOSC), or a controller's soft thru,
+# returns the LED messages, and the generic mapping lights an idle button with the value that
+# presses it (an echoed "idle" pressed generate again after every groove: 44 in 12 s).
+ECHO_S = 0.25
 
 
 def _guarded(method: Callable) -> Callable:
@@ -52,6 +59,7 @@ class DrumSurface:
     def __init__(self, c_instance: object, client: DaemonClient | None = None) -> None:
         self._c_instance = c_instance
         self._last_error: dict[str, str] = {}  # entry point -> the traceback it last logged (_guarded)
+        self._sent: deque[tuple[float, tuple[int, ...]]] = deque(maxlen=256)  # (when, message): echoes to ignore
         settings, problems = load_settings(SETTINGS_FILE)
         try:
             self._mapping = load_mapping(settings.mapping, MAPPINGS_FOLDER)
@@ -75,6 +83,8 @@ class DrumSurface:
 
     @_guarded
     def receive_midi(self, midi_bytes: tuple[int, ...]) -> None:
+        if self._is_echo(tuple(midi_bytes)):
+            return
         event = midi_map.decode(midi_bytes)
         if event is None or event.value == 0:  # releases do nothing
             return
@@ -93,7 +103,7 @@ class DrumSurface:
         for control in self._mapping.controls:
             message = control.led_message(busy=control.action == busy)
             if message is not None:
-                self._c_instance.send_midi(message)
+                self._send(message)
 
     def port_settings_changed(self) -> None:
         self.refresh_state()
@@ -105,7 +115,7 @@ class DrumSurface:
             for control in self._mapping.controls:
                 message = control.off_message()
                 if message is not None:
-                    self._c_instance.send_midi(message)
+                    self._send(message)
         finally:
             self._controller.close()
         self._log("stopped")
@@ -135,7 +145,22 @@ class DrumSurface:
         control = self._mapping.control_for(action)
         message = None if control is None else control.led_message(busy)
         if message is not None:
-            self._c_instance.send_midi(message)
+            self._send(message)
+
+    def _send(self, message: tuple[int, ...]) -> None:
+        self._sent.append((time.monotonic(), tuple(message)))
+        self._c_instance.send_midi(message)
+
+    def _is_echo(self, message: tuple[int, ...]) -> bool:
+        """One message we sent within ECHO_S, coming back: each send excuses one arrival."""
+        now = time.monotonic()
+        while self._sent and now - self._sent[0][0] > ECHO_S:
+            self._sent.popleft()
+        for i, (_, sent) in enumerate(self._sent):
+            if sent == message:
+                del self._sent[i]
+                return True
+        return False
 
     def _show(self, message: str) -> None:
         self._c_instance.show_message(message)

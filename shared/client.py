@@ -7,13 +7,17 @@ one bounded round of non-blocking socket work. The client is a ZMTP 3.1 DEALER (
 map]), so the daemon can be a plain ROUTER or REP socket. `selectors` picks kqueue on macOS (plain
 select() refuses a descriptor numbered 1024 or more, which a big Live set's open files reach).
 
-Reliability is the ZeroMQ guide's "Lazy Pirate" pattern: every request has a deadline; when it
-passes, or the connection drops, the socket is closed, reopened after an exponential backoff, and
-the requests still pending are sent again, up to `retries` times each, before they fail with
-E_TIMEOUT or E_UNAVAILABLE. Every request carries an id unique to the client, so replies that
-arrive late or twice are recognised and dropped, and how long this attempt still waits
-(`timeout`), so the daemon drops work nobody waits for any more; a request the client forgets
-is cancelled on the daemon too. CurveZMQ security is not implemented here (the CLI's daemon
+Reliability is the ZeroMQ guide's "Lazy Pirate" pattern, for what fails on one computer: when
+the connection drops (the daemon stopped, crashed or restarted) or cannot be made within a
+request's deadline, the socket is closed, reopened after an exponential backoff, and the
+requests still pending are sent again, up to `retries` times each, before they fail with
+E_UNAVAILABLE. A deadline that passes while the connection stands is not a lost request: the
+daemon has it and is busy, and a resend would start its work over, so a request longer than one
+timeout would never be answered. The client then waits on, a timeout per retry, and at the end
+fails it with E_TIMEOUT and cancels it on the daemon. Every request carries an id unique to
+the client, so replies that arrive late or twice are recognised and dropped, and how long the
+client still waits for it in all (`timeout`), so the daemon drops work nobody waits for any
+more; a request the client forgets is cancelled on the daemon too. CurveZMQ security is not implemented here (the CLI's daemon
 commands have it): this client speaks to a daemon on the same computer, over loopback.
 """
 
@@ -47,7 +51,7 @@ from .protocol import (
 )
 
 DEFAULT_TIMEOUT_S = 5.0  # per attempt of a request
-DEFAULT_RETRIES = 3  # attempts after the first
+DEFAULT_RETRIES = 3  # attempts after the first (timeouts waited through, or resends after a lost connection)
 BACKOFF_INITIAL_S = 0.1  # before reconnecting; doubles per failure, reset by a handshake
 BACKOFF_MAX_S = 2.0
 RESTART_GRACE_S = 8.0  # after a connection drops, how long refused reconnects wait for a restarting daemon
@@ -174,7 +178,8 @@ class DaemonClient:
         if "id" in fields or "timeout" in fields:
             raise ValueError("the request's id and timeout are set by the client")
         request_id = next(self._ids)
-        payload = packb({"op": op, "id": request_id, **fields, "timeout": float(self.timeout)})
+        whole = min(self.timeout * (self.retries + 1), TIMEOUT_RANGE[1])
+        payload = packb({"op": op, "id": request_id, **fields, "timeout": float(whole)})
         if len(payload) > MAX_MESSAGE_BYTES:
             raise ValueError(f"request of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
         request = _Request(request_id, payload, time.monotonic() + self.timeout)
@@ -192,8 +197,10 @@ class DaemonClient:
         resent, and a late answer is dropped. While connected, it is cancelled on the daemon too, which stops working on
         it: every pending request has then been sent on this connection (a new connection sends
         them all). What an earlier connection carried ends on the daemon when its timeout passes."""
-        if self._pending.pop(request_id, None) is None or not self.connected:
-            return
+        if self._pending.pop(request_id, None) is not None and self.connected:
+            self._cancel_on_daemon(request_id)
+
+    def _cancel_on_daemon(self, request_id: int) -> None:
         assert self._conn is not None
         cancel_id = next(self._ids)
         self._conn.send([b"", packb({"op": OP_CANCEL, "id": cancel_id, "ids": [request_id]})])
@@ -206,7 +213,12 @@ class DaemonClient:
         """Do the socket work due and return the Replies completed; timeout=0 never blocks."""
         end = time.monotonic() + timeout
         while True:
-            self._step(end - time.monotonic())
+            try:
+                self._step(end - time.monotonic())
+            except OSError as error:  # a socket call refused in a platform's own way ends the connection
+                if self._sock is None:
+                    raise
+                self._lost(f"socket error: {error.strerror or error}")  # and Lazy Pirate goes on from there
             if self._replies or time.monotonic() >= end:
                 break
         replies, self._replies = self._replies, []
@@ -286,13 +298,15 @@ class DaemonClient:
         expired = [r for r in self._pending.values() if r.deadline <= now]
         if not expired:
             return
-        if self.connected:
-            code, message = E_TIMEOUT, self._timed_out()
-        else:
-            code = E_UNAVAILABLE
-            message = self._unavailable(f"no connection within {self.timeout:g} s", self._tcp_up)
+        if self.connected:  # the daemon has them and is busy: wait on (the module docstring says why)
+            for request in expired:
+                self._charge(request, now, E_TIMEOUT, self._timed_out())
+                if request.id not in self._pending:
+                    self._cancel_on_daemon(request.id)
+            return
+        message = self._unavailable(f"no connection within {self.timeout:g} s", self._tcp_up)
         for request in expired:
-            self._charge(request, now, code, message)
+            self._charge(request, now, E_UNAVAILABLE, message)
         if self._sock is not None and any(r.id in self._pending for r in expired):
             # Lazy Pirate: start over on a fresh connection; everything pending is resent.
             self._close_socket()
@@ -310,8 +324,8 @@ class DaemonClient:
     def _timed_out(self) -> str:
         return (
             f"The MidiDrumiGen daemon at {self.endpoint} did not answer within "
-            f"{self.timeout:g} s (tried {self.retries + 1} times) — it may be busy or stuck; "
-            "try again, or restart `drumigen serve`"
+            f"{self.timeout * (self.retries + 1):g} s — it is busy with long work (fewer bars or variations, "
+            "or a longer timeout, would help) or stuck; try again, or restart `drumigen serve`"
         )
 
     def _unavailable(self, reason: str, answered: bool = False) -> str:
@@ -392,7 +406,10 @@ class DaemonClient:
 
     def _on_tcp_up(self) -> None:
         assert self._sock is not None
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:  # macOS refuses it (EINVAL) on a connection the peer has already shut: reading says so next
+            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         self._tcp_up = True
         self._refused = False
         self._write()
@@ -445,8 +462,8 @@ class DaemonClient:
 
     def _transmit(self, request: _Request) -> None:
         assert self._conn is not None
-        remaining = max(request.deadline - time.monotonic(), TIMEOUT_RANGE[0])
-        self._conn.send([b"", _with_timeout(request.payload, remaining)])
+        remaining = request.deadline - time.monotonic() + self.timeout * (self.retries - request.tries)
+        self._conn.send([b"", _with_timeout(request.payload, min(max(remaining, TIMEOUT_RANGE[0]), TIMEOUT_RANGE[1]))])
         self._wbuf += self._conn.data_to_send()
         if request.sent:
             self.stats.resent += 1
@@ -512,8 +529,8 @@ class DaemonClient:
             return
         reply = _reply_from(request.id, data)
         if reply.error_code == E_CANCELLED:
-            # The daemon gave up on this attempt as its timeout passed (this client cancels only
-            # requests it forgot): the client's own clock retries it or fails it, as for silence.
+            # The daemon gave up as the wait it was told of passed (this client cancels only
+            # requests it forgot): the client's own clock fails it, or retries one a lost connection resent late.
             self._drop(f"the daemon's {E_CANCELLED} for attempt {request.tries + 1} of request {request_id}")
             return
         del self._pending[request_id]
@@ -526,8 +543,8 @@ class DaemonClient:
 
 
 def _with_timeout(payload: bytes, seconds: float) -> bytes:
-    """The request with its `timeout` set to `seconds`: how long this attempt still waits (the
-    time spent connecting, or before a daemon restarted, is not the daemon's to spend)."""
+    """The request with its `timeout` set to `seconds`: how long the client still waits for it
+    (the time spent connecting, or before a daemon restarted, is not the daemon's to spend)."""
     return payload[:-8] + struct.pack(">d", seconds)
 
 

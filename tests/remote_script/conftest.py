@@ -18,6 +18,14 @@ from stub_client import StubClient  # noqa: E402
 from remote_script import surface  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def ports_that_do_not_echo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fake Live's ports return nothing the script sends, and its tests press at once: a
+    press within ECHO_S of a light it matches would be taken for the light's echo. The test of
+    echoes sets its own."""
+    monkeypatch.setattr(surface, "ECHO_S", 0.0)
+
+
 @pytest.fixture
 def stub() -> StubClient:
     return StubClient()

@@ -55,6 +55,9 @@ def test_valid_values_are_taken(tmp_path: Path) -> None:
         ({"endpoint": "localhost:5555"}, "endpoint must look like tcp://127.0.0.1:5555 (IPv6: tcp://[::1]:5555)"),
         ({"endpoint": "tcp://studio-mac.local:5555"}, "endpoint must name the daemon's computer by its IP address"),
         ({"kit": {"kick": 36}}, 'kit must be a kit name such as "gm"'),
+        ({"kit": {"36": "40"}}, 'kit must be a kit name such as "gm"'),  # the daemon refused every request
+        ({"kit": {"36": 40.0}}, 'kit must be a kit name such as "gm"'),
+        ({"kit": {"²": 40}}, 'kit must be a kit name such as "gm"'),  # a digit to str.isdigit, not to int()
         ({"retries": True}, "retries must be a whole number"),
         ({"humanize_chance": "yes"}, "humanize_chance must be true or false; using False"),
         ({"colour": "red"}, "unknown setting 'colour' ignored"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import Live
@@ -456,6 +457,59 @@ def test_clip_actions_keep_the_muted_notes_they_never_sent(host: LiveHost, stub:
     assert kept == [(38, 0.5, True, 90.0)] and [n[:2] for n in clip_notes(clip)] == [(36, 0.01), (38, 0.5), (42, 1.0)]
 
 
+def test_a_port_that_echoes_the_lights_back_presses_nothing(host: LiveHost, stub: StubClient, monkeypatch) -> None:
+    """One virtual port as both Input and Output (an IAC bus behind TouchOSC) returns every LED
+    message; the generic mapping lights an idle button with the value that presses it, so each
+    finished groove pressed generate again, and Live's refresh pressed every button."""
+    looped: list[tuple[int, ...]] = []
+    send = host.c_instance.send_midi
+    monkeypatch.setattr(host.c_instance, "send_midi", lambda message: (send(message), looped.append(message)))
+
+    def echo() -> None:
+        while looped:
+            host.midi_in(looped.pop(0))
+
+    monkeypatch.setattr(surface, "ECHO_S", 0.05)
+    host.select(host.slot(0))
+    host.script.refresh_state()
+    echo()
+    assert stub.ops().count("generate") == 0 and len(host.c_instance.midi_out) > 5
+    time.sleep(0.06)  # a press is a press once the lights' echoes are due
+    press(host, "generate")
+    echo()
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0))])
+    host.tick()
+    assert host.c_instance.midi_out[-1] == (0xBF, GENERIC["generate"]["number"], 127)  # lit idle: its echo presses
+    echo()
+    host.tick()
+    assert stub.ops().count("generate") == 1 and host.script._controller.busy_action is None
+    time.sleep(0.06)
+    press(host, "generate")  # a real press, later, still counts
+    assert stub.ops().count("generate") == 2
+
+
+def test_a_client_that_raises_ends_the_press_in_flight(host: LiveHost, stub: StubClient) -> None:
+    """Whatever the client raises is logged once and shown, and the press it was waiting for
+    ends, unlit: it had waited for ever, its button busy, while every tick raised again."""
+    host.select(host.slot(0))
+    press(host, "generate")
+    assert host.script._controller.busy_action == "generate"
+
+    def broken(timeout: float = 0.0) -> list:
+        raise OSError(22, "Invalid argument")
+
+    stub.poll = broken
+    host.tick()
+    host.tick()
+    assert host.script._controller.busy_action is None
+    assert host.c_instance.midi_out[-1] == (0xBF, GENERIC["generate"]["number"], 127)  # idle again
+    assert host.c_instance.status == "MidiDrumiGen: something went wrong — details in Live's Log.txt"
+    assert sum("OSError: [Errno 22] Invalid argument" in line for line in host.c_instance.log) == 1
+    del stub.poll  # the client works again
+    press(host, "generate")  # and the next press is sent
+    assert stub.ops().count("generate") == 2
+
+
 @pytest.mark.parametrize("tick_between", [False, True])
 @pytest.mark.parametrize("action", ["continue", "fill", "humanize"])
 def test_an_answer_whose_clip_was_deleted_or_replaced_meanwhile_is_not_written(
@@ -849,13 +903,16 @@ def test_the_answer_goes_to_the_slot_that_was_pressed_on(host: LiveHost, stub: S
         ("generate", "unavailable", "MidiDrumiGen daemon is not running at tcp://127.0.0.1:5555 — start it",
          "MidiDrumiGen: daemon not running — start it with `drumigen serve`"),
         ("generate", "timeout", "no answer within 20 s",
-         "MidiDrumiGen: the daemon did not answer in time — it may be busy; try again, or restart `drumigen serve`"),
+         "MidiDrumiGen: the daemon did not answer in time — ask for fewer bars or variations, or raise timeout_s in "
+         "settings.json; if it keeps happening, restart `drumigen serve`"),
         ("fill", "unknown_op", "unknown op 'fill'",
          "MidiDrumiGen: this daemon does not support fill yet — update MidiDrumiGen"),
         ("generate", "unknown_style", "unknown style 'polka'; choose one of: rock, funk",
          "MidiDrumiGen: unknown style 'polka'; choose one of: rock, funk"),
         ("generate", "busy", "queue full",
          "MidiDrumiGen: the daemon is busy with other requests — try again in a moment"),
+        ("generate", "busy", "the daemon is stopping; try again once it is back",  # not "busy with other requests"
+         "MidiDrumiGen: the daemon is stopping — try again once it runs again (`drumigen serve`)"),
         ("generate", "unavailable", "Something at tcp://127.0.0.1:5555 is not the MidiDrumiGen daemon (reset): ...",
          "MidiDrumiGen: something else answers at the daemon's address (another program, or a daemon that needs "
          "CurveZMQ) — details in Live's Log.txt"),  # not "start it"
