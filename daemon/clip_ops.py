@@ -67,7 +67,7 @@ def primer(generator: Generator, notes: list[Note], bars: int, req: GrooveReques
     that replaces the clip (a variation) it is the take's one, on the next bar's first position."""
     meter = tuple(req.meter)
     bar = bar_beats(meter)
-    piece = kit.heard_as(req.kit)
+    piece = kit.played_as(req.kit, (n.pitch for n in notes))
     grid = POSITIONS_PER_BEAT * meter[1] / 4  # positions per quarter note
     last = round(bars * bar * grid) - (0 if take else 1)
     seen, canonical = set(), []
@@ -104,13 +104,13 @@ def _as_busy(generator: Generator, req: GrooveRequest, heard: tuple[int, ...]) -
 def unheard(notes: list[Note], kit_map: dict[int, int]) -> list[Note]:
     """The notes the model cannot hear: in the request's kit, not on a drum it plays (a melody's
     notes, or a Drum Rack's pads that need a `kit` map)."""
-    drum = _hears(kit_map)
+    drum = _hears(kit_map, notes)
     return [n for n in notes if not drum(n)]
 
 
-def _hears(kit_map: dict[int, int]) -> Callable[[Note], bool]:
-    """Whether the model hears a note of this kit as a drum it plays."""
-    piece = kit.heard_as(kit_map)
+def _hears(kit_map: dict[int, int], clip: list[Note]) -> Callable[[Note], bool]:
+    """Whether the model hears a note of this kit, in this clip, as a drum it plays."""
+    piece = kit.played_as(kit_map, (n.pitch for n in clip))
     return lambda n: piece(n.pitch) in DRUM_PITCHES
 
 
@@ -130,7 +130,7 @@ def clip_velocities(notes: list[Note], length: float, kit_map: dict[int, int]) -
     80); empty for a clip played with dynamics, and for one too short to say (fewer than two hits
     a drum on average). Continued, a clip all at 100 came back with kicks at 60-114 and hats at
     48-123 (24 continuations of a rock clip): its new bars sounded played, its own programmed."""
-    piece = kit.heard_as(kit_map)
+    piece = kit.played_as(kit_map, (n.pitch for n in notes))
     played: dict[int, set[int]] = defaultdict(set)
     hits = 0
     for n in notes:
@@ -142,13 +142,14 @@ def clip_velocities(notes: list[Note], length: float, kit_map: dict[int, int]) -
     return {drum: v for drum, (v,) in played.items()}
 
 
-def _as_programmed(notes: list[Note], velocities: dict[int, int], kit_map: dict[int, int]) -> list[Note]:
+def _as_programmed(notes: list[Note], velocities: dict[int, int], kit_map: dict[int, int],
+                   clip: list[Note]) -> list[Note]:
     """New hits of a drum the clip programmed (clip_velocities) at its velocity; a hit softer than
     half of it stays as soft, a ghost note, not an accent on an off-16th; a drum the clip does not
     play keeps its own."""
     if not velocities:
         return notes
-    piece = kit.heard_as(kit_map)
+    piece = kit.played_as(kit_map, (n.pitch for n in clip))
     out = []
     for n in notes:
         v = velocities.get(piece(n.pitch))
@@ -156,12 +157,25 @@ def _as_programmed(notes: list[Note], velocities: dict[int, int], kit_map: dict[
     return out
 
 
+def in_clip_pitches(notes: list[Note], kit_map: dict[int, int]) -> Callable[[Note], Note]:
+    """A new note on the pitch the clip plays its piece on, where that is one pitch the kit would
+    not play it on: the models hear a clap as the snare, a kick on 35 as the kick, a shaker as
+    the hats (kit.played_as), and a clip's claps were continued, varied and filled with GM's snare."""
+    hears = kit.played_as(kit_map, (n.pitch for n in notes))
+    pitches: dict[int, set[int]] = defaultdict(set)
+    for n in notes:
+        pitches[hears(n.pitch)].add(n.pitch)
+    moved = {kit_map.get(piece, piece): pitch for piece, (pitch, *more) in pitches.items()
+             if not more and pitch != kit_map.get(piece, piece)}
+    return lambda n: dataclasses.replace(n, pitch=moved[n.pitch]) if n.pitch in moved else n
+
+
 def own_pieces(notes: list[Note], kit_map: dict[int, int]) -> tuple[int, ...]:
     """The pitches a line with neither kick nor snare (hats, a ride, a shaker heard as hats) keeps
     to when it is continued or varied: its own instruments (kit.GROUPS), so a hat intro stays one;
     continued or varied, 57 and 61 of 80 such lines got a backbeat. Empty for a beat (it may
     bring in a crash or a tom) and for a clip with no drums."""
-    piece = kit.heard_as(kit_map)
+    piece = kit.played_as(kit_map, (n.pitch for n in notes))
     heard = {piece(n.pitch) for n in notes} & set(DRUM_PITCHES)
     groups = [pitches for pitches in kit.GROUPS.values() if heard & set(pitches)]
     if not heard or heard & {*kit.GROUPS["kick"], *kit.GROUPS["snare"]}:
@@ -192,7 +206,8 @@ def _played_on(generator: Generator, req: GrooveRequest, notes: list[Note], leng
                                   fresh_bar=clip_bars + 1 if take else 0, pieces=pieces,
                                   loops=False)  # what follows the new bars is the caller's to say
     end = clip_bars * bar_beats(req.meter)
-    return [Pattern([_shift(n, length - end) for n in p.notes if n.start >= end], p.seed)
+    ours = in_clip_pitches(notes, req.kit)
+    return [Pattern([_shift(ours(n), length - end) for n in p.notes if n.start >= end], p.seed)
             for p in _sample(generator, [request], abandoned)[0]]
 
 
@@ -216,14 +231,14 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
     return [Pattern(_as_programmed(_as_loud(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter,
                                                                            piece=drum)
                                                       if req.loops else p.notes, grids, end, length),
-                                            loudness, played_as_hard), velocities, req.kit),
+                                            loudness, played_as_hard), velocities, req.kit, notes),
                     p.seed)
             for p in _played_on(generator, req, notes, length, bars, abandoned)]
 
 
 def _loudness(notes: list[Note], length: float, kit_map: dict[int, int]) -> float | None:
     """How hard the clip's drums are played (played_as_hard), None for a clip with none."""
-    hears = _hears(kit_map)
+    hears = _hears(kit_map, notes)
     drums = [n.velocity for n in notes if 0 <= n.start < length and hears(n)]
     return played_as_hard(drums) if drums else None
 
@@ -248,7 +263,8 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
         take = [_shift(n, -length) for n in p.notes]
         take = without_doubled_ones(take, length, take, meter=req.meter, piece=drum)
         take = _inside(_on_grids(take, grids, clip_bars * bar_beats(req.meter)), length)
-        patterns.append(Pattern(_as_programmed(_as_loud(take, loudness, played_as_hard), velocities, req.kit), p.seed))
+        patterns.append(Pattern(_as_programmed(_as_loud(take, loudness, played_as_hard), velocities, req.kit, notes),
+                                p.seed))
     return patterns
 
 
@@ -278,7 +294,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
     requests = [dataclasses.replace(req, kind="fill", seed=seed + 7919 * i, bars=1, primer=(), loops=False)
                 for i in range(len(fill_bars))]
     found = _sample(generator, requests, abandoned)
-    grids = clip_grids(notes)
+    grids, ours = clip_grids(notes), in_clip_pitches(notes, req.kit)
 
     def bar_of(n: Note) -> int:  # by its nearest 16th: a downbeat played a hair early is its bar's
         return math.floor((n.start + 1 / 8) / bar)
@@ -296,7 +312,7 @@ def fill_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
         fills = {}
         for k, variations in zip(fill_bars, found):
             at = min(k * bar, length - bar)  # a partial last bar gets the fill's end, where the clip ends
-            fills[k] = [_shift(n, at) for n in variations[v].notes if at + n.start >= k * bar]
+            fills[k] = [_shift(ours(n), at) for n in variations[v].notes if at + n.start >= k * bar]
         for k, fill in fills.items():
             end = min((k + 1) * bar, length)
             if end < length:  # into the next bar's one: the clip's, or the next fill's
@@ -346,7 +362,7 @@ def humanize_clip(humanizer: Humanizer, req: GrooveRequest, notes: list[Note], l
     note as the piece the request's kit says it is; the notes keep their own pitches, and ghost
     notes come in the kit, only where the clip has a drum the model plays (a shaker line gets no
     snare). A clip with no percussion at all (a melody) is refused: it would be moved as drums."""
-    piece = kit.heard_as(req.kit)
+    piece = kit.played_as(req.kit, (n.pitch for n in notes))
     if notes and not any(piece(n.pitch) in PERCUSSION for n in notes):
         raise ProtocolError(E_BAD_REQUEST, f"none of the clip's {len(notes)} notes is a drum or percussion sound "
                                            f"(GM pitches {PERCUSSION[0]}-{PERCUSSION[-1]}); a Drum Rack with pads "

@@ -96,16 +96,9 @@ class Grid:
     total: int  # 16ths in the clip
 
 
-# GM percussion GMD's kit lacks, heard as the piece that plays its part: a second kick, a clap on
-# the backbeat, a low floor tom; shakers, tambourine, cowbell, claves and triangles keep time as
-# hats do; bongos, congas and timbales are hand drums tuned as toms. Other pitches are "other".
-PLAYED_AS = {35: 36, 39: 38, 41: 43, 54: 42, 56: 42, 69: 42, 70: 42, 75: 42, 76: 42, 77: 42, 80: 42, 81: 42,
-             82: 42, 60: 50, 61: 48, 62: 48, 63: 47, 64: 45, 65: 50, 66: 47, 86: 43, 87: 43}
-
-
 def piece_index(pitch: int) -> int:
     canonical = kit.to_canonical(pitch)
-    canonical = PLAYED_AS.get(canonical, canonical)
+    canonical = kit.PLAYED_AS.get(canonical, canonical)  # other pitches are "other"
     return PIECES.index(canonical) if canonical in PIECES else len(PIECES)
 
 

@@ -263,8 +263,11 @@ def _write_json(path: Path, data: dict) -> None:
     text = _NUMBER_LIST.sub(lambda m: re.sub(r"\s+", "", m.group()).replace(",", ", "), json.dumps(data, indent=1))
     if path.exists() and not path.is_file():  # renaming over a device or a pipe would replace it, not write to it
         raise StyleError(f"{path} is not a regular file: give a file name (or a folder to export into)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise StyleError(f"cannot write {path}: {err.strerror or err}") from None
     try:
         with os.fdopen(fd, "w") as f:
             with contextlib.suppress(OSError):  # as any file the user writes: mkstemp's 0600 keeps a shared style private
@@ -273,8 +276,10 @@ def _write_json(path: Path, data: dict) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # a full disk, found after a minute of learning: the user's to mend, not a bug
+            raise StyleError(f"cannot write {path}: {err.strerror or err}") from None
         raise
 
 
@@ -399,8 +404,9 @@ def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[i
                       length: float | None = None) -> Groove:
     """A groove from notes in beats, `length` beats long (a clip's loop; by default up to the bar
     of its last note); a StyleError when none, or fewer than half, are drums the model plays."""
-    drums = sorted((replace(n, pitch=kit.to_canonical(n.pitch)) for n in notes
-                    if kit.to_canonical(n.pitch) in DRUM_PITCHES and n.velocity > 0 and n.start >= 0),
+    piece = kit.played_as({}, (n.pitch for n in notes))  # a clap as the snare, a shaker as the hats: pieces it knows
+    drums = sorted((replace(n, pitch=piece(n.pitch)) for n in notes
+                    if piece(n.pitch) in DRUM_PITCHES and n.velocity > 0 and n.start >= 0),
                    key=lambda n: (n.start, n.pitch))
     if not drums:
         raise StyleError(f"{name} has no drum notes (GM drum pitches {DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]})")

@@ -328,6 +328,25 @@ def test_a_clip_programmed_at_one_velocity_a_drum_is_continued_and_varied_at_the
     assert len({n.velocity for p in live for n in p.notes if n.pitch in own}) > 10
 
 
+def test_a_clip_on_percussion_gmds_kit_lacks_is_heard_as_its_drums_and_answered_on_its_own_pitches(bundled):
+    """A kick on 35 and claps on 2 and 4 (39): the model, which never met either in GMD, hears
+    a kick and a snare, and new hits of those parts come on the clip's own pitches, not GM's
+    kick and snare. Shakers (70) are heard as hats beside a beat, not in a melody's range alone."""
+    clip = [dataclasses.replace(n, pitch={36: 35, 38: 39, 42: 70}[n.pitch]) for n in steady_rock(2)]
+    gm = kit.BUILTIN_MAPS["gm"]
+    assert heard(bundled, clip, gm) == heard(bundled, steady_rock(2), gm)  # heard as the GM clip is
+    req = GrooveRequest(style="rock", seed=5, variations=4)
+    takes = (clip_ops.continue_clip(bundled, req, clip, 8.0, 2) + clip_ops.vary_clip(bundled, req, clip, 8.0)
+             + clip_ops.fill_clip(bundled, req, clip, 8.0, None))
+    new = [n.pitch for p in takes for n in p.notes]
+    assert new.count(35) > 40 and new.count(39) > 40 and new.count(70) > 40
+    assert not {36, 38, 42} & set(new)
+    both = steady_rock(2) + [dataclasses.replace(n, pitch=39) for n in steady_rock(2) if n.pitch == 38]  # layered
+    assert {n.pitch for p in clip_ops.continue_clip(bundled, req, both, 8.0, 2) for n in p.notes} >= {36, 38}
+    melody = [Note(p, i / 2, 0.4, 90) for i, p in enumerate([67, 69, 70, 72, 74, 76, 77, 79])]
+    assert clip_ops.unheard(melody, gm) == melody  # none of it is heard as a drum: refused, not continued
+
+
 def test_a_clip_of_fills_alone_is_as_loud_as_it_was_and_stays_so(bundled):
     """A fill in every bar kept the model's loudness (49 to 114 from bar to bar, a bar all at
     127), and where the clip's one was played early at its end, that one hit (velocity 12) set
