@@ -10,8 +10,8 @@ each request is answered as its own rows end. Results travel back to the
 network thread through an inproc PAIR socket, because a ZeroMQ socket belongs to one thread.
 
 Work nobody waits for is dropped: a request may say how long its sender waits (`timeout`; the
-Live client's Lazy Pirate resends a request on a new connection once that passes), and a
-`cancel` names requests its connection no longer wants (a press that superseded another).
+Live client gives up then, and cancels it), and a `cancel` names requests its connection no
+longer wants (a press that superseded another, a wait given up).
 The worker skips such jobs when it takes them and stops sampling them between decode steps,
 so the request that replaced them does not wait behind them.
 """
@@ -49,6 +49,7 @@ from shared import protocol as P
 log = logging.getLogger("drumigen.server")
 
 MAX_QUEUE = 256  # waiting generate requests before new ones get E_BUSY
+MAX_QUEUE_PER_CONNECTION = 64  # and from one connection: a flood of one client's must not refuse another's
 MAX_BATCH_ROWS = 64  # rows (takes of variations) sampled together in one batch
 STOP_GRACE_S = 2.0  # on SIGINT/SIGTERM the running batch may finish within this; later, it is dropped
 SOCKET_MAX_BYTES = 4 * P.MAX_MESSAGE_BYTES  # libzmq drops the peer above this; between the two we reply too_large
@@ -152,7 +153,7 @@ class Daemon:
         self.generator = Generator.load(config.checkpoint, config.device, config.styles)
         log.info("model %s on %s loaded in %.2f s", config.checkpoint.name, self.generator.device,
                  time.perf_counter() - started)
-        self.jobs: Turns[Job] = Turns(MAX_QUEUE, lambda job: tuple(job.envelope))
+        self.jobs: Turns[Job] = Turns(MAX_QUEUE, lambda job: tuple(job.envelope), MAX_QUEUE_PER_CONNECTION)
         self._results: queue.SimpleQueue[tuple[Job, dict]] = queue.SimpleQueue()
         self._open: dict[tuple, list[Job]] = {}  # accepted and not yet answered, by Job.key (network thread only)
         self.stopping = threading.Event()
@@ -268,9 +269,8 @@ class Daemon:
                 return None
         except P.ProtocolError as err:
             return envelope, P.error_reply(request_id, err.code, err.message)
-        except queue.Full:
-            return envelope, P.error_reply(request_id, P.E_BUSY,
-                                           f"the daemon has {MAX_QUEUE} requests waiting; try again in a moment")
+        except queue.Full as full:  # Turns says whose requests fill it
+            return envelope, P.error_reply(request_id, P.E_BUSY, f"{full}; try again in a moment")
         except Exception:  # a bug must cost this request, never the daemon
             log.exception("request %r (op %r) failed", request_id, op)
             return envelope, P.error_reply(request_id, P.E_INTERNAL,

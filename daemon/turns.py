@@ -19,8 +19,9 @@ Job = TypeVar("Job")
 
 
 class Turns(Generic[Job]):
-    def __init__(self, maxsize: int, line_of: Callable[[Job], Hashable]) -> None:
+    def __init__(self, maxsize: int, line_of: Callable[[Job], Hashable], per_line: int | None = None) -> None:
         self.maxsize = maxsize
+        self.per_line = maxsize if per_line is None else per_line
         self._line_of = line_of
         self._lines: OrderedDict[Hashable, deque[Job]] = OrderedDict()  # whose turn is next first
         self._size = 0
@@ -30,10 +31,14 @@ class Turns(Generic[Job]):
         return self._size
 
     def put_nowait(self, job: Job) -> None:
-        """At the back of its connection's line; queue.Full when `maxsize` jobs wait in all."""
+        """At the back of its connection's line; queue.Full (saying whose) when `per_line` jobs
+        wait in its line, or `maxsize` in all."""
         with self._ready:
+            line = self._lines.get(self._line_of(job), ())
+            if len(line) >= self.per_line:
+                raise queue.Full(f"this connection has {len(line)} requests waiting")
             if self._size >= self.maxsize:
-                raise queue.Full
+                raise queue.Full(f"the daemon has {self._size} requests waiting")
             self._lines.setdefault(self._line_of(job), deque()).append(job)
             self._size += 1
             self._ready.notify()

@@ -11,6 +11,7 @@ still working.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
 from collections.abc import Callable
@@ -157,6 +158,8 @@ class Controller:
             job, self._job = self._job, None
             if job is not None:
                 self._light(job.action, False)
+                with contextlib.suppress(Exception):  # nor resent, nor worked on for nobody, if the client can still say so
+                    self._client.forget(job.request_id)
             raise
         for reply in replies:
             try:
@@ -262,6 +265,13 @@ class Controller:
         style = self.params.step_style(direction)
         styles = self.params.styles
         self._show(say(f"style {style} ({styles.index(style) + 1} of {len(styles)})"))
+        self._refresh_styles()
+
+    def _refresh_styles(self) -> None:
+        """Ask the daemon's styles again: one learned (or deleted) while Live runs is among the
+        next presses' (it was asked for once, at start, and a new style never came)."""
+        if self._on_styles not in self._lookups.values():
+            self._lookups[self._client.send(OP_STYLES)] = self._on_styles
 
     def _step_mix(self) -> None:
         partner = self.params.step_mix()
@@ -469,9 +479,10 @@ class Controller:
     def _on_styles(self, reply: Reply) -> None:
         styles = reply.data.get("styles") if reply.ok else None
         if isinstance(styles, list) and styles and all(isinstance(s, str) for s in styles):
+            if tuple(styles) != self.params.styles:
+                self._log(f"styles: {', '.join(styles)}")
             self.params.set_styles(styles)
             self._styles_known = True
-            self._log(f"styles: {', '.join(styles)}")
         else:
             self._log(f"styles request failed: {reply.error_code}: {reply.error_message}")
 

@@ -30,8 +30,10 @@ MAPPINGS_FOLDER = HERE / "mappings"
 # A message we sent that comes back this soon is its echo, not a press: a virtual port chosen as
 # both Input and Output (an IAC or loopMIDI bus behind TouchOSC), or a controller's soft thru,
 # returns the LED messages, and the generic mapping lights an idle button with the value that
-# presses it (an echoed "idle" pressed generate again after every groove: 44 in 12 s).
-ECHO_S = 0.25
+# presses it (an echoed "idle" pressed generate again after every groove: 44 in 12 s). A person
+# reacting to a light takes longer (reaction times are about 0.2 s); a press that matches a
+# light sent sooner than this is lost, unsaid.
+ECHO_S = 0.1
 
 
 def _guarded(method: Callable) -> Callable:

@@ -97,8 +97,9 @@ class ClientStats:
 class _Request:
     id: int
     payload: bytes  # its msgpack map, `timeout` packed last as a float64 (_with_timeout sets it)
-    deadline: float
-    tries: int = 0  # attempts that ended without a reply
+    deadline: float  # of this attempt at a connection, while there is none
+    give_up_at: float  # the end of the whole wait: (retries + 1) timeouts after it was sent, at most an hour
+    tries: int = 0  # attempts that ended without a reply: connections that failed or dropped
     sent: bool = False
 
 
@@ -163,6 +164,12 @@ class DaemonClient:
         self._closed = False
 
     @property
+    def whole_wait(self) -> float:
+        """How long a request is waited for in all: a timeout per attempt, at most the daemon's
+        longest `timeout` (an hour), which would drop the work earlier."""
+        return min(self.timeout * (self.retries + 1), TIMEOUT_RANGE[1])
+
+    @property
     def connected(self) -> bool:
         """Handshake done and connection up: worth showing as a status light."""
         return self._conn is not None and self._conn.ready
@@ -178,11 +185,11 @@ class DaemonClient:
         if "id" in fields or "timeout" in fields:
             raise ValueError("the request's id and timeout are set by the client")
         request_id = next(self._ids)
-        whole = min(self.timeout * (self.retries + 1), TIMEOUT_RANGE[1])
-        payload = packb({"op": op, "id": request_id, **fields, "timeout": float(whole)})
+        payload = packb({"op": op, "id": request_id, **fields, "timeout": float(self.whole_wait)})
         if len(payload) > MAX_MESSAGE_BYTES:
             raise ValueError(f"request of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
-        request = _Request(request_id, payload, time.monotonic() + self.timeout)
+        now = time.monotonic()
+        request = _Request(request_id, payload, now + self.timeout, now + self.whole_wait)
         self._pending[request_id] = request
         if self.connected:
             self._transmit(request)
@@ -289,22 +296,24 @@ class DaemonClient:
             self._watching = events
 
     def _next_timer(self) -> float:
-        times = [request.deadline for request in self._pending.values()]
+        times = [r.give_up_at if self.connected else min(r.deadline, r.give_up_at) for r in self._pending.values()]
         if self._sock is None and self._pending:
             times.append(self._retry_at)
         return min(times, default=float("inf"))
 
     def _expire(self, now: float) -> None:
-        expired = [r for r in self._pending.values() if r.deadline <= now]
-        if not expired:
-            return
         if self.connected:  # the daemon has them and is busy: wait on (the module docstring says why)
-            for request in expired:
-                self._charge(request, now, E_TIMEOUT, self._timed_out())
-                if request.id not in self._pending:
+            for request in [r for r in self._pending.values() if r.give_up_at <= now]:
+                if request.id not in self._pending:  # failed meanwhile: a cancel's write found the connection gone
+                    continue
+                self._fail(request, E_TIMEOUT, self._timed_out())
+                if self.connected:
                     self._cancel_on_daemon(request.id)
             return
-        message = self._unavailable(f"no connection within {self.timeout:g} s", self._tcp_up)
+        expired = [r for r in self._pending.values() if min(r.deadline, r.give_up_at) <= now]
+        if not expired:
+            return
+        message = self._unavailable(f"no connection within {self.whole_wait:g} s", self._tcp_up)
         for request in expired:
             self._charge(request, now, E_UNAVAILABLE, message)
         if self._sock is not None and any(r.id in self._pending for r in expired):
@@ -312,11 +321,14 @@ class DaemonClient:
             self._close_socket()
 
     def _charge(self, request: _Request, now: float, code: str, message: str) -> None:
-        """An attempt ended without a reply: try again later, or fail for good."""
+        """An attempt at a connection ended without a reply: try again later, or fail for good."""
         request.tries += 1
-        if request.tries <= self.retries:
+        if request.tries <= self.retries and now < request.give_up_at:
             request.deadline = now + self.timeout
             return
+        self._fail(request, code, message)
+
+    def _fail(self, request: _Request, code: str, message: str) -> None:
         del self._pending[request.id]
         wire = error_reply(request.id, code, message)
         self._replies.append(Reply(request.id, False, wire, code, message))
@@ -324,7 +336,7 @@ class DaemonClient:
     def _timed_out(self) -> str:
         return (
             f"The MidiDrumiGen daemon at {self.endpoint} did not answer within "
-            f"{self.timeout * (self.retries + 1):g} s — it is busy with long work (fewer bars or variations, "
+            f"{self.whole_wait:g} s — it is busy with long work (fewer bars or variations, "
             "or a longer timeout, would help) or stuck; try again, or restart `drumigen serve`"
         )
 
@@ -462,8 +474,8 @@ class DaemonClient:
 
     def _transmit(self, request: _Request) -> None:
         assert self._conn is not None
-        remaining = request.deadline - time.monotonic() + self.timeout * (self.retries - request.tries)
-        self._conn.send([b"", _with_timeout(request.payload, min(max(remaining, TIMEOUT_RANGE[0]), TIMEOUT_RANGE[1]))])
+        remaining = max(request.give_up_at - time.monotonic(), TIMEOUT_RANGE[0])
+        self._conn.send([b"", _with_timeout(request.payload, remaining)])
         self._wbuf += self._conn.data_to_send()
         if request.sent:
             self.stats.resent += 1

@@ -152,7 +152,7 @@ def test_the_folder_name_must_be_importable(tmp_path: Path) -> None:
 
 LOAD_IN_LIVE = textwrap.dedent(
     """
-    import importlib.util, json, sys
+    import importlib.util, json, sys, time
     remote_scripts, fake_live, theirs = sys.argv[1:4]
     sys.path[:0] = [remote_scripts, fake_live, theirs]  # what Live's Python has: its stdlib and the scripts
     import shared  # another script's top-level `shared`, loaded first
@@ -162,6 +162,8 @@ LOAD_IN_LIVE = textwrap.dedent(
     slot = host.slot(0)
     host.select(slot)
     controls = json.load(open(f"{remote_scripts}/MidiDrumiGen/mappings/generic.json"))["controls"]
+    from MidiDrumiGen.surface import ECHO_S
+    time.sleep(ECHO_S)  # a press that matches a light just sent would be taken for its echo
     host.press(controls["generate"])
     host.run_until(lambda: slot.has_clip, timeout=120)
     print(json.dumps({

@@ -21,7 +21,7 @@ import torch
 import zmq
 
 from shared.notes import bar_beats
-from daemon.server import STOP_GRACE_S, _loopback
+from daemon.server import MAX_QUEUE_PER_CONNECTION, STOP_GRACE_S, _loopback
 from shared.client import DaemonClient
 from shared.notes import Note, unpack_notes
 from shared.protocol import MAX_MESSAGE_BYTES, STYLE_STRENGTH
@@ -403,11 +403,12 @@ class Dealer:
     def received(self) -> None:
         """Until the daemon has read all sent so far: its network thread answers a ping after them."""
         self.send(op="ping", id="received")
-        while True:
-            reply = self.replies(1)
-            if "received" in reply:
+        while True:  # replies before the pong are kept for `replies`
+            assert self.sock.poll(60_000), "no pong"
+            reply = msgpack.unpackb(self.sock.recv_multipart()[-1], raw=False)
+            if reply["id"] == "received":
                 return
-            self.early.update(reply)
+            self.early[reply["id"]] = reply
 
     def close(self) -> None:
         self.sock.close()
@@ -486,6 +487,27 @@ def test_one_connection_queueing_many_requests_does_not_hold_another(daemon):
         flood.close()
         press.close()
     assert order.index("press") == 1, order  # after the batch it found running
+
+
+def test_a_connection_flooding_the_queue_is_refused_before_another_is(daemon):
+    flood, press = Dealer(daemon.endpoint), Dealer(daemon.endpoint)
+    try:
+        flood.send(**BIG, id="big")
+        started_on(daemon, flood)
+        for i in range(MAX_QUEUE_PER_CONNECTION + 1):
+            flood.send(op="generate", id=i, bars=1, seed=i)
+        flood.received()
+        press.send(op="generate", id="press", bars=1, seed=1)
+        press.received()
+        flood.send(op="cancel", id="c", ids=["big", *range(MAX_QUEUE_PER_CONNECTION)])
+        got = flood.replies(MAX_QUEUE_PER_CONNECTION + 3)
+        assert press.replies(1)["press"]["ok"]
+    finally:
+        flood.close()
+        press.close()
+    refused = got[MAX_QUEUE_PER_CONNECTION]
+    assert refused["error"] == {"code": "busy", "message": "this connection has 64 requests waiting; try again in a "
+                                                           "moment"}
 
 
 def test_a_cancel_reaches_only_its_own_connection(daemon):

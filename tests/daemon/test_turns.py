@@ -57,3 +57,14 @@ def test_get_wakes_when_a_job_arrives():
     turns.put_nowait(("a", 0))
     taker.join(timeout=30)
     assert got == [("a", 0)] and not taker.is_alive()
+
+
+def test_one_line_is_full_before_the_queue_is():
+    """A flood from one connection is refused while the others' requests are still taken."""
+    turns = Turns(10, by_owner, per_line=3)
+    for i in range(3):
+        turns.put_nowait(("flood", i))
+    with pytest.raises(queue.Full, match="this connection has 3 requests waiting"):
+        turns.put_nowait(("flood", 3))
+    turns.put_nowait(("press", 0))
+    assert turns.qsize() == 4

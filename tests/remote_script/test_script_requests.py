@@ -501,7 +501,7 @@ def test_a_client_that_raises_ends_the_press_in_flight(host: LiveHost, stub: Stu
     stub.poll = broken
     host.tick()
     host.tick()
-    assert host.script._controller.busy_action is None
+    assert host.script._controller.busy_action is None and stub.forgotten == [stub.last("generate").id]
     assert host.c_instance.midi_out[-1] == (0xBF, GENERIC["generate"]["number"], 127)  # idle again
     assert host.c_instance.status == "MidiDrumiGen: something went wrong — details in Live's Log.txt"
     assert sum("OSError: [Errno 22] Invalid argument" in line for line in host.c_instance.log) == 1
@@ -1014,6 +1014,23 @@ def test_the_daemon_is_asked_what_it_is_and_its_styles_replace_the_fallback(host
     assert mismatch in host.c_instance.messages
     press(host, "next_style")
     assert host.c_instance.status == "MidiDrumiGen: style bossa (2 of 2)"
+
+
+def test_a_style_learned_while_live_runs_is_offered_from_the_next_style_press(host: LiveHost, stub: StubClient) -> None:
+    """The styles were asked for once, at start: a style learned afterwards never came."""
+    stub.answer(stub.last("styles"), styles=["funk", "bossa"], drummers=[], time_signatures=[[4, 4]], kits=["gm"])
+    host.tick()
+    asked = stub.ops().count("styles")
+    press(host, "next_style")
+    press(host, "next_style")  # asked once while an answer is due
+    assert host.c_instance.status == "MidiDrumiGen: style funk (1 of 2)"
+    assert stub.ops().count("styles") == asked + 1
+    stub.answer(stub.last("styles"), styles=["funk", "bossa", "my-dub"], drummers=[], time_signatures=[[4, 4]],
+                kits=["gm"])
+    host.tick()
+    press(host, "previous_style")
+    assert host.c_instance.status == "MidiDrumiGen: style my-dub (3 of 3)"
+    assert sum(line.startswith("MidiDrumiGen: styles:") for line in host.c_instance.log) == 2  # when it changed
 
 
 def test_a_reply_live_refuses_to_write_does_not_lose_the_others_of_its_tick(

@@ -397,6 +397,53 @@ def test_a_resent_request_carries_what_is_left_of_the_wait():
     assert 3.5 < sent <= 4.0 and resent < sent - 0.1  # after at least the 0.1 s backoff
 
 
+def test_a_connection_that_drops_late_in_the_wait_resends_with_what_is_left_of_it():
+    """Waited through one timeout, a drop left no retry (it failed at once, with a second of the
+    wait left), and a drop early in it told the daemon a timeout's share, not what was left."""
+    first = Router(hold=True).start()
+    with DaemonClient(first.endpoint, timeout=1.0, retries=1) as client:
+        request_id = client.send("generate")
+        pump(client, lambda _: len(first.requests) == 1)
+        client.poll(1.3)  # past the first timeout, waiting on
+        first.stop()  # the daemon restarts
+        second = Router(first.port).start()
+        try:
+            [reply] = pump(client, lambda got: len(got) == 1)
+        finally:
+            second.stop()
+    assert reply.ok and reply.id == request_id
+    assert 1.9 < first.requests[0]["timeout"] <= 2.0 and 0.2 < second.requests[0]["timeout"] < 0.7
+
+
+def test_requests_failing_together_while_the_connection_goes_are_each_answered_once(monkeypatch):
+    """Two requests at the end of their wait; the first one's cancel finds the connection reset,
+    which fails the second (a KeyError when the expiry went on with its list)."""
+    server = Router(hold=True).start()
+    try:
+        client = DaemonClient(server.endpoint, timeout=0.3, retries=0)
+        ids = [client.send("generate"), client.send("generate")]
+        pump(client, lambda _: len(server.requests) == 2)
+        time.sleep(0.4)
+
+        def reset() -> None:
+            if client._wbuf:
+                client._lost("sending failed: Connection reset by peer")
+
+        monkeypatch.setattr(client, "_write", reset)
+        replies = client.poll(0)
+        client.close()
+    finally:
+        server.stop()
+    assert sorted(r.id for r in replies) == ids and not any(r.ok for r in replies)
+
+
+def test_the_whole_wait_is_at_most_the_hour_the_daemon_waits(router):
+    """timeout_s 600 with 10 retries waited 6,600 s for a daemon that dropped the work at 3,600."""
+    with DaemonClient(router.endpoint, timeout=600, retries=10) as client:
+        assert client.whole_wait == 3600 and client.call("ping").ok
+    assert 3599 < router.requests[0]["timeout"] <= 3600
+
+
 def test_the_daemons_cancelled_for_a_pending_request_is_not_its_answer(router):
     """`cancelled` for a request the client still waits for can only mean the daemon's end of
     its timeout (it reads the request after the client sent it): the client's own clock
