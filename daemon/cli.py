@@ -244,6 +244,7 @@ def _call_curve(args: argparse.Namespace, request: dict) -> dict:
     server_key = read_curve_key(args.server_key)
     ctx = zmq.Context.instance()
     deadline = time.monotonic() + args.timeout
+    dropped = 0
     for _ in range(RETRIES + 1):
         sock = ctx.socket(zmq.REQ)
         monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
@@ -262,6 +263,7 @@ def _call_curve(args: argparse.Namespace, request: dict) -> dict:
                     return msgpack.unpackb(sock.recv(), raw=False)
                 if monitor in ready:
                     monitor.recv_multipart()  # EVENT_DISCONNECTED: the request went with the connection
+                    dropped += 1
                     break
             else:
                 break
@@ -269,6 +271,9 @@ def _call_curve(args: argparse.Namespace, request: dict) -> dict:
             sock.disable_monitor()
             monitor.close(0)
             sock.close()
+    if dropped > RETRIES:  # at once, as a daemon with another key does
+        raise Unavailable(f"the connection to {args.endpoint} dropped {dropped} times: a daemon with a different "
+                          "server key, or one restarting?")
     raise Unavailable(f"no answer from {args.endpoint} within {args.timeout:g} s: "
                       "daemon down, or a different server key?")
 

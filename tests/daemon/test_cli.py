@@ -88,6 +88,22 @@ def test_over_curvezmq_an_unanswered_request_is_sent_once_carrying_the_whole_wai
     assert [m["op"] for m in heard] == ["ping"] and 0.3 < heard[0]["timeout"] <= 0.5
 
 
+def test_over_curvezmq_a_daemon_with_another_key_is_said_so_at_once(tmp_path):
+    """Its handshake fails and the connection drops: it said "no answer within 20 s" after 0.2."""
+    import zmq
+
+    ctx = zmq.Context()
+    other, port, _ = curve_router(tmp_path, ctx)
+    (tmp_path / "server.key").write_bytes(zmq.curve_keypair()[0] + b"\n")  # not this daemon's
+    try:
+        r = drumigen("ping", "--endpoint", f"tcp://127.0.0.1:{port}", "--server-key", str(tmp_path / "server.key"),
+                     "--timeout", "20")
+    finally:
+        other.close(0)
+        ctx.term()
+    assert r.returncode == 3 and "dropped 2 times: a daemon with a different server key" in r.stderr, r.stderr
+
+
 def test_over_curvezmq_a_request_lost_with_its_connection_is_sent_again(tmp_path):
     """The daemon restarted mid-request: the REQ socket's request went with the connection, so
     it is sent once more on a fresh one, carrying what is left of the wait, and answered."""

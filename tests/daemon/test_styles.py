@@ -294,6 +294,20 @@ def test_a_style_folder_that_cannot_be_written_is_found_before_learning(tmp_path
         styles.learn_style("x", FILES[:3], steps=1, folder=tmp_path / "a-file" / "styles")
 
 
+def test_a_disk_that_fills_while_a_style_is_saved_is_said_so_and_leaves_nothing(learned, tmp_path, monkeypatch):
+    """Found after the learning, it was a traceback (the daemon's `internal`, "a bug")."""
+    library = styles.StyleLibrary(tmp_path)
+    style = styles.Style.from_json({**learned[0].to_json(), "name": "full"}, "test")
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(styles.StyleError, match=r"cannot write .*full\.json: No space left on device"):
+        library.save(style)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
     model, vocab = bundled
     for name, preset in styles.PRESETS.items():
