@@ -129,8 +129,10 @@ def clip_velocities(notes: list[Note], length: float, kit_map: dict[int, int]) -
     drum, as a piano roll or step sequencer leaves it (all at 100, or kicks at 110 under hats at
     80); empty for a clip played with dynamics, and for one too short to say (fewer than two hits
     a drum on average). Continued, a clip all at 100 came back with kicks at 60-114 and hats at
-    48-123 (24 continuations of a rock clip): its new bars sounded played, its own programmed."""
-    piece = kit.played_as(kit_map, (n.pitch for n in notes))
+    48-123 (24 continuations of a rock clip): its new bars sounded played, its own programmed.
+    By the clip's own pieces (a clap layered on the snare at its own velocity is a drum of its own),
+    which in_clip_pitches keeps new notes on."""
+    piece = kit.heard_as(kit_map)
     played: dict[int, set[int]] = defaultdict(set)
     hits = 0
     for n in notes:
@@ -142,14 +144,13 @@ def clip_velocities(notes: list[Note], length: float, kit_map: dict[int, int]) -
     return {drum: v for drum, (v,) in played.items()}
 
 
-def _as_programmed(notes: list[Note], velocities: dict[int, int], kit_map: dict[int, int],
-                   clip: list[Note]) -> list[Note]:
+def _as_programmed(notes: list[Note], velocities: dict[int, int], kit_map: dict[int, int]) -> list[Note]:
     """New hits of a drum the clip programmed (clip_velocities) at its velocity; a hit softer than
     half of it stays as soft, a ghost note, not an accent on an off-16th; a drum the clip does not
     play keeps its own."""
     if not velocities:
         return notes
-    piece = kit.played_as(kit_map, (n.pitch for n in clip))
+    piece = kit.heard_as(kit_map)
     out = []
     for n in notes:
         v = velocities.get(piece(n.pitch))
@@ -158,15 +159,19 @@ def _as_programmed(notes: list[Note], velocities: dict[int, int], kit_map: dict[
 
 
 def in_clip_pitches(notes: list[Note], kit_map: dict[int, int]) -> Callable[[Note], Note]:
-    """A new note on the pitch the clip plays its piece on, where that is one pitch the kit would
-    not play it on: the models hear a clap as the snare, a kick on 35 as the kick, a shaker as
-    the hats (kit.played_as), and a clip's claps were continued, varied and filled with GM's snare."""
-    hears = kit.played_as(kit_map, (n.pitch for n in notes))
+    """A new note on the pitch the clip plays its piece on, where the models hear that pitch as
+    the piece (kit.PLAYED_AS: a clap as the snare, a kick on 35 as the kick, a shaker as the
+    hats) and the clip plays its piece's family (kit.GROUPS) on no pitch of the kit's own: a
+    clip's claps were continued, varied and filled with GM's snare. A clip with toms and a conga
+    keeps new toms on the toms."""
+    own, hears = kit.heard_as(kit_map), kit.played_as(kit_map, (n.pitch for n in notes))
     pitches: dict[int, set[int]] = defaultdict(set)
     for n in notes:
         pitches[hears(n.pitch)].add(n.pitch)
+    kits = {own(n.pitch) for n in notes if own(n.pitch) not in kit.PLAYED_AS}  # pieces played as themselves
+    family = {piece: set(group) for group in kit.GROUPS.values() for piece in group}
     moved = {kit_map.get(piece, piece): pitch for piece, (pitch, *more) in pitches.items()
-             if not more and pitch != kit_map.get(piece, piece)}
+             if not more and own(pitch) in kit.PLAYED_AS and not family.get(piece, {piece}) & kits}
     return lambda n: dataclasses.replace(n, pitch=moved[n.pitch]) if n.pitch in moved else n
 
 
@@ -231,7 +236,7 @@ def continue_clip(generator: Generator, req: GrooveRequest, notes: list[Note], l
     return [Pattern(_as_programmed(_as_loud(_on_grids(without_doubled_ones(p.notes, end, notes, meter=req.meter,
                                                                            piece=drum)
                                                       if req.loops else p.notes, grids, end, length),
-                                            loudness, played_as_hard), velocities, req.kit, notes),
+                                            loudness, played_as_hard), velocities, req.kit),
                     p.seed)
             for p in _played_on(generator, req, notes, length, bars, abandoned)]
 
@@ -263,8 +268,7 @@ def vary_clip(generator: Generator, req: GrooveRequest, notes: list[Note], lengt
         take = [_shift(n, -length) for n in p.notes]
         take = without_doubled_ones(take, length, take, meter=req.meter, piece=drum)
         take = _inside(_on_grids(take, grids, clip_bars * bar_beats(req.meter)), length)
-        patterns.append(Pattern(_as_programmed(_as_loud(take, loudness, played_as_hard), velocities, req.kit, notes),
-                                p.seed))
+        patterns.append(Pattern(_as_programmed(_as_loud(take, loudness, played_as_hard), velocities, req.kit), p.seed))
     return patterns
 
 

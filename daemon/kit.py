@@ -127,14 +127,14 @@ def played_as(mapping: dict[int, int], clip: Iterable[int] = ()) -> Callable[[in
     GMD, they never met a clap or a kick on 35: a clip with claps on 2 and 4 was heard as nothing
     they know (a style learned from four such techno clips played reggae, a kick on every beat
     in 14 % of its bars against the clips' 100 %). Hand percussion (HAND_PERCUSSION_FROM up) is
-    heard so only beside a kick or a snare part among the `clip`'s pitches: alone, a melody's
-    notes there would pass for congas and shakers."""
+    heard so only beside a kick or a snare part (two hits or more) among the `clip`'s pitches:
+    alone, or beside one low note, a melody's notes there would pass for congas and shakers."""
     heard = heard_as(mapping)
 
     def piece(pitch: int) -> int:
         return PLAYED_AS.get(heard(pitch), heard(pitch))
 
-    with_a_beat = any(piece(p) in (36, 38) for p in clip)
+    with_a_beat = sum(piece(p) in (36, 38) for p in clip) >= 2
     return lambda pitch: piece(pitch) if with_a_beat or heard(pitch) < HAND_PERCUSSION_FROM else heard(pitch)
 
 

@@ -153,7 +153,8 @@ class Daemon:
         self.generator = Generator.load(config.checkpoint, config.device, config.styles)
         log.info("model %s on %s loaded in %.2f s", config.checkpoint.name, self.generator.device,
                  time.perf_counter() - started)
-        self.jobs: Turns[Job] = Turns(MAX_QUEUE, lambda job: tuple(job.envelope), MAX_QUEUE_PER_CONNECTION)
+        self.jobs: Turns[Job] = Turns(MAX_QUEUE, lambda job: tuple(job.envelope), MAX_QUEUE_PER_CONNECTION,
+                                      lambda job: not job.abandoned())  # superseded presses make room
         self._results: queue.SimpleQueue[tuple[Job, dict]] = queue.SimpleQueue()
         self._open: dict[tuple, list[Job]] = {}  # accepted and not yet answered, by Job.key (network thread only)
         self.stopping = threading.Event()

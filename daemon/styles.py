@@ -42,7 +42,7 @@ from daemon import checkpoint, kit
 from daemon.groove_template import Feel, Groove, GrooveTemplate
 from daemon.data import bar_stats, levels_of
 from daemon.model import DrumTransformer
-from daemon.vocab import DRUMMERS, GENRES, LEVELS, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
+from daemon.vocab import DRUMMERS, GENRES, LEVELS, POSITIONS_PER_BEAT, SLOTS, TOKENIZER_CONFIG, Conditions, Vocabulary
 from shared.notes import Note, bar_beats
 from shared.protocol import LEARN_STEPS_RANGE, brief
 
@@ -405,9 +405,13 @@ def groove_from_notes(name: str, notes: list[Note], tempo: float, meter: tuple[i
     """A groove from notes in beats, `length` beats long (a clip's loop; by default up to the bar
     of its last note); a StyleError when none, or fewer than half, are drums the model plays."""
     piece = kit.played_as({}, (n.pitch for n in notes))  # a clap as the snare, a shaker as the hats: pieces it knows
-    drums = sorted((replace(n, pitch=piece(n.pitch)) for n in notes
-                    if piece(n.pitch) in DRUM_PITCHES and n.velocity > 0 and n.start >= 0),
-                   key=lambda n: (n.start, n.pitch))
+    drums, seen = [], set()
+    for n in sorted(notes, key=lambda n: -n.velocity):  # a clap layered on the snare is one snare hit, the louder
+        key = (piece(n.pitch), round(n.start * POSITIONS_PER_BEAT * meter[1] / 4))
+        if key[0] in DRUM_PITCHES and n.velocity > 0 and n.start >= 0 and key not in seen:
+            seen.add(key)
+            drums.append(replace(n, pitch=key[0]))
+    drums.sort(key=lambda n: (n.start, n.pitch))
     if not drums:
         raise StyleError(f"{name} has no drum notes (GM drum pitches {DRUM_PITCHES[0]}-{DRUM_PITCHES[-1]})")
     sounding = sum(n.velocity > 0 and n.start >= 0 for n in notes)

@@ -19,10 +19,12 @@ Job = TypeVar("Job")
 
 
 class Turns(Generic[Job]):
-    def __init__(self, maxsize: int, line_of: Callable[[Job], Hashable], per_line: int | None = None) -> None:
+    def __init__(self, maxsize: int, line_of: Callable[[Job], Hashable], per_line: int | None = None,
+                 waits: Callable[[Job], bool] = lambda job: True) -> None:
         self.maxsize = maxsize
         self.per_line = maxsize if per_line is None else per_line
         self._line_of = line_of
+        self._waits = waits  # whether a job still counts against its line (not cancelled meanwhile)
         self._lines: OrderedDict[Hashable, deque[Job]] = OrderedDict()  # whose turn is next first
         self._size = 0
         self._ready = threading.Condition()
@@ -34,9 +36,9 @@ class Turns(Generic[Job]):
         """At the back of its connection's line; queue.Full (saying whose) when `per_line` jobs
         wait in its line, or `maxsize` in all."""
         with self._ready:
-            line = self._lines.get(self._line_of(job), ())
-            if len(line) >= self.per_line:
-                raise queue.Full(f"this connection has {len(line)} requests waiting")
+            waiting = sum(map(self._waits, self._lines.get(self._line_of(job), ())))
+            if waiting >= self.per_line:
+                raise queue.Full(f"this connection has {waiting} requests waiting")
             if self._size >= self.maxsize:
                 raise queue.Full(f"the daemon has {self._size} requests waiting")
             self._lines.setdefault(self._line_of(job), deque()).append(job)

@@ -32,7 +32,8 @@ MAPPINGS_FOLDER = HERE / "mappings"
 # returns the LED messages, and the generic mapping lights an idle button with the value that
 # presses it (an echoed "idle" pressed generate again after every groove: 44 in 12 s). A person
 # reacting to a light takes longer (reaction times are about 0.2 s); a press that matches a
-# light sent sooner than this is lost, unsaid.
+# light sent sooner than this is lost, unsaid. Counted from the end of the call that sent it
+# (Live delivers nothing while the script writes a clip), so a slow write cannot outlast it.
 ECHO_S = 0.1
 
 
@@ -43,7 +44,9 @@ def _guarded(method: Callable) -> Callable:
     def guarded(self: DrumSurface, *args: object) -> None:
         try:
             method(self, *args)
+            self._sent_by_now()
         except Exception:
+            self._sent_by_now()
             trace = f"error in {method.__name__}:\n{traceback.format_exc()}"
             if trace != self._last_error.get(method.__name__):  # once while it recurs: on every tick, it buried Log.txt
                 self._log(trace)
@@ -61,7 +64,7 @@ class DrumSurface:
     def __init__(self, c_instance: object, client: DaemonClient | None = None) -> None:
         self._c_instance = c_instance
         self._last_error: dict[str, str] = {}  # entry point -> the traceback it last logged (_guarded)
-        self._sent: deque[tuple[float, tuple[int, ...]]] = deque(maxlen=256)  # (when, message): echoes to ignore
+        self._sent: deque[list] = deque(maxlen=256)  # [when Live had it, message]: echoes to ignore
         settings, problems = load_settings(SETTINGS_FILE)
         try:
             self._mapping = load_mapping(settings.mapping, MAPPINGS_FOLDER)
@@ -150,13 +153,20 @@ class DrumSurface:
             self._send(message)
 
     def _send(self, message: tuple[int, ...]) -> None:
-        self._sent.append((time.monotonic(), tuple(message)))
+        self._sent.append([None, tuple(message)])  # when: at the end of this call of Live's
         self._c_instance.send_midi(message)
+
+    def _sent_by_now(self) -> None:
+        now = time.monotonic()
+        for sent in reversed(self._sent):
+            if sent[0] is not None:
+                break
+            sent[0] = now
 
     def _is_echo(self, message: tuple[int, ...]) -> bool:
         """One message we sent within ECHO_S, coming back: each send excuses one arrival."""
         now = time.monotonic()
-        while self._sent and now - self._sent[0][0] > ECHO_S:
+        while self._sent and self._sent[0][0] is not None and now - self._sent[0][0] > ECHO_S:
             self._sent.popleft()
         for i, (_, sent) in enumerate(self._sent):
             if sent == message:

@@ -59,6 +59,12 @@ def curve_router(tmp_path: Path, ctx, port: int = 0):
     return sock, port, (public, secret)
 
 
+def curve_ping(tmp_path: Path, port: int, timeout: str) -> subprocess.CompletedProcess:
+    """`drumigen ping` over CurveZMQ with the key file curve_router wrote."""
+    return drumigen("ping", "--endpoint", f"tcp://127.0.0.1:{port}", "--server-key", str(tmp_path / "server.key"),
+                    "--timeout", timeout)
+
+
 def test_over_curvezmq_an_unanswered_request_is_sent_once_carrying_the_whole_wait(tmp_path):
     """As the NULL client does: a daemon that has the request and is busy is waited for, not
     sent it again (its work would start over)."""
@@ -78,8 +84,7 @@ def test_over_curvezmq_an_unanswered_request_is_sent_once_carrying_the_whole_wai
     try:
         thread = threading.Thread(target=listen)
         thread.start()
-        r = drumigen("ping", "--endpoint", f"tcp://127.0.0.1:{port}", "--server-key", str(tmp_path / "server.key"),
-                     "--timeout", "0.5")
+        r = curve_ping(tmp_path, port, "0.5")
         thread.join(15)
     finally:
         silent.close(0)
@@ -96,8 +101,7 @@ def test_over_curvezmq_a_daemon_with_another_key_is_said_so_at_once(tmp_path):
     other, port, _ = curve_router(tmp_path, ctx)
     (tmp_path / "server.key").write_bytes(zmq.curve_keypair()[0] + b"\n")  # not this daemon's
     try:
-        r = drumigen("ping", "--endpoint", f"tcp://127.0.0.1:{port}", "--server-key", str(tmp_path / "server.key"),
-                     "--timeout", "20")
+        r = curve_ping(tmp_path, port, "20")
     finally:
         other.close(0)
         ctx.term()
@@ -137,8 +141,7 @@ def test_over_curvezmq_a_request_lost_with_its_connection_is_sent_again(tmp_path
     thread = threading.Thread(target=restart_then_answer)
     thread.start()
     try:
-        r = drumigen("ping", "--endpoint", f"tcp://127.0.0.1:{port}", "--server-key", str(tmp_path / "server.key"),
-                     "--timeout", "20")
+        r = curve_ping(tmp_path, port, "20")
     finally:
         thread.join(30)
         ctx.term()

@@ -345,6 +345,29 @@ def test_a_clip_on_percussion_gmds_kit_lacks_is_heard_as_its_drums_and_answered_
     assert {n.pitch for p in clip_ops.continue_clip(bundled, req, both, 8.0, 2) for n in p.notes} >= {36, 38}
     melody = [Note(p, i / 2, 0.4, 90) for i, p in enumerate([67, 69, 70, 72, 74, 76, 77, 79])]
     assert clip_ops.unheard(melody, gm) == melody  # none of it is heard as a drum: refused, not continued
+    assert len(clip_ops.unheard([Note(36, 0.0, 0.2, 90), *melody], gm)) == 8  # nor beside one low note
+
+
+@pytest.mark.parametrize("pitches, moved", [
+    ((36, 38, 42), {}),
+    ((35, 39, 70), {36: 35, 38: 39, 42: 70}),
+    ((36, 38, 39), {}),  # a clap layered on the snare: new snares on the snare
+    ((36, 37, 39), {}),  # the snare's family played on the kit's own side stick
+    ((43, 45, 48, 50, 63), {}),  # toms and a conga: new toms on the toms
+    ((44, 46, 54), {}),  # the hi-hat pedalled and open beside a tambourine
+    ((49, 52, 57), {}),  # a china and crash 2 are the kit's own cymbals
+    ((55,), {}),  # a splash
+])
+def test_new_notes_go_to_the_clips_own_pitch_only_where_it_stands_in_for_a_piece(pitches, moved):
+    clip = [Note(p, i / 4, 0.1, 90) for i, p in enumerate(pitches * 2)]
+    ours = clip_ops.in_clip_pitches(clip, kit.BUILTIN_MAPS["gm"])
+    assert {p: ours(Note(p, 0.0, 0.1, 90)).pitch for p in range(35, 60) if ours(Note(p, 0.0, 0.1, 90)).pitch != p} == moved
+
+
+def test_a_clap_layered_on_a_programmed_snare_keeps_the_clip_programmed():
+    clip = steady_rock(2) + [Note(39, n.start, 0.1, 110) for n in steady_rock(2) if n.pitch == 38]
+    clip = [dataclasses.replace(n, velocity=90) if n.pitch != 39 else n for n in clip]
+    assert clip_ops.clip_velocities(clip, 8.0, kit.BUILTIN_MAPS["gm"]) == {36: 90, 38: 90, 42: 90, 39: 110}
 
 
 def test_a_clip_of_fills_alone_is_as_loud_as_it_was_and_stays_so(bundled):

@@ -68,3 +68,14 @@ def test_one_line_is_full_before_the_queue_is():
         turns.put_nowait(("flood", 3))
     turns.put_nowait(("press", 0))
     assert turns.qsize() == 4
+
+
+def test_jobs_nobody_waits_for_make_room_in_their_line():
+    """Live's superseded presses, cancelled while a style is learned, kept its line full."""
+    turns = Turns(10, by_owner, per_line=2, waits=lambda job: job[1] >= 0)  # a negative job: cancelled
+    turns.put_nowait(("live", -1))
+    turns.put_nowait(("live", -2))
+    turns.put_nowait(("live", 0))
+    turns.put_nowait(("live", 1))
+    with pytest.raises(queue.Full, match="this connection has 2 requests waiting"):
+        turns.put_nowait(("live", 2))

@@ -488,6 +488,26 @@ def test_a_port_that_echoes_the_lights_back_presses_nothing(host: LiveHost, stub
     assert stub.ops().count("generate") == 2
 
 
+def test_a_light_echoed_after_a_slow_clip_write_presses_nothing(host: LiveHost, stub: StubClient, monkeypatch) -> None:
+    """The idle light is sent, then the clip written in the same call of Live's: the echo can
+    only come after it, and a write longer than the echo window let it press generate again."""
+    looped: list[tuple[int, ...]] = []
+    send = host.c_instance.send_midi
+    monkeypatch.setattr(host.c_instance, "send_midi", lambda message: (send(message), looped.append(message)))
+    monkeypatch.setattr(surface, "ECHO_S", 0.05)
+    write = controller_module.write
+    monkeypatch.setattr(controller_module, "write", lambda *args: (write(*args), time.sleep(0.08)))  # a big clip
+    host.select(host.slot(0))
+    time.sleep(0.06)
+    press(host, "generate")
+    looped.clear()
+    stub.answer(stub.last("generate"), patterns=[hits((36, 0.0))])
+    host.tick()
+    while looped:
+        host.midi_in(looped.pop(0))
+    assert stub.ops().count("generate") == 1
+
+
 def test_a_client_that_raises_ends_the_press_in_flight(host: LiveHost, stub: StubClient) -> None:
     """Whatever the client raises is logged once and shown, and the press it was waiting for
     ends, unlit: it had waited for ever, its button busy, while every tick raised again."""
