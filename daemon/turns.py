@@ -35,13 +35,14 @@ class Turns(Generic[Job]):
     def put_nowait(self, job: Job) -> None:
         """At the back of its connection's line; queue.Full (saying whose) when `per_line` jobs
         wait in its line, or `maxsize` in all."""
+        line = self._line_of(job)
         with self._ready:
-            waiting = sum(map(self._waits, self._lines.get(self._line_of(job), ())))
+            waiting = sum(map(self._waits, self._lines.get(line, ())))
             if waiting >= self.per_line:
                 raise queue.Full(f"this connection has {waiting} requests waiting")
             if self._size >= self.maxsize:
                 raise queue.Full(f"the daemon has {self._size} requests waiting")
-            self._lines.setdefault(self._line_of(job), deque()).append(job)
+            self._lines.setdefault(line, deque()).append(job)
             self._size += 1
             self._ready.notify()
 

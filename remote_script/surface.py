@@ -44,9 +44,7 @@ def _guarded(method: Callable) -> Callable:
     def guarded(self: DrumSurface, *args: object) -> None:
         try:
             method(self, *args)
-            self._sent_by_now()
         except Exception:
-            self._sent_by_now()
             trace = f"error in {method.__name__}:\n{traceback.format_exc()}"
             if trace != self._last_error.get(method.__name__):  # once while it recurs: on every tick, it buried Log.txt
                 self._log(trace)
@@ -54,6 +52,8 @@ def _guarded(method: Callable) -> Callable:
             self._show(say("something went wrong — details in Live's Log.txt"))
         else:
             self._last_error.pop(method.__name__, None)  # the same error again later is news
+        finally:
+            self._sent_by_now()  # Live passes on what it sent once the call returns: echoes are timed from here
 
     return guarded
 

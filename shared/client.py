@@ -17,8 +17,9 @@ timeout would never be answered. The client then waits on, a timeout per retry, 
 fails it with E_TIMEOUT and cancels it on the daemon. Every request carries an id unique to
 the client, so replies that arrive late or twice are recognised and dropped, and how long the
 client still waits for it in all (`timeout`), so the daemon drops work nobody waits for any
-more; a request the client forgets is cancelled on the daemon too. CurveZMQ security is not implemented here (the CLI's daemon
-commands have it): this client speaks to a daemon on the same computer, over loopback.
+more; a request the client forgets is cancelled on the daemon too. CurveZMQ security is not
+implemented here (the CLI's daemon commands have it): this client speaks to a daemon on the
+same computer, over loopback.
 """
 
 from __future__ import annotations
