@@ -25,7 +25,9 @@ the drummer. The same numbers for the 10 teaching files give the real-vs-real ba
 Generated grooves play at each style's own default strength (the base genre and the reference
 at 1.5, the learned style at 1; docs/styles.md), or all at --strength S.
 
-With --presets: how each preset plays at 100 BPM, blend alone and with its template applied.
+With --presets: how each preset plays at 100 BPM, blend alone and with its template and
+anchors applied. With --programmed: a style learned from five programmed techno clips, played
+with and without the anchors it learned (what the clips play in every bar).
 """
 
 from __future__ import annotations
@@ -126,11 +128,59 @@ def presets(generator: Generator, per_preset: int, seed: int) -> None:
           "| kick on all 4 beats |")
     print("|---|---|---|---|---|---|")
     for i, (name, preset) in enumerate(styles.PRESETS.items()):
-        grooves = generate(generator, name, None, 100.0, per_preset, seed + 1000 * i, {"template": None})
+        grooves = generate(generator, name, None, 100.0, per_preset, seed + 1000 * i, {"template": None, "anchors": None})
         shaped = generate(generator, name, None, 100.0, per_preset, seed + 1000 * i)  # as the daemon plays it
         for label, gs in ((f"{name} blend alone", grooves), (name, shaped)):
             print(f"| {label} | {len(gs)} | " + " | ".join(f"{x:+.2f}" for x in feel(gs)[:3])
                   + f" | {feel(gs)[3]:.0%} |")
+
+
+def programmed(checkpoint_path: Path, count: int, seed: int, steps: int) -> None:
+    """Grooves far from GMD's: a style learned from five 4-bar techno clips, per bar as played,
+    without its anchors, and `dance` alone, against the clips."""
+    from tests.support import techno_clip
+
+    clips = [techno_clip(clap=v % 2 == 1, crash=v == 4) for v in range(5)]
+    folder = Path(tempfile.mkdtemp(prefix="styles-"))
+    style = styles.learn_style_from_clips("techno", clips, checkpoint_path, steps, folder=folder)
+    print(f"learned from {len(clips)} clips: base {style.base}, drummer {style.drummer}, "
+          f"loss {style.fit['loss_base']:.2f} -> {style.fit['loss_style']:.2f}; in every bar: "
+          f"{style.anchors.describe() if style.anchors else 'nothing'}\n")
+    generator = Generator.load(checkpoint_path, "cpu", style_folder=folder)
+    def per_bar(grooves: list[list[Note]]) -> list[list[Note]]:
+        """Each loop's bars, a hit in its nearest bar (a downbeat a hair early, the loop's too),
+        timed from that bar's start."""
+        loop, bars = WINDOW_BARS * BAR, []
+        for g in grooves:
+            split: list[list[Note]] = [[] for _ in range(WINDOW_BARS)]
+            for n in g:
+                b = int((n.start + 1 / 8) % loop // BAR)
+                split[b].append(dataclasses.replace(n, start=(n.start + 1 / 8) % loop - b * BAR - 1 / 8))
+            bars += split
+        return bars
+
+    conditions = {"the clips": per_bar([[n for n in kit_notes(c[0]) if n.start < WINDOW_BARS * BAR] for c in clips]),
+                  "learned style as played": per_bar(generate(generator, "techno", None, 125.0, count, seed)),
+                  "without its anchors": per_bar(generate(generator, "techno", None, 125.0, count, seed,
+                                                          {"anchors": None})),
+                  "dance alone": per_bar(generate(generator, "dance", None, 125.0, count, seed))}
+    print("| grooves | bars | a kick on every beat | hits | hats | snare on 2 and 4 | ride | toms |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, bars in conditions.items():
+        def on(pitches, beats, bar):
+            return all(any(n.pitch in pitches and abs(n.start - q) <= 1 / 8 for n in bar) for q in beats)
+        mean = lambda f: float(np.mean([f(bar) for bar in bars]))  # noqa: E731
+        print(f"| {label} | {len(bars)} | {mean(lambda b: on((35, 36), range(4), b)):.0%} | {mean(len):.1f} "
+              f"| {mean(lambda b: sum(n.pitch in kit.GROUPS['hats'] for n in b)):.1f} "
+              f"| {mean(lambda b: on(kit.GROUPS['snare'], (1, 3), b)):.0%} "
+              f"| {mean(lambda b: sum(n.pitch in kit.GROUPS['ride'] for n in b)):.1f} "
+              f"| {mean(lambda b: sum(n.pitch in kit.GROUPS['toms'] for n in b)):.1f} |")
+
+
+def kit_notes(notes: list[Note]) -> list[Note]:
+    """A clip's notes as the model plays them (claps as the snare: kit.played_as)."""
+    heard = kit.played_as({}, [n.pitch for n in notes])
+    return [dataclasses.replace(n, pitch=heard(n.pitch)) for n in notes]
 
 
 def main() -> None:
@@ -144,12 +194,16 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--presets", action="store_true", help="measure the presets' feel instead")
+    ap.add_argument("--programmed", action="store_true", help="measure a style learned from programmed techno clips")
     ap.add_argument("--strength", type=float,
                     help="play every condition at this strength (default: each style's own; not with --presets)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.presets:
         presets(Generator.load(args.checkpoint, "cpu"), args.per_condition, args.seed)
+        return
+    if args.programmed:
+        programmed(args.checkpoint, args.per_condition, args.seed, args.steps)
         return
 
     rows = rows_of(args.data, "test", args.drummer)
@@ -164,7 +218,8 @@ def main() -> None:
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     top = ", ".join(f"{t} {w:+.2f}" for t, w in sorted(style.weights.items(), key=lambda kv: -abs(kv[1]))[:6])
     print(f"learned in {wall:.1f} s wall, {cpu:.1f} s CPU ({args.threads} thread(s)); base {style.base}, "
-          f"drummer {style.drummer}; weights: {top}")
+          f"drummer {style.drummer}; weights: {top}; in every bar: "
+          f"{style.anchors.describe() if style.anchors else 'nothing'}")
 
     generator = Generator.load(args.checkpoint, "cpu", style_folder=folder)
     model, vocab = generator.model, generator.vocab

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from daemon import checkpoint, kit, styles
+from daemon.anchors import Anchors, OnTheBeat
 from daemon.cuda_graphs import GraphedSteps
 from daemon.grammar import BAR, BarState, TokenTable
 from daemon.groove_template import Feel, GrooveTemplate
@@ -89,6 +90,7 @@ class Voice:
     template: GrooveTemplate | Feel | None = None  # a learned style's, or a preset's feel in any meter
     feel: str | None = None  # genre whose feel humanize plays (it knows genres); None: GMD's as a whole
     levels: tuple[int, int] | None = None  # a learned style's density and complexity, for open controls
+    anchors: Anchors | OnTheBeat | None = None  # hits every bar of a beat plays (daemon/anchors.py)
 
 
 @dataclass
@@ -179,7 +181,8 @@ class Generator:
         resolved = styles.resolve_mix(names, self.vocab, self.model, self.style_folder, strengths)
         genres_only = all(name in GENRES or name in styles.PRESETS for name in names)  # its strongest genre, as mixed
         return Voice(blend=resolved.weights, drummer=resolved.drummer, habits=resolved.feel if genres_only else None,
-                     template=resolved.template, feel=resolved.feel, levels=resolved.levels)
+                     template=resolved.template, feel=resolved.feel, levels=resolved.levels,
+                     anchors=resolved.anchors)
 
     def conditions(self, req: GrooveRequest, voice: Voice | None = None) -> Conditions:
         level = lambda x: None if x is None else round(min(max(x, 0.0), 1.0) * (LEVELS - 1))  # noqa: E731
@@ -241,10 +244,18 @@ class Generator:
                     prefix = self.vocab.prefix(completed)
                     on_the_one = completed.kind == "beat" and not req.primer and not req.onsets
                     state = BarState(req.bars, tuple(req.meter), onsets=ON_THE_ONE if on_the_one else req.onsets,
-                                     fresh_bar=req.fresh_bar, pieces=req.pieces)
+                                     fresh_bar=req.fresh_bar, pieces=req.pieces,
+                                     anchors=self._anchors(req, voice) if completed.kind == "beat" else ())
                     state.follow(list(req.primer), self.table)
                     rows.append(_Row(req, source, voice, state, rng, seed, prefix, judged_from=len(state.ids)))
         return rows
+
+    @staticmethod
+    def _anchors(req: GrooveRequest, voice: Voice) -> tuple[tuple[int, int], ...]:
+        """The (position, pitch) hits each sampled bar of a beat plays: the style's, in the
+        request's meter, on the pieces it may play (a fill plays none)."""
+        anchors = voice.anchors.positions(tuple(req.meter)) if voice.anchors else ()
+        return tuple(a for a in anchors if a[1] in req.pieces) if req.pieces else anchors
 
     # --- sampling ----------------------------------------------------------------------------
     def generate(self, requests: list[GrooveRequest],

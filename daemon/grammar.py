@@ -14,7 +14,11 @@ drums); known tokens a row starts from (`BarState.follow`, a clip) may have empt
 
 A row may also carry `onsets`, positions per bar that must each get a hit (drumify: a groove
 that follows a rhythm). Then a token may not move past the next such position, nor close the
-bar before all of them are played; the rest of the grammar is unchanged. A model id may stand for several base
+bar before all of them are played; the rest of the grammar is unchanged. A row may carry `anchors`
+too, (position, pitch) pairs every sampled bar plays (a style's four on the floor): an anchor is
+kept by its piece struck at its position or up to `anchor_window` positions before it (a hit
+played a hair early), so a token may not pass an anchor still to keep, and one that reaches it
+strikes its pieces first or with them. A model id may stand for several base
 tokens (a BPE merge), so every id is summarised once into arrays (what it starts with, the
 positions and pitches it holds, what it ends with). What a sequence may take next depends only
 on a small key (`BarState.key`); the ids allowed for a key are computed with a few vectorised
@@ -85,6 +89,12 @@ def reach(meter: tuple[int, int]) -> int:
 REACH = 2  # the longest reach of a supported meter (x/8)
 
 
+def anchor_window(meter: tuple[int, int]) -> int:
+    """How many positions early an anchor's hit may come and keep it: twice `reach` (1/12 of a
+    quarter note), so a hit that keeps a piece from being struck on its anchor keeps the anchor."""
+    return 2 * reach(meter)
+
+
 def positions_per_bar(meter: tuple[int, int]) -> int:
     return meter[0] * POSITIONS_PER_BEAT  # MidiTok counts positions per beat of the denominator
 
@@ -104,6 +114,7 @@ class TokenTable:
         second_pitches = np.zeros(V, dtype=np.int64)  # and at its second
         second_gap = np.full(V, 10**6)  # positions from its first Position to its second
         all_pitches = np.zeros(V, dtype=np.int64)  # every pitch the token strikes
+        last_pitches = np.zeros(V, dtype=np.int64)  # pitches at its last Position
         broken = np.zeros(V, dtype=bool)  # can never be valid (Bar mid-token, a double hit, ...)
         unplayable = np.zeros((REACH + 1, V), dtype=bool)  # [reach]: breaks a drummer's rule inside itself
         self.steps: list[list[tuple[int, object]]] = []  # (kind, value) pieces, for state updates
@@ -129,6 +140,7 @@ class TokenTable:
                     first_pos[i] = value if first_pos[i] < 0 else first_pos[i]
                     max_pos[i] = max(max_pos[i], value)
                     seen_position, struck = True, played.setdefault(value, set())
+                    last_pitches[i] = 0
                 elif kind == PITCH:
                     broken[i] |= value in struck
                     unplayable[:, i] |= value in HATS and bool(struck & HATS)
@@ -138,6 +150,8 @@ class TokenTable:
                     struck.add(value)
                     bit = 1 << (value - PITCH_BASE)
                     all_pitches[i] |= bit
+                    if seen_position:
+                        last_pitches[i] |= bit
                     if not seen_position:
                         lead_pitches[i] |= bit
                     elif first_pos[i] == max_pos[i]:
@@ -154,6 +168,7 @@ class TokenTable:
         self.first_pitches, self.second_pitches, self.second_gap = first_pitches, second_pitches, second_gap
         self.unplayable = unplayable
         self.all_pitches = all_pitches  # of the shipped vocabulary's tokens: lead | first | second pitches
+        self.last_pitches = last_pitches
         self.lead_hats = (lead_pitches & HAT_BITS) != 0
         self.lead_hits = np.array([int(m).bit_count() for m in lead_pitches])  # hits before the first Position
         self.lead_hands = np.array([(int(m) & HAND_BITS).bit_count() for m in lead_pitches])
@@ -187,15 +202,18 @@ class TokenTable:
 
     def _allowed_ids(self, state: int, meter: tuple[int, int], position: int, struck: int, room: int,
                      hands: int, force_bar: bool, due: int, due_next: int, rest_ok: bool,
-                     played: tuple[tuple[int, ...], bool] | None, pieces: int) -> np.ndarray:
+                     played: tuple[tuple[int, ...], bool] | None, pieces: int,
+                     anchor: tuple[int, int] = (-1, 0), anchor_next: tuple[int, int] = (-1, 0)) -> np.ndarray:
         """`room`: how many more pieces may be struck at this position, `hands` how many more of
         them with sticks; `due`: the next position
         of this bar that must get a hit (-1: none left); `due_next`: the next bar's first such
         position, for tokens that open that bar; `rest_ok`: a bar opened by known tokens may stay
         empty (a Bar may follow its TimeSig); `played`: for sampled tokens, the pieces struck at
         the positions just before this one (BarState.behind) and whether the next bar is fresh,
-        else None; `pieces`: the pitches sampled tokens may strike, as bits (0: any)."""
-        ids = self._base(state, meter, force_bar and due < 0)
+        else None; `pieces`: the pitches sampled tokens may strike, as bits (0: any); `anchor`:
+        this bar's next anchor still to keep and the pieces it still wants, as bits ((-1, 0): none),
+        `anchor_next` the next bar's first, for tokens that open that bar."""
+        ids = self._base(state, meter, force_bar and due < 0 and anchor[0] < 0)
         if rest_ok and state == AFTER_TIMESIG:
             bars = self._base(AFTER_VELOCITY, meter, False)
             ids = np.union1d(ids, bars[self.starts_bar[bars]]).astype(np.int32)
@@ -211,6 +229,18 @@ class TokenTable:
             ids = ids[~self.starts_bar[ids] & (self.max_pos[ids] <= due)]
         elif due_next >= 0:  # a token opening the next bar must not pass its first due position
             ids = ids[~self.starts_bar[ids] | (self.max_pos[ids] <= due_next)]
+        at, wanted = anchor
+        if at >= 0:  # stay in the bar, not past the anchor; on it, its pieces first or with them
+            ids = ids[~self.starts_bar[ids] & (self.max_pos[ids] <= at)]
+            if position == at:
+                ids = ids[_first_or_with(self.lead_pitches[ids], wanted)]
+            else:
+                ids = ids[(self.max_pos[ids] < at) | _first_or_with(self.last_pitches[ids], wanted)]
+        elif anchor_next[0] >= 0:  # so must a token opening the next bar
+            at, wanted = anchor_next
+            opens = self.starts_bar[ids]
+            ids = ids[~opens | (self.max_pos[ids] < at)
+                      | ((self.max_pos[ids] == at) & _first_or_with(self.last_pitches[ids], wanted))]
         ids.flags.writeable = False
         return ids
 
@@ -303,11 +333,23 @@ class BarState:
     onsets: tuple[tuple[int, ...], ...] = ()  # per bar, ascending positions that must each get a hit
     fresh_bar: int = 0  # a bar (from 1) that does not follow the one before it in time: nothing restrikes across
     pieces: tuple[int, ...] = ()  # the only pitches sampled tokens may strike (a cymbal line's own); empty: any
+    anchors: tuple[tuple[int, int], ...] = ()  # (position, pitch) pairs every sampled bar plays
     known: bool = False  # the tokens so far were given (follow), not sampled: their bar may be a rest
     following: bool = False  # inside follow(): a clip may be denser than the sampler's caps allow
 
     def __post_init__(self) -> None:
         self.pieces_bits = sum(1 << (pitch - PITCH_BASE) for pitch in self.pieces)  # `pieces` as key() needs them
+        self.per_bar = {}  # the anchors as {position: pitch bits}
+        for position, pitch in self.anchors:
+            if not 0 <= position < positions_per_bar(self.meter):
+                raise ValueError(f"anchor position {position} is outside a bar of {self.meter[0]}/{self.meter[1]}")
+            if not PITCH_BASE <= pitch < PITCH_BASE + 32:
+                raise ValueError(f"anchor pitch {pitch} is not a drum the grammar knows")
+            self.per_bar[position] = self.per_bar.get(position, 0) | 1 << (pitch - PITCH_BASE)
+        self.anchored = functools.reduce(int.__or__, self.per_bar.values(), 0)
+        # Both are replaced, never changed in place: a copied state keeps its own.
+        self.unmet: dict[int, int] = {}  # this bar's anchors still to keep
+        self.last_at: dict[int, int] = {}  # anchored pitch bit -> the position this bar last struck it
 
     def key(self) -> tuple:
         """Everything the allowed set depends on (TokenTable.allowed caches by it)."""
@@ -320,15 +362,41 @@ class BarState:
         hands = 128 if self.following else max(0, MAX_HANDS_AT_ONCE - (self.struck & HAND_BITS).bit_count())
         rest_ok = self.known and self.state == AFTER_TIMESIG
         played = None if self.following else (self.behind, self.bars + 1 == self.fresh_bar)
-        if not self.onsets:
-            return (self.state, self.meter, self.position, self.struck, room, hands, force_bar, -1, -1, rest_ok,
-                    played, self.pieces_bits)
-        bar = self.bars - 1  # the bar being written; -1 before the first Bar
-        here = self.onsets[bar] if 0 <= bar < len(self.onsets) else ()
-        due = next((p for p in here if p > self.position), -1)
-        following = self.onsets[bar + 1] if bar + 1 < len(self.onsets) else ()
-        return (self.state, self.meter, self.position, self.struck, room, hands, force_bar, due,
-                following[0] if following else -1, rest_ok, played, self.pieces_bits)
+        due = due_next = -1
+        if self.onsets:
+            bar = self.bars - 1  # the bar being written; -1 before the first Bar
+            here = self.onsets[bar] if 0 <= bar < len(self.onsets) else ()
+            due = next((p for p in here if p > self.position), -1)
+            following = self.onsets[bar + 1] if bar + 1 < len(self.onsets) else ()
+            due_next = following[0] if following else -1
+        anchor = anchor_next = (-1, 0)
+        if self.per_bar and not self.following:
+            ahead = [p for p in self.unmet if p >= self.position]
+            if ahead:
+                anchor = min(ahead), self.unmet[min(ahead)]
+            elif self.bars < self.bars_wanted:
+                unmet = self._new_bar()
+                if unmet:
+                    anchor_next = min(unmet), unmet[min(unmet)]
+        return (self.state, self.meter, self.position, self.struck, room, hands, force_bar, due, due_next,
+                rest_ok, played, self.pieces_bits, anchor, anchor_next)
+
+    def _new_bar(self) -> dict[int, int]:
+        """The next bar's anchors still to keep once it opens: all, but for those whose piece this
+        bar struck on its last positions, within `anchor_window` of one on the next bar's first."""
+        unmet = dict(self.per_bar)
+        if self.bars + 1 == self.fresh_bar or not self.last_at:
+            return unmet
+        window, end = anchor_window(self.meter), positions_per_bar(self.meter)
+        for position, bits in self.per_bar.items():
+            for bit, at in self.last_at.items():
+                if bits & bit and at >= end - (window - position):
+                    bits &= ~bit
+            if bits:
+                unmet[position] = bits
+            else:
+                del unmet[position]
+        return unmet
 
     def advance(self, token: int, table: TokenTable) -> None:
         """Apply a sampled token; a Bar beyond the last wanted bar ends the sequence instead."""
@@ -344,13 +412,26 @@ class BarState:
                 fresh = self.bars + 1 == self.fresh_bar  # nothing before it is next to it
                 ended = positions_per_bar(self.meter) - self.position if self.position >= 0 else 10**6
                 self.behind = (0, 0) if fresh else self._moved_on(ended)
+                if self.per_bar:
+                    self.unmet, self.last_at = self._new_bar(), {}
                 self.bars, self.position, self.struck, self.tokens_in_bar = self.bars + 1, -1, 0, 0
             elif kind == POSITION:
                 self.behind = self._moved_on(value - max(self.position, 0))
                 self.position, self.struck = value, 0
             elif kind == PITCH:
-                self.struck |= 1 << (value - PITCH_BASE)
+                bit = 1 << (value - PITCH_BASE)
+                self.struck |= bit
+                if bit & self.anchored:
+                    self._kept(bit)
         self.state = _AFTER[pieces[-1][0]]
+
+    def _kept(self, bit: int) -> None:
+        """A piece struck here keeps the anchors of it from here to `anchor_window` positions on."""
+        self.last_at = {**self.last_at, bit: self.position}
+        window = anchor_window(self.meter)
+        self.unmet = {position: bits & ~bit if position - window <= self.position <= position else bits
+                      for position, bits in self.unmet.items()
+                      if bits & ~bit or not position - window <= self.position <= position}
 
     def _moved_on(self, steps: int) -> tuple[int, int]:
         """`behind` once `steps` positions on from here (what is struck here among it)."""
@@ -382,6 +463,14 @@ class BarState:
                     raise ValueError(f"token {i} ({token}) opens bar {self.bars + 1} of {self.bars_wanted}")
         finally:
             self.following = False
+            self.unmet = {}  # the bar they end in was given, not sampled: its anchors are not ours to keep
+
+
+def _first_or_with(struck: np.ndarray, wanted: int) -> np.ndarray:
+    """Pieces struck on an anchor that keep it keepable: only its own (the rest come after), or
+    all of them at once. Anything else might take the room, the hands or the hi-hat state its
+    pieces need (MAX_HITS_AT_ONCE, MAX_HANDS_AT_ONCE, HATS)."""
+    return ((struck & ~wanted) == 0) | ((struck & wanted) == wanted)
 
 
 def _what_and_where(steps: list[tuple[int, object]], sixteenth: float) -> tuple:

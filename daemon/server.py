@@ -433,7 +433,8 @@ class Daemon:
                                                       folder=self.generator.style_folder, replace=replace, loaded=loaded)
             except styles.StyleError as err:
                 raise P.ProtocolError(P.E_BAD_REQUEST, str(err)) from None
-            return {"style": style.name, "base": style.base, "drummer": style.drummer, "fit": style.fit}
+            return {"style": style.name, "base": style.base, "drummer": style.drummer, "fit": style.fit,
+                    "anchors": None if style.anchors is None else style.anchors.to_json()}
         return run
 
     # --- model worker ------------------------------------------------------------------------

@@ -39,6 +39,7 @@ import torch
 from torch.nn import functional as F
 
 from daemon import checkpoint, kit
+from daemon.anchors import Anchors, OnTheBeat
 from daemon.groove_template import Feel, Groove, GrooveTemplate
 from daemon.data import bar_stats, levels_of
 from daemon.model import DrumTransformer
@@ -103,6 +104,7 @@ class Preset:
     mix: dict[str, float]  # genre -> share
     template: Feel
     about: str
+    anchors: OnTheBeat | None = None  # hits in every bar, whatever the blend would play
 
 
 PRESETS = {
@@ -111,7 +113,11 @@ PRESETS = {
         "70% hiphop + 30% jazz; 16ths swung (~56%), snare a little behind the beat"),
     "disco-funk": Preset(
         {"dance": 0.6, "funk": 0.4}, Feel(),
-        "60% dance (GMD's 7 disco and breakbeat grooves) + 40% funk; pulled towards the grid"),
+        "60% dance (GMD's 7 disco and breakbeat grooves) + 40% funk; a kick on every beat, pulled towards the grid",
+        OnTheBeat()),
+    "house": Preset(
+        {"dance": 1.0}, Feel(),
+        "GMD's dance (disco and breakbeat); a kick on every beat (four on the floor), on the grid", OnTheBeat()),
     "motown-soul": Preset(
         {"soul": 0.6, "funk": 0.4}, Feel(lay_back=(("snare", 0.1),)),
         "60% soul + 40% funk; straight, snare slightly behind the beat"),
@@ -188,6 +194,9 @@ class Style:
     # open (learning fits the vector with them open: a jazz style from takes of 13.4 hits a bar
     # played 15.3-16.4). None: a style learned before they were stored.
     levels: tuple[int, int] | None = None
+    # What the grooves play in every bar (anchors.Anchors.measure), kept in every bar generated.
+    # None: nothing that constant, or a style learned before anchors were stored.
+    anchors: Anchors | None = None
 
     def to_json(self) -> dict:
         return {
@@ -197,6 +206,7 @@ class Style:
             "sources": self.sources, "checkpoint": {"file": self.checkpoint, "tok_emb_sha256": self.fingerprint},
             "fit": self.fit,
             "levels": None if self.levels is None else {"density": self.levels[0], "complexity": self.levels[1]},
+            "anchors": None if self.anchors is None else self.anchors.to_json(),
         }
 
     @classmethod
@@ -225,6 +235,7 @@ class Style:
                 sources=[str(s) for s in data["sources"]], checkpoint=str(data["checkpoint"]["file"]),
                 fingerprint=str(data["checkpoint"]["tok_emb_sha256"]), created=str(data["created"]),
                 fit=dict(data.get("fit") or {}), levels=levels,
+                anchors=None if data.get("anchors") is None else Anchors.from_json(data["anchors"]),
             )
         except Exception as err:  # whatever a hand-edited or truncated file holds: never past here
             raise StyleError(f"{origin} is damaged ({type(err).__name__}: {err}); delete it or import a good copy") from None
@@ -634,14 +645,16 @@ def _learn(name: str, grooves: list[Groove], problems: list[str], checkpoint_pat
     _enough(usable, problems)
     result = fit(model, vocab, per_groove, steps, progress)
     weights = {vocab.names[i]: round(float(w), 6) for i, w in enumerate(result.weights.tolist()) if round(w, 6) != 0}
+    template = GrooveTemplate.measure(usable)
     style = Style(
         name=name, base=result.base, weights=weights, drummer=result.drummer,
-        template=GrooveTemplate.measure(usable), sources=[g.name for g in usable],
+        template=template, sources=[g.name for g in usable],
         checkpoint=Path(checkpoint_path).name, fingerprint=fingerprint(model.tok_emb.weight),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         fit={"grooves": len(usable), "windows": sum(map(len, per_groove)), "steps": steps,
              "seconds": round(time.perf_counter() - started, 1), "skipped": problems, **result.report},
         levels=levels_of([t for g in usable for t in vocab.encode_notes(g.notes, g.meter)], vocab),
+        anchors=Anchors.measure(usable, template.meter),
     )
     library.save(style, replace=replace)
     return style
@@ -666,6 +679,7 @@ class Resolved(NamedTuple):
     template: GrooveTemplate | Feel | None = None  # a learned style's measured one, a preset's feel
     genres: dict[str, float] | None = None
     levels: tuple[int, int] | None = None
+    anchors: Anchors | OnTheBeat | None = None  # hits in every bar (daemon/anchors.py)
 
     @property
     def feel(self) -> str | None:
@@ -688,11 +702,13 @@ def resolve(name: str, vocab: Vocabulary, model: DrumTransformer | None = None,
         preset = PRESETS[key]
         total = sum(preset.mix.values())
         return Resolved({vocab.slot_id("genre", g): share / total for g, share in preset.mix.items()},
-                        template=preset.template, genres={g: share / total for g, share in preset.mix.items()})
+                        template=preset.template, genres={g: share / total for g, share in preset.mix.items()},
+                        anchors=preset.anchors)
     style = StyleLibrary(folder).load(key)
     if model is not None:
         style.check(model)
-    return Resolved(style.token_weights(vocab), style.drummer, style.template, {style.base: 1.0}, style.levels)
+    return Resolved(style.token_weights(vocab), style.drummer, style.template, {style.base: 1.0}, style.levels,
+                    style.anchors)
 
 
 def push(weights: dict[int, float], strength: float, plain: int) -> dict[int, float]:
@@ -708,7 +724,7 @@ def push(weights: dict[int, float], strength: float, plain: int) -> dict[int, fl
 def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer | None = None,
                 folder: Path | None = None, strengths: dict[str, float] | None = None) -> Resolved:
     """A weighted blend of styles: their weights, each pushed from `any` by its strength in
-    `strengths` (default 1), mixed by share. The heaviest style lends its template and levels,
+    `strengths` (default 1), mixed by share. The heaviest style lends its template, levels and anchors,
     the heaviest one that brings a drummer its drummer (ties: the first named), and the genres
     are the parts' as mixed; a style at weight 0 lends nothing, though its name must still exist."""
     total = sum(mix.values())
@@ -725,7 +741,7 @@ def resolve_mix(mix: dict[str, float], vocab: Vocabulary, model: DrumTransformer
         for genre, share in (parts[name].genres or {}).items():
             genres[genre] = genres.get(genre, 0.0) + share * mix[name] / total
     heaviest = parts[heaviest_first[0]]
-    return Resolved(weights, drummer, heaviest.template, genres, heaviest.levels)
+    return Resolved(weights, drummer, heaviest.template, genres, heaviest.levels, heaviest.anchors)
 
 
 def all_names(folder: Path | None = None, model: DrumTransformer | None = None,
@@ -782,6 +798,9 @@ def cmd_style_learn(args: argparse.Namespace) -> int:
     drummer = f" with {style.drummer}'s hands" if style.drummer else ""
     print(f"learned style {style.name!r} from {fit['grooves']} grooves in {fit['seconds']:.0f} s: starts from "
           f"{style.base}{drummer}; loss on your grooves {fit['loss_base']:.3f} -> {fit['loss_style']:.3f}")
+    if style.anchors:
+        print(f"  plays in every bar of {style.anchors.meter[0]}/{style.anchors.meter[1]}, as your grooves do: "
+              f"{style.anchors.describe()}")
     for skipped in fit["skipped"]:
         print(f"  skipped {skipped}")
     if fit["loss_base"] > UNLIKE_DRUMS:  # a song's piano and bass, read as drums, scored 5.7

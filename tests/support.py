@@ -17,6 +17,23 @@ sys.path.insert(0, str(ROOT))
 GROOVE_MINI = ROOT / "tests" / "data" / "groove-mini"
 
 
+def techno_clip(clap: bool, crash: bool) -> tuple[list, float, tuple[int, int], float]:
+    """Four bars as a producer programs them, as (notes, tempo, meter, length): a kick on every
+    beat, an open hat on every off-beat, closed hats on the other 16ths, claps (or a snare) on 2
+    and 4, a crash on the last bar if asked."""
+    from shared.notes import Note
+
+    notes = []
+    for t in range(16):
+        notes += [Note(36, t, 0.25, 110), Note(46, t + 0.5, 0.25, 90)]
+        notes += [Note(42, t + s / 4, 0.1, 80 if s == 0 else 70) for s in (0, 1, 3)]
+        if t % 2:
+            notes.append(Note(39 if clap else 38, t, 0.25, 100))
+    if crash:
+        notes.append(Note(49, 12.0, 0.5, 100))
+    return notes, 125.0, (4, 4), 16.0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

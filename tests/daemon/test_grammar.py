@@ -16,10 +16,10 @@ from daemon import checkpoint
 from daemon.grammar import (
     AFTER_BAR, AFTER_PITCH, AFTER_POSITION, AFTER_TIMESIG, AFTER_VELOCITY, BAR, HATS, MAX_HITS_AT_ONCE,
     MAX_TOKENS_PER_BAR, PITCH, PITCH_BASE, POSITION, RESTRIKES, START, TIMESIG, VELOCITY, BarState, TokenTable,
-    positions_per_bar,
+    anchor_window, positions_per_bar,
 )
 from daemon.kit import FEET
-from daemon.vocab import Vocabulary
+from daemon.vocab import POSITIONS_PER_BEAT, Vocabulary
 from shared.notes import Note
 from tests.support import GROOVE_MINI
 from tests.daemon.reference import miditok_hits
@@ -317,3 +317,84 @@ def test_every_id_is_summarised():
     assert t.size == len(t.vocab.pieces) < len(t.vocab)
     assert np.all(t.first[t.starts_bar] == BAR)
     assert t.vocab.bar in np.flatnonzero(t.starts_bar)
+
+
+def random_anchors(rng: random.Random, meter) -> tuple[tuple[int, int], ...]:
+    """Anchors a style could bring: on random 16ths, a foot or two and a hand or two each, one
+    hi-hat state at most (styles.Anchors keeps to that)."""
+    sixteenth = POSITIONS_PER_BEAT * meter[1] // 16
+    steps = positions_per_bar(meter) // sixteenth
+    anchors = []
+    for step in rng.sample(range(steps), rng.randint(1, min(steps, 8))):
+        feet = rng.sample([36, 44], rng.randint(0, 1))
+        hands = rng.sample([38, 42, 46, 51, 49, 45], rng.randint(0 if feet else 1, 2))
+        if len(set(hands) & HATS) + (44 in feet) > 1:
+            hands = [h for h in hands if h not in HATS]
+        anchors += [(step * sixteenth, pitch) for pitch in feet + hands]
+    return tuple(anchors)
+
+
+@pytest.mark.parametrize("meter", [(4, 4), (3, 4), (6, 8), (7, 8), (5, 4)])
+def test_anchors_are_kept_in_every_bar_with_no_dead_end(meter):
+    """However the sampler walks (eager to close bars or to move on), each sampled bar strikes
+    each anchor's piece on it or a hair before; the walk is one the grammar without anchors
+    allows too; and no state is left with nothing allowed."""
+    t, rng = table(), random.Random(sum(meter))
+    per_bar, bar = positions_per_bar(meter), meter[0] * 4 / meter[1]
+    per_quarter, window = per_bar / bar, anchor_window(meter)
+    for walk in range(12):
+        anchors = random_anchors(rng, meter)
+        s, free = BarState(3, meter, anchors=anchors), BarState(3, meter)
+        while not s.done:
+            ids = t.allowed(s)
+            assert len(ids), (meter, anchors, s.ids)
+            assert set(ids.tolist()) <= set(t.allowed(free).tolist())
+            if walk % 3 == 0:
+                token = int(rng.choice(ids))
+            else:  # a Bar, else the token reaching furthest, whenever allowed
+                bars_ok = ids[t.starts_bar[ids]]
+                token = int(rng.choice(bars_ok) if len(bars_ok) else ids[np.argmax(t.max_pos[ids])]
+                            if walk % 3 == 1 else rng.choice(ids))
+            s.advance(token, t)
+            free.advance(token, t)
+        hits = {(round(h.start * per_quarter), h.pitch) for h in t.hits(s.ids)}
+        for k in range(3):
+            for position, pitch in anchors:
+                at = k * per_bar + position
+                assert any((at - d, pitch) in hits for d in range(window + 1)), (meter, anchors, k, position, pitch)
+
+
+HIT_36 = ["PitchDrum_36", "Velocity_99"]
+
+
+def test_an_anchor_struck_a_hair_early_is_kept_and_not_struck_twice():
+    t = table()
+    s = played(t, BarState(2, (4, 4), anchors=((24, 36),)), ["Bar_None", "TimeSig_4/4", "Position_23", *HIT_36])
+    assert s.unmet == {}  # the kick a 24th early keeps the anchor on beat 2
+    on_time = played(t, BarState(2, (4, 4), anchors=((24, 36),)), ["Bar_None", "TimeSig_4/4", "Position_6"])
+    assert on_time.unmet == {24: 1 << (36 - PITCH_BASE)}
+    late = [i for i in t.allowed(on_time) if t.max_pos[i] > 24 or t.starts_bar[i]]
+    assert late == []  # nothing passes beat 2 without its kick
+    wrap = played(t, BarState(2, (4, 4), anchors=((0, 36),)), ["Bar_None", "TimeSig_4/4", "Position_0", *HIT_36,
+                                                               "Position_95", *HIT_36])
+    nxt = copy.copy(wrap)
+    nxt.advance(t.vocab.bar, t)
+    assert nxt.unmet == {}  # the next bar's one, played a 24th early, is kept
+    assert wrap.unmet == {}  # and the copy's change is its own
+
+
+def test_anchors_are_kept_in_sampled_bars_not_in_a_given_one():
+    t = table()
+    s = BarState(2, (4, 4), anchors=((48, 36), (72, 38)))
+    s.follow(t.vocab.merge(t.vocab.encode_notes([Note(42, 0.0, 0.1, 90), Note(42, 1.0, 0.1, 90)], (4, 4))), t)
+    assert s.bars == 1 and s.position == 24
+    assert any(t.starts_bar[i] for i in t.allowed(s))  # the clip's bar may end without beat 3's kick
+    s.advance(t.vocab.bar, t)
+    assert s.unmet == {48: 1 << (36 - PITCH_BASE), 72: 1 << (38 - PITCH_BASE)}  # the next one keeps them
+
+
+def test_anchors_outside_a_bar_or_the_kit_are_refused():
+    with pytest.raises(ValueError, match="outside a bar"):
+        BarState(1, (3, 4), anchors=((72, 36),))
+    with pytest.raises(ValueError, match="not a drum"):
+        BarState(1, (4, 4), anchors=((0, 20),))

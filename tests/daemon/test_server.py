@@ -25,7 +25,7 @@ from daemon.server import MAX_QUEUE_PER_CONNECTION, STOP_GRACE_S, _loopback
 from shared.client import DaemonClient
 from shared.notes import Note, unpack_notes
 from shared.protocol import MAX_MESSAGE_BYTES, STYLE_STRENGTH
-from tests.support import ROOT, DaemonProcess, free_port
+from tests.support import ROOT, DaemonProcess, free_port, techno_clip
 
 
 def req(endpoint: str, payload: bytes, timeout_ms: int = 20000) -> dict:
@@ -1012,6 +1012,7 @@ def test_learn_a_style_from_clips_then_play_it(daemon):
     reply = ask(daemon.endpoint, op="learn_style", id=1, name="Late-Night", clips=clips, steps=3, timeout_ms=120_000)
     assert reply["ok"], reply
     assert reply["style"] == "late-night" and reply["fit"]["grooves"] == 3 and reply["fit"]["steps"] == 3
+    assert reply["anchors"] is None  # 6 bars say too little of what a style plays in every bar
     assert (daemon.styles / "late-night.json").is_file()
     listed = ask(daemon.endpoint, op="styles", id=2)
     assert "late-night" in listed["learned"] and "late-night" in listed["styles"]
@@ -1034,6 +1035,19 @@ def test_learn_a_style_from_clips_then_play_it(daemon):
         (daemon.styles / "late-night.json").unlink()
     gone = ask(daemon.endpoint, op="generate", id=6, style="late-night", bars=1)
     assert gone["error"]["code"] == "unknown_style"
+
+
+def test_a_style_learned_from_programmed_clips_says_and_keeps_what_they_play_in_every_bar(daemon):
+    clips = [{"notes": [n.to_wire() for n in notes], "length": length, "tempo": tempo, "time_signature": list(meter)}
+             for notes, tempo, meter, length in (techno_clip(clap=v == 1, crash=v == 2) for v in range(3))]
+    reply = ask(daemon.endpoint, op="learn_style", id=1, name="techno", clips=clips, steps=2, timeout_ms=120_000)
+    assert reply["ok"], reply
+    assert reply["anchors"]["meter"] == [4, 4]
+    assert {(0, 36), (4, 36), (8, 36), (12, 36), (4, 38), (12, 38), (2, 46)} <= set(map(tuple, reply["anchors"]["hits"]))
+    played = ask(daemon.endpoint, op="generate", id=2, style="techno", bars=4, variations=2, seed=1, tempo=125)
+    for pattern in played["patterns"]:
+        kicks = {round(n["start"] * 4) / 4 for n in pattern["notes"] if n["pitch"] == 36}
+        assert kicks >= set(range(16)), kicks  # a kick on every beat of every bar
 
 
 def test_learn_style_hears_the_clips_through_their_kit(daemon):

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from daemon import checkpoint, cli, kit, styles
+from daemon.anchors import Anchors
 from daemon.generate import Generator, GrooveRequest
 from daemon.vocab import DRUMMERS, GENRES
 from shared.notes import Note
 from shared.protocol import LEARN_STEPS_RANGE, STYLE_STRENGTH
-from tests.support import GROOVE_MINI
+from tests.support import GROOVE_MINI, techno_clip
 
 FILES = [GROOVE_MINI / p for p in (
     "drummer7/session1/18_hiphop_100_beat_4-4.mid",
@@ -219,6 +220,26 @@ def test_a_template_with_impossible_numbers_is_a_damaged_file(learned, tmp_path,
     assert library.list() == []
 
 
+@pytest.mark.parametrize("anchors, message", [
+    ({"meter": [4, 4], "hits": [[2, 42], [2, 46]]}, "cannot play at once"),  # two hi-hat states on one 16th
+    ({"meter": [4, 4], "hits": [[16, 36]]}, "not a 16th"), ({"meter": [4, 4], "hits": [[0, 20]]}, "a drum of the kit"),
+    ({"meter": "4/4", "hits": []}, "not a meter"),
+])
+def test_anchors_no_drummer_could_play_are_a_damaged_file(learned, tmp_path, anchors, message):
+    """Refused when imported, rather than sampled into a dead end or an error every groove."""
+    _, source, _ = learned
+    data = json.loads((source / "my-groove.json").read_text())
+    data["name"], data["anchors"] = "odd", anchors
+    (tmp_path / "odd.json").write_text(json.dumps(data))
+    library = styles.StyleLibrary(tmp_path / "lib")
+    with pytest.raises(styles.StyleError, match=message):
+        library.import_(tmp_path / "odd.json")
+    assert library.list() == []
+    data["anchors"] = {"meter": [4, 4], "hits": [[0, 36], [8, 36]]}  # a hand-written pair is fine
+    (tmp_path / "odd.json").write_text(json.dumps(data))
+    assert library.import_(tmp_path / "odd.json").anchors.positions((4, 4)) == ((0, 36), (48, 36))
+
+
 def _write_midi(path: Path, pitches: list[int]) -> Path:
     track = mido.MidiTrack()
     for p in pitches:
@@ -311,13 +332,16 @@ def test_a_disk_that_fills_while_a_style_is_saved_is_said_so_and_leaves_nothing(
 def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
     model, vocab = bundled
     for name, preset in styles.PRESETS.items():
-        weights, drummer, template, genres, levels = resolved = styles.resolve(name, vocab)
+        weights, drummer, template, genres, levels, anchors = resolved = styles.resolve(name, vocab)
         assert drummer is None and levels is None and abs(sum(weights.values()) - 1.0) < 1e-9
+        assert anchors is preset.anchors
         assert {vocab.names[i] for i in weights} == {f"genre_{g}" for g in preset.mix}
         assert template is preset.template and genres.keys() == preset.mix.keys()  # humanize hears the blend
         assert resolved.feel in preset.mix
-    assert styles.resolve("drummer3", vocab) == ({vocab.slot_id("genre", None): 1.0}, "drummer3", None, None, None)
-    assert styles.resolve("Jazz", vocab) == ({vocab.slot_id("genre", "jazz"): 1.0}, None, None, {"jazz": 1.0}, None)
+    assert styles.resolve("drummer3", vocab) == ({vocab.slot_id("genre", None): 1.0}, "drummer3", None, None, None,
+                                                 None)
+    assert styles.resolve("Jazz", vocab) == ({vocab.slot_id("genre", "jazz"): 1.0}, None, None, {"jazz": 1.0}, None,
+                                             None)
     # a mix's feel is its strongest genre as mixed: the preset's jazz counts with the jazz named beside it
     assert styles.resolve_mix({"laid-back-hiphop": 0.6, "jazz": 0.5}, vocab).feel == "jazz"
     assert styles.resolve("shuffle-blues", vocab).feel == "rock"  # half blues, half rock: GENRES' order decides
@@ -330,7 +354,10 @@ def test_presets_drummers_and_genres_resolve(bundled, tmp_path):
     assert tied.drummer == "drummer4" and tied.template is None  # a tie: the first named leads
     tied = styles.resolve_mix({"shuffle-blues": 1.0, "drummer4": 1.0}, vocab)
     assert tied.drummer == "drummer4" and tied.template is styles.PRESETS["shuffle-blues"].template
-    assert styles.resolve_mix({"funk": 1.0, "drummer3": 0.0}, vocab) == ({vocab.slot_id("genre", "funk"): 1.0}, None, None, {"funk": 1.0}, None)
+    assert styles.resolve_mix({"funk": 1.0, "drummer3": 0.0}, vocab) == ({vocab.slot_id("genre", "funk"): 1.0}, None,
+                                                                          None, {"funk": 1.0}, None, None)
+    assert styles.resolve_mix({"house": 2.0, "funk": 1.0}, vocab).anchors is styles.PRESETS["house"].anchors
+    assert styles.resolve_mix({"house": 1.0, "funk": 2.0}, vocab).anchors is None  # the heaviest lends them
     with pytest.raises(KeyError):
         styles.resolve("no-such-style", vocab, folder=tmp_path)
     names = styles.all_names(tmp_path)
@@ -550,3 +577,56 @@ def test_claps_a_kick_on_35_and_shakers_are_learned_as_the_drums_they_play():
     layered = house + [replace(n, pitch=39, velocity=120) for n in house if n.pitch == 38]  # one snare hit, the louder
     assert styles.groove_from_notes("layered", layered, 124.0, (4, 4)).notes == \
         [replace(n, velocity=120) if n.pitch == 38 else n for n in styles.groove_from_notes("gm", house, 124.0, (4, 4)).notes]
+
+
+def kept(notes: list[Note], anchors, meter=(4, 4), bars=4) -> float:
+    """The share of (bar, anchor) pairs played: its piece within an 8th of a beat of its 16th (the
+    grammar keeps it on the 16th or a hair early; the style's groove template then moves the
+    piece's mean timing there)."""
+    per_bar = meter[0] * 4 / meter[1]
+    wanted = [(b * per_bar + position / (24 * meter[1] / 4), pitch) for b in range(bars) for position, pitch in anchors]
+    return sum(any(n.pitch == pitch and abs(n.start - at) <= 1 / 8 for n in notes)
+               for at, pitch in wanted) / len(wanted)
+
+
+def test_a_style_learned_from_techno_clips_keeps_what_they_play_in_every_bar(tmp_path):
+    """Learned as a vector alone, such clips played back a kick on every beat in half the bars
+    and 3.3 rides a bar they never play (docs/styles.md); their constant parts are now kept."""
+    clips = [techno_clip(clap=v % 2 == 1, crash=v == 4) for v in range(5)]
+    style = styles.learn_style_from_clips("techno", clips, steps=STEPS, folder=tmp_path)
+    kicks, claps = [(s, 36) for s in (0, 4, 8, 12)], [(4, 38), (12, 38)]  # claps heard as the snare they play
+    hats = [(s, 46 if s % 4 == 2 else 42) for s in range(16)]
+    assert style.anchors == Anchors((4, 4), tuple(sorted(kicks + claps + hats)))
+    assert styles.StyleLibrary(tmp_path).load("techno").anchors == style.anchors  # stored with the style
+    generator = Generator.load(checkpoint.BUNDLED, "cpu", style_folder=tmp_path)
+    anchors = style.anchors.positions((4, 4))
+    for pattern in generator.generate([GrooveRequest(style="techno", bars=4, variations=4, seed=3, tempo=125)])[0]:
+        assert kept(pattern.notes, anchors) == 1.0
+        assert not {n.pitch for n in pattern.notes} & {51, 53, 59}  # no ride where the clips have none
+    fill, = generator._rows([GrooveRequest(style="techno", bars=1, kind="fill", seed=3)])
+    assert fill.state.anchors == ()  # a fill is free to leave the pattern
+    cymbals, = generator._rows([GrooveRequest(style="techno", bars=1, seed=3, pieces=(42, 46, 51))])
+    assert {pitch for _, pitch in cymbals.state.anchors} == {42, 46}  # a line of its own kit keeps its own
+
+
+@pytest.mark.parametrize("meter", [(4, 4), (3, 4), (6, 8), (7, 8), (5, 4)])
+def test_four_on_the_floor_presets_keep_a_kick_on_every_beat(meter):
+    """The blends alone put a kick on every beat of 20-34 % of 4/4 bars (docs/styles.md)."""
+    generator = Generator.load(checkpoint.BUNDLED, "cpu")
+    for name in ("house", "disco-funk"):
+        anchors = styles.PRESETS[name].anchors.positions(meter)
+        for pattern in generator.generate([GrooveRequest(style=name, bars=4, variations=3, seed=5, meter=meter)])[0]:
+            assert kept(pattern.notes, anchors, meter) == 1.0, (name, meter)
+
+
+def test_style_learn_says_what_the_grooves_play_in_every_bar(tmp_path, monkeypatch, capsys):
+    from daemon import midifile
+
+    for v in range(3):
+        notes, tempo, meter, length = techno_clip(clap=v == 1, crash=v == 2)
+        midifile.write(tmp_path / f"techno{v}.mid", notes, tempo, meter, length)
+    monkeypatch.setenv(styles.FOLDER_ENV, str(tmp_path / "lib"))
+    assert cli.main(["style", "learn", "techno", *(str(tmp_path / f"techno{v}.mid") for v in range(3)),
+                     "--steps", "1"]) == 0
+    assert ("plays in every bar of 4/4, as your grooves do: kick on 1 2 3 4; closed hat on 1 1e 1a 2 2e 2a 3 3e 3a "
+            "4 4e 4a; open hat on 1& 2& 3& 4&; snare on 2 4") in capsys.readouterr().out
